@@ -1,0 +1,271 @@
+"""The IDC catalog: a locked-down, read-only DuckDB database over idc-index-data's bundled parquet.
+
+The bundled parquet files are materialized once per idc-index-data version into a DuckDB file in the
+cache folder (`<cache>/<version>/catalog.duckdb`); queries run against that file opened read-only, so
+the data can never be written through SQL. Specialized indices fetched later are converted to DuckDB
+files of their own and attached read-only (see `indices.py`). The lockdown is the second line of
+defence: SQL reaches it only after `sqlguard.validate` accepted it.
+
+Lockdown, in order: extension autoload/autoinstall off (at open), memory limit and thread cap, attach
+the extra indices, external access off (no file, URL or extension access at all), configuration locked.
+Each query runs in its own cursor and is interrupted by a timer after the query timeout.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from idc_mcp.config import Settings, load_settings
+from idc_mcp.schemas import bundled_tables
+
+log = logging.getLogger(__name__)
+
+CATALOG_FILE = "catalog.duckdb"
+# Bumped when the layout of the catalog file changes, so an old cache is rebuilt.
+CATALOG_LAYOUT = 1
+# Sorting the main index clusters rows so that DuckDB's zone maps skip most row groups on the
+# columns people filter by.
+_SORT_KEYS = {"index": ("collection_id", "Modality", "PatientID", "StudyInstanceUID")}
+
+
+class QueryTimeout(Exception):
+    """A query ran longer than the allowed time and was interrupted."""
+
+
+@dataclass
+class QueryOutput:
+    columns: list[str]
+    types: list[str]
+    rows: list[tuple[Any, ...]]
+    elapsed_s: float
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def build_catalog_file(target: Path, threads: int = 2) -> None:
+    """Materialize the bundled parquet files into a DuckDB file, atomically (temp file + rename)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.unlink(missing_ok=True)
+    started = time.monotonic()
+    con = duckdb.connect(
+        str(tmp),
+        config={"threads": threads, "autoload_known_extensions": False, "enable_progress_bar": False},
+    )
+    try:
+        con.execute("SET preserve_insertion_order = false")
+        for name, info in bundled_tables().items():
+            path = str(info.parquet_path).replace("'", "''")
+            order = _SORT_KEYS.get(name)
+            order_sql = f" ORDER BY {', '.join(_quote(c) for c in order)}" if order else ""
+            con.execute(f"CREATE TABLE {_quote(name)} AS SELECT * FROM read_parquet('{path}'){order_sql}")
+        con.execute("CREATE TABLE _idc_mcp_meta AS SELECT ? AS layout", [CATALOG_LAYOUT])
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+    os.replace(tmp, target)
+    log.info("built catalog %s in %.1f s", target, time.monotonic() - started)
+
+
+def _catalog_is_current(path: Path) -> bool:
+    if not path.exists():
+        return False
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+        try:
+            (layout,) = con.execute("SELECT layout FROM _idc_mcp_meta").fetchone()  # type: ignore[misc]
+            tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        finally:
+            con.close()
+    except duckdb.Error:
+        return False
+    return layout == CATALOG_LAYOUT and set(bundled_tables()) <= tables
+
+
+def ensure_catalog_file(settings: Settings) -> Path:
+    """Return the catalog file for this idc-index-data version, building it once (process-safe)."""
+    target = settings.version_cache_dir / CATALOG_FILE
+    if _catalog_is_current(target):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / ".catalog.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not _catalog_is_current(target):
+            # A child process: the build peaks above 1 GB, the server must stay small.
+            done = subprocess.run(
+                [sys.executable, "-m", "idc_mcp.catalog_build", str(target), str(settings.threads)],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if done.returncode != 0 or not _catalog_is_current(target):
+                raise RuntimeError(f"building the IDC catalog failed: {done.stderr.strip()[-2000:]}")
+    return target
+
+
+class Catalog:
+    """The query connection. Thread-safe: every query gets its own cursor."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or load_settings()
+        self._lock = threading.Lock()
+        self._conn: duckdb.DuckDBPyConnection | None = None
+        # Extra indices (fetched on demand): table name -> DuckDB file holding a table of that name.
+        self._extra: dict[str, Path] = {}
+        self._row_counts: dict[str, int] = {}
+        self._columns: dict[str, list[tuple[str, str]]] = {}
+
+    # -- opening -----------------------------------------------------------------------------------
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        path = ensure_catalog_file(self.settings)
+        conn = duckdb.connect(
+            str(path),
+            read_only=True,
+            config={
+                "autoload_known_extensions": False,
+                "autoinstall_known_extensions": False,
+                "threads": self.settings.threads,
+                "memory_limit": self.settings.memory_limit,
+                "max_temp_directory_size": "0B",
+            },
+        )
+        for name, file in sorted(self._extra.items()):
+            conn.execute(f"ATTACH '{str(file).replace(chr(39), chr(39) * 2)}' AS {_quote('x_' + name)} (READ_ONLY)")
+        conn.execute("SET enable_external_access = false")
+        conn.execute("SET lock_configuration = true")
+        return conn
+
+    @property
+    def conn(self) -> duckdb.DuckDBPyConnection:
+        if self._conn is None:
+            with self._lock:
+                if self._conn is None:
+                    self._conn = self._open()
+                    self._load_facts(self._conn)
+        return self._conn
+
+    def _load_facts(self, conn: duckdb.DuckDBPyConnection) -> None:
+        columns: dict[str, list[tuple[str, str]]] = {}
+        counts: dict[str, int] = {}
+        rows = conn.execute(
+            "SELECT database_name, table_name, column_name, data_type FROM duckdb_columns() "
+            "WHERE NOT internal AND table_name NOT LIKE '\\_idc\\_mcp%' ESCAPE '\\' ORDER BY column_index"
+        ).fetchall()
+        for database, table, column, dtype in rows:
+            if database.startswith("x_") and database[2:] != table:
+                continue
+            columns.setdefault(table, []).append((column, dtype))
+        for table in columns:
+            counts[table] = self._count(conn, table)
+        self._columns, self._row_counts = columns, counts
+
+    def _count(self, conn: duckdb.DuckDBPyConnection, table: str) -> int:
+        ref = self._table_ref(table)
+        return int(conn.execute(f"SELECT count(*) FROM {ref}").fetchone()[0])  # type: ignore[index]
+
+    def _table_ref(self, table: str) -> str:
+        if table in self._extra:
+            return f"{_quote('x_' + table)}.{_quote(table)}"
+        return _quote(table)
+
+    def register_index(self, name: str, db_file: Path) -> None:
+        """Attach a fetched index (a DuckDB file with one table called `name`) and reopen the catalog."""
+        with self._lock:
+            self._extra[name] = db_file
+            old, self._conn = self._conn, None
+            new = self._open()
+            self._load_facts(new)
+            self._conn = new
+        if old is not None:
+            old.close()
+
+    # -- facts -------------------------------------------------------------------------------------
+    def installed_tables(self) -> list[str]:
+        _ = self.conn
+        return list(self._columns)
+
+    def is_installed(self, table: str) -> bool:
+        return table in self.installed_tables()
+
+    def columns(self, table: str) -> list[tuple[str, str]]:
+        """(column, DuckDB type) of an installed table; empty if not installed."""
+        _ = self.conn
+        return list(self._columns.get(table, []))
+
+    def row_count(self, table: str) -> int | None:
+        _ = self.conn
+        return self._row_counts.get(table)
+
+    # -- running -----------------------------------------------------------------------------------
+    @contextmanager
+    def cursor(self):  # type: ignore[no-untyped-def]
+        cur = self.conn.cursor()
+        try:
+            for name in self._extra:
+                cur.execute(f"CREATE OR REPLACE TEMP VIEW {_quote(name)} AS SELECT * FROM {self._table_ref(name)}")
+            yield cur
+        finally:
+            cur.close()
+
+    def execute(
+        self, sql: str, params: Sequence[Any] | None = None, timeout_s: float | None = None
+    ) -> QueryOutput:
+        """Run SQL that our own code wrote, or that `sqlguard` validated and regenerated.
+
+        Never pass SQL from a caller that did not go through `sqlguard.validate`.
+        """
+        timeout = self.settings.query_timeout_s if timeout_s is None else timeout_s
+        with self.cursor() as cur:
+            timer = threading.Timer(timeout, cur.interrupt)
+            timer.daemon = True
+            started = time.monotonic()
+            timer.start()
+            try:
+                result = cur.execute(sql, list(params) if params else None)
+                rows = result.fetchall()
+                description = result.description or []
+            except duckdb.InterruptException as exc:
+                raise QueryTimeout(f"the query took longer than {timeout:g} s and was stopped") from exc
+            finally:
+                timer.cancel()
+            elapsed = time.monotonic() - started
+        return QueryOutput(
+            columns=[d[0] for d in description],
+            types=[str(d[1]) for d in description],
+            rows=rows,
+            elapsed_s=elapsed,
+        )
+
+    def records(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+        """Rows as dicts, for trusted internal SQL."""
+        out = self.execute(sql, params)
+        return [dict(zip(out.columns, row, strict=True)) for row in out.rows]
+
+
+_default: Catalog | None = None
+_default_lock = threading.Lock()
+
+
+def get_catalog() -> Catalog:
+    """The process-wide catalog (opened lazily on first use)."""
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = Catalog()
+    return _default

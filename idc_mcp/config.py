@@ -1,0 +1,74 @@
+"""Settings read from the environment (CLI flags set the same variables before the server starts).
+
+| variable | meaning | default |
+| --- | --- | --- |
+| IDC_MCP_DOWNLOAD_ROOT | every file the server writes lands inside this folder | ~/idc-mcp-downloads |
+| IDC_MCP_S3_ENDPOINT_URL | S3 endpoint for downloads (anonymous, unsigned) | https://s3.amazonaws.com |
+| IDC_MCP_CACHE_DIR | catalog database and fetched indices, per idc-index-data version | ~/.cache/idc-mcp |
+| IDC_MCP_INDEX_DIR | folder of pre-downloaded index parquet files (air-gapped use) | unset |
+| IDC_MCP_INDEX_BASE_URL | where fetch_index downloads indices from | idc-index-data release assets |
+| IDC_MCP_QUERY_TIMEOUT | seconds before a query is interrupted | 20 |
+| IDC_MCP_MEMORY_LIMIT | DuckDB memory limit | 256MB |
+| IDC_MCP_THREADS | DuckDB threads | 2 |
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import idc_index_data
+
+DEFAULT_S3_ENDPOINT = "https://s3.amazonaws.com"
+
+
+def _env_path(name: str, default: Path) -> Path:
+    value = os.environ.get(name, "").strip()
+    return Path(value).expanduser() if value else default
+
+
+def _env_float(name: str, default: float) -> float:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        return float(value)
+    except ValueError as exc:
+        raise ValueError(f"{name}={value!r} is not a number; set it to seconds, e.g. {default}") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    download_root: Path
+    s3_endpoint_url: str
+    cache_dir: Path
+    index_dir: Path | None
+    index_base_url: str | None
+    query_timeout_s: float
+    memory_limit: str
+    threads: int
+
+    @property
+    def data_version(self) -> str:
+        """The idc-index-data version: catalog files and fetched indices are cached per version."""
+        return idc_index_data.__version__
+
+    @property
+    def version_cache_dir(self) -> Path:
+        return self.cache_dir / self.data_version
+
+
+def load_settings() -> Settings:
+    """Read the settings from the environment now (tests change the environment between servers)."""
+    index_dir = os.environ.get("IDC_MCP_INDEX_DIR", "").strip()
+    return Settings(
+        download_root=_env_path("IDC_MCP_DOWNLOAD_ROOT", Path.home() / "idc-mcp-downloads"),
+        s3_endpoint_url=os.environ.get("IDC_MCP_S3_ENDPOINT_URL", "").strip() or DEFAULT_S3_ENDPOINT,
+        cache_dir=_env_path("IDC_MCP_CACHE_DIR", Path.home() / ".cache" / "idc-mcp"),
+        index_dir=Path(index_dir).expanduser() if index_dir else None,
+        index_base_url=os.environ.get("IDC_MCP_INDEX_BASE_URL", "").strip() or None,
+        query_timeout_s=_env_float("IDC_MCP_QUERY_TIMEOUT", 20.0),
+        memory_limit=os.environ.get("IDC_MCP_MEMORY_LIMIT", "").strip() or "256MB",
+        threads=int(_env_float("IDC_MCP_THREADS", 2)),
+    )
