@@ -65,9 +65,10 @@ def build_catalog_file(target: Path, threads: int = 2) -> None:
     started = time.monotonic()
     con = duckdb.connect(
         str(tmp),
-        config={"threads": threads, "autoload_known_extensions": False, "enable_progress_bar": False},
+        config={"threads": threads, "autoload_known_extensions": False },
     )
     try:
+        con.execute("SET enable_progress_bar = false")
         con.execute("SET preserve_insertion_order = false")
         for name, info in bundled_tables().items():
             path = str(info.parquet_path).replace("'", "''")
