@@ -33,9 +33,10 @@ from idc_mcp.schemas import bundled_tables
 
 log = logging.getLogger(__name__)
 
-CATALOG_FILE = "catalog.duckdb"
-# Bumped when the layout of the catalog file changes, so an old cache is rebuilt.
+# Bumped when the layout of the catalog file changes, so an old cache is rebuilt. The file is written
+# atomically (temp file + rename), so its existence under this name means it is complete.
 CATALOG_LAYOUT = 1
+CATALOG_FILE = f"catalog-v{CATALOG_LAYOUT}.duckdb"
 # Sorting the main index clusters rows so that DuckDB's zone maps skip most row groups on the
 # columns people filter by.
 _SORT_KEYS = {"index": ("collection_id", "Modality", "PatientID", "StudyInstanceUID")}
@@ -75,7 +76,6 @@ def build_catalog_file(target: Path, threads: int = 2) -> None:
             order = _SORT_KEYS.get(name)
             order_sql = f" ORDER BY {', '.join(_quote(c) for c in order)}" if order else ""
             con.execute(f"CREATE TABLE {_quote(name)} AS SELECT * FROM read_parquet('{path}'){order_sql}")
-        con.execute("CREATE TABLE _idc_mcp_meta AS SELECT ? AS layout", [CATALOG_LAYOUT])
         con.execute("CHECKPOINT")
     finally:
         con.close()
@@ -84,18 +84,7 @@ def build_catalog_file(target: Path, threads: int = 2) -> None:
 
 
 def _catalog_is_current(path: Path) -> bool:
-    if not path.exists():
-        return False
-    try:
-        con = duckdb.connect(str(path), read_only=True)
-        try:
-            (layout,) = con.execute("SELECT layout FROM _idc_mcp_meta").fetchone()  # type: ignore[misc]
-            tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-        finally:
-            con.close()
-    except duckdb.Error:
-        return False
-    return layout == CATALOG_LAYOUT and set(bundled_tables()) <= tables
+    return path.is_file()
 
 
 def ensure_catalog_file(settings: Settings) -> Path:
@@ -145,6 +134,16 @@ class Catalog:
                 "max_temp_directory_size": "0B",
             },
         )
+        (locked,) = conn.execute("SELECT current_setting('lock_configuration')").fetchone()  # type: ignore[misc]
+        attached = {r[0] for r in conn.execute("SELECT database_name FROM duckdb_databases()").fetchall()}
+        if locked:
+            # DuckDB shares one instance per file within a process: another Catalog already locked it.
+            (external,) = conn.execute("SELECT current_setting('enable_external_access')").fetchone()  # type: ignore[misc]
+            wanted = {"x_" + name for name in self._extra}
+            if external or not wanted <= attached:
+                conn.close()
+                raise RuntimeError("the catalog file is already open in this process with other settings")
+            return conn
         for name, file in sorted(self._extra.items()):
             conn.execute(f"ATTACH '{str(file).replace(chr(39), chr(39) * 2)}' AS {_quote('x_' + name)} (READ_ONLY)")
         conn.execute("SET enable_external_access = false")
@@ -165,7 +164,7 @@ class Catalog:
         counts: dict[str, int] = {}
         rows = conn.execute(
             "SELECT database_name, table_name, column_name, data_type FROM duckdb_columns() "
-            "WHERE NOT internal AND table_name NOT LIKE '\\_idc\\_mcp%' ESCAPE '\\' ORDER BY column_index"
+            "WHERE NOT internal ORDER BY column_index"
         ).fetchall()
         for database, table, column, dtype in rows:
             if database.startswith("x_") and database[2:] != table:
@@ -188,12 +187,13 @@ class Catalog:
         """Attach a fetched index (a DuckDB file with one table called `name`) and reopen the catalog."""
         with self._lock:
             self._extra[name] = db_file
+            # Close first: DuckDB hands out the cached (locked) instance while a connection is open.
             old, self._conn = self._conn, None
+            if old is not None:
+                old.close()
             new = self._open()
             self._load_facts(new)
             self._conn = new
-        if old is not None:
-            old.close()
 
     # -- facts -------------------------------------------------------------------------------------
     def installed_tables(self) -> list[str]:
