@@ -86,3 +86,19 @@ def query(
     wrong or nothing matches, `diagnostics` says what to change.
     """
     return _call(lambda: query_mod.run_query(get_catalog(), sql, max_rows))
+
+
+# ---------------------------------------------------------------- selection tools (issue 3)
+# (end of selection tools)
+
+
+# ---------------------------------------------------------------- download (issue 4)
+# (end of download)
+
+
+# ---------------------------------------------------------------- specialized indices (issue 6)
+# (end of specialized indices)
+
+
+# ---------------------------------------------------------------- resources and prompts (issue 5)
+# (end of resources and prompts)
