@@ -21,6 +21,7 @@ from idc_mcp.selection import Selection, SelectionError, resolve_selection, sele
 CitationFormat = Literal["text", "apa", "bibtex", "csl-json"]
 MAX_COLLECTIONS_PER_ENTRY = 20
 
+_INITIALS = r"(?:[^\W\d_]{1,2}\.[\s-]*)+"
 IDC_PAPER_DOI = "10.1148/rg.230180"
 _IDC_PAPER = {
     "authors": "Fedorov, A., et al.",
@@ -116,7 +117,7 @@ def split_authors(authors: str | None) -> list[dict[str, str]]:
     while i < len(tokens):
         token = tokens[i]
         nxt = tokens[i + 1] if i + 1 < len(tokens) else ""
-        if nxt and re.fullmatch(r"(?:[^\W\d_]{1,2}\.[\s-]*)+", nxt):
+        if nxt and re.fullmatch(_INITIALS, nxt):
             names.append({"family": token, "given": nxt})
             i += 2
         else:
@@ -127,7 +128,10 @@ def split_authors(authors: str | None) -> list[dict[str, str]]:
 
 def _full_name(token: str) -> dict[str, str]:
     """'Andrey Fedorov.' -> given/family; longer strings (organisations) stay literal."""
-    words = token.rstrip(".").split() if len(token.split()[-1]) > 2 else token.split()
+    words = token.split()
+    if len(words) == 2 and re.fullmatch(_INITIALS, words[1]):  # 'Válek V.'
+        return {"family": words[0], "given": words[1]}
+    words = token.rstrip(".").split()
     if 2 <= len(words) <= 3 and all(w[:1].isupper() for w in words):
         return {"family": words[-1], "given": " ".join(words[:-1])}
     return {"literal": token}
