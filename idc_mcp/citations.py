@@ -102,7 +102,10 @@ def parse_citation(raw: str, doi: str) -> ParsedCitation:
         title=title,
         version=version.group(1).strip() if version else None,
         publisher=publisher.group(1).strip() if publisher else None,
-        doi=doi_match.group(1).rstrip(".") if doi_match else doi,
+        # The series' DOI is the key; the text may cite another version's DOI (kept in the text only).
+        doi=cited
+        if (cited := doi_match.group(1).rstrip(".") if doi_match else "").lower() == doi.lower()
+        else doi,
     )
 
 
@@ -260,6 +263,11 @@ def get_citations(catalog: Catalog, selection: Selection, fmt: CitationFormat = 
         if raw is None:
             notes.append(
                 f"No citation text is bundled for DOI {doi}; cite it by its DOI (https://doi.org/{doi})."
+            )
+        cited = re.search(r"https://doi\.org/(\S+)", clean_citation(raw)) if raw else None
+        if cited and cited.group(1).rstrip(".").lower() != doi.lower():
+            notes.append(
+                f"The citation text for {doi} cites DOI {cited.group(1).rstrip('.')} (another version)."
             )
         formats = _dataset_formats(parsed, raw)
         entries.append(

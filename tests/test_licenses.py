@@ -91,6 +91,9 @@ def test_nlm_terms_ask_to_read_the_terms(catalog):
 def test_license_url_agrees_with_the_license_name(catalog):
     # One source in the metadata lists 'CC BY-NC 3.0' with the CC BY URL; the report must not pass on
     # a URL that contradicts the name when a matching one exists.
-    report = check_licenses(catalog, Selection(sql="SELECT SeriesInstanceUID FROM index WHERE license_short_name = 'CC BY-NC 3.0'"))
+    report = check_licenses(
+        catalog,
+        Selection(sql="SELECT SeriesInstanceUID FROM index WHERE license_short_name = 'CC BY-NC 3.0'"),
+    )
     (group,) = report.licenses
     assert group.license_url == "https://creativecommons.org/licenses/by-nc/3.0/"

@@ -27,14 +27,18 @@ def test_collection_selection_matches_the_parquet(catalog):
 def test_analysis_results_tells_derived_series_apart(catalog, mode, predicate):
     # qin_breast holds images (CC BY 3.0) and derived series from analysis results (CC BY 4.0).
     resolved = resolve_selection(catalog, Selection(collection_ids=["qin_breast"], analysis_results=mode))
-    (expected,) = truth(f"SELECT count(*) FROM {{index}} WHERE collection_id = 'qin_breast' AND {predicate}")[0]
+    (expected,) = truth(f"SELECT count(*) FROM {{index}} WHERE collection_id = 'qin_breast' AND {predicate}")[
+        0
+    ]
     assert resolved.count == expected > 0
 
 
 def test_filters_combine_with_and(catalog):
     patient = truth("SELECT PatientID FROM {index} WHERE collection_id = 'qin_breast' LIMIT 1")[0][0]
     resolved = resolve_selection(catalog, Selection(collection_ids=["qin_breast"], patient_ids=[patient]))
-    (expected,) = truth("SELECT count(*) FROM {index} WHERE PatientID = ? AND collection_id = 'qin_breast'", [patient])[0]
+    (expected,) = truth(
+        "SELECT count(*) FROM {index} WHERE PatientID = ? AND collection_id = 'qin_breast'", [patient]
+    )[0]
     assert resolved.count == expected
 
 
