@@ -83,6 +83,12 @@ def render(
 
 def write_atomically(download_root: Path, requested: str, text: str) -> Path:
     """Write `text` to `requested` (relative to, or absolute inside, the download root) via temp + rename."""
+    named = Path(requested).expanduser()
+    named = named if named.is_absolute() else paths.download_root(download_root) / named
+    if named.is_symlink():
+        raise paths.PathRefused(
+            f"Refusing to write {requested!r}: it is a symbolic link. Give another file name."
+        )
     target = paths.resolve_inside(download_root, requested)
     if target == paths.download_root(download_root) or target.is_dir():
         raise ManifestError(
