@@ -21,8 +21,8 @@ def catalog():
 @pytest.fixture(scope="module")
 def expected_dois():
     rows = truth(
-        "SELECT lower(source_DOI), count(*) FROM {index} WHERE collection_id IN ('nsclc_radiomics', '4d_lung') "
-        "GROUP BY 1"
+        "SELECT lower(source_DOI), count(*) FROM {index} "
+        "WHERE collection_id IN ('nsclc_radiomics', '4d_lung') GROUP BY 1"
     )
     return dict(rows)
 

@@ -38,8 +38,9 @@ def test_unknown_terms_are_never_guessed_permissive():
 def test_per_license_figures_match_the_parquet(catalog):
     report = check_licenses(catalog, Selection(collection_ids=["nsclc_radiomics", "qin_breast"]))
     expected = truth(
-        "SELECT license_short_name, count(*), sum(series_size_MB), list(DISTINCT collection_id ORDER BY collection_id) "
-        "FROM {index} WHERE collection_id IN ('nsclc_radiomics', 'qin_breast') GROUP BY 1"
+        "SELECT license_short_name, count(*), sum(series_size_MB), "
+        "list(DISTINCT collection_id ORDER BY collection_id) FROM {index} "
+        "WHERE collection_id IN ('nsclc_radiomics', 'qin_breast') GROUP BY 1"
     )
     got = {g.license: g for g in report.licenses}
     assert set(got) == {r[0] for r in expected}

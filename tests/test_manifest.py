@@ -47,8 +47,8 @@ def test_csv_manifest_has_the_issue_columns_and_parquet_values(catalog, patient,
     result = _export(catalog, Selection(patient_ids=[patient]), "csv", root=tmp_path)
     rows = list(csv.DictReader(io.StringIO(result.content)))
     expected = truth(
-        "SELECT SeriesInstanceUID, collection_id, StudyInstanceUID, Modality, license_short_name, series_size_MB, "
-        "series_aws_url FROM {index} WHERE PatientID = ?",
+        "SELECT SeriesInstanceUID, collection_id, StudyInstanceUID, Modality, license_short_name, "
+        "series_size_MB, series_aws_url FROM {index} WHERE PatientID = ?",
         [patient],
     )
     by_uid = {r["SeriesInstanceUID"]: r for r in rows}

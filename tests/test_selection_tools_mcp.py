@@ -55,8 +55,8 @@ async def test_as_a_new_user_find_non_commercial_data_size_it_view_it_and_cite_i
         assert not found.is_error
         nc_ids = [c["collection_id"] for c in found.structured_content["collections"]]
         expected = truth(
-            "SELECT collection_id FROM {collections} WHERE tumor_locations ILIKE '%breast%' AND collection_id IN "
-            "(SELECT collection_id FROM {index} WHERE license_short_name ILIKE '%NC%')"
+            "SELECT collection_id FROM {collections} WHERE tumor_locations ILIKE '%breast%' "
+            "AND collection_id IN (SELECT collection_id FROM {index} WHERE license_short_name ILIKE '%NC%')"
         )
         assert sorted(nc_ids) == sorted(r[0] for r in expected) and "duke_breast_cancer_mri" in nc_ids
 
@@ -70,8 +70,8 @@ async def test_as_a_new_user_find_non_commercial_data_size_it_view_it_and_cite_i
         # 3. How big is it, and does it fit in a folder of the download root?
         size = await client.call_tool("estimate_size", {**cohort, "download_dir": "duke"})
         (n, mb) = truth(
-            "SELECT count(*), sum(series_size_MB) FROM {index} WHERE collection_id = 'duke_breast_cancer_mri' "
-            "AND analysis_result_id IS NULL"
+            "SELECT count(*), sum(series_size_MB) FROM {index} "
+            "WHERE collection_id = 'duke_breast_cancer_mri' AND analysis_result_id IS NULL"
         )[0]
         est = size.structured_content
         assert est["series_count"] == n and est["total_size_MB"] == pytest.approx(mb, abs=0.01)
@@ -79,8 +79,8 @@ async def test_as_a_new_user_find_non_commercial_data_size_it_view_it_and_cite_i
 
         # 4. Open one series in the viewer.
         series_uid, study_uid = truth(
-            "SELECT SeriesInstanceUID, StudyInstanceUID FROM {index} WHERE collection_id = 'duke_breast_cancer_mri' "
-            "AND analysis_result_id IS NULL ORDER BY SeriesInstanceUID LIMIT 1"
+            "SELECT SeriesInstanceUID, StudyInstanceUID FROM {index} "
+            "WHERE collection_id = 'duke_breast_cancer_mri' AND analysis_result_id IS NULL ORDER BY SeriesInstanceUID LIMIT 1"
         )[0]
         view = await client.call_tool("get_viewer_url", {"series_uid": series_uid})
         (link,) = view.structured_content["links"]
