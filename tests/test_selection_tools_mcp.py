@@ -80,7 +80,8 @@ async def test_as_a_new_user_find_non_commercial_data_size_it_view_it_and_cite_i
         # 4. Open one series in the viewer.
         series_uid, study_uid = truth(
             "SELECT SeriesInstanceUID, StudyInstanceUID FROM {index} "
-            "WHERE collection_id = 'duke_breast_cancer_mri' AND analysis_result_id IS NULL ORDER BY SeriesInstanceUID LIMIT 1"
+            "WHERE collection_id = 'duke_breast_cancer_mri' AND analysis_result_id IS NULL "
+            "ORDER BY SeriesInstanceUID LIMIT 1"
         )[0]
         view = await client.call_tool("get_viewer_url", {"series_uid": series_uid})
         (link,) = view.structured_content["links"]
