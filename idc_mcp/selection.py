@@ -87,6 +87,10 @@ class Selection:
 class ResolvedSelection:
     selection: Selection
     series_uids: list[str] = field(default_factory=list)
+    # The ID filters as a predicate on `index`, kept when it is deterministic (no caller sql): filtering
+    # by it is ~20x faster than by a long UID list, and it picks exactly `series_uids`.
+    predicate: str | None = None
+    params: list[object] = field(default_factory=list)
 
     @property
     def count(self) -> int:
@@ -130,10 +134,14 @@ def clean_ids(argument: str, values: list[str] | None, uid: bool) -> list[str] |
 
 def report_unknown(catalog: Catalog, argument: str, column: str, values: list[str]) -> None:
     """Raise a SelectionError naming the values of `column` that are not in the index, with hints."""
-    rows = catalog.execute(
-        f'SELECT v FROM (SELECT unnest(?) AS v) WHERE v NOT IN (SELECT "{column}" FROM index)', [values]
-    ).rows
-    unknown = [r[0] for r in rows]
+    # A filter scan (zone maps help on the sorted columns) is ~5x faster than NOT IN over the column.
+    found = {
+        r[0]
+        for r in catalog.execute(
+            f'SELECT DISTINCT "{column}" FROM index WHERE "{column}" IN (SELECT unnest(?))', [values]
+        ).rows
+    }
+    unknown = [v for v in values if v not in found]
     if not unknown:
         return
     candidates: list[str] = []
@@ -255,9 +263,17 @@ def resolve_selection(catalog: Catalog, selection: Selection) -> ResolvedSelecti
             "in one call. "
             "Narrow it: add a Modality or collection filter through `sql`, or split it by collection_ids."
         )
-    return ResolvedSelection(selection=selection, series_uids=list(dict.fromkeys(uids)))
+    deterministic = not selection.sql  # caller sql may sample (random(), LIMIT without ORDER BY)
+    return ResolvedSelection(
+        selection=selection,
+        series_uids=list(dict.fromkeys(uids)),
+        predicate=" AND ".join(where) if deterministic else None,
+        params=params if deterministic else [],
+    )
 
 
 def selection_where(resolved: ResolvedSelection) -> tuple[str, list[object]]:
     """A predicate (and its parameters) on `index` that picks exactly the resolved series."""
+    if resolved.predicate is not None:
+        return f"({resolved.predicate})", list(resolved.params)
     return "SeriesInstanceUID IN (SELECT unnest(?))", [resolved.series_uids]

@@ -3,7 +3,13 @@
 import pytest
 
 from idc_mcp.catalog import get_catalog
-from idc_mcp.selection import MAX_SELECTION_SERIES, Selection, SelectionError, resolve_selection
+from idc_mcp.selection import (
+    MAX_SELECTION_SERIES,
+    Selection,
+    SelectionError,
+    resolve_selection,
+    selection_where,
+)
 from tests.parquet_truth import truth
 
 SM_SERIES = "1.2.826.0.1.3680043.8.498.56046203939823473875129608016149951794"
@@ -138,3 +144,24 @@ def test_selection_over_the_cap_is_refused_with_its_size(catalog):
 def test_values_that_exist_but_select_nothing_together_say_so(catalog):
     with pytest.raises(SelectionError, match="matches no series"):
         resolve_selection(catalog, Selection(series_uids=[SM_SERIES], collection_ids=["4d_lung"]))
+
+
+def test_selection_where_picks_exactly_the_resolved_series(catalog):
+    for selection in (
+        Selection(collection_ids=["qin_breast"], analysis_results="only"),
+        Selection(sql="SELECT SeriesInstanceUID FROM index WHERE collection_id = 'qin_breast'"),
+    ):
+        resolved = resolve_selection(catalog, selection)
+        where, params = selection_where(resolved)
+        rows = catalog.execute(f"SELECT SeriesInstanceUID FROM index WHERE {where}", params).rows
+        assert sorted(r[0] for r in rows) == sorted(resolved.series_uids)
+
+
+def test_a_sampling_sql_is_resolved_once(catalog):
+    # random() would pick other series if the sql ran again; the tools must see the series resolved here.
+    resolved = resolve_selection(
+        catalog, Selection(sql="SELECT SeriesInstanceUID FROM index ORDER BY random() LIMIT 5")
+    )
+    where, params = selection_where(resolved)
+    rows = catalog.execute(f"SELECT SeriesInstanceUID FROM index WHERE {where}", params).rows
+    assert sorted(r[0] for r in rows) == sorted(resolved.series_uids) and len(rows) == 5
