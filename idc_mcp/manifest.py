@@ -83,6 +83,16 @@ def render(
 
 def write_atomically(download_root: Path, requested: str, text: str) -> Path:
     """Write `text` to `requested` (relative to, or absolute inside, the download root) via temp + rename."""
+    try:
+        return _write(download_root, requested, text)
+    except OSError as exc:  # e.g. a name too long, a parent that is a file, no permission
+        raise ManifestError(
+            f"Cannot write {requested!r} in the download root: {exc.strerror or exc}. "
+            "Give a short file name in a folder that is not a file, e.g. 'manifests/cohort.txt'."
+        ) from exc
+
+
+def _write(download_root: Path, requested: str, text: str) -> Path:
     named = Path(requested).expanduser()
     named = named if named.is_absolute() else paths.download_root(download_root) / named
     if named.is_symlink():

@@ -206,6 +206,8 @@ def _sql_predicate(catalog: Catalog, sql: str) -> str:
         probe = catalog.execute(f"SELECT * FROM ({validated.sql}) AS _sel LIMIT 0")
     except duckdb.Error as exc:
         raise SelectionError(f"sql: {diagnostics.explain_error(catalog, validated, exc)}") from exc
+    except QueryTimeout as exc:
+        raise SelectionError(f"sql: {exc}. Simplify it (filter on collection_id first).") from exc
     matches = [c for c in probe.columns if c.lower() == "seriesinstanceuid"]
     if not matches:
         found = ", ".join(probe.columns[:10]) or "none"

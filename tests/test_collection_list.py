@@ -71,3 +71,17 @@ def test_filters_that_only_conflict_together_return_an_empty_list_with_a_note(ca
 def test_overlong_filter_is_refused(catalog):
     with pytest.raises(SelectionError, match="longer than"):
         list_collections(catalog, modality="x" * 500)
+
+
+@pytest.mark.parametrize("argument", ["cancer_type", "tumor_location", "modality", "license"])
+def test_each_filter_that_matches_nothing_is_refused_by_name(catalog, argument):
+    with pytest.raises(SelectionError, match=f"No collection has {argument} containing 'qqqzzz'"):
+        list_collections(catalog, **{argument: "qqqzzz"})
+
+
+def test_derived_series_are_counted_separately(catalog):
+    (c,) = [c for c in list_collections(catalog).collections if c.collection_id == "qin_breast"]
+    (derived,) = truth(
+        "SELECT count(*) FROM {index} WHERE collection_id = 'qin_breast' AND analysis_result_id IS NOT NULL"
+    )[0]
+    assert c.analysis_series_count == derived > 0

@@ -142,3 +142,14 @@ def test_a_directory_is_never_replaced(catalog, patient, tmp_path):
 def test_bad_format_is_refused(catalog, patient, tmp_path):
     with pytest.raises(ManifestError, match="format must be"):
         _export(catalog, Selection(patient_ids=[patient]), "json", root=tmp_path)  # type: ignore[arg-type]
+
+
+def test_a_path_through_an_existing_file_is_refused_clearly(catalog, patient, tmp_path):
+    (tmp_path / "m.csv").write_text("not a folder")
+    with pytest.raises(ManifestError, match="Cannot write 'm.csv/x.txt'"):
+        _export(catalog, Selection(patient_ids=[patient]), path="m.csv/x.txt", root=tmp_path)
+
+
+def test_an_overlong_file_name_is_refused_clearly(catalog, patient, tmp_path):
+    with pytest.raises(ManifestError, match="Cannot write"):
+        _export(catalog, Selection(patient_ids=[patient]), path="x" * 300 + ".txt", root=tmp_path)
