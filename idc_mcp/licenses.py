@@ -206,7 +206,14 @@ def _verdict(groups: list[LicenseGroup], nc: list[str], check: list[str], total:
     elif any(g.commercial_use == "allowed" for g in groups):
         n = sum(g.series_count for g in groups if g.commercial_use == "allowed")
         parts.append(f"{n:,} series allow commercial use with attribution.")
-    if nc or check:
+    if (nc or check) and not any(g.commercial_use == "allowed" for g in groups):
+        next_step = (
+            "No series here may be used commercially without reading the terms. For commercial use, choose "
+            "other data: query(\"SELECT DISTINCT collection_id FROM index WHERE license_short_name LIKE "
+            "'CC BY%' AND license_short_name NOT LIKE '%NC%'\"). For non-commercial research, cite with "
+            "get_citations."
+        )
+    elif nc or check:
         next_step = (
             'For commercial use keep only CC BY series: pass sql="SELECT SeriesInstanceUID FROM index '
             "WHERE license_short_name LIKE 'CC BY%' AND license_short_name NOT LIKE '%NC%'\" with the other "

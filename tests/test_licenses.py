@@ -98,3 +98,11 @@ def test_license_url_agrees_with_the_license_name(catalog):
     )
     (group,) = report.licenses
     assert group.license_url == "https://creativecommons.org/licenses/by-nc/3.0/"
+
+
+def test_an_all_non_commercial_selection_points_to_other_data(catalog):
+    report = check_licenses(
+        catalog, Selection(collection_ids=["duke_breast_cancer_mri"], analysis_results="exclude")
+    )
+    assert report.licenses and all(g.commercial_use == "not allowed" for g in report.licenses)
+    assert "No series here may be used commercially" in report.next_step
