@@ -6,6 +6,8 @@ Descriptions come from `collections_index`; counts, sizes, modalities and licens
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pydantic import BaseModel, Field
 
 from idc_mcp.catalog import Catalog
@@ -104,7 +106,7 @@ def list_collections(
         )
         for r in catalog.execute(_SUMMARY).rows
     ]
-    fields = {
+    fields: dict[str, Callable[[CollectionInfo], str | list[str] | None]] = {
         "cancer_type": lambda c: c.cancer_types,
         "tumor_location": lambda c: c.tumor_locations,
         "modality": lambda c: c.modalities,
@@ -131,7 +133,12 @@ def list_collections(
     )
 
 
-def _no_match_message(infos: list[CollectionInfo], name: str, value: str, get) -> str:  # type: ignore[no-untyped-def]
+def _no_match_message(
+    infos: list[CollectionInfo],
+    name: str,
+    value: str,
+    get: Callable[[CollectionInfo], str | list[str] | None],
+) -> str:
     values: set[str] = set()
     for c in infos:
         field = get(c)

@@ -209,7 +209,7 @@ def _verdict(groups: list[LicenseGroup], nc: list[str], check: list[str], total:
     if (nc or check) and not any(g.commercial_use == "allowed" for g in groups):
         next_step = (
             "No series here may be used commercially without reading the terms. For commercial use, choose "
-            "other data: query(\"SELECT DISTINCT collection_id FROM index WHERE license_short_name LIKE "
+            'other data: query("SELECT DISTINCT collection_id FROM index WHERE license_short_name LIKE '
             "'CC BY%' AND license_short_name NOT LIKE '%NC%'\"). For non-commercial research, cite with "
             "get_citations."
         )

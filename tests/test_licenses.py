@@ -106,3 +106,17 @@ def test_an_all_non_commercial_selection_points_to_other_data(catalog):
     )
     assert report.licenses and all(g.commercial_use == "not allowed" for g in report.licenses)
     assert "No series here may be used commercially" in report.next_step
+
+
+def test_a_metadata_url_contradicting_the_license_name_is_not_passed_on(catalog):
+    # phantom_fda's source metadata pairs 'CC BY-NC 3.0' with the CC BY 3.0 URL.
+    (url,) = truth(
+        "SELECT u.s.license.license_url FROM {collections}, unnest(sources) AS u(s) "
+        "WHERE collection_id = 'phantom_fda'"
+    )[0]
+    assert url == "https://creativecommons.org/licenses/by/3.0/"
+    report = check_licenses(catalog, Selection(collection_ids=["phantom_fda"]))
+    (group,) = report.licenses
+    assert group.license == "CC BY-NC 3.0" and group.commercial_use == "not allowed"
+    assert group.license_url == "https://creativecommons.org/licenses/by-nc/3.0/"
+    assert any(url in note for note in report.notes)
