@@ -66,6 +66,14 @@ def license_terms(
     )
 
 
+def creative_commons_url(short_name: str) -> str | None:
+    """'CC BY-NC 3.0' -> https://creativecommons.org/licenses/by-nc/3.0/ (None for other licenses)."""
+    match = re.fullmatch(r"CC (BY(?:-(?:NC|SA|ND)){0,2}) (\d\.\d)", short_name.strip(), flags=re.IGNORECASE)
+    if not match:
+        return None
+    return f"https://creativecommons.org/licenses/{match.group(1).lower()}/{match.group(2)}/"
+
+
 class LicenseGroup(BaseModel):
     license: str = Field(description="license_short_name as in the index, e.g. 'CC BY 4.0'")
     license_long_name: str | None
@@ -142,9 +150,13 @@ def check_licenses(catalog: Catalog, selection: Selection) -> LicenseReport:
         if terms.commercial_use == "check the terms" and (long_name or url):
             terms = license_terms(short, long_name, url)
         if url and not _agrees(short or "", (long_name, url)):
+            canonical = creative_commons_url(short or "")
             notes.append(
-                f"The metadata URL for {short!r} ({url}) does not match its name; the name was used."
+                f"The metadata gives {url} for {short!r}, which does not match the name; the name governs"
+                + (f", and its own URL {canonical} is reported." if canonical else ".")
             )
+            if canonical:
+                long_name, url = None, canonical
         groups.append(
             LicenseGroup(
                 license=short or "(none)",
