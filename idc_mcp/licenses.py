@@ -157,6 +157,7 @@ def check_licenses(catalog: Catalog, selection: Selection) -> LicenseReport:
             )
             if canonical:
                 long_name, url = None, canonical
+        url = url or creative_commons_url(short or "")  # no metadata entry: the CC license's own page
         groups.append(
             LicenseGroup(
                 license=short or "(none)",
