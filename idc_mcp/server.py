@@ -89,6 +89,215 @@ def query(
 
 
 # ---------------------------------------------------------------- selection tools (issue 3)
+# Imported here, not at the top, so that parallel branches touching other sections merge cleanly.
+from idc_mcp import (  # noqa: E402
+    citations,
+    collection_list,
+    licenses,
+    manifest,
+    sizes,
+    viewers,
+)
+from idc_mcp.config import load_settings  # noqa: E402
+from idc_mcp.paths import PathRefused  # noqa: E402
+from idc_mcp.selection import (  # noqa: E402
+    AnalysisResultsArg,
+    CollectionIds,
+    PatientIds,
+    Selection,
+    SelectionSql,
+    SeriesUids,
+    StudyUids,
+)
+
+WRITES_FILE = ToolAnnotations(
+    read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False
+)
+
+
+def _selected(fn: Callable[[], T]) -> T:
+    """Like _call, plus the path and manifest errors of the selection tools."""
+    try:
+        return _call(fn)
+    except (manifest.ManifestError, PathRefused) as exc:
+        raise ToolError(str(exc)) from exc
+
+
+def _selection(
+    collection_ids: list[str] | None,
+    patient_ids: list[str] | None,
+    study_uids: list[str] | None,
+    series_uids: list[str] | None,
+    sql: str | None,
+    analysis_results: str,
+) -> Selection:
+    return Selection(collection_ids, patient_ids, study_uids, series_uids, sql, analysis_results)  # type: ignore[arg-type]
+
+
+@mcp.tool(annotations=READ_ONLY)
+def list_collections(
+    cancer_type: Annotated[str | None, Field(description="substring of cancer_types, e.g. 'lung'")] = None,
+    tumor_location: Annotated[
+        str | None, Field(description="substring of tumor_locations, e.g. 'breast'")
+    ] = None,
+    modality: Annotated[str | None, Field(description="substring of a modality, e.g. 'MR', 'SM'")] = None,
+    license: Annotated[
+        str | None, Field(description="substring of a license, e.g. 'CC BY 4.0', 'NC'")
+    ] = None,
+) -> collection_list.CollectionList:
+    """List IDC collections: cancer types, tumor sites, modalities, subjects, series, size, licenses, DOIs.
+
+    Call this to find which collections fit a topic before selecting data; filters are case-insensitive
+    substrings and combine with AND. Then pass collection_ids to the other selection tools.
+    """
+    return _selected(
+        lambda: collection_list.list_collections(
+            get_catalog(), cancer_type, tumor_location, modality, license
+        )
+    )
+
+
+@mcp.tool(annotations=READ_ONLY)
+def check_licenses(
+    collection_ids: CollectionIds = None,
+    patient_ids: PatientIds = None,
+    study_uids: StudyUids = None,
+    series_uids: SeriesUids = None,
+    sql: SelectionSql = None,
+    analysis_results: AnalysisResultsArg = "include",
+) -> licenses.LicenseReport:
+    """Say which licenses cover a selection and whether it may be used commercially.
+
+    Call this before any download, redistribution or commercial use: per license the series count, size,
+    collections, commercial use (CC BY yes with attribution, CC BY-NC no, other terms: read them) and URL,
+    plus an overall verdict naming the non-commercial collections.
+    """
+    sel = _selection(collection_ids, patient_ids, study_uids, series_uids, sql, analysis_results)
+    return _selected(lambda: licenses.check_licenses(get_catalog(), sel))
+
+
+@mcp.tool(annotations=READ_ONLY)
+def estimate_size(
+    collection_ids: CollectionIds = None,
+    patient_ids: PatientIds = None,
+    study_uids: StudyUids = None,
+    series_uids: SeriesUids = None,
+    sql: SelectionSql = None,
+    analysis_results: AnalysisResultsArg = "include",
+    download_dir: Annotated[
+        str | None,
+        Field(description="folder inside the download root to check free space in, e.g. 'lung_ct'"),
+    ] = None,
+) -> sizes.SizeEstimate:
+    """Count the series, files and megabytes of a selection, per collection; optionally check free space.
+
+    Call this before downloading (or when asked "how big is it?"). With download_dir, it reports the free
+    space there and whether the selection fits.
+    """
+    sel = _selection(collection_ids, patient_ids, study_uids, series_uids, sql, analysis_results)
+    return _selected(
+        lambda: sizes.estimate_size(get_catalog(), sel, download_dir, load_settings().download_root)
+    )
+
+
+@mcp.tool(annotations=READ_ONLY)
+def get_viewer_url(
+    series_uid: Annotated[
+        str | list[str] | None,
+        Field(description=f"one SeriesInstanceUID, or a list of up to {viewers.MAX_VIEWER_SERIES}"),
+    ] = None,
+    study_uid: Annotated[
+        str | None, Field(description="StudyInstanceUID (the whole study, or a check)")
+    ] = None,
+    viewer: Annotated[
+        viewers.Viewer,
+        Field(description="'auto' = SLIM for slide microscopy (SM) studies, else OHIF v3"),
+    ] = "auto",
+) -> viewers.ViewerLinks:
+    """Make browser links to look at a series or study in IDC's web viewers (no download, no login).
+
+    Call this when the user wants to see the images. One link per series (several allowed), or one for the
+    whole study. Viewers: ohif_v3, ohif_v2, slim (slide microscopy), volview (3D rendering from S3).
+    """
+    return _selected(lambda: viewers.get_viewer_url(get_catalog(), series_uid, study_uid, viewer))
+
+
+@mcp.tool(annotations=READ_ONLY)
+def get_citations(
+    collection_ids: CollectionIds = None,
+    patient_ids: PatientIds = None,
+    study_uids: StudyUids = None,
+    series_uids: SeriesUids = None,
+    sql: SelectionSql = None,
+    analysis_results: AnalysisResultsArg = "include",
+    format: Annotated[
+        citations.CitationFormat, Field(description="text, apa (titles *italic*), bibtex or csl-json")
+    ] = "text",
+) -> citations.Citations:
+    """Give the citations a selection requires: one per source DOI, plus the IDC platform paper.
+
+    Call this whenever data will be used or published (the licenses require attribution). Built offline from
+    the bundled metadata; deduplicated by DOI.
+    """
+    sel = _selection(collection_ids, patient_ids, study_uids, series_uids, sql, analysis_results)
+    return _selected(lambda: citations.get_citations(get_catalog(), sel, format))
+
+
+@mcp.tool(annotations=READ_ONLY)
+def get_dicomweb_urls(
+    collection_ids: CollectionIds = None,
+    patient_ids: PatientIds = None,
+    study_uids: StudyUids = None,
+    series_uids: SeriesUids = None,
+    sql: SelectionSql = None,
+    analysis_results: AnalysisResultsArg = "include",
+) -> viewers.DicomwebUrls:
+    """List DICOMweb URLs (IDC's public proxy) for the series of a selection.
+
+    Call this when a DICOMweb client or custom viewer needs the series. The proxy is quota-limited and for
+    viewing only: to download, use export_manifest (s5cmd from S3).
+    """
+    sel = _selection(collection_ids, patient_ids, study_uids, series_uids, sql, analysis_results)
+    return _selected(lambda: viewers.get_dicomweb_urls(get_catalog(), sel))
+
+
+@mcp.tool(annotations=WRITES_FILE)
+def export_manifest(
+    collection_ids: CollectionIds = None,
+    patient_ids: PatientIds = None,
+    study_uids: StudyUids = None,
+    series_uids: SeriesUids = None,
+    sql: SelectionSql = None,
+    analysis_results: AnalysisResultsArg = "include",
+    format: Annotated[
+        manifest.ManifestFormat,
+        Field(description="'s5cmd' (cp s3://.../* . lines) or 'csv' (UIDs, collection, license, size, URL)"),
+    ] = "s5cmd",
+    path: Annotated[
+        str | None,
+        Field(
+            description="file to write, relative to the download root (e.g. 'manifests/lung.txt'); "
+            "omit to get a small manifest inline"
+        ),
+    ] = None,
+) -> manifest.Manifest:
+    """Export a selection as an s5cmd download manifest or a CSV, inline or as a file in the download root.
+
+    Call this when the user wants to download with their own tools or keep a record of a cohort. Without
+    path, only small manifests are returned inline; with path, the file is written (replacing an older
+    manifest file of that name) inside the download root only.
+    """
+    sel = _selection(collection_ids, patient_ids, study_uids, series_uids, sql, analysis_results)
+
+    def run() -> manifest.Manifest:
+        settings = load_settings()
+        return manifest.export_manifest(
+            get_catalog(), sel, format, path, settings.download_root, settings.s3_endpoint_url
+        )
+
+    return _selected(run)
+
+
 # (end of selection tools)
 
 
