@@ -22,9 +22,15 @@ def closest(word: str, candidates: Iterable[str], limit: int = 5, cutoff: float 
         return []
     target = fold(word)
     exact = [c for c in pool if fold(c) == target]
+    prefix = [
+        c for c in pool if target and fold(c) and (fold(c).startswith(target) or target.startswith(fold(c)))
+    ]
     contained = [c for c in pool if target and (target in fold(c) or (fold(c) and fold(c) in target))]
     scored = process.extract(
         word, pool, scorer=fuzz.WRatio, processor=utils.default_process, limit=limit * 2, score_cutoff=cutoff
     )
-    ordered = exact + sorted(contained, key=lambda c: abs(len(c) - len(word))) + [m[0] for m in scored]
+    by_length = sorted(prefix, key=lambda c: abs(len(fold(c)) - len(target)))
+    ordered = (
+        exact + by_length + sorted(contained, key=lambda c: abs(len(c) - len(word))) + [m[0] for m in scored]
+    )
     return list(dict.fromkeys(ordered))[:limit]
