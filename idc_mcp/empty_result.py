@@ -18,17 +18,14 @@ from sqlglot import exp
 from idc_mcp import sqlguard
 from idc_mcp.budget import Budget
 from idc_mcp.catalog import Catalog
-from idc_mcp.fuzzy import closest, fold
+from idc_mcp.fuzzy import closest
 
 MAX_CONJUNCTS = 8  # conditions analysed per WHERE
-COUNT_CAP = 1_000_000  # rows counted per check
 DISTINCT_CAP = 2_000  # most common distinct values pulled per column
-FOLDED_CAP = 50  # values pulled whose folded form contains the literal's
+FOLDED_CAP = 50  # extra values pulled that contain the literal's words (high-cardinality columns)
 TOP_VALUES = 6
 MAX_VALUE_CHARS = 80
 NO_ROWS = "The query returned no rows."
-# The characters `fuzzy.fold` drops, as a regular expression for DuckDB.
-_FOLD_SQL = r"[\s_\-.,;:/\\()'" + '"' + "]+"
 
 
 @dataclass
@@ -89,7 +86,7 @@ def conjuncts(where: exp.Expression | None) -> list[exp.Expression]:
 
 
 def _fmt(n: int) -> str:
-    return f"{COUNT_CAP:,}+" if n >= COUNT_CAP else f"{n:,}"
+    return f"{n:,}"
 
 
 def _sql(node: exp.Expression) -> str:
@@ -119,14 +116,9 @@ def _filtered(scope: Scope, conds: list[exp.Expression], select: list[exp.Expres
 
 
 def _count(catalog: Catalog, scope: Scope, conds: list[exp.Expression], budget: Budget) -> int | None:
-    inner = _filtered(scope, conds, [exp.Literal.number(1)])
-    with_ = inner.args.get("with_")
-    inner.set("with_", None)
-    inner.set("limit", exp.Limit(expression=exp.Literal.number(COUNT_CAP)))
-    outer = exp.select(exp.Count(this=exp.Star())).from_(inner.subquery("d"))
-    if with_ is not None:
-        outer.set("with_", with_)
-    out = budget.run(catalog, outer)
+    """Rows of the scope's FROM/JOIN matching `conds` (bounded by the budget's per-query timeout:
+    a plain count(*) lets DuckDB scan in parallel and skip row groups, which a LIMIT would prevent)."""
+    out = budget.run(catalog, _filtered(scope, conds, [exp.Count(this=exp.Star())]))
     return int(out.rows[0][0]) if out else None
 
 
@@ -256,7 +248,6 @@ def _value_counts(
     where: exp.Expression | None,
     limit: int,
     budget: Budget,
-    having: exp.Expression | None = None,
 ) -> list[tuple[object, int]]:
     col = exp.column(column, table=table.alias_or_name, quoted=True)
     query = exp.select(exp.alias_(col.copy(), "v"), exp.alias_(exp.Count(this=exp.Star()), "n")).from_(
@@ -266,8 +257,6 @@ def _value_counts(
     if where is not None:
         query = query.where(where)
     query = query.group_by(col.copy()).order_by(exp.Ordered(this=exp.column("n"), desc=True)).limit(limit)
-    if having is not None:
-        query = query.having(having)
     if scope.with_ is not None and table.name.lower() in scope.ctes:
         query.set("with_", scope.with_.copy())
     out = budget.run(catalog, query)
@@ -275,26 +264,35 @@ def _value_counts(
 
 
 def nearest_values(
-    catalog: Catalog, scope: Scope, table: exp.Table, column: str, word: str, budget: Budget
-) -> tuple[list[tuple[object, int]], list[tuple[object, int]]]:
+    catalog: Catalog,
+    scope: Scope,
+    table: exp.Table,
+    column: str,
+    word: str,
+    budget: Budget,
+    pool: dict[object, int] | None = None,
+) -> tuple[list[tuple[object, int]], dict[object, int]]:
     """Existing values of `column` nearest to `word` (folded-equal, prefix, containing, then fuzzy),
-    and the most common values of the column."""
-    pool = dict(_value_counts(catalog, scope, table, column, None, DISTINCT_CAP, budget))
-    folded = fold(word)
-    if folded:
-        col = exp.column(column, table=table.alias_or_name, quoted=True)
-        folded_col = exp.RegexpReplace(
-            this=exp.Lower(this=exp.cast(col, "VARCHAR")),
-            expression=exp.Literal.string(_FOLD_SQL),
-            replacement=exp.Literal.string(""),
-            modifiers=exp.Literal.string("g"),
+    and the pool of (value -> rows) they were picked from: the column's most common values, plus,
+    when the column has more distinct values than we pull, those containing the word's tokens."""
+    if pool is None:
+        pool = dict(_value_counts(catalog, scope, table, column, None, DISTINCT_CAP, budget))
+    candidates = dict(pool)
+    tokens = re.findall(r"[^\W_]+", word.lower())
+    if tokens and len(pool) >= DISTINCT_CAP:
+        candidates.update(
+            _value_counts(
+                catalog, scope, table, column, _words_like(table, column, tokens), FOLDED_CAP, budget
+            )
         )
-        contains = exp.Anonymous(this="contains", expressions=[folded_col, exp.Literal.string(folded)])
-        # Filtered after grouping: the fold runs once per distinct value, not once per row.
-        pool.update(_value_counts(catalog, scope, table, column, None, FOLDED_CAP, budget, having=contains))
-    texts = {str(v): (v, n) for v, n in pool.items() if isinstance(v, str)}
-    top = sorted(pool.items(), key=lambda kv: -kv[1])[:TOP_VALUES]
-    return [texts[name] for name in closest(word, texts, limit=4, cutoff=75)], top
+    texts = {str(v): (v, n) for v, n in candidates.items() if isinstance(v, str)}
+    return [texts[name] for name in closest(word, texts, limit=4, cutoff=75)], pool
+
+
+def _words_like(table: exp.Table, column: str, tokens: list[str]) -> exp.ILike:
+    """column ILIKE '%w1%w2%': the literal's words in order (tokens hold no LIKE wildcards)."""
+    col = exp.column(column, table=table.alias_or_name, quoted=True)
+    return exp.ILike(this=col, expression=exp.Literal.string("%" + "%".join(tokens) + "%"))
 
 
 def _like_regex(pattern: str) -> re.Pattern[str]:
@@ -341,13 +339,14 @@ def _literal_notes(
     else:
         missing = literals
     replacements: dict[str, str] = {}
-    top: list[tuple[object, int]] = []
+    pool: dict[object, int] | None = None
     for literal in missing:
         word = (
             literal.replace("%", " ").replace("_", " ").strip() if test.kind in ("like", "ilike") else literal
         )
-        near, top = nearest_values(catalog, scope, table, test.column.name, word, budget)
-        if test.kind == "like" and any(_like_regex(literal).match(str(v)) for v, _ in near):
+        near, pool = nearest_values(catalog, scope, table, test.column.name, word, budget, pool)
+        seen = [str(v) for v, _ in near] + [str(v) for v in pool]
+        if test.kind == "like" and any(_like_regex(literal).match(v) for v in seen):
             fixed = exp.ILike(this=cond.this.copy(), expression=exp.Literal.string(literal))
             notes.append(
                 f"LIKE is case-sensitive; the same pattern matches case-insensitively: use {_sql(fixed)}."
@@ -364,6 +363,12 @@ def _literal_notes(
             )
     if replacements:
         notes.append(f"Use {_sql(_replace_literals(cond, test, replacements))} instead.")
+    free_text = pool is not None and len(pool) >= DISTINCT_CAP
+    if free_text and test.kind == "eq" and (tokens := re.findall(r"[^\W_]+", literals[0].lower())):
+        words = _words_like(table, test.column.name, tokens)
+        words.set("this", test.column.copy())
+        notes.append(f"{label} is free text: to match words rather than the exact value, use {_sql(words)}.")
+    top = sorted((pool or {}).items(), key=lambda kv: -kv[1])[:TOP_VALUES]
     return notes, top
 
 
