@@ -9,7 +9,6 @@ diagnostic has a short timeout inside an overall time budget (`budget.Budget`).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 import duckdb
 from sqlglot import exp
@@ -17,97 +16,12 @@ from sqlglot import exp
 from idc_mcp import sqlguard
 from idc_mcp.budget import Budget
 from idc_mcp.catalog import Catalog
+from idc_mcp.column_paths import ColumnPath, column_paths, join_key, path_expr, table_columns
 from idc_mcp.empty_result import explain_empty_result
 from idc_mcp.fuzzy import closest, fold
 from idc_mcp.schemas import JOIN_KEYS, all_tables, get_table
 
 MAX_PLACES = 5  # other tables named for an unknown column
-
-
-@dataclass(frozen=True)
-class ColumnPath:
-    """A column or nested struct field: `path` is e.g. 'sources[].license.license_url'."""
-
-    table: str
-    path: str
-    installed: bool
-
-    @property
-    def leaf(self) -> str:
-        return self.path.rsplit(".", 1)[-1].removesuffix("[]")
-
-    @property
-    def top(self) -> str:
-        return self.path.split(".", 1)[0].removesuffix("[]")
-
-
-def struct_fields(duck_type: str) -> tuple[list[tuple[str, str]], bool]:
-    """The (field, type) pairs of a DuckDB STRUCT type, and whether it is a list of structs."""
-    text = duck_type.strip()
-    is_list = text.endswith("[]")
-    text = text.removesuffix("[]")
-    if not (text.upper().startswith("STRUCT(") and text.endswith(")")):
-        return [], is_list
-    body, fields, depth, start = text[7:-1], [], 0, 0
-    for pos, char in enumerate(body + ","):
-        if char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-        elif char == "," and depth == 0:
-            item = body[start:pos].strip()
-            start = pos + 1
-            match = re.match(r'^("(?:[^"]|"")+"|\S+)\s+(.+)$', item, re.S)
-            if match:
-                name = match.group(1)
-                if name.startswith('"'):
-                    name = name[1:-1].replace('""', '"')
-                fields.append((name, match.group(2)))
-    return fields, is_list
-
-
-def _nested_paths(prefix: str, duck_type: str, depth: int = 0) -> list[str]:
-    fields, is_list = struct_fields(duck_type)
-    if not fields or depth > 4:
-        return []
-    base = prefix + ("[]" if is_list else "")
-    paths = []
-    for name, sub in fields:
-        path = f"{base}.{name}"
-        paths.append(path)
-        paths.extend(_nested_paths(path, sub, depth + 1))
-    return paths
-
-
-def column_paths(catalog: Catalog) -> list[ColumnPath]:
-    """Every column of every table idc-index-data knows, with nested fields of installed tables."""
-    installed = set(catalog.installed_tables())
-    paths: list[ColumnPath] = []
-    for name, info in all_tables().items():
-        if name in installed:
-            for column, duck_type in catalog.columns(name):
-                paths.append(ColumnPath(name, column, True))
-                paths.extend(ColumnPath(name, p, True) for p in _nested_paths(column, duck_type))
-        else:
-            paths.extend(ColumnPath(name, c, False) for c in info.column_names)
-    return paths
-
-
-def table_columns(catalog: Catalog, table: str) -> list[str]:
-    if catalog.is_installed(table):
-        return [c for c, _ in catalog.columns(table)]
-    info = get_table(table)
-    return info.column_names if info else []
-
-
-def join_key(catalog: Catalog, left: str, right: str) -> str | None:
-    """The most specific key column both tables have (SeriesInstanceUID before collection_id...)."""
-    right_cols = {c.lower() for c in table_columns(catalog, right)}
-    left_cols = {c.lower() for c in table_columns(catalog, left)}
-    for key in JOIN_KEYS:
-        if key.lower() in left_cols and key.lower() in right_cols:
-            return key
-    return None
 
 
 def _size_note(table: str) -> str:
@@ -233,7 +147,55 @@ def explain_error(
     if missing:
         qualifier, column = missing
         return unknown_column_message(catalog, column, validated, qualifier, budget or Budget())
+    wrong_alias = re.search(r'Referenced table "([^"]+)" not found', text)
+    if wrong_alias:
+        known = ", ".join(f"{a} ({t})" for a, t in _aliases(validated.tree).items() if a != t.lower())
+        tables = ", ".join(dict.fromkeys(t for t in _aliases(validated.tree).values()))
+        return (
+            f"{wrong_alias.group(1)!r} is not a table or alias in this query. Qualify columns with "
+            f"{'an alias defined in FROM/JOIN: ' + known if known else 'a table in FROM/JOIN: ' + tables}."
+        )
+    if "Cannot compare values of type" in text or "Could not convert string" in text:
+        hint = _text_compared_to_number(catalog, validated, budget or Budget())
+        if hint:
+            return f"The query failed: {first}. {hint}"
     return f"The query failed: {first}. Fix the SQL and run it again (describe_table shows column types)."
+
+
+def _text_compared_to_number(catalog: Catalog, validated: sqlguard.ValidatedQuery, budget: Budget) -> str:
+    """For `PatientAge > 50`-style mistakes: which text column met a number, and what its values look like."""
+    types: dict[str, str] = {}
+    for table in validated.tables:
+        for name, dtype in catalog.columns(table):
+            types.setdefault(name.lower(), dtype)
+    aliases = _aliases(validated.tree)
+    for node in validated.tree.find_all(exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Between):
+        column = node.this
+        others = [v for k, v in node.args.items() if k != "this" and isinstance(v, exp.Literal)]
+        if not isinstance(column, exp.Column) or not any(o.is_number for o in others):
+            continue
+        if types.get(column.name.lower()) != "VARCHAR":
+            continue
+        table = aliases.get(column.table.lower()) if column.table else None
+        owners = [
+            t for t in validated.tables if column.name.lower() in {c.lower() for c, _ in catalog.columns(t)}
+        ]
+        table = table or (owners[0] if owners else None)
+        if table is None:
+            continue
+        source = exp.Table(this=exp.to_identifier(table))
+        col = exp.column(column.name, table=table, quoted=True)
+        sample = (
+            exp.select(col).from_(source).where(exp.Not(this=exp.Is(this=col.copy(), expression=exp.Null())))
+        )
+        out = budget.run(catalog, sample.distinct().limit(3))
+        examples = ", ".join(exp.Literal.string(str(r[0])).sql() for r in out.rows) if out else ""
+        like = f"; values look like {examples}" if examples else ""
+        return (
+            f"{column.name} is text (VARCHAR{like}): compare it with a string, or convert it first, e.g. "
+            f"TRY_CAST(regexp_extract({column.name}, '\\d+') AS INTEGER) for numbers inside text."
+        )
+    return ""
 
 
 def unknown_column_message(
@@ -250,6 +212,13 @@ def unknown_column_message(
     targets = [target] if target in used else used
     parts = [f"Column {column!r} does not exist in {', '.join(targets) or 'the queried tables'}."]
     paths = column_paths(catalog)
+    # 0. The table has it, so the reference reads from a CTE or subquery that does not select it.
+    for table in targets:
+        if any(p.path.lower() == column.lower() for p in paths if p.table == table):
+            return (
+                f"{column!r} is a column of {table}, but the CTE or subquery this part of the query reads "
+                f"from does not select it: add {column} to that inner SELECT list (or select * there)."
+            )
     # 1. Another table of the same query that has it (a wrong alias in a join).
     in_query = False
     for node in dict.fromkeys(validated.tree.find_all(exp.Table)):
@@ -265,9 +234,8 @@ def unknown_column_message(
         near = closest(column, [p.path for p in paths if p.table == table], limit=3, cutoff=75)
         if near:
             own_near = True
-            parts.append(
-                f"Close names in {table}: {', '.join(near)} (use {near[0]} if that is what you meant)."
-            )
+            use = path_expr(qualifier, near[0]).sql(dialect="duckdb")
+            parts.append(f"Close names in {table}: {', '.join(near)} (use {use} if that is what you meant).")
     # 3. Every other table that holds it (or, failing a close name here, a close name there),
     #    with the join key and a query sketch.
     if not in_query:
@@ -321,21 +289,6 @@ def _alias_for(table: str, taken: set[str]) -> str:
     return alias
 
 
-def _path_expr(alias: str, path: str) -> exp.Expression:
-    """o.a.b for a struct path; list_transform(o.a, x -> x.b.c) when the path crosses a list."""
-    head, _, rest = path.partition("[]")
-    node: exp.Expression = exp.column(head.split(".")[0], table=alias)
-    for field in head.split(".")[1:]:
-        node = exp.Dot(this=node, expression=exp.to_identifier(field))
-    if not rest:
-        return node
-    var = exp.to_identifier("x")
-    inner: exp.Expression = exp.column(var.name)
-    for field in rest.lstrip(".").replace("[]", "").split("."):
-        inner = exp.Dot(this=inner, expression=exp.to_identifier(field))
-    return exp.Anonymous(this="list_transform", expressions=[node, exp.Lambda(this=inner, expressions=[var])])
-
-
 def join_sketch(
     catalog: Catalog,
     validated: sqlguard.ValidatedQuery,
@@ -369,7 +322,7 @@ def join_sketch(
             if col.find_ancestor(exp.Select) is not select or isinstance(col.this, exp.Star):
                 continue
             if col.name.lower() == column.lower():
-                new = _path_expr(other, place.path)
+                new = path_expr(other, place.path)
                 if isinstance(col.parent, exp.Select):
                     new = exp.alias_(new, place.leaf)
                 col.replace(new)
@@ -387,7 +340,7 @@ def join_sketch(
         minimal = (
             exp.select(
                 exp.Column(this=exp.Star(), table=exp.to_identifier(mine)),
-                exp.alias_(_path_expr(other, place.path), place.leaf),
+                exp.alias_(path_expr(other, place.path), place.leaf),
             )
             .from_(
                 exp.Table(this=exp.to_identifier(base), alias=exp.TableAlias(this=exp.to_identifier(mine)))

@@ -387,25 +387,29 @@ def _replace_literals(cond: exp.Expression, test: ValueTest, replacements: dict[
     return fixed
 
 
+def _top_values(
+    catalog: Catalog, scope: Scope, column: exp.Column, others: list[exp.Expression], budget: Budget
+) -> list[tuple[object, int]]:
+    """The most common values of `column` among rows matching `others`."""
+    not_null = exp.Not(this=exp.Is(this=column.copy(), expression=exp.Null()))
+    select = [exp.alias_(column.copy(), "v"), exp.alias_(exp.Count(this=exp.Star()), "n")]
+    query = _filtered(scope, [*others, not_null], select)
+    query = query.group_by(column.copy()).order_by(exp.Ordered(this=exp.column("n"), desc=True))
+    out = budget.run(catalog, query.limit(TOP_VALUES))
+    return [(v, int(n)) for v, n in out.rows] if out else []
+
+
+def _common_text(column: exp.Column, others: list[exp.Expression], values: list[tuple[object, int]]) -> str:
+    where = " AND ".join(_sql(c) for c in others)
+    among = f" among rows matching {where}" if others else ""
+    return f"Most common {_sql(column)} values{among}: {_values_text(values)}."
+
+
 def _common_values(
     catalog: Catalog, scope: Scope, column: exp.Column, others: list[exp.Expression], budget: Budget
 ) -> str:
-    """The most common values of `column` among rows matching `others`."""
-    not_null = exp.Not(this=exp.Is(this=column.copy(), expression=exp.Null()))
-    query = _filtered(
-        scope,
-        [*others, not_null],
-        [exp.alias_(column.copy(), "v"), exp.alias_(exp.Count(this=exp.Star()), "n")],
-    )
-    query = (
-        query.group_by(column.copy()).order_by(exp.Ordered(this=exp.column("n"), desc=True)).limit(TOP_VALUES)
-    )
-    out = budget.run(catalog, query)
-    if not out or not out.rows:
-        return ""
-    where = " AND ".join(_sql(c) for c in others)
-    among = f" among rows matching {where}" if others else ""
-    return f"Most common {_sql(column)} values{among}: {_values_text([(v, int(n)) for v, n in out.rows])}."
+    values = _top_values(catalog, scope, column, others, budget)
+    return _common_text(column, others, values) if values else ""
 
 
 def _conflict(
@@ -420,13 +424,20 @@ def _conflict(
     where = " AND ".join(_sql(c) for c in others)
     note = (
         f"{_sql(cond)} matches {_fmt(alone)} rows on its own, but none together with {where} "
-        f"(which alone matches {_fmt(without)} rows): the combination is what empties the result."
+        f"(which {'alone matches' if len(others) == 1 else 'together match'} {_fmt(without)} rows): "
+        "the combination is what empties the result."
     )
     test = value_test(cond)
     if test is not None:
-        common = _common_values(catalog, scope, test.column, others, budget)
-        if common:
-            note += f" {common} Use one of these, or drop {_sql(cond)}."
+        values = _top_values(catalog, scope, test.column, others, budget)
+        if values:
+            note += f" {_common_text(test.column, others, values)}"
+            near = closest(test.literals[0].name, [str(v) for v, _ in values], limit=1, cutoff=90)
+            if test.kind == "eq" and near:
+                fixed = exp.EQ(this=test.column.copy(), expression=exp.Literal.string(near[0]))
+                note += f" Use {_sql(fixed)} instead."
+            else:
+                note += f" Use one of these, or drop {_sql(cond)}."
         table = _source_of(catalog, scope, test.column)
         if test.kind == "in" and table is not None and _is_text_column(catalog, table, test.column.name):
             notes, _ = _literal_notes(catalog, scope, cond, test, table, budget)

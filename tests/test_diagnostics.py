@@ -19,7 +19,7 @@ import pytest
 from mcp import Client
 
 from idc_mcp import budget as budget_mod
-from idc_mcp import diagnostics, empty_result, sqlguard
+from idc_mcp import column_paths, diagnostics, empty_result, sqlguard
 from idc_mcp.budget import Budget
 from idc_mcp.catalog import Catalog, QueryTimeout, get_catalog
 from idc_mcp.query import QueryError, QueryResult, run_query
@@ -190,6 +190,19 @@ def test_join_and_condition_on_the_joined_table(catalog: Catalog, pq: duckdb.Duc
     assert pq.execute("SELECT count(*) FROM coll WHERE cancer_types = ?", [value]).fetchone()[0] > 0  # type: ignore[index]
 
 
+def test_wrong_case_in_a_combination_gets_the_exact_value(
+    catalog: Catalog, pq: duckdb.DuckDBPyConnection
+) -> None:
+    # 'Siemens' exists elsewhere, so only the combination is empty; NLST's CT scanners say 'SIEMENS'.
+    sql = "SELECT * FROM index WHERE Modality = 'CT' AND Manufacturer = 'Siemens' AND collection_id = 'nlst'"
+    text = empty(catalog, sql).diagnostics[0]
+    assert (
+        text.startswith("Manufacturer = 'Siemens' matches")
+        and replacement(text) == "Manufacturer = 'SIEMENS'"
+    )
+    assert count_where(pq, "Modality = 'CT' AND Manufacturer = 'SIEMENS' AND collection_id = 'nlst'") > 0
+
+
 def test_empty_cte_is_analysed(catalog: Catalog) -> None:
     sql = (
         "WITH x AS (SELECT * FROM index WHERE Modality = 'CTs') "
@@ -297,6 +310,29 @@ def test_unknown_column_in_a_join_names_the_right_alias(catalog: Catalog) -> Non
     assert "index has it: write i.Modality." in text
 
 
+def test_column_missing_from_a_cte_says_add_it_there(catalog: Catalog) -> None:
+    text = error_text(catalog, "WITH x AS (SELECT Modality FROM index) SELECT collection_id FROM x")
+    assert text.startswith("'collection_id' is a column of index, but the CTE or subquery")
+
+
+def test_undefined_alias_names_the_defined_ones(catalog: Catalog) -> None:
+    text = error_text(catalog, "SELECT x.Modality FROM index i")
+    assert text.startswith("'x' is not a table or alias in this query.")
+    assert text.endswith("an alias defined in FROM/JOIN: i (index).")
+
+
+def test_text_column_compared_to_a_number_shows_its_values(
+    catalog: Catalog, pq: duckdb.DuckDBPyConnection
+) -> None:
+    text = error_text(catalog, "SELECT * FROM index WHERE PatientAge > 50")
+    assert parquet_columns(pq, "idx")["PatientAge"] == "VARCHAR"
+    examples = re.search(r"values look like (.+?)\)", text).group(1)  # type: ignore[union-attr]
+    for value in re.findall(r"'([^']+)'", examples):
+        assert count_where(pq, f"PatientAge = '{value}'") > 0
+    cast = re.search(r"e\.g\. (TRY_CAST\(.+?\) AS INTEGER\))", text).group(1)  # type: ignore[union-attr]
+    assert run_query(catalog, f"SELECT count(*) AS n FROM index WHERE {cast} > 50").rows[0]["n"] > 0
+
+
 def test_column_of_a_not_installed_index_says_fetch_first(catalog: Catalog) -> None:
     text = error_text(catalog, "SELECT ImageType FROM index WHERE Modality = 'CT'")
     schema = json.loads(Path(str(idc_index_data.INDEX_METADATA["ct_index"]["schema_path"])).read_text())
@@ -306,7 +342,7 @@ def test_column_of_a_not_installed_index_says_fetch_first(catalog: Catalog) -> N
 
 
 def test_struct_fields_of_duckdb_types() -> None:
-    fields, is_list = diagnostics.struct_fields(
+    fields, is_list = column_paths.struct_fields(
         'STRUCT(a VARCHAR, "Access" VARCHAR, b STRUCT(c INTEGER, d VARCHAR))[]'
     )
     assert is_list and [f for f, _ in fields] == ["a", "Access", "b"]
