@@ -100,7 +100,7 @@ def unknown_table_message(catalog: Catalog, table: str, sql: str) -> str:
         for node in fixed.find_all(exp.Table):
             if node.name.lower() == table.lower():
                 node.set("this", exp.to_identifier(best))
-        parts.append(f"Corrected query: {fixed.sql(dialect='duckdb')} .")
+        parts.append(f"Corrected query: `{fixed.sql(dialect='duckdb')}`.")
     parts.append(
         f"Installed tables: {', '.join(catalog.installed_tables())} "
         "(list_tables() shows all of them, describe_table(name) their columns)."
@@ -277,7 +277,7 @@ def _place_hint(
             f"fetch it first: fetch_index({place.table!r})."
         )
     sketch = join_sketch(catalog, validated, base or "", place, column, key, budget)
-    return f"{where} exists: join {place.table} on {key}, e.g. {sketch} ."
+    return f"{where} exists: join {place.table} on {key}, e.g. `{sketch}`."
 
 
 def _alias_for(table: str, taken: set[str]) -> str:

@@ -312,17 +312,35 @@ def _no_match(
     table = _source_of(catalog, scope, test.column) if test else None
     if test is None or table is None or not _is_text_column(catalog, table, test.column.name):
         return [head + " Check the value with describe_table or SELECT DISTINCT on that column."]
-    notes, top = _literal_notes(catalog, scope, cond, test, table, budget)
+    notes, top, fixed = _literal_notes(catalog, scope, cond, test, table, budget)
     if others or not top:
         notes.append(_common_values(catalog, scope, test.column, others, budget))
     else:  # no other condition: the column's most common values are already known
         notes.append(f"Most common {_sql(test.column)} values: {_values_text(top)}.")
+    if fixed is not None and others and _count(catalog, scope, [fixed, *others], budget) == 0:
+        notes.append(_still_empty(catalog, scope, fixed, others, budget))
     return [" ".join(n for n in [head, *notes] if n)]
+
+
+def _still_empty(
+    catalog: Catalog, scope: Scope, fixed: exp.Expression, others: list[exp.Expression], budget: Budget
+) -> str:
+    """The corrected condition still meets nothing with the others: show what the others can be."""
+    note = f"Even with {_sql(fixed)}, no row matches {' AND '.join(_sql(c) for c in others)}."
+    for i, other in enumerate(others[:2]):
+        test = value_test(other)
+        if test is None:
+            continue
+        rest = [fixed, *others[:i], *others[i + 1 :]]
+        values = _top_values(catalog, scope, test.column, rest, budget)
+        if values:
+            note += f" {_common_text(test.column, rest, values)}"
+    return note
 
 
 def _literal_notes(
     catalog: Catalog, scope: Scope, cond: exp.Expression, test: ValueTest, table: exp.Table, budget: Budget
-) -> tuple[list[str], list[tuple[object, int]]]:
+) -> tuple[list[str], list[tuple[object, int]], exp.Expression | None]:
     """For each literal of the test that is not a value of the column: its nearest existing values
     and the corrected condition. Also returns the column's most common values when they were read."""
     notes: list[str] = []
@@ -363,13 +381,14 @@ def _literal_notes(
             )
     if replacements:
         notes.append(f"Use {_sql(_replace_literals(cond, test, replacements))} instead.")
+    fixed = _replace_literals(cond, test, replacements) if replacements else None
     free_text = pool is not None and len(pool) >= DISTINCT_CAP
     if free_text and test.kind == "eq" and (tokens := re.findall(r"[^\W_]+", literals[0].lower())):
         words = _words_like(table, test.column.name, tokens)
         words.set("this", test.column.copy())
         notes.append(f"{label} is free text: to match words rather than the exact value, use {_sql(words)}.")
     top = sorted((pool or {}).items(), key=lambda kv: -kv[1])[:TOP_VALUES]
-    return notes, top
+    return notes, top, fixed
 
 
 def _replace_literals(cond: exp.Expression, test: ValueTest, replacements: dict[str, str]) -> exp.Expression:
@@ -440,6 +459,6 @@ def _conflict(
                 note += f" Use one of these, or drop {_sql(cond)}."
         table = _source_of(catalog, scope, test.column)
         if test.kind == "in" and table is not None and _is_text_column(catalog, table, test.column.name):
-            notes, _ = _literal_notes(catalog, scope, cond, test, table, budget)
+            notes, _, _ = _literal_notes(catalog, scope, cond, test, table, budget)
             note = " ".join([note, *notes])
     return [note]

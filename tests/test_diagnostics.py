@@ -180,6 +180,23 @@ def test_modality_absent_from_collection_names_the_ones_present(
     assert "MR" not in truth
 
 
+def test_corrected_value_that_still_conflicts_says_what_exists(
+    catalog: Catalog, pq: duckdb.DuckDBPyConnection
+) -> None:
+    # Two mistakes at once: the id spelling, and TCGA-LUAD has no MR. One reply should say both.
+    sql = "SELECT SeriesInstanceUID FROM index WHERE Modality = 'MR' AND collection_id = 'TCGA-LUAD'"
+    text = empty(catalog, sql).diagnostics[0]
+    assert replacement(text) == "collection_id = 'tcga_luad'"
+    shown = re.search(r"Modality values among rows matching collection_id = 'tcga_luad': (.+?)\.$", text)
+    assert shown, text
+    truth = {
+        r[0]
+        for r in pq.execute("SELECT DISTINCT Modality FROM idx WHERE collection_id = 'tcga_luad'").fetchall()
+    }
+    assert "MR" not in truth
+    assert set(re.findall(r"'([^']+)' \(", shown.group(1))) <= truth
+
+
 def test_join_and_condition_on_the_joined_table(catalog: Catalog, pq: duckdb.DuckDBPyConnection) -> None:
     sql = (
         "SELECT i.SeriesInstanceUID FROM index i JOIN collections_index c USING (collection_id) "
@@ -260,7 +277,7 @@ def test_exhausted_budget_runs_no_diagnostic_query(catalog: Catalog) -> None:
 
 # -- unknown columns ---------------------------------------------------------------------------------
 def sketch_of(text: str, table: str) -> str:
-    match = re.search(rf"join {table} on \w+, e\.g\. (SELECT .+?) \.", text)
+    match = re.search(rf"join {table} on \w+, e\.g\. `(SELECT .+?)`", text)
     assert match, text
     return match.group(1)
 
@@ -357,7 +374,7 @@ def test_struct_fields_of_duckdb_types() -> None:
 def test_unknown_table_names_the_closest_table(catalog: Catalog, wrong: str, right: str) -> None:
     text = error_text(catalog, f"SELECT * FROM {wrong} LIMIT 1")
     assert text.startswith(f"Table '{wrong}' does not exist. Did you mean {right}?")
-    corrected = re.search(r"Corrected query: (.+?) \.", text).group(1)  # type: ignore[union-attr]
+    corrected = re.search(r"Corrected query: `(.+?)`", text).group(1)  # type: ignore[union-attr]
     assert run_query(catalog, corrected).row_count == 1
 
 
