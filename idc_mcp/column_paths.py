@@ -71,16 +71,18 @@ def _nested_paths(prefix: str, duck_type: str, depth: int = 0) -> list[str]:
 
 
 def column_paths(catalog: Catalog) -> list[ColumnPath]:
-    """Every column of every table idc-index-data knows, with nested fields of installed tables."""
-    installed = set(catalog.installed_tables())
+    """Every column of every table idc-index-data knows (and of any other installed table, such as
+    fetched clinical tables), with the nested struct fields of the installed ones."""
+    installed = catalog.installed_tables()
+    known = all_tables()
     paths: list[ColumnPath] = []
-    for name, info in all_tables().items():
+    for name in list(known) + [t for t in installed if t not in known]:
         if name in installed:
             for column, duck_type in catalog.columns(name):
                 paths.append(ColumnPath(name, column, True))
                 paths.extend(ColumnPath(name, p, True) for p in _nested_paths(column, duck_type))
         else:
-            paths.extend(ColumnPath(name, c, False) for c in info.column_names)
+            paths.extend(ColumnPath(name, c, False) for c in known[name].column_names)
     return paths
 
 

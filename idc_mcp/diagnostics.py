@@ -100,7 +100,11 @@ def unknown_table_message(catalog: Catalog, table: str, sql: str) -> str:
         for node in fixed.find_all(exp.Table):
             if node.name.lower() == table.lower():
                 node.set("this", exp.to_identifier(best))
-        parts.append(f"Corrected query: `{fixed.sql(dialect='duckdb')}`.")
+        try:  # shown only when it passes the validator (another table may be wrong too)
+            sqlguard.validate(fixed.sql(dialect="duckdb"), catalog.installed_tables(), 1)
+            parts.append(f"Corrected query: `{fixed.sql(dialect='duckdb')}`.")
+        except sqlguard.SQLRejected:
+            pass
     parts.append(
         f"Installed tables: {', '.join(catalog.installed_tables())} "
         "(list_tables() shows all of them, describe_table(name) their columns)."
