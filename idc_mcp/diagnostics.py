@@ -233,19 +233,19 @@ def unknown_column_message(
             parts.append(f"{node.name} has it: write {alias}.{column}.")
             in_query = True
     # 2. Close names in the table(s) the reference points at.
-    own_near = False
+    own: list[str] = []
     for table in targets:
         near = closest(column, [p.path for p in paths if p.table == table], limit=3, cutoff=75)
         if near:
-            own_near = True
             use = path_expr(qualifier, near[0]).sql(dialect="duckdb")
-            parts.append(f"Close names in {table}: {', '.join(near)} (use {use} if that is what you meant).")
+            own.append(f"Close names in {table}: {', '.join(near)} (use {use} if that is what you meant).")
     # 3. Every other table that holds it (or, failing a close name here, a close name there),
-    #    with the join key and a query sketch.
-    if not in_query:
-        base = targets[0] if targets else None
-        for place in _places(paths, column, set(used), fuzzy=not own_near)[:MAX_PLACES]:
-            parts.append(_place_hint(catalog, place, base, column, validated, budget))
+    #    with the join key and a query sketch. Exact matches elsewhere come before near names here.
+    places = [] if in_query else _places(paths, column, set(used), fuzzy=not own)[:MAX_PLACES]
+    base = targets[0] if targets else None
+    elsewhere = [_place_hint(catalog, place, base, column, validated, budget) for place in places]
+    exact_elsewhere = bool(places) and fold(places[0].leaf) == fold(column)
+    parts.extend(elsewhere + own if exact_elsewhere else own + elsewhere)
     if len(parts) == 1:
         parts.append("No table has a column with that name or a close one.")
     parts.append("describe_table(name) lists every column with its description.")

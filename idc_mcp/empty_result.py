@@ -300,10 +300,6 @@ def _like_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("^" + "".join(parts) + "$", re.I | re.S)
 
 
-def _column_label(test: ValueTest) -> str:
-    return _sql(test.column)
-
-
 def _no_match(
     catalog: Catalog, scope: Scope, cond: exp.Expression, others: list[exp.Expression], budget: Budget
 ) -> list[str]:
