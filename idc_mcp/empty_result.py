@@ -10,41 +10,29 @@ Every query runs inside the caller's `Budget`; what does not fit is skipped.
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-
 from sqlglot import exp
 
 from idc_mcp import sqlguard
 from idc_mcp.budget import Budget
 from idc_mcp.catalog import Catalog
-from idc_mcp.fuzzy import closest
+from idc_mcp.fuzzy import fold
+from idc_mcp.value_hints import (
+    Scope,
+    common_text,
+    common_values,
+    filtered,
+    fmt,
+    is_text_column,
+    literal_notes,
+    source_of,
+    sql_text,
+    top_values,
+    value_test,
+    values_text,
+)
 
 MAX_CONJUNCTS = 8  # conditions analysed per WHERE
-DISTINCT_CAP = 2_000  # most common distinct values pulled per column
-FOLDED_CAP = 50  # extra values pulled that contain the literal's words (high-cardinality columns)
-TOP_VALUES = 6
-MAX_VALUE_CHARS = 80
 NO_ROWS = "The query returned no rows."
-
-
-@dataclass
-class Scope:
-    """One SELECT: its FROM/JOIN sources and the WITH clause its SQL needs."""
-
-    select: exp.Select
-    with_: exp.With | None
-    sources: dict[str, exp.Table]  # alias or name (lowercase) -> table node (catalog table or CTE)
-    ctes: dict[str, exp.Expression]  # CTE name (lowercase) -> its body
-
-
-@dataclass
-class ValueTest:
-    """`column = 'x'`, `column IN ('x', ...)`, `column [I]LIKE 'x%'` (column maybe inside lower/upper)."""
-
-    column: exp.Column
-    literals: list[exp.Literal]
-    kind: str  # eq | in | like | ilike
 
 
 def explain_empty_result(catalog: Catalog, validated: sqlguard.ValidatedQuery, budget: Budget) -> list[str]:
@@ -85,40 +73,10 @@ def conjuncts(where: exp.Expression | None) -> list[exp.Expression]:
     return [node]
 
 
-def _fmt(n: int) -> str:
-    return f"{n:,}"
-
-
-def _sql(node: exp.Expression) -> str:
-    return node.sql(dialect="duckdb")
-
-
-def _quote(value: object) -> str:
-    text = str(value)
-    if len(text) > MAX_VALUE_CHARS:
-        text = text[:MAX_VALUE_CHARS] + "…"
-    return _sql(exp.Literal.string(text))
-
-
-def _values_text(values: list[tuple[object, int]]) -> str:
-    return ", ".join(f"{_quote(v)} ({_fmt(n)} rows)" for v, n in values)
-
-
-def _filtered(scope: Scope, conds: list[exp.Expression], select: list[exp.Expression]) -> exp.Select:
-    query = exp.Select(expressions=select)
-    query.set("from_", scope.select.args["from_"].copy())
-    query.set("joins", [j.copy() for j in scope.select.args.get("joins") or []])
-    if conds:
-        query.set("where", exp.Where(this=exp.and_(*[c.copy() for c in conds])))
-    if scope.with_ is not None:
-        query.set("with_", scope.with_.copy())
-    return query
-
-
 def _count(catalog: Catalog, scope: Scope, conds: list[exp.Expression], budget: Budget) -> int | None:
     """Rows of the scope's FROM/JOIN matching `conds` (bounded by the budget's per-query timeout:
     a plain count(*) lets DuckDB scan in parallel and skip row groups, which a LIMIT would prevent)."""
-    out = budget.run(catalog, _filtered(scope, conds, [exp.Count(this=exp.Star())]))
+    out = budget.run(catalog, filtered(scope, conds, [exp.Count(this=exp.Star())]))
     return int(out.rows[0][0]) if out else None
 
 
@@ -155,7 +113,7 @@ def _explain_scope(catalog: Catalog, scope: Scope, budget: Budget, depth: int) -
             notes.extend(_conflict(catalog, scope, cond, others, alone, without, budget))
     if not notes and all(a for a in alone_counts):
         counts = "; ".join(
-            f"{_sql(c)}: {_fmt(a or 0)} rows" for c, a in zip(conds, alone_counts, strict=True)
+            f"{sql_text(c)}: {fmt(a or 0)} rows" for c, a in zip(conds, alone_counts, strict=True)
         )
         notes.append(
             f"No single condition empties the result: each matches rows on its own ({counts}), "
@@ -170,7 +128,7 @@ def _after_where(select: exp.Select, matched: int) -> str:
     if isinstance(limit, exp.Limit) and limit.expression.name == "0":
         parts.append("LIMIT 0")
     culprit = " / ".join(parts) or "the rest of the query"
-    return f"{_fmt(matched)} rows match the FROM and WHERE; {culprit} removes them all. Loosen that part."
+    return f"{fmt(matched)} rows match the FROM and WHERE; {culprit} removes them all. Loosen that part."
 
 
 def _explain_empty_sources(catalog: Catalog, scope: Scope, budget: Budget, depth: int) -> list[str]:
@@ -185,7 +143,7 @@ def _explain_empty_sources(catalog: Catalog, scope: Scope, budget: Budget, depth
                 if not found:
                     notes.append(f"The CTE {node.name} (used as {name}) returns no rows.")
     if not notes and scope.select.args.get("joins"):
-        joins = "; ".join(_sql(j) for j in scope.select.args["joins"])[:300]
+        joins = "; ".join(sql_text(j) for j in scope.select.args["joins"])[:300]
         notes.append(
             f"The joined tables have no matching rows even before the WHERE ({joins}). "
             "Check the join keys: join on the same key column in both tables (collection_id, "
@@ -194,125 +152,19 @@ def _explain_empty_sources(catalog: Catalog, scope: Scope, budget: Budget, depth
     return notes
 
 
-def value_test(cond: exp.Expression) -> ValueTest | None:
-    def column_of(node: exp.Expression) -> exp.Column | None:
-        while isinstance(node, exp.Lower | exp.Upper | exp.Trim | exp.Paren):
-            node = node.this
-        return node if isinstance(node, exp.Column) and not isinstance(node.this, exp.Star) else None
-
-    def is_text(node: exp.Expression) -> bool:
-        return isinstance(node, exp.Literal) and node.is_string
-
-    if isinstance(cond, exp.EQ):
-        for side, other in ((cond.this, cond.expression), (cond.expression, cond.this)):
-            column = column_of(side)
-            if column is not None and is_text(other):
-                return ValueTest(column, [other], "eq")
-    if isinstance(cond, exp.In) and not cond.args.get("query"):
-        column = column_of(cond.this)
-        items = cond.expressions
-        if column is not None and items and all(is_text(i) for i in items):
-            return ValueTest(column, list(items), "in")
-    if isinstance(cond, exp.Like | exp.ILike):
-        column = column_of(cond.this)
-        if column is not None and is_text(cond.expression):
-            return ValueTest(column, [cond.expression], "ilike" if isinstance(cond, exp.ILike) else "like")
-    return None
-
-
-def _source_of(catalog: Catalog, scope: Scope, column: exp.Column) -> exp.Table | None:
-    if column.table:
-        return scope.sources.get(column.table.lower())
-    owners = []
-    for node in dict.fromkeys(scope.sources.values()):
-        body = scope.ctes.get(node.name.lower())
-        if body is not None:
-            names = {n.lower() for n in getattr(body, "named_selects", [])}
-            if column.name.lower() in names or "*" in names or len(scope.sources) == 1:
-                owners.append(node)
-        elif column.name.lower() in {c.lower() for c, _ in catalog.columns(node.name)}:
-            owners.append(node)
-    return owners[0] if len(owners) == 1 else None
-
-
-def _is_text_column(catalog: Catalog, table: exp.Table, column: str) -> bool:
-    types = {c.lower(): t for c, t in catalog.columns(table.name)}
-    return types.get(column.lower(), "VARCHAR") == "VARCHAR"
-
-
-def _value_counts(
-    catalog: Catalog,
-    scope: Scope,
-    table: exp.Table,
-    column: str,
-    where: exp.Expression | None,
-    limit: int,
-    budget: Budget,
-) -> list[tuple[object, int]]:
-    col = exp.column(column, table=table.alias_or_name, quoted=True)
-    query = exp.select(exp.alias_(col.copy(), "v"), exp.alias_(exp.Count(this=exp.Star()), "n")).from_(
-        table.copy()
-    )
-    query = query.where(exp.Not(this=exp.Is(this=col.copy(), expression=exp.Null())))
-    if where is not None:
-        query = query.where(where)
-    query = query.group_by(col.copy()).order_by(exp.Ordered(this=exp.column("n"), desc=True)).limit(limit)
-    if scope.with_ is not None and table.name.lower() in scope.ctes:
-        query.set("with_", scope.with_.copy())
-    out = budget.run(catalog, query)
-    return [(v, int(n)) for v, n in out.rows] if out else []
-
-
-def nearest_values(
-    catalog: Catalog,
-    scope: Scope,
-    table: exp.Table,
-    column: str,
-    word: str,
-    budget: Budget,
-    pool: dict[object, int] | None = None,
-) -> tuple[list[tuple[object, int]], dict[object, int]]:
-    """Existing values of `column` nearest to `word` (folded-equal, prefix, containing, then fuzzy),
-    and the pool of (value -> rows) they were picked from: the column's most common values, plus,
-    when the column has more distinct values than we pull, those containing the word's tokens."""
-    if pool is None:
-        pool = dict(_value_counts(catalog, scope, table, column, None, DISTINCT_CAP, budget))
-    candidates = dict(pool)
-    tokens = re.findall(r"[^\W_]+", word.lower())
-    if tokens and len(pool) >= DISTINCT_CAP:
-        candidates.update(
-            _value_counts(
-                catalog, scope, table, column, _words_like(table, column, tokens), FOLDED_CAP, budget
-            )
-        )
-    texts = {str(v): (v, n) for v, n in candidates.items() if isinstance(v, str)}
-    return [texts[name] for name in closest(word, texts, limit=4, cutoff=75)], pool
-
-
-def _words_like(table: exp.Table, column: str, tokens: list[str]) -> exp.ILike:
-    """column ILIKE '%w1%w2%': the literal's words in order (tokens hold no LIKE wildcards)."""
-    col = exp.column(column, table=table.alias_or_name, quoted=True)
-    return exp.ILike(this=col, expression=exp.Literal.string("%" + "%".join(tokens) + "%"))
-
-
-def _like_regex(pattern: str) -> re.Pattern[str]:
-    parts = [(".*" if ch == "%" else "." if ch == "_" else re.escape(ch)) for ch in pattern]
-    return re.compile("^" + "".join(parts) + "$", re.I | re.S)
-
-
 def _no_match(
     catalog: Catalog, scope: Scope, cond: exp.Expression, others: list[exp.Expression], budget: Budget
 ) -> list[str]:
-    head = f"{_sql(cond)} matches no rows" + (" even on its own." if others else ".")
+    head = f"{sql_text(cond)} matches no rows" + (" even on its own." if others else ".")
     test = value_test(cond)
-    table = _source_of(catalog, scope, test.column) if test else None
-    if test is None or table is None or not _is_text_column(catalog, table, test.column.name):
+    table = source_of(catalog, scope, test.column) if test else None
+    if test is None or table is None or not is_text_column(catalog, table, test.column.name):
         return [head + " Check the value with describe_table or SELECT DISTINCT on that column."]
-    notes, top, fixed = _literal_notes(catalog, scope, cond, test, table, budget)
+    notes, top, fixed = literal_notes(catalog, scope, cond, test, table, budget)
     if others or not top:
-        notes.append(_common_values(catalog, scope, test.column, others, budget))
+        notes.append(common_values(catalog, scope, test.column, others, budget))
     else:  # no other condition: the column's most common values are already known
-        notes.append(f"Most common {_sql(test.column)} values: {_values_text(top)}.")
+        notes.append(f"Most common {sql_text(test.column)} values: {values_text(top)}.")
     if fixed is not None and others and _count(catalog, scope, [fixed, *others], budget) == 0:
         notes.append(_still_empty(catalog, scope, fixed, others, budget))
     return [" ".join(n for n in [head, *notes] if n)]
@@ -322,109 +174,16 @@ def _still_empty(
     catalog: Catalog, scope: Scope, fixed: exp.Expression, others: list[exp.Expression], budget: Budget
 ) -> str:
     """The corrected condition still meets nothing with the others: show what the others can be."""
-    note = f"Even with {_sql(fixed)}, no row matches {' AND '.join(_sql(c) for c in others)}."
+    note = f"Even with {sql_text(fixed)}, no row matches {' AND '.join(sql_text(c) for c in others)}."
     for i, other in enumerate(others[:2]):
         test = value_test(other)
         if test is None:
             continue
         rest = [fixed, *others[:i], *others[i + 1 :]]
-        values = _top_values(catalog, scope, test.column, rest, budget)
+        values = top_values(catalog, scope, test.column, rest, budget)
         if values:
-            note += f" {_common_text(test.column, rest, values)}"
+            note += f" {common_text(test.column, rest, values)}"
     return note
-
-
-def _literal_notes(
-    catalog: Catalog, scope: Scope, cond: exp.Expression, test: ValueTest, table: exp.Table, budget: Budget
-) -> tuple[list[str], list[tuple[object, int]], exp.Expression | None]:
-    """For each literal of the test that is not a value of the column: its nearest existing values
-    and the corrected condition. Also returns the column's most common values when they were read."""
-    notes: list[str] = []
-    label = _sql(test.column)
-    literals = [lit.name for lit in test.literals]
-    if test.kind in ("eq", "in"):
-        in_list = exp.In(
-            this=exp.column(test.column.name, table=table.alias_or_name, quoted=True),
-            expressions=[exp.Literal.string(v) for v in literals],
-        )
-        found = _value_counts(catalog, scope, table, test.column.name, in_list, len(literals), budget)
-        present = {str(v) for v, _ in found}
-        missing = [v for v in literals if v not in present]
-    else:
-        missing = literals
-    replacements: dict[str, str] = {}
-    pool: dict[object, int] | None = None
-    for literal in missing:
-        word = (
-            literal.replace("%", " ").replace("_", " ").strip() if test.kind in ("like", "ilike") else literal
-        )
-        near, pool = nearest_values(catalog, scope, table, test.column.name, word, budget, pool)
-        seen = [str(v) for v, _ in near] + [str(v) for v in pool]
-        if test.kind == "like" and any(_like_regex(literal).match(v) for v in seen):
-            fixed = exp.ILike(this=cond.this.copy(), expression=exp.Literal.string(literal))
-            notes.append(
-                f"LIKE is case-sensitive; the same pattern matches case-insensitively: use {_sql(fixed)}."
-            )
-            continue
-        if near:
-            replacements[literal] = str(near[0][0])
-            notes.append(
-                f"{_quote(literal)} is not a value of {label}; nearest existing values: {_values_text(near)}."
-            )
-        else:
-            notes.append(
-                f"{_quote(literal)} is not a value of {label}, and no existing value is close to it."
-            )
-    if replacements:
-        notes.append(f"Use {_sql(_replace_literals(cond, test, replacements))} instead.")
-    fixed = _replace_literals(cond, test, replacements) if replacements else None
-    free_text = pool is not None and len(pool) >= DISTINCT_CAP
-    if free_text and test.kind == "eq" and (tokens := re.findall(r"[^\W_]+", literals[0].lower())):
-        words = _words_like(table, test.column.name, tokens)
-        words.set("this", test.column.copy())
-        notes.append(f"{label} is free text: to match words rather than the exact value, use {_sql(words)}.")
-    top = sorted((pool or {}).items(), key=lambda kv: -kv[1])[:TOP_VALUES]
-    return notes, top, fixed
-
-
-def _replace_literals(cond: exp.Expression, test: ValueTest, replacements: dict[str, str]) -> exp.Expression:
-    if test.kind in ("like", "ilike"):
-        value = next(iter(replacements.values()))
-        return exp.EQ(this=test.column.copy(), expression=exp.Literal.string(value))
-    fixed = cond.copy()
-    for lit in fixed.find_all(exp.Literal):
-        if lit.is_string and lit.name in replacements:
-            lit.replace(exp.Literal.string(replacements[lit.name]))
-    # A wrapped column (lower(col) = 'x') compares against the folded value: compare the column itself.
-    if test.kind == "eq" and not isinstance(fixed.this, exp.Column) and isinstance(fixed, exp.EQ):
-        value = next(iter(replacements.values()))
-        return exp.EQ(this=test.column.copy(), expression=exp.Literal.string(value))
-    return fixed
-
-
-def _top_values(
-    catalog: Catalog, scope: Scope, column: exp.Column, others: list[exp.Expression], budget: Budget
-) -> list[tuple[object, int]]:
-    """The most common values of `column` among rows matching `others`."""
-    not_null = exp.Not(this=exp.Is(this=column.copy(), expression=exp.Null()))
-    select = [exp.alias_(column.copy(), "v"), exp.alias_(exp.Count(this=exp.Star()), "n")]
-    query = _filtered(scope, [*others, not_null], select)
-    query = query.group_by(column.copy()).order_by(exp.Ordered(this=exp.column("n"), desc=True))
-    out = budget.run(catalog, query.limit(TOP_VALUES))
-    return [(v, int(n)) for v, n in out.rows] if out else []
-
-
-def _common_text(column: exp.Column, others: list[exp.Expression], values: list[tuple[object, int]]) -> str:
-    where = " AND ".join(_sql(c) for c in others)
-    among = f" among rows matching {where}" if others else ""
-    return f"Most common {_sql(column)} values{among}: {_values_text(values)}."
-
-
-def _common_values(
-    catalog: Catalog, scope: Scope, column: exp.Column, others: list[exp.Expression], budget: Budget
-) -> str:
-    values = _top_values(catalog, scope, column, others, budget)
-    return _common_text(column, others, values) if values else ""
 
 
 def _conflict(
@@ -436,25 +195,26 @@ def _conflict(
     without: int,
     budget: Budget,
 ) -> list[str]:
-    where = " AND ".join(_sql(c) for c in others)
+    where = " AND ".join(sql_text(c) for c in others)
     note = (
-        f"{_sql(cond)} matches {_fmt(alone)} rows on its own, but none together with {where} "
-        f"(which {'alone matches' if len(others) == 1 else 'together match'} {_fmt(without)} rows): "
+        f"{sql_text(cond)} matches {fmt(alone)} rows on its own, but none together with {where} "
+        f"(which {'alone matches' if len(others) == 1 else 'together match'} {fmt(without)} rows): "
         "the combination is what empties the result."
     )
     test = value_test(cond)
     if test is not None:
-        values = _top_values(catalog, scope, test.column, others, budget)
+        values = top_values(catalog, scope, test.column, others, budget)
         if values:
-            note += f" {_common_text(test.column, others, values)}"
-            near = closest(test.literals[0].name, [str(v) for v, _ in values], limit=1, cutoff=90)
+            note += f" {common_text(test.column, others, values)}"
+            # The literal exists elsewhere; only a case/punctuation variant of it is a safe swap here.
+            near = [str(v) for v, _ in values if fold(str(v)) == fold(test.literals[0].name)]
             if test.kind == "eq" and near:
                 fixed = exp.EQ(this=test.column.copy(), expression=exp.Literal.string(near[0]))
-                note += f" Use {_sql(fixed)} instead."
+                note += f" Use {sql_text(fixed)} instead."
             else:
-                note += f" Use one of these, or drop {_sql(cond)}."
-        table = _source_of(catalog, scope, test.column)
-        if test.kind == "in" and table is not None and _is_text_column(catalog, table, test.column.name):
-            notes, _, _ = _literal_notes(catalog, scope, cond, test, table, budget)
+                note += f" Use one of these, or drop {sql_text(cond)}."
+        table = source_of(catalog, scope, test.column)
+        if test.kind == "in" and table is not None and is_text_column(catalog, table, test.column.name):
+            notes, _, _ = literal_notes(catalog, scope, cond, test, table, budget)
             note = " ".join([note, *notes])
     return [note]
