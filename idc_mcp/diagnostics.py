@@ -8,6 +8,7 @@ diagnostic has a short timeout inside an overall time budget (`budget.Budget`).
 
 from __future__ import annotations
 
+import logging
 import re
 
 import duckdb
@@ -18,8 +19,10 @@ from idc_mcp.budget import Budget
 from idc_mcp.catalog import Catalog
 from idc_mcp.column_paths import ColumnPath, column_paths, join_key, path_expr, table_columns
 from idc_mcp.empty_result import explain_empty_result
-from idc_mcp.fuzzy import closest, fold
+from idc_mcp.fuzzy import closest, fold, resembles
 from idc_mcp.schemas import JOIN_KEYS, all_tables, get_table
+
+log = logging.getLogger(__name__)
 
 MAX_PLACES = 5  # other tables named for an unknown column
 
@@ -146,11 +149,22 @@ def explain_error(
 ) -> str:
     """An actionable message for a DuckDB error on a validated query."""
     text = str(exc)
-    first = text.splitlines()[0][:400]
+    first = text.splitlines()[0][:400] if text else type(exc).__name__
+    generic = f"The query failed: {first}. Fix the SQL and run it again (describe_table shows column types)."
+    try:
+        return _explain_error(catalog, validated, text, first, budget or Budget()) or generic
+    except Exception:  # a diagnostic must never hide the error it explains
+        log.exception("explaining a query error failed")
+        return generic
+
+
+def _explain_error(
+    catalog: Catalog, validated: sqlguard.ValidatedQuery, text: str, first: str, budget: Budget
+) -> str | None:
     missing = missing_column(text)
     if missing:
         qualifier, column = missing
-        return unknown_column_message(catalog, column, validated, qualifier, budget or Budget())
+        return unknown_column_message(catalog, column, validated, qualifier, budget)
     wrong_alias = re.search(r'Referenced table "([^"]+)" not found', text)
     if wrong_alias:
         known = ", ".join(f"{a} ({t})" for a, t in _aliases(validated.tree).items() if a != t.lower())
@@ -160,10 +174,10 @@ def explain_error(
             f"{'an alias defined in FROM/JOIN: ' + known if known else 'a table in FROM/JOIN: ' + tables}."
         )
     if "Cannot compare values of type" in text or "Could not convert string" in text:
-        hint = _text_compared_to_number(catalog, validated, budget or Budget())
+        hint = _text_compared_to_number(catalog, validated, budget)
         if hint:
             return f"The query failed: {first}. {hint}"
-    return f"The query failed: {first}. Fix the SQL and run it again (describe_table shows column types)."
+    return None
 
 
 def _text_compared_to_number(catalog: Catalog, validated: sqlguard.ValidatedQuery, budget: Budget) -> str:
@@ -235,7 +249,12 @@ def unknown_column_message(
     # 2. Close names in the table(s) the reference points at.
     own: list[str] = []
     for table in targets:
-        near = closest(column, [p.path for p in paths if p.table == table], limit=3, cutoff=75)
+        by_leaf: dict[str, list[str]] = {}
+        for p in paths:
+            if p.table == table:
+                by_leaf.setdefault(p.leaf, []).append(p.path)
+        leaves = [n for n in closest(column, by_leaf, limit=6, cutoff=75) if resembles(column, n)]
+        near = [path for leaf in leaves for path in by_leaf[leaf]][:3]
         if near:
             use = path_expr(qualifier, near[0]).sql(dialect="duckdb")
             own.append(f"Close names in {table}: {', '.join(near)} (use {use} if that is what you meant).")
@@ -259,7 +278,7 @@ def _places(paths: list[ColumnPath], column: str, used: set[str], fuzzy: bool) -
         return sorted(exact, key=lambda p: (not p.installed, p.path.count(".")))
     if not fuzzy:
         return []
-    near = set(closest(column, {p.leaf for p in others}, limit=3, cutoff=88))
+    near = {n for n in closest(column, {p.leaf for p in others}, limit=3, cutoff=88) if resembles(column, n)}
     return sorted((p for p in others if p.leaf in near), key=lambda p: (not p.installed, p.path.count(".")))
 
 
@@ -375,7 +394,11 @@ def explain_empty(
     catalog: Catalog, validated: sqlguard.ValidatedQuery, budget: Budget | None = None
 ) -> list[str]:
     """Why a query returned no rows: which conditions empty it and which values exist instead."""
-    return explain_empty_result(catalog, validated, budget or Budget())
+    try:
+        return explain_empty_result(catalog, validated, budget or Budget())
+    except Exception:  # the rows are the answer; a failing diagnostic must not fail the query
+        log.exception("explaining an empty result failed")
+        return ["The query returned no rows."]
 
 
 def counts_nothing(validated: sqlguard.ValidatedQuery, records: list[dict[str, object]]) -> bool:

@@ -24,6 +24,7 @@ from idc_mcp.value_hints import (
     fmt,
     is_text_column,
     literal_notes,
+    quote,
     source_of,
     sql_text,
     top_values,
@@ -51,12 +52,12 @@ def explain_empty_result(catalog: Catalog, validated: sqlguard.ValidatedQuery, b
 
 
 def _scope(select: exp.Select, with_: exp.With | None, ctes: dict[str, exp.Expression]) -> Scope:
-    sources: dict[str, exp.Table] = {}
+    sources: dict[str, exp.Table | exp.Subquery] = {}
     from_ = select.args.get("from_")
     nodes = [from_.this] if from_ is not None else []
     nodes += [j.this for j in select.args.get("joins") or []]
     for node in nodes:
-        if isinstance(node, exp.Table):
+        if isinstance(node, exp.Table) or (isinstance(node, exp.Subquery) and node.alias):
             sources[node.alias_or_name.lower()] = node
     return Scope(select, with_, sources, ctes)
 
@@ -94,14 +95,14 @@ def _explain_scope(catalog: Catalog, scope: Scope, budget: Budget, depth: int) -
             f"{NO_ROWS} The WHERE has {len(conds)} AND conditions; only up to {MAX_CONJUNCTS} are analysed. "
             "Count the conditions one at a time to find the one that matches nothing."
         ]
-    everything = _count(catalog, scope, conds, budget) if len(conds) > 1 else None
-    if everything:
+    everything = _count(catalog, scope, conds, budget)
+    if everything:  # the WHERE matches rows: HAVING, QUALIFY, OFFSET or LIMIT 0 removed them
         return [_after_where(scope.select, everything)]
     notes: list[str] = []
     alone_counts: list[int | None] = []
     for i, cond in enumerate(conds):
         others = conds[:i] + conds[i + 1 :]
-        alone = _count(catalog, scope, [cond], budget) if others else 0
+        alone = _count(catalog, scope, [cond], budget) if others else everything
         alone_counts.append(alone)
         if alone is None:
             continue
@@ -159,15 +160,35 @@ def _no_match(
     test = value_test(cond)
     table = source_of(catalog, scope, test.column) if test else None
     if test is None or table is None or not is_text_column(catalog, table, test.column.name):
-        return [head + " Check the value with describe_table or SELECT DISTINCT on that column."]
+        span = _range(catalog, scope, cond, others, budget)
+        return [head + (f" {span}" if span else " Check the values with describe_table(table).")]
     notes, top, fixed = literal_notes(catalog, scope, cond, test, table, budget)
-    if others or not top:
-        notes.append(common_values(catalog, scope, test.column, others, budget))
-    else:  # no other condition: the column's most common values are already known
-        notes.append(f"Most common {sql_text(test.column)} values: {values_text(top)}.")
+    if top is not None:  # None: an identifier-like column (UIDs), whose common values say nothing
+        if others or not top:
+            notes.append(common_values(catalog, scope, test.column, others, budget))
+        else:  # no other condition: the column's most common values are already known
+            notes.append(f"Most common {sql_text(test.column)} values: {values_text(top)}.")
     if fixed is not None and others and _count(catalog, scope, [fixed, *others], budget) == 0:
         notes.append(_still_empty(catalog, scope, fixed, others, budget))
     return [" ".join(n for n in [head, *notes] if n)]
+
+
+def _range(
+    catalog: Catalog, scope: Scope, cond: exp.Expression, others: list[exp.Expression], budget: Budget
+) -> str:
+    """For a comparison like `instanceCount < 0`: the smallest and largest values the column has."""
+    comparisons = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Between)
+    column = cond.this if isinstance(cond, comparisons) else None
+    if not isinstance(column, exp.Column) or isinstance(column.this, exp.Star):
+        return ""
+    not_null = exp.Not(this=exp.Is(this=column.copy(), expression=exp.Null()))
+    span = [exp.Min(this=column.copy()), exp.Max(this=column.copy())]
+    out = budget.run(catalog, filtered(scope, [*others, not_null], span))
+    if not out or out.rows[0][0] is None:
+        return ""
+    low, high = out.rows[0]
+    among = f" among rows matching {' AND '.join(sql_text(c) for c in others)}" if others else ""
+    return f"{sql_text(column)} ranges from {quote(low)} to {quote(high)}{among}."
 
 
 def _still_empty(

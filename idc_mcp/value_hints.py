@@ -13,7 +13,7 @@ from sqlglot import exp
 
 from idc_mcp.budget import Budget
 from idc_mcp.catalog import Catalog
-from idc_mcp.fuzzy import closest
+from idc_mcp.fuzzy import closest, resembles
 
 DISTINCT_CAP = 2_000  # most common distinct values pulled per column
 FOLDED_CAP = 50  # extra values pulled that contain the literal's words (high-cardinality columns)
@@ -27,7 +27,8 @@ class Scope:
 
     select: exp.Select
     with_: exp.With | None
-    sources: dict[str, exp.Table]  # alias or name (lowercase) -> table node (catalog table or CTE)
+    # alias or name (lowercase) -> what FROM/JOIN reads: a catalog table, a CTE, or a derived table
+    sources: dict[str, exp.Table | exp.Subquery]
     ctes: dict[str, exp.Expression]  # CTE name (lowercase) -> its body
 
 
@@ -49,6 +50,9 @@ def sql_text(node: exp.Expression) -> str:
 
 
 def quote(value: object) -> str:
+    """A value as SQL would write it: numbers bare, text as a quoted literal (cut when long)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{value:,}" if isinstance(value, int) else f"{value:g}"
     text = str(value)
     if len(text) > MAX_VALUE_CHARS:
         text = text[:MAX_VALUE_CHARS] + "…"
@@ -96,12 +100,19 @@ def value_test(cond: exp.Expression) -> ValueTest | None:
     return None
 
 
-def source_of(catalog: Catalog, scope: Scope, column: exp.Column) -> exp.Table | None:
+def _body(scope: Scope, node: exp.Table | exp.Subquery) -> exp.Expression | None:
+    """The SELECT behind a CTE reference or a derived table; None for a catalog table."""
+    if isinstance(node, exp.Subquery):
+        return node.this
+    return scope.ctes.get(node.name.lower())
+
+
+def source_of(catalog: Catalog, scope: Scope, column: exp.Column) -> exp.Table | exp.Subquery | None:
     if column.table:
         return scope.sources.get(column.table.lower())
     owners = []
     for node in dict.fromkeys(scope.sources.values()):
-        body = scope.ctes.get(node.name.lower())
+        body = _body(scope, node)
         if body is not None:
             names = {n.lower() for n in getattr(body, "named_selects", [])}
             if column.name.lower() in names or "*" in names or len(scope.sources) == 1:
@@ -111,7 +122,10 @@ def source_of(catalog: Catalog, scope: Scope, column: exp.Column) -> exp.Table |
     return owners[0] if len(owners) == 1 else None
 
 
-def is_text_column(catalog: Catalog, table: exp.Table, column: str) -> bool:
+def is_text_column(catalog: Catalog, table: exp.Table | exp.Subquery, column: str) -> bool:
+    """Text by the catalog's types; a CTE or derived table column counts as text (values are checked)."""
+    if not isinstance(table, exp.Table):
+        return True
     types = {c.lower(): t for c, t in catalog.columns(table.name)}
     return types.get(column.lower(), "VARCHAR") == "VARCHAR"
 
@@ -119,7 +133,7 @@ def is_text_column(catalog: Catalog, table: exp.Table, column: str) -> bool:
 def value_counts(
     catalog: Catalog,
     scope: Scope,
-    table: exp.Table,
+    table: exp.Table | exp.Subquery,
     column: str,
     where: exp.Expression | None,
     limit: int,
@@ -133,37 +147,68 @@ def value_counts(
     if where is not None:
         query = query.where(where)
     query = query.group_by(col.copy()).order_by(exp.Ordered(this=exp.column("n"), desc=True)).limit(limit)
-    if scope.with_ is not None and table.name.lower() in scope.ctes:
+    if scope.with_ is not None:  # harmless when unused; needed when the source is (or reads) a CTE
         query.set("with_", scope.with_.copy())
     out = budget.run(catalog, query)
     return [(v, int(n)) for v, n in out.rows] if out else []
 
 
+@dataclass
+class ValuePool:
+    """Values of a column with their row counts: its most common ones, or none for an identifier-like
+    column (almost every value distinct: UIDs), where only a word search is worth running."""
+
+    counts: dict[object, int]
+    complete: bool  # every distinct value is in `counts`
+
+
+SAMPLE_ROWS = 5_000  # rows sampled to tell identifier-like columns from categorical ones
+
+
+def value_pool(
+    catalog: Catalog, scope: Scope, table: exp.Table | exp.Subquery, column: str, budget: Budget
+) -> ValuePool:
+    col = exp.column(column, table=table.alias_or_name, quoted=True)
+    sample = exp.select(col.copy()).from_(table.copy()).limit(SAMPLE_ROWS).subquery("s")
+    probe = exp.select(
+        exp.Count(this=exp.Distinct(expressions=[exp.column(column, table="s", quoted=True)])),
+        exp.Count(this=exp.column(column, table="s", quoted=True)),
+    ).from_(sample)
+    if scope.with_ is not None:
+        probe.set("with_", scope.with_.copy())
+    out = budget.run(catalog, probe)
+    if out and out.rows[0][1] >= SAMPLE_ROWS // 5 and out.rows[0][0] > 0.9 * out.rows[0][1]:
+        return ValuePool({}, complete=False)
+    counts = dict(value_counts(catalog, scope, table, column, None, DISTINCT_CAP, budget))
+    return ValuePool(counts, complete=len(counts) < DISTINCT_CAP)
+
+
 def nearest_values(
     catalog: Catalog,
     scope: Scope,
-    table: exp.Table,
+    table: exp.Table | exp.Subquery,
     column: str,
     word: str,
     budget: Budget,
-    pool: dict[object, int] | None = None,
-) -> tuple[list[tuple[object, int]], dict[object, int]]:
+    pool: ValuePool | None = None,
+) -> tuple[list[tuple[object, int]], ValuePool]:
     """Existing values of `column` nearest to `word` (folded-equal, prefix, containing, then fuzzy),
-    and the pool of (value -> rows) they were picked from: the column's most common values, plus,
-    when the column has more distinct values than we pull, those containing the word's tokens."""
+    and the pool of values they were picked from; when the pool is not every distinct value, also
+    the values containing the word's tokens."""
     if pool is None:
-        pool = dict(value_counts(catalog, scope, table, column, None, DISTINCT_CAP, budget))
-    candidates = dict(pool)
+        pool = value_pool(catalog, scope, table, column, budget)
+    candidates = dict(pool.counts)
     tokens = re.findall(r"[^\W_]+", word.lower())
-    if tokens and len(pool) >= DISTINCT_CAP:
-        candidates.update(
-            value_counts(catalog, scope, table, column, words_like(table, column, tokens), FOLDED_CAP, budget)
-        )
+    identifier_like = not pool.complete and not pool.counts
+    if tokens and not pool.complete and (not identifier_like or max(map(len, tokens)) >= 4):
+        like = words_like(table, column, tokens)
+        candidates.update(value_counts(catalog, scope, table, column, like, FOLDED_CAP, budget))
     texts = {str(v): (v, n) for v, n in candidates.items() if isinstance(v, str)}
-    return [texts[name] for name in closest(word, texts, limit=4, cutoff=75)], pool
+    near = [name for name in closest(word, texts, limit=8, cutoff=75) if resembles(word, name)]
+    return [texts[name] for name in near[:4]], pool
 
 
-def words_like(table: exp.Table, column: str, tokens: list[str]) -> exp.ILike:
+def words_like(table: exp.Table | exp.Subquery, column: str, tokens: list[str]) -> exp.ILike:
     """column ILIKE '%w1%w2%': the literal's words in order (tokens hold no LIKE wildcards)."""
     col = exp.column(column, table=table.alias_or_name, quoted=True)
     return exp.ILike(this=col, expression=exp.Literal.string("%" + "%".join(tokens) + "%"))
@@ -175,10 +220,16 @@ def like_regex(pattern: str) -> re.Pattern[str]:
 
 
 def literal_notes(
-    catalog: Catalog, scope: Scope, cond: exp.Expression, test: ValueTest, table: exp.Table, budget: Budget
-) -> tuple[list[str], list[tuple[object, int]], exp.Expression | None]:
+    catalog: Catalog,
+    scope: Scope,
+    cond: exp.Expression,
+    test: ValueTest,
+    table: exp.Table | exp.Subquery,
+    budget: Budget,
+) -> tuple[list[str], list[tuple[object, int]] | None, exp.Expression | None]:
     """For each literal of the test that is not a value of the column: its nearest existing values
-    and the corrected condition. Also returns the column's most common values when they were read."""
+    and the corrected condition. Also returns the column's most common values when they were read
+    ([] when not, None when the column is identifier-like and they are not worth showing)."""
     notes: list[str] = []
     label = sql_text(test.column)
     literals = [lit.name for lit in test.literals]
@@ -193,13 +244,13 @@ def literal_notes(
     else:
         missing = literals
     replacements: dict[str, str] = {}
-    pool: dict[object, int] | None = None
+    pool: ValuePool | None = None
     for literal in missing:
         word = (
             literal.replace("%", " ").replace("_", " ").strip() if test.kind in ("like", "ilike") else literal
         )
         near, pool = nearest_values(catalog, scope, table, test.column.name, word, budget, pool)
-        seen = [str(v) for v, _ in near] + [str(v) for v in pool]
+        seen = [str(v) for v, _ in near] + [str(v) for v in pool.counts]
         if test.kind == "like" and any(like_regex(literal).match(v) for v in seen):
             fixed = exp.ILike(this=cond.this.copy(), expression=exp.Literal.string(literal))
             notes.append(
@@ -216,14 +267,16 @@ def literal_notes(
     if replacements:
         notes.append(f"Use {sql_text(replace_literals(cond, test, replacements))} instead.")
     fixed = replace_literals(cond, test, replacements) if replacements else None
-    free_text = pool is not None and len(pool) >= DISTINCT_CAP
+    free_text = pool is not None and not pool.complete and bool(pool.counts)
     if free_text and test.kind == "eq" and (tokens := re.findall(r"[^\W_]+", literals[0].lower())):
         words = words_like(table, test.column.name, tokens)
         words.set("this", test.column.copy())
         notes.append(
             f"{label} is free text: to match words rather than the exact value, use {sql_text(words)}."
         )
-    top = sorted((pool or {}).items(), key=lambda kv: -kv[1])[:TOP_VALUES]
+    if pool is not None and not pool.complete and not pool.counts:
+        return notes, None, fixed  # identifier-like: its "most common values" say nothing
+    top = sorted((pool.counts if pool else {}).items(), key=lambda kv: -kv[1])[:TOP_VALUES]
     return notes, top, fixed
 
 

@@ -220,6 +220,35 @@ def test_wrong_case_in_a_combination_gets_the_exact_value(
     assert count_where(pq, "Modality = 'CT' AND Manufacturer = 'SIEMENS' AND collection_id = 'nlst'") > 0
 
 
+def test_numeric_condition_out_of_range_shows_the_range(
+    catalog: Catalog, pq: duckdb.DuckDBPyConnection
+) -> None:
+    text = empty(catalog, "SELECT * FROM index WHERE Modality = 'CT' AND instanceCount < 0").diagnostics[0]
+    low, high = pq.execute(
+        "SELECT min(instanceCount), max(instanceCount) FROM idx WHERE Modality = 'CT'"
+    ).fetchone()  # type: ignore[misc]
+    assert f"instanceCount ranges from {low:,} to {high:,} among rows matching Modality = 'CT'." in text
+
+
+def test_unknown_identifier_gets_no_made_up_neighbour(catalog: Catalog) -> None:
+    # Every UID is distinct: suggesting the 'nearest' UID would send the assistant to the wrong series.
+    text = empty(catalog, "SELECT * FROM index WHERE SeriesInstanceUID = '1.2.3'").diagnostics[0]
+    assert "no existing value is close to it" in text and "Use " not in text
+
+
+def test_wrong_value_through_a_derived_table(catalog: Catalog) -> None:
+    text = empty(catalog, "SELECT * FROM (SELECT * FROM index) t WHERE t.Modality = 'CTs'").diagnostics[0]
+    assert replacement(text) == "t.Modality = 'CT'"
+
+
+def test_having_that_removes_every_group_is_named(catalog: Catalog, pq: duckdb.DuckDBPyConnection) -> None:
+    sql = "SELECT Modality, count(*) AS n FROM index GROUP BY Modality HAVING count(*) > 100000000"
+    total = pq.execute("SELECT count(*) FROM idx").fetchone()[0]  # type: ignore[index]
+    assert empty(catalog, sql).diagnostics == [
+        f"{total:,} rows match the FROM and WHERE; HAVING removes them all. Loosen that part."
+    ]
+
+
 def test_empty_cte_is_analysed(catalog: Catalog) -> None:
     sql = (
         "WITH x AS (SELECT * FROM index WHERE Modality = 'CTs') "
@@ -356,6 +385,11 @@ def test_column_of_a_not_installed_index_says_fetch_first(catalog: Catalog) -> N
     assert "ImageType" in [c["name"] for c in schema["columns"]]
     assert "ct_index.ImageType exists (join on SeriesInstanceUID)" in text
     assert "fetch_index('ct_index')" in text
+
+
+def test_one_letter_column_gets_no_far_fetched_names(catalog: Catalog) -> None:
+    text = error_text(catalog, "SELECT x FROM index JOIN collections_index USING (collection_id)")
+    assert "No table has a column with that name or a close one." in text
 
 
 def test_struct_fields_of_duckdb_types() -> None:
