@@ -16,7 +16,8 @@ def fold(text: str) -> str:
 
 
 def closest(word: str, candidates: Iterable[str], limit: int = 5, cutoff: float = 60.0) -> list[str]:
-    """The candidates nearest to `word`: exact folded matches first, then fuzzy ones above `cutoff`."""
+    """The candidates nearest to `word`: folded-equal first, then one a prefix of the other, one inside
+    the other, then fuzzy matches above `cutoff`."""
     pool = list(dict.fromkeys(c for c in candidates if c))
     if not pool or not word:
         return []

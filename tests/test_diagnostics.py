@@ -19,7 +19,7 @@ import pytest
 from mcp import Client
 
 from idc_mcp import budget as budget_mod
-from idc_mcp import column_paths, diagnostics, empty_result, sqlguard
+from idc_mcp import column_paths, diagnostics, empty_result, fuzzy, sqlguard
 from idc_mcp.budget import Budget
 from idc_mcp.catalog import Catalog, QueryTimeout, get_catalog
 from idc_mcp.query import QueryError, QueryResult, run_query
@@ -390,6 +390,23 @@ def test_column_of_a_not_installed_index_says_fetch_first(catalog: Catalog) -> N
 def test_one_letter_column_gets_no_far_fetched_names(catalog: Catalog) -> None:
     text = error_text(catalog, "SELECT x FROM index JOIN collections_index USING (collection_id)")
     assert "No table has a column with that name or a close one." in text
+
+
+@pytest.mark.parametrize(
+    ("word", "candidate", "expected"),
+    [
+        ("Male", "M", True),  # the data abbreviates
+        ("lungs", "LUNG", True),
+        ("TCGA-LUAD", "tcga_luad", True),
+        ("Modalty", "Modality", True),
+        ("x", "XRayTubeCurrent_min", False),  # one letter is in everything
+        ("1.2.3", "1.3.6.1.4.1.14519.5.2.1.6834.5010.145718279940812352834593372530", False),
+    ],
+)
+def test_resembles_accepts_abbreviations_and_spellings_not_coincidences(
+    word: str, candidate: str, expected: bool
+) -> None:
+    assert fuzzy.resembles(word, candidate) is expected
 
 
 def test_struct_fields_of_duckdb_types() -> None:
