@@ -2,8 +2,9 @@
 
 Everything here is computed from the catalog and the bundled schemas (column names, nested struct
 fields, table descriptions, the data itself), never from a synonym list. The SQL we suggest is built
-with sqlglot from the validated tree and checked to bind before it is shown; every query we run for a
-diagnostic has a short timeout inside an overall time budget (`budget.Budget`).
+with sqlglot from the validated tree; a join sketch is shown only if it validates and binds (run with
+LIMIT 0), a corrected table name only if it validates. Every query we run for a diagnostic has a short
+timeout inside an overall time budget (`budget.Budget`). The zero-row analysis is in `empty_result`.
 """
 
 from __future__ import annotations
