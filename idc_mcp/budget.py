@@ -26,6 +26,9 @@ class Budget:
     started: float = field(default_factory=time.monotonic)
     skipped: int = 0
     ran: int = 0
+    # The same check is often needed twice in one diagnosis (a count without one condition is the
+    # count with the other): answer repeats from here.
+    _seen: dict[str, QueryOutput] = field(default_factory=dict, repr=False)
 
     @property
     def remaining_s(self) -> float:
@@ -33,14 +36,18 @@ class Budget:
 
     def run(self, catalog: Catalog, tree: exp.Expression) -> QueryOutput | None:
         """Run SQL we generated with sqlglot; None when out of time, too slow, or failing."""
+        sql = tree.sql(dialect="duckdb")
+        if sql in self._seen:
+            return self._seen[sql]
         slice_s = min(self.per_query_s, self.remaining_s)
         if slice_s < MIN_SLICE_S:
             self.skipped += 1
             return None
         try:
-            out = catalog.execute(tree.sql(dialect="duckdb"), timeout_s=slice_s)
+            out = catalog.execute(sql, timeout_s=slice_s)
         except (QueryTimeout, duckdb.Error):
             self.skipped += 1
             return None
         self.ran += 1
+        self._seen[sql] = out
         return out
