@@ -90,8 +90,10 @@ def run_query(catalog: Catalog, sql: str, max_rows: int = 100) -> QueryResult:
             break
         records.append(record)
     if cells_cut:
-        notes.append("Some long values were cut (marked '…[cut: …]'). Select substr(column, 1, n) or fewer columns.")
-    if not records and not truncated:
+        notes.append(
+            "Some long values were cut (marked '…[cut: …]'). Select substr(column, 1, n) or fewer columns."
+        )
+    if (not records and not truncated) or diagnostics.counts_nothing(validated, records):
         notes.extend(diagnostics.explain_empty(catalog, validated))
     return QueryResult(
         columns=columns,
