@@ -7,7 +7,13 @@ Fence conventions (in skill/ and references/):
                     type) against empty tables built from the bundled schema JSON. Once the index is
                     installed in the catalog it must also run and return rows.
 - ```python        must compile; every call on an `IDCClient` must be a real method with real keywords.
+- ```sql bigquery  BigQuery Standard SQL for the BigQuery guide: must parse in the BigQuery dialect and
+                    read only IDC's public datasets (it cannot run here).
+- ```python        must compile; every call on an `IDCClient` must be a real method with real keywords;
+                    SQL passed to `sql_query` must run (same DuckDB dialect and table names) and every
+                    table other than `index`/`prior_versions_index` must be loaded by `fetch_index` first.
 - ```bash          every `idc` command line must use a real command and real options of the idc CLI.
+Every DICOM UID written in the docs must exist in the index.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import duckdb
 import idc_index
 import idc_index_data
 import pytest
+import sqlglot
 from idc_index import IDCClient
 from idc_index.cli import idc as idc_cli
 
@@ -47,7 +54,9 @@ def _ids(examples: list[docs.CodeExample]) -> list[str]:
     return [e.label for e in examples]
 
 
+BIGQUERY = "bigquery"
 RUNNABLE_SQL = _of("sql")
+BIGQUERY_SQL = _of("sql", BIGQUERY)
 FETCH_FIRST_SQL = _of("sql", docs.FETCH_FIRST)
 PYTHON = _of("python")
 BASH = _of("bash")
@@ -55,14 +64,22 @@ BASH = _of("bash")
 
 def test_docs_are_found_in_the_repository_during_development():
     assert LOCATION.skill_dir == REPO / "skill" and not LOCATION.installed
-    assert {"metadata_schema", "sql_cookbook", "idc_index_api", "mcp_tools", "bigquery_guide",
-            "idc_portal_guide"} <= set(docs.reference_files(LOCATION))
+    assert {
+        "metadata_schema",
+        "sql_cookbook",
+        "idc_index_api",
+        "mcp_tools",
+        "bigquery_guide",
+        "idc_portal_guide",
+    } <= set(docs.reference_files(LOCATION))
 
 
 def test_every_fence_has_a_known_language_so_no_example_escapes_the_checks():
     # An unlabeled or misspelled fence (```SQL fetchfirst) would silently skip every check below.
     bad = [e.label for e in EXAMPLES if e.language not in KNOWN_LANGUAGES]
-    bad += [e.label for e in EXAMPLES if e.language == "sql" and e.info not in ("", docs.FETCH_FIRST)]
+    bad += [
+        e.label for e in EXAMPLES if e.language == "sql" and e.info not in ("", docs.FETCH_FIRST, BIGQUERY)
+    ]
     bad += [e.label for e in EXAMPLES if e.language != "sql" and e.info]
     assert not bad, f"fences with an unknown language or marker: {bad}"
 
@@ -74,8 +91,15 @@ def test_sql_example_runs_through_the_query_tool_and_returns_rows(example: docs.
 
 
 def _duckdb_type(schema_type: str, mode: str) -> str:
-    base = {"STRING": "VARCHAR", "INTEGER": "BIGINT", "FLOAT": "DOUBLE", "BOOLEAN": "BOOLEAN",
-            "TIMESTAMP": "TIMESTAMP", "DATE": "DATE", "RECORD": "JSON"}.get(schema_type, "VARCHAR")
+    base = {
+        "STRING": "VARCHAR",
+        "INTEGER": "BIGINT",
+        "FLOAT": "DOUBLE",
+        "BOOLEAN": "BOOLEAN",
+        "TIMESTAMP": "TIMESTAMP",
+        "DATE": "DATE",
+        "RECORD": "JSON",
+    }.get(schema_type, "VARCHAR")
     return base + ("[]" if mode == "REPEATED" else "")
 
 
@@ -86,7 +110,6 @@ def _empty_schema_database() -> duckdb.DuckDBPyConnection:
 
     catalog = get_catalog()
     con = duckdb.connect()
-    con.execute("LOAD json") if False else None  # JSON type is built in
     for name, info in all_tables().items():
         if catalog.is_installed(name):
             cols = catalog.columns(name)
@@ -112,6 +135,24 @@ def test_fetch_first_sql_example_binds_against_the_index_schema(example: docs.Co
         assert run_query(catalog, example.code, max_rows=5).row_count >= 1
 
 
+def test_the_fetch_first_check_catches_a_wrong_column():
+    # Guards the guard: binding against the schema must reject a column sm_index does not have.
+    validated = sqlguard.validate("SELECT s.Stain FROM sm_index AS s", ["sm_index"], max_rows=5)
+    with pytest.raises(duckdb.BinderException):
+        _empty_schema_database().execute(validated.sql)
+
+
+@pytest.mark.parametrize("example", BIGQUERY_SQL, ids=_ids(BIGQUERY_SQL))
+def test_bigquery_example_parses_and_reads_only_idc_public_datasets(example: docs.CodeExample):
+    tree = sqlglot.parse_one(example.code, read="bigquery")
+    tables = list(tree.find_all(sqlglot.exp.Table))
+    assert tables
+    for table in tables:
+        assert table.catalog == "bigquery-public-data" and re.fullmatch(r"idc_(current|v\d+)", table.db), (
+            table
+        )
+
+
 def test_sql_cookbook_has_at_least_25_runnable_queries():
     cookbook = [e for e in RUNNABLE_SQL if e.file.endswith("sql_cookbook.md")]
     assert len(cookbook) >= 25
@@ -120,9 +161,19 @@ def test_sql_cookbook_has_at_least_25_runnable_queries():
 def test_sql_cookbook_covers_the_topics_the_issue_asks_for():
     text = docs.read_reference("sql_cookbook", LOCATION)
     sql = "\n".join(e.code for e in RUNNABLE_SQL if e.file.endswith("sql_cookbook.md"))
-    for needle in ("JOIN collections_index", "cancer_types", "Manufacturer", "BodyPartExamined",
-                   "license_short_name", "series_size_MB", "analysis_results_index", "SEG",
-                   "prior_versions_index", "PatientSex", "PatientAge"):
+    for needle in (
+        "JOIN collections_index",
+        "cancer_types",
+        "Manufacturer",
+        "BodyPartExamined",
+        "license_short_name",
+        "series_size_MB",
+        "analysis_results_index",
+        "SEG",
+        "prior_versions_index",
+        "PatientSex",
+        "PatientAge",
+    ):
         assert needle in sql, needle
     assert "fetch-first" in text
 
@@ -140,8 +191,10 @@ def _client_names(tree: ast.AST) -> set[str]:
         if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
             func = node.value.func
             is_client = (isinstance(func, ast.Name) and func.id == "IDCClient") or (
-                isinstance(func, ast.Attribute) and func.attr == "client"
-                and isinstance(func.value, ast.Name) and func.value.id == "IDCClient"
+                isinstance(func, ast.Attribute)
+                and func.attr == "client"
+                and isinstance(func.value, ast.Name)
+                and func.value.id == "IDCClient"
             )
             if is_client:
                 names.update(t.id for t in node.targets if isinstance(t, ast.Name))
@@ -191,6 +244,44 @@ def test_python_examples_call_the_idc_client():
     assert calls >= 10
 
 
+def _sql_query_calls(code: str) -> list[str]:
+    """The SQL string literals passed to `<client>.sql_query(...)`."""
+    out = []
+    for node in ast.walk(ast.parse(code)):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "sql_query"
+        ):
+            if node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
+                out.append(node.args[0].value)
+    return out
+
+
+def _fetched(code: str) -> set[str]:
+    return set(re.findall(r"fetch_index\(\s*[\"'](\w+)[\"']", code))
+
+
+@pytest.mark.parametrize("example", PYTHON, ids=_ids(PYTHON))
+def test_idc_index_sql_in_python_examples_runs_and_loads_its_tables_first(example: docs.CodeExample):
+    from idc_mcp.schemas import all_tables
+
+    # idc-index's sql_query sees only `index` and `prior_versions_index` until fetch_index loads more.
+    preloaded = {"index", "prior_versions_index"}
+    for sql in _sql_query_calls(example.code):
+        validated = sqlguard.validate(sql, list(all_tables()), max_rows=5)
+        missing = set(validated.tables) - preloaded - _fetched(example.code)
+        assert not missing, f"{example.label}: sql_query uses {missing} without fetch_index"
+        if all(all_tables()[t].bundled for t in validated.tables):
+            assert run_query(get_catalog(), sql, max_rows=5).row_count >= 1, example.label
+        else:
+            _empty_schema_database().execute(validated.sql)
+
+
+def test_python_examples_run_some_idc_index_sql():
+    assert sum(len(_sql_query_calls(e.code)) for e in PYTHON) >= 4
+
+
 def idc_cli_problems(line: str) -> list[str]:
     words = shlex.split(line)
     if not words or words[0] != "idc":
@@ -199,7 +290,11 @@ def idc_cli_problems(line: str) -> list[str]:
         return [f"unknown idc command in {line!r}; commands: {sorted(idc_cli.commands)}"]
     command: click.Command = idc_cli.commands[words[1]]
     options = {opt for p in command.params for opt in p.opts}
-    return [f"{words[1]} has no option {w}" for w in words[2:] if w.startswith("--") and w.split("=")[0] not in options]
+    return [
+        f"{words[1]} has no option {w}"
+        for w in words[2:]
+        if w.startswith("--") and w.split("=")[0] not in options
+    ]
 
 
 def _command_lines(code: str) -> list[str]:
@@ -226,6 +321,31 @@ def test_idc_index_api_reference_matches_the_installed_version():
     assert not missing, f"IDCClient methods not documented: {missing}"
     missing_cmds = [c for c in idc_cli.commands if f"idc {c}" not in text]
     assert not missing_cmds, f"idc CLI commands not documented: {missing_cmds}"
+
+
+# DICOM UIDs (not the standard's own 1.2.840.10008 SOP class and transfer syntax UIDs).
+_UID = re.compile(r"(?<![\d.])(?!1\.2\.840\.10008\.)\d+(?:\.\d+){5,}(?![\d.])")
+
+
+def test_every_dicom_uid_in_the_docs_exists_in_the_index():
+    found = {}
+    for path in docs.all_doc_files(LOCATION):
+        if path.name == "metadata_schema.md":
+            continue  # generated from the schema JSON; its UIDs are SOP class examples
+        for uid in _UID.findall(path.read_text(encoding="utf-8")):
+            found.setdefault(uid, path.name)
+    assert found
+    listed = ", ".join(f"'{u}'" for u in found)
+    known = {
+        r[0]
+        for r in get_catalog()
+        .execute(
+            f"SELECT SeriesInstanceUID FROM index WHERE SeriesInstanceUID IN ({listed}) UNION "
+            f"SELECT StudyInstanceUID FROM index WHERE StudyInstanceUID IN ({listed})"
+        )
+        .rows
+    }
+    assert {u: f for u, f in found.items() if u not in known} == {}
 
 
 # ---------------------------------------------------------------- generated schema reference
