@@ -14,6 +14,7 @@ import argparse
 import json
 import re
 import sys
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,7 +104,8 @@ def table_schema_json(name: str, installed_tables: list[str] | None = None) -> s
 # fence uses an index that is not bundled (sm_index, seg_index, ...): it must name such an index and bind
 # against that index's schema, but it can run only after fetch_index.
 FETCH_FIRST = "fetch-first"
-_FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```\s*$", re.MULTILINE | re.DOTALL)
+# Fences may be indented (inside a list item) by up to 3 spaces, as in CommonMark.
+_FENCE = re.compile(r"^( {0,3})```([^\n`]*)\n(.*?)^ {0,3}```\s*$", re.MULTILINE | re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -123,10 +125,11 @@ def code_examples(text: str, file: str = "<text>") -> list[CodeExample]:
     """Every fenced code block in a markdown text, with its 1-based starting line."""
     out = []
     for match in _FENCE.finditer(text):
-        info = match.group(1).strip()
+        info = match.group(2).strip()
         language, _, rest = info.partition(" ")
         line = text.count("\n", 0, match.start()) + 1
-        out.append(CodeExample(file, line, language.lower(), rest.strip(), match.group(2)))
+        code = textwrap.dedent(match.group(3)) if match.group(1) else match.group(3)
+        out.append(CodeExample(file, line, language.lower(), rest.strip(), code))
     return out
 
 

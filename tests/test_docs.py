@@ -426,3 +426,11 @@ def test_mcp_tools_reference_example_calls_are_valid_json():
     for example in _of("json"):
         if example.file.endswith("mcp_tools.md"):
             json.loads(example.code)
+
+
+def test_every_fence_line_in_the_docs_belongs_to_a_parsed_example():
+    # An indented or oddly written fence that the parser missed would escape every check.
+    for path in docs.all_doc_files(LOCATION):
+        text = path.read_text(encoding="utf-8")
+        fence_lines = len(re.findall(r"^\s*```", text, re.MULTILINE))
+        assert fence_lines == 2 * len(docs.code_examples(text)), path.name
