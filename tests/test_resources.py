@@ -240,7 +240,8 @@ def _tool_examples(section: str) -> list[dict]:  # type: ignore[type-arg]
 
 
 async def test_mcp_tools_reference_documents_every_tool_with_its_arguments_and_an_example():
-    sections = _sections(docs.read_reference("mcp_tools"))
+    text = docs.read_reference("mcp_tools")
+    sections = _sections(text)
     async with Client(mcp) as client:
         tools = (await client.list_tools()).tools
     assert tools
@@ -256,6 +257,10 @@ async def test_mcp_tools_reference_documents_every_tool_with_its_arguments_and_a
             and not (p in SELECTION_ARGS and "<selection>" in section)
         ]
         assert not undocumented, f"{tool.name}: arguments not documented: {undocumented}"
+        for prop, spec in (tool.input_schema or {}).get("properties", {}).items():
+            where = text if prop in SELECTION_ARGS else section  # selection args share one table
+            for value in spec.get("enum", []):
+                assert f'"{value}"' in where, f"{tool.name}.{prop}: value {value!r} not documented"
         examples = [e for e in _tool_examples(section) if e.get("name") == tool.name]
         assert examples, f"{tool.name} has no example call"
         for example in examples:
