@@ -95,11 +95,17 @@ def _facts(catalog: Catalog) -> list[str]:
     body_parts = q(
         f"SELECT BodyPartExamined, count(*) FROM index GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {TOP_BODY_PARTS}"
     ).rows
+    (null_share, sm_set) = q(
+        "SELECT avg(CASE WHEN BodyPartExamined IS NULL THEN 1 ELSE 0 END), "
+        "count(*) FILTER (WHERE Modality = 'SM' AND BodyPartExamined IS NOT NULL) FROM index"
+    ).rows[0]
+    sm_note = "always for SM" if sm_set == 0 else "including most SM"
     out += [
         f"### Typical `BodyPartExamined` values (top {TOP_BODY_PARTS}, series per value)",
         "",
-        "Uppercase DICOM terms (`CHEST`, `HEADNECK`). Often NULL (always for SM), and `CHEST` vs `LUNG` "
-        "depends on the scanner: for an organ, prefer `collections_index.tumor_locations` or try both.",
+        f"Uppercase DICOM terms (`CHEST`, `HEADNECK`). NULL for {null_share:.0%} of series ({sm_note}), "
+        "and `CHEST` vs `LUNG` depends on the scanner: for an organ, prefer "
+        "`collections_index.tumor_locations` or try both.",
         "",
         *_values_table(("BodyPartExamined", "series"), body_parts),
         "",
