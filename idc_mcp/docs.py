@@ -54,6 +54,15 @@ def reference_files(location: DocsLocation | None = None) -> dict[str, Path]:
     return {p.stem: p for p in sorted(loc.references_dir.glob("*.md"))}
 
 
+def title_of(path: Path) -> str:
+    """The first markdown heading of a file, or its name."""
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            if line.startswith("# "):
+                return line[2:].strip()
+    return path.stem
+
+
 def read_skill(location: DocsLocation | None = None) -> str:
     loc = location or locate_docs()
     path = loc.skill_dir / SKILL_FILE

@@ -150,9 +150,12 @@ def _fixed(fn: Callable[[str], str], arg: str) -> Callable[[], str]:
 
 
 # Each reference and table also listed as a concrete resource, so that resources/list shows them.
-for _name in docs.reference_files():
+for _name, _path in docs.reference_files().items():
     mcp.resource(
-        f"idc://references/{_name}", name=f"reference:{_name}", title=_name, mime_type="text/markdown"
+        f"idc://references/{_name}",
+        name=f"reference:{_name}",
+        title=docs.title_of(_path),
+        mime_type="text/markdown",
     )(_fixed(reference_resource, _name))
 for _table in all_tables():
     mcp.resource(
