@@ -164,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="regenerate references/metadata_schema.md from the bundled schema JSON and the data",
     )
+    parser.add_argument("--output", type=Path, help="write here instead of references/metadata_schema.md")
     args = parser.parse_args(argv)
     if not args.write_schema_reference:
         parser.print_help()
@@ -171,8 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     from idc_mcp.catalog import get_catalog
     from idc_mcp.schema_reference import generate_schema_reference
 
-    loc = locate_docs()
-    target = loc.references_dir / "metadata_schema.md"
+    target = args.output or locate_docs().references_dir / "metadata_schema.md"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(generate_schema_reference(get_catalog()), encoding="utf-8")
     print(f"wrote {target}", file=sys.stderr)

@@ -359,6 +359,13 @@ def test_metadata_schema_reference_is_a_fresh_generation():
     assert on_disk == generate_schema_reference(get_catalog())
 
 
+def test_the_schema_reference_command_writes_the_generated_file(tmp_path: Path):
+    target = tmp_path / "metadata_schema.md"
+    assert docs.main(["--write-schema-reference", "--output", str(target)]) == 0
+    assert target.read_text(encoding="utf-8") == generate_schema_reference(get_catalog())
+    assert docs.main([]) == 2  # no action asked: help, and a failing exit code
+
+
 def test_metadata_schema_reference_lists_every_index_and_column_of_the_bundled_json():
     # Read straight from idc-index-data, not through our schema module.
     text = docs.read_reference("metadata_schema", LOCATION)
