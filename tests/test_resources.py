@@ -324,3 +324,10 @@ async def test_a_new_user_reads_the_skill_and_its_workflow_queries_all_work():
         # Following the references table: each reference the skill names can be read.
         for uri in sorted(set(re.findall(r"idc://references/\w+", skill))):
             assert _text(await client.read_resource(uri))
+
+
+async def test_find_dataset_without_useful_words_still_gives_the_plan():
+    async with Client(mcp) as client:
+        text = _prompt_text(await client.get_prompt("find_dataset", {"topic": "imaging data"}))
+    assert "No collection name, cancer type or tumor location matched" in text
+    assert "list_collections(" in text and "query(" in text
