@@ -10,15 +10,22 @@ from tests.parquet import parquet_sql
 
 
 def test_rows_are_objects_keyed_by_column():
-    result = run_query(get_catalog(), "SELECT collection_id, count(*) AS n FROM index GROUP BY 1 ORDER BY n DESC", 5)
-    expected = parquet_sql('SELECT collection_id, count(*) AS n FROM "index" GROUP BY 1 ORDER BY n DESC LIMIT 5')
+    result = run_query(
+        get_catalog(), "SELECT collection_id, count(*) AS n FROM index GROUP BY 1 ORDER BY n DESC", 5
+    )
+    expected = parquet_sql(
+        'SELECT collection_id, count(*) AS n FROM "index" GROUP BY 1 ORDER BY n DESC LIMIT 5'
+    )
     assert [(r["collection_id"], r["n"]) for r in result.rows] == expected
     assert result.columns == ["collection_id", "n"] and result.row_count == 5 and result.truncated
 
 
 def test_a_complete_result_is_not_marked_truncated():
     result = run_query(get_catalog(), "SELECT * FROM version_metadata_index", 1000)
-    assert not result.truncated and result.row_count == parquet_sql("SELECT count(*) FROM version_metadata_index")[0][0]
+    assert (
+        not result.truncated
+        and result.row_count == parquet_sql("SELECT count(*) FROM version_metadata_index")[0][0]
+    )
     assert result.diagnostics == []
 
 
@@ -34,7 +41,9 @@ def test_max_rows_out_of_range_is_refused():
 
 
 def test_nested_values_are_json_safe():
-    result = run_query(get_catalog(), "SELECT collection_id, sources FROM collections_index ORDER BY collection_id", 3)
+    result = run_query(
+        get_catalog(), "SELECT collection_id, sources FROM collections_index ORDER BY collection_id", 3
+    )
     json.dumps(result.model_dump())
     assert isinstance(result.rows[0]["sources"], list)
 
@@ -48,7 +57,9 @@ def test_reply_is_cut_to_the_byte_cap_and_says_how_to_narrow():
 
 def test_long_cells_are_cut_and_marked():
     sql = "SELECT string_agg(collection_name, ' ') AS names FROM collections_index"
-    (longest,) = parquet_sql(sql.replace("AS names", "").replace("string_agg", "length(string_agg").replace("' ')", "' '))"))[0]
+    (longest,) = parquet_sql(
+        sql.replace("AS names", "").replace("string_agg", "length(string_agg").replace("' ')", "' '))")
+    )[0]
     assert longest > 2000
     result = run_query(get_catalog(), sql, 1)
     text = result.rows[0]["names"]
@@ -57,7 +68,11 @@ def test_long_cells_are_cut_and_marked():
 
 
 def test_duplicate_column_names_stay_distinct():
-    result = run_query(get_catalog(), "SELECT i.collection_id, c.collection_id FROM index i JOIN collections_index c USING (collection_id) LIMIT 1", 1)
+    result = run_query(
+        get_catalog(),
+        "SELECT i.collection_id, c.collection_id FROM index i JOIN collections_index c USING (collection_id) LIMIT 1",
+        1,
+    )
     assert len(set(result.columns)) == 2
 
 

@@ -11,7 +11,13 @@ from tests.parquet import parquet_sql
 def test_list_tables_names_every_index_idc_index_data_knows():
     summaries = {t.name: t for t in list_tables(get_catalog())}
     assert set(all_tables()) <= set(summaries)
-    for name in ("index", "collections_index", "analysis_results_index", "prior_versions_index", "version_metadata_index"):
+    for name in (
+        "index",
+        "collections_index",
+        "analysis_results_index",
+        "prior_versions_index",
+        "version_metadata_index",
+    ):
         assert summaries[name].installed
         assert summaries[name].row_count == parquet_sql(f'SELECT count(*) FROM "{name}"')[0][0]
     assert summaries["sm_index"].installed is False
@@ -37,7 +43,10 @@ def test_describe_table_shows_exact_license_strings():
 def test_describe_table_gives_examples_for_high_cardinality_columns():
     table = describe_table(get_catalog(), "index")
     uid = next(c for c in table.columns if c.name == "SeriesInstanceUID")
-    assert uid.examples and all(parquet_sql('SELECT count(*) FROM "index" WHERE SeriesInstanceUID = ?', [e])[0][0] == 1 for e in uid.examples)
+    assert uid.examples and all(
+        parquet_sql('SELECT count(*) FROM "index" WHERE SeriesInstanceUID = ?', [e])[0][0] == 1
+        for e in uid.examples
+    )
 
 
 def test_describe_table_of_an_index_that_is_not_installed_lists_its_schema_columns():
