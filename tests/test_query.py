@@ -70,7 +70,8 @@ def test_long_cells_are_cut_and_marked():
 def test_duplicate_column_names_stay_distinct():
     result = run_query(
         get_catalog(),
-        "SELECT i.collection_id, c.collection_id FROM index i JOIN collections_index c USING (collection_id) LIMIT 1",
+        "SELECT i.collection_id, c.collection_id FROM index i "
+        "JOIN collections_index c USING (collection_id) LIMIT 1",
         1,
     )
     assert len(set(result.columns)) == 2
