@@ -79,7 +79,7 @@ def unknown_column_message(catalog: Catalog, column: str, tables: tuple[str, ...
         if near:
             keys = [k for k in JOIN_KEYS if k in info.column_names and any(k in [c for c, _ in catalog.columns(t)] for t in tables)]
             join = f" (join on {keys[0]})" if keys else ""
-            elsewhere.append(f"{name}.{near[0]}{join}")
+            elsewhere.append(f"{name}.{near[0]}{join}{_install_hint(catalog, name)}")
     if elsewhere:
         parts.append("It exists in: " + "; ".join(elsewhere[:5]) + ".")
     parts.append("describe_table(name) lists every column with its description.")
@@ -89,3 +89,10 @@ def unknown_column_message(catalog: Catalog, column: str, tables: tuple[str, ...
 def explain_empty(catalog: Catalog, validated: sqlguard.ValidatedQuery) -> list[str]:
     """Why a query returned no rows (filled in by the zero-row analysis)."""
     return ["The query returned no rows."]
+
+
+def _install_hint(catalog: Catalog, table: str) -> str:
+    """(issue 6) Tell the assistant to fetch a table that holds the column but is not installed yet."""
+    if catalog.is_installed(table):
+        return ""
+    return f' — not installed yet: call fetch_index("{table}") first'

@@ -1,0 +1,461 @@
+"""Specialized indices fetched on demand: name check, download or local copy, verification, cache, register.
+
+idc-index-data bundles only the main tables; the others (`sm_index`, `seg_index`, `clinical_index`, ...)
+ship as schemas, and idc-index downloads their parquet from the idc-index-data GitHub release of the pinned
+version: `https://github.com/ImagingDataCommons/idc-index-data/releases/download/<version>/<name>.parquet`.
+We do the same (or read `IDC_MCP_INDEX_DIR`, or a mirror at `IDC_MCP_INDEX_BASE_URL`), verify the file,
+and convert it into a DuckDB file of its own in `<cache>/<version>/indices/` that the catalog attaches
+read-only. The `.duckdb` file appears (by rename) only once it is complete and verified, so its existence
+means "installed"; everything in progress lives in dot-files, and a per-index file lock serializes fetches.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+import duckdb
+from pydantic import BaseModel, Field
+
+from idc_mcp import http_fetch
+from idc_mcp.catalog import INDICES_DIR, Catalog
+from idc_mcp.config import Settings
+from idc_mcp.fuzzy import closest
+from idc_mcp.schemas import TableInfo, all_tables, get_table
+
+log = logging.getLogger(__name__)
+
+RELEASE_URL = "https://github.com/ImagingDataCommons/idc-index-data/releases/download/{version}"
+# The GitHub release listing publishes each asset's size and sha256 digest.
+RELEASE_API_URL = "https://api.github.com/repos/ImagingDataCommons/idc-index-data/releases/tags/{version}"
+ASSETS_FILE = "release-assets.json"
+CLINICAL_INDEX = "clinical_index"
+CLINICAL_PREFIX = "clinical_"
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+
+# progress(done, total_or_None, message)
+Progress = Callable[[float, float | None, str], None]
+
+
+def throttled(report: Progress, steps: int = 100) -> Progress:
+    """Pass on progress only when it moved by 1/steps of the total (or 8 MB when the total is unknown)."""
+    last: dict[str, Any] = {"done": None, "message": None}
+
+    def update(done: float, total: float | None, message: str) -> None:
+        step = total / steps if total else 8 << 20
+        if message != last["message"] or last["done"] is None or done - last["done"] >= step or done == total:
+            last["done"], last["message"] = done, message
+            report(done, total, message)
+
+    return update
+
+
+class IndexFetchError(Exception):
+    """fetch_index failed; the message says what was tried and what to do next."""
+
+
+class FetchResult(BaseModel):
+    name: str
+    status: Literal["fetched", "already installed", "bundled"]
+    tables: list[str] = Field(description="tables this call made queryable (clinical_index adds clinical_*)")
+    row_count: int | None = Field(None, description="rows in the index")
+    size_bytes: int | None = Field(None, description="size of the index parquet file")
+    source: str = Field(description="URL or local file the index came from")
+    sha256: str | None = None
+    checksum: str = Field(description="how the file was verified")
+    notes: list[str] = Field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------- names
+def fetchable() -> dict[str, TableInfo]:
+    """The indices idc-index-data describes but does not bundle."""
+    return {n: t for n, t in all_tables().items() if not t.bundled}
+
+
+def resolve_name(name: str) -> TableInfo:
+    """The known index `name` refers to; anything else (paths, URLs, unknown names) is refused."""
+    known = list(all_tables())
+    if not isinstance(name, str) or not _NAME.match(name.strip()):
+        raise IndexFetchError(
+            f"{name!r} is not an index name: fetch_index takes the name of an IDC index, never a path or URL. "
+            f"Fetchable indices: {', '.join(fetchable())}."
+        )
+    info = get_table(name.strip())
+    if info is None:
+        if name.lower().startswith(CLINICAL_PREFIX):
+            raise IndexFetchError(
+                f"{name!r} is not an index: clinical tables (clinical_<short_table_name>) are installed together "
+                f'with clinical_index. Call fetch_index("{CLINICAL_INDEX}"), then list_tables().'
+            )
+        near = closest(name, known, limit=3)
+        hint = f" Did you mean {', '.join(repr(n) for n in near)}?" if near else ""
+        raise IndexFetchError(
+            f"Unknown index {name!r}.{hint} Fetchable indices: {', '.join(fetchable())} (list_tables shows all)."
+        )
+    return info
+
+
+# ---------------------------------------------------------------------------------------------- cache
+def index_folder(settings: Settings) -> Path:
+    return settings.version_cache_dir / INDICES_DIR
+
+
+def default_base_url(settings: Settings) -> str:
+    return RELEASE_URL.format(version=settings.data_version)
+
+
+def base_url(settings: Settings) -> str:
+    return (settings.index_base_url or default_base_url(settings)).rstrip("/")
+
+
+@contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock between processes and threads (flock locks belong to each open file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def temp_path(folder: Path, stem: str, suffix: str) -> Path:
+    return folder / f".{stem}.{os.getpid()}.{threading.get_ident()}.{suffix}"
+
+
+def remove_leftovers(folder: Path, stem: str) -> None:
+    """Remove what an interrupted fetch of `stem` left behind (call while holding its lock)."""
+    for leftover in folder.glob(f".{stem}.*"):
+        if leftover.suffix == ".parts" and leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        elif leftover.suffix in (".part", ".tmp", ".wal") and leftover.is_file():
+            leftover.unlink(missing_ok=True)
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    tmp = temp_path(path.parent, path.stem, "tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def known_size(settings: Settings, name: str) -> int | None:
+    """Download size of an index: from its fetch record, or from a release listing seen earlier."""
+    folder = index_folder(settings)
+    size = read_json(folder / f"{name}.json").get("size_bytes")
+    if isinstance(size, int):
+        return size
+    asset = read_json(folder / ASSETS_FILE).get(f"{name}.parquet", {})
+    size = asset.get("size") if isinstance(asset, dict) else None
+    return size if isinstance(size, int) else None
+
+
+def human_size(size: int | None) -> str | None:
+    if size is None:
+        return None
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return None
+
+
+# ---------------------------------------------------------------------------------------------- checks
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(http_fetch.CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _parse_checksum(text: str) -> str | None:
+    match = re.match(r"\s*([0-9a-fA-F]{64})\b", text)
+    return match.group(1).lower() if match else None
+
+
+def _scratch() -> duckdb.DuckDBPyConnection:
+    """An unlocked in-memory DuckDB (its own instance) for reading parquet we are about to trust."""
+    return duckdb.connect(":memory:", config={"autoload_known_extensions": False, "threads": 1})
+
+
+def parquet_columns(path: Path | list[Path]) -> list[str]:
+    files = [str(p) for p in path] if isinstance(path, list) else [str(path)]
+    con = _scratch()
+    try:
+        rows = con.execute(
+            "DESCRIBE SELECT * FROM read_parquet($1, union_by_name = true)", [files]
+        ).fetchall()
+    except duckdb.Error as exc:
+        raise IndexFetchError(f"not a readable parquet file ({str(exc).splitlines()[0][:200]})") from exc
+    finally:
+        con.close()
+    return [r[0] for r in rows]
+
+
+def check_schema(path: Path, info: TableInfo) -> None:
+    """The parquet file must have exactly the columns of the bundled schema."""
+    columns = parquet_columns(path)
+    expected = info.column_names
+    missing = [c for c in expected if c not in columns]
+    extra = [c for c in columns if c not in expected]
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"missing columns {missing[:10]}")
+        if extra:
+            parts.append(f"unexpected columns {extra[:10]}")
+        raise IndexFetchError(f"its columns do not match the bundled schema: {'; '.join(parts)}")
+
+
+def convert(tables: dict[str, list[Path]], target_tmp: Path, settings: Settings) -> dict[str, int]:
+    """Load parquet files into a new DuckDB file (a table each); returns the row counts.
+
+    Reading every row here is also the last check: a damaged data page fails now, not in a query.
+    """
+    con = duckdb.connect(
+        str(target_tmp),
+        config={
+            "autoload_known_extensions": False,
+            "threads": settings.threads,
+            "memory_limit": settings.memory_limit,
+        },
+    )
+    counts = {}
+    try:
+        con.execute("SET enable_progress_bar = false")
+        for table, files in tables.items():
+            quoted = '"' + table.replace('"', '""') + '"'
+            con.execute(
+                f"CREATE TABLE {quoted} AS SELECT * FROM read_parquet($1, union_by_name = true)",
+                [[str(f) for f in files]],
+            )
+            counts[table] = int(con.execute(f"SELECT count(*) FROM {quoted}").fetchone()[0])  # type: ignore[index]
+        con.execute("CHECKPOINT")
+    except duckdb.Error as exc:
+        raise IndexFetchError(
+            f"the parquet data could not be read ({str(exc).splitlines()[0][:200]})"
+        ) from exc
+    finally:
+        con.close()
+    return counts
+
+
+# ---------------------------------------------------------------------------------------------- sources
+def published_checksum(settings: Settings, file_name: str) -> tuple[str | None, int | None, str]:
+    """(sha256, size, where from) as published for a release asset; (None, None, why) when not published."""
+    timeout = settings.fetch_timeout_s
+    if settings.index_base_url:
+        url = f"{base_url(settings)}/{file_name}.sha256"
+        try:
+            sha = _parse_checksum(http_fetch.get_small(url, timeout, 4096).decode("utf-8", "replace"))
+        except http_fetch.FetchFailed as exc:
+            if exc.status == 404:
+                return None, None, f"no checksum published at {url}"
+            raise
+        return (sha, None, url) if sha else (None, None, f"{url} holds no sha256")
+    url = RELEASE_API_URL.format(version=settings.data_version)
+    try:
+        listing = json.loads(http_fetch.get_small(url, timeout))
+    except (http_fetch.FetchFailed, ValueError) as exc:
+        log.info("release listing unavailable: %s", exc)
+        return None, None, f"the release listing {url} was not available"
+    assets = parse_release_assets(listing)
+    folder = index_folder(settings)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(folder / ASSETS_FILE, assets)
+    asset = assets.get(file_name, {})
+    return asset.get("sha256"), asset.get("size"), url
+
+
+def parse_release_assets(listing: Any) -> dict[str, dict[str, Any]]:
+    """name -> {size, sha256} from a GitHub release JSON (`digest` is "sha256:<hex>" when published)."""
+    assets: dict[str, dict[str, Any]] = {}
+    for asset in listing.get("assets", []) if isinstance(listing, dict) else []:
+        if not isinstance(asset, dict) or not isinstance(asset.get("name"), str):
+            continue
+        digest = asset.get("digest")
+        sha = digest[7:].lower() if isinstance(digest, str) and digest.startswith("sha256:") else None
+        size = asset.get("size")
+        assets[asset["name"]] = {"size": size if isinstance(size, int) else None, "sha256": sha}
+    return assets
+
+
+def _offline_help(settings: Settings, file_name: str) -> str:
+    return (
+        f"Without network access: download {file_name} (from {default_base_url(settings)}/{file_name}) "
+        "on a connected machine, put it in a folder and set IDC_MCP_INDEX_DIR to that folder; fetch_index "
+        "then verifies and uses it without network. IDC_MCP_INDEX_BASE_URL points at a mirror instead."
+    )
+
+
+def _obtain(settings: Settings, info: TableInfo, work: Path, progress: Progress | None) -> dict[str, Any]:
+    """Put a verified parquet file for `info` at `work`; returns its fetch record."""
+    file_name = f"{info.name}.parquet"
+    if settings.index_dir is not None:
+        src = settings.index_dir / file_name
+        if not src.is_file():
+            raise IndexFetchError(
+                f"{info.name} is not in IDC_MCP_INDEX_DIR ({settings.index_dir}): expected {src}. No network was "
+                f"tried. Download it from {default_base_url(settings)}/{file_name} and put it there."
+            )
+        sidecar = src.with_name(file_name + ".sha256")
+        expected = _parse_checksum(sidecar.read_text()) if sidecar.is_file() else None
+        sha = _sha256_file(src)
+        if expected and sha != expected:
+            raise IndexFetchError(
+                f"{src} does not match its checksum file {sidecar}: sha256 {sha} != {expected}."
+            )
+        check_against = (src, str(sidecar) if expected else None)
+        record = {"source": str(src), "size_bytes": src.stat().st_size, "sha256": sha}
+        path = src
+    else:
+        url = f"{base_url(settings)}/{file_name}"
+        try:
+            expected, expected_size, where = published_checksum(settings, file_name)
+            if progress:
+                progress(0, expected_size, f"downloading {url}")
+            got = http_fetch.download(url, work, settings.fetch_timeout_s, _bytes_progress(progress, url))
+        except http_fetch.FetchFailed as exc:
+            raise IndexFetchError(
+                f"Could not download {info.name}: {exc}. Nothing was cached. {_offline_help(settings, file_name)}"
+            ) from exc
+        if expected_size is not None and got.size != expected_size:
+            raise IndexFetchError(f"{url} sent {got.size} bytes but the release lists {expected_size}.")
+        if expected and got.sha256 != expected:
+            raise IndexFetchError(
+                f"{url} failed its checksum: sha256 {got.sha256} != {expected} published at {where}. The download "
+                "is corrupt or the mirror is stale; call fetch_index again or check IDC_MCP_INDEX_BASE_URL."
+            )
+        check_against = (work, where if expected else None)
+        record = {"source": url, "size_bytes": got.size, "sha256": got.sha256}
+        path = work
+    try:
+        check_schema(path, info)
+    except IndexFetchError as exc:
+        raise IndexFetchError(
+            f"{record['source']} was refused: {exc}. It is probably not idc-index-data {settings.data_version}'s "
+            f"{file_name}. Nothing was cached."
+        ) from exc
+    record["checksum"] = (
+        f"sha256 matches {check_against[1]}; columns match the schema"
+        if check_against[1]
+        else "no checksum published; parquet readable and columns match the schema"
+    )
+    record["path"] = str(path)
+    return record
+
+
+def _bytes_progress(progress: Progress | None, url: str) -> http_fetch.Progress | None:
+    if progress is None:
+        return None
+    return lambda done, total: progress(done, total, f"downloading {url}")
+
+
+# ---------------------------------------------------------------------------------------------- fetch
+def fetch_index(catalog: Catalog, name: str, progress: Progress | None = None) -> FetchResult:
+    """Install the index `name` (download or IDC_MCP_INDEX_DIR, verify, cache, register). Idempotent."""
+    info = resolve_name(name)
+    settings = catalog.settings
+    if info.bundled:
+        return FetchResult(
+            name=info.name,
+            status="bundled",
+            tables=[info.name],
+            row_count=catalog.row_count(info.name),
+            source="bundled with idc-index-data",
+            checksum="part of the installed idc-index-data package",
+        )
+    folder = index_folder(settings)
+    target = folder / f"{info.name}.duckdb"
+    status: Literal["fetched", "already installed"] = "already installed"
+    with file_lock(folder / f".{info.name}.lock"):
+        if not target.is_file():
+            remove_leftovers(folder, info.name)
+            _install(settings, info, folder, target, progress)
+            status = "fetched"
+    if not catalog.is_installed(info.name):
+        catalog.register_index(info.name, target)
+    if not catalog.is_installed(info.name):
+        raise IndexFetchError(
+            f"{target} could not be attached; delete it and call fetch_index({info.name!r}) again."
+        )
+    record = read_json(folder / f"{info.name}.json")
+    result = FetchResult(
+        name=info.name,
+        status=status,
+        tables=[info.name],
+        row_count=catalog.row_count(info.name),
+        size_bytes=record.get("size_bytes"),
+        source=str(record.get("source", target)),
+        sha256=record.get("sha256"),
+        checksum=str(record.get("checksum", "verified when it was fetched")),
+    )
+    if info.name == CLINICAL_INDEX:
+        from idc_mcp import clinical
+
+        clinical.install_clinical_tables(catalog, result, progress)
+    return result
+
+
+def _install(
+    settings: Settings, info: TableInfo, folder: Path, target: Path, progress: Progress | None
+) -> None:
+    work = temp_path(folder, info.name, "part")
+    db_tmp = temp_path(folder, info.name, "tmp")
+    try:
+        record = _obtain(settings, info, work, progress)
+        if progress:
+            progress(1, 1, f"converting {info.name}")
+        try:
+            counts = convert({info.name: [Path(record.pop("path"))]}, db_tmp, settings)
+        except IndexFetchError as exc:
+            raise IndexFetchError(f"{record['source']} was refused: {exc}. Nothing was cached.") from exc
+        record["row_count"] = counts[info.name]
+        write_json_atomic(folder / f"{info.name}.json", record)
+        os.replace(db_tmp, target)
+    finally:
+        work.unlink(missing_ok=True)
+        db_tmp.unlink(missing_ok=True)
+        db_tmp.with_name(db_tmp.name + ".wal").unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------------------------------------- messages
+def not_installed_message(settings: Settings, table: str) -> str:
+    """The reply to a query on a known index that is not installed yet."""
+    info = get_table(table)
+    name = info.name if info else table
+    about = f" ({info.description[:160].rstrip()})" if info and info.description else ""
+    size = human_size(known_size(settings, name))
+    download = f" The download is {size}." if size else ""
+    return (
+        f"Table {name!r} is an IDC index that is not installed{about}.{download} "
+        f'Call fetch_index("{name}") to install it, then run the query again.'
+    )
+
+
+def clinical_not_installed_message(table: str) -> str:
+    return (
+        f"Table {table!r} looks like a clinical table; clinical tables (clinical_<short_table_name>) are "
+        f'installed together with clinical_index, which is not installed. Call fetch_index("{CLINICAL_INDEX}"), '
+        "then list_tables() to see them."
+    )
