@@ -6,6 +6,7 @@ Nothing here knows about indices; errors say which URL was tried and what went w
 from __future__ import annotations
 
 import hashlib
+import http.client
 import socket
 import urllib.error
 import urllib.request
@@ -89,8 +90,8 @@ def download(url: str, dest: Path, timeout: float, progress: Progress | None = N
             raise FetchFailed(
                 url, f"the server stopped sending for {timeout:g} s after {size} bytes"
             ) from exc
-        except OSError as exc:
-            raise FetchFailed(url, f"the transfer broke off after {size} bytes ({exc})") from exc
+        except (OSError, http.client.HTTPException) as exc:
+            raise FetchFailed(url, f"the transfer broke off after {size} bytes ({type(exc).__name__})") from exc
     if total is not None and size != total:
         raise FetchFailed(url, f"the transfer ended after {size} of {total} bytes")
     return Downloaded(size=size, sha256=sha.hexdigest(), md5=md5.hexdigest())
@@ -103,8 +104,8 @@ def get_small(url: str, timeout: float, max_bytes: int = 8 << 20) -> bytes:
             data = response.read(max_bytes + 1)
         except TimeoutError as exc:
             raise FetchFailed(url, f"no answer within {timeout:g} s") from exc
-        except OSError as exc:
-            raise FetchFailed(url, f"the transfer broke off ({exc})") from exc
+        except (OSError, http.client.HTTPException) as exc:
+            raise FetchFailed(url, f"the transfer broke off ({type(exc).__name__})") from exc
     if len(data) > max_bytes:
         raise FetchFailed(url, f"the reply is larger than {max_bytes} bytes")
     return data

@@ -144,7 +144,7 @@ def remove_leftovers(folder: Path, stem: str) -> None:
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = temp_path(path.parent, path.stem, "tmp")
+    tmp = temp_path(path.parent, path.stem, "meta.tmp")
     tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
     os.replace(tmp, path)
 
@@ -221,9 +221,9 @@ def check_schema(path: Path, info: TableInfo) -> None:
     if missing or extra:
         parts = []
         if missing:
-            parts.append(f"missing columns {missing[:10]}")
+            parts.append(f"{len(missing)} of its {len(expected)} columns are missing, e.g. {missing[:8]}")
         if extra:
-            parts.append(f"unexpected columns {extra[:10]}")
+            parts.append(f"{len(extra)} unexpected columns, e.g. {extra[:8]}")
         raise IndexFetchError(f"its columns do not match the bundled schema: {'; '.join(parts)}")
 
 
