@@ -152,7 +152,8 @@ class Catalog:
             return conn
         for name, file in sorted(self._files.items()):
             try:
-                conn.execute(f"ATTACH '{str(file).replace(chr(39), chr(39) * 2)}' AS {_quote('x_' + name)} (READ_ONLY)")
+                literal = str(file).replace("'", "''")
+                conn.execute(f"ATTACH '{literal}' AS {_quote('x_' + name)} (READ_ONLY)")
             except duckdb.Error as exc:
                 # A damaged cache file must not take the whole catalog down: skip it (fetch_index redoes it).
                 log.warning("skipping the cached index %s (%s): %s", name, file, exc)

@@ -1,4 +1,4 @@
-"""Clinical tables: the per-collection tables `clinical_index` describes, queryable as `clinical_<short_table_name>`.
+"""Clinical tables: the per-collection tables clinical_index lists, queryable as clinical_<short_table_name>.
 
 Where they come from (read from idc-index 0.13's `fetch_index`): after `clinical_index`, idc-index copies
 `s3://idc-open-metadata/bigquery_export/idc_v<major>_clinical/*` (the IDC BigQuery clinical dataset exported
@@ -214,7 +214,8 @@ def install_clinical_tables(catalog: Catalog, result: FetchResult, progress: Pro
     result.tables.extend(installed)
     result.notes.append(
         f"{len(installed)} clinical tables are queryable as clinical_<short_table_name> (e.g. "
-        f"{installed[0] if installed else 'clinical_...'}); clinical_index.short_table_name names their table and "
+        f"{installed[0] if installed else 'clinical_...'}); clinical_index.short_table_name names their "
+        "table and "
         "column_label explains each column. Join them to `index` on PatientID = dicom_patient_id."
     )
     known = {

@@ -91,7 +91,9 @@ def download(url: str, dest: Path, timeout: float, progress: Progress | None = N
                 url, f"the server stopped sending for {timeout:g} s after {size} bytes"
             ) from exc
         except (OSError, http.client.HTTPException) as exc:
-            raise FetchFailed(url, f"the transfer broke off after {size} bytes ({type(exc).__name__})") from exc
+            raise FetchFailed(
+                url, f"the transfer broke off after {size} bytes ({type(exc).__name__})"
+            ) from exc
     if total is not None and size != total:
         raise FetchFailed(url, f"the transfer ended after {size} of {total} bytes")
     return Downloaded(size=size, sha256=sha.hexdigest(), md5=md5.hexdigest())

@@ -87,20 +87,23 @@ def resolve_name(name: str) -> TableInfo:
     known = list(all_tables())
     if not isinstance(name, str) or not _NAME.match(name.strip()):
         raise IndexFetchError(
-            f"{name!r} is not an index name: fetch_index takes the name of an IDC index, never a path or URL. "
+            f"{name!r} is not an index name: fetch_index takes the name of an IDC index, never a path or "
+            "URL. "
             f"Fetchable indices: {', '.join(fetchable())}."
         )
     info = get_table(name.strip())
     if info is None:
         if name.lower().startswith(CLINICAL_PREFIX):
             raise IndexFetchError(
-                f"{name!r} is not an index: clinical tables (clinical_<short_table_name>) are installed together "
+                f"{name!r} is not an index: clinical tables (clinical_<short_table_name>) are installed "
+                "together "
                 f'with clinical_index. Call fetch_index("{CLINICAL_INDEX}"), then list_tables().'
             )
         near = closest(name, known, limit=3)
         hint = f" Did you mean {', '.join(repr(n) for n in near)}?" if near else ""
         raise IndexFetchError(
-            f"Unknown index {name!r}.{hint} Fetchable indices: {', '.join(fetchable())} (list_tables shows all)."
+            f"Unknown index {name!r}.{hint} Fetchable indices: {', '.join(fetchable())} (list_tables shows "
+            "all)."
         )
     return info
 
@@ -315,7 +318,8 @@ def _obtain(settings: Settings, info: TableInfo, work: Path, progress: Progress 
         src = settings.index_dir / file_name
         if not src.is_file():
             raise IndexFetchError(
-                f"{info.name} is not in IDC_MCP_INDEX_DIR ({settings.index_dir}): expected {src}. No network was "
+                f"{info.name} is not in IDC_MCP_INDEX_DIR ({settings.index_dir}): expected {src}. No "
+                "network was "
                 f"tried. Download it from {default_base_url(settings)}/{file_name} and put it there."
             )
         sidecar = src.with_name(file_name + ".sha256")
@@ -337,13 +341,15 @@ def _obtain(settings: Settings, info: TableInfo, work: Path, progress: Progress 
             got = http_fetch.download(url, work, settings.fetch_timeout_s, _bytes_progress(progress, url))
         except http_fetch.FetchFailed as exc:
             raise IndexFetchError(
-                f"Could not download {info.name}: {exc}. Nothing was cached. {_offline_help(settings, file_name)}"
+                f"Could not download {info.name}: {exc}. Nothing was cached. "
+                f"{_offline_help(settings, file_name)}"
             ) from exc
         if expected_size is not None and got.size != expected_size:
             raise IndexFetchError(f"{url} sent {got.size} bytes but the release lists {expected_size}.")
         if expected and got.sha256 != expected:
             raise IndexFetchError(
-                f"{url} failed its checksum: sha256 {got.sha256} != {expected} published at {where}. The download "
+                f"{url} failed its checksum: sha256 {got.sha256} != {expected} published at {where}. The "
+                "download "
                 "is corrupt or the mirror is stale; call fetch_index again or check IDC_MCP_INDEX_BASE_URL."
             )
         check_against = (work, where if expected else None)
@@ -353,7 +359,8 @@ def _obtain(settings: Settings, info: TableInfo, work: Path, progress: Progress 
         check_schema(path, info)
     except IndexFetchError as exc:
         raise IndexFetchError(
-            f"{record['source']} was refused: {exc}. It is probably not idc-index-data {settings.data_version}'s "
+            f"{record['source']} was refused: {exc}. It is probably not idc-index-data "
+            f"{settings.data_version}'s "
             f"{file_name}. Nothing was cached."
         ) from exc
     record["checksum"] = (
@@ -456,6 +463,7 @@ def not_installed_message(settings: Settings, table: str) -> str:
 def clinical_not_installed_message(table: str) -> str:
     return (
         f"Table {table!r} looks like a clinical table; clinical tables (clinical_<short_table_name>) are "
-        f'installed together with clinical_index, which is not installed. Call fetch_index("{CLINICAL_INDEX}"), '
+        "installed together with clinical_index, which is not installed. Call "
+        f'fetch_index("{CLINICAL_INDEX}"), '
         "then list_tables() to see them."
     )

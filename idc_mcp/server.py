@@ -99,12 +99,14 @@ def query(
 
 
 # ---------------------------------------------------------------- specialized indices (issue 6)
-FETCH = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=True)
+FETCH = ToolAnnotations(
+    read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=True
+)
 
 
 @mcp.tool(annotations=FETCH)
 async def fetch_index(
-    name: Annotated[str, Field(description="an index from list_tables() that is not installed, e.g. 'sm_index'")],
+    name: Annotated[str, Field(description="an index name from list_tables(), e.g. 'sm_index'")],
     ctx: Context,
 ) -> indices.FetchResult:
     """Install a specialized IDC index so `query` can use it at once (cached; instant when installed).

@@ -88,7 +88,9 @@ def synthetic_index(name: str, path: Path, rows: int = 40) -> Path:
     info = all_tables()[name]
     con = _connect()
     sample = index_sample()
-    index_columns = {r[0]: r[1] for r in con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [sample]).fetchall()}
+    index_columns = {
+        r[0]: r[1] for r in con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [sample]).fetchall()
+    }
     exprs = []
     for col in info.columns:
         quoted = '"' + col.name + '"'
@@ -122,30 +124,36 @@ def synthetic_clinical(folder: Path) -> tuple[Path, dict[str, Path], ClinicalFix
     (collection,) = con.execute(
         "SELECT collection_id FROM read_parquet(?) GROUP BY 1 HAVING count(DISTINCT PatientID) >= 5 "
         "ORDER BY 1 LIMIT 1",
-        [INDEX_PARQUET],
+        [index_sample()],
     ).fetchone()
     short = f"{collection}_clinical"
     table = folder / "clinical" / short / "000000000000.parquet"
     table.parent.mkdir(parents=True)
     con.execute(
-        f"COPY (SELECT PatientID AS dicom_patient_id, 40 + row_number() OVER (ORDER BY PatientID) AS age_at_diagnosis, "
-        f"CASE WHEN row_number() OVER (ORDER BY PatientID) % 2 = 0 THEN 'Alive' ELSE 'Dead' END AS vital_status "
-        f"FROM (SELECT DISTINCT PatientID FROM read_parquet($1) WHERE collection_id = $2)) TO '{table}' (FORMAT parquet)",
+        "COPY (SELECT PatientID AS dicom_patient_id, 40 + row_number() OVER (ORDER BY PatientID) AS "
+        "age_at_diagnosis, "
+        "CASE WHEN row_number() OVER (ORDER BY PatientID) % 2 = 0 THEN 'Alive' ELSE 'Dead' END AS "
+        "vital_status "
+        f"FROM (SELECT DISTINCT PatientID FROM read_parquet($1) WHERE collection_id = $2)) TO '{table}' "
+        "(FORMAT parquet)",
         [INDEX_PARQUET, collection],
     )
     (patients,) = con.execute("SELECT count(*) FROM read_parquet(?)", [str(table)]).fetchone()
     index = folder / "clinical_index.parquet"
     con.execute(
         f"COPY (SELECT $1 AS collection_id, 'bigquery-public-data.{CLINICAL_DATASET}.' || $2 AS table_name, "
-        "$2 AS short_table_name, c AS \"column\", l AS column_label, "
+        '$2 AS short_table_name, c AS "column", l AS column_label, '
         "[{'option_code': 'Alive', 'option_description': NULL}] AS \"values\" "
-        "FROM (VALUES ('dicom_patient_id', 'Patient ID in DICOM'), ('age_at_diagnosis', 'Age at diagnosis (years)'), "
+        "FROM (VALUES ('dicom_patient_id', 'Patient ID in DICOM'), ('age_at_diagnosis', 'Age at diagnosis "
+        "(years)'), "
         f"('vital_status', 'Vital status')) t(c, l)) TO '{index}' (FORMAT parquet)",
         [collection, short],
     )
     con.close()
-    return index, {f"bigquery_export/{CLINICAL_DATASET}/{short}/000000000000.parquet": table}, ClinicalFixture(
-        collection, short, int(patients)
+    return (
+        index,
+        {f"bigquery_export/{CLINICAL_DATASET}/{short}/000000000000.parquet": table},
+        ClinicalFixture(collection, short, int(patients)),
     )
 
 
@@ -170,7 +178,9 @@ class IndexServer:
         """Serve /<name>; its /<name>.sha256 is right ("good"), wrong ("bad") or absent (None)."""
         self.routes[f"/{name}"] = Route(body=data)
         if checksum == "good":
-            self.routes[f"/{name}.sha256"] = Route(body=f"{hashlib.sha256(data).hexdigest()}  {name}\n".encode())
+            self.routes[f"/{name}.sha256"] = Route(
+                body=f"{hashlib.sha256(data).hexdigest()}  {name}\n".encode()
+            )
         elif checksum == "bad":
             self.routes[f"/{name}.sha256"] = Route(body=f"{'0' * 64}  {name}\n".encode())
 
@@ -179,13 +189,14 @@ class IndexServer:
         for key, data in objects.items():
             self.routes[f"/{bucket}/{key}"] = Route(body=data)
         contents = "".join(
-            f"<Contents><Key>{key}</Key><Size>{len(data)}</Size><ETag>\"{hashlib.md5(data).hexdigest()}\"</ETag>"
+            f'<Contents><Key>{key}</Key><Size>{len(data)}</Size><ETag>"{hashlib.md5(data).hexdigest()}"</ETag>'
             "</Contents>"
             for key, data in objects.items()
         )
         self.routes[f"/{bucket}"] = Route(
             body=(
-                '<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+                '<?xml version="1.0" encoding="UTF-8"?><ListBucketResult '
+                'xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
                 f"<Name>{bucket}</Name><IsTruncated>false</IsTruncated>{contents}</ListBucketResult>"
             ).encode()
         )
@@ -193,7 +204,8 @@ class IndexServer:
     def release_assets(self, path: str, files: dict[str, bytes]) -> None:
         """A GitHub-style release listing (size and sha256 digest per asset) at `path`."""
         assets = [
-            {"name": n, "size": len(d), "digest": "sha256:" + hashlib.sha256(d).hexdigest()} for n, d in files.items()
+            {"name": n, "size": len(d), "digest": "sha256:" + hashlib.sha256(d).hexdigest()}
+            for n, d in files.items()
         ]
         self.routes[path] = Route(body=json.dumps({"tag_name": "x", "assets": assets}).encode())
 

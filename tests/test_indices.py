@@ -51,7 +51,12 @@ class Data(dict[str, Path]):
 def data(tmp_path_factory: pytest.TempPathFactory) -> Data:
     """Synthetic index files, generated once per session from the bundled schemas and real series."""
     folder = tmp_path_factory.mktemp("indices")
-    files = Data({name: synthetic_index(name, folder / f"{name}.parquet") for name in ("sm_index", "seg_index", "ct_index")})
+    files = Data(
+        {
+            name: synthetic_index(name, folder / f"{name}.parquet")
+            for name in ("sm_index", "seg_index", "ct_index")
+        }
+    )
     clinical_index, clinical_objects, files.clinical = synthetic_clinical(folder)
     files["clinical_index"] = clinical_index
     files.update({f"s3:{key}": path for key, path in clinical_objects.items()})
@@ -165,7 +170,10 @@ def test_second_fetch_is_instant_and_a_restart_finds_the_cached_index(server, da
     assert server.hits["/release/sm_index.parquet"] == downloads == 1
     listed = {t.name: t for t in tables.list_tables(restarted)}
     assert listed["sm_index"].installed and listed["sm_index"].size_bytes == data["sm_index"].stat().st_size
-    assert listed["sm_index"].row_count == independent("SELECT count(*) FROM read_parquet(?)", [str(data["sm_index"])])[0][0]
+    assert (
+        listed["sm_index"].row_count
+        == independent("SELECT count(*) FROM read_parquet(?)", [str(data["sm_index"])])[0][0]
+    )
 
 
 def test_describe_table_works_on_a_fetched_index(server, data, make_catalog):
@@ -220,7 +228,10 @@ def test_leftovers_of_an_interrupted_fetch_are_never_taken_for_an_index(server, 
     assert not catalog.is_installed("sm_index")
     publish(server, data, "sm_index")
     assert indices.fetch_index(catalog, "sm_index").status == "fetched"
-    assert sorted(p.name for p in folder.iterdir() if not p.name.endswith(".lock")) == ["sm_index.duckdb", "sm_index.json"]
+    assert sorted(p.name for p in folder.iterdir() if not p.name.endswith(".lock")) == [
+        "sm_index.duckdb",
+        "sm_index.json",
+    ]
 
 
 def test_index_dir_is_used_without_any_network(env, data, make_catalog, monkeypatch, tmp_path):
@@ -240,7 +251,9 @@ def test_index_dir_is_used_without_any_network(env, data, make_catalog, monkeypa
     assert str(offline / "seg_index.parquet") in str(missing.value)
 
 
-def test_index_dir_file_that_fails_its_checksum_file_is_refused(env, data, make_catalog, monkeypatch, tmp_path):
+def test_index_dir_file_that_fails_its_checksum_file_is_refused(
+    env, data, make_catalog, monkeypatch, tmp_path
+):
     offline = tmp_path / "offline"
     offline.mkdir()
     shutil.copy(data["ct_index"], offline / "ct_index.parquet")
@@ -271,7 +284,9 @@ def test_default_release_listing_gives_checksums_and_sizes(server, data, make_ca
     with pytest.raises(query.QueryError) as refused:
         query.run_query(catalog, "SELECT * FROM seg_index")
     text = str(refused.value)
-    assert "'seg_index'" in text and 'fetch_index("seg_index")' in text and indices.human_size(len(seg)) in text
+    assert (
+        "'seg_index'" in text and 'fetch_index("seg_index")' in text and indices.human_size(len(seg)) in text
+    )
 
 
 def test_listing_digest_mismatch_is_refused(server, data, make_catalog, monkeypatch):
