@@ -24,19 +24,16 @@ from typing import Any
 from idc_mcp import http_fetch
 from idc_mcp.catalog import Catalog
 from idc_mcp.config import Settings
-from idc_mcp.indices import (
-    CLINICAL_PREFIX,
-    FetchResult,
+from idc_mcp.index_store import (
     IndexFetchError,
-    Progress,
     convert,
     file_lock,
-    index_folder,
     read_json,
     remove_leftovers,
     temp_path,
     write_json_atomic,
 )
+from idc_mcp.indices import CLINICAL_PREFIX, FetchResult, Progress, index_folder
 from idc_mcp.schemas import all_tables
 
 BUCKET = "idc-open-metadata"
