@@ -16,6 +16,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -42,6 +43,9 @@ INDICES_DIR = "indices"
 # Sorting the main index clusters rows so that DuckDB's zone maps skip most row groups on the
 # columns people filter by.
 _SORT_KEYS = {"index": ("collection_id", "Modality", "PatientID", "StudyInstanceUID")}
+
+
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class QueryTimeout(Exception):
@@ -179,8 +183,11 @@ class Catalog:
             with self._lock:
                 if self._conn is None:
                     self._discover_cached_indices()
-                    self._conn = self._open()
-                    self._load_facts(self._conn)
+                    # Publish the connection only with its facts loaded: another thread that sees
+                    # `_conn` set does not take the lock, and must not see an empty table list.
+                    conn = self._open()
+                    self._load_facts(conn)
+                    self._conn = conn
         return self._conn
 
     def _load_facts(self, conn: duckdb.DuckDBPyConnection) -> None:
@@ -254,10 +261,18 @@ class Catalog:
 
     # -- running -----------------------------------------------------------------------------------
     @contextmanager
-    def cursor(self):  # type: ignore[no-untyped-def]
+    def cursor(self, sql: str | None = None):  # type: ignore[no-untyped-def]
+        """A cursor where the fetched tables that `sql` names (all of them when no SQL is given) are views.
+
+        Views are per cursor and cost ~2 ms each, so only the tables a query can refer to get one.
+        """
         cur = self.conn.cursor()
+        extra = self._extra
+        if sql is not None and extra:
+            words = {w.lower() for w in _WORD.findall(sql)}
+            extra = {name: db for name, db in extra.items() if name.lower() in words}
         try:
-            for name in self._extra:
+            for name in extra:
                 cur.execute(f"CREATE OR REPLACE TEMP VIEW {_quote(name)} AS SELECT * FROM {self._table_ref(name)}")
             yield cur
         finally:
@@ -271,7 +286,7 @@ class Catalog:
         Never pass SQL from a caller that did not go through `sqlguard.validate`.
         """
         timeout = self.settings.query_timeout_s if timeout_s is None else timeout_s
-        with self.cursor() as cur:
+        with self.cursor(sql) as cur:
             timer = threading.Timer(timeout, cur.interrupt)
             timer.daemon = True
             started = time.monotonic()

@@ -176,6 +176,8 @@ def _install(settings: Settings, folder: Path, target: Path, progress: Progress 
     finally:
         shutil.rmtree(work, ignore_errors=True)
         db_tmp.unlink(missing_ok=True)
+        db_tmp.with_name(db_tmp.name + ".wal").unlink(missing_ok=True)
+        shutil.rmtree(db_tmp.with_name(db_tmp.name + ".tmp"), ignore_errors=True)
 
 
 def table_sizes(settings: Settings) -> dict[str, int]:

@@ -49,7 +49,7 @@ def temp_path(folder: Path, stem: str, suffix: str) -> Path:
 def remove_leftovers(folder: Path, stem: str) -> None:
     """Remove what an interrupted fetch of `stem` left behind (call while holding its lock)."""
     for leftover in folder.glob(f".{stem}.*"):
-        if leftover.suffix == ".parts" and leftover.is_dir():
+        if leftover.suffix in (".parts", ".tmp") and leftover.is_dir():  # downloads; DuckDB's spill folder
             shutil.rmtree(leftover, ignore_errors=True)
         elif leftover.suffix in (".part", ".tmp", ".wal") and leftover.is_file():
             leftover.unlink(missing_ok=True)
@@ -143,6 +143,7 @@ def convert(tables: dict[str, list[Path]], target_tmp: Path, settings: Settings)
     counts = {}
     try:
         con.execute("SET enable_progress_bar = false")
+        con.execute("SET preserve_insertion_order = false")  # lets DuckDB stream within the memory limit
         for table, files in tables.items():
             quoted = '"' + table.replace('"', '""') + '"'
             con.execute(

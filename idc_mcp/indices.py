@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import re
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -319,6 +320,7 @@ def _install(
         work.unlink(missing_ok=True)
         db_tmp.unlink(missing_ok=True)
         db_tmp.with_name(db_tmp.name + ".wal").unlink(missing_ok=True)
+        shutil.rmtree(db_tmp.with_name(db_tmp.name + ".tmp"), ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------------------------- messages
