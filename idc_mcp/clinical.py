@@ -214,8 +214,7 @@ def install_clinical_tables(catalog: Catalog, result: FetchResult, progress: Pro
     result.notes.append(
         f"{len(installed)} clinical tables are queryable as clinical_<short_table_name> (e.g. "
         f"{installed[0] if installed else 'clinical_...'}); clinical_index.short_table_name names their "
-        "table and "
-        "column_label explains each column. Join them to `index` on PatientID = dicom_patient_id."
+        "table and column_label explains each column. Join them to `index` on PatientID = dicom_patient_id."
     )
     known = {
         r["short_table_name"] for r in catalog.records("SELECT DISTINCT short_table_name FROM clinical_index")

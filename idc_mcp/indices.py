@@ -91,23 +91,21 @@ def resolve_name(name: str) -> TableInfo:
     known = list(all_tables())
     if not isinstance(name, str) or not _NAME.match(name.strip()):
         raise IndexFetchError(
-            f"{name!r} is not an index name: fetch_index takes the name of an IDC index, never a path or "
-            "URL. "
-            f"Fetchable indices: {', '.join(fetchable())}."
+            f"{name!r} is not an index name: fetch_index takes the name of an IDC index, never a path "
+            f"or URL. Fetchable indices: {', '.join(fetchable())}."
         )
     info = get_table(name.strip())
     if info is None:
         if name.lower().startswith(CLINICAL_PREFIX):
             raise IndexFetchError(
                 f"{name!r} is not an index: clinical tables (clinical_<short_table_name>) are installed "
-                "together "
-                f'with clinical_index. Call fetch_index("{CLINICAL_INDEX}"), then list_tables().'
+                f'together with clinical_index. Call fetch_index("{CLINICAL_INDEX}"), then list_tables().'
             )
         near = closest(name, known, limit=3)
         hint = f" Did you mean {', '.join(repr(n) for n in near)}?" if near else ""
         raise IndexFetchError(
-            f"Unknown index {name!r}.{hint} Fetchable indices: {', '.join(fetchable())} (list_tables shows "
-            "all)."
+            f"Unknown index {name!r}.{hint} Fetchable indices: {', '.join(fetchable())} "
+            "(list_tables shows all)."
         )
     return info
 
@@ -158,12 +156,16 @@ def published_checksum(settings: Settings, file_name: str) -> tuple[str | None, 
     except (http_fetch.FetchFailed, ValueError) as exc:
         log.info("release listing unavailable: %s", exc)
         return None, None, f"the release listing {url} was not available"
+    if not isinstance(listing, dict):
+        return None, None, f"{url} is not a release listing"
     assets = parse_release_assets(listing)
     folder = index_folder(settings)
     folder.mkdir(parents=True, exist_ok=True)
     write_json_atomic(folder / ASSETS_FILE, assets)
     asset = assets.get(file_name, {})
-    return asset.get("sha256"), asset.get("size"), url
+    if not asset.get("sha256"):
+        return None, asset.get("size"), f"{url} publishes no sha256 for {file_name}"
+    return asset["sha256"], asset.get("size"), url
 
 
 def parse_release_assets(listing: Any) -> dict[str, dict[str, Any]]:
@@ -188,26 +190,24 @@ def _offline_help(settings: Settings, file_name: str) -> str:
 
 
 def _obtain(settings: Settings, info: TableInfo, work: Path, progress: Progress | None) -> dict[str, Any]:
-    """Put a verified parquet file for `info` at `work`; returns its fetch record."""
+    """A verified parquet file for `info` (downloaded to `work`, or in IDC_MCP_INDEX_DIR): its record."""
     file_name = f"{info.name}.parquet"
     if settings.index_dir is not None:
-        src = settings.index_dir / file_name
-        if not src.is_file():
+        path = settings.index_dir / file_name
+        if not path.is_file():
             raise IndexFetchError(
-                f"{info.name} is not in IDC_MCP_INDEX_DIR ({settings.index_dir}): expected {src}. No "
-                "network was "
-                f"tried. Download it from {default_base_url(settings)}/{file_name} and put it there."
+                f"{info.name} is not in IDC_MCP_INDEX_DIR ({settings.index_dir}): expected {path}. No network "
+                f"was tried. Download it from {default_base_url(settings)}/{file_name} and put it there."
             )
-        sidecar = src.with_name(file_name + ".sha256")
+        sidecar = path.with_name(file_name + ".sha256")
         expected = parse_checksum(sidecar.read_text()) if sidecar.is_file() else None
-        sha = sha256_file(src)
+        sha = sha256_file(path)
         if expected and sha != expected:
             raise IndexFetchError(
-                f"{src} does not match its checksum file {sidecar}: sha256 {sha} != {expected}."
+                f"{path} does not match its checksum file {sidecar}: sha256 {sha} != {expected}."
             )
-        check_against = (src, str(sidecar) if expected else None)
-        record = {"source": str(src), "size_bytes": src.stat().st_size, "sha256": sha}
-        path = src
+        checked = f"sha256 matches {sidecar}" if expected else f"no checksum file beside it ({sidecar.name})"
+        record = {"source": str(path), "size_bytes": path.stat().st_size, "sha256": sha}
     else:
         url = f"{base_url(settings)}/{file_name}"
         try:
@@ -217,18 +217,20 @@ def _obtain(settings: Settings, info: TableInfo, work: Path, progress: Progress 
             got = http_fetch.download(url, work, settings.fetch_timeout_s, _bytes_progress(progress, url))
         except http_fetch.FetchFailed as exc:
             raise IndexFetchError(
-                f"Could not download {info.name}: {exc}. Nothing was cached. "
-                f"{_offline_help(settings, file_name)}"
+                f"Could not download {info.name}: {exc}. Nothing was cached. {_offline_help(settings, file_name)}"
             ) from exc
         if expected_size is not None and got.size != expected_size:
-            raise IndexFetchError(f"{url} sent {got.size} bytes but the release lists {expected_size}.")
+            raise IndexFetchError(
+                f"{url} sent {got.size} bytes but {where} lists {expected_size}. Nothing was cached; "
+                "call fetch_index again."
+            )
         if expected and got.sha256 != expected:
             raise IndexFetchError(
-                f"{url} failed its checksum: sha256 {got.sha256} != {expected} published at {where}. The "
-                "download "
-                "is corrupt or the mirror is stale; call fetch_index again or check IDC_MCP_INDEX_BASE_URL."
+                f"{url} failed its checksum: sha256 {got.sha256} != {expected} published at {where}. Nothing "
+                "was cached: the download is corrupt or the mirror is stale; call fetch_index again or check "
+                "IDC_MCP_INDEX_BASE_URL."
             )
-        check_against = (work, where if expected else None)
+        checked = f"sha256 matches {where}" if expected else f"no checksum ({where})"
         record = {"source": url, "size_bytes": got.size, "sha256": got.sha256}
         path = work
     try:
@@ -236,14 +238,9 @@ def _obtain(settings: Settings, info: TableInfo, work: Path, progress: Progress 
     except IndexFetchError as exc:
         raise IndexFetchError(
             f"{record['source']} was refused: {exc}. It is probably not idc-index-data "
-            f"{settings.data_version}'s "
-            f"{file_name}. Nothing was cached."
+            f"{settings.data_version}'s {file_name}. Nothing was cached."
         ) from exc
-    record["checksum"] = (
-        f"sha256 matches {check_against[1]}; columns match the schema"
-        if check_against[1]
-        else "no checksum published; parquet readable and columns match the schema"
-    )
+    record["checksum"] = f"{checked}; readable parquet with the schema's columns"
     record["path"] = str(path)
     return record
 
@@ -271,17 +268,22 @@ def fetch_index(catalog: Catalog, name: str, progress: Progress | None = None) -
     folder = index_folder(settings)
     target = folder / f"{info.name}.duckdb"
     status: Literal["fetched", "already installed"] = "already installed"
-    with file_lock(folder / f".{info.name}.lock"):
-        if not target.is_file():
-            remove_leftovers(folder, info.name)
-            _install(settings, info, folder, target, progress)
-            status = "fetched"
-    if not catalog.is_installed(info.name):
-        catalog.register_index(info.name, target)
-    if not catalog.is_installed(info.name):
-        raise IndexFetchError(
-            f"{target} could not be attached; delete it and call fetch_index({info.name!r}) again."
-        )
+    for attempt in range(2):
+        with file_lock(folder / f".{info.name}.lock"):
+            if attempt:
+                # The cached file exists but cannot be attached (damaged on disk): replace it.
+                log.warning("replacing the damaged cached index %s", target)
+                target.unlink(missing_ok=True)
+            if not target.is_file():
+                remove_leftovers(folder, info.name)
+                _install(settings, info, folder, target, progress)
+                status = "fetched"
+        if not catalog.is_installed(info.name):
+            catalog.register_index(info.name, target)
+        if catalog.is_installed(info.name):
+            break
+    else:
+        raise IndexFetchError(f"{target} could not be attached even after fetching it again.")
     record = read_json(folder / f"{info.name}.json")
     result = FetchResult(
         name=info.name,

@@ -117,9 +117,9 @@ async def fetch_index(
     volume_geometry_index (acquisition details), clinical_index (also installs the clinical tables,
     queryable as clinical_<short_table_name>). Only index names are accepted, never URLs or paths.
     """
-    progress = indices.throttled(lambda done, total, message: anyio.from_thread.run(
-        ctx.report_progress, done, total, message
-    ))
+    progress = indices.throttled(
+        lambda done, total, message: anyio.from_thread.run(ctx.report_progress, done, total, message)
+    )
     try:
         return await anyio.to_thread.run_sync(lambda: indices.fetch_index(get_catalog(), name, progress))
     except indices.IndexFetchError as exc:

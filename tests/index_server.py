@@ -144,8 +144,8 @@ def synthetic_clinical(folder: Path) -> tuple[Path, dict[str, Path], ClinicalFix
         f"COPY (SELECT $1 AS collection_id, 'bigquery-public-data.{CLINICAL_DATASET}.' || $2 AS table_name, "
         '$2 AS short_table_name, c AS "column", l AS column_label, '
         "[{'option_code': 'Alive', 'option_description': NULL}] AS \"values\" "
-        "FROM (VALUES ('dicom_patient_id', 'Patient ID in DICOM'), ('age_at_diagnosis', 'Age at diagnosis "
-        "(years)'), "
+        "FROM (VALUES ('dicom_patient_id', 'Patient ID in DICOM'), "
+        "('age_at_diagnosis', 'Age at diagnosis (years)'), "
         f"('vital_status', 'Vital status')) t(c, l)) TO '{index}' (FORMAT parquet)",
         [collection, short],
     )

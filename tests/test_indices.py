@@ -234,6 +234,17 @@ def test_leftovers_of_an_interrupted_fetch_are_never_taken_for_an_index(server, 
     ]
 
 
+def test_damaged_cache_file_does_not_break_the_catalog_and_is_replaced(server, data, make_catalog):
+    folder = indices.index_folder(load_settings())
+    folder.mkdir(parents=True)
+    (folder / "sm_index.duckdb").write_bytes(b"not a database" * 100)
+    catalog = make_catalog()
+    assert catalog.is_installed("index") and not catalog.is_installed("sm_index")
+    publish(server, data, "sm_index")
+    assert indices.fetch_index(catalog, "sm_index").status == "fetched"
+    assert query.run_query(catalog, "SELECT count(*) AS n FROM sm_index").rows[0]["n"] == 40
+
+
 def test_index_dir_is_used_without_any_network(env, data, make_catalog, monkeypatch, tmp_path):
     offline = tmp_path / "offline"
     offline.mkdir()
