@@ -537,3 +537,38 @@ def test_cli_fetch_index(server, data, make_catalog, capsys):
     assert "seg_index: fetched, 40 rows" in out
     assert cli.main(["fetch-index", "/etc/passwd"]) == 1
     assert "never a path or URL" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------- pieces
+def test_release_listing_parser_keeps_only_well_formed_assets():
+    listing = {
+        "assets": [
+            {"name": "sm_index.parquet", "size": 12, "digest": "sha256:" + "AB" * 32},
+            {"name": "seg_index.parquet", "size": "12", "digest": "md5:00"},
+            {"size": 3},
+            "junk",
+        ]
+    }
+    assert indices.parse_release_assets(listing) == {
+        "sm_index.parquet": {"size": 12, "sha256": "ab" * 32},
+        "seg_index.parquet": {"size": None, "sha256": None},
+    }
+    assert indices.parse_release_assets(["not", "a", "release"]) == {}
+
+
+def test_clinical_table_names_are_plain_identifiers_that_never_shadow_an_index():
+    from idc_mcp.clinical import table_name
+
+    assert table_name("tcga_brca_clinical") == "clinical_tcga_brca_clinical"
+    assert table_name("TCGA-BRCA Clinical") == "clinical_tcga_brca_clinical"
+    assert table_name("../../etc") == "clinical_etc"
+    assert table_name("index") is None  # would be clinical_index
+    assert table_name("---") is None
+
+
+def test_progress_is_throttled_to_whole_percent_steps():
+    seen: list[float] = []
+    report = indices.throttled(lambda done, total, message: seen.append(done))
+    for done in range(0, 10_001):
+        report(done, 10_000, "downloading")
+    assert len(seen) == 101 and seen[0] == 0 and seen[-1] == 10_000
