@@ -173,6 +173,7 @@ class IndexServer:
     routes: dict[str, Route] = field(default_factory=dict)
     hits: Counter[str] = field(default_factory=Counter)
     release: threading.Event = field(default_factory=threading.Event)
+    buckets: dict[str, tuple[list[tuple[str, bytes]], int, frozenset[str]]] = field(default_factory=dict)
 
     def add_file(self, name: str, data: bytes, checksum: str | None = "good") -> None:
         """Serve /<name>; its /<name>.sha256 is right ("good"), wrong ("bad") or absent (None)."""
@@ -184,22 +185,36 @@ class IndexServer:
         elif checksum == "bad":
             self.routes[f"/{name}.sha256"] = Route(body=f"{'0' * 64}  {name}\n".encode())
 
-    def add_bucket(self, bucket: str, objects: dict[str, bytes]) -> None:
-        """An S3 bucket answering ListObjectsV2 (one page) and GET object."""
+    def add_bucket(
+        self,
+        bucket: str,
+        objects: dict[str, bytes],
+        page_size: int = 1000,
+        bad_etag: frozenset[str] = frozenset(),
+    ) -> None:
+        """An S3 bucket answering ListObjectsV2 (paged by `page_size`) and GET object."""
         for key, data in objects.items():
             self.routes[f"/{bucket}/{key}"] = Route(body=data)
+        self.buckets[f"/{bucket}"] = (sorted(objects.items()), page_size, bad_etag)
+
+    def listing(self, path: str, query: dict[str, list[str]]) -> bytes:
+        items, page_size, bad_etag = self.buckets[path]
+        prefix = query.get("prefix", [""])[0]
+        start = int(query.get("continuation-token", ["0"])[0])
+        matching = [(k, d) for k, d in items if k.startswith(prefix)]
+        page = matching[start : start + page_size]
+        more = start + page_size < len(matching)
         contents = "".join(
-            f'<Contents><Key>{key}</Key><Size>{len(data)}</Size><ETag>"{hashlib.md5(data).hexdigest()}"</ETag>'
-            "</Contents>"
-            for key, data in objects.items()
+            f"<Contents><Key>{key}</Key><Size>{len(data)}</Size><ETag>&quot;"
+            f"{'0' * 32 if key in bad_etag else hashlib.md5(data).hexdigest()}&quot;</ETag></Contents>"
+            for key, data in page
         )
-        self.routes[f"/{bucket}"] = Route(
-            body=(
-                '<?xml version="1.0" encoding="UTF-8"?><ListBucketResult '
-                'xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
-                f"<Name>{bucket}</Name><IsTruncated>false</IsTruncated>{contents}</ListBucketResult>"
-            ).encode()
-        )
+        token = f"<NextContinuationToken>{start + page_size}</NextContinuationToken>" if more else ""
+        return (
+            '<?xml version="1.0" encoding="UTF-8"?>'
+            '<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+            f"<IsTruncated>{'true' if more else 'false'}</IsTruncated>{token}{contents}</ListBucketResult>"
+        ).encode()
 
     def release_assets(self, path: str, files: dict[str, bytes]) -> None:
         """A GitHub-style release listing (size and sha256 digest per asset) at `path`."""
@@ -213,8 +228,16 @@ class IndexServer:
 def _handler(state: IndexServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802
-            path = urllib.parse.urlsplit(self.path).path
+            parts = urllib.parse.urlsplit(self.path)
+            path = parts.path
             state.hits[path] += 1
+            if path in state.buckets:
+                body = state.listing(path, urllib.parse.parse_qs(parts.query))
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
             route = state.routes.get(path)
             if route is None:
                 self.send_error(404)

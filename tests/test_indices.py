@@ -106,10 +106,13 @@ def publish(srv: IndexServer, data: dict[str, Path], name: str, checksum: str | 
     return body
 
 
-def publish_clinical(srv: IndexServer, data: dict[str, Path]) -> None:
+def clinical_objects(data: dict[str, Path]) -> dict[str, bytes]:
+    return {k[3:]: p.read_bytes() for k, p in data.items() if k.startswith("s3:")}
+
+
+def publish_clinical(srv: IndexServer, data: dict[str, Path], **bucket: object) -> None:
     publish(srv, data, "clinical_index")
-    objects = {k[3:]: p.read_bytes() for k, p in data.items() if k.startswith("s3:")}
-    srv.add_bucket("idc-open-metadata", objects)
+    srv.add_bucket("idc-open-metadata", clinical_objects(data), **bucket)  # type: ignore[arg-type]
 
 
 def assert_nothing_cached(catalog: Catalog, name: str) -> None:
@@ -474,6 +477,29 @@ def test_clinical_index_brings_the_clinical_tables(server, data, make_catalog):
     listed = {t.name: t for t in tables.list_tables(catalog)}
     assert listed[table].installed and listed[table].row_count == data.clinical.patients
     assert short in listed[table].description
+
+
+def test_clinical_listing_is_followed_across_pages(server, data, make_catalog):
+    objects = clinical_objects(data)
+    ((key, body),) = objects.items()
+    # A second table in another shard folder, so that the listing has more than one page.
+    extra_key = key.replace(f"/{data.clinical.short_table_name}/", "/followup_clinical/")
+    objects[extra_key] = body
+    publish(server, data, "clinical_index")
+    server.add_bucket("idc-open-metadata", objects, page_size=1)
+    catalog = make_catalog()
+    result = indices.fetch_index(catalog, "clinical_index")
+    assert "clinical_followup_clinical" in result.tables and server.hits["/idc-open-metadata"] == 2
+
+
+def test_clinical_object_failing_its_md5_is_not_installed(server, data, make_catalog):
+    publish_clinical(server, data, bad_etag=frozenset(clinical_objects(data)))
+    catalog = make_catalog()
+    result = indices.fetch_index(catalog, "clinical_index")
+    assert result.tables == ["clinical_index"]
+    assert any("failed its checksum: md5" in n for n in result.notes)
+    folder = indices.index_folder(catalog.settings)
+    assert not (folder / "clinical.duckdb").exists() and not list(folder.glob(".clinical.*.parts"))
 
 
 def test_clinical_tables_from_index_dir(env, data, make_catalog, monkeypatch, tmp_path):
