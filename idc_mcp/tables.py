@@ -31,7 +31,7 @@ class TableSummary(BaseModel):
     size_bytes: int | None = Field(
         None, description="download size of a fetched index (null: bundled, or not known until fetched)"
     )
-    size: str | None = Field(None, description="size_bytes, human readable")
+    size: str | None = Field(None, description="size_bytes, human readable, or 'unknown until fetched'")
 
 
 class ValueCount(BaseModel):
@@ -66,11 +66,8 @@ def list_tables(catalog: Catalog) -> list[TableSummary]:
     for name, info in all_tables().items():
         is_installed = name in installed
         size = None if info.bundled else indices.known_size(catalog.settings, name)
-        how = None
-        if not is_installed:
-            how = f'fetch_index("{name}")' + ("" if size else " (download size not known until fetched)")
-            if name == indices.CLINICAL_INDEX:
-                how += "; also installs the clinical tables as clinical_<short_table_name>"
+        how = None if is_installed else f'fetch_index("{name}")'
+        label = indices.human_size(size) or (None if is_installed else "unknown until fetched")
         out.append(
             TableSummary(
                 name=name,
@@ -79,7 +76,7 @@ def list_tables(catalog: Catalog) -> list[TableSummary]:
                 row_count=catalog.row_count(name) if is_installed else None,
                 how_to_install=how,
                 size_bytes=size,
-                size=indices.human_size(size),
+                size=label,
             )
         )
     sizes = clinical.table_sizes(catalog.settings)
@@ -102,8 +99,7 @@ def _extra_description(name: str) -> str:
         short = name.removeprefix(indices.CLINICAL_PREFIX)
         return (
             f"Clinical data table {short!r} (clinical_index rows with short_table_name = {short!r} "
-            "describe its "
-            "columns; join to `index` on PatientID = dicom_patient_id)."
+            "describe its columns; join to `index` on PatientID = dicom_patient_id)."
         )
     return ""
 
@@ -146,9 +142,7 @@ def describe_table(catalog: Catalog, table: str) -> TableDescription:
             description=info.description if info else "",
             installed=False,
             row_count=None,
-            columns=[
-                ColumnDescription(name=c.name, type=c.type, description=c.description) for c in info.columns
-            ]
+            columns=[ColumnDescription(name=c.name, type=c.type, description=c.description) for c in info.columns]
             if info
             else [],
             notes=[indices.not_installed_message(catalog.settings, name)],
@@ -165,34 +159,25 @@ def describe_table(catalog: Catalog, table: str) -> TableDescription:
             q = _quote(column)
             (distinct,) = catalog.execute(f"SELECT approx_count_distinct({q}) FROM {ref}").rows[0]
             col.distinct_count = int(distinct or 0)
-            if (
-                col.distinct_count <= LOW_CARDINALITY
-                or col.distinct_count <= 2 * TOP_VALUES
-                and dtype == "VARCHAR"
-            ):
+            if col.distinct_count <= LOW_CARDINALITY or col.distinct_count <= 2 * TOP_VALUES and dtype == "VARCHAR":
                 rows = catalog.execute(
-                    f"SELECT {q}, count(*) FROM {ref} GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT "
-                    f"{LOW_CARDINALITY + 1}"
+                    f"SELECT {q}, count(*) FROM {ref} GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {LOW_CARDINALITY + 1}"
                 ).rows
                 col.values = [ValueCount(value=json_safe(v), count=n) for v, n in rows[:LOW_CARDINALITY]]
                 col.values_complete = len(rows) <= LOW_CARDINALITY
                 col.distinct_count = len(rows) if col.values_complete else col.distinct_count
             elif dtype == "VARCHAR" and col.distinct_count < 20_000:
                 rows = catalog.execute(
-                    f"SELECT {q}, count(*) FROM {ref} WHERE {q} IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 "
-                    f"LIMIT {TOP_VALUES}"
+                    f"SELECT {q}, count(*) FROM {ref} WHERE {q} IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {TOP_VALUES}"
                 ).rows
                 col.values = [ValueCount(value=json_safe(v), count=n) for v, n in rows]
             else:
                 rows = catalog.execute(
-                    f"SELECT DISTINCT {q} FROM (SELECT {q} FROM {ref} WHERE {q} IS NOT NULL LIMIT 1000) "
-                    f"LIMIT {EXAMPLES}"
+                    f"SELECT DISTINCT {q} FROM (SELECT {q} FROM {ref} WHERE {q} IS NOT NULL LIMIT 1000) LIMIT {EXAMPLES}"
                 ).rows
                 col.examples = [json_safe(r[0]) for r in rows]
         else:
-            rows = catalog.execute(
-                f"SELECT {_quote(column)} FROM {ref} WHERE {_quote(column)} IS NOT NULL LIMIT 1"
-            ).rows
+            rows = catalog.execute(f"SELECT {_quote(column)} FROM {ref} WHERE {_quote(column)} IS NOT NULL LIMIT 1").rows
             col.examples = [json_safe(r[0]) for r in rows]
         columns.append(col)
     return TableDescription(

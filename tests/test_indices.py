@@ -295,6 +295,7 @@ def test_default_release_listing_gives_checksums_and_sizes(server, data, make_ca
     listed = {t.name: t for t in tables.list_tables(catalog)}
     assert listed["seg_index"].size_bytes == len(seg) and not listed["seg_index"].installed
     assert listed["seg_index"].how_to_install == 'fetch_index("seg_index")'
+    assert listed["seg_index"].size == indices.human_size(len(seg))
     with pytest.raises(query.QueryError) as refused:
         query.run_query(catalog, "SELECT * FROM seg_index")
     text = str(refused.value)
@@ -444,9 +445,9 @@ def test_list_tables_shows_install_state_and_how_to_install_for_every_index(serv
     listed = {t.name: t for t in tables.list_tables(make_catalog())}
     for name in indices.fetchable():
         assert not listed[name].installed
-        assert listed[name].how_to_install and f'fetch_index("{name}")' in listed[name].how_to_install
+        assert listed[name].how_to_install == f'fetch_index("{name}")'
         # No listing was ever seen and nothing was fetched: the size is honestly unknown.
-        assert listed[name].size_bytes is None and "not known" in listed[name].how_to_install
+        assert listed[name].size_bytes is None and listed[name].size == "unknown until fetched"
     assert listed["index"].installed and listed["index"].how_to_install is None
 
 
