@@ -21,7 +21,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,6 +114,44 @@ def ensure_catalog_file(settings: Settings) -> Path:
     return target
 
 
+class _Gate:
+    """Many queries at once, or one reopen of the connection (it waits for running queries, holds new ones).
+
+    DuckDB keeps a database instance alive while any cursor on it is open, and hands that (locked) instance
+    out again, so the catalog can only be reopened with a new index attached once no query runs.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._queries = 0
+        self._reopening = False
+
+    @contextmanager
+    def query(self) -> Iterator[None]:
+        with self._cond:
+            self._cond.wait_for(lambda: not self._reopening)
+            self._queries += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._queries -= 1
+                self._cond.notify_all()
+
+    @contextmanager
+    def reopen(self) -> Iterator[None]:
+        with self._cond:
+            self._cond.wait_for(lambda: not self._reopening)
+            self._reopening = True
+            self._cond.wait_for(lambda: self._queries == 0)
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._reopening = False
+                self._cond.notify_all()
+
+
 class Catalog:
     """The query connection. Thread-safe: every query gets its own cursor."""
 
@@ -127,6 +165,7 @@ class Catalog:
         self._files: dict[str, Path] = {}
         self._extra: dict[str, str] = {}
         self._discovered = False
+        self._gate = _Gate()
         self._row_counts: dict[str, int] = {}
         self._columns: dict[str, list[tuple[str, str]]] = {}
 
@@ -224,7 +263,7 @@ class Catalog:
 
         Every table in the file becomes queryable under its own name (usually one table called `name`).
         """
-        with self._lock:
+        with self._gate.reopen(), self._lock:
             self._discover_cached_indices()
             self._files[name] = db_file
             # Close first: DuckDB hands out the cached (locked) instance while a connection is open.
@@ -237,7 +276,7 @@ class Catalog:
 
     def close(self) -> None:
         """Close the connection (it reopens on next use)."""
-        with self._lock:
+        with self._gate.reopen(), self._lock:
             old, self._conn = self._conn, None
             if old is not None:
                 old.close()
@@ -266,17 +305,19 @@ class Catalog:
 
         Views are per cursor and cost ~2 ms each, so only the tables a query can refer to get one.
         """
-        cur = self.conn.cursor()
-        extra = self._extra
-        if sql is not None and extra:
-            words = {w.lower() for w in _WORD.findall(sql)}
-            extra = {name: db for name, db in extra.items() if name.lower() in words}
-        try:
-            for name in extra:
-                cur.execute(f"CREATE OR REPLACE TEMP VIEW {_quote(name)} AS SELECT * FROM {self._table_ref(name)}")
-            yield cur
-        finally:
-            cur.close()
+        with self._gate.query():
+            cur = self.conn.cursor()
+            extra = self._extra
+            if sql is not None and extra:
+                words = {w.lower() for w in _WORD.findall(sql)}
+                extra = {name: db for name, db in extra.items() if name.lower() in words}
+            try:
+                for name in extra:
+                    ref = self._table_ref(name)
+                    cur.execute(f"CREATE OR REPLACE TEMP VIEW {_quote(name)} AS SELECT * FROM {ref}")
+                yield cur
+            finally:
+                cur.close()
 
     def execute(
         self, sql: str, params: Sequence[Any] | None = None, timeout_s: float | None = None

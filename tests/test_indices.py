@@ -222,6 +222,23 @@ def test_concurrent_fetches_download_once_and_agree(server, data, make_catalog):
     assert query.run_query(catalog, "SELECT count(*) AS n FROM sm_index").rows[0]["n"] == 40
 
 
+def test_query_running_while_an_index_is_attached_is_not_disturbed(server, data, make_catalog):
+    # The catalog must be reopened to attach a new index; a query in flight finishes on the old connection.
+    publish(server, data, "sm_index")
+    catalog = make_catalog()
+    done = threading.Event()
+    with catalog.cursor("SELECT count(*) FROM index") as running:
+        fetcher = threading.Thread(target=lambda: (indices.fetch_index(catalog, "sm_index"), done.set()))
+        fetcher.start()
+        gate = catalog._gate
+        with gate._cond:  # the fetch is now waiting for this query to end
+            assert gate._cond.wait_for(lambda: gate._reopening, timeout=20)
+        assert not done.is_set()
+        assert running.execute("SELECT count(*) FROM index").fetchone()[0] > 0
+    fetcher.join(20)
+    assert done.is_set() and query.run_query(catalog, "SELECT count(*) AS n FROM sm_index").rows[0]["n"] == 40
+
+
 def test_leftovers_of_an_interrupted_fetch_are_never_taken_for_an_index(server, data, make_catalog):
     folder = indices.index_folder(load_settings())
     folder.mkdir(parents=True)
