@@ -196,8 +196,8 @@ def _obtain(settings: Settings, info: TableInfo, work: Path, progress: Progress 
         path = settings.index_dir / file_name
         if not path.is_file():
             raise IndexFetchError(
-                f"{info.name} is not in IDC_MCP_INDEX_DIR ({settings.index_dir}): expected {path}. No network "
-                f"was tried. Download it from {default_base_url(settings)}/{file_name} and put it there."
+                f"{info.name} is not in IDC_MCP_INDEX_DIR ({settings.index_dir}): expected {path}. No "
+                f"network was tried. Download it from {default_base_url(settings)}/{file_name} and put it there."
             )
         sidecar = path.with_name(file_name + ".sha256")
         expected = parse_checksum(sidecar.read_text()) if sidecar.is_file() else None
@@ -217,7 +217,8 @@ def _obtain(settings: Settings, info: TableInfo, work: Path, progress: Progress 
             got = http_fetch.download(url, work, settings.fetch_timeout_s, _bytes_progress(progress, url))
         except http_fetch.FetchFailed as exc:
             raise IndexFetchError(
-                f"Could not download {info.name}: {exc}. Nothing was cached. {_offline_help(settings, file_name)}"
+                f"Could not download {info.name}: {exc}. Nothing was cached. "
+                f"{_offline_help(settings, file_name)}"
             ) from exc
         if expected_size is not None and got.size != expected_size:
             raise IndexFetchError(
