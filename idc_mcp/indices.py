@@ -197,7 +197,8 @@ def _obtain(settings: Settings, info: TableInfo, work: Path, progress: Progress 
         if not path.is_file():
             raise IndexFetchError(
                 f"{info.name} is not in IDC_MCP_INDEX_DIR ({settings.index_dir}): expected {path}. No "
-                f"network was tried. Download it from {default_base_url(settings)}/{file_name} and put it there."
+                f"network was tried. Download it from {default_base_url(settings)}/{file_name} and put it "
+                "there."
             )
         sidecar = path.with_name(file_name + ".sha256")
         expected = parse_checksum(sidecar.read_text()) if sidecar.is_file() else None
