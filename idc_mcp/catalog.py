@@ -143,6 +143,7 @@ class _Gate:
         with self._cond:
             self._cond.wait_for(lambda: not self._reopening)
             self._reopening = True
+            self._cond.notify_all()
             self._cond.wait_for(lambda: self._queries == 0)
         try:
             yield
