@@ -3,7 +3,8 @@
 Where they come from (read from idc-index 0.13's `fetch_index`): after `clinical_index`, idc-index copies
 `s3://idc-open-metadata/bigquery_export/idc_v<major>_clinical/*` (the IDC BigQuery clinical dataset exported
 to parquet, one folder of parquet shards per table, named by `short_table_name`) with s5cmd, and
-`get_clinical_table(short_table_name)` reads that folder. We list the same prefix with the anonymous S3
+`get_clinical_table(short_table_name)` reads that folder (the per-table folder layout is that of IDC's
+BigQuery exports as IDC documents them; it could not be checked against the live bucket here). We list the same prefix with the anonymous S3
 ListObjectsV2 HTTP API at `IDC_MCP_S3_ENDPOINT_URL`, check each object's size and MD5 (its ETag, for
 single-part uploads), and load every table into one DuckDB file, `clinical.duckdb`, attached read-only.
 With `IDC_MCP_INDEX_DIR`, the tables are read from its `clinical_data/` folder (the layout s5cmd produces:
@@ -23,7 +24,7 @@ from typing import Any
 
 from idc_mcp import http_fetch
 from idc_mcp.catalog import Catalog
-from idc_mcp.config import Settings
+from idc_mcp.config import DEFAULT_S3_ENDPOINT, Settings
 from idc_mcp.index_store import (
     IndexFetchError,
     convert,
@@ -56,6 +57,14 @@ def source_prefix(settings: Settings) -> str:
     return f"bigquery_export/idc_v{major}_clinical/"
 
 
+def bucket_url(settings: Settings) -> str:
+    """The bucket's HTTP address: virtual-hosted on AWS (any region), path-style elsewhere."""
+    endpoint = settings.s3_endpoint_url.rstrip("/")
+    if endpoint == DEFAULT_S3_ENDPOINT:
+        return f"https://{BUCKET}.s3.amazonaws.com"
+    return f"{endpoint}/{BUCKET}"
+
+
 def table_name(short_table_name: str) -> str | None:
     """`clinical_<short_table_name>`, lowercased, with anything but [a-z0-9_] made `_`."""
     cleaned = re.sub(r"[^a-z0-9_]", "_", short_table_name.strip().lower()).strip("_")
@@ -66,7 +75,7 @@ def table_name(short_table_name: str) -> str | None:
 
 
 def list_objects(settings: Settings) -> list[RemoteObject]:
-    endpoint = settings.s3_endpoint_url.rstrip("/")
+    bucket = bucket_url(settings)
     prefix = source_prefix(settings)
     objects: list[RemoteObject] = []
     token: str | None = None
@@ -74,7 +83,7 @@ def list_objects(settings: Settings) -> list[RemoteObject]:
         query = {"list-type": "2", "prefix": prefix}
         if token:
             query["continuation-token"] = token
-        url = f"{endpoint}/{BUCKET}?{urllib.parse.urlencode(query)}"
+        url = f"{bucket}?{urllib.parse.urlencode(query)}"
         try:
             root = ET.fromstring(http_fetch.get_small(url, settings.fetch_timeout_s))
         except ET.ParseError as exc:
@@ -89,7 +98,7 @@ def list_objects(settings: Settings) -> list[RemoteObject]:
             return objects
         if len(objects) > MAX_OBJECTS:
             break
-    raise IndexFetchError(f"the clinical listing at {endpoint}/{BUCKET}/{prefix} has too many objects")
+    raise IndexFetchError(f"the clinical listing at {bucket}/{prefix} has too many objects")
 
 
 def _table_for(relative: str) -> str | None:
@@ -101,11 +110,11 @@ def _table_for(relative: str) -> str | None:
 def _download_all(
     settings: Settings, work: Path, progress: Progress | None
 ) -> tuple[dict[str, list[Path]], str]:
-    endpoint = settings.s3_endpoint_url.rstrip("/")
+    bucket = bucket_url(settings)
     prefix = source_prefix(settings)
     objects = list_objects(settings)
     if not objects:
-        raise IndexFetchError(f"no clinical parquet files under {endpoint}/{BUCKET}/{prefix}")
+        raise IndexFetchError(f"no clinical parquet files under {bucket}/{prefix}")
     total = sum(o.size for o in objects)
     if total > MAX_BYTES or len(objects) > MAX_OBJECTS:
         raise IndexFetchError(
@@ -117,7 +126,7 @@ def _download_all(
         table = _table_for(obj.key[len(prefix) :])
         if table is None:
             continue
-        url = f"{endpoint}/{BUCKET}/{urllib.parse.quote(obj.key)}"
+        url = f"{bucket}/{urllib.parse.quote(obj.key)}"
         local = work / f"{number}.parquet"  # never a name taken from the listing
         got = http_fetch.download(url, local, settings.fetch_timeout_s)
         if got.size != obj.size:
@@ -128,7 +137,7 @@ def _download_all(
         done += got.size
         if progress:
             progress(done, total, f"clinical tables: {len(tables)} so far")
-    return tables, f"{endpoint}/{BUCKET}/{prefix}"
+    return tables, f"{bucket}/{prefix}"
 
 
 def _local_tables(settings: Settings) -> tuple[dict[str, list[Path]], str]:

@@ -616,3 +616,12 @@ def test_progress_is_throttled_to_whole_percent_steps():
     for done in range(0, 10_001):
         report(done, 10_000, "downloading")
     assert len(seen) == 101 and seen[0] == 0 and seen[-1] == 10_000
+
+
+def test_clinical_bucket_is_addressed_virtual_hosted_on_aws_and_path_style_on_mirrors(env, monkeypatch):
+    from idc_mcp.clinical import bucket_url
+
+    monkeypatch.delenv("IDC_MCP_S3_ENDPOINT_URL", raising=False)
+    assert bucket_url(load_settings()) == "https://idc-open-metadata.s3.amazonaws.com"
+    monkeypatch.setenv("IDC_MCP_S3_ENDPOINT_URL", "http://127.0.0.1:9000/")
+    assert bucket_url(load_settings()) == "http://127.0.0.1:9000/idc-open-metadata"
