@@ -1,14 +1,15 @@
 """Clinical tables: the per-collection tables clinical_index lists, queryable as clinical_<short_table_name>.
 
 Where they come from (read from idc-index 0.13's `fetch_index`): after `clinical_index`, idc-index copies
-`s3://idc-open-metadata/bigquery_export/idc_v<major>_clinical/*` (the IDC BigQuery clinical dataset exported
-to parquet, one folder of parquet shards per table, named by `short_table_name`) with s5cmd, and
-`get_clinical_table(short_table_name)` reads that folder (the per-table folder layout is that of IDC's
-BigQuery exports as IDC documents them; it could not be checked against the live bucket here). We list the same prefix with the anonymous S3
-ListObjectsV2 HTTP API at `IDC_MCP_S3_ENDPOINT_URL`, check each object's size and MD5 (its ETag, for
-single-part uploads), and load every table into one DuckDB file, `clinical.duckdb`, attached read-only.
-With `IDC_MCP_INDEX_DIR`, the tables are read from its `clinical_data/` folder (the layout s5cmd produces:
-`clinical_data/<short_table_name>/*.parquet`; `clinical_data/<short_table_name>.parquet` also works).
+`s3://idc-open-metadata/bigquery_export/idc_v<major>_clinical/*` (the IDC BigQuery clinical dataset
+exported to parquet) with s5cmd, and `get_clinical_table(short_table_name)` reads
+`clinical_data/<short_table_name>`. IDC documents its BigQuery exports as one folder of parquet shards per
+table; that layout could not be checked against the live bucket here, so single files are accepted too.
+We list the same prefix with the anonymous S3 ListObjectsV2 HTTP API at `IDC_MCP_S3_ENDPOINT_URL`, check
+each object's size and MD5 (its ETag, for single-part uploads), and load every table into one DuckDB file,
+`clinical.duckdb`, attached read-only. With `IDC_MCP_INDEX_DIR`, the tables are read from its
+`clinical_data/` folder (the layout s5cmd produces: `clinical_data/<short_table_name>/*.parquet`;
+`clinical_data/<short_table_name>.parquet` also works).
 """
 
 from __future__ import annotations
