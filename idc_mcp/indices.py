@@ -69,8 +69,12 @@ def throttled(report: Progress, steps: int = 100) -> Progress:
 
 
 class FetchResult(BaseModel):
-    name: str
-    status: Literal["fetched", "already installed", "bundled"]
+    """What fetch_index did; the index is queryable with `query` once this is returned."""
+
+    name: str = Field(description="the index, as named in SQL")
+    status: Literal["fetched", "already installed", "bundled"] = Field(
+        description="fetched now, found in the cache, or part of idc-index-data (nothing to fetch)"
+    )
     tables: list[str] = Field(description="tables this call made queryable (clinical_index adds clinical_*)")
     row_count: int | None = Field(None, description="rows in the index")
     size_bytes: int | None = Field(None, description="size of the index parquet file")
@@ -345,6 +349,5 @@ def clinical_not_installed_message(table: str) -> str:
     return (
         f"Table {table!r} looks like a clinical table; clinical tables (clinical_<short_table_name>) are "
         "installed together with clinical_index, which is not installed. Call "
-        f'fetch_index("{CLINICAL_INDEX}"), '
-        "then list_tables() to see them."
+        f'fetch_index("{CLINICAL_INDEX}"), then list_tables() to see them.'
     )
