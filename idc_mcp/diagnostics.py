@@ -21,31 +21,13 @@ from idc_mcp.catalog import Catalog
 from idc_mcp.column_paths import ColumnPath, column_paths, join_key, path_expr, table_columns
 from idc_mcp.empty_result import explain_empty_result
 from idc_mcp.fuzzy import closest, fold, resembles
-from idc_mcp.schemas import JOIN_KEYS, all_tables, get_table
+from idc_mcp.schemas import all_tables
 
 log = logging.getLogger(__name__)
 
 MAX_PLACES = 5  # other tables named for an unknown column
 
 
-def _size_note(table: str) -> str:
-    info = get_table(table)
-    columns = f"{len(info.columns)} columns" if info else ""
-    return f" ({columns})" if columns else ""
-
-
-def not_installed_message(table: str) -> str:
-    info = get_table(table)
-    about = f" {info.description.split('. ')[0][:200]}." if info and info.description else ""
-    key = next((k for k in JOIN_KEYS if info and k in info.column_names), None)
-    join = f" It joins to index on {key}." if key and info and info.name != "index" else ""
-    return (
-        f"Table {table!r} is an IDC index that is not installed yet{_size_note(table)}.{about}{join} "
-        f"Fetch it first: fetch_index({table!r}), then run the query again."
-    )
-
-
-# -- unknown tables ---------------------------------------------------------------------------------
 def _referenced_columns(tree: exp.Expression) -> list[str]:
     names = [c.name for c in tree.find_all(exp.Column) if c.name and not isinstance(c.this, exp.Star)]
     aliases = {a.alias.lower() for a in tree.find_all(exp.Alias)}
@@ -97,7 +79,7 @@ def unknown_table_message(catalog: Catalog, table: str, sql: str) -> str:
         if catalog.is_installed(name):
             parts.append(f"{lead} {name}? ({why}; {catalog.row_count(name):,} rows)")
         else:
-            parts.append(f"{lead} {name}? ({why}; not installed: fetch it first with fetch_index({name!r}))")
+            parts.append(f'{lead} {name}? ({why}; not installed: fetch it first with fetch_index("{name}"))')
     best = next((n for n, _ in candidates if catalog.is_installed(n)), None)
     if tree is not None and best:
         fixed = tree.copy()
@@ -298,7 +280,7 @@ def _place_hint(
     if not place.installed:
         return (
             f"{where} exists (join on {key}); {place.table} is not installed: "
-            f"fetch it first: fetch_index({place.table!r})."
+            f'fetch it first: fetch_index("{place.table}").'
         )
     sketch = join_sketch(catalog, validated, base or "", place, column, key, budget)
     return f"{where} exists: join {place.table} on {key}, e.g. `{sketch}`."

@@ -10,12 +10,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated, TypeVar
 
-from mcp.server.mcpserver import MCPServer
+import anyio.from_thread
+import anyio.to_thread
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
 from pydantic import Field
 
-from idc_mcp import __version__, query as query_mod, tables
+from idc_mcp import __version__, indices, query as query_mod, tables
 from idc_mcp.catalog import get_catalog
 from idc_mcp.selection import SelectionError
 
@@ -308,6 +310,33 @@ def export_manifest(
 
 
 # ---------------------------------------------------------------- specialized indices (issue 6)
+FETCH = ToolAnnotations(
+    read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=True
+)
+
+
+@mcp.tool(annotations=FETCH)
+async def fetch_index(
+    name: Annotated[str, Field(description="an index name from list_tables(), e.g. 'sm_index'")],
+    ctx: Context,
+) -> indices.FetchResult:
+    """Install a specialized IDC index so `query` can use it at once (cached; instant when installed).
+
+    Call it when list_tables() shows a table as not installed, or a query says to: sm_index /
+    sm_instance_index (slide microscopy: magnification, stain), seg_index, ann_index, ann_group_index,
+    rtstruct_index (segmentations, annotations), ct_index / mr_index / pt_index / contrast_index /
+    volume_geometry_index (acquisition details), clinical_index (also installs the clinical tables,
+    queryable as clinical_<short_table_name>). Only index names are accepted, never URLs or paths.
+    """
+    progress = indices.throttled(
+        lambda done, total, message: anyio.from_thread.run(ctx.report_progress, done, total, message)
+    )
+    try:
+        return await anyio.to_thread.run_sync(lambda: indices.fetch_index(get_catalog(), name, progress))
+    except indices.IndexFetchError as exc:
+        raise ToolError(str(exc)) from exc
+
+
 # (end of specialized indices)
 
 

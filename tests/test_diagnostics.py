@@ -384,7 +384,7 @@ def test_column_of_a_not_installed_index_says_fetch_first(catalog: Catalog) -> N
     schema = json.loads(Path(str(idc_index_data.INDEX_METADATA["ct_index"]["schema_path"])).read_text())
     assert "ImageType" in [c["name"] for c in schema["columns"]]
     assert "ct_index.ImageType exists (join on SeriesInstanceUID)" in text
-    assert "fetch_index('ct_index')" in text
+    assert 'fetch_index("ct_index")' in text
 
 
 def test_one_letter_column_gets_no_far_fetched_names(catalog: Catalog) -> None:
@@ -436,7 +436,7 @@ def test_unknown_table_guessed_from_the_columns_used(catalog: Catalog) -> None:
 
 def test_known_but_not_installed_table_says_fetch_index(catalog: Catalog) -> None:
     text = error_text(catalog, "SELECT * FROM sm_index")
-    assert "not installed" in text and "fetch_index('sm_index')" in text
+    assert "not installed" in text and 'fetch_index("sm_index")' in text
 
 
 # -- through the MCP client ------------------------------------------------------------------------------
