@@ -8,6 +8,7 @@ exponential backoff; the waits are interruptible by the cancel event.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import random
@@ -69,10 +70,14 @@ class RemoteFile:
         return tag.lower() if tag and "-" not in tag and len(tag) == 32 else None
 
 
+@functools.lru_cache(maxsize=8)
 def make_client(
     endpoint_url: str, max_pool: int, connect_timeout_s: float = 10, read_timeout_s: float = 60
 ) -> Any:
-    """An unsigned (anonymous) S3 client; retries are ours (see RetryPolicy), so botocore tries once."""
+    """An unsigned (anonymous) S3 client; retries are ours (see RetryPolicy), so botocore tries once.
+
+    Clients are thread-safe and slow to build (~0.4 s), so one is kept per endpoint and settings.
+    """
     config = Config(
         signature_version=UNSIGNED,
         retries={"total_max_attempts": 1, "mode": "standard"},
@@ -220,6 +225,8 @@ def fetch(
                             credited = min(written, remote.size)
             finally:
                 body.close()
+            if cancel.is_set():  # never give a final name after cancellation was asked for
+                raise Cancelled()
             if written != remote.size:
                 raise _Mismatch(f"received {written} of {remote.size} bytes")
             if remote.md5 and digest.hexdigest() != remote.md5:
