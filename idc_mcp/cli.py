@@ -28,7 +28,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cache-dir", help="sets IDC_MCP_CACHE_DIR")
     parser.add_argument("--log-level", default="WARNING")
     parser.set_defaults(func=_serve)
-    parser.add_subparsers(dest="command")
+    subparsers = parser.add_subparsers(dest="command")
+    from idc_mcp.download.cli import add_parser as add_download_parser
+
+    add_download_parser(subparsers)
     return parser
 
 
