@@ -123,7 +123,7 @@ def _clean_ids(argument: str, values: list[str] | None, uid: bool) -> list[str] 
 
 def _report_unknown(catalog: Catalog, argument: str, column: str, values: list[str]) -> None:
     rows = catalog.execute(
-        f'SELECT v FROM (SELECT unnest(?) AS v) WHERE v NOT IN (SELECT "{column}" FROM index)', [values]
+        f'SELECT v FROM (SELECT unnest(?) AS v) AS _v ANTI JOIN index ON _v.v = index."{column}"', [values]
     ).rows
     unknown = [r[0] for r in rows]
     if not unknown:
