@@ -154,7 +154,7 @@ def list_objects(client: Any, bucket: str, prefix: str) -> list[dict[str, Any]]:
         try:
             page = client.list_objects_v2(**kwargs)
         except bce.ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("NoSuchBucket", "AccessDenied"):
+            if not _retryable(exc):
                 raise ObjectError(f"s3://{bucket}/{prefix}: {_describe(exc)}") from exc
             raise
         found.extend(page.get("Contents", []))
@@ -204,7 +204,7 @@ def fetch(
             try:
                 reply = client.get_object(Bucket=remote.bucket, Key=remote.key)
             except bce.ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "AccessDenied", "NoSuchBucket"):
+                if not _retryable(exc):  # missing, forbidden...: asking again will not help
                     raise ObjectError(f"s3://{remote.bucket}/{remote.key}: {_describe(exc)}") from exc
                 raise
             body = reply["Body"]
