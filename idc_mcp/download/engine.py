@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -117,16 +118,53 @@ def _run_pool(workers: int, items: list[Any], fn: Callable[[Any], Any], cancel: 
     return results
 
 
+class _ListingCache:
+    """Recent series listings. In IDC a crdc_series_uuid names one immutable version of a series (new
+    content gets a new uuid), so a listing stays true; keeping it makes a resume in the same server
+    process cost only a stat per file. Bounded by the number of objects held."""
+
+    def __init__(self, max_objects: int = 500_000) -> None:
+        self.max_objects = max_objects
+        self._items: OrderedDict[tuple[str, str, str], list[dict[str, Any]]] = OrderedDict()
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str, str]) -> list[dict[str, Any]] | None:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        return None
+
+    def put(self, key: tuple[str, str, str], objects: list[dict[str, Any]]) -> None:
+        if not objects or len(objects) > self.max_objects:  # an empty listing may be a mirror catching up
+            return
+        with self._lock:
+            if key not in self._items:
+                self._items[key] = objects
+                self._count += len(objects)
+            while self._count > self.max_objects:
+                _, dropped = self._items.popitem(last=False)
+                self._count -= len(dropped)
+
+
+_LISTINGS = _ListingCache()
+
+
 def _list_all(
     client: Any, series: list[SeriesPlan], destination: Path, opts: Options, cancel: threading.Event
 ) -> list[SeriesFiles]:
     def one(plan: SeriesPlan) -> SeriesFiles:
-        objects = s3.with_retries(
-            lambda: s3.list_objects(client, plan.bucket, plan.prefix),
-            opts.retry,
-            cancel,
-            f"listing {plan.s3_url}",
-        )
+        key = (opts.endpoint_url, plan.bucket, plan.prefix)
+        objects = _LISTINGS.get(key)
+        if objects is None:
+            objects = s3.with_retries(
+                lambda: s3.list_objects(client, plan.bucket, plan.prefix),
+                opts.retry,
+                cancel,
+                f"listing {plan.s3_url}",
+            )
+            _LISTINGS.put(key, objects)
         folder = folder_path(destination, plan)
         files = []
         for obj in objects:
@@ -137,6 +175,29 @@ def _list_all(
         return SeriesFiles(plan, files)
 
     return _run_pool(opts.workers, series, one, cancel)
+
+
+_PLAN_CACHE: OrderedDict[tuple[int, str], list[SeriesPlan]] = OrderedDict()
+_PLAN_CACHE_LOCK = threading.Lock()
+_PLAN_CACHE_ENTRIES = 16
+_PLAN_CACHE_MAX_SERIES = 20_000
+
+
+def _plan(catalog: Catalog, selection: Selection, template: str) -> list[SeriesPlan]:
+    """Resolve and plan a selection, remembering recent plans: the catalog never changes while it is
+    open, and a rerun (resume) should not pay for three scans of the million-row index again."""
+    key = (id(catalog), repr((selection, template)))
+    with _PLAN_CACHE_LOCK:
+        if key in _PLAN_CACHE:
+            _PLAN_CACHE.move_to_end(key)
+            return _PLAN_CACHE[key]
+    plans = plan_series(catalog, resolve_selection(catalog, selection), template)
+    if len(plans) <= _PLAN_CACHE_MAX_SERIES:
+        with _PLAN_CACHE_LOCK:
+            _PLAN_CACHE[key] = plans
+            while len(_PLAN_CACHE) > _PLAN_CACHE_ENTRIES:
+                _PLAN_CACHE.popitem(last=False)
+    return plans
 
 
 def _clean_temporaries(folders: set[Path]) -> None:
@@ -165,8 +226,7 @@ def download(
     template = check_template(DEFAULT_TEMPLATE if dir_template is None else dir_template)
     real_root = resolve_inside(root, None)
     destination = resolve_inside(real_root, download_dir)
-    resolved = resolve_selection(catalog, selection)
-    plans = plan_series(catalog, resolved, template)
+    plans = _plan(catalog, selection, template)
     client = s3.make_client(opts.endpoint_url, opts.workers + 4, opts.connect_timeout_s, opts.read_timeout_s)
     progress.phase = "listing"
     try:
