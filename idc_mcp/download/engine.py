@@ -151,6 +151,14 @@ class _ListingCache:
 _LISTINGS = _ListingCache()
 
 
+def clear_caches() -> None:
+    """Forget remembered plans and listings (a new process starts this way)."""
+    global _LISTINGS
+    with _PLAN_CACHE_LOCK:
+        _PLAN_CACHE.clear()
+    _LISTINGS = _ListingCache()
+
+
 def _list_all(
     client: Any, series: list[SeriesPlan], destination: Path, opts: Options, cancel: threading.Event
 ) -> list[SeriesFiles]:
@@ -284,17 +292,23 @@ def download(
         )
     if dry_run:
         return outcome
-    destination.mkdir(parents=True, exist_ok=True)
-    outcome.manifest_path = provenance.write_provenance(
-        real_root,
-        destination,
-        plans,
-        outcome.sources,
-        {sf.series.series_uid: (len(sf.files), sf.size) for sf in listed},
-    )
-    for folder in sorted(folders):
-        folder.mkdir(parents=True, exist_ok=True)
-        ensure_inside(real_root, folder / "probe")
+    try:
+        destination.mkdir(parents=True, exist_ok=True)
+        outcome.manifest_path = provenance.write_provenance(
+            real_root,
+            destination,
+            plans,
+            outcome.sources,
+            {sf.series.series_uid: (len(sf.files), sf.size) for sf in listed},
+        )
+        for folder in sorted(folders):
+            folder.mkdir(parents=True, exist_ok=True)
+            ensure_inside(real_root, folder / "probe")
+    except OSError as exc:
+        raise DownloadError(
+            f"Cannot create folders in {str(destination)!r}: {exc.strerror or exc}. Choose another "
+            "download_dir inside the download root (or fix its permissions)."
+        ) from exc
     progress.total = outcome.bytes_total
     progress.files_total = outcome.files_total
     progress.done = outcome.bytes_total - outcome.bytes_needed
@@ -310,17 +324,23 @@ def download(
 
     try:
         received = _run_pool(opts.workers, todo, fetch, cancel)
-    except (s3.Cancelled, s3.StoreUnavailable, s3.ObjectError) as exc:
+    except (s3.Cancelled, s3.StoreUnavailable, s3.ObjectError, OSError) as exc:
         complete = sum(1 for f in files if s3.is_complete(f))
+        where = f"{complete} of {len(files)} files are complete in {str(destination)!r}"
         if isinstance(exc, s3.Cancelled):
             raise DownloadCancelled(
-                f"Download cancelled: {complete} of {len(files)} files are complete in {str(destination)!r}; "
-                "no partial files are left. Call download again with the same arguments to resume."
+                f"Download cancelled: {where}; no partial files are left. Call download again with the same "
+                "arguments to resume."
             ) from exc
+        if isinstance(exc, s3.StoreUnavailable):
+            cause = f"The object store at {opts.endpoint_url} kept failing ({exc})."
+        elif isinstance(exc, s3.ObjectError):
+            cause = f"The object store refused an object ({exc}); the mirror may be incomplete."
+        else:
+            cause = f"Writing a file failed: {exc.strerror or exc} ({exc.filename or ''})."
         raise DownloadError(
-            f"The object store at {opts.endpoint_url} kept failing ({exc}). {complete} of {len(files)} "
-            f"files are complete in {str(destination)!r} and no partial files are left; call download again "
-            "with the same arguments to resume (complete files are skipped)."
+            f"{cause} {where} and no partial files are left; call download again with the same arguments "
+            "to resume (complete files are skipped)."
         ) from exc
     finally:
         progress.phase = "finished"

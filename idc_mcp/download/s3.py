@@ -27,7 +27,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 
 from idc_mcp.paths import ensure_inside
 
-CHUNK_BYTES = 256 << 10  # a cancel request is seen after at most one chunk
+CHUNK_BYTES = 1 << 20  # a cancel request is seen after at most one chunk (measured: 1 MiB beats 256 KiB)
 TEMP_SUFFIX = ".idcpart"
 T = TypeVar("T")
 
