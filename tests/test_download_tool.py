@@ -145,3 +145,21 @@ def test_cli_download_writes_files_and_reports_on_stderr(s3_mirror, root, capsys
     assert len(files) == sum(len(s.objects) for s in s3_mirror.series[:2])
     result = json.loads(capsys.readouterr().out)
     assert result["files_downloaded"] == len(files) and Path(result["destination"]) == root / "c"
+
+
+def test_cli_download_help_lists_every_option(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    with pytest.raises(SystemExit) as done:
+        cli.main(["download", "--help"])
+    assert done.value.code == 0
+    text = capsys.readouterr().out
+    for option in (
+        "--collection-ids",
+        "--series-uids",
+        "--sql",
+        "--download-dir",
+        "--dir-template",
+        "--dry-run",
+    ):
+        assert option in text
+    assert "%collection_id/%PatientID" in text

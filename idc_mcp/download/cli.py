@@ -27,7 +27,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     p.add_argument("--sql", help="a read-only SELECT returning a SeriesInstanceUID column")
     p.add_argument("--analysis-results", choices=["include", "exclude", "only"], default="include")
     p.add_argument("--download-dir", help="folder inside the download root (default: the root)")
-    p.add_argument("--dir-template", help=f"folder layout (default {DEFAULT_TEMPLATE}; '' for one folder)")
+    p.add_argument(
+        "--dir-template",
+        help=f"folder layout (default {DEFAULT_TEMPLATE.replace('%', '%%')}; '' for one folder)",
+    )
     p.add_argument("--dry-run", action="store_true", help="show the plan and write nothing")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     # Also accepted after the subcommand; SUPPRESS keeps a value given before it.
