@@ -160,6 +160,7 @@ class FaultProxy:
     """A loopback HTTP proxy in front of the mirror that can misbehave on request.
 
     - `fail_next(n)`: the next n requests get HTTP 500 (an S3 'InternalError' reply).
+    - `corrupt_next(n)`: the next n object bodies arrive with one byte changed (same length).
     - `die_after_bytes(n)`: once n body bytes of object downloads were sent, the response in flight is
       cut mid-body and the proxy stops listening, like a server that died.
     - `rate_bytes_per_s`: object bodies trickle at this rate (a slow network).
@@ -169,6 +170,8 @@ class FaultProxy:
         self.upstream = urlsplit(upstream)
         self.failures_left = 0
         self.failures_served = 0
+        self.corruptions_left = 0
+        self.corruptions_served = 0
         self.requests = 0
         self.body_bytes_sent = 0
         self.die_at: int | None = None
@@ -194,6 +197,9 @@ class FaultProxy:
 
     def fail_next(self, n: int) -> None:
         self.failures_left = n
+
+    def corrupt_next(self, n: int) -> None:
+        self.corruptions_left = n
 
     def die_after_bytes(self, n: int) -> None:
         self.die_at = n
@@ -228,13 +234,25 @@ class FaultProxy:
         reply = conn.getresponse()
         data = reply.read()
         conn.close()
+        is_object = "list-type" not in h.path and reply.status == 200
+        corrupt = False
+        if is_object and data:
+            with self._lock:
+                corrupt = self.corruptions_left > 0
+                if corrupt:
+                    self.corruptions_left -= 1
+                    self.corruptions_served += 1
+            if corrupt:
+                middle = len(data) // 2
+                data = data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1 :]
         h.send_response(reply.status)
         for k, v in reply.getheaders():
             if k.lower() not in ("connection", "transfer-encoding", "content-length", "server", "date"):
-                h.send_header(k, v)
+                # A corrupted body goes without its CRC header: only the MD5 (ETag) check can catch it.
+                if not (corrupt and k.lower().startswith("x-amz-checksum")):
+                    h.send_header(k, v)
         h.send_header("Content-Length", str(len(data)))
         h.end_headers()
-        is_object = "list-type" not in h.path and reply.status == 200
         piece = 4096
         for start in range(0, len(data), piece):
             chunk = data[start : start + piece]

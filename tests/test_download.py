@@ -17,7 +17,7 @@ from idc_mcp.catalog import get_catalog
 from idc_mcp.download import engine
 from idc_mcp.download.engine import DownloadCancelled, DownloadError, Options, Progress
 from idc_mcp.download.plan import TemplateError
-from idc_mcp.download.s3 import RetryPolicy
+from idc_mcp.download.s3 import RemoteFile, RetryPolicy
 from idc_mcp.paths import PathRefused
 from idc_mcp.selection import Selection, SelectionError
 from tests.s3_fixture import S3Mirror
@@ -141,6 +141,17 @@ def test_5xx_replies_are_retried(s3_mirror, fault_proxy, tmp_path):
     run(fault_proxy.endpoint, tmp_path, everything(s3_mirror))
     assert fault_proxy.failures_served == 2
     assert data_files(tmp_path) == expected_files(s3_mirror, tmp_path)
+
+
+def test_bytes_corrupted_in_transit_are_caught_by_the_md5_etag_and_fetched_again(
+    s3_mirror, fault_proxy, tmp_path
+):
+    # Same length, one byte flipped: only the MD5 (the single-part ETag) can tell.
+    fault_proxy.corrupt_next(2)
+    run(fault_proxy.endpoint, tmp_path, everything(s3_mirror))
+    assert fault_proxy.corruptions_served == 2
+    assert data_files(tmp_path) == expected_files(s3_mirror, tmp_path)
+    assert temporaries(tmp_path) == []
 
 
 def test_unreachable_store_is_reported_with_what_to_do(s3_mirror, fault_proxy, tmp_path):
@@ -278,3 +289,10 @@ def test_manifest_and_license_citation_texts_match_the_bundled_metadata(s3_mirro
         assert s.license_short_name in license_text and urls[s.source_doi.lower()] in license_text
         citation = (tmp_path / f"CITATION_{s.collection_id}.txt").read_text()
         assert s.source_doi.lower() in citation.lower() and "<i>" not in citation
+
+
+def test_only_single_part_etags_are_used_as_md5():
+    # A multipart upload's ETag is an MD5 of part MD5s plus '-<parts>': it cannot check the bytes.
+    single = RemoteFile("b", "k", 1, '"0cc175b9c0f1b6a831c399e269772661"', Path("x"))
+    multi = RemoteFile("b", "k", 1, '"0cc175b9c0f1b6a831c399e269772661-3"', Path("x"))
+    assert single.md5 == "0cc175b9c0f1b6a831c399e269772661" and multi.md5 is None

@@ -103,6 +103,7 @@ def _retryable(exc: BaseException) -> bool:
         | bce.HTTPClientError
         | bce.ResponseStreamingError
         | bce.IncompleteReadError
+        | bce.FlexibleChecksumError
         | Urllib3Error
         | ConnectionError
         | TimeoutError
