@@ -163,3 +163,10 @@ def test_cli_download_help_lists_every_option(capsys, monkeypatch):
     ):
         assert option in text
     assert "%collection_id/%PatientID" in text
+
+
+def test_cli_download_error_goes_to_stderr_with_exit_code_1(s3_mirror, root, capsys):
+    code = cli.main(["--s3-endpoint-url", s3_mirror.endpoint, "download", "--series-uids", "1.2.3.999"])
+    assert code == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and "Unknown series_uids" in captured.err

@@ -6,7 +6,7 @@ import argparse
 import sys
 import threading
 
-from idc_mcp.download.engine import DownloadError, Progress
+from idc_mcp.download.engine import DownloadCancelled, DownloadError, Progress
 from idc_mcp.download.plan import DEFAULT_TEMPLATE, TemplateError
 from idc_mcp.download.service import DownloadResult, run_download
 from idc_mcp.paths import PathRefused
@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
         exc = failure[0]
         if isinstance(exc, SelectionError | DownloadError | TemplateError | PathRefused):
             print(f"error: {exc}", file=sys.stderr)
-            return 130 if cancel.is_set() else 1
+            return 130 if isinstance(exc, DownloadCancelled) else 1
         raise exc
     print(outcome[0].model_dump_json(indent=2))
     return 0
