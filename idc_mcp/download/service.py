@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -69,22 +68,18 @@ def options_from(settings: Settings) -> Options:
 
 
 def to_result(outcome: Outcome) -> DownloadResult:
-    licenses: dict[str, tuple[str | None, int, set[str]]] = {}
-    counts: Counter[str] = Counter()
+    summary: dict[str, LicenseSummary] = {}
     for sf in outcome.series:
         s = sf.series
         name = s.license_short_name or "unknown"
         src = outcome.sources.get((s.source_doi or "").lower())
-        url, _, cols = licenses.get(name, (src.license_url if src else None, 0, set()))
-        cols.add(s.collection_id)
-        licenses[name] = (url, 0, cols)
-        counts[name] += 1
-    summary = [
-        LicenseSummary(
-            license_short_name=k, license_url=v[0], series_count=counts[k], collections=sorted(v[2])
+        entry = summary.setdefault(
+            name, LicenseSummary(license_short_name=name, license_url=None, series_count=0, collections=[])
         )
-        for k, v in sorted(licenses.items())
-    ]
+        entry.series_count += 1
+        entry.license_url = entry.license_url or (src.license_url if src else None)
+        if s.collection_id not in entry.collections:
+            entry.collections.append(s.collection_id)
     plan = None
     if outcome.dry_run:
         plan = [
@@ -104,7 +99,7 @@ def to_result(outcome: Outcome) -> DownloadResult:
             "Nothing was written. Check the licenses, then call download with the same arguments and "
             "dry_run=false."
         )
-    elif any(v != "CC BY 4.0" for v in counts):
+    elif any(k != "CC BY 4.0" for k in summary):
         step = "Done. Some data is not CC BY 4.0: read the LICENSE files before sharing or commercial use."
     else:
         step = "Done. Cite the sources in the CITATION files when you publish."
@@ -120,7 +115,7 @@ def to_result(outcome: Outcome) -> DownloadResult:
         bytes_needed=outcome.bytes_needed,
         free_bytes=outcome.free_bytes,
         manifest_path=str(outcome.manifest_path) if outcome.manifest_path else None,
-        licenses=summary,
+        licenses=[summary[k] for k in sorted(summary)],
         plan=plan,
         plan_truncated=outcome.dry_run and len(outcome.series) > PLAN_ROWS,
         next_step=step,
