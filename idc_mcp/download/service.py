@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import anyio
+import anyio.lowlevel
 from pydantic import BaseModel, Field
 
 from idc_mcp.catalog import Catalog
@@ -193,6 +194,9 @@ async def download_async(
         # Not abandoned on cancel: the thread is awaited, so cleanup is finished before we return.
         await anyio.to_thread.run_sync(run)
         tg.cancel_scope.cancel()
+    # If our caller was cancelled, the engine's DownloadCancelled is not the answer: let the
+    # cancellation itself propagate now that the engine has cleaned up.
+    await anyio.lowlevel.checkpoint_if_cancelled()
     if failure:
         raise failure[0]
     with anyio.CancelScope(shield=True):
