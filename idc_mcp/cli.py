@@ -36,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fetch.add_argument("name", help="index name, e.g. sm_index (see list_tables)")
     fetch.set_defaults(func=_fetch_index)
+    from idc_mcp.download.cli import add_parser as add_download_parser
+
+    add_download_parser(commands)
     return parser
 
 

@@ -6,6 +6,7 @@ errors to `ToolError`, whose message is what the assistant reads.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated, TypeVar
@@ -17,9 +18,22 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
 from pydantic import Field
 
-from idc_mcp import __version__, indices, query as query_mod, tables
+from idc_mcp import __version__, indices, tables
+from idc_mcp import download as dl
+from idc_mcp import query as query_mod
 from idc_mcp.catalog import get_catalog
-from idc_mcp.selection import SelectionError
+from idc_mcp.config import load_settings
+from idc_mcp.paths import PathRefused
+from idc_mcp.selection import (
+    AnalysisResultsArg,
+    CollectionIds,
+    PatientIds,
+    Selection,
+    SelectionError,
+    SelectionSql,
+    SeriesUids,
+    StudyUids,
+)
 
 INSTRUCTIONS = """\
 Tools for the NCI Imaging Data Commons (IDC): public cancer imaging (CT, MR, PET, slide microscopy and
@@ -306,6 +320,54 @@ def export_manifest(
 
 
 # ---------------------------------------------------------------- download (issue 4)
+DOWNLOAD = ToolAnnotations(
+    read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=True
+)
+
+
+@mcp.tool(annotations=DOWNLOAD)
+async def download(
+    ctx: Context,
+    collection_ids: CollectionIds = None,
+    patient_ids: PatientIds = None,
+    study_uids: StudyUids = None,
+    series_uids: SeriesUids = None,
+    sql: SelectionSql = None,
+    analysis_results: AnalysisResultsArg = "include",
+    download_dir: Annotated[
+        str | None,
+        Field(description="folder inside the download root (relative, or absolute inside it)"),
+    ] = None,
+    dir_template: Annotated[
+        str | None,
+        Field(
+            description="folder layout from %collection_id %PatientID %StudyInstanceUID %Modality "
+            "%SeriesInstanceUID joined by '_', '-', '/'; default "
+            f"'{dl.DEFAULT_TEMPLATE}'; '' puts all files in one folder"
+        ),
+    ] = None,
+    dry_run: Annotated[bool, Field(description="plan only (series, files, bytes, licenses)")] = False,
+) -> dl.DownloadResult:
+    """Download the DICOM files of a selection of series to the local download root.
+
+    Call after check_licenses and estimate_size; start with dry_run=true to see the plan. Files are
+    verified and written atomically; calling again with the same arguments resumes (complete files are
+    skipped). A CSV manifest and LICENSE/CITATION texts per collection are written next to the data.
+    """
+    settings = load_settings()
+    selection = Selection(collection_ids, patient_ids, study_uids, series_uids, sql, analysis_results)
+
+    def work(progress: dl.Progress, cancel: threading.Event) -> dl.DownloadResult:
+        return dl.run_download(
+            get_catalog(), settings, selection, download_dir, dir_template, dry_run, progress, cancel
+        )
+
+    try:
+        return await dl.download_async(work, ctx.report_progress)
+    except (SelectionError, dl.DownloadError, dl.TemplateError, PathRefused) as exc:
+        raise ToolError(str(exc)) from exc
+
+
 # (end of download)
 
 
