@@ -3,7 +3,8 @@
 It serves synthetic index files generated from the bundled schema JSON, with real SeriesInstanceUIDs,
 collection ids and PatientIDs from the bundled `index`, so joins with `index` return rows. Each route can
 misbehave on purpose (status codes, cut-off transfers, a server that never answers). Reusable by any test
-that needs fetched indices (e.g. documentation examples): see `serve_indices`.
+that needs fetched indices (e.g. documentation examples): see `serve_indices`, `synthetic_indices`,
+`IndexServer.publish_all` and `cache_with_catalog`.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ import subprocess
 import sys
 import tomllib
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import click
@@ -137,7 +137,7 @@ def _indices_to_fetch(tables: list[str]) -> set[str]:
     }
 
 
-def _empty_schema_database(clinical: list[str] = ()) -> duckdb.DuckDBPyConnection:
+def _empty_schema_database(clinical: Sequence[str] = ()) -> duckdb.DuckDBPyConnection:
     """Empty tables with the real columns: installed tables as the catalog types them, the others from
     the bundled schema JSON, so that a query binds exactly as it would after fetch_index."""
     catalog = get_catalog()
@@ -175,9 +175,13 @@ def fetched_catalog(
         env.setenv("IDC_MCP_S3_ENDPOINT_URL", server.base)
         env.delenv("IDC_MCP_INDEX_DIR", raising=False)
         catalog = Catalog(load_settings())  # settings are read now; the env is restored after the fetches
-        for name in sorted(wanted):
-            result = indices.fetch_index(catalog, name)
-            assert result.status == "fetched" and not [n for n in result.notes if "not installed" in n]
+        try:
+            for name in sorted(wanted):
+                result = indices.fetch_index(catalog, name)
+                assert result.status == "fetched" and not [n for n in result.notes if "not installed" in n]
+        except BaseException:
+            catalog.close()
+            raise
     try:
         yield catalog
     finally:

@@ -601,23 +601,29 @@ def test_clinical_bucket_is_addressed_virtual_hosted_on_aws_and_path_style_on_mi
 def test_synthetic_derived_series_point_at_image_series_of_their_own_study(data):
     # The documentation's joins return rows only if the test data is shaped like IDC's: checked here with
     # plain DuckDB over the synthetic files and the bundled index, not through our catalog.
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    con.execute(
+        "CREATE TABLE idx AS SELECT SeriesInstanceUID, StudyInstanceUID, Modality FROM read_parquet(?)",
+        [INDEX_PARQUET],
+    )
     for name, column in (
         ("seg_index", "segmented_SeriesInstanceUID"),
         ("rtstruct_index", "referenced_SeriesInstanceUID"),
         ("ann_index", "referenced_SeriesInstanceUID"),
     ):
-        ((rows, pointing, same_study),) = independent(
+        (rows, pointing, same_study) = con.execute(
             f"SELECT count(*), count(d.{column}), count(*) FILTER (WHERE src.StudyInstanceUID = "
-            "own.StudyInstanceUID AND src.Modality IN ('CT', 'MR', 'PT', 'SM')) FROM read_parquet($1) d "
-            "JOIN read_parquet($2) own USING (SeriesInstanceUID) "
-            f"LEFT JOIN read_parquet($2) src ON src.SeriesInstanceUID = d.{column}",
-            [str(data[name]), INDEX_PARQUET],
-        )
+            "own.StudyInstanceUID AND src.Modality IN ('CT', 'MR', 'PT', 'SM')) FROM read_parquet(?) d "
+            f"JOIN idx own USING (SeriesInstanceUID) LEFT JOIN idx src ON src.SeriesInstanceUID = d.{column}",
+            [str(data[name])],
+        ).fetchone()
         assert rows == 40 and same_study == pointing >= 39, name
     # Some of the segmented images are described in ct_index too (seg_index -> index -> ct_index joins).
-    ((both,),) = independent(
+    (both,) = con.execute(
         "SELECT count(*) FROM read_parquet($1) s JOIN read_parquet($2) c "
         "ON c.SeriesInstanceUID = s.segmented_SeriesInstanceUID",
         [str(data["seg_index"]), str(data["ct_index"])],
-    )
+    ).fetchone()
+    con.close()
     assert both > 0
