@@ -39,6 +39,8 @@ from idc_mcp.indices import CLINICAL_PREFIX, FetchResult, Progress, index_folder
 from idc_mcp.schemas import all_tables
 
 BUCKET = "idc-open-metadata"
+# The column every IDC clinical table has: the DICOM PatientID of the row's patient.
+PATIENT_COLUMN = "dicom_patient_id"
 STEM = "clinical"  # clinical.duckdb, clinical.json
 MAX_BYTES = 1 << 30
 MAX_OBJECTS = 10_000
@@ -54,8 +56,12 @@ class RemoteObject:
 
 
 def source_prefix(settings: Settings) -> str:
-    major = settings.data_version.split(".")[0]
-    return f"bigquery_export/idc_v{major}_clinical/"
+    return source_prefix_for(settings.data_version)
+
+
+def source_prefix_for(data_version: str) -> str:
+    """The bucket folder of IDC's clinical tables for an idc-index-data version."""
+    return f"bigquery_export/idc_v{data_version.split('.')[0]}_clinical/"
 
 
 def bucket_url(settings: Settings) -> str:
@@ -224,7 +230,7 @@ def install_clinical_tables(catalog: Catalog, result: FetchResult, progress: Pro
     result.notes.append(
         f"{len(installed)} clinical tables are queryable as clinical_<short_table_name> (e.g. "
         f"{installed[0] if installed else 'clinical_...'}); clinical_index.short_table_name names their "
-        "table and column_label explains each column. Join them to `index` on PatientID = dicom_patient_id."
+        f"table and column_label explains each column. Join them to `index` on PatientID = {PATIENT_COLUMN}."
     )
     known = {
         r["short_table_name"] for r in catalog.records("SELECT DISTINCT short_table_name FROM clinical_index")

@@ -13,8 +13,9 @@ from typing import Any
 
 import idc_index_data
 
-from idc_mcp.catalog import Catalog
-from idc_mcp.schemas import JOIN_KEYS, TableInfo, all_tables
+from idc_mcp import clinical, indices
+from idc_mcp.catalog import INDICES_DIR, Catalog
+from idc_mcp.schemas import JOIN_KEYS, TableInfo, all_tables, get_table
 
 TOP_MODALITIES = 20
 TOP_BODY_PARTS = 25
@@ -154,6 +155,22 @@ def _facts(catalog: Catalog) -> list[str]:
         "",
         *_values_table(("cancer type", "collections"), cancers),
         "",
+        *_joins(),
+    ]
+    return out
+
+
+def _pointers(info: TableInfo) -> list[str]:
+    """Columns of a derived-series index that name the series it describes (segmented_/referenced_...)."""
+    return [c for c in info.column_names if c.endswith("_SeriesInstanceUID")]
+
+
+def _joins() -> list[str]:
+    fetchable = indices.fetchable()
+    by_series = [
+        n for n, t in fetchable.items() if n != indices.CLINICAL_INDEX and t.column("SeriesInstanceUID")
+    ]
+    lines = [
         "### Joins",
         "",
         "| from | to | key |",
@@ -161,18 +178,78 @@ def _facts(catalog: Catalog) -> list[str]:
         "| `index` | `collections_index` | `collection_id` |",
         "| `index` | `analysis_results_index` | `analysis_result_id` (NULL for original images) |",
         "| `index` | `prior_versions_index` | `SeriesInstanceUID` (older versions of the same series) |",
-        "| `index` | `sm_index`, `seg_index`, `ct_index`, `mr_index`, `pt_index`, ... "
-        "| `SeriesInstanceUID` |",
-        "| `seg_index` | `index` (the segmented images) | `seg_index.segmented_SeriesInstanceUID = "
-        "index.SeriesInstanceUID` |",
-        "| `rtstruct_index` | `index` (the referenced images) | "
-        "`rtstruct_index.referenced_SeriesInstanceUID = "
-        "index.SeriesInstanceUID` |",
-        "| `sm_instance_index` | `sm_index` | `SeriesInstanceUID` |",
-        "| `clinical_index` | `index` | `collection_id` (then the clinical table's patient column) |",
+        "| `index` | " + ", ".join(f"`{n}`" for n in by_series) + " | `SeriesInstanceUID` (the series "
+        "the row describes) |",
+    ]
+    for name, info in fetchable.items():
+        for column in _pointers(info):
+            key = f"`{name}.{column} = index.SeriesInstanceUID`"
+            lines.append(f"| `{name}` | `index` (the images it describes) | {key} |")
+    lines += [
+        "| `sm_instance_index` | `sm_index` | `SeriesInstanceUID` (one row per slide image instance) |",
+        "| `ann_group_index` | `ann_index` | `SeriesInstanceUID` (the groups of one annotation series) |",
+        f"| `clinical_<short_table_name>` | `index` | `{clinical.PATIENT_COLUMN} = index.PatientID`, and "
+        "`index.collection_id` = the table's `clinical_index.collection_id` (a PatientID is unique only "
+        "within its collection) |",
+        "| `clinical_index` | `index` | `collection_id` |",
         "",
     ]
-    return out
+    return lines
+
+
+def _fetched_indices() -> list[str]:
+    """Where the indices that are not bundled come from, where they are cached, and the clinical tables."""
+    version = idc_index_data.__version__
+    major = version.split(".")[0]
+    fetchable = indices.fetchable()
+    info = get_table(indices.CLINICAL_INDEX)
+    assert info is not None
+    # The clinical_index columns named below must exist: fail the generation (and its test) otherwise.
+    for column in ("collection_id", "table_name", "short_table_name", "column", "column_label", "values"):
+        assert info.column(column) is not None, f"clinical_index has no column {column!r}"
+    lines = [
+        "## Specialized indices (fetched on demand)",
+        "",
+        f"idc-index-data {version} bundles only "
+        + ", ".join(f"`{n}`" for n, t in all_tables().items() if t.bundled)
+        + ". The other indices ("
+        + ", ".join(f"`{n}`" for n in fetchable)
+        + ") ship only as schemas (listed below with every column). `fetch_index(name)` installs one:",
+        "",
+        f"- **Source**: the idc-index-data release assets of the pinned version, "
+        f"`{indices.RELEASE_URL.format(version=version)}/<name>.parquet` (as idc-index's own "
+        "`fetch_index` does), verified against the sha256 the release listing publishes (when it does) and "
+        "against the schema's columns. `IDC_MCP_INDEX_BASE_URL` points at a mirror instead; "
+        "`IDC_MCP_INDEX_DIR` at a folder of pre-downloaded `<name>.parquet` files, used without any "
+        "network (air-gapped machines).",
+        f"- **Cache**: `<IDC_MCP_CACHE_DIR>/{version}/{INDICES_DIR}/` (`IDC_MCP_CACHE_DIR` defaults to "
+        "`~/.cache/idc-mcp`), one DuckDB file per index, kept per idc-index-data version. A cached index "
+        "is installed at once on the next start; fetching it again is instant.",
+        "- **Before fetching**: `list_tables` shows each index as not installed, with its size when known "
+        'and the call that installs it (`fetch_index("sm_index")`); a query on it answers with that call. '
+        "Once fetched it is queryable with `query` like any table, and `describe_table` shows its values.",
+        "",
+        "### Clinical tables: `clinical_<short_table_name>`",
+        "",
+        '`fetch_index("clinical_index")` also installs the clinical tables `clinical_index` lists: IDC\'s '
+        f"BigQuery clinical dataset `bigquery-public-data.idc_v{major}_clinical`, exported to "
+        f"`s3://{clinical.BUCKET}/{clinical.source_prefix_for(version)}` (with `IDC_MCP_INDEX_DIR`: its "
+        "`clinical_data/<short_table_name>/*.parquet`). Each is queryable as "
+        "`clinical_<short_table_name>` (lowercase; characters other than letters, digits and `_` become "
+        "`_`), e.g. `clinical_nlst_prsn` for the NLST participant table `nlst_prsn`.",
+        "",
+        "- `clinical_index` has one row per clinical column: `collection_id`, `table_name` (the BigQuery "
+        "table), `short_table_name` (the name after `clinical_`), `column`, `column_label` (what the "
+        "column means, in words) and `values` (coded values with their meaning, when the column is coded). "
+        "Read it before querying a clinical table: column names are terse codes.",
+        f"- Every clinical table has `{clinical.PATIENT_COLUMN}`, the DICOM `PatientID`: join with "
+        f"`clinical_<x>.{clinical.PATIENT_COLUMN} = index.PatientID` and also match `index.collection_id` "
+        "to the table's collection.",
+        "- Their columns differ per table and have no schema here: `describe_table` shows them once "
+        "installed.",
+        "",
+    ]
+    return lines
 
 
 def _table_section(info: TableInfo, catalog: Catalog) -> list[str]:
@@ -216,6 +293,7 @@ def generate_schema_reference(catalog: Catalog) -> str:
         "Tables: " + ", ".join(f"`{name}`" for name in tables) + ".",
         "",
         *_facts(catalog),
+        *_fetched_indices(),
         "## Tables and columns",
         "",
     ]

@@ -3,13 +3,16 @@
 It serves synthetic index files generated from the bundled schema JSON, with real SeriesInstanceUIDs,
 collection ids and PatientIDs from the bundled `index`, so joins with `index` return rows. Each route can
 misbehave on purpose (status codes, cut-off transfers, a server that never answers). Reusable by any test
-that needs fetched indices (e.g. documentation examples): see `serve_indices`.
+that needs fetched indices (e.g. documentation examples): see `serve_indices`, `synthetic_indices`,
+`IndexServer.publish_all` and `cache_with_catalog`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
 import tempfile
 import threading
 import urllib.parse
@@ -24,31 +27,49 @@ from pathlib import Path
 import duckdb
 import idc_index_data
 
+from idc_mcp.catalog import CATALOG_FILE
 from idc_mcp.schemas import all_tables
 
 INDEX_PARQUET = str(idc_index_data.IDC_INDEX_PARQUET_FILEPATH)
 CLINICAL_DATASET = f"idc_v{idc_index_data.__version__.split('.')[0]}_clinical"
-# The series each synthetic index describes (preferred first; any series fills up when there are few).
-MODALITY = {
-    "sm_index": "SM",
-    "sm_instance_index": "SM",
-    "seg_index": "SEG",
-    "ann_index": "ANN",
-    "ann_group_index": "ANN",
-    "rtstruct_index": "RTSTRUCT",
-    "ct_index": "CT",
-    "contrast_index": "CT",
-    "volume_geometry_index": "CT",
-    "mr_index": "MR",
-    "pt_index": "PT",
+CLINICAL_BUCKET = "idc-open-metadata"
+# The synthetic clinical table: named like IDC's NLST participant table, for real NLST patients.
+CLINICAL_COLLECTION, CLINICAL_TABLE, CLINICAL_PATIENTS = "nlst", "nlst_prsn", 500
+# The series each synthetic index describes (preferred first, taken in turn; any series fills up when few).
+MODALITY: dict[str, tuple[str, ...]] = {
+    "sm_index": ("SM",),
+    "sm_instance_index": ("SM",),
+    "seg_index": ("SEG",),
+    "ann_index": ("ANN",),
+    "ann_group_index": ("ANN",),
+    "rtstruct_index": ("RTSTRUCT",),
+    "ct_index": ("CT",),
+    "contrast_index": ("CT", "MR"),
+    "volume_geometry_index": ("CT", "MR", "PT"),
+    "mr_index": ("MR",),
+    "pt_index": ("PT",),
 }
-# Values a researcher would recognise, for the columns the tests filter on.
+# Derived series point at the images they describe: an image series of the same study (the sample
+# carries it as `source_SeriesInstanceUID`, and includes those image series too).
+DERIVED = ("SEG", "RTSTRUCT", "ANN")
+IMAGES = ("CT", "MR", "PT", "SM", "CR", "DX", "MG", "US", "NM")
+# Values a researcher would recognise, for the columns the tests and the documentation examples use.
 REALISTIC = {
     "ObjectiveLensPower": "CASE WHEN rn % 2 = 0 THEN 20 ELSE 40 END",
-    "SliceThickness": "CASE WHEN rn % 3 = 0 THEN 1.25 ELSE 2.5 END",
+    "SliceThickness": "CASE WHEN rn % 3 = 0 THEN 1.25 ELSE 2.5 END::DOUBLE",
     "staining_usingSubstance_CodeMeaning": "['hematoxylin stain', 'water soluble eosin stain']",
     "SegmentationType": "'BINARY'",
     "AlgorithmType": "CASE WHEN rn % 2 = 0 THEN 'AUTOMATIC' ELSE 'MANUAL' END",
+    "segmented_SeriesInstanceUID": "i.source_SeriesInstanceUID",
+    "referenced_SeriesInstanceUID": "i.source_SeriesInstanceUID",
+    "MagneticFieldStrength": "CASE WHEN rn % 3 = 0 THEN 1.5 ELSE 3.0 END::DOUBLE",
+    "Radiopharmaceutical": "CASE WHEN rn % 4 = 0 THEN 'Fluciclovine' ELSE 'Fluorodeoxyglucose' END",
+    "ContrastBolusAgent": "CASE WHEN rn % 3 = 0 THEN [] WHEN Modality = 'MR' THEN ['Gadavist'] "
+    "ELSE ['Omnipaque 350'] END",
+    "AnnotationCoordinateType": "'2D'",
+    "GraphicType": "CASE WHEN rn % 2 = 0 THEN 'POLYGON' ELSE 'POINT' END",
+    "AnnotationPropertyType_CodeMeaning": "CASE WHEN rn % 2 = 0 THEN 'Nucleus' ELSE 'Tumor' END",
+    "NumberOfAnnotations": "CAST(100 * rn AS BIGINT)",
 }
 
 
@@ -71,12 +92,46 @@ def _connect() -> duckdb.DuckDBPyConnection:
 
 @cache
 def index_sample() -> str:
-    """Up to 40 real series per modality from the bundled `index` (read once per test session)."""
+    """Real series of the bundled `index` (read once per test session): up to 40 per modality, taken from
+    one collection after another so that they are varied, plus the image series the derived ones among
+    them (SEG, RTSTRUCT, ANN) describe, marked `is_source`."""
     path = Path(tempfile.mkdtemp(prefix="idc-sample-")) / "sample.parquet"
     con = _connect()
+    images, derived = ", ".join(f"'{m}'" for m in IMAGES), ", ".join(f"'{m}'" for m in DERIVED)
+    # Aggregates, not windows over all of `index` (1M rows): the first 40 series of each collection and
+    # modality, then per modality the first of every collection, the second of every collection, ...
     con.execute(
-        f"COPY (SELECT * FROM read_parquet($1) QUALIFY row_number() OVER (PARTITION BY Modality "
-        f"ORDER BY SeriesInstanceUID) <= 40) TO '{path}' (FORMAT parquet)",
+        "CREATE TEMP TABLE i AS SELECT SeriesInstanceUID, StudyInstanceUID, Modality, collection_id "
+        "FROM read_parquet(?)",
+        [INDEX_PARQUET],
+    )
+    con.execute(
+        f"""COPY (
+        WITH firsts AS (
+            SELECT Modality, collection_id, min(SeriesInstanceUID, 40) AS uids FROM i GROUP BY ALL),
+        turns AS (
+            SELECT Modality, collection_id, unnest(uids) AS SeriesInstanceUID,
+                   generate_subscripts(uids, 1) AS turn
+            FROM firsts),
+        picked AS (
+            SELECT * FROM turns
+            QUALIFY row_number() OVER (PARTITION BY Modality ORDER BY turn, collection_id) <= 40),
+        derived AS (
+            SELECT SeriesInstanceUID, StudyInstanceUID FROM i SEMI JOIN picked USING (SeriesInstanceUID)
+            WHERE Modality IN ({derived})),
+        sources AS (
+            SELECT d.SeriesInstanceUID, min(i.SeriesInstanceUID) AS source
+            FROM derived AS d JOIN i ON i.StudyInstanceUID = d.StudyInstanceUID
+            WHERE i.Modality IN ({images})
+            GROUP BY d.SeriesInstanceUID),
+        wanted AS (
+            SELECT SeriesInstanceUID, false AS is_source FROM picked
+            UNION ALL SELECT DISTINCT source, true FROM sources
+                WHERE source NOT IN (SELECT SeriesInstanceUID FROM picked))
+        SELECT x.*, s.source AS source_SeriesInstanceUID, w.is_source
+        FROM read_parquet($1) AS x JOIN wanted AS w USING (SeriesInstanceUID)
+        LEFT JOIN sources AS s USING (SeriesInstanceUID)
+        ) TO '{path}' (FORMAT parquet)""",
         [INDEX_PARQUET],
     )
     con.close()
@@ -84,7 +139,8 @@ def index_sample() -> str:
 
 
 def synthetic_index(name: str, path: Path, rows: int = 40) -> Path:
-    """Write `path`: an index with exactly the bundled schema's columns, for real series of `index`."""
+    """Write `path`: an index with exactly the bundled schema's columns, for real series of `index` (of the
+    index's modalities, in turn, sample series and the images derived series point at alternating)."""
     info = all_tables()[name]
     con = _connect()
     sample = index_sample()
@@ -102,10 +158,11 @@ def synthetic_index(name: str, path: Path, rows: int = 40) -> Path:
             expr = _generic(col.name, col.type, col.mode)
         exprs.append(f"{expr} AS {quoted}")
     con.execute(
-        f"COPY (SELECT {', '.join(exprs)} FROM (SELECT *, row_number() OVER (ORDER BY Modality = $2 DESC, "
-        f"SeriesInstanceUID) AS rn FROM read_parquet($1) QUALIFY rn <= {rows}) i ORDER BY rn) "
-        f"TO '{path}' (FORMAT parquet)",
-        [sample, MODALITY.get(name, "CT")],
+        f"COPY (SELECT {', '.join(exprs)} FROM (SELECT *, row_number() OVER (ORDER BY list_contains($2, "
+        "Modality) DESC, turn, is_source DESC, Modality, SeriesInstanceUID) AS rn FROM (SELECT *, "
+        "row_number() OVER (PARTITION BY Modality, is_source ORDER BY SeriesInstanceUID) AS turn "
+        f"FROM read_parquet($1)) QUALIFY rn <= {rows}) i ORDER BY rn) TO '{path}' (FORMAT parquet)",
+        [sample, list(MODALITY.get(name, ("CT",)))],
     )
     con.close()
     return path
@@ -119,23 +176,19 @@ class ClinicalFixture:
 
 
 def synthetic_clinical(folder: Path) -> tuple[Path, dict[str, Path], ClinicalFixture]:
-    """clinical_index plus one clinical table (real PatientIDs of a real collection) under `folder`."""
+    """clinical_index plus one clinical table under `folder`: IDC's real NLST participant table name
+    (`nlst_prsn`) with real NLST PatientIDs, so that the documented clinical joins return rows."""
     con = _connect()
-    (collection,) = con.execute(
-        "SELECT collection_id FROM read_parquet(?) GROUP BY 1 HAVING count(DISTINCT PatientID) >= 5 "
-        "ORDER BY 1 LIMIT 1",
-        [index_sample()],
-    ).fetchone()
-    short = f"{collection}_clinical"
+    collection, short = CLINICAL_COLLECTION, CLINICAL_TABLE
     table = folder / "clinical" / short / "000000000000.parquet"
     table.parent.mkdir(parents=True)
     con.execute(
-        "COPY (SELECT PatientID AS dicom_patient_id, 40 + row_number() OVER (ORDER BY PatientID) AS "
+        "COPY (SELECT PatientID AS dicom_patient_id, 40 + row_number() OVER (ORDER BY PatientID) % 45 AS "
         "age_at_diagnosis, "
         "CASE WHEN row_number() OVER (ORDER BY PatientID) % 2 = 0 THEN 'Alive' ELSE 'Dead' END AS "
         "vital_status "
-        f"FROM (SELECT DISTINCT PatientID FROM read_parquet($1) WHERE collection_id = $2)) TO '{table}' "
-        "(FORMAT parquet)",
+        "FROM (SELECT DISTINCT PatientID FROM read_parquet($1) WHERE collection_id = $2 ORDER BY PatientID "
+        f"LIMIT {CLINICAL_PATIENTS})) TO '{table}' (FORMAT parquet)",
         [INDEX_PARQUET, collection],
     )
     (patients,) = con.execute("SELECT count(*) FROM read_parquet(?)", [str(table)]).fetchone()
@@ -155,6 +208,36 @@ def synthetic_clinical(folder: Path) -> tuple[Path, dict[str, Path], ClinicalFix
         {f"bigquery_export/{CLINICAL_DATASET}/{short}/000000000000.parquet": table},
         ClinicalFixture(collection, short, int(patients)),
     )
+
+
+class SyntheticIndices(dict[str, Path]):
+    """Synthetic files by index name (clinical objects under "s3:<key>"), and the clinical facts."""
+
+    clinical: ClinicalFixture
+
+    def clinical_objects(self) -> dict[str, bytes]:
+        return {k[3:]: p.read_bytes() for k, p in self.items() if k.startswith("s3:")}
+
+
+def synthetic_indices(folder: Path) -> SyntheticIndices:
+    """Every fetchable index (clinical_index with its clinical table too), generated into `folder`."""
+    files = SyntheticIndices({name: synthetic_index(name, folder / f"{name}.parquet") for name in MODALITY})
+    clinical_index, clinical_objects, files.clinical = synthetic_clinical(folder)
+    files["clinical_index"] = clinical_index
+    files.update({f"s3:{key}": path for key, path in clinical_objects.items()})
+    return files
+
+
+def cache_with_catalog(cache: Path, built_catalog: Path) -> Path:
+    """`cache` (an IDC_MCP_CACHE_DIR) holding the already-built catalog, hard-linked when possible, so that
+    a `Catalog` opened on it starts at once and never touches the real cache."""
+    version_dir = cache / idc_index_data.__version__
+    version_dir.mkdir(parents=True)
+    try:
+        os.link(built_catalog, version_dir / CATALOG_FILE)
+    except OSError:
+        shutil.copy(built_catalog, version_dir / CATALOG_FILE)
+    return cache
 
 
 @dataclass
@@ -184,6 +267,14 @@ class IndexServer:
             )
         elif checksum == "bad":
             self.routes[f"/{name}.sha256"] = Route(body=f"{'0' * 64}  {name}\n".encode())
+
+    def publish_all(self, files: SyntheticIndices) -> None:
+        """Every synthetic index under /release/ (IDC_MCP_INDEX_BASE_URL = <base>/release), the clinical
+        tables in the bucket (IDC_MCP_S3_ENDPOINT_URL = <base>)."""
+        for name, path in files.items():
+            if not name.startswith("s3:"):
+                self.add_file(f"release/{name}.parquet", path.read_bytes())
+        self.add_bucket(CLINICAL_BUCKET, files.clinical_objects())
 
     def add_bucket(
         self,

@@ -2,16 +2,19 @@
 
 Fence conventions (in skill/ and references/):
 - ```sql           runs through the query tool's code path (`run_query`) and must return at least one row.
-- ```sql fetch-first uses an index that is not bundled (sm_index, seg_index, ...). It must name such an
-                    index, pass the SQL guard with that index known, and bind (every table, column and
-                    type) against empty tables built from the bundled schema JSON. Once the index is
-                    installed in the catalog it must also run and return rows.
+- ```sql fetch-first uses an index that is not bundled (sm_index, seg_index, ..., or a clinical table
+                    clinical_<short_table_name>). It must name such an index, pass the SQL guard with
+                    that index known, and bind (every table, column and type) against empty tables built
+                    from the bundled schema JSON. Then it must run and return rows on a catalog that
+                    fetched its indices from a loopback server of synthetic index files built from the
+                    schema JSON and real series (tests/index_server.py).
 - ```python        must compile; every call on an `IDCClient` must be a real method with real keywords.
 - ```sql bigquery  BigQuery Standard SQL for the BigQuery guide: must parse in the BigQuery dialect and
                     read only IDC's public datasets (it cannot run here).
 - ```python        must compile; every call on an `IDCClient` must be a real method with real keywords;
-                    SQL passed to `sql_query` must run (same DuckDB dialect and table names) and every
-                    table other than `index`/`prior_versions_index` must be loaded by `fetch_index` first.
+                    SQL passed to `sql_query` must run (same DuckDB dialect and table names; fetched
+                    indices as for fetch-first) and every table other than `index`/`prior_versions_index`
+                    must be loaded by `fetch_index` first.
 - ```bash          every `idc` command line must use a real command and real options of the idc CLI.
 Every DICOM UID written in the docs must exist in the index.
 """
@@ -28,6 +31,7 @@ import subprocess
 import sys
 import tomllib
 import zipfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import click
@@ -39,10 +43,13 @@ import sqlglot
 from idc_index import IDCClient
 from idc_index.cli import idc as idc_cli
 
-from idc_mcp import docs, sqlguard
-from idc_mcp.catalog import get_catalog
+from idc_mcp import docs, indices, sqlguard
+from idc_mcp.catalog import Catalog, get_catalog
+from idc_mcp.config import load_settings
 from idc_mcp.query import run_query
 from idc_mcp.schema_reference import generate_schema_reference
+from idc_mcp.schemas import all_tables
+from tests.index_server import SyntheticIndices, cache_with_catalog, serve_indices
 
 REPO = Path(__file__).resolve().parent.parent
 LOCATION = docs.locate_docs()
@@ -107,11 +114,32 @@ def _duckdb_type(schema_type: str, mode: str) -> str:
     return base + ("[]" if mode == "REPEATED" else "")
 
 
-def _empty_schema_database() -> duckdb.DuckDBPyConnection:
+# Clinical tables have no published schema; the one column every one of them has is dicom_patient_id.
+_CLINICAL_TABLE = re.compile(r"\b(clinical_(?!index\b)[a-z0-9_]+)\b")
+
+
+def _clinical_tables(sql: str) -> list[str]:
+    return sorted(set(_CLINICAL_TABLE.findall(sql)))
+
+
+def _validate_with_every_index(sql: str) -> sqlguard.ValidatedQuery:
+    """The SQL guard's verdict when every index (and the clinical tables the SQL names) is installed."""
+    return sqlguard.validate(sql, [*all_tables(), *_clinical_tables(sql)], max_rows=5)
+
+
+def _indices_to_fetch(tables: list[str]) -> set[str]:
+    """The fetch_index names that install `tables` (clinical tables come with clinical_index)."""
+    known = all_tables()
+    return {
+        indices.CLINICAL_INDEX if t not in known else t
+        for t in tables
+        if t not in known or not known[t].bundled
+    }
+
+
+def _empty_schema_database(clinical: Sequence[str] = ()) -> duckdb.DuckDBPyConnection:
     """Empty tables with the real columns: installed tables as the catalog types them, the others from
     the bundled schema JSON, so that a query binds exactly as it would after fetch_index."""
-    from idc_mcp.schemas import all_tables
-
     catalog = get_catalog()
     con = duckdb.connect()
     for name, info in all_tables().items():
@@ -121,29 +149,87 @@ def _empty_schema_database() -> duckdb.DuckDBPyConnection:
             cols = [(c.name, _duckdb_type(c.type, c.mode)) for c in info.columns]
         body = ", ".join(f'"{c}" {t}' for c, t in cols)
         con.execute(f'CREATE TABLE "{name}" ({body})')
+    for name in clinical:
+        con.execute(f'CREATE TABLE "{name}" (dicom_patient_id VARCHAR)')
     return con
+
+
+def _python_sql() -> list[str]:
+    return [sql for e in PYTHON for sql in _sql_query_calls(e.code)]
+
+
+@pytest.fixture(scope="session")
+def fetched_catalog(
+    tmp_path_factory: pytest.TempPathFactory, built_catalog: Path, synthetic_files: SyntheticIndices
+) -> Iterator[Catalog]:
+    """A catalog of its own (own cache folder) with every index the examples use, fetched through
+    fetch_index from a loopback server of synthetic index files (real SeriesInstanceUIDs and PatientIDs)."""
+    wanted: set[str] = set()
+    for sql in [e.code for e in FETCH_FIRST_SQL] + _python_sql():
+        wanted |= _indices_to_fetch(_validate_with_every_index(sql).tables)
+    cache = cache_with_catalog(tmp_path_factory.mktemp("fetched") / "cache", built_catalog)
+    with serve_indices() as server, pytest.MonkeyPatch.context() as env:
+        server.publish_all(synthetic_files)
+        env.setenv("IDC_MCP_CACHE_DIR", str(cache))
+        env.setenv("IDC_MCP_INDEX_BASE_URL", server.base + "/release")
+        env.setenv("IDC_MCP_S3_ENDPOINT_URL", server.base)
+        env.delenv("IDC_MCP_INDEX_DIR", raising=False)
+        catalog = Catalog(load_settings())  # settings are read now; the env is restored after the fetches
+        try:
+            for name in sorted(wanted):
+                result = indices.fetch_index(catalog, name)
+                assert result.status == "fetched" and not [n for n in result.notes if "not installed" in n]
+        except BaseException:
+            catalog.close()
+            raise
+    try:
+        yield catalog
+    finally:
+        catalog.close()
 
 
 @pytest.mark.parametrize("example", FETCH_FIRST_SQL, ids=_ids(FETCH_FIRST_SQL))
 def test_fetch_first_sql_example_binds_against_the_index_schema(example: docs.CodeExample):
-    from idc_mcp.schemas import all_tables
-
-    catalog = get_catalog()
-    installed = catalog.installed_tables()
-    validated = sqlguard.validate(example.code, list(all_tables()), max_rows=5)
-    not_bundled = [t for t in validated.tables if not all_tables()[t].bundled]
-    assert not_bundled, f"{example.label} uses only bundled tables: mark it ```sql, not fetch-first"
-    con = _empty_schema_database()
+    validated = _validate_with_every_index(example.code)
+    assert _indices_to_fetch(validated.tables), (
+        f"{example.label} uses only bundled tables: mark it ```sql, not fetch-first"
+    )
+    con = _empty_schema_database(_clinical_tables(example.code))
     con.execute(validated.sql).fetchall()  # raises on an unknown table, column or type mismatch
-    if all(t in installed for t in validated.tables):
-        assert run_query(catalog, example.code, max_rows=5).row_count >= 1
+
+
+@pytest.mark.parametrize("example", FETCH_FIRST_SQL, ids=_ids(FETCH_FIRST_SQL))
+def test_fetch_first_sql_example_returns_rows_once_its_indices_are_fetched(
+    example: docs.CodeExample, fetched_catalog: Catalog
+):
+    result = run_query(fetched_catalog, example.code, max_rows=5)
+    assert result.row_count >= 1, f"{example.label} returned no rows: {result.diagnostics}"
+
+
+def test_sql_cookbook_has_at_least_6_tested_joins_with_the_specialized_indices():
+    joins = [
+        e
+        for e in FETCH_FIRST_SQL
+        if e.file.endswith("sql_cookbook.md")
+        and re.search(r"\bJOIN\b", e.code, re.IGNORECASE)
+        and len(_validate_with_every_index(e.code).tables) >= 2
+    ]
+    assert len(joins) >= 6, [e.label for e in joins]
+    # Both kinds of key are shown: the series itself, and the images a derived series points at.
+    shown = "\n".join(e.code for e in joins)
+    for key in ("segmented_SeriesInstanceUID", "referenced_SeriesInstanceUID", "dicom_patient_id"):
+        assert key in shown, key
 
 
 def test_the_fetch_first_check_catches_a_wrong_column():
-    # Guards the guard: binding against the schema must reject a column sm_index does not have.
+    # Guards the guard: binding against the schema must reject a column sm_index does not have, and a
+    # clinical column that not every clinical table has.
     validated = sqlguard.validate("SELECT s.Stain FROM sm_index AS s", ["sm_index"], max_rows=5)
     with pytest.raises(duckdb.BinderException):
         _empty_schema_database().execute(validated.sql)
+    sql = "SELECT c.vital_status FROM clinical_nlst_prsn AS c"
+    with pytest.raises(duckdb.BinderException):
+        _empty_schema_database(_clinical_tables(sql)).execute(_validate_with_every_index(sql).sql)
 
 
 @pytest.mark.parametrize("example", BIGQUERY_SQL, ids=_ids(BIGQUERY_SQL))
@@ -267,19 +353,20 @@ def _fetched(code: str) -> set[str]:
 
 
 @pytest.mark.parametrize("example", PYTHON, ids=_ids(PYTHON))
-def test_idc_index_sql_in_python_examples_runs_and_loads_its_tables_first(example: docs.CodeExample):
-    from idc_mcp.schemas import all_tables
-
-    # idc-index's sql_query sees only `index` and `prior_versions_index` until fetch_index loads more.
+def test_idc_index_sql_in_python_examples_runs_and_loads_its_tables_first(
+    example: docs.CodeExample, request: pytest.FixtureRequest
+):
+    # idc-index's sql_query sees only `index` and `prior_versions_index` until fetch_index loads more (and
+    # never the clinical tables: idc-index reads those with get_clinical_table).
     preloaded = {"index", "prior_versions_index"}
     for sql in _sql_query_calls(example.code):
-        validated = sqlguard.validate(sql, list(all_tables()), max_rows=5)
+        validated = _validate_with_every_index(sql)
         missing = set(validated.tables) - preloaded - _fetched(example.code)
         assert not missing, f"{example.label}: sql_query uses {missing} without fetch_index"
-        if all(all_tables()[t].bundled for t in validated.tables):
-            assert run_query(get_catalog(), sql, max_rows=5).row_count >= 1, example.label
-        else:
-            _empty_schema_database().execute(validated.sql)
+        _empty_schema_database(_clinical_tables(sql)).execute(validated.sql)
+        fetched = bool(_indices_to_fetch(validated.tables))
+        catalog = request.getfixturevalue("fetched_catalog") if fetched else get_catalog()
+        assert run_query(catalog, sql, max_rows=5).row_count >= 1, example.label
 
 
 def test_python_examples_run_some_idc_index_sql():
@@ -375,6 +462,48 @@ def test_metadata_schema_reference_lists_every_index_and_column_of_the_bundled_j
         section = text.split(f"### `{name}`", 1)[1].split("\n### ", 1)[0]
         for column in meta["schema"]["columns"]:
             assert f"| `{column['name']}` |" in section, f"{name}.{column['name']}"
+
+
+def test_metadata_schema_reference_says_where_fetched_indices_come_from_and_are_cached():
+    text = docs.read_reference("metadata_schema", LOCATION)
+    section = text.split("## Specialized indices (fetched on demand)", 1)[1].split("\n## ", 1)[0]
+    version = idc_index_data.__version__
+    assert f"`<IDC_MCP_CACHE_DIR>/{version}/indices/`" in section
+    assert f"releases/download/{version}/<name>.parquet" in section
+    for needle in ("fetch_index(name)", "IDC_MCP_INDEX_DIR", "IDC_MCP_INDEX_BASE_URL", "list_tables"):
+        assert needle in section, needle
+    # Every index that is not bundled (read straight from idc-index-data) is named there.
+    for key, meta in idc_index_data.INDEX_METADATA.items():
+        if meta.get("parquet_filepath") is None:
+            assert f"`{key}`" in section, key
+
+
+def test_metadata_schema_reference_documents_clinical_tables_and_their_join():
+    text = docs.read_reference("metadata_schema", LOCATION)
+    clinical_columns = {
+        c["name"] for c in idc_index_data.INDEX_METADATA["clinical_index"]["schema"]["columns"]
+    }
+    assert {"short_table_name", "column_label", "collection_id"} <= clinical_columns
+    assert "`clinical_<short_table_name>`" in text and "`column_label`" in text
+    assert "clinical_<x>.dicom_patient_id = index.PatientID" in text
+
+
+def test_metadata_schema_reference_names_every_column_that_points_at_source_images():
+    # The join keys from a derived series to the images it describes, read straight from idc-index-data.
+    text = docs.read_reference("metadata_schema", LOCATION)
+    joins = text.split("### Joins", 1)[1].split("\n## ", 1)[0]
+    pointers = [
+        (key, c["name"])
+        for key, meta in idc_index_data.INDEX_METADATA.items()
+        for c in meta["schema"]["columns"]
+        if c["name"].endswith("_SeriesInstanceUID")
+    ]
+    assert {
+        ("seg_index", "segmented_SeriesInstanceUID"),
+        ("rtstruct_index", "referenced_SeriesInstanceUID"),
+    } <= set(pointers)
+    for key, column in pointers:
+        assert f"`{key}.{column} = index.SeriesInstanceUID`" in joins, (key, column)
 
 
 def test_metadata_schema_reference_states_the_exact_license_strings_from_the_parquet():

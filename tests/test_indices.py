@@ -20,16 +20,15 @@ import pytest
 from mcp import Client
 
 from idc_mcp import cli, indices, query, tables
-from idc_mcp.catalog import CATALOG_FILE, Catalog, ensure_catalog_file
+from idc_mcp.catalog import Catalog
 from idc_mcp.config import load_settings
 from tests.index_server import (
     INDEX_PARQUET,
-    ClinicalFixture,
     IndexServer,
     Route,
+    SyntheticIndices,
+    cache_with_catalog,
     serve_indices,
-    synthetic_clinical,
-    synthetic_index,
 )
 
 VERSION = idc_index_data.__version__
@@ -37,41 +36,13 @@ VERSION = idc_index_data.__version__
 
 # ---------------------------------------------------------------------------------------------- fixtures
 @pytest.fixture(scope="session")
-def built_catalog() -> Path:
-    return ensure_catalog_file(load_settings())
-
-
-class Data(dict[str, Path]):
-    """Synthetic files by index name (clinical objects under "s3:<key>"), and the clinical facts."""
-
-    clinical: ClinicalFixture
-
-
-@pytest.fixture(scope="session")
-def data(tmp_path_factory: pytest.TempPathFactory) -> Data:
-    """Synthetic index files, generated once per session from the bundled schemas and real series."""
-    folder = tmp_path_factory.mktemp("indices")
-    files = Data(
-        {
-            name: synthetic_index(name, folder / f"{name}.parquet")
-            for name in ("sm_index", "seg_index", "ct_index")
-        }
-    )
-    clinical_index, clinical_objects, files.clinical = synthetic_clinical(folder)
-    files["clinical_index"] = clinical_index
-    files.update({f"s3:{key}": path for key, path in clinical_objects.items()})
-    return files
+def data(synthetic_files: SyntheticIndices) -> SyntheticIndices:
+    return synthetic_files
 
 
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, built_catalog: Path) -> Path:
-    cache = tmp_path / "cache"
-    version_dir = cache / VERSION
-    version_dir.mkdir(parents=True)
-    try:
-        os.link(built_catalog, version_dir / CATALOG_FILE)
-    except OSError:
-        shutil.copy(built_catalog, version_dir / CATALOG_FILE)
+    cache = cache_with_catalog(tmp_path / "cache", built_catalog)
     monkeypatch.setenv("IDC_MCP_CACHE_DIR", str(cache))
     monkeypatch.setenv("IDC_MCP_FETCH_TIMEOUT", "5")
     for name in ("IDC_MCP_INDEX_DIR", "IDC_MCP_INDEX_BASE_URL"):
@@ -106,8 +77,8 @@ def publish(srv: IndexServer, data: dict[str, Path], name: str, checksum: str | 
     return body
 
 
-def clinical_objects(data: dict[str, Path]) -> dict[str, bytes]:
-    return {k[3:]: p.read_bytes() for k, p in data.items() if k.startswith("s3:")}
+def clinical_objects(data: SyntheticIndices) -> dict[str, bytes]:
+    return data.clinical_objects()
 
 
 def publish_clinical(srv: IndexServer, data: dict[str, Path], **bucket: object) -> None:
@@ -625,3 +596,34 @@ def test_clinical_bucket_is_addressed_virtual_hosted_on_aws_and_path_style_on_mi
     assert bucket_url(load_settings()) == "https://idc-open-metadata.s3.amazonaws.com"
     monkeypatch.setenv("IDC_MCP_S3_ENDPOINT_URL", "http://127.0.0.1:9000/")
     assert bucket_url(load_settings()) == "http://127.0.0.1:9000/idc-open-metadata"
+
+
+def test_synthetic_derived_series_point_at_image_series_of_their_own_study(data):
+    # The documentation's joins return rows only if the test data is shaped like IDC's: checked here with
+    # plain DuckDB over the synthetic files and the bundled index, not through our catalog.
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    con.execute(
+        "CREATE TABLE idx AS SELECT SeriesInstanceUID, StudyInstanceUID, Modality FROM read_parquet(?)",
+        [INDEX_PARQUET],
+    )
+    for name, column in (
+        ("seg_index", "segmented_SeriesInstanceUID"),
+        ("rtstruct_index", "referenced_SeriesInstanceUID"),
+        ("ann_index", "referenced_SeriesInstanceUID"),
+    ):
+        (rows, pointing, same_study) = con.execute(
+            f"SELECT count(*), count(d.{column}), count(*) FILTER (WHERE src.StudyInstanceUID = "
+            "own.StudyInstanceUID AND src.Modality IN ('CT', 'MR', 'PT', 'SM')) FROM read_parquet(?) d "
+            f"JOIN idx own USING (SeriesInstanceUID) LEFT JOIN idx src ON src.SeriesInstanceUID = d.{column}",
+            [str(data[name])],
+        ).fetchone()
+        assert rows == 40 and same_study == pointing >= 39, name
+    # Some of the segmented images are described in ct_index too (seg_index -> index -> ct_index joins).
+    (both,) = con.execute(
+        "SELECT count(*) FROM read_parquet($1) s JOIN read_parquet($2) c "
+        "ON c.SeriesInstanceUID = s.segmented_SeriesInstanceUID",
+        [str(data["seg_index"]), str(data["ct_index"])],
+    ).fetchone()
+    con.close()
+    assert both > 0

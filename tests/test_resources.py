@@ -268,6 +268,21 @@ async def test_mcp_tools_reference_documents_every_tool_with_its_arguments_and_a
             assert not unknown, f"{tool.name} example uses unknown arguments {unknown}"
 
 
+def test_mcp_tools_reference_documents_the_fields_list_tables_and_fetch_index_return():
+    # Read from the models the tools return, so a new field cannot go undocumented.
+    from idc_mcp.indices import FetchResult
+    from idc_mcp.tables import TableSummary
+
+    sections = _sections(docs.read_reference("mcp_tools"))
+    for tool, model in (("list_tables", TableSummary), ("fetch_index", FetchResult)):
+        missing = [f for f in model.model_fields if f"| `{f}` |" not in sections[tool]]
+        assert not missing, f"{tool}: returned fields not documented: {missing}"
+    for needle in ("IDC_MCP_INDEX_DIR", "IDC_MCP_INDEX_BASE_URL", "<IDC_MCP_CACHE_DIR>/<version>/indices/"):
+        assert needle in sections["fetch_index"], needle
+    for status in FetchResult.model_fields["status"].annotation.__args__:
+        assert f'"{status}"' in sections["fetch_index"], status
+
+
 SELECTION_ARGS = {"collection_ids", "patient_ids", "study_uids", "series_uids", "sql", "analysis_results"}
 
 
