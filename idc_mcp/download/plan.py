@@ -10,11 +10,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from idc_mcp.catalog import Catalog
 from idc_mcp.fuzzy import closest
 from idc_mcp.paths import safe_component
-from idc_mcp.selection import ResolvedSelection, selection_where
+from idc_mcp.selection import ResolvedSelection, Selection, clean_ids, selection_where
 
 DEFAULT_TEMPLATE = "%collection_id/%PatientID/%StudyInstanceUID/%Modality_%SeriesInstanceUID"
 PLACEHOLDERS = ("collection_id", "PatientID", "StudyInstanceUID", "Modality", "SeriesInstanceUID")
@@ -99,8 +100,43 @@ ORDER BY collection_id, PatientID, StudyInstanceUID, SeriesInstanceUID
 def plan_series(catalog: Catalog, resolved: ResolvedSelection, template: str) -> list[SeriesPlan]:
     """One SeriesPlan per selected series, with its bucket, prefix and destination folder."""
     where, params = selection_where(resolved)
+    return _plans(catalog.records(_SERIES_SQL.format(where=where), params), template)
+
+
+def plan_with_hints(
+    catalog: Catalog, selection: Selection, template: str, collection_of: dict[str, str]
+) -> list[SeriesPlan] | None:
+    """The plan of a selection made only of `series_uids`, found with one query that also filters on
+    the collections a previous run recorded for them (`collection_of`: uid -> collection_id).
+
+    The index is sorted by collection_id, so that filter lets DuckDB skip most of the million rows,
+    where a filter on SeriesInstanceUID alone reads them all (and resolving then planning reads them
+    three times). The hints only narrow the scan: every UID must come back (a UID is one row of the
+    index), otherwise — a hint was wrong, a UID is unknown or filtered out by `analysis_results` —
+    this returns None and the caller takes the general path with its checks and error messages.
+    """
+    if selection.sql or selection.collection_ids or selection.patient_ids or selection.study_uids:
+        return None
+    uids = clean_ids("series_uids", selection.series_uids, uid=True)
+    if not uids or any(uid not in collection_of for uid in uids):
+        return None
+    where = "collection_id IN (SELECT unnest(?)) AND SeriesInstanceUID IN (SELECT unnest(?))"
+    if selection.analysis_results == "exclude":
+        where += " AND analysis_result_id IS NULL"
+    elif selection.analysis_results == "only":
+        where += " AND analysis_result_id IS NOT NULL"
+    elif selection.analysis_results != "include":
+        return None
+    collections = sorted({collection_of[uid] for uid in uids})
+    rows = catalog.records(_SERIES_SQL.format(where=where), [collections, uids])
+    if len(rows) != len(uids) or {r["SeriesInstanceUID"] for r in rows} != set(uids):
+        return None
+    return _plans(rows, template)
+
+
+def _plans(rows: list[dict[str, Any]], template: str) -> list[SeriesPlan]:
     plans = []
-    for row in catalog.records(_SERIES_SQL.format(where=where), params):
+    for row in rows:
         plans.append(
             SeriesPlan(
                 series_uid=row["SeriesInstanceUID"],

@@ -12,6 +12,7 @@ import functools
 import hashlib
 import os
 import random
+import stat
 import threading
 import uuid
 from collections.abc import Callable
@@ -175,10 +176,10 @@ def is_temp(name: str) -> bool:
 def is_complete(remote: RemoteFile) -> bool:
     """A file under its final name with the listed size (final names are only given to verified files)."""
     try:
-        st = remote.dest.lstat()
-    except FileNotFoundError:
+        st = remote.dest.lstat()  # one system call; a link is not a regular file to lstat
+    except (FileNotFoundError, NotADirectoryError):
         return False
-    return not remote.dest.is_symlink() and remote.dest.is_file() and st.st_size == remote.size
+    return stat.S_ISREG(st.st_mode) and st.st_size == remote.size
 
 
 def fetch(
