@@ -199,7 +199,8 @@ def download(
             )
     if not dry_run:
         _clean_temporaries(folders)
-    todo = [f for f in files if not s3.is_complete(f)]
+    # Series taken from the state file were just found complete, file by file (see listing.from_state).
+    todo = [f for sf in listed if not sf.from_state for f in sf.files if not s3.is_complete(f)]
     outcome = Outcome(
         destination=destination,
         series=listed,

@@ -103,6 +103,16 @@ def plan_series(catalog: Catalog, resolved: ResolvedSelection, template: str) ->
     return _plans(catalog.records(_SERIES_SQL.format(where=where), params), template)
 
 
+def sql_literal(value: str) -> str:
+    """A DuckDB string literal (quotes doubled; DuckDB strings have no backslash escapes).
+
+    Used instead of bound parameters on the rerun path: binding any Python parameter makes DuckDB
+    import pandas (~0.7 s), which a short-lived process resuming a complete download would pay."""
+    if "\x00" in value:
+        raise ValueError("NUL in an SQL literal")
+    return "'" + value.replace("'", "''") + "'"
+
+
 def plan_with_hints(
     catalog: Catalog, selection: Selection, template: str, collection_of: dict[str, str]
 ) -> list[SeriesPlan] | None:
@@ -120,15 +130,18 @@ def plan_with_hints(
     uids = clean_ids("series_uids", selection.series_uids, uid=True)
     if not uids or any(uid not in collection_of for uid in uids):
         return None
-    where = "collection_id IN (SELECT unnest(?)) AND SeriesInstanceUID IN (SELECT unnest(?))"
+    collections = sorted({collection_of[uid] for uid in uids})
+    where = (
+        f"collection_id IN ({', '.join(map(sql_literal, collections))}) "
+        f"AND SeriesInstanceUID IN ({', '.join(map(sql_literal, uids))})"
+    )
     if selection.analysis_results == "exclude":
         where += " AND analysis_result_id IS NULL"
     elif selection.analysis_results == "only":
         where += " AND analysis_result_id IS NOT NULL"
     elif selection.analysis_results != "include":
         return None
-    collections = sorted({collection_of[uid] for uid in uids})
-    rows = catalog.records(_SERIES_SQL.format(where=where), [collections, uids])
+    rows = catalog.records(_SERIES_SQL.format(where=where))
     if len(rows) != len(uids) or {r["SeriesInstanceUID"] for r in rows} != set(uids):
         return None
     return _plans(rows, template)

@@ -20,11 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import boto3
 import botocore.exceptions as bce
-from botocore import UNSIGNED
-from botocore.config import Config
-from urllib3.exceptions import HTTPError as Urllib3Error
 
 from idc_mcp.paths import ensure_inside
 
@@ -78,7 +74,12 @@ def make_client(
     """An unsigned (anonymous) S3 client; retries are ours (see RetryPolicy), so botocore tries once.
 
     Clients are thread-safe and slow to build (~0.4 s), so one is kept per endpoint and settings.
+    boto3 is imported here (~0.25 s): a rerun with nothing to fetch or list never needs it.
     """
+    import boto3
+    from botocore import UNSIGNED
+    from botocore.config import Config
+
     config = Config(
         signature_version=UNSIGNED,
         retries={"total_max_attempts": 1, "mode": "standard"},
@@ -93,6 +94,8 @@ def make_client(
 
 
 def _retryable(exc: BaseException) -> bool:
+    from urllib3.exceptions import HTTPError as Urllib3Error  # loaded by then (botocore sends with it)
+
     if isinstance(exc, bce.ClientError):
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         code = exc.response.get("Error", {}).get("Code", "")
