@@ -1,4 +1,5 @@
-"""The download engine: plan, list, check disk, fetch with a thread pool, write provenance.
+"""The download engine: plan, list (or reuse what the state file verified), check disk, fetch with a
+thread pool, write provenance and record the complete series in the state file.
 
 Plain blocking code that knows nothing of MCP: progress is a shared counter the caller polls, and
 cancellation is a `threading.Event` the caller sets. Everything written lands inside the root.
