@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from idc_mcp.catalog import get_catalog
 from idc_mcp.download import engine, state
-from idc_mcp.download.plan import DEFAULT_TEMPLATE, plan_series, plan_with_hints
+from idc_mcp.download.plan import DEFAULT_TEMPLATE, plan_series, plan_uids_with_hints, plan_with_hints
 from idc_mcp.selection import Selection, resolve_selection
-from tests.s3_fixture import S3Mirror
+from tests.s3_fixture import PARQUET, S3Mirror
 from tests.test_download import data_files, everything, expected_files, opts
 
 
@@ -145,6 +146,29 @@ def test_plan_with_hints_matches_the_general_plan_and_refuses_wrong_hints(s3_mir
     assert plan_with_hints(catalog, excluding, DEFAULT_TEMPLATE, truth) is None  # general path drops them
     by_collection = Selection(collection_ids=["4d_lung"])
     assert plan_with_hints(catalog, by_collection, DEFAULT_TEMPLATE, truth) is None
+
+
+def test_resolved_selection_of_any_kind_is_planned_with_hints(s3_mirror):
+    """After resolving (patients, studies, sql...), the plan query still uses the recorded collections."""
+    catalog = get_catalog()
+    by_patient = Selection(patient_ids=sorted({s.patient_id for s in s3_mirror.series}))
+    resolved = resolve_selection(catalog, by_patient)
+    # The collection of every series of these patients, read straight from the bundled parquet file.
+    hints = dict(
+        duckdb.connect()
+        .execute(
+            f"SELECT SeriesInstanceUID, collection_id FROM read_parquet('{PARQUET}') "
+            "WHERE PatientID IN (SELECT unnest(?))",
+            [by_patient.patient_ids],
+        )
+        .fetchall()
+    )
+    assert set(hints) == set(resolved.series_uids)
+    general = plan_series(catalog, resolved, DEFAULT_TEMPLATE)
+    assert plan_uids_with_hints(catalog, resolved.series_uids, DEFAULT_TEMPLATE, hints) == general
+    assert {s.uid for s in s3_mirror.series} <= {p.series_uid for p in general}
+    quoted = "1.2'3"
+    assert plan_uids_with_hints(catalog, [quoted], DEFAULT_TEMPLATE, {quoted: "4d_lung"}) is None
 
 
 def test_state_keeps_the_newest_series_within_its_object_budget(tmp_path, monkeypatch):

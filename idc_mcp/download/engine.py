@@ -21,6 +21,7 @@ from idc_mcp.download.plan import (
     SeriesPlan,
     check_template,
     plan_series,
+    plan_uids_with_hints,
     plan_with_hints,
 )
 from idc_mcp.paths import PathRefused, ensure_inside, resolve_inside
@@ -120,7 +121,10 @@ def _plan(
     hints = {uid: r.collection_id for uid, r in records.items()}
     plans = plan_with_hints(catalog, selection, template, hints)
     if plans is None:
-        plans = plan_series(catalog, resolve_selection(catalog, selection), template)
+        resolved = resolve_selection(catalog, selection)
+        plans = plan_uids_with_hints(catalog, resolved.series_uids, template, hints)
+        if plans is None:
+            plans = plan_series(catalog, resolved, template)
     if len(plans) <= _PLAN_CACHE_MAX_SERIES:
         with _PLAN_CACHE_LOCK:
             _PLAN_CACHE[key] = plans
