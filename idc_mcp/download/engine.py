@@ -1,4 +1,5 @@
-"""The download engine: plan, list, check disk, fetch with a thread pool, write provenance.
+"""The download engine: plan, list (or reuse what the state file verified), check disk, fetch with a
+thread pool, write provenance and record the complete series in the state file.
 
 Plain blocking code that knows nothing of MCP: progress is a shared counter the caller polls, and
 cancellation is a `threading.Event` the caller sets. Everything written lands inside the root.
@@ -9,16 +10,21 @@ from __future__ import annotations
 import shutil
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from idc_mcp.catalog import Catalog
-from idc_mcp.download import provenance, s3
-from idc_mcp.download.plan import DEFAULT_TEMPLATE, SeriesPlan, check_template, folder_path, plan_series
-from idc_mcp.paths import PathRefused, ensure_inside, resolve_inside, safe_component
+from idc_mcp.download import listing, provenance, s3, state
+from idc_mcp.download.listing import SeriesFiles
+from idc_mcp.download.plan import (
+    DEFAULT_TEMPLATE,
+    SeriesPlan,
+    check_template,
+    plan_series,
+    plan_uids_with_hints,
+    plan_with_hints,
+)
+from idc_mcp.paths import PathRefused, ensure_inside, resolve_inside
 from idc_mcp.selection import Selection, resolve_selection
 
 
@@ -64,16 +70,6 @@ class Options:
 
 
 @dataclass
-class SeriesFiles:
-    series: SeriesPlan
-    files: list[s3.RemoteFile]
-
-    @property
-    def size(self) -> int:
-        return sum(f.size for f in self.files)
-
-
-@dataclass
 class Outcome:
     destination: Path
     series: list[SeriesFiles]
@@ -97,92 +93,12 @@ def free_bytes(folder: Path) -> int:
     return shutil.disk_usage(probe).free
 
 
-def _run_pool(workers: int, items: list[Any], fn: Callable[[Any], Any], cancel: threading.Event) -> list[Any]:
-    """Run fn over items; on the first error stop the rest (set `cancel`) and re-raise it."""
-    results: list[Any] = [None] * len(items)
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(items) or 1))) as pool:
-        futures: dict[Future[Any], int] = {pool.submit(fn, item): i for i, item in enumerate(items)}
-        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
-        failed = [f for f in done if f.exception() is not None]
-        if failed:
-            cancel.set()
-            for f in pending:
-                f.cancel()
-            wait(pending)
-            # A real failure explains more than the cancellations it caused in other workers.
-            errors = [f.exception() for f in futures if f.done() and not f.cancelled() and f.exception()]
-            real = [e for e in errors if not isinstance(e, s3.Cancelled)]
-            raise (real or errors)[0]  # type: ignore[misc]
-        for f, i in futures.items():
-            results[i] = f.result()
-    return results
-
-
-class _ListingCache:
-    """Recent series listings. In IDC a crdc_series_uuid names one immutable version of a series (new
-    content gets a new uuid), so a listing stays true; keeping it makes a resume in the same server
-    process cost only a stat per file. Bounded by the number of objects held."""
-
-    def __init__(self, max_objects: int = 500_000) -> None:
-        self.max_objects = max_objects
-        self._items: OrderedDict[tuple[str, str, str], list[dict[str, Any]]] = OrderedDict()
-        self._count = 0
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple[str, str, str]) -> list[dict[str, Any]] | None:
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]
-        return None
-
-    def put(self, key: tuple[str, str, str], objects: list[dict[str, Any]]) -> None:
-        if not objects or len(objects) > self.max_objects:  # an empty listing may be a mirror catching up
-            return
-        with self._lock:
-            if key not in self._items:
-                self._items[key] = objects
-                self._count += len(objects)
-            while self._count > self.max_objects:
-                _, dropped = self._items.popitem(last=False)
-                self._count -= len(dropped)
-
-
-_LISTINGS = _ListingCache()
-
-
 def clear_caches() -> None:
-    """Forget remembered plans and listings (a new process starts this way)."""
-    global _LISTINGS
+    """Forget remembered plans, listings and S3 clients (a new process starts this way)."""
     with _PLAN_CACHE_LOCK:
         _PLAN_CACHE.clear()
-    _LISTINGS = _ListingCache()
-
-
-def _list_all(
-    client: Any, series: list[SeriesPlan], destination: Path, opts: Options, cancel: threading.Event
-) -> list[SeriesFiles]:
-    def one(plan: SeriesPlan) -> SeriesFiles:
-        key = (opts.endpoint_url, plan.bucket, plan.prefix)
-        objects = _LISTINGS.get(key)
-        if objects is None:
-            objects = s3.with_retries(
-                lambda: s3.list_objects(client, plan.bucket, plan.prefix),
-                opts.retry,
-                cancel,
-                f"listing {plan.s3_url}",
-            )
-            _LISTINGS.put(key, objects)
-        folder = folder_path(destination, plan)
-        files = []
-        for obj in objects:
-            name = safe_component(obj["Key"][len(plan.prefix) :].replace("/", "_"), fallback="object")
-            files.append(
-                s3.RemoteFile(plan.bucket, obj["Key"], int(obj["Size"]), obj.get("ETag", ""), folder / name)
-            )
-        return SeriesFiles(plan, files)
-
-    return _run_pool(opts.workers, series, one, cancel)
+    listing.clear_listings()
+    s3.make_client.cache_clear()
 
 
 _PLAN_CACHE: OrderedDict[tuple[int, str], list[SeriesPlan]] = OrderedDict()
@@ -191,15 +107,24 @@ _PLAN_CACHE_ENTRIES = 16
 _PLAN_CACHE_MAX_SERIES = 20_000
 
 
-def _plan(catalog: Catalog, selection: Selection, template: str) -> list[SeriesPlan]:
+def _plan(
+    catalog: Catalog, selection: Selection, template: str, records: dict[str, state.SeriesRecord]
+) -> list[SeriesPlan]:
     """Resolve and plan a selection, remembering recent plans: the catalog never changes while it is
-    open, and a rerun (resume) should not pay for three scans of the million-row index again."""
+    open, and a rerun (resume) should not pay for three scans of the million-row index again. From a
+    new process, the collections recorded in the state file let one narrowed query plan the series."""
     key = (id(catalog), repr((selection, template)))
     with _PLAN_CACHE_LOCK:
         if key in _PLAN_CACHE:
             _PLAN_CACHE.move_to_end(key)
             return _PLAN_CACHE[key]
-    plans = plan_series(catalog, resolve_selection(catalog, selection), template)
+    hints = {uid: r.collection_id for uid, r in records.items()}
+    plans = plan_with_hints(catalog, selection, template, hints)
+    if plans is None:
+        resolved = resolve_selection(catalog, selection)
+        plans = plan_uids_with_hints(catalog, resolved.series_uids, template, hints)
+        if plans is None:
+            plans = plan_series(catalog, resolved, template)
     if len(plans) <= _PLAN_CACHE_MAX_SERIES:
         with _PLAN_CACHE_LOCK:
             _PLAN_CACHE[key] = plans
@@ -234,11 +159,18 @@ def download(
     template = check_template(DEFAULT_TEMPLATE if dir_template is None else dir_template)
     real_root = resolve_inside(root, None)
     destination = resolve_inside(real_root, download_dir)
-    plans = _plan(catalog, selection, template)
-    client = s3.make_client(opts.endpoint_url, opts.workers + 4, opts.connect_timeout_s, opts.read_timeout_s)
+    records = state.load(destination)
+    plans = _plan(catalog, selection, template, records)
+    client = listing.LazyClient(
+        lambda: s3.make_client(
+            opts.endpoint_url, opts.workers + 4, opts.connect_timeout_s, opts.read_timeout_s
+        )
+    )
     progress.phase = "listing"
     try:
-        listed = _list_all(client, plans, destination, opts, cancel)
+        listed = listing.list_all(
+            client, plans, destination, opts.endpoint_url, opts.workers, opts.retry, cancel, records
+        )
     except s3.Cancelled as exc:
         raise DownloadCancelled("Download cancelled while listing; nothing was written.") from exc
     except s3.StoreUnavailable as exc:
@@ -272,7 +204,8 @@ def download(
             )
     if not dry_run:
         _clean_temporaries(folders)
-    todo = [f for f in files if not s3.is_complete(f)]
+    # Series taken from the state file were just found complete, file by file (see listing.from_state).
+    todo = [f for sf in listed if not sf.from_state for f in sf.files if not s3.is_complete(f)]
     outcome = Outcome(
         destination=destination,
         series=listed,
@@ -318,13 +251,14 @@ def download(
     todo.sort(key=lambda f: f.size, reverse=True)
 
     def fetch(f: s3.RemoteFile) -> int:
-        received = s3.fetch(client, f, real_root, opts.retry, cancel, progress.add)
+        received = s3.fetch(client.get(), f, real_root, opts.retry, cancel, progress.add)
         progress.file_done()
         return received
 
     try:
-        received = _run_pool(opts.workers, todo, fetch, cancel)
+        received = listing.run_pool(opts.workers, todo, fetch, cancel)
     except (s3.Cancelled, s3.StoreUnavailable, s3.ObjectError, OSError) as exc:
+        _record(real_root, destination, records, listed, opts.endpoint_url, verify=True)
         complete = sum(1 for f in files if s3.is_complete(f))
         where = f"{complete} of {len(files)} files are complete in {str(destination)!r}"
         if isinstance(exc, s3.Cancelled):
@@ -344,6 +278,34 @@ def download(
         ) from exc
     finally:
         progress.phase = "finished"
+    _record(real_root, destination, records, listed, opts.endpoint_url, verify=False)
     outcome.files_downloaded = len(todo)
     outcome.bytes_downloaded = sum(received)
     return outcome
+
+
+def _record(
+    root: Path,
+    destination: Path,
+    records: dict[str, state.SeriesRecord],
+    listed: list[SeriesFiles],
+    endpoint: str,
+    verify: bool,
+) -> None:
+    """Update the state file with the series now complete (all of them after a successful run; after a
+    failed one, those whose files all check out). Skipped when nothing changed; a failure to write it
+    costs only the shortcut, so it is ignored."""
+    changed = False
+    for sf in listed:
+        if sf.from_state or (verify and not all(s3.is_complete(f) for f in sf.files)):
+            continue
+        record = sf.record(endpoint)
+        if records.get(sf.series.series_uid) != record:
+            records.pop(sf.series.series_uid, None)  # re-inserted last: the newest are kept longest
+            records[sf.series.series_uid] = record
+            changed = True
+    if changed:
+        try:
+            state.save(root, destination, records)
+        except (OSError, PathRefused):
+            pass

@@ -10,11 +10,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from idc_mcp.catalog import Catalog
 from idc_mcp.fuzzy import closest
 from idc_mcp.paths import safe_component
-from idc_mcp.selection import ResolvedSelection, selection_where
+from idc_mcp.selection import ResolvedSelection, Selection, clean_ids, selection_where
 
 DEFAULT_TEMPLATE = "%collection_id/%PatientID/%StudyInstanceUID/%Modality_%SeriesInstanceUID"
 PLACEHOLDERS = ("collection_id", "PatientID", "StudyInstanceUID", "Modality", "SeriesInstanceUID")
@@ -88,6 +89,7 @@ def render_folder(template: str, values: dict[str, object]) -> str:
     return "/".join(parts)
 
 
+MAX_HINTED_UIDS = 10_000  # UIDs go into the query as literals (0.2 s to parse 10,000)
 _SERIES_SQL = """
 SELECT SeriesInstanceUID, collection_id, PatientID, StudyInstanceUID, Modality, analysis_result_id,
        license_short_name, source_DOI, aws_bucket, crdc_series_uuid, series_size_MB
@@ -99,8 +101,69 @@ ORDER BY collection_id, PatientID, StudyInstanceUID, SeriesInstanceUID
 def plan_series(catalog: Catalog, resolved: ResolvedSelection, template: str) -> list[SeriesPlan]:
     """One SeriesPlan per selected series, with its bucket, prefix and destination folder."""
     where, params = selection_where(resolved)
+    return _plans(catalog.records(_SERIES_SQL.format(where=where), params), template)
+
+
+def sql_literal(value: str) -> str:
+    """A DuckDB string literal (quotes doubled; DuckDB strings have no backslash escapes).
+
+    Used instead of bound parameters on the rerun path: binding any Python parameter makes DuckDB
+    import pandas (~0.7 s), which a short-lived process resuming a complete download would pay."""
+    if "\x00" in value:
+        raise ValueError("NUL in an SQL literal")
+    return "'" + value.replace("'", "''") + "'"
+
+
+def plan_with_hints(
+    catalog: Catalog, selection: Selection, template: str, collection_of: dict[str, str]
+) -> list[SeriesPlan] | None:
+    """The plan of a selection made only of `series_uids`, without resolving it first: one query that
+    also filters on the collections a previous run recorded (`collection_of`: uid -> collection_id).
+    None when the selection has other filters or a UID has no hint (see `plan_uids_with_hints`)."""
+    if selection.sql or selection.collection_ids or selection.patient_ids or selection.study_uids:
+        return None
+    uids = clean_ids("series_uids", selection.series_uids, uid=True)
+    if not uids:
+        return None
+    if selection.analysis_results == "exclude":
+        extra = " AND analysis_result_id IS NULL"
+    elif selection.analysis_results == "only":
+        extra = " AND analysis_result_id IS NOT NULL"
+    elif selection.analysis_results == "include":
+        extra = ""
+    else:
+        return None
+    return plan_uids_with_hints(catalog, uids, template, collection_of, extra)
+
+
+def plan_uids_with_hints(
+    catalog: Catalog, uids: list[str], template: str, collection_of: dict[str, str], extra: str = ""
+) -> list[SeriesPlan] | None:
+    """The plan of these SeriesInstanceUIDs (checked UIDs: digits and dots), filtered also on the
+    collections a previous run recorded for them.
+
+    The index is sorted by collection_id, so that filter lets DuckDB skip most of the million rows,
+    where a filter on SeriesInstanceUID alone reads them all. The hints only narrow the scan: every
+    UID must come back (a UID is one row of the index), otherwise — a hint was wrong, a UID is unknown
+    or filtered out by `extra` — this returns None and the caller takes the general path with its
+    checks and error messages.
+    """
+    if not uids or len(uids) > MAX_HINTED_UIDS or any(uid not in collection_of for uid in uids):
+        return None
+    collections = sorted({collection_of[uid] for uid in uids})
+    where = (
+        f"collection_id IN ({', '.join(map(sql_literal, collections))}) "
+        f"AND SeriesInstanceUID IN ({', '.join(map(sql_literal, uids))}){extra}"
+    )
+    rows = catalog.records(_SERIES_SQL.format(where=where))
+    if len(rows) != len(uids) or {r["SeriesInstanceUID"] for r in rows} != set(uids):
+        return None
+    return _plans(rows, template)
+
+
+def _plans(rows: list[dict[str, Any]], template: str) -> list[SeriesPlan]:
     plans = []
-    for row in catalog.records(_SERIES_SQL.format(where=where), params):
+    for row in rows:
         plans.append(
             SeriesPlan(
                 series_uid=row["SeriesInstanceUID"],

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from idc_mcp.catalog import Catalog
-from idc_mcp.download.plan import SeriesPlan
+from idc_mcp.download.plan import SeriesPlan, sql_literal
 from idc_mcp.paths import ensure_inside, safe_component
 
 MANIFEST_COLUMNS = (
@@ -39,10 +39,10 @@ MANIFEST_COLUMNS = (
 _SOURCES_SQL = """
 SELECT lower(src.source_doi) AS doi, src.source_title AS title, src.license.license_short_name AS short,
        src.license.license_long_name AS long, src.license.license_url AS url, src.citation AS citation
-FROM (SELECT unnest(sources) AS src FROM collections_index) WHERE lower(src.source_doi) IN (SELECT unnest(?))
+FROM (SELECT unnest(sources) AS src FROM collections_index) WHERE lower(src.source_doi) IN ({dois})
 UNION ALL
 SELECT lower(source_DOI), analysis_result_title, license_short_name, license_long_name, license_url, citation
-FROM analysis_results_index WHERE lower(source_DOI) IN (SELECT unnest(?))
+FROM analysis_results_index WHERE lower(source_DOI) IN ({dois})
 """
 
 
@@ -67,7 +67,9 @@ def lookup_sources(catalog: Catalog, series: list[SeriesPlan]) -> dict[str, Sour
     """The license and citation of every source DOI among the series, keyed by lower-case DOI."""
     dois = sorted({s.source_doi.lower() for s in series if s.source_doi})
     found: dict[str, Source] = {}
-    for row in catalog.records(_SOURCES_SQL, [dois, dois]):
+    if not dois:
+        return found
+    for row in catalog.records(_SOURCES_SQL.format(dois=", ".join(map(sql_literal, dois)))):
         found.setdefault(
             row["doi"],
             Source(row["doi"], row["title"], row["short"], row["long"], row["url"], _plain(row["citation"])),
@@ -84,6 +86,11 @@ def manifest_name(series: list[SeriesPlan]) -> str:
 def _write_atomic(root: Path, path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     final = ensure_inside(root, path)
+    try:  # a rerun usually finds the same text: reading it is cheaper than writing and renaming
+        if not final.is_symlink() and final.read_text(encoding="utf-8") == text:
+            return
+    except (OSError, ValueError):
+        pass
     tmp = ensure_inside(root, path.with_name(f".{path.name}.{os.getpid()}.tmp"))
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, final)

@@ -12,6 +12,7 @@ import functools
 import hashlib
 import os
 import random
+import stat
 import threading
 import uuid
 from collections.abc import Callable
@@ -19,11 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import boto3
 import botocore.exceptions as bce
-from botocore import UNSIGNED
-from botocore.config import Config
-from urllib3.exceptions import HTTPError as Urllib3Error
 
 from idc_mcp.paths import ensure_inside
 
@@ -77,7 +74,12 @@ def make_client(
     """An unsigned (anonymous) S3 client; retries are ours (see RetryPolicy), so botocore tries once.
 
     Clients are thread-safe and slow to build (~0.4 s), so one is kept per endpoint and settings.
+    boto3 is imported here (~0.25 s): a rerun with nothing to fetch or list never needs it.
     """
+    import boto3
+    from botocore import UNSIGNED
+    from botocore.config import Config
+
     config = Config(
         signature_version=UNSIGNED,
         retries={"total_max_attempts": 1, "mode": "standard"},
@@ -92,6 +94,8 @@ def make_client(
 
 
 def _retryable(exc: BaseException) -> bool:
+    from urllib3.exceptions import HTTPError as Urllib3Error  # loaded by then (botocore sends with it)
+
     if isinstance(exc, bce.ClientError):
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         code = exc.response.get("Error", {}).get("Code", "")
@@ -175,10 +179,10 @@ def is_temp(name: str) -> bool:
 def is_complete(remote: RemoteFile) -> bool:
     """A file under its final name with the listed size (final names are only given to verified files)."""
     try:
-        st = remote.dest.lstat()
-    except FileNotFoundError:
+        st = remote.dest.lstat()  # one system call; a link is not a regular file to lstat
+    except (FileNotFoundError, NotADirectoryError):
         return False
-    return not remote.dest.is_symlink() and remote.dest.is_file() and st.st_size == remote.size
+    return stat.S_ISREG(st.st_mode) and st.st_size == remote.size
 
 
 def fetch(

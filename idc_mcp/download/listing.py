@@ -1,0 +1,169 @@
+"""Which files each series has: from a previous run's state file when it still holds, else from the
+object store's listing (in parallel, with retries, remembered in-process); and the worker pool both the
+listing and the transfers run on.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from idc_mcp.download import s3, state
+from idc_mcp.download.plan import SeriesPlan, folder_path
+from idc_mcp.paths import safe_component
+
+
+@dataclass
+class SeriesFiles:
+    series: SeriesPlan
+    files: list[s3.RemoteFile]
+
+    from_state: bool = False  # the listing came from the state file (no request was sent)
+
+    @property
+    def size(self) -> int:
+        return sum(f.size for f in self.files)
+
+    def record(self, endpoint: str) -> state.SeriesRecord:
+        objects = tuple((f.key, f.size, f.etag) for f in self.files)
+        s = self.series
+        return state.SeriesRecord(endpoint, s.bucket, s.prefix, s.collection_id, objects)
+
+
+def run_pool(workers: int, items: list[Any], fn: Callable[[Any], Any], cancel: threading.Event) -> list[Any]:
+    """Run fn over items; on the first error stop the rest (set `cancel`) and re-raise it."""
+    results: list[Any] = [None] * len(items)
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(items) or 1))) as pool:
+        futures: dict[Future[Any], int] = {pool.submit(fn, item): i for i, item in enumerate(items)}
+        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+        failed = [f for f in done if f.exception() is not None]
+        if failed:
+            cancel.set()
+            for f in pending:
+                f.cancel()
+            wait(pending)
+            # A real failure explains more than the cancellations it caused in other workers.
+            errors = [f.exception() for f in futures if f.done() and not f.cancelled() and f.exception()]
+            real = [e for e in errors if not isinstance(e, s3.Cancelled)]
+            raise (real or errors)[0]  # type: ignore[misc]
+        for f, i in futures.items():
+            results[i] = f.result()
+    return results
+
+
+class ListingCache:
+    """Recent series listings. In IDC a crdc_series_uuid names one immutable version of a series (new
+    content gets a new uuid), so a listing stays true; keeping it makes a resume in the same server
+    process cost only a stat per file. Bounded by the number of objects held."""
+
+    def __init__(self, max_objects: int = 500_000) -> None:
+        self.max_objects = max_objects
+        self._items: OrderedDict[tuple[str, str, str], list[dict[str, Any]]] = OrderedDict()
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str, str]) -> list[dict[str, Any]] | None:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        return None
+
+    def put(self, key: tuple[str, str, str], objects: list[dict[str, Any]]) -> None:
+        if not objects or len(objects) > self.max_objects:  # an empty listing may be a mirror catching up
+            return
+        with self._lock:
+            if key not in self._items:
+                self._items[key] = objects
+                self._count += len(objects)
+            while self._count > self.max_objects:
+                _, dropped = self._items.popitem(last=False)
+                self._count -= len(dropped)
+
+
+_LISTINGS = ListingCache()
+
+
+def clear_listings() -> None:
+    global _LISTINGS
+    _LISTINGS = ListingCache()
+
+
+class LazyClient:
+    """The S3 client, built on first use (~0.4 s): a rerun that needs no request never builds one."""
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self._make = make
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def get(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                self._client = self._make()
+            return self._client
+
+
+def remote_files(plan: SeriesPlan, objects: list[dict[str, Any]], destination: Path) -> list[s3.RemoteFile]:
+    folder = folder_path(destination, plan)
+    files = []
+    for obj in objects:
+        name = safe_component(obj["Key"][len(plan.prefix) :].replace("/", "_"), fallback="object")
+        files.append(
+            s3.RemoteFile(plan.bucket, obj["Key"], int(obj["Size"]), obj.get("ETag", ""), folder / name)
+        )
+    return files
+
+
+def from_state(
+    plan: SeriesPlan, record: state.SeriesRecord | None, destination: Path, endpoint: str
+) -> SeriesFiles | None:
+    """The series' files from a previous run's record, only if the record is for the same endpoint,
+    bucket and prefix and every recorded file is still complete on disk; otherwise None (list it)."""
+    if record is None or (record.endpoint, record.bucket, record.prefix) != (
+        endpoint,
+        plan.bucket,
+        plan.prefix,
+    ):
+        return None
+    files = remote_files(plan, record.listing(), destination)
+    if not all(s3.is_complete(f) for f in files):
+        return None
+    return SeriesFiles(plan, files, from_state=True)
+
+
+def list_all(
+    client: LazyClient,
+    series: list[SeriesPlan],
+    destination: Path,
+    endpoint: str,
+    workers: int,
+    retry: s3.RetryPolicy,
+    cancel: threading.Event,
+    records: dict[str, state.SeriesRecord],
+) -> list[SeriesFiles]:
+    """Each series' files: from the state file when it holds and the files agree, else listed (with
+    retries) in parallel, through the in-process listing cache."""
+    known = {p.series_uid: from_state(p, records.get(p.series_uid), destination, endpoint) for p in series}
+
+    def one(plan: SeriesPlan) -> SeriesFiles:
+        key = (endpoint, plan.bucket, plan.prefix)
+        objects = _LISTINGS.get(key)
+        if objects is None:
+            objects = s3.with_retries(
+                lambda: s3.list_objects(client.get(), plan.bucket, plan.prefix),
+                retry,
+                cancel,
+                f"listing {plan.s3_url}",
+            )
+            _LISTINGS.put(key, objects)
+        return SeriesFiles(plan, remote_files(plan, objects, destination))
+
+    to_list = [p for p in series if known[p.series_uid] is None]
+    listed = iter(run_pool(workers, to_list, one, cancel) if to_list else [])
+    return [known[p.series_uid] or next(listed) for p in series]
