@@ -6,11 +6,33 @@ import argparse
 import logging
 import os
 import sys
+import threading
+
+log = logging.getLogger("idc_mcp")
+
+
+def _open_catalog_in_background() -> None:
+    """Open (and on a first start, build) the catalog while the client runs the MCP handshake.
+
+    `initialize` and `tools/list` never wait for it; the first query waits only for what is left.
+    A failure here is logged and retried by the first query, which reports it.
+    """
+    from idc_mcp.catalog import get_catalog
+
+    def open_catalog() -> None:
+        try:
+            get_catalog().installed_tables()
+        except Exception:  # noqa: BLE001 - the first query retries and reports the error
+            log.warning("opening the catalog in the background failed", exc_info=True)
+
+    threading.Thread(target=open_catalog, name="catalog-open", daemon=True).start()
 
 
 def _serve(args: argparse.Namespace) -> int:
     from idc_mcp.server import mcp
 
+    if not args.lazy_catalog:
+        _open_catalog_in_background()
     if args.transport == "stdio":
         mcp.run("stdio")
     else:
@@ -27,6 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--s3-endpoint-url", help="sets IDC_MCP_S3_ENDPOINT_URL")
     parser.add_argument("--cache-dir", help="sets IDC_MCP_CACHE_DIR")
     parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument(
+        "--lazy-catalog",
+        action="store_true",
+        help="open the catalog on the first query instead of in the background at start",
+    )
     parser.set_defaults(func=_serve)
     parser.add_subparsers(dest="command")
     return parser

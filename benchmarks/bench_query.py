@@ -1,0 +1,452 @@
+"""Benchmark: this server (real MCP client over stdio) vs idc-index's `IDCClient().sql_query`.
+
+    /work/main/.venv/bin/python benchmarks/bench_query.py            # everything (~3 min)
+    python benchmarks/bench_query.py --skip-peer --skip-layouts      # only our server
+
+Prints cold start to first answer (catalog cached, and first-ever start with an empty cache folder),
+median and warm-median query latency, peak RSS of the server process tree, where the time of one call
+goes (validation, DuckDB, diagnostics and reply shaping, MCP protocol), the storage layouts compared
+on the same workload, and the ratios us/peer. Targets: >= 300x idc-index on median latency, >= 10x on
+cold start, server peak RSS <= 300 MiB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import psutil
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(ROOT))
+
+from workload import WORKLOAD  # noqa: E402
+
+MIB = 1024 * 1024
+
+
+# ---------------------------------------------------------------- memory sampling
+class TreeSampler:
+    """Samples the RSS of every descendant of this process; peak per role (server, catalog build)."""
+
+    def __init__(self, interval_s: float = 0.01) -> None:
+        self.interval_s = interval_s
+        self.peak_server = 0
+        self.peak_build = 0
+        self.peak_tree = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> TreeSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        me = psutil.Process()
+        while not self._stop.is_set():
+            total = 0
+            for child in me.children(recursive=True):
+                try:
+                    rss = child.memory_info().rss
+                    cmd = " ".join(child.cmdline())
+                except psutil.Error:
+                    continue
+                total += rss
+                if "idc_mcp.catalog_build" in cmd:
+                    self.peak_build = max(self.peak_build, rss)
+                elif "idc_mcp" in cmd:
+                    self.peak_server = max(self.peak_server, rss)
+            self.peak_tree = max(self.peak_tree, total)
+            self._stop.wait(self.interval_s)
+
+
+# ---------------------------------------------------------------- our server over stdio
+def _server_params(cache_dir: Path | None, extra_args: list[str]) -> StdioServerParameters:
+    env = {k: v for k, v in os.environ.items() if k.startswith("IDC_MCP_")}
+    if cache_dir is not None:
+        env["IDC_MCP_CACHE_DIR"] = str(cache_dir)
+    return StdioServerParameters(
+        command=sys.executable, args=["-m", "idc_mcp", *extra_args], env=env, cwd=str(ROOT)
+    )
+
+
+async def _timed_call(client: Client, sql: str) -> float:
+    started = time.perf_counter()
+    result = await client.call_tool("query", {"sql": sql, "max_rows": 100})
+    elapsed = time.perf_counter() - started
+    if result.is_error:
+        raise RuntimeError(f"query failed: {result.content[0]}")
+    return elapsed
+
+
+async def run_ours(cache_dir: Path | None, reps: int, extra_args: list[str]) -> dict[str, Any]:
+    """Spawn the server, time initialize / tools/list / first answer, then `reps` passes of the workload."""
+    out: dict[str, Any] = {}
+    with TreeSampler() as sampler:
+        started = time.perf_counter()
+        async with Client(_server_params(cache_dir, extra_args), mode="legacy") as client:
+            out["initialize_s"] = time.perf_counter() - started
+            await client.list_tools()
+            out["tools_list_s"] = time.perf_counter() - started
+            await _timed_call(client, WORKLOAD[0][1])
+            out["first_answer_s"] = time.perf_counter() - started
+            passes: list[list[float]] = []
+            for _ in range(reps):
+                passes.append([await _timed_call(client, sql) for _, sql in WORKLOAD])
+    out["passes"] = passes
+    out["peak_server_mib"] = sampler.peak_server / MIB
+    out["peak_build_mib"] = sampler.peak_build / MIB
+    out["peak_tree_mib"] = sampler.peak_tree / MIB
+    return out
+
+
+# ---------------------------------------------------------------- in-process breakdown
+def breakdown(reps: int) -> dict[str, dict[str, float]]:
+    """Time sqlguard.validate, catalog.execute and the rest of run_query, in this process."""
+    from idc_mcp import query as query_mod
+    from idc_mcp import sqlguard
+    from idc_mcp.catalog import Catalog
+
+    catalog = Catalog()
+    catalog.installed_tables()
+    spent: dict[str, float] = {}
+
+    def timed(key: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            t = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent[key] = spent.get(key, 0.0) + time.perf_counter() - t
+
+        return wrapper
+
+    original_validate = sqlguard.validate
+    sqlguard.validate = timed("validate", original_validate)  # type: ignore[assignment]
+    catalog.execute = timed("execute", catalog.execute)  # type: ignore[method-assign]
+    per_query: dict[str, dict[str, list[float]]] = {}
+    try:
+        for name, sql in WORKLOAD:
+            query_mod.run_query(catalog, sql, 100)  # the first run pays the column cache; not counted
+            for _ in range(reps):
+                spent.clear()
+                t = time.perf_counter()
+                query_mod.run_query(catalog, sql, 100)
+                total = time.perf_counter() - t
+                row = per_query.setdefault(name, {"total": [], "validate": [], "execute": []})
+                row["total"].append(total)
+                row["validate"].append(spent.get("validate", 0.0))
+                row["execute"].append(spent.get("execute", 0.0))
+        # A mistaken literal: what the zero-row diagnostics cost on top of the query itself.
+        wrong = "SELECT SeriesInstanceUID FROM index WHERE Modality = 'CTs' AND collection_id = 'tcga_luad'"
+        query_mod.run_query(catalog, wrong, 100)
+        spent.clear()
+        t = time.perf_counter()
+        result = query_mod.run_query(catalog, wrong, 100)
+        diag_total = time.perf_counter() - t
+        diag = {"total": diag_total, "execute": spent.get("execute", 0.0), "notes": len(result.diagnostics)}
+    finally:
+        sqlguard.validate = original_validate  # type: ignore[assignment]
+    medians = {name: {k: statistics.median(v) for k, v in row.items()} for name, row in per_query.items()}
+    medians["_zero_row_diagnostics"] = diag
+    return medians
+
+
+# ---------------------------------------------------------------- storage layouts (worker processes)
+def layout_worker(layout: str, target: str, reps: int) -> None:
+    """Open one storage layout as the server would (same limits) and run the workload; print JSON."""
+    import resource
+
+    import duckdb
+    import idc_index_data
+
+    from idc_mcp import sqlguard
+    from idc_mcp.config import load_settings
+
+    settings = load_settings()
+    config = {
+        "autoload_known_extensions": False,
+        "autoinstall_known_extensions": False,
+        "threads": settings.threads,
+        "memory_limit": settings.memory_limit,
+    }
+    started = time.perf_counter()
+    if layout == "views":
+        conn = duckdb.connect(":memory:", config=config)
+        folder = Path(idc_index_data.__file__).parent
+        for name, file in (
+            ("index", "idc_index.parquet"),
+            ("collections_index", "collections_index.parquet"),
+        ):
+            conn.execute(f"CREATE VIEW \"{name}\" AS SELECT * FROM read_parquet('{folder / file}')")
+    else:
+        conn = duckdb.connect(target, read_only=True, config=config)
+    tables = ["index", "collections_index"]
+    sqls = [sqlguard.validate(sql, tables, 100, []).sql for _, sql in WORKLOAD]
+    conn.execute(sqls[0]).fetchall()
+    first = time.perf_counter() - started
+    passes = []
+    for _ in range(reps):
+        times = []
+        for sql in sqls:
+            t = time.perf_counter()
+            conn.execute(sql).fetchall()
+            times.append(time.perf_counter() - t)
+        passes.append(times)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"open_first_s": first, "passes": passes, "peak_mib": peak / MIB}))
+
+
+def build_unsorted(target: Path) -> float:
+    """Build the catalog file without the sort, in a child process; returns build seconds."""
+    code = (
+        "import sys; from pathlib import Path; import idc_mcp.catalog as c; c._SORT_KEYS = {}; "
+        "c.build_catalog_file(Path(sys.argv[1]))"
+    )
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code, str(target)], check=True, cwd=ROOT)
+    return time.perf_counter() - started
+
+
+def run_layout(layout: str, target: str, reps: int) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, __file__, "--layout-worker", layout, target, str(reps)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------- the peer: idc-index (worker process)
+def peer_worker(names: list[str], reps: int) -> None:
+    """IDCClient().sql_query on a subset of the workload; one JSON line per event on stdout."""
+    import idc_index_data
+    import pandas as pd
+    from idc_index import IDCClient
+
+    client = IDCClient()
+    # The bundled collections_index, registered the way idc-index registers its own indices.
+    bundled = Path(idc_index_data.__file__).parent / "collections_index.parquet"
+    client.collections_index = pd.read_parquet(bundled)
+    client.indices_overview.setdefault("collections_index", {})
+    sqls = dict(WORKLOAD)
+    client.sql_query(sqls[names[0]])
+    print(json.dumps({"event": "first_answer"}), flush=True)
+    passes = []
+    for _ in range(reps):
+        times = []
+        for name in names:
+            t = time.perf_counter()
+            client.sql_query(sqls[name])
+            times.append(time.perf_counter() - t)
+        passes.append(times)
+    print(json.dumps({"event": "done", "passes": passes}), flush=True)
+
+
+def run_peer(names: list[str], reps: int) -> dict[str, Any]:
+    with TreeSampler() as sampler:
+        started = time.perf_counter()
+        proc = subprocess.Popen(
+            [sys.executable, __file__, "--peer-worker", ",".join(names), str(reps)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            cwd=ROOT,
+        )
+        try:
+            assert proc.stdout is not None
+            first = None
+            result: dict[str, Any] = {}
+            for line in proc.stdout:
+                event = json.loads(line)
+                if event["event"] == "first_answer":
+                    first = time.perf_counter() - started
+                elif event["event"] == "done":
+                    result = event
+            proc.wait(timeout=60)
+        finally:
+            proc.kill()
+    return {"first_answer_s": first, "passes": result["passes"], "peak_mib": sampler.peak_tree / MIB}
+
+
+# ---------------------------------------------------------------- report
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:,.1f} ms" if seconds < 10 else f"{seconds:,.1f} s"
+
+
+def _s(seconds: float) -> str:
+    return f"{seconds:.2f} s"
+
+
+def latency_stats(passes: list[list[float]], first_k: int | None = None) -> tuple[float, float]:
+    """(median over the first pass, median over the later passes = warm) of the first `first_k` queries.
+
+    With a single pass, the warm median is the median of that pass.
+    """
+    k = first_k or len(passes[0])
+    later = passes[1:] or passes
+    return statistics.median(passes[0][:k]), statistics.median(t for p in later for t in p[:k])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--reps", type=int, default=5, help="passes of the workload against our server")
+    parser.add_argument("--peer-reps", type=int, default=1, help="passes against idc-index (slow)")
+    parser.add_argument(
+        "--peer-queries", type=int, default=len(WORKLOAD), help="how many workload queries idc-index runs"
+    )
+    parser.add_argument("--skip-peer", action="store_true")
+    parser.add_argument("--skip-layouts", action="store_true")
+    parser.add_argument("--skip-first-ever", action="store_true", help="skip the empty-cache start")
+    parser.add_argument("--layout-worker", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--peer-worker", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.layout_worker:
+        layout, target, reps = args.layout_worker
+        layout_worker(layout, target, int(reps))
+        return 0
+    if args.peer_worker:
+        names, reps = args.peer_worker
+        peer_worker(names.split(","), int(reps))
+        return 0
+
+    from idc_mcp.catalog import CATALOG_FILE
+    from idc_mcp.config import load_settings
+
+    settings = load_settings()
+    cached_file = settings.version_cache_dir / CATALOG_FILE
+    print(f"workload: {len(WORKLOAD)} queries; our server: {args.reps} passes over stdio (python -m idc_mcp)")
+    print(f"cpus: {os.cpu_count()}, DuckDB threads {settings.threads}, memory {settings.memory_limit}\n")
+
+    ours = anyio.run(run_ours, None, args.reps, [])
+    med, warm = latency_stats(ours["passes"])
+    print("== our server, catalog cached ==")
+    print(
+        f"initialize {_s(ours['initialize_s'])}, tools/list {_s(ours['tools_list_s'])}, "
+        f"first answer {_s(ours['first_answer_s'])}"
+    )
+    print(f"median query {_ms(med)}, warm median {_ms(warm)}, peak RSS {ours['peak_server_mib']:.0f} MiB")
+    for i, (name, _) in enumerate(WORKLOAD):
+        print(f"  {name:34s} " + "  ".join(f"{p[i] * 1000:7.1f}" for p in ours["passes"]) + "  ms")
+
+    lazy = anyio.run(run_ours, None, 1, ["--lazy-catalog"])
+    print(
+        f"same, catalog opened lazily on the first query (no background open): first answer "
+        f"{_s(lazy['first_answer_s'])} (initialize {_s(lazy['initialize_s'])})"
+    )
+
+    first_ever: dict[str, Any] | None = None
+    if not args.skip_first_ever:
+        with tempfile.TemporaryDirectory(prefix="idc-mcp-bench-") as empty:
+            first_ever = anyio.run(run_ours, Path(empty), 1, [])
+        print("\n== our server, first-ever start (empty IDC_MCP_CACHE_DIR: builds the catalog) ==")
+        print(
+            f"initialize {_s(first_ever['initialize_s'])}, "
+            f"first answer {_s(first_ever['first_answer_s'])}, "
+            f"peak RSS server {first_ever['peak_server_mib']:.0f} MiB, "
+            f"catalog build child {first_ever['peak_build_mib']:.0f} MiB"
+        )
+
+    print("\n== where one call's time goes (in-process, median per query) ==")
+    parts = breakdown(max(3, args.reps))
+    diag = parts.pop("_zero_row_diagnostics")
+    totals = [row["total"] for row in parts.values()]
+    executes = [row["execute"] for row in parts.values()]
+    validates = [row["validate"] for row in parts.values()]
+    rests = [row["total"] - row["execute"] - row["validate"] for row in parts.values()]
+    warm_passes = ours["passes"][1:] or ours["passes"]
+    stdio = [statistics.median(p[i] for p in warm_passes) for i in range(len(WORKLOAD))]
+    protocol = [s - t for s, t in zip(stdio, totals, strict=True)]
+    whole = statistics.median(stdio)
+    for label, values in (
+        ("DuckDB execution (catalog.execute)", executes),
+        ("validation (sqlguard.validate)", validates),
+        ("rest of run_query (reply shaping)", rests),
+        ("MCP protocol + stdio (round trip - run_query)", protocol),
+    ):
+        print(
+            f"  {label:48s} median {_ms(statistics.median(values)):>10s}  "
+            f"({statistics.median(values) / whole:5.1%} of the median call {_ms(whole)})"
+        )
+    print(
+        f"  zero-row query with diagnostics: {_ms(diag['total'])} in all, of which the query itself "
+        f"{_ms(diag['execute'])} ({diag['notes']} notes)"
+    )
+
+    if not args.skip_layouts:
+        print("\n== storage layouts, same workload, same DuckDB limits (worker process each) ==")
+        with tempfile.TemporaryDirectory(prefix="idc-mcp-layout-") as tmp:
+            unsorted = Path(tmp) / "unsorted.duckdb"
+            build_s = build_unsorted(unsorted)
+            layouts = {
+                "sorted table (current)": run_layout("file", str(cached_file), args.reps),
+                "unsorted table": run_layout("file", str(unsorted), args.reps),
+                "views over parquet": run_layout("views", "-", args.reps),
+            }
+            print(
+                f"(unsorted file built in {build_s:.1f} s, {unsorted.stat().st_size / MIB:.0f} MiB; "
+                f"sorted file {cached_file.stat().st_size / MIB:.0f} MiB)"
+            )
+        print(f"  {'layout':24s} {'open+1st':>10s} {'median':>10s} {'warm med':>10s} {'peak RSS':>9s}")
+        for label, res in layouts.items():
+            m, w = latency_stats(res["passes"])
+            print(
+                f"  {label:24s} {_ms(res['open_first_s']):>10s} {_ms(m):>10s} {_ms(w):>10s} "
+                f"{res['peak_mib']:6.0f} MiB"
+            )
+        for label, res in layouts.items():
+            print(
+                f"  {label:24s} "
+                + " ".join(
+                    f"{statistics.median(p[i] for p in res['passes']) * 1000:6.1f}"
+                    for i in range(len(WORKLOAD))
+                )
+                + " ms per query"
+            )
+
+    if not args.skip_peer:
+        names = [n for n, _ in WORKLOAD[: args.peer_queries]]
+        print(f"\n== idc-index IDCClient().sql_query: {len(names)} queries x {args.peer_reps} pass(es) ==")
+        peer = run_peer(names, args.peer_reps)
+        pmed, pwarm = latency_stats(peer["passes"])
+        omed, owarm = latency_stats(ours["passes"], len(names))
+        print(
+            f"first answer {_s(peer['first_answer_s'])}, median query {_ms(pmed)}, "
+            f"warm median {_ms(pwarm)}, "
+            f"peak RSS {peer['peak_mib']:.0f} MiB"
+        )
+        print("\n== ratios (idc-index / ours; higher is better for us) ==")
+        print(f"  median query latency   {pmed / omed:8.0f}x   (same {len(names)} queries: ours {_ms(omed)})")
+        print(f"  warm median latency    {pwarm / owarm:8.0f}x   (ours {_ms(owarm)})")
+        print(f"  cold start, cached     {peer['first_answer_s'] / ours['first_answer_s']:8.1f}x")
+        if first_ever:
+            print(f"  cold start, first ever {peer['first_answer_s'] / first_ever['first_answer_s']:8.1f}x")
+        print(f"  peak RSS               {peer['peak_mib'] / ours['peak_server_mib']:8.1f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
