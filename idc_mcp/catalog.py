@@ -155,8 +155,11 @@ class Catalog:
         if self._conn is None:
             with self._lock:
                 if self._conn is None:
-                    self._conn = self._open()
-                    self._load_facts(self._conn)
+                    # Publish the connection only with its facts loaded: another thread that sees
+                    # `_conn` set does not take the lock, and must not see an empty table list.
+                    conn = self._open()
+                    self._load_facts(conn)
+                    self._conn = conn
         return self._conn
 
     def _load_facts(self, conn: duckdb.DuckDBPyConnection) -> None:

@@ -11,7 +11,7 @@ import threading
 log = logging.getLogger("idc_mcp")
 
 
-def _open_catalog_in_background() -> None:
+def _open_catalog_in_background() -> threading.Thread:
     """Open (and on a first start, build) the catalog while the client runs the MCP handshake.
 
     `initialize` and `tools/list` never wait for it; the first query waits only for what is left.
@@ -25,18 +25,36 @@ def _open_catalog_in_background() -> None:
         except Exception:  # noqa: BLE001 - the first query retries and reports the error
             log.warning("opening the catalog in the background failed", exc_info=True)
 
-    threading.Thread(target=open_catalog, name="catalog-open", daemon=True).start()
+    thread = threading.Thread(target=open_catalog, name="catalog-open", daemon=True)
+    thread.start()
+    return thread
+
+
+def _let_background_open_finish(thread: threading.Thread, timeout_s: float = 5.0) -> None:
+    """DuckDB aborts the process if Python shuts down while a thread is inside it: wait for the open.
+
+    A first-ever build runs in a child process that finishes on its own (the file appears atomically);
+    if it is still running, leave without interpreter shutdown.
+    """
+    thread.join(timeout_s)
+    if thread.is_alive():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def _serve(args: argparse.Namespace) -> int:
     from idc_mcp.server import mcp
 
-    if not args.lazy_catalog:
-        _open_catalog_in_background()
-    if args.transport == "stdio":
-        mcp.run("stdio")
-    else:
-        mcp.run("streamable-http", host=args.host, port=args.port)
+    opener = None if args.lazy_catalog else _open_catalog_in_background()
+    try:
+        if args.transport == "stdio":
+            mcp.run("stdio")
+        else:
+            mcp.run("streamable-http", host=args.host, port=args.port)
+    finally:
+        if opener is not None:
+            _let_background_open_finish(opener)
     return 0
 
 
