@@ -30,11 +30,12 @@ def _open_catalog_in_background() -> threading.Thread:
     return thread
 
 
-def _let_background_open_finish(thread: threading.Thread, timeout_s: float = 5.0) -> None:
+def _let_background_open_finish(thread: threading.Thread, timeout_s: float = 1.0) -> None:
     """DuckDB aborts the process if Python shuts down while a thread is inside it: wait for the open.
 
-    A first-ever build runs in a child process that finishes on its own (the file appears atomically);
-    if it is still running, leave without interpreter shutdown.
+    Opening a built catalog takes well under a second. A first-ever build runs in a child process that
+    finishes on its own (the file appears atomically): if the open is still running, leave without
+    interpreter shutdown, which is what would abort.
     """
     thread.join(timeout_s)
     if thread.is_alive():
