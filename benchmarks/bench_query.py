@@ -98,9 +98,16 @@ async def _timed_call(client: Client, sql: str) -> float:
     return elapsed
 
 
-async def run_ours(cache_dir: Path | None, reps: int, extra_args: list[str]) -> dict[str, Any]:
-    """Spawn the server, time initialize / tools/list / first answer, then `reps` passes of the workload."""
+async def run_ours(
+    cache_dir: Path | None, reps: int, extra_args: list[str], probe: InProcess | None = None
+) -> dict[str, Any]:
+    """Spawn the server, time initialize / tools/list / first answer, then `reps` passes of the workload.
+
+    With a probe, each call over stdio is followed by the same query run in this process with timers,
+    so the two are measured under the same machine load and can be subtracted.
+    """
     out: dict[str, Any] = {}
+    pairs: list[tuple[str, float, dict[str, float]]] = []
     with TreeSampler() as sampler:
         started = time.perf_counter()
         async with Client(_server_params(cache_dir, extra_args), mode="legacy") as client:
@@ -111,64 +118,61 @@ async def run_ours(cache_dir: Path | None, reps: int, extra_args: list[str]) -> 
             out["first_answer_s"] = time.perf_counter() - started
             passes: list[list[float]] = []
             for _ in range(reps):
-                passes.append([await _timed_call(client, sql) for _, sql in WORKLOAD])
+                times = []
+                for name, sql in WORKLOAD:
+                    times.append(await _timed_call(client, sql))
+                    if probe is not None:
+                        pairs.append((name, times[-1], probe.measure(sql)))
+                passes.append(times)
     out["passes"] = passes
+    out["pairs"] = pairs
     out["peak_server_mib"] = sampler.peak_server / MIB
     out["peak_build_mib"] = sampler.peak_build / MIB
-    out["peak_tree_mib"] = sampler.peak_tree / MIB
     return out
 
 
 # ---------------------------------------------------------------- in-process breakdown
-def breakdown(reps: int) -> dict[str, dict[str, float]]:
-    """Time sqlguard.validate, catalog.execute and the rest of run_query, in this process."""
-    from idc_mcp import query as query_mod
-    from idc_mcp import sqlguard
-    from idc_mcp.catalog import Catalog
+class InProcess:
+    """run_query in this process, timing sqlguard.validate and each catalog.execute inside it."""
 
-    catalog = Catalog()
-    catalog.installed_tables()
-    spent: dict[str, float] = {}
+    def __init__(self) -> None:
+        from idc_mcp import query as query_mod
+        from idc_mcp import sqlguard
+        from idc_mcp.catalog import Catalog
 
-    def timed(key: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        self._run_query = query_mod.run_query
+        self._catalog = Catalog()
+        self._catalog.installed_tables()
+        self._validate: list[float] = []
+        self._execute: list[float] = []
+        sqlguard.validate = self._timed(sqlguard.validate, self._validate)  # type: ignore[assignment]
+        self._catalog.execute = self._timed(self._catalog.execute, self._execute)  # type: ignore[method-assign]
+
+    @staticmethod
+    def _timed(fn: Callable[..., Any], into: list[float]) -> Callable[..., Any]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             t = time.perf_counter()
             try:
                 return fn(*args, **kwargs)
             finally:
-                spent[key] = spent.get(key, 0.0) + time.perf_counter() - t
+                into.append(time.perf_counter() - t)
 
         return wrapper
 
-    original_validate = sqlguard.validate
-    sqlguard.validate = timed("validate", original_validate)  # type: ignore[assignment]
-    catalog.execute = timed("execute", catalog.execute)  # type: ignore[method-assign]
-    per_query: dict[str, dict[str, list[float]]] = {}
-    try:
-        for name, sql in WORKLOAD:
-            query_mod.run_query(catalog, sql, 100)  # the first run pays the column cache; not counted
-            for _ in range(reps):
-                spent.clear()
-                t = time.perf_counter()
-                query_mod.run_query(catalog, sql, 100)
-                total = time.perf_counter() - t
-                row = per_query.setdefault(name, {"total": [], "validate": [], "execute": []})
-                row["total"].append(total)
-                row["validate"].append(spent.get("validate", 0.0))
-                row["execute"].append(spent.get("execute", 0.0))
-        # A mistaken literal: what the zero-row diagnostics cost on top of the query itself.
-        wrong = "SELECT SeriesInstanceUID FROM index WHERE Modality = 'CTs' AND collection_id = 'tcga_luad'"
-        query_mod.run_query(catalog, wrong, 100)
-        spent.clear()
+    def measure(self, sql: str) -> dict[str, float]:
+        """total, validate, execute (the query), diagnostics (later catalog calls), notes."""
+        self._validate.clear()
+        self._execute.clear()
         t = time.perf_counter()
-        result = query_mod.run_query(catalog, wrong, 100)
-        diag_total = time.perf_counter() - t
-        diag = {"total": diag_total, "execute": spent.get("execute", 0.0), "notes": len(result.diagnostics)}
-    finally:
-        sqlguard.validate = original_validate  # type: ignore[assignment]
-    medians = {name: {k: statistics.median(v) for k, v in row.items()} for name, row in per_query.items()}
-    medians["_zero_row_diagnostics"] = diag
-    return medians
+        result = self._run_query(self._catalog, sql, 100)
+        total = time.perf_counter() - t
+        return {
+            "total": total,
+            "validate": sum(self._validate),
+            "execute": self._execute[0] if self._execute else 0.0,
+            "diagnostics": sum(self._execute[1:]),
+            "notes": len(result.diagnostics),
+        }
 
 
 # ---------------------------------------------------------------- storage layouts (worker processes)
@@ -316,7 +320,7 @@ def main() -> int:
     parser.add_argument("--reps", type=int, default=5, help="passes of the workload against our server")
     parser.add_argument("--peer-reps", type=int, default=1, help="passes against idc-index (slow)")
     parser.add_argument(
-        "--peer-queries", type=int, default=len(WORKLOAD), help="how many workload queries idc-index runs"
+        "--peer-queries", type=int, default=6, help="how many workload queries idc-index runs (slow)"
     )
     parser.add_argument("--skip-peer", action="store_true")
     parser.add_argument("--skip-layouts", action="store_true")
@@ -341,7 +345,8 @@ def main() -> int:
     print(f"workload: {len(WORKLOAD)} queries; our server: {args.reps} passes over stdio (python -m idc_mcp)")
     print(f"cpus: {os.cpu_count()}, DuckDB threads {settings.threads}, memory {settings.memory_limit}\n")
 
-    ours = anyio.run(run_ours, None, args.reps, [])
+    probe = InProcess()
+    ours = anyio.run(run_ours, None, args.reps, [], probe)
     med, warm = latency_stats(ours["passes"])
     print("== our server, catalog cached ==")
     print(
@@ -354,8 +359,9 @@ def main() -> int:
 
     lazy = anyio.run(run_ours, None, 1, ["--lazy-catalog"])
     print(
-        f"same, catalog opened lazily on the first query (no background open): first answer "
-        f"{_s(lazy['first_answer_s'])} (initialize {_s(lazy['initialize_s'])})"
+        f"first query after the handshake waited {_s(ours['first_answer_s'] - ours['tools_list_s'])} "
+        f"with the catalog opened in the background at start, "
+        f"{_s(lazy['first_answer_s'] - lazy['tools_list_s'])} with --lazy-catalog"
     )
 
     first_ever: dict[str, Any] | None = None
@@ -370,30 +376,35 @@ def main() -> int:
             f"catalog build child {first_ever['peak_build_mib']:.0f} MiB"
         )
 
-    print("\n== where one call's time goes (in-process, median per query) ==")
-    parts = breakdown(max(3, args.reps))
-    diag = parts.pop("_zero_row_diagnostics")
-    totals = [row["total"] for row in parts.values()]
-    executes = [row["execute"] for row in parts.values()]
-    validates = [row["validate"] for row in parts.values()]
-    rests = [row["total"] - row["execute"] - row["validate"] for row in parts.values()]
-    warm_passes = ours["passes"][1:] or ours["passes"]
-    stdio = [statistics.median(p[i] for p in warm_passes) for i in range(len(WORKLOAD))]
-    protocol = [s - t for s, t in zip(stdio, totals, strict=True)]
-    whole = statistics.median(stdio)
-    for label, values in (
-        ("DuckDB execution (catalog.execute)", executes),
-        ("validation (sqlguard.validate)", validates),
-        ("rest of run_query (reply shaping)", rests),
-        ("MCP protocol + stdio (round trip - run_query)", protocol),
+    print("\n== where a call's time goes (each stdio call paired with the same run_query in-process) ==")
+    # Per query, the fastest of the passes for each part (the least disturbed by other load on the
+    # machine), summed over the workload.
+    best: dict[str, dict[str, float]] = {}
+    for name, stdio, parts in ours["pairs"]:
+        row = best.setdefault(name, {"stdio": stdio, **parts})
+        for key, value in (("stdio", stdio), *parts.items()):
+            row[key] = min(row[key], value)
+    whole = sum(row["stdio"] for row in best.values())
+    for label, part in (
+        ("DuckDB execution (catalog.execute)", sum(r["execute"] for r in best.values())),
+        ("validation (sqlguard.validate)", sum(r["validate"] for r in best.values())),
+        (
+            "rest of run_query (reply shaping)",
+            sum(r["total"] - r["execute"] - r["validate"] for r in best.values()),
+        ),
+        (
+            "MCP protocol + stdio (round trip - run_query)",
+            sum(r["stdio"] - r["total"] for r in best.values()),
+        ),
     ):
-        print(
-            f"  {label:48s} median {_ms(statistics.median(values)):>10s}  "
-            f"({statistics.median(values) / whole:5.1%} of the median call {_ms(whole)})"
-        )
+        print(f"  {label:48s} {_ms(part / len(best)):>10s} per call  {part / whole:6.1%}")
+    wrong = "SELECT SeriesInstanceUID FROM index WHERE Modality = 'CTs' AND collection_id = 'tcga_luad'"
+    probe.measure(wrong)
+    diag = min((probe.measure(wrong) for _ in range(3)), key=lambda d: d["total"])
     print(
-        f"  zero-row query with diagnostics: {_ms(diag['total'])} in all, of which the query itself "
-        f"{_ms(diag['execute'])} ({diag['notes']} notes)"
+        f"  a zero-row query ({wrong!r}): {_ms(diag['total'])} in all: the query {_ms(diag['execute'])}, "
+        f"validation {_ms(diag['validate'])}, diagnostics {_ms(diag['diagnostics'])} "
+        f"({diag['notes']:.0f} notes)"
     )
 
     if not args.skip_layouts:
