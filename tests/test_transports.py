@@ -80,19 +80,39 @@ async def test_stdio_handshake_does_not_wait_for_the_catalog(tmp_path: Path) -> 
         assert not any(version_dir.glob("catalog*.duckdb"))  # nothing was built: the lock was ours
 
 
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"},
+    },
+}
+
+
+def test_stdio_server_exits_cleanly_when_the_session_ends_during_the_catalog_open() -> None:
+    # Regression: the client hangs up right after the handshake while the background thread is still
+    # inside DuckDB opening the catalog; Python's shutdown then made DuckDB abort the process (exit 134).
+    handshake = [INITIALIZE, {"jsonrpc": "2.0", "method": "notifications/initialized"}]
+    done = subprocess.run(
+        [sys.executable, "-m", "idc_mcp"],
+        input="".join(json.dumps(m) + "\n" for m in handshake),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        cwd=ROOT,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.splitlines()[0])["id"] == 1
+
+
 def test_stdio_stdout_carries_only_protocol_and_logs_go_to_stderr(tmp_path: Path) -> None:
     # Debug logging on: every log line must land on stderr, and stdout must be pure JSON-RPC.
     messages = [
-        {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": "2025-06-18",
-                "capabilities": {},
-                "clientInfo": {"name": "t", "version": "1"},
-            },
-        },
+        INITIALIZE,
         {"jsonrpc": "2.0", "method": "notifications/initialized"},
         {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
         {
