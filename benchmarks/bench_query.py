@@ -1,7 +1,10 @@
 """Benchmark: this server (real MCP client over stdio) vs idc-index's `IDCClient().sql_query`.
 
-    /work/main/.venv/bin/python benchmarks/bench_query.py            # everything (~3 min)
-    python benchmarks/bench_query.py --skip-peer --skip-layouts      # only our server
+    .venv/bin/python benchmarks/bench_query.py                            # everything (10-15 min)
+    .venv/bin/python benchmarks/bench_query.py --skip-peer --skip-layouts # only our server (~1 min)
+
+idc-index runs only the first 6 queries once (--peer-queries, --peer-reps): it loads the whole index
+into pandas at start and re-registers it on every query, 10-60 s each on a small machine.
 
 Prints cold start to first answer (catalog cached, and first-ever start with an empty cache folder),
 median and warm-median query latency, peak RSS of the server process tree, where the time of one call
