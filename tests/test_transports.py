@@ -25,7 +25,7 @@ import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]  # each test starts a server process
 
 ROOT = Path(__file__).resolve().parent.parent
 PARQUET = Path(idc_index_data.__file__).parent / "idc_index.parquet"
