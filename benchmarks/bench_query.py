@@ -22,14 +22,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import anyio
-import psutil
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
@@ -38,48 +35,8 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
+from measure import MIB, InProcess, TreeSampler  # noqa: E402
 from workload import WORKLOAD  # noqa: E402
-
-MIB = 1024 * 1024
-
-
-# ---------------------------------------------------------------- memory sampling
-class TreeSampler:
-    """Samples the RSS of every descendant of this process; peak per role (server, catalog build)."""
-
-    def __init__(self, interval_s: float = 0.01) -> None:
-        self.interval_s = interval_s
-        self.peak_server = 0
-        self.peak_build = 0
-        self.peak_tree = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> TreeSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        me = psutil.Process()
-        while not self._stop.is_set():
-            total = 0
-            for child in me.children(recursive=True):
-                try:
-                    rss = child.memory_info().rss
-                    cmd = " ".join(child.cmdline())
-                except psutil.Error:
-                    continue
-                total += rss
-                if "idc_mcp.catalog_build" in cmd:
-                    self.peak_build = max(self.peak_build, rss)
-                elif "idc_mcp" in cmd:
-                    self.peak_server = max(self.peak_server, rss)
-            self.peak_tree = max(self.peak_tree, total)
-            self._stop.wait(self.interval_s)
 
 
 # ---------------------------------------------------------------- our server over stdio
@@ -134,92 +91,6 @@ async def run_ours(
     return out
 
 
-# ---------------------------------------------------------------- in-process breakdown
-class InProcess:
-    """run_query in this process, timing sqlguard.validate and each catalog.execute inside it."""
-
-    def __init__(self) -> None:
-        from idc_mcp import query as query_mod
-        from idc_mcp import sqlguard
-        from idc_mcp.catalog import Catalog
-
-        self._run_query = query_mod.run_query
-        self._catalog = Catalog()
-        self._catalog.installed_tables()
-        self._validate: list[float] = []
-        self._execute: list[float] = []
-        sqlguard.validate = self._timed(sqlguard.validate, self._validate)  # type: ignore[assignment]
-        self._catalog.execute = self._timed(self._catalog.execute, self._execute)  # type: ignore[method-assign]
-
-    @staticmethod
-    def _timed(fn: Callable[..., Any], into: list[float]) -> Callable[..., Any]:
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            t = time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                into.append(time.perf_counter() - t)
-
-        return wrapper
-
-    def measure(self, sql: str) -> dict[str, float]:
-        """total, validate, execute (the query), diagnostics (later catalog calls), notes."""
-        self._validate.clear()
-        self._execute.clear()
-        t = time.perf_counter()
-        result = self._run_query(self._catalog, sql, 100)
-        total = time.perf_counter() - t
-        return {
-            "total": total,
-            "validate": sum(self._validate),
-            "execute": self._execute[0] if self._execute else 0.0,
-            "diagnostics": sum(self._execute[1:]),
-            "notes": len(result.diagnostics),
-        }
-
-
-# ---------------------------------------------------------------- storage layouts (worker processes)
-def layout_worker(layout: str, target: str, reps: int) -> None:
-    """Open one storage layout as the server would (same limits) and run the workload; print JSON."""
-    import duckdb
-    import idc_index_data
-
-    from idc_mcp import sqlguard
-    from idc_mcp.config import load_settings
-
-    settings = load_settings()
-    config = {
-        "autoload_known_extensions": False,
-        "autoinstall_known_extensions": False,
-        "threads": settings.threads,
-        "memory_limit": settings.memory_limit,
-    }
-    started = time.perf_counter()
-    if layout == "views":
-        conn = duckdb.connect(":memory:", config=config)
-        folder = Path(idc_index_data.__file__).parent
-        for name, file in (
-            ("index", "idc_index.parquet"),
-            ("collections_index", "collections_index.parquet"),
-        ):
-            conn.execute(f"CREATE VIEW \"{name}\" AS SELECT * FROM read_parquet('{folder / file}')")
-    else:
-        conn = duckdb.connect(target, read_only=True, config=config)
-    tables = ["index", "collections_index"]
-    sqls = [sqlguard.validate(sql, tables, 100, []).sql for _, sql in WORKLOAD]
-    conn.execute(sqls[0]).fetchall()
-    first = time.perf_counter() - started
-    passes = []
-    for _ in range(reps):
-        times = []
-        for sql in sqls:
-            t = time.perf_counter()
-            conn.execute(sql).fetchall()
-            times.append(time.perf_counter() - t)
-        passes.append(times)
-    print(json.dumps({"open_first_s": first, "passes": passes}))
-
-
 def build_unsorted(target: Path) -> float:
     """Build the catalog file without the sort, in a child process; returns build seconds."""
     code = (
@@ -235,7 +106,7 @@ def run_layout(layout: str, target: str, reps: int) -> dict[str, Any]:
     """One worker process; its peak RSS sampled from here (ru_maxrss would count the forked parent)."""
     with TreeSampler() as sampler:
         done = subprocess.run(
-            [sys.executable, __file__, "--layout-worker", layout, target, str(reps)],
+            [sys.executable, str(HERE / "workers.py"), "layout", layout, target, str(reps)],
             capture_output=True,
             text=True,
             check=True,
@@ -252,37 +123,11 @@ def merge_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-# ---------------------------------------------------------------- the peer: idc-index (worker process)
-def peer_worker(names: list[str], reps: int) -> None:
-    """IDCClient().sql_query on a subset of the workload; one JSON line per event on stdout."""
-    import idc_index_data
-    import pandas as pd
-    from idc_index import IDCClient
-
-    client = IDCClient()
-    # The bundled collections_index, registered the way idc-index registers its own indices.
-    bundled = Path(idc_index_data.__file__).parent / "collections_index.parquet"
-    client.collections_index = pd.read_parquet(bundled)
-    client.indices_overview.setdefault("collections_index", {})
-    sqls = dict(WORKLOAD)
-    client.sql_query(sqls[names[0]])
-    print(json.dumps({"event": "first_answer"}), flush=True)
-    passes = []
-    for _ in range(reps):
-        times = []
-        for name in names:
-            t = time.perf_counter()
-            client.sql_query(sqls[name])
-            times.append(time.perf_counter() - t)
-        passes.append(times)
-    print(json.dumps({"event": "done", "passes": passes}), flush=True)
-
-
 def run_peer(names: list[str], reps: int) -> dict[str, Any]:
     with TreeSampler() as sampler:
         started = time.perf_counter()
         proc = subprocess.Popen(
-            [sys.executable, __file__, "--peer-worker", ",".join(names), str(reps)],
+            [sys.executable, str(HERE / "workers.py"), "peer", ",".join(names), str(reps)],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
@@ -335,17 +180,7 @@ def main() -> int:
     parser.add_argument("--skip-peer", action="store_true")
     parser.add_argument("--skip-layouts", action="store_true")
     parser.add_argument("--skip-first-ever", action="store_true", help="skip the empty-cache start")
-    parser.add_argument("--layout-worker", nargs=3, help=argparse.SUPPRESS)
-    parser.add_argument("--peer-worker", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.layout_worker:
-        layout, target, reps = args.layout_worker
-        layout_worker(layout, target, int(reps))
-        return 0
-    if args.peer_worker:
-        names, reps = args.peer_worker
-        peer_worker(names.split(","), int(reps))
-        return 0
 
     from idc_mcp.catalog import CATALOG_FILE
     from idc_mcp.config import load_settings
