@@ -16,11 +16,12 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import re
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,9 +38,14 @@ log = logging.getLogger(__name__)
 # atomically (temp file + rename), so its existence under this name means it is complete.
 CATALOG_LAYOUT = 1
 CATALOG_FILE = f"catalog-v{CATALOG_LAYOUT}.duckdb"
+# Fetched indices live in this folder of the version cache dir, one DuckDB file each (see indices.py).
+INDICES_DIR = "indices"
 # Sorting the main index clusters rows so that DuckDB's zone maps skip most row groups on the
 # columns people filter by.
 _SORT_KEYS = {"index": ("collection_id", "Modality", "PatientID", "StudyInstanceUID")}
+
+
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class QueryTimeout(Exception):
@@ -108,6 +114,45 @@ def ensure_catalog_file(settings: Settings) -> Path:
     return target
 
 
+class _Gate:
+    """Many queries at once, or one reopen of the connection (it waits for running queries, holds new ones).
+
+    DuckDB keeps a database instance alive while any cursor on it is open, and hands that (locked) instance
+    out again, so the catalog can only be reopened with a new index attached once no query runs.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._queries = 0
+        self._reopening = False
+
+    @contextmanager
+    def query(self) -> Iterator[None]:
+        with self._cond:
+            self._cond.wait_for(lambda: not self._reopening)
+            self._queries += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._queries -= 1
+                self._cond.notify_all()
+
+    @contextmanager
+    def reopen(self) -> Iterator[None]:
+        with self._cond:
+            self._cond.wait_for(lambda: not self._reopening)
+            self._reopening = True
+            self._cond.notify_all()
+            self._cond.wait_for(lambda: self._queries == 0)
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._reopening = False
+                self._cond.notify_all()
+
+
 class Catalog:
     """The query connection. Thread-safe: every query gets its own cursor."""
 
@@ -115,8 +160,13 @@ class Catalog:
         self.settings = settings or load_settings()
         self._lock = threading.Lock()
         self._conn: duckdb.DuckDBPyConnection | None = None
-        # Extra indices (fetched on demand): table name -> DuckDB file holding a table of that name.
-        self._extra: dict[str, Path] = {}
+        # Extra indices (fetched on demand): attached DuckDB files by index name (attached as `x_<name>`),
+        # and which attached file serves each of their tables (one file may hold several tables:
+        # the clinical tables share one).
+        self._files: dict[str, Path] = {}
+        self._extra: dict[str, str] = {}
+        self._discovered = False
+        self._gate = _Gate()
         self._row_counts: dict[str, int] = {}
         self._columns: dict[str, list[tuple[str, str]]] = {}
 
@@ -139,22 +189,40 @@ class Catalog:
         if locked:
             # DuckDB shares one instance per file within a process: another Catalog already locked it.
             (external,) = conn.execute("SELECT current_setting('enable_external_access')").fetchone()  # type: ignore[misc]
-            wanted = {"x_" + name for name in self._extra}
+            wanted = {"x_" + name for name in self._files}
             if external or not wanted <= attached:
                 conn.close()
                 raise RuntimeError("the catalog file is already open in this process with other settings")
             return conn
-        for name, file in sorted(self._extra.items()):
-            conn.execute(f"ATTACH '{str(file).replace(chr(39), chr(39) * 2)}' AS {_quote('x_' + name)} (READ_ONLY)")
+        for name, file in sorted(self._files.items()):
+            try:
+                literal = str(file).replace("'", "''")
+                conn.execute(f"ATTACH '{literal}' AS {_quote('x_' + name)} (READ_ONLY)")
+            except duckdb.Error as exc:
+                # A damaged cache file must not take the whole catalog down: skip it (fetch_index redoes it).
+                log.warning("skipping the cached index %s (%s): %s", name, file, exc)
+                del self._files[name]
         conn.execute("SET enable_external_access = false")
         conn.execute("SET lock_configuration = true")
         return conn
+
+    def _discover_cached_indices(self) -> None:
+        """Register the indices fetched earlier (complete files only: temp files start with a dot)."""
+        if self._discovered:
+            return
+        self._discovered = True
+        folder = self.settings.version_cache_dir / INDICES_DIR
+        if folder.is_dir():
+            for file in sorted(folder.glob("*.duckdb")):
+                if not file.name.startswith("."):
+                    self._files.setdefault(file.stem, file)
 
     @property
     def conn(self) -> duckdb.DuckDBPyConnection:
         if self._conn is None:
             with self._lock:
                 if self._conn is None:
+                    self._discover_cached_indices()
                     # Publish the connection only with its facts loaded: another thread that sees
                     # `_conn` set does not take the lock, and must not see an empty table list.
                     conn = self._open()
@@ -169,10 +237,15 @@ class Catalog:
             "SELECT database_name, table_name, column_name, data_type FROM duckdb_columns() "
             "WHERE NOT internal ORDER BY column_index"
         ).fetchall()
+        main = {table for database, table, _, _ in rows if not database.startswith("x_")}
+        extra: dict[str, str] = {}
         for database, table, column, dtype in rows:
-            if database.startswith("x_") and database[2:] != table:
-                continue
+            if database.startswith("x_"):
+                # A fetched file never shadows a bundled table, nor another file's table.
+                if table in main or extra.setdefault(table, database) != database:
+                    continue
             columns.setdefault(table, []).append((column, dtype))
+        self._extra = extra
         for table in columns:
             counts[table] = self._count(conn, table)
         self._columns, self._row_counts = columns, counts
@@ -183,13 +256,17 @@ class Catalog:
 
     def _table_ref(self, table: str) -> str:
         if table in self._extra:
-            return f"{_quote('x_' + table)}.{_quote(table)}"
+            return f"{_quote(self._extra[table])}.{_quote(table)}"
         return _quote(table)
 
     def register_index(self, name: str, db_file: Path) -> None:
-        """Attach a fetched index (a DuckDB file with one table called `name`) and reopen the catalog."""
-        with self._lock:
-            self._extra[name] = db_file
+        """Attach a fetched index (a DuckDB file holding its table(s)) and reopen the catalog.
+
+        Every table in the file becomes queryable under its own name (usually one table called `name`).
+        """
+        with self._gate.reopen(), self._lock:
+            self._discover_cached_indices()
+            self._files[name] = db_file
             # Close first: DuckDB hands out the cached (locked) instance while a connection is open.
             old, self._conn = self._conn, None
             if old is not None:
@@ -197,6 +274,13 @@ class Catalog:
             new = self._open()
             self._load_facts(new)
             self._conn = new
+
+    def close(self) -> None:
+        """Close the connection (it reopens on next use)."""
+        with self._gate.reopen(), self._lock:
+            old, self._conn = self._conn, None
+            if old is not None:
+                old.close()
 
     # -- facts -------------------------------------------------------------------------------------
     def installed_tables(self) -> list[str]:
@@ -217,14 +301,24 @@ class Catalog:
 
     # -- running -----------------------------------------------------------------------------------
     @contextmanager
-    def cursor(self):  # type: ignore[no-untyped-def]
-        cur = self.conn.cursor()
-        try:
-            for name in self._extra:
-                cur.execute(f"CREATE OR REPLACE TEMP VIEW {_quote(name)} AS SELECT * FROM {self._table_ref(name)}")
-            yield cur
-        finally:
-            cur.close()
+    def cursor(self, sql: str | None = None):  # type: ignore[no-untyped-def]
+        """A cursor where the fetched tables that `sql` names (all of them when no SQL is given) are views.
+
+        Views are per cursor and cost ~2 ms each, so only the tables a query can refer to get one.
+        """
+        with self._gate.query():
+            cur = self.conn.cursor()
+            extra = self._extra
+            if sql is not None and extra:
+                words = {w.lower() for w in _WORD.findall(sql)}
+                extra = {name: db for name, db in extra.items() if name.lower() in words}
+            try:
+                for name in extra:
+                    ref = self._table_ref(name)
+                    cur.execute(f"CREATE OR REPLACE TEMP VIEW {_quote(name)} AS SELECT * FROM {ref}")
+                yield cur
+            finally:
+                cur.close()
 
     def execute(
         self, sql: str, params: Sequence[Any] | None = None, timeout_s: float | None = None
@@ -234,7 +328,7 @@ class Catalog:
         Never pass SQL from a caller that did not go through `sqlguard.validate`.
         """
         timeout = self.settings.query_timeout_s if timeout_s is None else timeout_s
-        with self.cursor() as cur:
+        with self.cursor(sql) as cur:
             timer = threading.Timer(timeout, cur.interrupt)
             timer.daemon = True
             started = time.monotonic()

@@ -74,8 +74,52 @@ def build_parser() -> argparse.ArgumentParser:
         help="open the catalog on the first query instead of in the background at start",
     )
     parser.set_defaults(func=_serve)
-    parser.add_subparsers(dest="command")
+    commands = parser.add_subparsers(dest="command")
+    fetch = commands.add_parser(
+        "fetch-index",
+        help="install a specialized index (sm_index, seg_index, clinical_index, ...) into the cache",
+        description="Download (or take from IDC_MCP_INDEX_DIR), verify and cache an IDC index.",
+    )
+    fetch.add_argument("name", help="index name, e.g. sm_index (see list_tables)")
+    fetch.set_defaults(func=_fetch_index)
+    from idc_mcp.download.cli import add_parser as add_download_parser
+
+    add_download_parser(commands)
     return parser
+
+
+def _fetch_index(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from idc_mcp import indices
+    from idc_mcp.catalog import Catalog
+
+    bar = tqdm(unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr, desc=args.name, leave=False)
+
+    def progress(done: float, total: float | None, message: str) -> None:
+        if total and total > 1 and bar.total != total:
+            bar.reset(total=int(total))
+        if total and total > 1:
+            bar.n = int(done)
+            bar.refresh()
+        bar.set_postfix_str(message[:60], refresh=True)
+
+    try:
+        result = indices.fetch_index(Catalog(), args.name, progress)
+    except indices.IndexFetchError as exc:
+        bar.close()
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    bar.close()
+    size = indices.human_size(result.size_bytes)
+    print(f"{result.name}: {result.status}, {result.row_count} rows" + (f", {size}" if size else ""))
+    print(f"  source: {result.source}")
+    print(f"  verified: {result.checksum}")
+    if len(result.tables) > 1:
+        print(f"  tables: {', '.join(result.tables)}")
+    for note in result.notes:
+        print(f"  note: {note}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,15 +16,41 @@ def fold(text: str) -> str:
 
 
 def closest(word: str, candidates: Iterable[str], limit: int = 5, cutoff: float = 60.0) -> list[str]:
-    """The candidates nearest to `word`: exact folded matches first, then fuzzy ones above `cutoff`."""
+    """The candidates nearest to `word`: folded-equal first, then one a prefix of the other, one inside
+    the other, then fuzzy matches above `cutoff`."""
     pool = list(dict.fromkeys(c for c in candidates if c))
     if not pool or not word:
         return []
     target = fold(word)
     exact = [c for c in pool if fold(c) == target]
-    contained = [c for c in pool if target and (target in fold(c) or (fold(c) and fold(c) in target))]
+    prefix = [
+        c for c in pool if target and fold(c) and (fold(c).startswith(target) or target.startswith(fold(c)))
+    ]
+    contained = [c for c in pool if _contains(target, fold(c))]
     scored = process.extract(
         word, pool, scorer=fuzz.WRatio, processor=utils.default_process, limit=limit * 2, score_cutoff=cutoff
     )
-    ordered = exact + sorted(contained, key=lambda c: abs(len(c) - len(word))) + [m[0] for m in scored]
+    by_length = sorted(prefix, key=lambda c: abs(len(fold(c)) - len(target)))
+    ordered = (
+        exact + by_length + sorted(contained, key=lambda c: abs(len(c) - len(word))) + [m[0] for m in scored]
+    )
     return list(dict.fromkeys(ordered))[:limit]
+
+
+def _contains(a: str, b: str) -> bool:
+    """One folded name inside the other, the inner one at least 3 characters and a third of the outer
+    ('x' is in everything, '123' in every UID)."""
+    short, long = sorted((a, b), key=len)
+    return len(short) >= 3 and 3 * len(short) >= len(long) and short in long
+
+
+def resembles(word: str, candidate: str, min_ratio: float = 70.0) -> bool:
+    """Whether `candidate` is plausibly what `word` meant: equal or a prefix when folded, one inside the
+    other, or a close spelling. Stricter than `closest`'s ranking, for 'use X instead' advice."""
+    a, b = fold(word), fold(candidate)
+    if not a or not b:
+        return False
+    # A stored value may abbreviate the word ('M' for 'Male'); the word abbreviating a much longer
+    # value ('x' for 'XRayTubeCurrent') is too weak a hint.
+    abbreviates = b.startswith(a) and (len(a) >= 3 or 3 * len(a) >= len(b))
+    return a.startswith(b) or abbreviates or _contains(a, b) or fuzz.ratio(a, b) >= min_ratio

@@ -7,7 +7,7 @@ from typing import Any
 import duckdb
 from pydantic import BaseModel, Field
 
-from idc_mcp import diagnostics, sqlguard
+from idc_mcp import diagnostics, indices, sqlguard
 from idc_mcp.catalog import Catalog, QueryTimeout
 from idc_mcp.results import cut_cell, json_safe, json_size
 from idc_mcp.schemas import all_tables
@@ -40,9 +40,11 @@ def validate_for(catalog: Catalog, sql: str, max_rows: int) -> sqlguard.Validate
     try:
         return sqlguard.validate(sql, installed, max_rows, not_installed_tables(catalog))
     except sqlguard.UnknownTable as exc:
+        if exc.table.lower().startswith(indices.CLINICAL_PREFIX) and indices.CLINICAL_INDEX not in installed:
+            raise QueryError(indices.clinical_not_installed_message(exc.table)) from exc
         raise QueryError(diagnostics.unknown_table_message(catalog, exc.table, sql)) from exc
     except sqlguard.TableNotInstalled as exc:
-        raise QueryError(diagnostics.not_installed_message(exc.table)) from exc
+        raise QueryError(indices.not_installed_message(catalog.settings, exc.table)) from exc
     except sqlguard.SQLRejected as exc:
         raise QueryError(str(exc)) from exc
 
@@ -90,8 +92,10 @@ def run_query(catalog: Catalog, sql: str, max_rows: int = 100) -> QueryResult:
             break
         records.append(record)
     if cells_cut:
-        notes.append("Some long values were cut (marked '…[cut: …]'). Select substr(column, 1, n) or fewer columns.")
-    if not records and not truncated:
+        notes.append(
+            "Some long values were cut (marked '…[cut: …]'). Select substr(column, 1, n) or fewer columns."
+        )
+    if (not records and not truncated) or diagnostics.counts_nothing(validated, records):
         notes.extend(diagnostics.explain_empty(catalog, validated))
     return QueryResult(
         columns=columns,

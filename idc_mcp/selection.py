@@ -10,14 +10,18 @@ import re
 from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
+import duckdb
 from pydantic import Field
 
-from idc_mcp.catalog import Catalog
+from idc_mcp import diagnostics
+from idc_mcp.catalog import Catalog, QueryOutput, QueryTimeout
 from idc_mcp.fuzzy import closest
-from idc_mcp import sqlguard
+from idc_mcp.query import QueryError, validate_for
 
 MAX_SELECTION_SERIES = 100_000
 MAX_IDS_PER_ARGUMENT = 10_000
+# Rows the caller's `sql` may produce (its rows only feed a filter; see _sql_predicate).
+SQL_ROW_CEILING = 10**9
 _UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 
 AnalysisResults = Literal["include", "exclude", "only"]
@@ -32,7 +36,9 @@ StudyUids = Annotated[list[str] | None, Field(description="StudyInstanceUID valu
 SeriesUids = Annotated[list[str] | None, Field(description="SeriesInstanceUID values (digits and dots)")]
 SelectionSql = Annotated[
     str | None,
-    Field(description="a read-only SELECT (validated like `query`) whose result has a SeriesInstanceUID column"),
+    Field(
+        description="a read-only SELECT (validated like `query`) whose result has a SeriesInstanceUID column"
+    ),
 ]
 AnalysisResultsArg = Annotated[
     AnalysisResults,
@@ -81,6 +87,10 @@ class Selection:
 class ResolvedSelection:
     selection: Selection
     series_uids: list[str] = field(default_factory=list)
+    # The ID filters as a predicate on `index`, kept when it is deterministic (no caller sql): filtering
+    # by it is ~20x faster than by a long UID list, and it picks exactly `series_uids`.
+    predicate: str | None = None
+    params: list[object] = field(default_factory=list)
 
     @property
     def count(self) -> int:
@@ -95,7 +105,8 @@ _ID_COLUMNS = (
 )
 
 
-def _clean_ids(argument: str, values: list[str] | None, uid: bool) -> list[str] | None:
+def clean_ids(argument: str, values: list[str] | None, uid: bool) -> list[str] | None:
+    """Strip, check (UIDs: digits and dots, at most 64 characters) and deduplicate one argument's values."""
     if values is None:
         return None
     if not isinstance(values, list):
@@ -121,29 +132,37 @@ def _clean_ids(argument: str, values: list[str] | None, uid: bool) -> list[str] 
     return list(dict.fromkeys(cleaned)) or None
 
 
-def _report_unknown(catalog: Catalog, argument: str, column: str, values: list[str]) -> None:
-    rows = catalog.execute(
-        f'SELECT v FROM (SELECT unnest(?) AS v) WHERE v NOT IN (SELECT "{column}" FROM index)', [values]
-    ).rows
-    unknown = [r[0] for r in rows]
+def report_unknown(catalog: Catalog, argument: str, column: str, values: list[str]) -> None:
+    """Raise a SelectionError naming the values of `column` that are not in the index, with hints."""
+    # A filter scan (zone maps help on the sorted columns) is ~5x faster than NOT IN over the column.
+    found = {
+        r[0]
+        for r in catalog.execute(
+            f'SELECT DISTINCT "{column}" FROM index WHERE "{column}" IN (SELECT unnest(?))', [values]
+        ).rows
+    }
+    unknown = [v for v in values if v not in found]
     if not unknown:
         return
+    candidates: list[str] = []
+    if column in ("collection_id", "PatientID"):
+        candidates = [
+            r[0]
+            for r in catalog.execute(
+                f'SELECT DISTINCT "{column}" FROM index WHERE "{column}" IS NOT NULL'
+            ).rows
+        ]
     lines = []
     for value in unknown[:10]:
         hint = ""
-        if column in ("collection_id", "PatientID"):
-            candidates = [
-                r[0]
-                for r in catalog.execute(
-                    f'SELECT DISTINCT "{column}" FROM index WHERE "{column}" IS NOT NULL'
-                ).rows
-            ]
+        if candidates:
             near = closest(value, candidates, limit=3)
             if near:
                 hint = " — did you mean " + ", ".join(repr(n) for n in near) + "?"
         else:
             prior = catalog.execute(
-                f'SELECT min(min_idc_version), max(max_idc_version) FROM prior_versions_index WHERE "{column}" = ?',
+                "SELECT min(min_idc_version), max(max_idc_version) FROM prior_versions_index "
+                f'WHERE "{column}" = ?',
                 [value],
             ).rows
             if prior and prior[0][0] is not None:
@@ -157,6 +176,47 @@ def _report_unknown(catalog: Catalog, argument: str, column: str, values: list[s
         f"Unknown {argument}: " + "; ".join(lines) + more + ". "
         f"Look values up with query(), e.g. SELECT DISTINCT {column} FROM index WHERE ... ."
     )
+
+
+def _run(catalog: Catalog, sql: str, params: list[object] | None = None) -> QueryOutput:
+    """Run selection SQL, turning a timeout or a DuckDB error in the caller's `sql` into a SelectionError."""
+    try:
+        return catalog.execute(sql, params)
+    except QueryTimeout as exc:
+        raise SelectionError(
+            f"{exc}. Narrow the selection: filter on collection_id or Modality in `sql`, "
+            "or pass collection_ids."
+        ) from exc
+    except duckdb.Error as exc:
+        first = str(exc).splitlines()[0][:300]
+        raise SelectionError(
+            f"sql failed: {first}. Fix it with query() first (it explains unknown columns), "
+            "then pass it here."
+        ) from exc
+
+
+def _sql_predicate(catalog: Catalog, sql: str) -> str:
+    """Validate the caller's `sql` exactly like `query` and return a predicate on index.SeriesInstanceUID."""
+    try:
+        # No row cap here: the rows only feed an IN (...) filter, and a cap would silently cut the selection.
+        validated = validate_for(catalog, sql, SQL_ROW_CEILING)
+    except QueryError as exc:
+        raise SelectionError(f"sql: {exc}") from exc
+    try:
+        probe = catalog.execute(f"SELECT * FROM ({validated.sql}) AS _sel LIMIT 0")
+    except duckdb.Error as exc:
+        raise SelectionError(f"sql: {diagnostics.explain_error(catalog, validated, exc)}") from exc
+    except QueryTimeout as exc:
+        raise SelectionError(f"sql: {exc}. Simplify it (filter on collection_id first).") from exc
+    matches = [c for c in probe.columns if c.lower() == "seriesinstanceuid"]
+    if not matches:
+        found = ", ".join(probe.columns[:10]) or "none"
+        raise SelectionError(
+            "sql must return a SeriesInstanceUID column (its columns are: "
+            f"{found}). Add SeriesInstanceUID to the SELECT list."
+        )
+    column = '"' + matches[0].replace('"', '""') + '"'
+    return f"SeriesInstanceUID IN (SELECT {column} FROM ({validated.sql}) AS _sel)"
 
 
 def resolve_selection(catalog: Catalog, selection: Selection) -> ResolvedSelection:
@@ -173,26 +233,14 @@ def resolve_selection(catalog: Catalog, selection: Selection) -> ResolvedSelecti
     where: list[str] = []
     params: list[object] = []
     for argument, column in _ID_COLUMNS:
-        values = _clean_ids(argument, getattr(selection, argument), uid=column.endswith("UID"))
+        values = clean_ids(argument, getattr(selection, argument), uid=column.endswith("UID"))
         if not values:
             continue
-        _report_unknown(catalog, argument, column, values)
+        report_unknown(catalog, argument, column, values)
         where.append(f'"{column}" IN (SELECT unnest(?))')
         params.append(values)
     if selection.sql:
-        installed = catalog.installed_tables()
-        try:
-            validated = sqlguard.validate(selection.sql, installed, MAX_SELECTION_SERIES)
-        except sqlguard.SQLRejected as exc:
-            raise SelectionError(f"sql: {exc}") from exc
-        probe = catalog.execute(f"SELECT * FROM ({validated.sql}) AS _sel LIMIT 0")
-        if "SeriesInstanceUID" not in probe.columns:
-            found = ", ".join(probe.columns[:10]) or "none"
-            raise SelectionError(
-                "sql must return a SeriesInstanceUID column (its columns are: "
-                f"{found}). Add SeriesInstanceUID to the SELECT list."
-            )
-        where.append(f'SeriesInstanceUID IN (SELECT SeriesInstanceUID FROM ({validated.sql}) AS _sel)')
+        where.append(_sql_predicate(catalog, selection.sql))
     if selection.analysis_results == "exclude":
         where.append("analysis_result_id IS NULL")
     elif selection.analysis_results == "only":
@@ -200,9 +248,10 @@ def resolve_selection(catalog: Catalog, selection: Selection) -> ResolvedSelecti
     sql = (
         "SELECT SeriesInstanceUID FROM index WHERE "
         + " AND ".join(where)
-        + f" ORDER BY collection_id, PatientID, StudyInstanceUID, SeriesInstanceUID LIMIT {MAX_SELECTION_SERIES + 1}"
+        + " ORDER BY collection_id, PatientID, StudyInstanceUID, SeriesInstanceUID"
+        + f" LIMIT {MAX_SELECTION_SERIES + 1}"
     )
-    uids = [r[0] for r in catalog.execute(sql, params).rows]
+    uids = [r[0] for r in _run(catalog, sql, params).rows]
     if not uids:
         raise SelectionError(
             f"The selection ({selection.describe()}) matches no series. Each value exists, but together they "
@@ -210,16 +259,23 @@ def resolve_selection(catalog: Catalog, selection: Selection) -> ResolvedSelecti
             "analysis_result_id set)."
         )
     if len(uids) > MAX_SELECTION_SERIES:
-        total = catalog.execute(
-            "SELECT count(*) FROM index WHERE " + " AND ".join(where), params
-        ).rows[0][0]
+        total = _run(catalog, "SELECT count(*) FROM index WHERE " + " AND ".join(where), params).rows[0][0]
         raise SelectionError(
-            f"The selection matches {total:,} series; at most {MAX_SELECTION_SERIES:,} are accepted in one call. "
+            f"The selection matches {total:,} series; at most {MAX_SELECTION_SERIES:,} are accepted "
+            "in one call. "
             "Narrow it: add a Modality or collection filter through `sql`, or split it by collection_ids."
         )
-    return ResolvedSelection(selection=selection, series_uids=list(dict.fromkeys(uids)))
+    deterministic = not selection.sql  # caller sql may sample (random(), LIMIT without ORDER BY)
+    return ResolvedSelection(
+        selection=selection,
+        series_uids=list(dict.fromkeys(uids)),
+        predicate=" AND ".join(where) if deterministic else None,
+        params=params if deterministic else [],
+    )
 
 
 def selection_where(resolved: ResolvedSelection) -> tuple[str, list[object]]:
     """A predicate (and its parameters) on `index` that picks exactly the resolved series."""
+    if resolved.predicate is not None:
+        return f"({resolved.predicate})", list(resolved.params)
     return "SeriesInstanceUID IN (SELECT unnest(?))", [resolved.series_uids]

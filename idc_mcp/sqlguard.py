@@ -282,7 +282,7 @@ class UnknownTable(SQLRejected):
 class TableNotInstalled(SQLRejected):
     def __init__(self, name: str) -> None:
         super().__init__(
-            f"Table {name!r} is an IDC index that is not installed yet. Call fetch_index({name!r}) "
+            f'Table {name!r} is an IDC index that is not installed yet. Call fetch_index("{name}") '
             "first, then run the query again."
         )
         self.table = name

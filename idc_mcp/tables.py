@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from idc_mcp import clinical, indices
 from idc_mcp.catalog import Catalog
 from idc_mcp.fuzzy import closest
 from idc_mcp.results import json_safe
@@ -27,6 +28,10 @@ class TableSummary(BaseModel):
     installed: bool
     row_count: int | None = Field(None, description="rows, when installed")
     how_to_install: str | None = Field(None, description="the call that installs it, when not installed")
+    size_bytes: int | None = Field(
+        None, description="download size of a fetched index (null: bundled, or not known until fetched)"
+    )
+    size: str | None = Field(None, description="size_bytes, human readable, or 'unknown until fetched'")
 
 
 class ValueCount(BaseModel):
@@ -60,18 +65,56 @@ def list_tables(catalog: Catalog) -> list[TableSummary]:
     out = []
     for name, info in all_tables().items():
         is_installed = name in installed
+        size = None if info.bundled else indices.known_size(catalog.settings, name)
+        how = None if is_installed else f'fetch_index("{name}")'
+        label = indices.human_size(size) or (None if is_installed else "unknown until fetched")
         out.append(
             TableSummary(
                 name=name,
                 description=info.description,
                 installed=is_installed,
                 row_count=catalog.row_count(name) if is_installed else None,
-                how_to_install=None if is_installed else f'fetch_index("{name}")',
+                how_to_install=how,
+                size_bytes=size,
+                size=label,
             )
         )
+    sizes = clinical.table_sizes(catalog.settings)
     for name in sorted(installed - set(all_tables())):
-        out.append(TableSummary(name=name, description="", installed=True, row_count=catalog.row_count(name)))
+        out.append(
+            TableSummary(
+                name=name,
+                description=_extra_description(name),
+                installed=True,
+                row_count=catalog.row_count(name),
+                size_bytes=sizes.get(name),
+                size=indices.human_size(sizes.get(name)),
+            )
+        )
     return out
+
+
+def _extra_description(name: str) -> str:
+    if name.startswith(indices.CLINICAL_PREFIX):
+        short = name.removeprefix(indices.CLINICAL_PREFIX)
+        return (
+            f"Clinical data table {short!r} (clinical_index rows with short_table_name = {short!r} "
+            "describe its columns; join to `index` on PatientID = dicom_patient_id)."
+        )
+    return ""
+
+
+def _clinical_labels(catalog: Catalog, table: str) -> dict[str, str]:
+    """Column labels of a clinical table, from clinical_index."""
+    if not table.startswith(indices.CLINICAL_PREFIX) or not catalog.is_installed(indices.CLINICAL_INDEX):
+        return {}
+    short = table.removeprefix(indices.CLINICAL_PREFIX)
+    labels = catalog.records(
+        'SELECT "column", any_value(column_label) AS label FROM clinical_index '
+        "WHERE lower(short_table_name) = ? GROUP BY 1",
+        [short],
+    )
+    return {r["column"]: r["label"] for r in labels if r["label"]}
 
 
 def _quote(name: str) -> str:
@@ -86,11 +129,13 @@ def describe_table(catalog: Catalog, table: str) -> TableDescription:
     info = get_table(table)
     installed = catalog.installed_tables()
     if info is None and table not in installed:
+        if table.startswith(indices.CLINICAL_PREFIX) and indices.CLINICAL_INDEX not in installed:
+            raise TableNotFound(indices.clinical_not_installed_message(table))
         near = closest(table, list(all_tables()) + installed, limit=3)
         hint = f" Did you mean {', '.join(repr(n) for n in near)}?" if near else ""
         raise TableNotFound(f"Unknown table {table!r}.{hint} list_tables() shows every table.")
     name = info.name if info else table
-    schema_cols = {c.name: c for c in info.columns} if info else {}
+    schema_cols = {c.name: c.description for c in info.columns} if info else _clinical_labels(catalog, name)
     if name not in installed:
         return TableDescription(
             name=name,
@@ -100,7 +145,7 @@ def describe_table(catalog: Catalog, table: str) -> TableDescription:
             columns=[ColumnDescription(name=c.name, type=c.type, description=c.description) for c in info.columns]
             if info
             else [],
-            notes=[f'Not installed: call fetch_index("{name}") before querying it.'],
+            notes=[indices.not_installed_message(catalog.settings, name)],
         )
     columns = []
     ref = _quote(name)
@@ -108,7 +153,7 @@ def describe_table(catalog: Catalog, table: str) -> TableDescription:
         col = ColumnDescription(
             name=column,
             type=dtype,
-            description=schema_cols[column].description if column in schema_cols else "",
+            description=schema_cols.get(column, ""),
         )
         if _is_simple_type(dtype):
             q = _quote(column)
@@ -137,7 +182,7 @@ def describe_table(catalog: Catalog, table: str) -> TableDescription:
         columns.append(col)
     return TableDescription(
         name=name,
-        description=info.description if info else "",
+        description=info.description if info else _extra_description(name),
         installed=True,
         row_count=catalog.row_count(name),
         columns=columns,

@@ -55,7 +55,14 @@ def test_rejects_control_characters(tmp_path):
 
 @pytest.mark.parametrize(
     "value, expected",
-    [("../../etc", "___etc"), ("a/b\\c", "a_b_c"), ("x\x00y\n", "x_y_"), ("..", "unknown"), ("", "unknown"), (None, "unknown")],
+    [
+        ("../../etc", "___etc"),
+        ("a/b\\c", "a_b_c"),
+        ("x\x00y\n", "x_y_"),
+        ("..", "unknown"),
+        ("", "unknown"),
+        (None, "unknown"),
+    ],
 )
 def test_safe_component_strips_separators_dotdot_and_control_characters(value, expected):
     cleaned = safe_component(value)

@@ -11,13 +11,22 @@ import pytest
 from idc_mcp.cli import build_parser
 
 README = Path(__file__).resolve().parent.parent / "README.md"
-# `idc-mcp` as a command (not ~/.cache/idc-mcp/..., idc-mcp-downloads), up to a backtick, quote, comment
-# or line end.
-COMMAND = re.compile(r'idc-mcp(?![\w/-])([^`#"\n]*)')
+SHELL_BLOCK = re.compile(r"```(?:bash|sh|shell|console)\n(.*?)```", re.S)
+INLINE_CODE = re.compile(r"(?<!`)`([^`\n]+)`(?!`)")
+# `idc-mcp` as a command word (not ~/.cache/idc-mcp/..., idc-mcp-downloads): what follows is its arguments.
+COMMAND = re.compile(r"(?:^|[\s/])idc-mcp(?![\w/-])(.*)$")
 
 
 def _documented_arguments() -> list[str]:
-    return sorted({match.group(1).strip() for match in COMMAND.finditer(README.read_text())})
+    text = README.read_text()
+    lines = [line for block in SHELL_BLOCK.findall(text) for line in block.splitlines()]
+    lines += INLINE_CODE.findall(SHELL_BLOCK.sub("", text))
+    found = set()
+    for line in lines:
+        match = COMMAND.search(line)
+        if match:
+            found.add(shlex.join(shlex.split(match.group(1), comments=True)))
+    return sorted(found)
 
 
 def test_readme_shows_the_stdio_and_http_command_lines() -> None:

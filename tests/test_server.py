@@ -10,7 +10,10 @@ pytestmark = pytest.mark.anyio
 
 async def test_query_tool_returns_structured_rows():
     async with Client(mcp) as client:
-        result = await client.call_tool("query", {"sql": "SELECT Modality, count(*) AS n FROM index GROUP BY 1 ORDER BY n DESC", "max_rows": 3})
+        result = await client.call_tool(
+            "query",
+            {"sql": "SELECT Modality, count(*) AS n FROM index GROUP BY 1 ORDER BY n DESC", "max_rows": 3},
+        )
         assert not result.is_error
         data = result.structured_content
         assert data["columns"] == ["Modality", "n"]

@@ -1,0 +1,117 @@
+"""`idc-mcp download …`: the download tool for people at a terminal, with a progress bar on stderr."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+
+from idc_mcp.download.engine import DownloadCancelled, DownloadError, Progress
+from idc_mcp.download.plan import DEFAULT_TEMPLATE, TemplateError
+from idc_mcp.download.service import DownloadResult, run_download
+from idc_mcp.paths import PathRefused
+from idc_mcp.selection import Selection, SelectionError
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = subparsers.add_parser(
+        "download",
+        help="download a selection of IDC series into the download root",
+        description="Download the DICOM files of the selected series (arguments combine with AND). "
+        "Files are verified and written atomically; rerunning resumes. Prints the result as JSON.",
+    )
+    p.add_argument("--collection-ids", nargs="+", metavar="ID", help="collection_id values, e.g. nlst")
+    p.add_argument("--patient-ids", nargs="+", metavar="ID", help="PatientID values")
+    p.add_argument("--study-uids", nargs="+", metavar="UID", help="StudyInstanceUID values")
+    p.add_argument("--series-uids", nargs="+", metavar="UID", help="SeriesInstanceUID values")
+    p.add_argument("--sql", help="a read-only SELECT returning a SeriesInstanceUID column")
+    p.add_argument("--analysis-results", choices=["include", "exclude", "only"], default="include")
+    p.add_argument("--download-dir", help="folder inside the download root (default: the root)")
+    p.add_argument(
+        "--dir-template",
+        help=f"folder layout (default {DEFAULT_TEMPLATE.replace('%', '%%')}; '' for one folder)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="show the plan and write nothing")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    # Also accepted after the subcommand; SUPPRESS keeps a value given before it.
+    p.add_argument("--download-root", default=argparse.SUPPRESS, help="sets IDC_MCP_DOWNLOAD_ROOT")
+    p.add_argument("--s3-endpoint-url", default=argparse.SUPPRESS, help="sets IDC_MCP_S3_ENDPOINT_URL")
+    p.set_defaults(func=run)
+
+
+def _show_progress(progress: Progress, finished: threading.Event) -> None:
+    from tqdm import tqdm
+
+    with tqdm(total=0, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr, desc="download") as bar:
+        while not finished.wait(0.25):
+            done, total, message = progress.snapshot()
+            if total:
+                bar.total = total
+                bar.n = done
+                bar.set_postfix_str(message.split(": ", 1)[-1], refresh=False)
+                bar.refresh()
+        done, total, _ = progress.snapshot()
+        if total:
+            bar.total, bar.n = total, done
+            bar.refresh()
+
+
+def run(args: argparse.Namespace) -> int:
+    from idc_mcp.catalog import get_catalog
+    from idc_mcp.config import load_settings
+
+    selection = Selection(
+        args.collection_ids,
+        args.patient_ids,
+        args.study_uids,
+        args.series_uids,
+        args.sql,
+        args.analysis_results,
+    )
+    progress, cancel, finished = Progress(), threading.Event(), threading.Event()
+    outcome: list[DownloadResult] = []
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            outcome.append(
+                run_download(
+                    get_catalog(),
+                    load_settings(),
+                    selection,
+                    args.download_dir,
+                    args.dir_template,
+                    args.dry_run,
+                    progress,
+                    cancel,
+                )
+            )
+        except BaseException as exc:  # reported by the main thread
+            failure.append(exc)
+        finally:
+            finished.set()
+
+    worker = threading.Thread(target=work, name="idc-download")
+    bar = None
+    if not args.dry_run and not args.no_progress:
+        bar = threading.Thread(target=_show_progress, args=(progress, finished), daemon=True)
+        bar.start()
+    worker.start()
+    try:
+        while not finished.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        cancel.set()
+        print("\ncancelling: waiting for transfers to stop…", file=sys.stderr)
+        worker.join()
+    worker.join()
+    if bar is not None:
+        bar.join()
+    if failure:
+        exc = failure[0]
+        if isinstance(exc, SelectionError | DownloadError | TemplateError | PathRefused):
+            print(f"error: {exc}", file=sys.stderr)
+            return 130 if isinstance(exc, DownloadCancelled) else 1
+        raise exc
+    print(outcome[0].model_dump_json(indent=2))
+    return 0

@@ -1,0 +1,124 @@
+"""What a download will fetch and where each series lands: the folder template and the series plan.
+
+The template uses idc-index's placeholders (`%collection_id`, `%PatientID`, `%StudyInstanceUID`,
+`%Modality`, `%SeriesInstanceUID`) joined by `_`, `-` and `/`. Every substituted value is sanitized by
+`paths.safe_component`, so metadata can never add a path separator, `..` or a control character.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from idc_mcp.catalog import Catalog
+from idc_mcp.fuzzy import closest
+from idc_mcp.paths import safe_component
+from idc_mcp.selection import ResolvedSelection, selection_where
+
+DEFAULT_TEMPLATE = "%collection_id/%PatientID/%StudyInstanceUID/%Modality_%SeriesInstanceUID"
+PLACEHOLDERS = ("collection_id", "PatientID", "StudyInstanceUID", "Modality", "SeriesInstanceUID")
+SEPARATORS = ("_", "-", "/")
+# Longest names first so that a placeholder that prefixes another is never matched short.
+_PLACEHOLDER = re.compile("%(" + "|".join(sorted(PLACEHOLDERS, key=len, reverse=True)) + ")")
+
+
+class TemplateError(ValueError):
+    """The folder template uses something other than the known placeholders and separators."""
+
+
+@dataclass(frozen=True)
+class SeriesPlan:
+    series_uid: str
+    collection_id: str
+    patient_id: str
+    study_uid: str
+    modality: str
+    analysis_result_id: str | None
+    license_short_name: str | None
+    source_doi: str | None
+    bucket: str
+    crdc_series_uuid: str
+    index_size_bytes: int
+    folder: str  # relative to the destination, '/'-separated ('' when the template is flat)
+
+    @property
+    def prefix(self) -> str:
+        return f"{self.crdc_series_uuid}/"
+
+    @property
+    def s3_url(self) -> str:
+        return f"s3://{self.bucket}/{self.crdc_series_uuid}/"
+
+
+def check_template(template: str) -> str:
+    """The template, if it holds only known placeholders and separators; otherwise a TemplateError."""
+    rest = _PLACEHOLDER.sub("", template)
+    for sep in SEPARATORS:
+        rest = rest.replace(sep, "")
+    if rest:
+        words = re.findall(r"%?[A-Za-z_]+", template)
+        unknown = [w for w in words if w.lstrip("%") not in PLACEHOLDERS]
+        hints = []
+        for word in unknown[:3]:
+            near = closest(word.lstrip("%"), list(PLACEHOLDERS), limit=1)
+            hints.append(f"{word!r}" + (f" (did you mean '%{near[0]}'?)" if near else ""))
+        found = ", ".join(hints) or repr(rest)
+        raise TemplateError(
+            f"dir_template {template!r} contains {found}. Use only the placeholders "
+            + ", ".join(f"%{p}" for p in PLACEHOLDERS)
+            + " joined by '_', '-' or '/', e.g. "
+            + repr(DEFAULT_TEMPLATE)
+            + "; pass an empty string to put every file directly in the download folder."
+        )
+    return template
+
+
+def render_folder(template: str, values: dict[str, object]) -> str:
+    """The relative folder for one series: placeholders replaced by sanitized values, '/'-separated."""
+    pieces: list[str] = []
+    for i, token in enumerate(_PLACEHOLDER.split(template)):
+        if i % 2:
+            pieces.append(safe_component(values.get(token)))
+        else:
+            pieces.append(token)
+    parts = [p for p in "".join(pieces).split("/") if p]
+    # A part made only of separators ('-', '_') is harmless, but '.' or '..' can never appear: the
+    # separators are not dots and every value went through safe_component.
+    return "/".join(parts)
+
+
+_SERIES_SQL = """
+SELECT SeriesInstanceUID, collection_id, PatientID, StudyInstanceUID, Modality, analysis_result_id,
+       license_short_name, source_DOI, aws_bucket, crdc_series_uuid, series_size_MB
+FROM index WHERE {where}
+ORDER BY collection_id, PatientID, StudyInstanceUID, SeriesInstanceUID
+"""
+
+
+def plan_series(catalog: Catalog, resolved: ResolvedSelection, template: str) -> list[SeriesPlan]:
+    """One SeriesPlan per selected series, with its bucket, prefix and destination folder."""
+    where, params = selection_where(resolved)
+    plans = []
+    for row in catalog.records(_SERIES_SQL.format(where=where), params):
+        plans.append(
+            SeriesPlan(
+                series_uid=row["SeriesInstanceUID"],
+                collection_id=row["collection_id"],
+                patient_id=row["PatientID"],
+                study_uid=row["StudyInstanceUID"],
+                modality=row["Modality"],
+                analysis_result_id=row["analysis_result_id"],
+                license_short_name=row["license_short_name"],
+                source_doi=row["source_DOI"],
+                bucket=row["aws_bucket"],
+                crdc_series_uuid=row["crdc_series_uuid"],
+                index_size_bytes=int(round((row["series_size_MB"] or 0) * 1_000_000)),
+                folder=render_folder(template, row) if template else "",
+            )
+        )
+    return plans
+
+
+def folder_path(destination: Path, series: SeriesPlan) -> Path:
+    return destination.joinpath(*series.folder.split("/")) if series.folder else destination

@@ -1,0 +1,204 @@
+"""The download as the tool and the CLI see it: settings in, a pydantic result out.
+
+`download_async` runs the blocking engine in a worker thread, reports progress about twice a second
+(monotonic), and turns cancellation of the calling task into the engine's cancel event, then waits
+for the engine to clean up before the cancellation propagates.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import anyio
+import anyio.lowlevel
+from pydantic import BaseModel, Field
+
+from idc_mcp.catalog import Catalog
+from idc_mcp.config import Settings
+from idc_mcp.download.engine import Options, Outcome, Progress, download
+from idc_mcp.selection import Selection
+
+log = logging.getLogger(__name__)
+PLAN_ROWS = 100
+PROGRESS_INTERVAL_S = 0.5
+
+
+class PlannedSeries(BaseModel):
+    SeriesInstanceUID: str
+    collection_id: str
+    Modality: str | None
+    license_short_name: str | None
+    folder: str = Field(description="relative to destination")
+    files: int
+    bytes: int
+    s3_url: str
+
+
+class LicenseSummary(BaseModel):
+    license_short_name: str
+    license_url: str | None
+    series_count: int
+    collections: list[str]
+
+
+class DownloadResult(BaseModel):
+    destination: str
+    dry_run: bool
+    series_count: int
+    files_total: int
+    files_downloaded: int
+    files_skipped: int = Field(description="already complete on disk, not transferred again")
+    bytes_downloaded: int
+    bytes_total: int
+    bytes_needed: int = Field(description="bytes still to transfer before this call (0 when all complete)")
+    free_bytes: int
+    manifest_path: str | None = Field(
+        description="CSV manifest; LICENSE_<collection>.txt and CITATION_<collection>.txt sit beside it"
+    )
+    licenses: list[LicenseSummary]
+    plan: list[PlannedSeries] | None = Field(None, description=f"dry run only: first {PLAN_ROWS} series")
+    plan_truncated: bool = False
+    next_step: str
+
+
+def options_from(settings: Settings) -> Options:
+    return Options(endpoint_url=settings.s3_endpoint_url)
+
+
+def to_result(outcome: Outcome) -> DownloadResult:
+    summary: dict[str, LicenseSummary] = {}
+    for sf in outcome.series:
+        s = sf.series
+        name = s.license_short_name or "unknown"
+        src = outcome.sources.get((s.source_doi or "").lower())
+        entry = summary.setdefault(
+            name, LicenseSummary(license_short_name=name, license_url=None, series_count=0, collections=[])
+        )
+        entry.series_count += 1
+        entry.license_url = entry.license_url or (src.license_url if src else None)
+        if s.collection_id not in entry.collections:
+            entry.collections.append(s.collection_id)
+    plan = None
+    if outcome.dry_run:
+        plan = [
+            PlannedSeries(
+                SeriesInstanceUID=sf.series.series_uid,
+                collection_id=sf.series.collection_id,
+                Modality=sf.series.modality,
+                license_short_name=sf.series.license_short_name,
+                folder=sf.series.folder,
+                files=len(sf.files),
+                bytes=sf.size,
+                s3_url=sf.series.s3_url,
+            )
+            for sf in outcome.series[:PLAN_ROWS]
+        ]
+        step = (
+            "Nothing was written. Check the licenses, then call download with the same arguments and "
+            "dry_run=false."
+        )
+    elif any(k != "CC BY 4.0" for k in summary):
+        step = "Done. Some data is not CC BY 4.0: read the LICENSE files before sharing or commercial use."
+    else:
+        step = "Done. Cite the sources in the CITATION files when you publish."
+    return DownloadResult(
+        destination=str(outcome.destination),
+        dry_run=outcome.dry_run,
+        series_count=len(outcome.series),
+        files_total=outcome.files_total,
+        files_downloaded=outcome.files_downloaded,
+        files_skipped=outcome.files_skipped,
+        bytes_downloaded=outcome.bytes_downloaded,
+        bytes_total=outcome.bytes_total,
+        bytes_needed=outcome.bytes_needed,
+        free_bytes=outcome.free_bytes,
+        manifest_path=str(outcome.manifest_path) if outcome.manifest_path else None,
+        licenses=[summary[k] for k in sorted(summary)],
+        plan=plan,
+        plan_truncated=outcome.dry_run and len(outcome.series) > PLAN_ROWS,
+        next_step=step,
+    )
+
+
+def run_download(
+    catalog: Catalog,
+    settings: Settings,
+    selection: Selection,
+    download_dir: str | None,
+    dir_template: str | None,
+    dry_run: bool,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+    options: Options | None = None,
+) -> DownloadResult:
+    outcome = download(
+        catalog,
+        selection,
+        Path(settings.download_root),
+        options or options_from(settings),
+        download_dir=download_dir,
+        dir_template=dir_template,
+        dry_run=dry_run,
+        progress=progress,
+        cancel=cancel,
+    )
+    return to_result(outcome)
+
+
+Report = Callable[[float, float | None, str | None], Awaitable[None]]
+
+
+async def download_async(
+    work: Callable[[Progress, threading.Event], DownloadResult],
+    report: Report | None,
+    interval_s: float = PROGRESS_INTERVAL_S,
+) -> DownloadResult:
+    """Run `work(progress, cancel)` in a thread; report progress; cancel it when this task is cancelled."""
+    progress = Progress()
+    cancel = threading.Event()
+    last = -1
+
+    async def send() -> None:
+        nonlocal last
+        done, total, message = progress.snapshot()
+        if report is not None and total and done > last:
+            last = done
+            await report(done, total, message)
+
+    async def pump() -> None:
+        try:
+            while True:
+                await anyio.sleep(interval_s)
+                try:
+                    await send()
+                except Exception:  # a client that stops listening must not stop the download
+                    log.debug("progress report failed", exc_info=True)
+        finally:
+            # Reached when the caller's task is cancelled (or when the work is over): stop the engine.
+            cancel.set()
+
+    outcome: list[DownloadResult] = []
+    failure: list[BaseException] = []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(pump)
+
+        def run() -> None:
+            try:
+                outcome.append(work(progress, cancel))
+            except BaseException as exc:  # handed to the awaiting task below
+                failure.append(exc)
+
+        # Not abandoned on cancel: the thread is awaited, so cleanup is finished before we return.
+        await anyio.to_thread.run_sync(run)
+        tg.cancel_scope.cancel()
+    # If our caller was cancelled, the engine's DownloadCancelled is not the answer: let the
+    # cancellation itself propagate now that the engine has cleaned up.
+    await anyio.lowlevel.checkpoint_if_cancelled()
+    if failure:
+        raise failure[0]
+    with anyio.CancelScope(shield=True):
+        await send()
+    return outcome[0]

@@ -1,0 +1,87 @@
+"""list_collections: filters are case-insensitive substrings; figures come from the parquet."""
+
+import pytest
+
+from idc_mcp.catalog import get_catalog
+from idc_mcp.collection_list import list_collections
+from idc_mcp.selection import SelectionError
+from tests.parquet_truth import truth
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return get_catalog()
+
+
+def test_all_collections_are_listed_with_parquet_figures(catalog):
+    result = list_collections(catalog)
+    (n,) = truth("SELECT count(*) FROM {collections}")[0]
+    assert result.count == n and not result.truncated
+    rows = truth(
+        "SELECT collection_id, count(*), sum(series_size_MB), list(DISTINCT Modality ORDER BY Modality), "
+        "list(DISTINCT license_short_name ORDER BY license_short_name) FROM {index} GROUP BY 1"
+    )
+    got = {c.collection_id: c for c in result.collections}
+    for cid, series, mb, modalities, licenses in rows:
+        assert got[cid].series_count == series
+        assert got[cid].total_size_MB == pytest.approx(mb, abs=0.01)
+        assert got[cid].modalities == modalities
+        assert got[cid].licenses == licenses
+
+
+def test_filters_are_case_insensitive_substrings_combined_with_and(catalog):
+    result = list_collections(catalog, cancer_type="LUNG", modality="sm")
+    rows = truth(
+        "SELECT collection_id FROM {collections} WHERE cancer_types ILIKE '%lung%' AND collection_id IN "
+        "(SELECT collection_id FROM {index} WHERE Modality ILIKE '%sm%')"
+    )
+    assert sorted(c.collection_id for c in result.collections) == sorted(r[0] for r in rows)
+    assert result.count == len(rows) > 0
+
+
+def test_license_filter_finds_non_commercial_collections(catalog):
+    result = list_collections(catalog, license="by-nc")
+    rows = truth("SELECT DISTINCT collection_id FROM {index} WHERE license_short_name ILIKE '%by-nc%'")
+    assert sorted(c.collection_id for c in result.collections) == sorted(r[0] for r in rows)
+
+
+def test_dois_come_from_the_collection_sources(catalog):
+    (c,) = [
+        c
+        for c in list_collections(catalog, tumor_location="lung").collections
+        if c.collection_id == "4d_lung"
+    ]
+    (doi,) = truth(
+        "SELECT u.s.source_doi FROM {collections}, unnest(sources) AS u(s) WHERE collection_id = '4d_lung'"
+    )[0]
+    assert c.dois == [doi]
+    assert c.subjects == truth("SELECT subjects FROM {collections} WHERE collection_id = '4d_lung'")[0][0]
+
+
+def test_a_filter_that_matches_nothing_suggests_close_values(catalog):
+    with pytest.raises(SelectionError, match="Close values: 'Lung Cancer'"):
+        list_collections(catalog, cancer_type="lnug cancr")
+
+
+def test_filters_that_only_conflict_together_return_an_empty_list_with_a_note(catalog):
+    result = list_collections(catalog, tumor_location="brain", modality="MG")
+    assert result.count == 0 and result.notes
+
+
+def test_overlong_filter_is_refused(catalog):
+    with pytest.raises(SelectionError, match="longer than"):
+        list_collections(catalog, modality="x" * 500)
+
+
+@pytest.mark.parametrize("argument", ["cancer_type", "tumor_location", "modality", "license"])
+def test_each_filter_that_matches_nothing_is_refused_by_name(catalog, argument):
+    with pytest.raises(SelectionError, match=f"No collection has {argument} containing 'qqqzzz'"):
+        list_collections(catalog, **{argument: "qqqzzz"})
+
+
+def test_derived_series_are_counted_separately(catalog):
+    (c,) = [c for c in list_collections(catalog).collections if c.collection_id == "qin_breast"]
+    (derived,) = truth(
+        "SELECT count(*) FROM {index} WHERE collection_id = 'qin_breast' AND analysis_result_id IS NOT NULL"
+    )[0]
+    assert c.analysis_series_count == derived > 0

@@ -1,0 +1,476 @@
+"""Replies that repair the assistant's mistakes: wrong columns, tables and values.
+
+Every suggestion is checked against the data independently: plain DuckDB over idc-index-data's
+parquet files (not our catalog) confirms that a suggested value exists, that a suggested column is
+where we say, and that a corrected query returns rows.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import idc_index_data
+import pytest
+from mcp import Client
+
+from idc_mcp import budget as budget_mod
+from idc_mcp import column_paths, diagnostics, empty_result, fuzzy, sqlguard
+from idc_mcp.budget import Budget
+from idc_mcp.catalog import Catalog, QueryTimeout, get_catalog
+from idc_mcp.query import QueryError, QueryResult, run_query
+from idc_mcp.server import mcp
+
+
+# -- independent ground truth: plain DuckDB over the bundled parquet ---------------------------------
+def _parquet(key: str) -> str:
+    return str(idc_index_data.INDEX_METADATA[key]["parquet_filepath"])
+
+
+@pytest.fixture(scope="module")
+def pq() -> Iterator[duckdb.DuckDBPyConnection]:
+    con = duckdb.connect()
+    con.execute(f"CREATE VIEW idx AS SELECT * FROM read_parquet('{_parquet('idc_index')}')")
+    con.execute(f"CREATE VIEW coll AS SELECT * FROM read_parquet('{_parquet('collections_index')}')")
+    con.execute(f"CREATE VIEW ar AS SELECT * FROM read_parquet('{_parquet('analysis_results_index')}')")
+    yield con
+    con.close()
+
+
+def count_where(pq: duckdb.DuckDBPyConnection, where: str) -> int:
+    """Rows of the main index matching a condition (the condition text comes from our diagnostics)."""
+    return int(pq.execute(f"SELECT count(*) FROM idx WHERE {where}").fetchone()[0])  # type: ignore[index]
+
+
+def parquet_columns(pq: duckdb.DuckDBPyConnection, view: str) -> dict[str, str]:
+    return {r[0]: r[1] for r in pq.execute(f"DESCRIBE {view}").fetchall()}
+
+
+@pytest.fixture(autouse=True)
+def roomy_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the diagnostics say must not depend on how loaded the test machine is; the time bound
+    itself is pinned by the tests that shrink the budget."""
+    monkeypatch.setattr(budget_mod, "BUDGET_S", 30.0)
+    monkeypatch.setattr(budget_mod, "PER_QUERY_S", 10.0)
+
+
+@pytest.fixture(scope="module")
+def catalog() -> Catalog:
+    return get_catalog()
+
+
+def empty(catalog: Catalog, sql: str) -> QueryResult:
+    result = run_query(catalog, sql)
+    assert result.rows == [], "the mistake under test should return no rows"
+    assert result.diagnostics, "an empty result must come with diagnostics"
+    return result
+
+
+def error_text(catalog: Catalog, sql: str) -> str:
+    with pytest.raises(QueryError) as info:
+        run_query(catalog, sql)
+    return str(info.value)
+
+
+def replacement(text: str) -> str:
+    """The condition in 'Use <condition> instead.'"""
+    match = re.search(r"Use (.+?) instead\.", text)
+    assert match, text
+    return match.group(1)
+
+
+# -- correct queries say nothing ---------------------------------------------------------------------
+def test_correct_query_gets_no_diagnostics(catalog: Catalog) -> None:
+    result = run_query(catalog, "SELECT SeriesInstanceUID FROM index WHERE Modality = 'CT' LIMIT 3")
+    assert result.row_count == 3
+    assert result.diagnostics == []
+
+
+def test_nonzero_count_gets_no_diagnostics(catalog: Catalog) -> None:
+    result = run_query(catalog, "SELECT count(*) AS n FROM index WHERE collection_id = 'tcga_luad'")
+    assert result.rows[0]["n"] > 0 and result.diagnostics == []
+
+
+# -- wrong values: the literal does not occur ---------------------------------------------------------
+def test_wrong_modality_value_names_ct(catalog: Catalog, pq: duckdb.DuckDBPyConnection) -> None:
+    text = empty(catalog, "SELECT * FROM index WHERE Modality = 'CTs'").diagnostics[0]
+    assert replacement(text) == "Modality = 'CT'"
+    n = count_where(pq, "Modality = 'CT'")
+    assert f"'CT' ({n:,} rows)" in text  # the count we print is the count in the parquet
+
+
+def test_wrong_value_through_table_alias(catalog: Catalog, pq: duckdb.DuckDBPyConnection) -> None:
+    text = empty(catalog, "SELECT i.SeriesInstanceUID FROM index i WHERE i.Modality = 'CTs'").diagnostics[0]
+    fixed = replacement(text)
+    assert fixed == "i.Modality = 'CT'"
+    assert count_where(pq, fixed.removeprefix("i.")) > 0
+
+
+def test_collection_id_in_the_wrong_case_and_punctuation(
+    catalog: Catalog, pq: duckdb.DuckDBPyConnection
+) -> None:
+    text = empty(catalog, "SELECT * FROM index WHERE collection_id = 'TCGA-LUAD'").diagnostics[0]
+    assert replacement(text) == "collection_id = 'tcga_luad'"
+    assert count_where(pq, "collection_id = 'tcga_luad'") > 0
+    assert count_where(pq, "collection_id = 'TCGA-LUAD'") == 0
+
+
+def test_patient_sex_spelled_out(catalog: Catalog, pq: duckdb.DuckDBPyConnection) -> None:
+    text = empty(catalog, "SELECT * FROM index WHERE PatientSex = 'Male'").diagnostics[0]
+    assert replacement(text) == "PatientSex = 'M'"
+    assert count_where(pq, "PatientSex = 'M'") > 0
+
+
+def test_body_part_plural_points_to_lung_and_chest(catalog: Catalog, pq: duckdb.DuckDBPyConnection) -> None:
+    text = empty(catalog, "SELECT * FROM index WHERE BodyPartExamined = 'lungs'").diagnostics[0]
+    assert replacement(text) == "BodyPartExamined = 'LUNG'"
+    # CHEST is offered as the most common value, which is what the parquet says it is.
+    top = pq.execute(
+        "SELECT BodyPartExamined FROM idx WHERE BodyPartExamined IS NOT NULL "
+        "GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"
+    ).fetchone()[0]  # type: ignore[index]
+    assert top == "CHEST"
+    assert re.search(r"Most common BodyPartExamined values: 'CHEST'", text)
+
+
+def test_license_without_version_lists_real_licenses(catalog: Catalog, pq: duckdb.DuckDBPyConnection) -> None:
+    text = empty(catalog, "SELECT * FROM index WHERE license_short_name = 'CC-BY'").diagnostics[0]
+    assert replacement(text) == "license_short_name = 'CC BY 4.0'"
+    near = re.search(r"nearest existing values: (.+?)\. Use", text).group(1)  # type: ignore[union-attr]
+    for value in re.findall(r"'([^']+)' \(", near):
+        assert count_where(pq, f"license_short_name = '{value}'") > 0
+
+
+def test_in_list_with_one_wrong_value(catalog: Catalog, pq: duckdb.DuckDBPyConnection) -> None:
+    text = empty(catalog, "SELECT * FROM index WHERE Modality IN ('CTs', 'MRI')").diagnostics[0]
+    fixed = replacement(text)
+    assert fixed == "Modality IN ('CT', 'MR')"
+    assert count_where(pq, fixed) > 0
+
+
+def test_case_sensitive_like_suggests_ilike(catalog: Catalog, pq: duckdb.DuckDBPyConnection) -> None:
+    text = empty(catalog, "SELECT * FROM index WHERE collection_id LIKE 'TCGA%'").diagnostics[0]
+    assert "collection_id ILIKE 'TCGA%'" in text
+    assert count_where(pq, "collection_id ILIKE 'TCGA%'") > 0
+
+
+def test_zero_count_is_explained_like_an_empty_result(catalog: Catalog) -> None:
+    result = run_query(catalog, "SELECT count(*) AS n FROM index WHERE collection_id = 'TCGA-LUAD'")
+    assert result.rows == [{"n": 0}]
+    assert replacement(result.diagnostics[0]) == "collection_id = 'tcga_luad'"
+
+
+# -- the combination is the culprit --------------------------------------------------------------------
+def test_modality_absent_from_collection_names_the_ones_present(
+    catalog: Catalog, pq: duckdb.DuckDBPyConnection
+) -> None:
+    notes = empty(catalog, "SELECT * FROM index WHERE Modality = 'MR' AND collection_id = 'nlst'").diagnostics
+    first = notes[0]
+    assert first.startswith("Modality = 'MR' matches")
+    assert "combination" in first
+    shown = re.search(r"among rows matching collection_id = 'nlst': (.+?)\. Use", first).group(1)  # type: ignore[union-attr]
+    truth = {
+        r[0] for r in pq.execute("SELECT DISTINCT Modality FROM idx WHERE collection_id = 'nlst'").fetchall()
+    }
+    assert set(re.findall(r"'([^']+)' \(", shown)) == truth
+    assert "MR" not in truth
+
+
+def test_corrected_value_that_still_conflicts_says_what_exists(
+    catalog: Catalog, pq: duckdb.DuckDBPyConnection
+) -> None:
+    # Two mistakes at once: the id spelling, and TCGA-LUAD has no MR. One reply should say both.
+    sql = "SELECT SeriesInstanceUID FROM index WHERE Modality = 'MR' AND collection_id = 'TCGA-LUAD'"
+    text = empty(catalog, sql).diagnostics[0]
+    assert replacement(text) == "collection_id = 'tcga_luad'"
+    shown = re.search(r"Modality values among rows matching collection_id = 'tcga_luad': (.+?)\.$", text)
+    assert shown, text
+    truth = {
+        r[0]
+        for r in pq.execute("SELECT DISTINCT Modality FROM idx WHERE collection_id = 'tcga_luad'").fetchall()
+    }
+    assert "MR" not in truth
+    assert set(re.findall(r"'([^']+)' \(", shown.group(1))) <= truth
+
+
+def test_join_and_condition_on_the_joined_table(catalog: Catalog, pq: duckdb.DuckDBPyConnection) -> None:
+    sql = (
+        "SELECT i.SeriesInstanceUID FROM index i JOIN collections_index c USING (collection_id) "
+        "WHERE c.cancer_types = 'lung cancer' AND i.Modality = 'CT'"
+    )
+    text = empty(catalog, sql).diagnostics[0]
+    value = re.search(r"Use c\.cancer_types = '([^']+)' instead", text).group(1)  # type: ignore[union-attr]
+    assert pq.execute("SELECT count(*) FROM coll WHERE cancer_types = ?", [value]).fetchone()[0] > 0  # type: ignore[index]
+
+
+def test_wrong_case_in_a_combination_gets_the_exact_value(
+    catalog: Catalog, pq: duckdb.DuckDBPyConnection
+) -> None:
+    # 'Siemens' exists elsewhere, so only the combination is empty; NLST's CT scanners say 'SIEMENS'.
+    sql = "SELECT * FROM index WHERE Modality = 'CT' AND Manufacturer = 'Siemens' AND collection_id = 'nlst'"
+    text = empty(catalog, sql).diagnostics[0]
+    assert (
+        text.startswith("Manufacturer = 'Siemens' matches")
+        and replacement(text) == "Manufacturer = 'SIEMENS'"
+    )
+    assert count_where(pq, "Modality = 'CT' AND Manufacturer = 'SIEMENS' AND collection_id = 'nlst'") > 0
+
+
+def test_numeric_condition_out_of_range_shows_the_range(
+    catalog: Catalog, pq: duckdb.DuckDBPyConnection
+) -> None:
+    text = empty(catalog, "SELECT * FROM index WHERE Modality = 'CT' AND instanceCount < 0").diagnostics[0]
+    low, high = pq.execute(
+        "SELECT min(instanceCount), max(instanceCount) FROM idx WHERE Modality = 'CT'"
+    ).fetchone()  # type: ignore[misc]
+    assert f"instanceCount ranges from {low:,} to {high:,} among rows matching Modality = 'CT'." in text
+
+
+def test_unknown_identifier_gets_no_made_up_neighbour(catalog: Catalog) -> None:
+    # Every UID is distinct: suggesting the 'nearest' UID would send the assistant to the wrong series.
+    text = empty(catalog, "SELECT * FROM index WHERE SeriesInstanceUID = '1.2.3'").diagnostics[0]
+    assert "no existing value is close to it" in text and "Use " not in text
+
+
+def test_wrong_value_through_a_derived_table(catalog: Catalog) -> None:
+    text = empty(catalog, "SELECT * FROM (SELECT * FROM index) t WHERE t.Modality = 'CTs'").diagnostics[0]
+    assert replacement(text) == "t.Modality = 'CT'"
+
+
+def test_having_that_removes_every_group_is_named(catalog: Catalog, pq: duckdb.DuckDBPyConnection) -> None:
+    sql = "SELECT Modality, count(*) AS n FROM index GROUP BY Modality HAVING count(*) > 100000000"
+    total = pq.execute("SELECT count(*) FROM idx").fetchone()[0]  # type: ignore[index]
+    assert empty(catalog, sql).diagnostics == [
+        f"{total:,} rows match the FROM and WHERE; HAVING removes them all. Loosen that part."
+    ]
+
+
+def test_empty_cte_is_analysed(catalog: Catalog) -> None:
+    sql = (
+        "WITH x AS (SELECT * FROM index WHERE Modality = 'CTs') "
+        "SELECT collection_id, count(*) FROM x GROUP BY 1"
+    )
+    text = empty(catalog, sql).diagnostics[0]
+    assert text.startswith("In the CTE x:") and replacement(text) == "Modality = 'CT'"
+
+
+def test_set_operation_is_skipped_gracefully(catalog: Catalog) -> None:
+    sql = (
+        "SELECT Modality FROM index WHERE Modality = 'CTs' "
+        "UNION SELECT Modality FROM index WHERE Modality = 'X'"
+    )
+    assert empty(catalog, sql).diagnostics[0].startswith("The query returned no rows.")
+
+
+def test_conjuncts_split_top_level_and_only() -> None:
+    tree = sqlguard.parse_one_statement("SELECT 1 FROM index WHERE (a = 1 AND (b = 2)) AND (c = 3 OR d = 4)")
+    parts = [p.sql() for p in empty_result.conjuncts(tree.args["where"])]
+    assert parts == ["a = 1", "b = 2", "c = 3 OR d = 4"]
+
+
+# -- time bounds: a slow diagnostic is skipped ------------------------------------------------------
+class SlowDiagnostics:
+    """A catalog whose diagnostic queries (those with a timeout) time out, as a slow query would."""
+
+    def __init__(self, inner: Catalog) -> None:
+        self.inner = inner
+
+    def execute(self, sql: str, params: Any = None, timeout_s: float | None = None) -> Any:
+        if timeout_s is not None:
+            raise QueryTimeout(f"the query took longer than {timeout_s:g} s and was stopped")
+        return self.inner.execute(sql, params)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def test_slow_diagnostic_is_skipped_without_failing_the_query(catalog: Catalog) -> None:
+    result = run_query(SlowDiagnostics(catalog), "SELECT * FROM index WHERE Modality = 'CTs'")  # type: ignore[arg-type]
+    assert result.rows == []
+    assert any("skipped" in d for d in result.diagnostics)
+
+
+def test_exhausted_budget_runs_no_diagnostic_query(catalog: Catalog) -> None:
+    validated = sqlguard.validate(
+        "SELECT * FROM index WHERE Modality = 'CTs'", catalog.installed_tables(), 10
+    )
+    spent = Budget(total_s=0.0)
+    notes = diagnostics.explain_empty(catalog, validated, spent)
+    assert spent.ran == 0 and spent.skipped >= 1
+    assert "skipped" in notes[-1]
+
+
+# -- unknown columns ---------------------------------------------------------------------------------
+def sketch_of(text: str, table: str) -> str:
+    match = re.search(rf"join {table} on \w+, e\.g\. `(SELECT .+?)`", text)
+    assert match, text
+    return match.group(1)
+
+
+def test_unknown_column_points_to_the_table_that_has_it(
+    catalog: Catalog, pq: duckdb.DuckDBPyConnection
+) -> None:
+    text = error_text(catalog, "SELECT cancer_types FROM index WHERE Modality = 'CT'")
+    assert "cancer_types" in parquet_columns(pq, "coll") and "cancer_types" not in parquet_columns(pq, "idx")
+    assert "collections_index.cancer_types exists: join collections_index on collection_id" in text
+    sketch = sketch_of(text, "collections_index")
+    assert "JOIN collections_index AS c USING (collection_id)" in sketch
+    rows = run_query(catalog, sketch, max_rows=5)
+    assert rows.row_count == 5 and rows.columns == ["cancer_types"]
+
+
+def test_unknown_column_found_in_nested_structs(catalog: Catalog, pq: duckdb.DuckDBPyConnection) -> None:
+    text = error_text(catalog, "SELECT license_url FROM index")
+    assert "collections_index.sources[].license.license_url" in text
+    assert "analysis_results_index.license_url" in text
+    assert "license_url" in parquet_columns(pq, "ar")
+    assert "license_url" in parquet_columns(pq, "coll")["sources"]
+    for table in ("collections_index", "analysis_results_index"):
+        assert run_query(catalog, sketch_of(text, table), max_rows=1).columns == ["license_url"]
+
+
+def test_unknown_column_inside_a_struct_of_another_table(catalog: Catalog) -> None:
+    text = error_text(catalog, "SELECT data_contributor FROM index")
+    assert "analysis_results_index.provenance.data_contributor" in text
+    assert run_query(catalog, sketch_of(text, "analysis_results_index"), max_rows=1).columns == [
+        "data_contributor"
+    ]
+
+
+def test_misspelled_column_gets_the_close_name(catalog: Catalog, pq: duckdb.DuckDBPyConnection) -> None:
+    text = error_text(catalog, "SELECT Modalty FROM index")
+    assert "Close names in index: Modality" in text
+    assert "Modality" in parquet_columns(pq, "idx")
+
+
+def test_unknown_column_in_a_join_names_the_right_alias(catalog: Catalog) -> None:
+    text = error_text(
+        catalog,
+        "SELECT i.SeriesInstanceUID, c.Modality FROM index i JOIN collections_index c USING (collection_id)",
+    )
+    assert text.startswith("Column 'Modality' does not exist in collections_index.")
+    assert "index has it: write i.Modality." in text
+
+
+def test_column_missing_from_a_cte_says_add_it_there(catalog: Catalog) -> None:
+    text = error_text(catalog, "WITH x AS (SELECT Modality FROM index) SELECT collection_id FROM x")
+    assert text.startswith("'collection_id' is a column of index, but the CTE or subquery")
+
+
+def test_undefined_alias_names_the_defined_ones(catalog: Catalog) -> None:
+    text = error_text(catalog, "SELECT x.Modality FROM index i")
+    assert text.startswith("'x' is not a table or alias in this query.")
+    assert text.endswith("an alias defined in FROM/JOIN: i (index).")
+
+
+def test_text_column_compared_to_a_number_shows_its_values(
+    catalog: Catalog, pq: duckdb.DuckDBPyConnection
+) -> None:
+    text = error_text(catalog, "SELECT * FROM index WHERE PatientAge > 50")
+    assert parquet_columns(pq, "idx")["PatientAge"] == "VARCHAR"
+    examples = re.search(r"values look like (.+?)\)", text).group(1)  # type: ignore[union-attr]
+    for value in re.findall(r"'([^']+)'", examples):
+        assert count_where(pq, f"PatientAge = '{value}'") > 0
+    cast = re.search(r"e\.g\. (TRY_CAST\(.+?\) AS INTEGER\))", text).group(1)  # type: ignore[union-attr]
+    assert run_query(catalog, f"SELECT count(*) AS n FROM index WHERE {cast} > 50").rows[0]["n"] > 0
+
+
+def test_column_of_a_not_installed_index_says_fetch_first(catalog: Catalog) -> None:
+    text = error_text(catalog, "SELECT ImageType FROM index WHERE Modality = 'CT'")
+    schema = json.loads(Path(str(idc_index_data.INDEX_METADATA["ct_index"]["schema_path"])).read_text())
+    assert "ImageType" in [c["name"] for c in schema["columns"]]
+    assert "ct_index.ImageType exists (join on SeriesInstanceUID)" in text
+    assert 'fetch_index("ct_index")' in text
+
+
+def test_one_letter_column_gets_no_far_fetched_names(catalog: Catalog) -> None:
+    text = error_text(catalog, "SELECT x FROM index JOIN collections_index USING (collection_id)")
+    assert "No table has a column with that name or a close one." in text
+
+
+@pytest.mark.parametrize(
+    ("word", "candidate", "expected"),
+    [
+        ("Male", "M", True),  # the data abbreviates
+        ("lungs", "LUNG", True),
+        ("TCGA-LUAD", "tcga_luad", True),
+        ("Modalty", "Modality", True),
+        ("x", "XRayTubeCurrent_min", False),  # one letter is in everything
+        ("1.2.3", "1.3.6.1.4.1.14519.5.2.1.6834.5010.145718279940812352834593372530", False),
+    ],
+)
+def test_resembles_accepts_abbreviations_and_spellings_not_coincidences(
+    word: str, candidate: str, expected: bool
+) -> None:
+    assert fuzzy.resembles(word, candidate) is expected
+
+
+def test_struct_fields_of_duckdb_types() -> None:
+    fields, is_list = column_paths.struct_fields(
+        'STRUCT(a VARCHAR, "Access" VARCHAR, b STRUCT(c INTEGER, d VARCHAR))[]'
+    )
+    assert is_list and [f for f, _ in fields] == ["a", "Access", "b"]
+    assert fields[2][1] == "STRUCT(c INTEGER, d VARCHAR)"
+
+
+# -- unknown and not installed tables --------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("wrong", "right"),
+    [("collections", "collections_index"), ("idc_index", "index"), ("series", "index")],
+)
+def test_unknown_table_names_the_closest_table(catalog: Catalog, wrong: str, right: str) -> None:
+    text = error_text(catalog, f"SELECT * FROM {wrong} LIMIT 1")
+    assert text.startswith(f"Table '{wrong}' does not exist. Did you mean {right}?")
+    corrected = re.search(r"Corrected query: `(.+?)`", text).group(1)  # type: ignore[union-attr]
+    assert run_query(catalog, corrected).row_count == 1
+
+
+def test_unknown_table_guessed_from_the_columns_used(catalog: Catalog) -> None:
+    text = error_text(catalog, "SELECT cancer_types, tumor_locations FROM cancers")
+    assert "Did you mean collections_index? (has every column the query uses" in text
+
+
+def test_known_but_not_installed_table_says_fetch_index(catalog: Catalog) -> None:
+    text = error_text(catalog, "SELECT * FROM sm_index")
+    assert "not installed" in text and 'fetch_index("sm_index")' in text
+
+
+# -- through the MCP client ------------------------------------------------------------------------------
+@pytest.mark.anyio
+async def test_mcp_query_empty_result_carries_the_fix() -> None:
+    async with Client(mcp) as client:
+        result = await client.call_tool("query", {"sql": "SELECT * FROM index WHERE Modality = 'CTs'"})
+    assert not result.is_error
+    data = result.structured_content
+    assert data["rows"] == [] and replacement(data["diagnostics"][0]) == "Modality = 'CT'"
+
+
+@pytest.mark.anyio
+async def test_mcp_query_correct_query_has_empty_diagnostics() -> None:
+    async with Client(mcp) as client:
+        result = await client.call_tool(
+            "query", {"sql": "SELECT collection_id FROM collections_index LIMIT 2"}
+        )
+    assert not result.is_error and result.structured_content["diagnostics"] == []
+
+
+@pytest.mark.anyio
+async def test_mcp_unknown_column_is_a_tool_error_with_the_join() -> None:
+    async with Client(mcp) as client:
+        result = await client.call_tool("query", {"sql": "SELECT cancer_types FROM index"})
+    assert result.is_error
+    assert "join collections_index on collection_id" in result.content[0].text
+
+
+@pytest.mark.anyio
+async def test_mcp_zero_budget_skips_diagnostics_but_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(budget_mod, "BUDGET_S", 0.0)
+    async with Client(mcp) as client:
+        result = await client.call_tool("query", {"sql": "SELECT * FROM index WHERE PatientSex = 'Male'"})
+    assert not result.is_error
+    data = result.structured_content
+    assert data["rows"] == [] and "skipped" in data["diagnostics"][-1]

@@ -1,0 +1,155 @@
+"""export_manifest: content from the parquet; files only inside the download root, written atomically."""
+
+import csv
+import io
+import os
+
+import pytest
+
+from idc_mcp.catalog import get_catalog
+from idc_mcp.manifest import MAX_INLINE_SERIES, ManifestError, export_manifest
+from idc_mcp.paths import PathRefused
+from idc_mcp.selection import Selection
+from tests.parquet_truth import truth
+
+ENDPOINT = "https://s3.amazonaws.com"
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return get_catalog()
+
+
+@pytest.fixture(scope="module")
+def patient():
+    return truth("SELECT PatientID FROM {index} WHERE collection_id = 'nsclc_radiomics' ORDER BY 1 LIMIT 1")[
+        0
+    ][0]
+
+
+def _export(catalog, selection, fmt="s5cmd", path=None, root=None):
+    return export_manifest(catalog, selection, fmt, path, root, ENDPOINT)
+
+
+def test_s5cmd_manifest_lists_every_series_folder(catalog, patient, tmp_path):
+    result = _export(catalog, Selection(patient_ids=[patient]), root=tmp_path)
+    urls = truth("SELECT series_aws_url FROM {index} WHERE PatientID = ?", [patient])
+    lines = result.content.splitlines()
+    commands = [line for line in lines if not line.startswith("#")]
+    assert sorted(commands) == sorted(f"cp {u} ." for (u,) in urls)
+    assert all(c.startswith("cp s3://") and c.endswith("/* .") for c in commands)
+    assert any(ENDPOINT in line for line in lines if line.startswith("#"))
+    assert result.endpoint_url == ENDPOINT and "--no-sign-request" in result.run_command
+    assert result.series_count == len(urls)
+
+
+def test_csv_manifest_has_the_issue_columns_and_parquet_values(catalog, patient, tmp_path):
+    result = _export(catalog, Selection(patient_ids=[patient]), "csv", root=tmp_path)
+    rows = list(csv.DictReader(io.StringIO(result.content)))
+    expected = truth(
+        "SELECT SeriesInstanceUID, collection_id, StudyInstanceUID, Modality, license_short_name, "
+        "series_size_MB, series_aws_url FROM {index} WHERE PatientID = ?",
+        [patient],
+    )
+    by_uid = {r["SeriesInstanceUID"]: r for r in rows}
+    assert set(by_uid) == {e[0] for e in expected}
+    for uid, collection, study, modality, license_name, size, url in expected:
+        row = by_uid[uid]
+        assert (row["collection_id"], row["PatientID"], row["StudyInstanceUID"]) == (
+            collection,
+            patient,
+            study,
+        )
+        assert (row["Modality"], row["license_short_name"], row["series_aws_url"]) == (
+            modality,
+            license_name,
+            url,
+        )
+        assert float(row["series_size_MB"]) == pytest.approx(size)
+
+
+def test_large_manifest_without_path_is_refused_with_its_size(catalog, tmp_path):
+    (n,) = truth("SELECT count(*) FROM {index} WHERE collection_id = '4d_lung'")[0]
+    assert n > MAX_INLINE_SERIES
+    with pytest.raises(ManifestError, match=f"{n:,} series.*path="):
+        _export(catalog, Selection(collection_ids=["4d_lung"]), root=tmp_path)
+
+
+def test_manifest_is_written_inside_the_root(catalog, tmp_path):
+    result = _export(catalog, Selection(collection_ids=["4d_lung"]), path="manifests/lung.txt", root=tmp_path)
+    target = tmp_path / "manifests" / "lung.txt"
+    assert result.path == str(target.resolve()) and result.content is None
+    (n,) = truth("SELECT count(*) FROM {index} WHERE collection_id = '4d_lung'")[0]
+    assert sum(1 for line in target.read_text().splitlines() if line.startswith("cp ")) == n
+    assert [p.name for p in target.parent.iterdir()] == ["lung.txt"]  # no temp file left behind
+    assert str(target.resolve()) in result.run_command
+
+
+def test_existing_manifest_file_is_replaced(catalog, patient, tmp_path):
+    target = tmp_path / "m.csv"
+    target.write_text("old")
+    _export(catalog, Selection(patient_ids=[patient]), "csv", path="m.csv", root=tmp_path)
+    assert target.read_text().startswith("SeriesInstanceUID,")
+
+
+@pytest.mark.parametrize("escape", ["../out.txt", "/tmp/elsewhere.txt", "a/../../out.txt"])
+def test_paths_outside_the_root_are_refused(catalog, patient, tmp_path, escape):
+    root = tmp_path / "root"
+    with pytest.raises(PathRefused):
+        _export(catalog, Selection(patient_ids=[patient]), path=escape, root=root)
+    assert not (tmp_path / "out.txt").exists()
+
+
+def test_sibling_prefix_path_is_refused(catalog, patient, tmp_path):
+    root = tmp_path / "root"
+    with pytest.raises(PathRefused, match="outside the download root"):
+        _export(
+            catalog, Selection(patient_ids=[patient]), path=str(tmp_path / "root_evil" / "m.txt"), root=root
+        )
+
+
+def test_symlinked_folder_escape_is_refused(catalog, patient, tmp_path):
+    root = tmp_path / "root"
+    root.mkdir()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (root / "link").symlink_to(outside)
+    with pytest.raises(PathRefused):
+        _export(catalog, Selection(patient_ids=[patient]), path="link/m.txt", root=root)
+    assert list(outside.iterdir()) == []
+
+
+def test_symlinked_file_is_not_written_through(catalog, patient, tmp_path):
+    root = tmp_path / "root"
+    root.mkdir()
+    victim = root / "victim.txt"
+    victim.write_text("keep")
+    (root / "m.txt").symlink_to(victim)
+    with pytest.raises(PathRefused):
+        _export(catalog, Selection(patient_ids=[patient]), path="m.txt", root=root)
+    assert victim.read_text() == "keep"
+
+
+def test_a_directory_is_never_replaced(catalog, patient, tmp_path):
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(ManifestError, match="is a folder"):
+        _export(catalog, Selection(patient_ids=[patient]), path="folder", root=tmp_path)
+    with pytest.raises(ManifestError, match="is a folder"):
+        _export(catalog, Selection(patient_ids=[patient]), path=str(tmp_path), root=tmp_path)
+    assert os.path.isdir(tmp_path / "folder")
+
+
+def test_bad_format_is_refused(catalog, patient, tmp_path):
+    with pytest.raises(ManifestError, match="format must be"):
+        _export(catalog, Selection(patient_ids=[patient]), "json", root=tmp_path)  # type: ignore[arg-type]
+
+
+def test_a_path_through_an_existing_file_is_refused_clearly(catalog, patient, tmp_path):
+    (tmp_path / "m.csv").write_text("not a folder")
+    with pytest.raises(ManifestError, match="Cannot write 'm.csv/x.txt'"):
+        _export(catalog, Selection(patient_ids=[patient]), path="m.csv/x.txt", root=tmp_path)
+
+
+def test_an_overlong_file_name_is_refused_clearly(catalog, patient, tmp_path):
+    with pytest.raises(ManifestError, match="Cannot write"):
+        _export(catalog, Selection(patient_ids=[patient]), path="x" * 300 + ".txt", root=tmp_path)

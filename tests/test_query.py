@@ -1,0 +1,82 @@
+"""The query tool's contract: rows, limits, byte caps, JSON-safe values, clear refusals."""
+
+import json
+
+import pytest
+
+from idc_mcp.catalog import get_catalog
+from idc_mcp.query import MAX_REPLY_BYTES, QueryError, run_query
+from tests.parquet import parquet_sql
+
+
+def test_rows_are_objects_keyed_by_column():
+    result = run_query(
+        get_catalog(), "SELECT collection_id, count(*) AS n FROM index GROUP BY 1 ORDER BY n DESC", 5
+    )
+    expected = parquet_sql(
+        'SELECT collection_id, count(*) AS n FROM "index" GROUP BY 1 ORDER BY n DESC LIMIT 5'
+    )
+    assert [(r["collection_id"], r["n"]) for r in result.rows] == expected
+    assert result.columns == ["collection_id", "n"] and result.row_count == 5 and result.truncated
+
+
+def test_a_complete_result_is_not_marked_truncated():
+    result = run_query(get_catalog(), "SELECT * FROM version_metadata_index", 1000)
+    assert (
+        not result.truncated
+        and result.row_count == parquet_sql("SELECT count(*) FROM version_metadata_index")[0][0]
+    )
+    assert result.diagnostics == []
+
+
+def test_limit_is_enforced_by_rewriting_even_when_the_query_asks_for_more():
+    result = run_query(get_catalog(), "SELECT SeriesInstanceUID FROM index LIMIT 100000", 10)
+    assert result.row_count == 10 and result.truncated
+    assert "LIMIT 11" in result.executed_sql
+
+
+def test_max_rows_out_of_range_is_refused():
+    with pytest.raises(QueryError, match="max_rows"):
+        run_query(get_catalog(), "SELECT 1", 5000)
+
+
+def test_nested_values_are_json_safe():
+    result = run_query(
+        get_catalog(), "SELECT collection_id, sources FROM collections_index ORDER BY collection_id", 3
+    )
+    json.dumps(result.model_dump())
+    assert isinstance(result.rows[0]["sources"], list)
+
+
+def test_reply_is_cut_to_the_byte_cap_and_says_how_to_narrow():
+    result = run_query(get_catalog(), "SELECT * FROM collections_index", 1000)
+    assert len(json.dumps(result.model_dump()).encode()) < MAX_REPLY_BYTES + 64 * 1024
+    assert result.truncated
+    assert any("fewer" in d for d in result.diagnostics)
+
+
+def test_long_cells_are_cut_and_marked():
+    sql = "SELECT string_agg(collection_name, ' ') AS names FROM collections_index"
+    (longest,) = parquet_sql(
+        sql.replace("AS names", "").replace("string_agg", "length(string_agg").replace("' ')", "' '))")
+    )[0]
+    assert longest > 2000
+    result = run_query(get_catalog(), sql, 1)
+    text = result.rows[0]["names"]
+    assert text.endswith(f"…[cut: {longest:,} chars in all]")
+    assert any("cut" in d for d in result.diagnostics)
+
+
+def test_duplicate_column_names_stay_distinct():
+    result = run_query(
+        get_catalog(),
+        "SELECT i.collection_id, c.collection_id FROM index i "
+        "JOIN collections_index c USING (collection_id) LIMIT 1",
+        1,
+    )
+    assert len(set(result.columns)) == 2
+
+
+def test_refusal_names_the_forbidden_part():
+    with pytest.raises(QueryError, match="DELETE|read-only"):
+        run_query(get_catalog(), "DELETE FROM index")
