@@ -82,7 +82,8 @@ async def run_ours(
                 for name, sql in WORKLOAD:
                     times.append(await _timed_call(client, sql))
                     if probe is not None:
-                        pairs.append((name, times[-1], probe.measure(sql)))
+                        with sampler.paused():
+                            pairs.append((name, times[-1], probe.measure(sql)))
                 passes.append(times)
     out["passes"] = passes
     out["pairs"] = pairs

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psutil
@@ -22,7 +23,18 @@ class TreeSampler:
         self.peak_build = 0
         self.peak_tree = 0
         self._stop = threading.Event()
+        self._running = threading.Event()
+        self._running.set()
         self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """No sampling meanwhile: in-process timings must not compete with the sampler for the CPU."""
+        self._running.clear()
+        try:
+            yield
+        finally:
+            self._running.set()
 
     def __enter__(self) -> TreeSampler:
         self._thread.start()
@@ -30,11 +42,13 @@ class TreeSampler:
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
+        self._running.set()
         self._thread.join()
 
     def _run(self) -> None:
         me = psutil.Process()
         while not self._stop.is_set():
+            self._running.wait()
             total = 0
             for child in me.children(recursive=True):
                 try:
