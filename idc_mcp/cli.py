@@ -6,15 +6,56 @@ import argparse
 import logging
 import os
 import sys
+import threading
+
+log = logging.getLogger("idc_mcp")
+
+
+def _open_catalog_in_background() -> threading.Thread:
+    """Open (and on a first start, build) the catalog while the client runs the MCP handshake.
+
+    `initialize` and `tools/list` never wait for it; the first query waits only for what is left.
+    A failure here is logged and retried by the first query, which reports it.
+    """
+    from idc_mcp.catalog import get_catalog
+
+    def open_catalog() -> None:
+        try:
+            get_catalog().installed_tables()
+        except Exception:  # noqa: BLE001 - the first query retries and reports the error
+            log.warning("opening the catalog in the background failed", exc_info=True)
+
+    thread = threading.Thread(target=open_catalog, name="catalog-open", daemon=True)
+    thread.start()
+    return thread
+
+
+def _let_background_open_finish(thread: threading.Thread, timeout_s: float = 1.0) -> None:
+    """DuckDB aborts the process if Python shuts down while a thread is inside it: wait for the open.
+
+    Opening a built catalog takes well under a second. A first-ever build runs in a child process that
+    finishes on its own (the file appears atomically): if the open is still running, leave without
+    interpreter shutdown, which is what would abort.
+    """
+    thread.join(timeout_s)
+    if thread.is_alive():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def _serve(args: argparse.Namespace) -> int:
     from idc_mcp.server import mcp
 
-    if args.transport == "stdio":
-        mcp.run("stdio")
-    else:
-        mcp.run("streamable-http", host=args.host, port=args.port)
+    opener = None if args.lazy_catalog else _open_catalog_in_background()
+    try:
+        if args.transport == "stdio":
+            mcp.run("stdio")
+        else:
+            mcp.run("streamable-http", host=args.host, port=args.port)
+    finally:
+        if opener is not None:
+            _let_background_open_finish(opener)
     return 0
 
 
@@ -27,6 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--s3-endpoint-url", help="sets IDC_MCP_S3_ENDPOINT_URL")
     parser.add_argument("--cache-dir", help="sets IDC_MCP_CACHE_DIR")
     parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument(
+        "--lazy-catalog",
+        action="store_true",
+        help="open the catalog on the first query instead of in the background at start",
+    )
     parser.set_defaults(func=_serve)
     commands = parser.add_subparsers(dest="command")
     fetch = commands.add_parser(

@@ -1,0 +1,108 @@
+"""Measuring helpers for the benchmark: RSS of child processes, and run_query timed part by part."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psutil
+
+MIB = 1024 * 1024
+
+
+# ---------------------------------------------------------------- memory sampling
+class TreeSampler:
+    """Samples the RSS of every descendant of this process; peak per role (server, catalog build)."""
+
+    def __init__(self, interval_s: float = 0.02) -> None:
+        self.interval_s = interval_s
+        self.peak_server = 0
+        self.peak_build = 0
+        self.peak_tree = 0
+        self._stop = threading.Event()
+        self._running = threading.Event()
+        self._running.set()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """No sampling meanwhile: in-process timings must not compete with the sampler for the CPU."""
+        self._running.clear()
+        try:
+            yield
+        finally:
+            self._running.set()
+
+    def __enter__(self) -> TreeSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._running.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        me = psutil.Process()
+        while not self._stop.is_set():
+            self._running.wait()
+            total = 0
+            for child in me.children(recursive=True):
+                try:
+                    rss = child.memory_info().rss
+                    cmd = " ".join(child.cmdline())
+                except psutil.Error:
+                    continue
+                total += rss
+                if "idc_mcp.catalog_build" in cmd:
+                    self.peak_build = max(self.peak_build, rss)
+                elif "idc_mcp" in cmd:
+                    self.peak_server = max(self.peak_server, rss)
+            self.peak_tree = max(self.peak_tree, total)
+            self._stop.wait(self.interval_s)
+
+
+class InProcess:
+    """run_query in this process, timing sqlguard.validate and each catalog.execute inside it."""
+
+    def __init__(self) -> None:
+        from idc_mcp import query as query_mod
+        from idc_mcp import sqlguard
+        from idc_mcp.catalog import Catalog
+
+        self._run_query = query_mod.run_query
+        self._catalog = Catalog()
+        self._catalog.installed_tables()
+        self._validate: list[float] = []
+        self._execute: list[float] = []
+        sqlguard.validate = self._timed(sqlguard.validate, self._validate)  # type: ignore[assignment]
+        self._catalog.execute = self._timed(self._catalog.execute, self._execute)  # type: ignore[method-assign]
+
+    @staticmethod
+    def _timed(fn: Callable[..., Any], into: list[float]) -> Callable[..., Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            t = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                into.append(time.perf_counter() - t)
+
+        return wrapper
+
+    def measure(self, sql: str) -> dict[str, float]:
+        """total, validate, execute (the query), diagnostics (later catalog calls), notes."""
+        self._validate.clear()
+        self._execute.clear()
+        t = time.perf_counter()
+        result = self._run_query(self._catalog, sql, 100)
+        total = time.perf_counter() - t
+        return {
+            "total": total,
+            "validate": sum(self._validate),
+            "execute": self._execute[0] if self._execute else 0.0,
+            "diagnostics": sum(self._execute[1:]),
+            "notes": len(result.diagnostics),
+        }
