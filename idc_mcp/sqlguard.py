@@ -13,7 +13,9 @@ from dataclasses import dataclass
 
 import sqlglot
 from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import ParseError, TokenError
+from sqlglot.tokens import TokenType
 
 from idc_mcp.sqlbounds import SQLRejected, bound_sizes, function_label, literal_int
 
@@ -25,6 +27,8 @@ __all__ = [
     "parse_one_statement",
     "validate",
 ]
+
+_DUCKDB = Dialect.get_or_raise("duckdb")
 
 MAX_SQL_CHARS = 20_000
 MAX_NESTING = 40
@@ -39,7 +43,7 @@ ALLOWED_FUNCTION_NODES: frozenset[str] = frozenset(
     Avg Count CountIf Sum Min Max Median Mode Quantile PercentileCont PercentileDisc ApproxDistinct
     ApproxQuantile AnyValue ArgMax ArgMin First Last Stddev StddevPop StddevSamp Variance VariancePop
     Corr CovarPop CovarSamp LogicalAnd LogicalOr GroupConcat ArrayAgg Kurtosis Skewness BitwiseAndAgg
-    BitwiseOrAgg BitwiseXorAgg RegrSlope RegrIntercept RegrR2 RegrCount ListAgg
+    BitwiseOrAgg BitwiseXorAgg RegrSlope RegrIntercept RegrR2 RegrCount
     RowNumber Rank DenseRank PercentRank CumeDist Ntile Lag Lead FirstValue LastValue NthValue
     Lower Upper Length Substring Concat ConcatWs Trim Replace Reverse Left Right Initcap Ascii Chr
     StrPosition StartsWith EndsWith Contains Split SplitPart RegexpLike RegexpILike RegexpExtract
@@ -129,13 +133,18 @@ class ValidatedQuery:
     limit: int
 
 
-def _paren_depth(sql: str) -> int:
+_OPENERS = {TokenType.L_PAREN, TokenType.L_BRACKET, TokenType.L_BRACE}
+_CLOSERS = {TokenType.R_PAREN, TokenType.R_BRACKET, TokenType.R_BRACE}
+
+
+def _bracket_depth(sql: str) -> int:
+    """Deepest nesting of (), [] and {} outside strings and comments (checked before the recursive parser)."""
     depth = best = 0
-    for ch in sql:
-        if ch == "(" or ch == "[":
+    for token in _DUCKDB.tokenize(sql):
+        if token.token_type in _OPENERS:
             depth += 1
             best = max(best, depth)
-        elif ch == ")" or ch == "]":
+        elif token.token_type in _CLOSERS:
             depth -= 1
     return best
 
@@ -184,7 +193,12 @@ def parse_one_statement(sql: str) -> exp.Expression:
         )
     if "\x00" in sql:
         raise SQLRejected("The SQL contains a NUL character. Send plain text SQL.")
-    if _paren_depth(sql) > MAX_NESTING:
+    try:
+        too_deep = _bracket_depth(sql) > MAX_NESTING
+    except TokenError as exc:
+        message = str(exc).splitlines()[0][:300]
+        raise SQLRejected(f"The SQL could not be read: {message}. Check quotes and comments.") from exc
+    if too_deep:
         raise SQLRejected(
             f"The SQL nests brackets more than {MAX_NESTING} deep. Flatten it, e.g. with WITH (CTEs)."
         )

@@ -239,3 +239,47 @@ def test_aggregated_list_too_long_for_a_lambda_fails_with_a_clear_error(catalog:
 def test_lambdas_over_short_aggregated_lists_still_work(catalog: Catalog) -> None:
     sql = "SELECT collection_id, list_transform(list(DISTINCT Modality), m -> lower(m)) FROM index GROUP BY 1"
     assert run_query(catalog, sql).row_count > 10
+
+
+# -- the function allowlist ---------------------------------------------------------------------------
+def test_every_allowlisted_node_is_a_real_sqlglot_function() -> None:
+    # A misspelt name would silently allow nothing; a non-function would be meaningless.
+    from sqlglot import exp
+
+    for name in sqlguard.ALLOWED_FUNCTION_NODES:
+        node = getattr(exp, name, None)
+        assert node is not None and issubclass(node, exp.Func), name
+
+
+@pytest.mark.parametrize(
+    ("node", "sql"),
+    [
+        ("ReadCSV", "SELECT * FROM read_csv('/etc/passwd')"),
+        ("ReadParquet", "SELECT * FROM read_parquet('/x.parquet')"),
+        ("GenerateSeries", "SELECT * FROM generate_series(1, 10)"),
+        ("GenerateSeries", "SELECT range(10)"),
+        ("ExplodingGenerateSeries", "SELECT unnest(generate_series(1, 10))"),
+        ("Uuid", "SELECT uuid()"),
+        ("ToFile", None),
+        ("Repeat", "SELECT repeat('x', 10)"),
+        ("CurrentUser", "SELECT current_user"),
+        ("CurrentVersion", "SELECT version()"),
+        ("Reduce", "SELECT list_reduce([1, 2], (a, b) -> a + b)"),
+        ("GenerateDateArray", None),
+    ],
+)
+def test_generators_file_readers_and_settings_nodes_are_refused(
+    catalog: Catalog, node: str, sql: str | None
+) -> None:
+    assert node not in sqlguard.ALLOWED_FUNCTION_NODES
+    if sql is not None:
+        with pytest.raises(sqlguard.SQLRejected):
+            _validate(catalog, sql)
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting(catalog: Catalog) -> None:
+    # The nesting pre-check reads tokens, so a literal full of brackets is fine...
+    assert _validate(catalog, "SELECT '" + "(" * 100 + "' AS s").sql.startswith("SELECT '((")
+    # ...while real nesting, also of struct braces, is refused before the recursive parser runs.
+    with pytest.raises(sqlguard.SQLRejected, match="nests brackets"):
+        _validate(catalog, "SELECT " + "{'a': " * 60 + "1" + "}" * 60)
