@@ -22,7 +22,7 @@ import pytest
 from mcp import Client
 
 from idc_mcp import server
-from idc_mcp.catalog import Catalog
+from idc_mcp.catalog import Catalog, get_catalog
 from idc_mcp.config import load_settings
 from idc_mcp.query import MAX_REPLY_BYTES, QueryError, run_query
 
@@ -210,6 +210,8 @@ RESOURCE_EXHAUSTION = {
     "string_agg_cross_join": "SELECT string_agg(a.SeriesInstanceUID, ',') FROM index a, index b",
     "list_agg_cross_join": "SELECT list(a.SeriesInstanceUID) FROM index a, index b",
     "list_of_everything_one_cell": "SELECT list(SeriesInstanceUID) FROM index",
+    "list_of_structs_python_blowup": "SELECT list({'a': Modality, 'b': collection_id, 'c': series_size_MB}) "
+    "FROM index",
     "string_agg_one_huge_cell": "SELECT string_agg(SeriesInstanceUID, ',') FROM index",
     "cumulative_string_agg_window": "SELECT max(length(s)) FROM (SELECT string_agg(SeriesInstanceUID, ',') "
     "OVER (ORDER BY SeriesInstanceUID) s FROM index)",
@@ -487,6 +489,14 @@ def test_lockdown_holds_without_the_validator(
             cur.execute(sql).fetchall()
     _assert_no_leak(str(excinfo.value))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_nested_result_too_large_to_convert_is_refused_not_converted() -> None:
+    # A million structs are 25 MB in DuckDB but ~1.3 GB and 20 s as Python objects. (The default
+    # timeout, so that the aggregate finishes and the size check is what stops it.)
+    sql = "SELECT list({'a': Modality, 'b': collection_id, 'c': series_size_MB}) FROM index"
+    with pytest.raises(QueryError, match="nested values"):
+        run_query(get_catalog(), sql)
 
 
 def test_lockdown_settings_are_in_force(catalog: Catalog) -> None:
