@@ -39,6 +39,7 @@ MAX_REPLACEMENT_GROWTH = 8
 MAX_SUBJECT_CHARS = 10_000
 MAX_SIMILARITY_CHARS = 2_048
 MAX_LAMBDA_LIST = 2_000
+MAX_AGGREGATED_LIST = 100_000
 
 # function -> argument positions whose text length is checked at run time, and the limit.
 _SPLITTERS = ("Split", "RegexpSplit", "RegexpExtractAll", "Replace", "RegexpReplace")
@@ -63,8 +64,8 @@ def _length_guard(
     """CASE WHEN length(value) > limit THEN error(...) ELSE value END (DuckDB evaluates CASE lazily)."""
     if measure == "len":
         message = (
-            f"a list longer than {limit:,} elements was passed to {function}(); "
-            "filter rows with WHERE before aggregating, or unnest the list and use plain SQL"
+            f"a list longer than {limit:,} elements was passed to or built by {function}(); "
+            "filter rows with WHERE before aggregating, or count/aggregate instead of listing"
         )
     else:
         message = (
@@ -155,9 +156,19 @@ def _guard_lambda(node: exp.Expression) -> None:
         function.set("this", _length_guard(function.this, MAX_LAMBDA_LIST, label, "len"))
 
 
+def _guard_list_aggregate(node: exp.ArrayAgg) -> None:
+    """Cap list()/array_agg() results: list functions on million-element lists are not interruptible."""
+    top: exp.Expression = node
+    while isinstance(top.parent, exp.Window | exp.Filter | exp.WithinGroup | exp.IgnoreNulls):
+        top = top.parent
+    top.replace(_length_guard(top, MAX_AGGREGATED_LIST, "list", "len"))
+
+
 def bound_sizes(root: exp.Expression) -> exp.Expression:
     """Refuse unbounded size arguments and guard the inputs of costly functions (on a copy)."""
     bounded = root.copy()
+    for aggregate in list(bounded.find_all(exp.ArrayAgg)):
+        _guard_list_aggregate(aggregate)
     for node in list(bounded.find_all(exp.Lambda, exp.Comprehension)):
         _guard_lambda(node)
     for node in list(bounded.find_all(exp.Func)):

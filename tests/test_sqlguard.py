@@ -231,9 +231,17 @@ def test_refusals_say_what_is_wrong(catalog: Catalog, sql: str, says: str) -> No
 
 
 def test_aggregated_list_too_long_for_a_lambda_fails_with_a_clear_error(catalog: Catalog) -> None:
-    sql = "SELECT list_transform(list(SeriesInstanceUID), u -> upper(u)) FROM index"
+    sql = (
+        "SELECT list_transform(list(SeriesInstanceUID), u -> upper(u)) FROM index "
+        "WHERE collection_id = 'ispy2'"
+    )
     with pytest.raises(QueryError, match="list longer than 2,000 elements"):
         run_query(catalog, sql)
+
+
+def test_list_aggregate_over_a_million_rows_fails_with_a_clear_error(catalog: Catalog) -> None:
+    with pytest.raises(QueryError, match="list longer than 100,000 elements"):
+        run_query(catalog, "SELECT len(list(SeriesInstanceUID)) FROM index")
 
 
 def test_lambdas_over_short_aggregated_lists_still_work(catalog: Catalog) -> None:
