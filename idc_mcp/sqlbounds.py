@@ -165,8 +165,8 @@ def _guard_list_aggregate(node: exp.ArrayAgg) -> None:
 
 
 def bound_sizes(root: exp.Expression) -> exp.Expression:
-    """Refuse unbounded size arguments and guard the inputs of costly functions (on a copy)."""
-    bounded = root.copy()
+    """Refuse unbounded size arguments and guard the inputs of costly functions (changes `root`)."""
+    bounded = root
     for aggregate in list(bounded.find_all(exp.ArrayAgg)):
         _guard_list_aggregate(aggregate)
     for node in list(bounded.find_all(exp.Lambda, exp.Comprehension)):

@@ -11,11 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import sqlglot
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import ParseError, TokenError
-from sqlglot.tokens import TokenType
+from sqlglot.tokens import Token, TokenType
 
 from idc_mcp.sqlbounds import SQLRejected, bound_sizes, function_label, literal_int
 
@@ -137,10 +136,10 @@ _OPENERS = {TokenType.L_PAREN, TokenType.L_BRACKET, TokenType.L_BRACE}
 _CLOSERS = {TokenType.R_PAREN, TokenType.R_BRACKET, TokenType.R_BRACE}
 
 
-def _bracket_depth(sql: str) -> int:
+def _bracket_depth(tokens: list[Token]) -> int:
     """Deepest nesting of (), [] and {} outside strings and comments (checked before the recursive parser)."""
     depth = best = 0
-    for token in _DUCKDB.tokenize(sql):
+    for token in tokens:
         if token.token_type in _OPENERS:
             depth += 1
             best = max(best, depth)
@@ -194,16 +193,16 @@ def parse_one_statement(sql: str) -> exp.Expression:
     if "\x00" in sql:
         raise SQLRejected("The SQL contains a NUL character. Send plain text SQL.")
     try:
-        too_deep = _bracket_depth(sql) > MAX_NESTING
+        tokens = _DUCKDB.tokenize(sql)
     except TokenError as exc:
         message = str(exc).splitlines()[0][:300]
         raise SQLRejected(f"The SQL could not be read: {message}. Check quotes and comments.") from exc
-    if too_deep:
+    if _bracket_depth(tokens) > MAX_NESTING:
         raise SQLRejected(
             f"The SQL nests brackets more than {MAX_NESTING} deep. Flatten it, e.g. with WITH (CTEs)."
         )
     try:
-        statements = [s for s in sqlglot.parse(sql, read="duckdb") if s is not None]
+        statements = [s for s in _DUCKDB.parser().parse(tokens, sql) if s is not None]
     except (ParseError, TokenError) as exc:
         message = str(exc).splitlines()[0][:300]
         raise SQLRejected(
@@ -336,9 +335,8 @@ def _enforce_limit(root: exp.Expression, max_rows: int) -> exp.Expression:
     cap = max_rows + 1
     limit = root.args.get("limit")
     if limit is None:
-        limited = root.copy()
-        limited.set("limit", exp.Limit(expression=exp.Literal.number(cap)))
-        return limited
+        root.set("limit", exp.Limit(expression=exp.Literal.number(cap)))
+        return root
     options = limit.args.get("limit_options")
     plain = options is None or not (options.args.get("percent") or options.args.get("with_ties"))
     value = limit.args.get("count") if isinstance(limit, exp.Fetch) else limit.expression
@@ -346,11 +344,10 @@ def _enforce_limit(root: exp.Expression, max_rows: int) -> exp.Expression:
         value = exp.Literal.number(1)  # FETCH FIRST ROW ONLY: one row
     current = literal_int(value)
     if plain and isinstance(limit, exp.Limit | exp.Fetch) and (current is not None or _is_limit_all(value)):
-        limited = root.copy()
         rows = cap if current is None or current < 0 else min(current, cap)
-        limited.set("limit", exp.Limit(expression=exp.Literal.number(rows)))
-        return limited
-    return exp.select("*").from_(root.copy().subquery("_limited")).limit(cap)
+        root.set("limit", exp.Limit(expression=exp.Literal.number(rows)))
+        return root
+    return exp.select("*").from_(root.subquery("_limited", copy=False)).limit(cap)
 
 
 def _is_limit_all(value: exp.Expression | None) -> bool:

@@ -495,8 +495,8 @@ def test_nested_result_too_large_to_convert_is_refused_not_converted() -> None:
     # A million structs are 25 MB in DuckDB but ~1.3 GB and 20 s as Python objects; here 450,000 in
     # lists under the 100,000-element cap. (The default timeout, so that the size check stops it.)
     sql = (
-        "SELECT collection_id, list({'a': Modality, 'b': collection_id, 'c': series_size_MB}) "
-        "FROM index WHERE collection_id <> 'nlst' GROUP BY 1"
+        "SELECT collection_id, list({'a': Modality, 'b': PatientID, 'c': series_size_MB, "
+        "'d': StudyInstanceUID}) FROM index WHERE collection_id <> 'nlst' GROUP BY 1"
     )
     with pytest.raises(QueryError, match="nested values"):
         run_query(get_catalog(), sql)
