@@ -108,7 +108,16 @@ def _check_widths(node: exp.Func, label: str) -> None:
     text = _literal_text(template)
     if text is None:
         raise SQLRejected(f"{label}() needs a literal format string, e.g. {label}('%s: %d', name, n).")
-    if any(len(digits) > MAX_FORMAT_WIDTH_DIGITS for digits in re.findall(r"\d+", text)):
+    fields = text.replace("{{", "").replace("}}", "")
+    if re.search(r"%[-+ #0-9.]*\*", text) or re.search(r"\{[^{}]*\{", fields):
+        raise SQLRejected(
+            f"The format string of {label}() takes a width or precision from an argument ('*' or a "
+            "nested {}). Write the width into the format string, at most "
+            f"{10**MAX_FORMAT_WIDTH_DIGITS - 1}."
+        )
+    # Digits inside the conversion specs only: '%08.3f' for printf, '{:>10}' for format.
+    specs = re.findall(r"%[-+ #0-9.]*[a-zA-Z]", text) + re.findall(r"\{[^{}]*\}", fields)
+    if any(len(digits) > MAX_FORMAT_WIDTH_DIGITS for spec in specs for digits in re.findall(r"\d+", spec)):
         raise SQLRejected(
             f"The format string of {label}() asks for a width or precision over "
             f"{10**MAX_FORMAT_WIDTH_DIGITS - 1}. Use a smaller one."
