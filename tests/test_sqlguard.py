@@ -87,6 +87,10 @@ LEGIT = {
     "regexp_extract(collection_id, '^([a-z]+)', 1) FROM collections_index",
     "levenshtein_fuzzy": "SELECT collection_id, levenshtein(collection_id, 'tcga_lua') d "
     "FROM collections_index ORDER BY d LIMIT 3",
+    "group_by_guarded_expression": "SELECT replace(collection_id, '_', ' ') AS c, count(*) FROM index "
+    "GROUP BY replace(collection_id, '_', ' ') HAVING count(*) > 10",
+    "split_and_unnest": "SELECT t, count(*) FROM (SELECT unnest(string_split(cancer_types, ',')) AS t "
+    "FROM collections_index) GROUP BY t ORDER BY 2 DESC",
     "casts": "SELECT CAST(series_size_MB AS BIGINT), series_size_MB::INTEGER, TRY_CAST(PatientAge AS INT) "
     "FROM index LIMIT 2",
     "values_and_unnest_list": "SELECT sum(x) FROM unnest([1, 2, 3]) t(x)",
