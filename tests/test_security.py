@@ -506,6 +506,17 @@ def test_nested_result_too_large_to_convert_is_refused_not_converted() -> None:
         run_query(get_catalog(), sql)
 
 
+def test_lockdown_blocks_scans_of_python_objects_in_scope(catalog: Catalog) -> None:
+    # DuckDB's Python client can scan a DataFrame named in SQL from the caller's frame; with external
+    # access off it must not.
+    import pandas as pd
+
+    leak_df = pd.DataFrame({"secret": ["root:x:0:0"]})
+    assert len(leak_df) == 1
+    with pytest.raises(duckdb.Error), catalog.cursor() as cur:
+        cur.execute("SELECT * FROM leak_df").fetchall()
+
+
 def test_lockdown_settings_are_in_force(catalog: Catalog) -> None:
     with catalog.cursor() as cur:
         row = cur.execute(
