@@ -49,7 +49,36 @@ _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class QueryTimeout(Exception):
-    """A query ran longer than the allowed time and was interrupted."""
+    """A query ran longer than the allowed time and was interrupted (or hit another run-time bound)."""
+
+
+class ResultTooLarge(QueryTimeout):
+    """A result holds more nested data than the server converts; caught wherever QueryTimeout is."""
+
+
+# Turning a nested DuckDB value into Python objects costs ~40x its size and cannot be interrupted: a
+# list of a million structs (25 MB in DuckDB) became 1.3 GB of Python objects and took 20 s. Results
+# with nested columns are sized in Arrow form first and refused above this many bytes.
+MAX_NESTED_RESULT_BYTES = 8 * 1024 * 1024
+
+
+def _is_nested(duckdb_type: str) -> bool:
+    return "[" in duckdb_type or duckdb_type.startswith(("STRUCT", "MAP", "UNION"))
+
+
+def _fetch_rows(cur: duckdb.DuckDBPyConnection, result: duckdb.DuckDBPyConnection) -> list[tuple[Any, ...]]:
+    """All rows as Python tuples, refusing nested results too large to convert safely."""
+    if not any(_is_nested(str(d[1])) for d in result.description or []):
+        return result.fetchall()
+    table = result.to_arrow_table()
+    if table.nbytes > MAX_NESTED_RESULT_BYTES:
+        raise ResultTooLarge(
+            f"the result holds {table.nbytes / 2**20:.0f} MB of nested values (lists, structs, maps); "
+            f"the limit is {MAX_NESTED_RESULT_BYTES // 2**20} MB. Return fewer list elements (filter before "
+            "list()/array_agg(), or unnest and aggregate)"
+        )
+    # Converted by DuckDB itself, so values keep the types a direct fetchall() would give.
+    return cur.from_arrow(table).fetchall()
 
 
 @dataclass
@@ -335,8 +364,8 @@ class Catalog:
             timer.start()
             try:
                 result = cur.execute(sql, list(params) if params else None)
-                rows = result.fetchall()
                 description = result.description or []
+                rows = _fetch_rows(cur, result)
             except duckdb.InterruptException as exc:
                 raise QueryTimeout(f"the query took longer than {timeout:g} s and was stopped") from exc
             finally:

@@ -11,9 +11,23 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import sqlglot
 from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import ParseError, TokenError
+from sqlglot.tokens import Token, TokenType
+
+from idc_mcp.sqlbounds import SQLRejected, bound_sizes, function_label, literal_int
+
+__all__ = [
+    "SQLRejected",
+    "TableNotInstalled",
+    "UnknownTable",
+    "ValidatedQuery",
+    "parse_one_statement",
+    "validate",
+]
+
+_DUCKDB = Dialect.get_or_raise("duckdb")
 
 MAX_SQL_CHARS = 20_000
 MAX_NESTING = 40
@@ -28,19 +42,20 @@ ALLOWED_FUNCTION_NODES: frozenset[str] = frozenset(
     Avg Count CountIf Sum Min Max Median Mode Quantile PercentileCont PercentileDisc ApproxDistinct
     ApproxQuantile AnyValue ArgMax ArgMin First Last Stddev StddevPop StddevSamp Variance VariancePop
     Corr CovarPop CovarSamp LogicalAnd LogicalOr GroupConcat ArrayAgg Kurtosis Skewness BitwiseAndAgg
-    BitwiseOrAgg BitwiseXorAgg RegrSlope RegrIntercept RegrR2 RegrCount ListAgg
+    BitwiseOrAgg BitwiseXorAgg RegrSlope RegrIntercept RegrR2 RegrCount
     RowNumber Rank DenseRank PercentRank CumeDist Ntile Lag Lead FirstValue LastValue NthValue
     Lower Upper Length Substring Concat ConcatWs Trim Replace Reverse Left Right Initcap Ascii Chr
     StrPosition StartsWith EndsWith Contains Split SplitPart RegexpLike RegexpILike RegexpExtract
     RegexpExtractAll RegexpReplace RegexpSplit RegexpFullMatch RegexpCount Levenshtein
     JarowinklerSimilarity Soundex Translate Format Pad MD5 SHA SHA2 Hex Unhex Unicode BitLength ByteLength
-    Coalesce Nullif Case If Cast TryCast Try Typeof Collate Columns
+    Coalesce Nullif Case If Cast TryCast Try Typeof Collate Columns Exists
     Array ArrayContains ArrayContainsAll ArrayOverlaps ArrayConcat ArrayDistinct ArrayFilter ArraySize
     ArraySlice ArraySort ArrayReverse ArrayToString ArrayPosition ArrayAppend ArrayPrepend ArrayIntersect
     ArrayExcept ArrayMax ArrayMin ArraySum ArrayAll ArrayAny ArrayFirst ArrayLast ArrayCompact
-    ArrayRemove Transform Reduce Unnest Explode Flatten List Struct StructExtract Map MapKeys MapSize
+    ArrayRemove Transform Unnest Explode Flatten List Struct StructExtract Map MapKeys MapSize
     MapFromEntries VarMap ToMap
-    CurrentDate Date DateAdd DateSub DateDiff DateTrunc Day DayOfMonth DayOfWeek DayOfWeekIso DayOfYear
+    CurrentDate DateFromParts Date DateAdd DateSub DateDiff DateTrunc Day DayOfMonth DayOfWeek
+    DayOfWeekIso DayOfYear
     Dayname Month Monthname Quarter Week WeekOfYear Year YearOfWeek Hour Minute Second Extract
     StrToDate StrToTime TimeToStr TimeStrToTime TimeStrToDate TsOrDsToDate Timestamp TimestampTrunc
     TimestampAdd TimestampSub TimestampDiff MakeInterval LastDay UnixToTime TimeToUnix Time Datetime
@@ -70,7 +85,7 @@ ALLOWED_ANONYMOUS: frozenset[str] = frozenset(
     list_value list_pack array_value list_contains list_has array_contains array_has list_has_any
     list_has_all array_has_any array_has_all list_concat array_concat list_cat array_cat list_distinct
     array_distinct list_unique array_unique list_filter array_filter filter list_transform
-    array_transform apply list_apply array_apply list_reduce array_reduce reduce list_sort array_sort
+    array_transform apply list_apply array_apply list_sort array_sort
     list_reverse_sort array_reverse_sort list_reverse array_reverse list_slice array_slice list_extract
     array_extract list_element list_position array_position list_indexof array_indexof list_append
     array_append list_prepend array_prepend array_length len list_count list_sum list_min list_max
@@ -93,7 +108,7 @@ _FORBIDDEN_NODES: tuple[type[exp.Expression], ...] = tuple(
     for name in (
         "Insert Update Delete Merge Create Drop Alter AlterColumn Command Copy Set SetItem Pragma Use "
         "Attach Detach Transaction Commit Rollback Describe Show Into LoadData Install Summarize "
-        "Placeholder Parameter SessionParameter Lateral TableSample Analyze Grant Revoke Export Kill "
+        "Placeholder Parameter SessionParameter Lateral Analyze Grant Revoke Export Kill "
         "Cache Uncache Refresh TruncateTable Comment"
     ).split()
     if hasattr(exp, name)
@@ -104,12 +119,7 @@ _NODE_FRIENDLY = {
     "Parameter": "query parameters",
     "Lateral": "LATERAL joins",
     "Into": "SELECT ... INTO",
-    "TableSample": "TABLESAMPLE (use ORDER BY random() LIMIT n)",
 }
-
-
-class SQLRejected(ValueError):
-    """The SQL is not allowed. The message says which part and what to do instead."""
 
 
 @dataclass(frozen=True)
@@ -122,20 +132,18 @@ class ValidatedQuery:
     limit: int
 
 
-def _function_label(node: exp.Func) -> str:
-    if isinstance(node, exp.Anonymous):
-        return str(node.name)
-    names = type(node).sql_names()
-    return names[0].lower() if names else type(node).__name__
+_OPENERS = {TokenType.L_PAREN, TokenType.L_BRACKET, TokenType.L_BRACE}
+_CLOSERS = {TokenType.R_PAREN, TokenType.R_BRACKET, TokenType.R_BRACE}
 
 
-def _paren_depth(sql: str) -> int:
+def _bracket_depth(tokens: list[Token]) -> int:
+    """Deepest nesting of (), [] and {} outside strings and comments (checked before the recursive parser)."""
     depth = best = 0
-    for ch in sql:
-        if ch == "(" or ch == "[":
+    for token in tokens:
+        if token.token_type in _OPENERS:
             depth += 1
             best = max(best, depth)
-        elif ch == ")" or ch == "]":
+        elif token.token_type in _CLOSERS:
             depth -= 1
     return best
 
@@ -150,8 +158,27 @@ def _tree_depth(node: exp.Expression) -> int:
     return best
 
 
-def _cte_names(tree: exp.Expression) -> set[str]:
-    return {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
+def _visible_ctes(table: exp.Table) -> set[str]:
+    """Names of the CTEs in scope at `table` (lower case), following SQL scoping.
+
+    A CTE is visible in the body of the query that defines it and in the CTEs defined after it in the
+    same WITH, never outside that query: a name defined in a subquery must not vouch for a table of
+    the same name elsewhere (e.g. a system view or a file name).
+    """
+    visible: set[str] = set()
+    child: exp.Expression = table
+    node = table.parent
+    while node is not None:
+        with_ = node.args.get("with_") if isinstance(node, exp.Query) else None
+        if isinstance(with_, exp.With) and child is not with_:
+            visible.update(cte.alias_or_name.lower() for cte in with_.expressions)
+        elif isinstance(node, exp.With) and isinstance(child, exp.CTE):
+            for cte in node.expressions:
+                if cte is child:
+                    break
+                visible.add(cte.alias_or_name.lower())
+        child, node = node, node.parent
+    return visible
 
 
 def parse_one_statement(sql: str) -> exp.Expression:
@@ -165,17 +192,26 @@ def parse_one_statement(sql: str) -> exp.Expression:
         )
     if "\x00" in sql:
         raise SQLRejected("The SQL contains a NUL character. Send plain text SQL.")
-    if _paren_depth(sql) > MAX_NESTING:
+    try:
+        tokens = _DUCKDB.tokenize(sql)
+    except TokenError as exc:
+        message = str(exc).splitlines()[0][:300]
+        raise SQLRejected(f"The SQL could not be read: {message}. Check quotes and comments.") from exc
+    if _bracket_depth(tokens) > MAX_NESTING:
         raise SQLRejected(
             f"The SQL nests brackets more than {MAX_NESTING} deep. Flatten it, e.g. with WITH (CTEs)."
         )
     try:
-        statements = [s for s in sqlglot.parse(sql, read="duckdb") if s is not None]
+        statements = [s for s in _DUCKDB.parser().parse(tokens, sql) if s is not None]
     except (ParseError, TokenError) as exc:
         message = str(exc).splitlines()[0][:300]
-        raise SQLRejected(f"The SQL could not be parsed: {message}. Check the syntax near that point.") from exc
+        raise SQLRejected(
+            f"The SQL could not be parsed: {message}. Check the syntax near that point."
+        ) from exc
     except RecursionError as exc:
-        raise SQLRejected("The SQL is nested too deeply to parse. Flatten it, e.g. with WITH (CTEs).") from exc
+        raise SQLRejected(
+            "The SQL is nested too deeply to parse. Flatten it, e.g. with WITH (CTEs)."
+        ) from exc
     if len(statements) != 1:
         raise SQLRejected(
             f"Send exactly one statement; this text has {len(statements)}. "
@@ -223,16 +259,17 @@ def validate(
 
     known = {t.lower(): t for t in known_tables}
     missing = {t.lower(): t for t in not_installed}
-    ctes = _cte_names(root)
     used: list[str] = []
     for table in root.find_all(exp.Table):
-        _check_table(table, known, missing, ctes)
+        _check_table(table, known, missing)
         name = table.name.lower()
         if name in known and known[name] not in used:
             used.append(known[name])
 
-    limited = _enforce_limit(root, max_rows)
-    return ValidatedQuery(sql=limited.sql(dialect="duckdb"), tree=limited, tables=tuple(used), limit=max_rows)
+    limited = _enforce_limit(bound_sizes(root), max_rows)
+    # Comments are dropped: only the validated tree, nothing the caller hid around it, is executed.
+    sql_out = limited.sql(dialect="duckdb", comments=False)
+    return ValidatedQuery(sql=sql_out, tree=limited, tables=tuple(used), limit=max_rows)
 
 
 def _check_function(node: exp.Func) -> None:
@@ -248,12 +285,12 @@ def _check_function(node: exp.Func) -> None:
     if type(node).__name__ in ALLOWED_FUNCTION_NODES:
         return
     raise SQLRejected(
-        f"Function {_function_label(node)}() is not allowed here (file access, table functions, "
+        f"Function {function_label(node)}() is not allowed here (file access, table functions, "
         "generators and settings are refused). Use plain SELECTs over the catalog tables."
     )
 
 
-def _check_table(table: exp.Table, known: dict[str, str], missing: dict[str, str], ctes: set[str]) -> None:
+def _check_table(table: exp.Table, known: dict[str, str], missing: dict[str, str]) -> None:
     if not isinstance(table.this, exp.Identifier):
         label = table.this.sql(dialect="duckdb")[:80] if table.this else "?"
         raise SQLRejected(
@@ -266,7 +303,7 @@ def _check_table(table: exp.Table, known: dict[str, str], missing: dict[str, str
             f"Use the bare table name, e.g. FROM {table.name}."
         )
     name = table.name.lower()
-    if name in ctes or name in known:
+    if name in known or name in _visible_ctes(table):
         return
     if name in missing:
         raise TableNotInstalled(missing[name])
@@ -289,21 +326,34 @@ class TableNotInstalled(SQLRejected):
 
 
 def _enforce_limit(root: exp.Expression, max_rows: int) -> exp.Expression:
-    """Cap the rows the query can return at max_rows + 1 (the extra row tells us it was truncated)."""
+    """Cap the rows the query can return at max_rows + 1 (the extra row tells us it was truncated).
+
+    A smaller literal LIMIT (or FETCH FIRST n ROWS) is kept; LIMIT ALL, NULL or a larger number is
+    replaced. A LIMIT that is not a plain row count (an expression, a subquery, PERCENT, WITH TIES) is
+    kept as written and the query is wrapped in an outer SELECT with the cap.
+    """
     cap = max_rows + 1
     limit = root.args.get("limit")
-    current: int | None = None
-    if isinstance(limit, exp.Limit):
-        value = limit.expression
-        if isinstance(value, exp.Literal) and value.is_int:
-            current = int(value.name)
-    if isinstance(limit, exp.Fetch):
-        current = None
-    if current is not None and current <= cap:
+    if limit is None:
+        root.set("limit", exp.Limit(expression=exp.Literal.number(cap)))
         return root
-    offset = root.args.get("offset")
-    limited = root.copy()
-    limited.set("limit", exp.Limit(expression=exp.Literal.number(cap)))
-    if offset is not None:
-        limited.set("offset", offset.copy())
-    return limited
+    options = limit.args.get("limit_options")
+    plain = options is None or not (options.args.get("percent") or options.args.get("with_ties"))
+    value = limit.args.get("count") if isinstance(limit, exp.Fetch) else limit.expression
+    if isinstance(limit, exp.Fetch) and value is None:
+        value = exp.Literal.number(1)  # FETCH FIRST ROW ONLY: one row
+    current = literal_int(value)
+    if plain and isinstance(limit, exp.Limit | exp.Fetch) and (current is not None or _is_limit_all(value)):
+        rows = cap if current is None or current < 0 else min(current, cap)
+        root.set("limit", exp.Limit(expression=exp.Literal.number(rows)))
+        return root
+    return exp.select("*").from_(root.subquery("_limited", copy=False)).limit(cap)
+
+
+def _is_limit_all(value: exp.Expression | None) -> bool:
+    """LIMIT ALL / LIMIT NULL / FETCH FIRST ROWS ONLY (no count) / a negative literal mean no limit."""
+    if value is None or isinstance(value, exp.Null):
+        return True
+    if isinstance(value, exp.Neg) and literal_int(value.this) is not None:
+        return True
+    return isinstance(value, exp.Var | exp.Column) and value.name.upper() == "ALL"
