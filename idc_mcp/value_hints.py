@@ -41,6 +41,8 @@ class ValueTest:
     kind: str  # eq | in | like | ilike
 
 
+MAX_LITERALS_EXAMINED = 5  # values of one IN list given nearest-value hints
+
 def fmt(n: int) -> str:
     return f"{n:,}"
 
@@ -245,7 +247,18 @@ def literal_notes(
         missing = literals
     replacements: dict[str, str] = {}
     pool: ValuePool | None = None
-    for literal in missing:
+    # Bounded: a 4,000-value IN list must not cost 4,000 fuzzy searches nor 4,000 notes.
+    examined = missing[:MAX_LITERALS_EXAMINED]
+    if len(missing) > len(examined):
+        notes.append(
+            f"{len(missing):,} of the {len(literals):,} values given for {label} do not occur; "
+            f"the first {len(examined)} are looked at below. Check the values with describe_table or a "
+            f"SELECT DISTINCT {label} query."
+        )
+    for literal in examined:
+        if budget.remaining_s <= 0:
+            budget.skipped += 1
+            break
         word = (
             literal.replace("%", " ").replace("_", " ").strip() if test.kind in ("like", "ilike") else literal
         )
@@ -264,9 +277,9 @@ def literal_notes(
             )
         else:
             notes.append(f"{quote(literal)} is not a value of {label}, and no existing value is close to it.")
-    if replacements:
-        notes.append(f"Use {sql_text(replace_literals(cond, test, replacements))} instead.")
     fixed = replace_literals(cond, test, replacements) if replacements else None
+    if fixed is not None and len(literals) <= MAX_LITERALS_EXAMINED:
+        notes.append(f"Use {sql_text(fixed)} instead.")
     free_text = pool is not None and not pool.complete and bool(pool.counts)
     if free_text and test.kind == "eq" and (tokens := re.findall(r"[^\W_]+", literals[0].lower())):
         words = words_like(table, test.column.name, tokens)

@@ -474,3 +474,15 @@ async def test_mcp_zero_budget_skips_diagnostics_but_answers(monkeypatch: pytest
     assert not result.is_error
     data = result.structured_content
     assert data["rows"] == [] and "skipped" in data["diagnostics"][-1]
+
+
+def test_a_long_in_list_of_unknown_values_gets_a_bounded_diagnosis():
+    # Found by the security corpus: 4,000 unknown PatientIDs once cost 100 s of fuzzy search and a
+    # note per value. Only the first few are examined; the rest are counted in one note.
+    values = ", ".join(f"'nobody-{i}'" for i in range(300))
+    result = run_query(get_catalog(), f"SELECT * FROM index WHERE PatientID IN ({values})")
+    assert result.row_count == 0
+    text = " ".join(result.diagnostics)
+    assert "300 of the 300 values given for PatientID do not occur" in text
+    assert text.count("is not a value of PatientID") <= 5
+    assert len(text) < 5_000
