@@ -101,7 +101,7 @@ def build_catalog_file(target: Path, threads: int = 2) -> None:
     started = time.monotonic()
     con = duckdb.connect(
         str(tmp),
-        config={"threads": threads, "autoload_known_extensions": False },
+        config={"threads": threads, "autoload_known_extensions": False},
     )
     try:
         con.execute("SET enable_progress_bar = false")

@@ -14,16 +14,29 @@ from typing import Annotated, TypeVar
 import anyio.from_thread
 import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
 from mcp_types import ToolAnnotations
 from pydantic import Field
 
-from idc_mcp import __version__, indices, tables
+from idc_mcp import (
+    __version__,
+    citations,
+    collection_list,
+    docs,
+    indices,
+    licenses,
+    manifest,
+    prompts,
+    sizes,
+    tables,
+    viewers,
+)
 from idc_mcp import download as dl
 from idc_mcp import query as query_mod
 from idc_mcp.catalog import get_catalog
 from idc_mcp.config import load_settings
 from idc_mcp.paths import PathRefused
+from idc_mcp.schemas import all_tables
 from idc_mcp.selection import (
     AnalysisResultsArg,
     CollectionIds,
@@ -107,27 +120,6 @@ def query(
 
 
 # ---------------------------------------------------------------- selection tools (issue 3)
-# Imported here, not at the top, so that parallel branches touching other sections merge cleanly.
-from idc_mcp import (  # noqa: E402
-    citations,
-    collection_list,
-    licenses,
-    manifest,
-    sizes,
-    viewers,
-)
-from idc_mcp.config import load_settings  # noqa: E402
-from idc_mcp.paths import PathRefused  # noqa: E402
-from idc_mcp.selection import (  # noqa: E402
-    AnalysisResultsArg,
-    CollectionIds,
-    PatientIds,
-    Selection,
-    SelectionSql,
-    SeriesUids,
-    StudyUids,
-)
-
 WRITES_FILE = ToolAnnotations(
     read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False
 )
@@ -403,13 +395,6 @@ async def fetch_index(
 
 
 # ---------------------------------------------------------------- resources and prompts (issue 5)
-# Imported here, inside this section, so that parallel branches editing the imports above merge cleanly.
-from mcp.server.mcpserver.exceptions import ResourceNotFoundError  # noqa: E402
-
-from idc_mcp import docs, prompts  # noqa: E402
-from idc_mcp.schemas import all_tables  # noqa: E402
-
-
 def _read_doc(fn: Callable[[], str]) -> str:
     """Unknown names become a not-found error that lists what exists."""
     try:

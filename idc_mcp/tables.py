@@ -125,6 +125,9 @@ def _is_simple_type(dtype: str) -> bool:
     return not any(token in dtype for token in ("STRUCT", "[]", "MAP", "LIST", "UNION"))
 
 
+_PROFILES: dict[tuple[object, ...], TableDescription] = {}
+
+
 def describe_table(catalog: Catalog, table: str) -> TableDescription:
     info = get_table(table)
     installed = catalog.installed_tables()
@@ -142,11 +145,18 @@ def describe_table(catalog: Catalog, table: str) -> TableDescription:
             description=info.description if info else "",
             installed=False,
             row_count=None,
-            columns=[ColumnDescription(name=c.name, type=c.type, description=c.description) for c in info.columns]
+            columns=[
+                ColumnDescription(name=c.name, type=c.type, description=c.description) for c in info.columns
+            ]
             if info
             else [],
             notes=[indices.not_installed_message(catalog.settings, name)],
         )
+    # Installed tables are read-only: their value profile is computed once per catalog and table.
+    key = (id(catalog), name, catalog.row_count(name), tuple(catalog.columns(name)))
+    cached = _PROFILES.get(key)
+    if cached is not None:
+        return cached.model_copy(deep=True)
     columns = []
     ref = _quote(name)
     for column, dtype in catalog.columns(name):
@@ -159,31 +169,44 @@ def describe_table(catalog: Catalog, table: str) -> TableDescription:
             q = _quote(column)
             (distinct,) = catalog.execute(f"SELECT approx_count_distinct({q}) FROM {ref}").rows[0]
             col.distinct_count = int(distinct or 0)
-            if col.distinct_count <= LOW_CARDINALITY or col.distinct_count <= 2 * TOP_VALUES and dtype == "VARCHAR":
+            if (
+                col.distinct_count <= LOW_CARDINALITY
+                or col.distinct_count <= 2 * TOP_VALUES
+                and dtype == "VARCHAR"
+            ):
                 rows = catalog.execute(
-                    f"SELECT {q}, count(*) FROM {ref} GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {LOW_CARDINALITY + 1}"
+                    f"SELECT {q}, count(*) FROM {ref} GROUP BY 1 "
+                    f"ORDER BY 2 DESC, 1 LIMIT {LOW_CARDINALITY + 1}"
                 ).rows
                 col.values = [ValueCount(value=json_safe(v), count=n) for v, n in rows[:LOW_CARDINALITY]]
                 col.values_complete = len(rows) <= LOW_CARDINALITY
                 col.distinct_count = len(rows) if col.values_complete else col.distinct_count
             elif dtype == "VARCHAR" and col.distinct_count < 20_000:
                 rows = catalog.execute(
-                    f"SELECT {q}, count(*) FROM {ref} WHERE {q} IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {TOP_VALUES}"
+                    f"SELECT {q}, count(*) FROM {ref} WHERE {q} IS NOT NULL GROUP BY 1 "
+                    f"ORDER BY 2 DESC, 1 LIMIT {TOP_VALUES}"
                 ).rows
                 col.values = [ValueCount(value=json_safe(v), count=n) for v, n in rows]
             else:
                 rows = catalog.execute(
-                    f"SELECT DISTINCT {q} FROM (SELECT {q} FROM {ref} WHERE {q} IS NOT NULL LIMIT 1000) LIMIT {EXAMPLES}"
+                    f"SELECT DISTINCT {q} FROM (SELECT {q} FROM {ref} WHERE {q} IS NOT NULL LIMIT 1000) "
+                    f"LIMIT {EXAMPLES}"
                 ).rows
                 col.examples = [json_safe(r[0]) for r in rows]
         else:
-            rows = catalog.execute(f"SELECT {_quote(column)} FROM {ref} WHERE {_quote(column)} IS NOT NULL LIMIT 1").rows
+            rows = catalog.execute(
+                f"SELECT {_quote(column)} FROM {ref} WHERE {_quote(column)} IS NOT NULL LIMIT 1"
+            ).rows
             col.examples = [json_safe(r[0]) for r in rows]
         columns.append(col)
-    return TableDescription(
+    described = TableDescription(
         name=name,
         description=info.description if info else _extra_description(name),
         installed=True,
         row_count=catalog.row_count(name),
         columns=columns,
     )
+    if len(_PROFILES) >= 64:
+        _PROFILES.clear()
+    _PROFILES[key] = described
+    return described.model_copy(deep=True)
