@@ -100,7 +100,9 @@ def _write(download_root: Path, requested: str, text: str) -> Path:
             f"Refusing to write {requested!r}: it is a symbolic link. Give another file name."
         )
     target = paths.resolve_inside(download_root, requested)
-    if target == paths.download_root(download_root) or target.is_dir():
+    # 'manifests/' names a folder even before it exists: never write a file called 'manifests'.
+    names_folder = requested.endswith(("/", os.sep))
+    if names_folder or target == paths.download_root(download_root) or target.is_dir():
         raise ManifestError(
             f"path {requested!r} is a folder; give a file name inside it, "
             f"e.g. '{requested.rstrip('/')}/manifest.txt'."

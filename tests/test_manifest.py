@@ -139,6 +139,16 @@ def test_a_directory_is_never_replaced(catalog, patient, tmp_path):
     assert os.path.isdir(tmp_path / "folder")
 
 
+def test_a_path_ending_in_a_slash_is_a_folder_not_a_file_name(catalog, patient, tmp_path):
+    # Found by a new-user trial: 'manifests/' wrote a file named 'manifests', and the next
+    # path='manifests/cohort.txt' then failed because that folder was a file.
+    with pytest.raises(ManifestError, match="is a folder.*'manifests/manifest.txt'"):
+        _export(catalog, Selection(patient_ids=[patient]), path="manifests/", root=tmp_path)
+    assert not (tmp_path / "manifests").exists()
+    written = _export(catalog, Selection(patient_ids=[patient]), path="manifests/cohort.txt", root=tmp_path)
+    assert written.path == str(tmp_path.resolve() / "manifests" / "cohort.txt")
+
+
 def test_bad_format_is_refused(catalog, patient, tmp_path):
     with pytest.raises(ManifestError, match="format must be"):
         _export(catalog, Selection(patient_ids=[patient]), "json", root=tmp_path)  # type: ignore[arg-type]
