@@ -27,12 +27,17 @@ def closest(word: str, candidates: Iterable[str], limit: int = 5, cutoff: float 
         c for c in pool if target and fold(c) and (fold(c).startswith(target) or target.startswith(fold(c)))
     ]
     contained = [c for c in pool if _contains(target, fold(c))]
+    shortened = [c for c in pool if _shortens(target, fold(c))]
     scored = process.extract(
         word, pool, scorer=fuzz.WRatio, processor=utils.default_process, limit=limit * 2, score_cutoff=cutoff
     )
     by_length = sorted(prefix, key=lambda c: abs(len(fold(c)) - len(target)))
     ordered = (
-        exact + by_length + sorted(contained, key=lambda c: abs(len(c) - len(word))) + [m[0] for m in scored]
+        exact
+        + by_length
+        + sorted(contained, key=lambda c: abs(len(c) - len(word)))
+        + shortened
+        + [m[0] for m in scored]
     )
     return list(dict.fromkeys(ordered))[:limit]
 
@@ -44,6 +49,15 @@ def _contains(a: str, b: str) -> bool:
     return len(short) >= 3 and 3 * len(short) >= len(long) and short in long
 
 
+def _shortens(a: str, b: str) -> bool:
+    """Folded `a` is `b` with letters left out, keeping its first and last three ('SeriesUID' for
+    'SeriesInstanceUID'), at least 5 letters and half of `b`."""
+    if len(a) < 5 or len(a) >= len(b) or 2 * len(a) < len(b) or a[:3] != b[:3] or a[-3:] != b[-3:]:
+        return False
+    letters = iter(b)
+    return all(ch in letters for ch in a)  # an in-order subsequence
+
+
 def resembles(word: str, candidate: str, min_ratio: float = 70.0) -> bool:
     """Whether `candidate` is plausibly what `word` meant: equal or a prefix when folded, one inside the
     other, or a close spelling. Stricter than `closest`'s ranking, for 'use X instead' advice."""
@@ -53,4 +67,6 @@ def resembles(word: str, candidate: str, min_ratio: float = 70.0) -> bool:
     # A stored value may abbreviate the word ('M' for 'Male'); the word abbreviating a much longer
     # value ('x' for 'XRayTubeCurrent') is too weak a hint.
     abbreviates = b.startswith(a) and (len(a) >= 3 or 3 * len(a) >= len(b))
-    return a.startswith(b) or abbreviates or _contains(a, b) or fuzz.ratio(a, b) >= min_ratio
+    return (
+        a.startswith(b) or abbreviates or _contains(a, b) or _shortens(a, b) or fuzz.ratio(a, b) >= min_ratio
+    )

@@ -347,6 +347,24 @@ def test_misspelled_column_gets_the_close_name(catalog: Catalog, pq: duckdb.Duck
     assert "Modality" in parquet_columns(pq, "idx")
 
 
+@pytest.mark.parametrize(
+    ("wrong", "right"),
+    [
+        ("SeriesUID", "SeriesInstanceUID"),
+        ("series_uid", "SeriesInstanceUID"),
+        ("StudyUID", "StudyInstanceUID"),
+    ],
+)
+def test_uid_shorthand_gets_the_full_uid_column(
+    catalog: Catalog, pq: duckdb.DuckDBPyConnection, wrong: str, right: str
+) -> None:
+    # Found by a new-user trial: 'SeriesUID' got "no close name", 'series_uid' got crdc_series_uuid.
+    text = error_text(catalog, f"SELECT {wrong} FROM index LIMIT 1")
+    assert f"Close names in index: {right}" in text
+    assert f"use {right} if" in text
+    assert right in parquet_columns(pq, "idx")
+
+
 def test_unknown_column_in_a_join_names_the_right_alias(catalog: Catalog) -> None:
     text = error_text(
         catalog,
@@ -399,6 +417,10 @@ def test_one_letter_column_gets_no_far_fetched_names(catalog: Catalog) -> None:
         ("lungs", "LUNG", True),
         ("TCGA-LUAD", "tcga_luad", True),
         ("Modalty", "Modality", True),
+        ("SeriesUID", "SeriesInstanceUID", True),  # letters left out, ends kept
+        ("Series", "SeriesInstanceUID", True),  # a prefix
+        ("SerUID", "SeriesInstanceUID", False),  # too little of it left
+        ("SeriesUID", "StudyInstanceUID", False),
         ("x", "XRayTubeCurrent_min", False),  # one letter is in everything
         ("1.2.3", "1.3.6.1.4.1.14519.5.2.1.6834.5010.145718279940812352834593372530", False),
     ],
