@@ -219,6 +219,18 @@ def _sql_predicate(catalog: Catalog, sql: str) -> str:
     return f"SeriesInstanceUID IN (SELECT {column} FROM ({validated.sql}) AS _sel)"
 
 
+def _explain_empty_sql(catalog: Catalog, sql: str) -> None:
+    """When the caller's `sql` returns nothing by itself, say why (a wrong value, like `query` does)."""
+    validated = validate_for(catalog, sql, SQL_ROW_CEILING)  # already passed in _sql_predicate
+    if _run(catalog, f"SELECT 1 FROM ({validated.sql}) AS _sel LIMIT 1").rows:
+        return  # it selects rows: the combination with the other arguments is what is empty
+    notes = diagnostics.explain_empty(catalog, validated)
+    raise SelectionError(
+        "sql selects no series on its own. " + " ".join(notes) + " Fix it (query() shows the same hints), "
+        "then pass it here."
+    )
+
+
 def resolve_selection(catalog: Catalog, selection: Selection) -> ResolvedSelection:
     """The SeriesInstanceUIDs a selection names, checked and bounded."""
     if selection.is_empty():
@@ -253,6 +265,8 @@ def resolve_selection(catalog: Catalog, selection: Selection) -> ResolvedSelecti
     )
     uids = [r[0] for r in _run(catalog, sql, params).rows]
     if not uids:
+        if selection.sql:
+            _explain_empty_sql(catalog, selection.sql)
         raise SelectionError(
             f"The selection ({selection.describe()}) matches no series. Each value exists, but together they "
             "select nothing: drop one filter, or check analysis_results (derived series have "

@@ -146,6 +146,26 @@ def test_values_that_exist_but_select_nothing_together_say_so(catalog):
         resolve_selection(catalog, Selection(series_uids=[SM_SERIES], collection_ids=["4d_lung"]))
 
 
+def test_sql_with_a_wrong_value_names_the_right_one_not_each_value_exists(catalog):
+    # Found by a new-user trial: Modality='CTs' got "Each value exists, but together they select nothing".
+    assert truth("SELECT count(*) FROM {index} WHERE Modality = 'CTs'")[0][0] == 0
+    assert truth("SELECT count(*) FROM {index} WHERE Modality = 'CT'")[0][0] > 0
+    with pytest.raises(SelectionError) as caught:
+        resolve_selection(
+            catalog, Selection(sql="SELECT SeriesInstanceUID FROM index WHERE Modality = 'CTs'")
+        )
+    message = str(caught.value)
+    assert message.startswith("sql selects no series on its own.")
+    assert "Use Modality = 'CT' instead." in message
+    assert "Each value exists" not in message
+
+
+def test_sql_that_selects_series_but_not_with_the_ids_says_together(catalog):
+    sql = "SELECT SeriesInstanceUID FROM index WHERE Modality = 'SM'"
+    with pytest.raises(SelectionError, match="Each value exists, but together"):
+        resolve_selection(catalog, Selection(sql=sql, collection_ids=["4d_lung"]))
+
+
 def test_selection_where_picks_exactly_the_resolved_series(catalog):
     for selection in (
         Selection(collection_ids=["qin_breast"], analysis_results="only"),
