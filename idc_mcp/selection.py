@@ -231,6 +231,17 @@ def _explain_empty_sql(catalog: Catalog, sql: str) -> None:
     )
 
 
+def _totals_hint(selection: Selection) -> str:
+    """Sizes and licenses of any number of series: an aggregate query has no series cap."""
+    ids = [i.replace("'", "''") for i in (selection.collection_ids or [])[:5]]
+    where = "collection_id IN (" + ", ".join(f"'{i}'" for i in ids) + ")" if ids else "..."
+    return (
+        "For totals only (series, size, licenses), query() aggregates without this cap: SELECT "
+        "collection_id, license_short_name, count(*) AS series, round(sum(series_size_MB) / 1024, 1) AS GB "
+        f"FROM index WHERE {where} GROUP BY ALL"
+    )
+
+
 def resolve_selection(catalog: Catalog, selection: Selection) -> ResolvedSelection:
     """The SeriesInstanceUIDs a selection names, checked and bounded."""
     if selection.is_empty():
@@ -277,7 +288,8 @@ def resolve_selection(catalog: Catalog, selection: Selection) -> ResolvedSelecti
         raise SelectionError(
             f"The selection matches {total:,} series; at most {MAX_SELECTION_SERIES:,} are accepted "
             "in one call. "
-            "Narrow it: add a Modality or collection filter through `sql`, or split it by collection_ids."
+            "Narrow it: add a Modality or collection filter through `sql`, or split it by collection_ids. "
+            + _totals_hint(selection)
         )
     deterministic = not selection.sql  # caller sql may sample (random(), LIMIT without ORDER BY)
     return ResolvedSelection(

@@ -3,6 +3,7 @@
 import pytest
 
 from idc_mcp.catalog import get_catalog
+from idc_mcp.query import run_query
 from idc_mcp.selection import (
     MAX_SELECTION_SERIES,
     Selection,
@@ -139,6 +140,19 @@ def test_selection_over_the_cap_is_refused_with_its_size(catalog):
     assert total > MAX_SELECTION_SERIES
     with pytest.raises(SelectionError, match=f"{total:,} series"):
         resolve_selection(catalog, Selection(collection_ids=["nlst"]))
+
+
+def test_selection_over_the_cap_offers_an_aggregate_query_that_runs(catalog):
+    # Found by a new-user trial: "how big is NLST / what license?" was only refused, with no way to answer.
+    with pytest.raises(SelectionError) as caught:
+        resolve_selection(catalog, Selection(collection_ids=["nlst"]))
+    sql = str(caught.value).split("without this cap: ", 1)[1]
+    rows = run_query(catalog, sql).rows
+    expected = truth(
+        "SELECT collection_id, license_short_name, count(*), round(sum(series_size_MB) / 1024, 1) "
+        "FROM {index} WHERE collection_id = 'nlst' GROUP BY ALL"
+    )
+    assert sorted(tuple(r.values()) for r in rows) == sorted(expected)
 
 
 def test_values_that_exist_but_select_nothing_together_say_so(catalog):
