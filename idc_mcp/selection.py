@@ -172,8 +172,9 @@ def report_unknown(catalog: Catalog, argument: str, column: str, values: list[st
                 )
         lines.append(f"{value!r}{hint}")
     more = f" (and {len(unknown) - 10} more)" if len(unknown) > 10 else ""
+    listed = "; ".join(lines) + more
     raise SelectionError(
-        f"Unknown {argument}: " + "; ".join(lines) + more + ". "
+        f"Unknown {argument}: {listed}{'' if listed.endswith('?') else '.'} "
         f"Look values up with query(), e.g. SELECT DISTINCT {column} FROM index WHERE ... ."
     )
 

@@ -206,7 +206,7 @@ def parse_one_statement(sql: str) -> exp.Expression:
     except (ParseError, TokenError) as exc:
         message = str(exc).splitlines()[0][:300]
         raise SQLRejected(
-            f"The SQL could not be parsed: {message}. Check the syntax near that point."
+            f"The SQL could not be parsed: {message.rstrip('.')}. Check the syntax near that point."
         ) from exc
     except RecursionError as exc:
         raise SQLRejected(

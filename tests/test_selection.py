@@ -77,6 +77,7 @@ def test_unknown_collection_is_named_with_the_closest_ones(catalog):
     message = str(err.value)
     assert message.startswith("Unknown collection_ids: 'TCGA-LUAD' — did you mean 'tcga_luad'")
     assert "'nlst' —" not in message  # the known one is not reported
+    assert "?. " not in message and "? Look values up" in message  # one end mark, not '?.'
 
 
 def test_unknown_patient_is_reported_not_dropped(catalog):

@@ -295,3 +295,11 @@ def test_brackets_inside_strings_do_not_count_as_nesting(catalog: Catalog) -> No
     # ...while real nesting, also of struct braces, is refused before the recursive parser runs.
     with pytest.raises(sqlguard.SQLRejected, match="nests brackets"):
         _validate(catalog, "SELECT " + "{'a': " * 60 + "1" + "}" * 60)
+
+
+def test_a_parse_error_message_ends_each_sentence_once() -> None:
+    # Found by a new-user trial: "... Line 1, Col: 7.. Check the syntax" (sqlglot's message ends in '.').
+    with pytest.raises(sqlguard.SQLRejected) as caught:
+        sqlguard.validate("SELEC 1", {"index"}, 10)
+    assert "could not be parsed" in str(caught.value)
+    assert ".." not in str(caught.value)
