@@ -176,7 +176,8 @@ def download(
     except s3.StoreUnavailable as exc:
         raise DownloadError(
             f"The object store at {opts.endpoint_url} did not answer the listing ({exc}). Nothing was "
-            "written; check IDC_MCP_S3_ENDPOINT_URL and the network, then call download again."
+            "written; check IDC_MCP_S3_ENDPOINT_URL and the network, then call download again. Offline, "
+            "estimate_size (series, files, size) and export_manifest (an s5cmd manifest) still answer."
         ) from exc
     except s3.ObjectError as exc:
         raise DownloadError(f"The object store refused the listing: {exc}.") from exc
