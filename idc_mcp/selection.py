@@ -15,7 +15,7 @@ from pydantic import Field
 
 from idc_mcp import diagnostics
 from idc_mcp.catalog import Catalog, QueryOutput, QueryTimeout
-from idc_mcp.fuzzy import closest
+from idc_mcp.fuzzy import closest, resembles
 from idc_mcp.query import QueryError, validate_for
 
 MAX_SELECTION_SERIES = 100_000
@@ -156,7 +156,7 @@ def report_unknown(catalog: Catalog, argument: str, column: str, values: list[st
     for value in unknown[:10]:
         hint = ""
         if candidates:
-            near = closest(value, candidates, limit=3)
+            near = [n for n in closest(value, candidates, limit=3) if resembles(value, n)]
             if near:
                 hint = " — did you mean " + ", ".join(repr(n) for n in near) + "?"
         else:

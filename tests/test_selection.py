@@ -80,6 +80,15 @@ def test_unknown_collection_is_named_with_the_closest_ones(catalog):
     assert "?. " not in message and "? Look values up" in message  # one end mark, not '?.'
 
 
+def test_unknown_patient_gets_no_far_fetched_suggestion(catalog):
+    # Found by a new-user trial: 'nobody' was answered "did you mean 'NoduleLayout_1'".
+    assert truth("SELECT count(*) FROM {index} WHERE PatientID = 'nobody'")[0][0] == 0
+    assert truth("SELECT count(*) FROM {index} WHERE PatientID LIKE 'NoduleLayout%'")[0][0] > 0
+    with pytest.raises(SelectionError) as err:
+        resolve_selection(catalog, Selection(patient_ids=["nobody"]))
+    assert str(err.value).startswith("Unknown patient_ids: 'nobody'. Look values up with query()")
+
+
 def test_unknown_patient_is_reported_not_dropped(catalog):
     with pytest.raises(SelectionError, match="Unknown patient_ids: 'NO-SUCH-PATIENT'"):
         resolve_selection(catalog, Selection(collection_ids=["4d_lung"], patient_ids=["NO-SUCH-PATIENT"]))
