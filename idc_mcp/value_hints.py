@@ -43,6 +43,7 @@ class ValueTest:
 
 MAX_LITERALS_EXAMINED = 5  # values of one IN list given nearest-value hints
 
+
 def fmt(n: int) -> str:
     return f"{n:,}"
 
@@ -295,7 +296,15 @@ def literal_notes(
 
 def replace_literals(cond: exp.Expression, test: ValueTest, replacements: dict[str, str]) -> exp.Expression:
     if test.kind in ("like", "ilike"):
-        value = next(iter(replacements.values()))
+        pattern, value = next(iter(replacements.items()))
+        word = pattern.strip("%")
+        if len(pattern) > 2 and pattern.startswith("%") and pattern.endswith("%") and "%" not in word:
+            # A substring search stays one ('%lungs%' -> '%Lung%', not = 'Lung Cancer', which drops
+            # 'Non-small Cell Lung Cancer'): the word of the nearest value closest to the one given.
+            words = re.findall(r"[^\W_]+", value)
+            single = re.fullmatch(r"[^\W_]+", word) is not None
+            best = (closest(word, words, limit=1) if single and words else []) or [value]
+            return exp.ILike(this=test.column.copy(), expression=exp.Literal.string(f"%{best[0]}%"))
         return exp.EQ(this=test.column.copy(), expression=exp.Literal.string(value))
     fixed = cond.copy()
     for lit in fixed.find_all(exp.Literal):

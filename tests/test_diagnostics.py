@@ -152,6 +152,19 @@ def test_in_list_with_one_wrong_value(catalog: Catalog, pq: duckdb.DuckDBPyConne
     assert count_where(pq, fixed) > 0
 
 
+def test_misspelled_substring_search_stays_a_substring_search(
+    catalog: Catalog, pq: duckdb.DuckDBPyConnection
+) -> None:
+    # Found by a new-user trial: '%lungs%' was answered "Use cancer_types = 'Lung Cancer' instead",
+    # which drops every 'Non-small Cell Lung Cancer', 'Lung Adenocarcinoma'... collection.
+    result = empty(catalog, "SELECT collection_id FROM collections_index WHERE cancer_types ILIKE '%lungs%'")
+    fixed = replacement(" ".join(result.diagnostics))
+    assert fixed == "cancer_types ILIKE '%Lung%'"
+    (wide,) = pq.execute(f"SELECT count(*) FROM coll WHERE {fixed}").fetchone()  # type: ignore[misc]
+    (exact,) = pq.execute("SELECT count(*) FROM coll WHERE cancer_types = 'Lung Cancer'").fetchone()  # type: ignore[misc]
+    assert wide > exact > 0
+
+
 def test_case_sensitive_like_suggests_ilike(catalog: Catalog, pq: duckdb.DuckDBPyConnection) -> None:
     text = empty(catalog, "SELECT * FROM index WHERE collection_id LIKE 'TCGA%'").diagnostics[0]
     assert "collection_id ILIKE 'TCGA%'" in text
