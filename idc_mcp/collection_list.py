@@ -150,5 +150,5 @@ def _no_match_message(
     hint = f" Close values: {', '.join(repr(n) for n in near)}." if near else ""
     return (
         f"No collection has {name} containing {value!r} (case-insensitive substring).{hint} "
-        "describe_table('collections_index') shows cancer_types and tumor_locations values."
+        f"Call list_collections() without {name} to see the values in use."
     )

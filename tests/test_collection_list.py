@@ -63,6 +63,16 @@ def test_a_filter_that_matches_nothing_suggests_close_values(catalog):
         list_collections(catalog, cancer_type="lnug cancr")
 
 
+def test_a_modality_filter_that_matches_nothing_points_to_the_modalities(catalog):
+    # Found by a new-user trial: the hint pointed to cancer_types/tumor_locations for a modality typo.
+    with pytest.raises(SelectionError) as caught:
+        list_collections(catalog, modality="CTs")
+    message = str(caught.value)
+    assert "Close values: 'CT'" in message
+    assert message.endswith("Call list_collections() without modality to see the values in use.")
+    assert "cancer_types" not in message
+
+
 def test_filters_that_only_conflict_together_return_an_empty_list_with_a_note(catalog):
     result = list_collections(catalog, tumor_location="brain", modality="MG")
     assert result.count == 0 and result.notes
