@@ -5,7 +5,7 @@ import pytest
 from idc_mcp.catalog import get_catalog
 from idc_mcp.collection_list import list_collections
 from idc_mcp.selection import SelectionError
-from tests.parquet_truth import truth
+from tests.parquet import truth
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from idc_mcp.selection import (
     resolve_selection,
     selection_where,
 )
-from tests.parquet_truth import truth
+from tests.parquet import truth
 
 SM_SERIES = "1.2.826.0.1.3680043.8.498.56046203939823473875129608016149951794"
 

@@ -8,7 +8,7 @@ from idc_mcp.catalog import get_catalog
 from idc_mcp.paths import PathRefused
 from idc_mcp.selection import Selection
 from idc_mcp.sizes import estimate_size
-from tests.parquet_truth import truth
+from tests.parquet import truth
 
 SQL = "SELECT SeriesInstanceUID FROM index WHERE Modality = 'MR' AND BodyPartExamined = 'BREAST'"
 
