@@ -2,7 +2,6 @@
 
 import pytest
 
-from idc_mcp.catalog import get_catalog
 from idc_mcp.selection import (
     MAX_SELECTION_SERIES,
     Selection,
@@ -13,11 +12,6 @@ from idc_mcp.selection import (
 from tests.parquet import truth
 
 SM_SERIES = "1.2.826.0.1.3680043.8.498.56046203939823473875129608016149951794"
-
-
-@pytest.fixture(scope="module")
-def catalog():
-    return get_catalog()
 
 
 def test_collection_selection_matches_the_parquet(catalog):
