@@ -6,10 +6,12 @@ errors to `ToolError`, whose message is what the assistant reads.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import anyio.from_thread
 import anyio.to_thread
@@ -133,15 +135,48 @@ def _selected(fn: Callable[[], T]) -> T:
         raise ToolError(str(exc)) from exc
 
 
-def _selection(
-    collection_ids: list[str] | None,
-    patient_ids: list[str] | None,
-    study_uids: list[str] | None,
-    series_uids: list[str] | None,
-    sql: str | None,
-    analysis_results: str,
-) -> Selection:
-    return Selection(collection_ids, patient_ids, study_uids, series_uids, sql, analysis_results)  # type: ignore[arg-type]
+# The six arguments every selection tool takes first, in this order (see `selection.Selection`).
+_SELECTION_ARGUMENTS = [
+    inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=annotation, default=default)
+    for name, annotation, default in (
+        ("collection_ids", CollectionIds, None),
+        ("patient_ids", PatientIds, None),
+        ("study_uids", StudyUids, None),
+        ("series_uids", SeriesUids, None),
+        ("sql", SelectionSql, None),
+        ("analysis_results", AnalysisResultsArg, "include"),
+    )
+]
+
+
+def _takes_selection(fn: Callable[..., T]) -> Callable[..., T]:
+    """Publish `fn(..., selection: Selection, ...)` as a tool taking the six selection arguments in place
+    of `selection`; the call bundles them into one Selection. Name, docstring and the other arguments
+    stay as `fn` declares them."""
+    signature = inspect.signature(fn, eval_str=True)
+    parameters: list[inspect.Parameter] = []
+    for parameter in signature.parameters.values():
+        parameters += _SELECTION_ARGUMENTS if parameter.name == "selection" else [parameter]
+
+    def bundle(kwargs: dict[str, Any]) -> dict[str, Any]:
+        values = {p.name: kwargs.pop(p.name, p.default) for p in _SELECTION_ARGUMENTS}
+        return {**kwargs, "selection": Selection(**values)}
+
+    if inspect.iscoroutinefunction(fn):
+
+        async def tool(**kwargs: Any) -> Any:
+            return await fn(**bundle(kwargs))
+    else:
+
+        def tool(**kwargs: Any) -> Any:
+            return fn(**bundle(kwargs))
+
+    functools.update_wrapper(tool, fn)
+    tool.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    # MCP finds the Context argument through the annotations, the schema through the signature.
+    tool.__annotations__ = {p.name: p.annotation for p in parameters}
+    tool.__annotations__["return"] = signature.return_annotation
+    return tool
 
 
 @mcp.tool(annotations=READ_ONLY)
@@ -168,32 +203,21 @@ def list_collections(
 
 
 @mcp.tool(annotations=READ_ONLY)
-def check_licenses(
-    collection_ids: CollectionIds = None,
-    patient_ids: PatientIds = None,
-    study_uids: StudyUids = None,
-    series_uids: SeriesUids = None,
-    sql: SelectionSql = None,
-    analysis_results: AnalysisResultsArg = "include",
-) -> licenses.LicenseReport:
+@_takes_selection
+def check_licenses(selection: Selection) -> licenses.LicenseReport:
     """Say which licenses cover a selection and whether it may be used commercially.
 
     Call this before any download, redistribution or commercial use: per license the series count, size,
     collections, commercial use (CC BY yes with attribution, CC BY-NC no, other terms: read them) and URL,
     plus an overall verdict naming the non-commercial collections.
     """
-    sel = _selection(collection_ids, patient_ids, study_uids, series_uids, sql, analysis_results)
-    return _selected(lambda: licenses.check_licenses(get_catalog(), sel))
+    return _selected(lambda: licenses.check_licenses(get_catalog(), selection))
 
 
 @mcp.tool(annotations=READ_ONLY)
+@_takes_selection
 def estimate_size(
-    collection_ids: CollectionIds = None,
-    patient_ids: PatientIds = None,
-    study_uids: StudyUids = None,
-    series_uids: SeriesUids = None,
-    sql: SelectionSql = None,
-    analysis_results: AnalysisResultsArg = "include",
+    selection: Selection,
     download_dir: Annotated[
         str | None,
         Field(description="folder inside the download root to check free space in, e.g. 'lung_ct'"),
@@ -204,9 +228,8 @@ def estimate_size(
     Call this before downloading (or when asked "how big is it?"). With download_dir, it reports the free
     space there and whether the selection fits.
     """
-    sel = _selection(collection_ids, patient_ids, study_uids, series_uids, sql, analysis_results)
     return _selected(
-        lambda: sizes.estimate_size(get_catalog(), sel, download_dir, load_settings().download_root)
+        lambda: sizes.estimate_size(get_catalog(), selection, download_dir, load_settings().download_root)
     )
 
 
@@ -233,13 +256,9 @@ def get_viewer_url(
 
 
 @mcp.tool(annotations=READ_ONLY)
+@_takes_selection
 def get_citations(
-    collection_ids: CollectionIds = None,
-    patient_ids: PatientIds = None,
-    study_uids: StudyUids = None,
-    series_uids: SeriesUids = None,
-    sql: SelectionSql = None,
-    analysis_results: AnalysisResultsArg = "include",
+    selection: Selection,
     format: Annotated[
         citations.CitationFormat, Field(description="text, apa (titles *italic*), bibtex or csl-json")
     ] = "text",
@@ -249,36 +268,24 @@ def get_citations(
     Call this whenever data will be used or published (the licenses require attribution). Built offline from
     the bundled metadata; deduplicated by DOI.
     """
-    sel = _selection(collection_ids, patient_ids, study_uids, series_uids, sql, analysis_results)
-    return _selected(lambda: citations.get_citations(get_catalog(), sel, format))
+    return _selected(lambda: citations.get_citations(get_catalog(), selection, format))
 
 
 @mcp.tool(annotations=READ_ONLY)
-def get_dicomweb_urls(
-    collection_ids: CollectionIds = None,
-    patient_ids: PatientIds = None,
-    study_uids: StudyUids = None,
-    series_uids: SeriesUids = None,
-    sql: SelectionSql = None,
-    analysis_results: AnalysisResultsArg = "include",
-) -> viewers.DicomwebUrls:
+@_takes_selection
+def get_dicomweb_urls(selection: Selection) -> viewers.DicomwebUrls:
     """List DICOMweb URLs (IDC's public proxy) for the series of a selection.
 
     Call this when a DICOMweb client or custom viewer needs the series. The proxy is quota-limited and for
     viewing only: to download, use export_manifest (s5cmd from S3).
     """
-    sel = _selection(collection_ids, patient_ids, study_uids, series_uids, sql, analysis_results)
-    return _selected(lambda: viewers.get_dicomweb_urls(get_catalog(), sel))
+    return _selected(lambda: viewers.get_dicomweb_urls(get_catalog(), selection))
 
 
 @mcp.tool(annotations=WRITES_FILE)
+@_takes_selection
 def export_manifest(
-    collection_ids: CollectionIds = None,
-    patient_ids: PatientIds = None,
-    study_uids: StudyUids = None,
-    series_uids: SeriesUids = None,
-    sql: SelectionSql = None,
-    analysis_results: AnalysisResultsArg = "include",
+    selection: Selection,
     format: Annotated[
         manifest.ManifestFormat,
         Field(description="'s5cmd' (cp s3://.../* . lines) or 'csv' (UIDs, collection, license, size, URL)"),
@@ -297,12 +304,11 @@ def export_manifest(
     path, only small manifests are returned inline; with path, the file is written (replacing an older
     manifest file of that name) inside the download root only.
     """
-    sel = _selection(collection_ids, patient_ids, study_uids, series_uids, sql, analysis_results)
 
     def run() -> manifest.Manifest:
         settings = load_settings()
         return manifest.export_manifest(
-            get_catalog(), sel, format, path, settings.download_root, settings.s3_endpoint_url
+            get_catalog(), selection, format, path, settings.download_root, settings.s3_endpoint_url
         )
 
     return _selected(run)
@@ -318,14 +324,10 @@ DOWNLOAD = ToolAnnotations(
 
 
 @mcp.tool(annotations=DOWNLOAD)
+@_takes_selection
 async def download(
     ctx: Context,
-    collection_ids: CollectionIds = None,
-    patient_ids: PatientIds = None,
-    study_uids: StudyUids = None,
-    series_uids: SeriesUids = None,
-    sql: SelectionSql = None,
-    analysis_results: AnalysisResultsArg = "include",
+    selection: Selection,
     download_dir: Annotated[
         str | None,
         Field(description="folder inside the download root (relative, or absolute inside it)"),
@@ -347,7 +349,6 @@ async def download(
     skipped). A CSV manifest and LICENSE/CITATION texts per collection are written next to the data.
     """
     settings = load_settings()
-    selection = Selection(collection_ids, patient_ids, study_uids, series_uids, sql, analysis_results)
 
     def work(progress: dl.Progress, cancel: threading.Event) -> dl.DownloadResult:
         return dl.run_download(
