@@ -43,6 +43,7 @@ class ValueTest:
 
 MAX_LITERALS_EXAMINED = 5  # values of one IN list given nearest-value hints
 
+
 def fmt(n: int) -> str:
     return f"{n:,}"
 
