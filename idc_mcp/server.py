@@ -69,12 +69,25 @@ mcp = MCPServer(name="idc-mcp", version=__version__, instructions=INSTRUCTIONS)
 T = TypeVar("T")
 
 
+# Our own error types: their messages are written for the assistant (what was wrong, what to do next).
+_ASSISTANT_ERRORS = (
+    query_mod.QueryError,
+    tables.TableNotFound,
+    SelectionError,
+    manifest.ManifestError,
+    PathRefused,
+    dl.DownloadError,
+    dl.TemplateError,
+    indices.IndexFetchError,
+)
+
+
 @contextmanager
 def _tool_errors() -> Iterator[None]:
-    """Our own error types carry messages written for the assistant: pass them on as ToolError."""
+    """Pass our own errors on as ToolError; anything else stays masked by the server."""
     try:
         yield
-    except (query_mod.QueryError, tables.TableNotFound, SelectionError) as exc:
+    except _ASSISTANT_ERRORS as exc:
         raise ToolError(str(exc)) from exc
 
 
@@ -125,14 +138,6 @@ def query(
 WRITES_FILE = ToolAnnotations(
     read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False
 )
-
-
-def _selected(fn: Callable[[], T]) -> T:
-    """Like _call, plus the path and manifest errors of the selection tools."""
-    try:
-        return _call(fn)
-    except (manifest.ManifestError, PathRefused) as exc:
-        raise ToolError(str(exc)) from exc
 
 
 # The six arguments every selection tool takes first, in this order (see `selection.Selection`).
@@ -195,7 +200,7 @@ def list_collections(
     Call this to find which collections fit a topic before selecting data; filters are case-insensitive
     substrings and combine with AND. Then pass collection_ids to the other selection tools.
     """
-    return _selected(
+    return _call(
         lambda: collection_list.list_collections(
             get_catalog(), cancer_type, tumor_location, modality, license
         )
@@ -211,7 +216,7 @@ def check_licenses(selection: Selection) -> licenses.LicenseReport:
     collections, commercial use (CC BY yes with attribution, CC BY-NC no, other terms: read them) and URL,
     plus an overall verdict naming the non-commercial collections.
     """
-    return _selected(lambda: licenses.check_licenses(get_catalog(), selection))
+    return _call(lambda: licenses.check_licenses(get_catalog(), selection))
 
 
 @mcp.tool(annotations=READ_ONLY)
@@ -228,7 +233,7 @@ def estimate_size(
     Call this before downloading (or when asked "how big is it?"). With download_dir, it reports the free
     space there and whether the selection fits.
     """
-    return _selected(
+    return _call(
         lambda: sizes.estimate_size(get_catalog(), selection, download_dir, load_settings().download_root)
     )
 
@@ -252,7 +257,7 @@ def get_viewer_url(
     Call this when the user wants to see the images. One link per series (several allowed), or one for the
     whole study. Viewers: ohif_v3, ohif_v2, slim (slide microscopy), volview (3D rendering from S3).
     """
-    return _selected(lambda: viewers.get_viewer_url(get_catalog(), series_uid, study_uid, viewer))
+    return _call(lambda: viewers.get_viewer_url(get_catalog(), series_uid, study_uid, viewer))
 
 
 @mcp.tool(annotations=READ_ONLY)
@@ -268,7 +273,7 @@ def get_citations(
     Call this whenever data will be used or published (the licenses require attribution). Built offline from
     the bundled metadata; deduplicated by DOI.
     """
-    return _selected(lambda: citations.get_citations(get_catalog(), selection, format))
+    return _call(lambda: citations.get_citations(get_catalog(), selection, format))
 
 
 @mcp.tool(annotations=READ_ONLY)
@@ -279,7 +284,7 @@ def get_dicomweb_urls(selection: Selection) -> viewers.DicomwebUrls:
     Call this when a DICOMweb client or custom viewer needs the series. The proxy is quota-limited and for
     viewing only: to download, use export_manifest (s5cmd from S3).
     """
-    return _selected(lambda: viewers.get_dicomweb_urls(get_catalog(), selection))
+    return _call(lambda: viewers.get_dicomweb_urls(get_catalog(), selection))
 
 
 @mcp.tool(annotations=WRITES_FILE)
@@ -311,7 +316,7 @@ def export_manifest(
             get_catalog(), selection, format, path, settings.download_root, settings.s3_endpoint_url
         )
 
-    return _selected(run)
+    return _call(run)
 
 
 # (end of selection tools)
@@ -355,10 +360,8 @@ async def download(
             get_catalog(), settings, selection, download_dir, dir_template, dry_run, progress, cancel
         )
 
-    try:
+    with _tool_errors():
         return await dl.download_async(work, ctx.report_progress)
-    except (SelectionError, dl.DownloadError, dl.TemplateError, PathRefused) as exc:
-        raise ToolError(str(exc)) from exc
 
 
 # (end of download)
@@ -386,10 +389,8 @@ async def fetch_index(
     progress = indices.throttled(
         lambda done, total, message: anyio.from_thread.run(ctx.report_progress, done, total, message)
     )
-    try:
+    with _tool_errors():
         return await anyio.to_thread.run_sync(lambda: indices.fetch_index(get_catalog(), name, progress))
-    except indices.IndexFetchError as exc:
-        raise ToolError(str(exc)) from exc
 
 
 # (end of specialized indices)
