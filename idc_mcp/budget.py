@@ -25,6 +25,7 @@ class Budget:
     per_query_s: float = field(default_factory=lambda: PER_QUERY_S)
     started: float = field(default_factory=time.monotonic)
     skipped: int = 0
+    ran: int = 0
     # The same check is often needed twice in one diagnosis (a count without one condition is the
     # count with the other): answer repeats from here.
     _seen: dict[str, QueryOutput] = field(default_factory=dict, repr=False)
@@ -47,5 +48,6 @@ class Budget:
         except (QueryTimeout, duckdb.Error):
             self.skipped += 1
             return None
+        self.ran += 1
         self._seen[sql] = out
         return out
