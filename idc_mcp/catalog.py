@@ -94,6 +94,17 @@ def quote_identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def sql_literal(value: str) -> str:
+    """A DuckDB string literal (quotes doubled; DuckDB strings have no backslash escapes).
+
+    For file paths in DDL, which takes no parameters, and instead of bound parameters on the download
+    rerun path: binding any Python parameter makes DuckDB import pandas (~0.7 s), which a short-lived
+    process resuming a complete download would pay."""
+    if "\x00" in value:
+        raise ValueError("NUL in an SQL literal")
+    return "'" + value.replace("'", "''") + "'"
+
+
 def build_catalog_file(target: Path, threads: int = 2) -> None:
     """Materialize the bundled parquet files into a DuckDB file, atomically (temp file + rename)."""
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -108,11 +119,11 @@ def build_catalog_file(target: Path, threads: int = 2) -> None:
         con.execute("SET enable_progress_bar = false")
         con.execute("SET preserve_insertion_order = false")
         for name, info in bundled_tables().items():
-            path = str(info.parquet_path).replace("'", "''")
+            path = sql_literal(str(info.parquet_path))
             order = _SORT_KEYS.get(name)
             order_sql = f" ORDER BY {', '.join(quote_identifier(c) for c in order)}" if order else ""
             table = quote_identifier(name)
-            con.execute(f"CREATE TABLE {table} AS SELECT * FROM read_parquet('{path}'){order_sql}")
+            con.execute(f"CREATE TABLE {table} AS SELECT * FROM read_parquet({path}){order_sql}")
         con.execute("CHECKPOINT")
     finally:
         con.close()
@@ -227,8 +238,8 @@ class Catalog:
             return conn
         for name, file in sorted(self._files.items()):
             try:
-                literal = str(file).replace("'", "''")
-                conn.execute(f"ATTACH '{literal}' AS {quote_identifier('x_' + name)} (READ_ONLY)")
+                alias = quote_identifier("x_" + name)
+                conn.execute(f"ATTACH {sql_literal(str(file))} AS {alias} (READ_ONLY)")
             except duckdb.Error as exc:
                 # A damaged cache file must not take the whole catalog down: skip it (fetch_index redoes it).
                 log.warning("skipping the cached index %s (%s): %s", name, file, exc)

@@ -16,8 +16,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from idc_mcp.catalog import Catalog
-from idc_mcp.download.plan import SeriesPlan, sql_literal
+from idc_mcp.catalog import Catalog, sql_literal
+from idc_mcp.download.plan import SeriesPlan
 from idc_mcp.paths import ensure_inside, safe_component
 
 MANIFEST_COLUMNS = (
