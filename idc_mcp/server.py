@@ -159,6 +159,8 @@ def _takes_selection(fn: Callable[..., T]) -> Callable[..., T]:
     of `selection`; the call bundles them into one Selection. Name, docstring and the other arguments
     stay as `fn` declares them."""
     signature = inspect.signature(fn, eval_str=True)
+    if "selection" not in signature.parameters:
+        raise TypeError(f"{fn.__name__} has no `selection` parameter to publish as the selection arguments")
     parameters: list[inspect.Parameter] = []
     for parameter in signature.parameters.values():
         parameters += _SELECTION_ARGUMENTS if parameter.name == "selection" else [parameter]
