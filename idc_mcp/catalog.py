@@ -89,8 +89,20 @@ class QueryOutput:
     elapsed_s: float
 
 
-def _quote(name: str) -> str:
+def quote_identifier(name: str) -> str:
+    """A DuckDB identifier in double quotes (inner quotes doubled), safe for any table or column name."""
     return '"' + name.replace('"', '""') + '"'
+
+
+def sql_literal(value: str) -> str:
+    """A DuckDB string literal (quotes doubled; DuckDB strings have no backslash escapes).
+
+    For file paths in DDL, which takes no parameters, and instead of bound parameters on the download
+    rerun path: binding any Python parameter makes DuckDB import pandas (~0.7 s), which a short-lived
+    process resuming a complete download would pay."""
+    if "\x00" in value:
+        raise ValueError("NUL in an SQL literal")
+    return "'" + value.replace("'", "''") + "'"
 
 
 def build_catalog_file(target: Path, threads: int = 2) -> None:
@@ -107,10 +119,11 @@ def build_catalog_file(target: Path, threads: int = 2) -> None:
         con.execute("SET enable_progress_bar = false")
         con.execute("SET preserve_insertion_order = false")
         for name, info in bundled_tables().items():
-            path = str(info.parquet_path).replace("'", "''")
+            path = sql_literal(str(info.parquet_path))
             order = _SORT_KEYS.get(name)
-            order_sql = f" ORDER BY {', '.join(_quote(c) for c in order)}" if order else ""
-            con.execute(f"CREATE TABLE {_quote(name)} AS SELECT * FROM read_parquet('{path}'){order_sql}")
+            order_sql = f" ORDER BY {', '.join(quote_identifier(c) for c in order)}" if order else ""
+            table = quote_identifier(name)
+            con.execute(f"CREATE TABLE {table} AS SELECT * FROM read_parquet({path}){order_sql}")
         con.execute("CHECKPOINT")
     finally:
         con.close()
@@ -225,8 +238,8 @@ class Catalog:
             return conn
         for name, file in sorted(self._files.items()):
             try:
-                literal = str(file).replace("'", "''")
-                conn.execute(f"ATTACH '{literal}' AS {_quote('x_' + name)} (READ_ONLY)")
+                alias = quote_identifier("x_" + name)
+                conn.execute(f"ATTACH {sql_literal(str(file))} AS {alias} (READ_ONLY)")
             except duckdb.Error as exc:
                 # A damaged cache file must not take the whole catalog down: skip it (fetch_index redoes it).
                 log.warning("skipping the cached index %s (%s): %s", name, file, exc)
@@ -285,8 +298,8 @@ class Catalog:
 
     def _table_ref(self, table: str) -> str:
         if table in self._extra:
-            return f"{_quote(self._extra[table])}.{_quote(table)}"
-        return _quote(table)
+            return f"{quote_identifier(self._extra[table])}.{quote_identifier(table)}"
+        return quote_identifier(table)
 
     def register_index(self, name: str, db_file: Path) -> None:
         """Attach a fetched index (a DuckDB file holding its table(s)) and reopen the catalog.
@@ -344,7 +357,8 @@ class Catalog:
             try:
                 for name in extra:
                     ref = self._table_ref(name)
-                    cur.execute(f"CREATE OR REPLACE TEMP VIEW {_quote(name)} AS SELECT * FROM {ref}")
+                    view = quote_identifier(name)
+                    cur.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {ref}")
                 yield cur
             finally:
                 cur.close()

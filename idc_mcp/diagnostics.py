@@ -22,6 +22,7 @@ from idc_mcp.column_paths import ColumnPath, column_paths, join_key, path_expr, 
 from idc_mcp.empty_result import explain_empty_result
 from idc_mcp.fuzzy import closest, fold, resembles
 from idc_mcp.schemas import all_tables
+from idc_mcp.value_hints import not_null
 
 log = logging.getLogger(__name__)
 
@@ -186,9 +187,7 @@ def _text_compared_to_number(catalog: Catalog, validated: sqlguard.ValidatedQuer
             continue
         source = exp.Table(this=exp.to_identifier(table))
         col = exp.column(column.name, table=table, quoted=True)
-        sample = (
-            exp.select(col).from_(source).where(exp.Not(this=exp.Is(this=col.copy(), expression=exp.Null())))
-        )
+        sample = exp.select(col).from_(source).where(not_null(col))
         out = budget.run(catalog, sample.distinct().limit(3))
         examples = ", ".join(exp.Literal.string(str(r[0])).sql() for r in out.rows) if out else ""
         like = f"; values look like {examples}" if examples else ""

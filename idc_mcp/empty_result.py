@@ -18,12 +18,14 @@ from idc_mcp.catalog import Catalog
 from idc_mcp.fuzzy import fold
 from idc_mcp.value_hints import (
     Scope,
+    among,
     common_text,
     common_values,
     filtered,
     fmt,
     is_text_column,
     literal_notes,
+    not_null,
     quote,
     source_of,
     sql_text,
@@ -181,14 +183,12 @@ def _range(
     column = cond.this if isinstance(cond, comparisons) else None
     if not isinstance(column, exp.Column) or isinstance(column.this, exp.Star):
         return ""
-    not_null = exp.Not(this=exp.Is(this=column.copy(), expression=exp.Null()))
     span = [exp.Min(this=column.copy()), exp.Max(this=column.copy())]
-    out = budget.run(catalog, filtered(scope, [*others, not_null], span))
+    out = budget.run(catalog, filtered(scope, [*others, not_null(column)], span))
     if not out or out.rows[0][0] is None:
         return ""
     low, high = out.rows[0]
-    among = f" among rows matching {' AND '.join(sql_text(c) for c in others)}" if others else ""
-    return f"{sql_text(column)} ranges from {quote(low)} to {quote(high)}{among}."
+    return f"{sql_text(column)} ranges from {quote(low)} to {quote(high)}{among(others)}."
 
 
 def _still_empty(

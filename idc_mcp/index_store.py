@@ -22,6 +22,7 @@ from typing import Any
 import duckdb
 
 from idc_mcp import http_fetch
+from idc_mcp.catalog import quote_identifier
 from idc_mcp.config import Settings
 from idc_mcp.schemas import TableInfo
 
@@ -145,7 +146,7 @@ def convert(tables: dict[str, list[Path]], target_tmp: Path, settings: Settings)
         con.execute("SET enable_progress_bar = false")
         con.execute("SET preserve_insertion_order = false")  # lets DuckDB stream within the memory limit
         for table, files in tables.items():
-            quoted = '"' + table.replace('"', '""') + '"'
+            quoted = quote_identifier(table)
             con.execute(
                 f"CREATE TABLE {quoted} AS SELECT * FROM read_parquet($1, union_by_name = true)",
                 [[str(f) for f in files]],

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import uuid
 from pathlib import Path
 
 MAX_COMPONENT_CHARS = 120
@@ -69,6 +70,23 @@ def ensure_inside(root: Path, path: Path) -> Path:
     if path.is_symlink():
         raise PathRefused(f"Refusing to write {str(path)!r}: it is a symbolic link.")
     return parent / path.name
+
+
+def write_text_inside(root: Path, path: Path, text: str) -> Path:
+    """Write `text` to `path` (whose parent exists) inside the root, via a temp file and a rename.
+
+    The temp name is unique and opened exclusively, so it never follows a link planted at that name;
+    on any failure it is removed. Returns the final path."""
+    final = ensure_inside(root, path)
+    tmp = ensure_inside(root, path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"))
+    try:
+        with open(tmp, "x", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return final
 
 
 def safe_component(value: object, fallback: str = "unknown") -> str:

@@ -96,10 +96,3 @@ def get_table(name: str) -> TableInfo | None:
         if tname.lower() == lowered or info.source_key == lowered:
             return info
     return None
-
-
-def data_dir() -> Path:
-    """The folder of the bundled parquet files."""
-    path = idc_index_data.IDC_INDEX_PARQUET_FILEPATH
-    assert path is not None
-    return Path(path).parent

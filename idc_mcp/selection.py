@@ -14,7 +14,7 @@ import duckdb
 from pydantic import Field
 
 from idc_mcp import diagnostics
-from idc_mcp.catalog import Catalog, QueryOutput, QueryTimeout
+from idc_mcp.catalog import Catalog, QueryOutput, QueryTimeout, quote_identifier
 from idc_mcp.fuzzy import closest, resembles
 from idc_mcp.query import QueryError, validate_for
 
@@ -216,7 +216,7 @@ def _sql_predicate(catalog: Catalog, sql: str) -> str:
             "sql must return a SeriesInstanceUID column (its columns are: "
             f"{found}). Add SeriesInstanceUID to the SELECT list."
         )
-    column = '"' + matches[0].replace('"', '""') + '"'
+    column = quote_identifier(matches[0])
     return f"SeriesInstanceUID IN (SELECT {column} FROM ({validated.sql}) AS _sel)"
 
 

@@ -6,10 +6,12 @@ errors to `ToolError`, whose message is what the assistant reads.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import anyio.from_thread
 import anyio.to_thread
@@ -67,12 +69,25 @@ mcp = MCPServer(name="idc-mcp", version=__version__, instructions=INSTRUCTIONS)
 T = TypeVar("T")
 
 
+# Our own error types: their messages are written for the assistant (what was wrong, what to do next).
+_ASSISTANT_ERRORS = (
+    query_mod.QueryError,
+    tables.TableNotFound,
+    SelectionError,
+    manifest.ManifestError,
+    PathRefused,
+    dl.DownloadError,
+    dl.TemplateError,
+    indices.IndexFetchError,
+)
+
+
 @contextmanager
 def _tool_errors() -> Iterator[None]:
-    """Our own error types carry messages written for the assistant: pass them on as ToolError."""
+    """Pass our own errors on as ToolError; anything else stays masked by the server."""
     try:
         yield
-    except (query_mod.QueryError, tables.TableNotFound, SelectionError) as exc:
+    except _ASSISTANT_ERRORS as exc:
         raise ToolError(str(exc)) from exc
 
 
@@ -125,23 +140,50 @@ WRITES_FILE = ToolAnnotations(
 )
 
 
-def _selected(fn: Callable[[], T]) -> T:
-    """Like _call, plus the path and manifest errors of the selection tools."""
-    try:
-        return _call(fn)
-    except (manifest.ManifestError, PathRefused) as exc:
-        raise ToolError(str(exc)) from exc
+# The six arguments every selection tool takes first, in this order (see `selection.Selection`).
+_SELECTION_ARGUMENTS = [
+    inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=annotation, default=default)
+    for name, annotation, default in (
+        ("collection_ids", CollectionIds, None),
+        ("patient_ids", PatientIds, None),
+        ("study_uids", StudyUids, None),
+        ("series_uids", SeriesUids, None),
+        ("sql", SelectionSql, None),
+        ("analysis_results", AnalysisResultsArg, "include"),
+    )
+]
 
 
-def _selection(
-    collection_ids: list[str] | None,
-    patient_ids: list[str] | None,
-    study_uids: list[str] | None,
-    series_uids: list[str] | None,
-    sql: str | None,
-    analysis_results: str,
-) -> Selection:
-    return Selection(collection_ids, patient_ids, study_uids, series_uids, sql, analysis_results)  # type: ignore[arg-type]
+def _takes_selection(fn: Callable[..., T]) -> Callable[..., T]:
+    """Publish `fn(..., selection: Selection, ...)` as a tool taking the six selection arguments in place
+    of `selection`; the call bundles them into one Selection. Name, docstring and the other arguments
+    stay as `fn` declares them."""
+    signature = inspect.signature(fn, eval_str=True)
+    if "selection" not in signature.parameters:
+        raise TypeError(f"{fn.__name__} has no `selection` parameter to publish as the selection arguments")
+    parameters: list[inspect.Parameter] = []
+    for parameter in signature.parameters.values():
+        parameters += _SELECTION_ARGUMENTS if parameter.name == "selection" else [parameter]
+
+    def bundle(kwargs: dict[str, Any]) -> dict[str, Any]:
+        values = {p.name: kwargs.pop(p.name, p.default) for p in _SELECTION_ARGUMENTS}
+        return {**kwargs, "selection": Selection(**values)}
+
+    if inspect.iscoroutinefunction(fn):
+
+        async def tool(**kwargs: Any) -> Any:
+            return await fn(**bundle(kwargs))
+    else:
+
+        def tool(**kwargs: Any) -> Any:
+            return fn(**bundle(kwargs))
+
+    functools.update_wrapper(tool, fn)
+    tool.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    # MCP finds the Context argument through the annotations, the schema through the signature.
+    tool.__annotations__ = {p.name: p.annotation for p in parameters}
+    tool.__annotations__["return"] = signature.return_annotation
+    return tool
 
 
 @mcp.tool(annotations=READ_ONLY)
@@ -160,7 +202,7 @@ def list_collections(
     Call this to find which collections fit a topic before selecting data; filters are case-insensitive
     substrings and combine with AND. Then pass collection_ids to the other selection tools.
     """
-    return _selected(
+    return _call(
         lambda: collection_list.list_collections(
             get_catalog(), cancer_type, tumor_location, modality, license
         )
@@ -168,32 +210,21 @@ def list_collections(
 
 
 @mcp.tool(annotations=READ_ONLY)
-def check_licenses(
-    collection_ids: CollectionIds = None,
-    patient_ids: PatientIds = None,
-    study_uids: StudyUids = None,
-    series_uids: SeriesUids = None,
-    sql: SelectionSql = None,
-    analysis_results: AnalysisResultsArg = "include",
-) -> licenses.LicenseReport:
+@_takes_selection
+def check_licenses(selection: Selection) -> licenses.LicenseReport:
     """Say which licenses cover a selection and whether it may be used commercially.
 
     Call this before any download, redistribution or commercial use: per license the series count, size,
     collections, commercial use (CC BY yes with attribution, CC BY-NC no, other terms: read them) and URL,
     plus an overall verdict naming the non-commercial collections.
     """
-    sel = _selection(collection_ids, patient_ids, study_uids, series_uids, sql, analysis_results)
-    return _selected(lambda: licenses.check_licenses(get_catalog(), sel))
+    return _call(lambda: licenses.check_licenses(get_catalog(), selection))
 
 
 @mcp.tool(annotations=READ_ONLY)
+@_takes_selection
 def estimate_size(
-    collection_ids: CollectionIds = None,
-    patient_ids: PatientIds = None,
-    study_uids: StudyUids = None,
-    series_uids: SeriesUids = None,
-    sql: SelectionSql = None,
-    analysis_results: AnalysisResultsArg = "include",
+    selection: Selection,
     download_dir: Annotated[
         str | None,
         Field(description="folder inside the download root to check free space in, e.g. 'lung_ct'"),
@@ -204,9 +235,8 @@ def estimate_size(
     Call this before downloading (or when asked "how big is it?"). With download_dir, it reports the free
     space there and whether the selection fits.
     """
-    sel = _selection(collection_ids, patient_ids, study_uids, series_uids, sql, analysis_results)
-    return _selected(
-        lambda: sizes.estimate_size(get_catalog(), sel, download_dir, load_settings().download_root)
+    return _call(
+        lambda: sizes.estimate_size(get_catalog(), selection, download_dir, load_settings().download_root)
     )
 
 
@@ -229,17 +259,13 @@ def get_viewer_url(
     Call this when the user wants to see the images. One link per series (several allowed), or one for the
     whole study. Viewers: ohif_v3, ohif_v2, slim (slide microscopy), volview (3D rendering from S3).
     """
-    return _selected(lambda: viewers.get_viewer_url(get_catalog(), series_uid, study_uid, viewer))
+    return _call(lambda: viewers.get_viewer_url(get_catalog(), series_uid, study_uid, viewer))
 
 
 @mcp.tool(annotations=READ_ONLY)
+@_takes_selection
 def get_citations(
-    collection_ids: CollectionIds = None,
-    patient_ids: PatientIds = None,
-    study_uids: StudyUids = None,
-    series_uids: SeriesUids = None,
-    sql: SelectionSql = None,
-    analysis_results: AnalysisResultsArg = "include",
+    selection: Selection,
     format: Annotated[
         citations.CitationFormat, Field(description="text, apa (titles *italic*), bibtex or csl-json")
     ] = "text",
@@ -249,36 +275,24 @@ def get_citations(
     Call this whenever data will be used or published (the licenses require attribution). Built offline from
     the bundled metadata; deduplicated by DOI.
     """
-    sel = _selection(collection_ids, patient_ids, study_uids, series_uids, sql, analysis_results)
-    return _selected(lambda: citations.get_citations(get_catalog(), sel, format))
+    return _call(lambda: citations.get_citations(get_catalog(), selection, format))
 
 
 @mcp.tool(annotations=READ_ONLY)
-def get_dicomweb_urls(
-    collection_ids: CollectionIds = None,
-    patient_ids: PatientIds = None,
-    study_uids: StudyUids = None,
-    series_uids: SeriesUids = None,
-    sql: SelectionSql = None,
-    analysis_results: AnalysisResultsArg = "include",
-) -> viewers.DicomwebUrls:
+@_takes_selection
+def get_dicomweb_urls(selection: Selection) -> viewers.DicomwebUrls:
     """List DICOMweb URLs (IDC's public proxy) for the series of a selection.
 
     Call this when a DICOMweb client or custom viewer needs the series. The proxy is quota-limited and for
     viewing only: to download, use export_manifest (s5cmd from S3).
     """
-    sel = _selection(collection_ids, patient_ids, study_uids, series_uids, sql, analysis_results)
-    return _selected(lambda: viewers.get_dicomweb_urls(get_catalog(), sel))
+    return _call(lambda: viewers.get_dicomweb_urls(get_catalog(), selection))
 
 
 @mcp.tool(annotations=WRITES_FILE)
+@_takes_selection
 def export_manifest(
-    collection_ids: CollectionIds = None,
-    patient_ids: PatientIds = None,
-    study_uids: StudyUids = None,
-    series_uids: SeriesUids = None,
-    sql: SelectionSql = None,
-    analysis_results: AnalysisResultsArg = "include",
+    selection: Selection,
     format: Annotated[
         manifest.ManifestFormat,
         Field(description="'s5cmd' (cp s3://.../* . lines) or 'csv' (UIDs, collection, license, size, URL)"),
@@ -297,15 +311,14 @@ def export_manifest(
     path, only small manifests are returned inline; with path, the file is written (replacing an older
     manifest file of that name) inside the download root only.
     """
-    sel = _selection(collection_ids, patient_ids, study_uids, series_uids, sql, analysis_results)
 
     def run() -> manifest.Manifest:
         settings = load_settings()
         return manifest.export_manifest(
-            get_catalog(), sel, format, path, settings.download_root, settings.s3_endpoint_url
+            get_catalog(), selection, format, path, settings.download_root, settings.s3_endpoint_url
         )
 
-    return _selected(run)
+    return _call(run)
 
 
 # (end of selection tools)
@@ -318,14 +331,10 @@ DOWNLOAD = ToolAnnotations(
 
 
 @mcp.tool(annotations=DOWNLOAD)
+@_takes_selection
 async def download(
     ctx: Context,
-    collection_ids: CollectionIds = None,
-    patient_ids: PatientIds = None,
-    study_uids: StudyUids = None,
-    series_uids: SeriesUids = None,
-    sql: SelectionSql = None,
-    analysis_results: AnalysisResultsArg = "include",
+    selection: Selection,
     download_dir: Annotated[
         str | None,
         Field(description="folder inside the download root (relative, or absolute inside it)"),
@@ -347,17 +356,14 @@ async def download(
     skipped). A CSV manifest and LICENSE/CITATION texts per collection are written next to the data.
     """
     settings = load_settings()
-    selection = Selection(collection_ids, patient_ids, study_uids, series_uids, sql, analysis_results)
 
     def work(progress: dl.Progress, cancel: threading.Event) -> dl.DownloadResult:
         return dl.run_download(
             get_catalog(), settings, selection, download_dir, dir_template, dry_run, progress, cancel
         )
 
-    try:
+    with _tool_errors():
         return await dl.download_async(work, ctx.report_progress)
-    except (SelectionError, dl.DownloadError, dl.TemplateError, PathRefused) as exc:
-        raise ToolError(str(exc)) from exc
 
 
 # (end of download)
@@ -385,10 +391,8 @@ async def fetch_index(
     progress = indices.throttled(
         lambda done, total, message: anyio.from_thread.run(ctx.report_progress, done, total, message)
     )
-    try:
+    with _tool_errors():
         return await anyio.to_thread.run_sync(lambda: indices.fetch_index(get_catalog(), name, progress))
-    except indices.IndexFetchError as exc:
-        raise ToolError(str(exc)) from exc
 
 
 # (end of specialized indices)

@@ -32,7 +32,6 @@ _DUCKDB = Dialect.get_or_raise("duckdb")
 MAX_SQL_CHARS = 20_000
 MAX_NESTING = 40
 MAX_NODES = 5_000
-MAX_LIMIT_LITERAL = 10**12
 
 # Typed sqlglot function nodes that are pure (no I/O, no settings, no unbounded generators).
 ALLOWED_FUNCTION_NODES: frozenset[str] = frozenset(

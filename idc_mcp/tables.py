@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from idc_mcp import clinical, indices
-from idc_mcp.catalog import Catalog
+from idc_mcp.catalog import Catalog, quote_identifier
 from idc_mcp.fuzzy import closest
 from idc_mcp.results import json_safe
 from idc_mcp.schemas import all_tables, get_table
@@ -117,10 +117,6 @@ def _clinical_labels(catalog: Catalog, table: str) -> dict[str, str]:
     return {r["column"]: r["label"] for r in labels if r["label"]}
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _is_simple_type(dtype: str) -> bool:
     return not any(token in dtype for token in ("STRUCT", "[]", "MAP", "LIST", "UNION"))
 
@@ -158,15 +154,15 @@ def describe_table(catalog: Catalog, table: str) -> TableDescription:
     if cached is not None:
         return cached.model_copy(deep=True)
     columns = []
-    ref = _quote(name)
+    ref = quote_identifier(name)
     for column, dtype in catalog.columns(name):
         col = ColumnDescription(
             name=column,
             type=dtype,
             description=schema_cols.get(column, ""),
         )
+        q = quote_identifier(column)
         if _is_simple_type(dtype):
-            q = _quote(column)
             (distinct,) = catalog.execute(f"SELECT approx_count_distinct({q}) FROM {ref}").rows[0]
             col.distinct_count = int(distinct or 0)
             if (
@@ -194,9 +190,7 @@ def describe_table(catalog: Catalog, table: str) -> TableDescription:
                 ).rows
                 col.examples = [json_safe(r[0]) for r in rows]
         else:
-            rows = catalog.execute(
-                f"SELECT {_quote(column)} FROM {ref} WHERE {_quote(column)} IS NOT NULL LIMIT 1"
-            ).rows
+            rows = catalog.execute(f"SELECT {q} FROM {ref} WHERE {q} IS NOT NULL LIMIT 1").rows
             col.examples = [json_safe(r[0]) for r in rows]
         columns.append(col)
     described = TableDescription(

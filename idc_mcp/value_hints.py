@@ -52,6 +52,16 @@ def sql_text(node: exp.Expression) -> str:
     return node.sql(dialect="duckdb")
 
 
+def not_null(column: exp.Column) -> exp.Expression:
+    """`column IS NOT NULL`, on a copy of the column."""
+    return exp.Not(this=exp.Is(this=column.copy(), expression=exp.Null()))
+
+
+def among(others: list[exp.Expression]) -> str:
+    """' among rows matching <others>' for a message, or '' when there are no other conditions."""
+    return f" among rows matching {' AND '.join(sql_text(c) for c in others)}" if others else ""
+
+
 def quote(value: object) -> str:
     """A value as SQL would write it: numbers bare, text as a quoted literal (cut when long)."""
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -146,7 +156,7 @@ def value_counts(
     query = exp.select(exp.alias_(col.copy(), "v"), exp.alias_(exp.Count(this=exp.Star()), "n")).from_(
         table.copy()
     )
-    query = query.where(exp.Not(this=exp.Is(this=col.copy(), expression=exp.Null())))
+    query = query.where(not_null(col))
     if where is not None:
         query = query.where(where)
     query = query.group_by(col.copy()).order_by(exp.Ordered(this=exp.column("n"), desc=True)).limit(limit)
@@ -321,18 +331,15 @@ def top_values(
     catalog: Catalog, scope: Scope, column: exp.Column, others: list[exp.Expression], budget: Budget
 ) -> list[tuple[object, int]]:
     """The most common values of `column` among rows matching `others`."""
-    not_null = exp.Not(this=exp.Is(this=column.copy(), expression=exp.Null()))
     select = [exp.alias_(column.copy(), "v"), exp.alias_(exp.Count(this=exp.Star()), "n")]
-    query = filtered(scope, [*others, not_null], select)
+    query = filtered(scope, [*others, not_null(column)], select)
     query = query.group_by(column.copy()).order_by(exp.Ordered(this=exp.column("n"), desc=True))
     out = budget.run(catalog, query.limit(TOP_VALUES))
     return [(v, int(n)) for v, n in out.rows] if out else []
 
 
 def common_text(column: exp.Column, others: list[exp.Expression], values: list[tuple[object, int]]) -> str:
-    where = " AND ".join(sql_text(c) for c in others)
-    among = f" among rows matching {where}" if others else ""
-    return f"Most common {sql_text(column)} values{among}: {values_text(values)}."
+    return f"Most common {sql_text(column)} values{among(others)}: {values_text(values)}."
 
 
 def common_values(

@@ -1,10 +1,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.index_server import SyntheticIndices
+
+if TYPE_CHECKING:
+    from idc_mcp.catalog import Catalog
 
 
 @pytest.fixture
@@ -31,6 +35,14 @@ def fault_proxy(s3_mirror):
     yield proxy
     if not proxy.dead.is_set():
         proxy.stop()
+
+
+@pytest.fixture(scope="module")
+def catalog() -> Catalog:
+    """The default catalog (the process-wide one every tool uses)."""
+    from idc_mcp.catalog import get_catalog
+
+    return get_catalog()
 
 
 @pytest.fixture(scope="session")

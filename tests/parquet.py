@@ -1,7 +1,8 @@
-"""Independent access to the bundled parquet files: tests compare our answers against these."""
+"""Independent answers for tests: plain DuckDB over idc-index-data's parquet files (not our Catalog)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -9,16 +10,36 @@ import idc_index_data
 
 from idc_mcp.schemas import bundled_tables
 
+PKG = Path(idc_index_data.__file__).parent
+INDEX = str(idc_index_data.IDC_INDEX_PARQUET_FILEPATH)
+COLLECTIONS = str(PKG / "collections_index.parquet")
+ANALYSIS = str(PKG / "analysis_results_index.parquet")
 
-def parquet_sql(sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-    """Run SQL over the raw parquet files with a plain DuckDB connection; tables keep our names."""
+
+def _run(setup: list[str], sql: str, params: list[Any] | None) -> list[tuple[Any, ...]]:
     con = duckdb.connect()
     try:
-        for name, info in bundled_tables().items():
-            con.execute(f"CREATE VIEW \"{name}\" AS SELECT * FROM read_parquet('{info.parquet_path}')")
+        for statement in setup:
+            con.execute(statement)
         return con.execute(sql, params).fetchall()
     finally:
         con.close()
 
 
-__all__ = ["parquet_sql", "idc_index_data"]
+def parquet_sql(sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+    """Run SQL over the raw parquet files with a plain DuckDB connection; tables keep our names."""
+    views = [
+        f"CREATE VIEW \"{name}\" AS SELECT * FROM read_parquet('{info.parquet_path}')"
+        for name, info in bundled_tables().items()
+    ]
+    return _run(views, sql, params)
+
+
+def truth(sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+    """Run SQL where {index}, {collections}, {analysis} name the parquet files."""
+    text = sql.format(
+        index=f"read_parquet('{INDEX}')",
+        collections=f"read_parquet('{COLLECTIONS}')",
+        analysis=f"read_parquet('{ANALYSIS}')",
+    )
+    return _run([], text, params)

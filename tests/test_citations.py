@@ -5,17 +5,11 @@ import re
 
 import pytest
 
-from idc_mcp.catalog import get_catalog
 from idc_mcp.citations import IDC_PAPER_DOI, get_citations, parse_citation, split_authors
 from idc_mcp.selection import Selection, SelectionError
-from tests.parquet_truth import truth
+from tests.parquet import truth
 
 SELECTION = Selection(collection_ids=["nsclc_radiomics", "4d_lung"])
-
-
-@pytest.fixture(scope="module")
-def catalog():
-    return get_catalog()
 
 
 @pytest.fixture(scope="module")

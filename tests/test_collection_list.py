@@ -2,15 +2,9 @@
 
 import pytest
 
-from idc_mcp.catalog import get_catalog
 from idc_mcp.collection_list import list_collections
 from idc_mcp.selection import SelectionError
-from tests.parquet_truth import truth
-
-
-@pytest.fixture(scope="module")
-def catalog():
-    return get_catalog()
+from tests.parquet import truth
 
 
 def test_all_collections_are_listed_with_parquet_figures(catalog):

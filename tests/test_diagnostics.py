@@ -58,11 +58,6 @@ def roomy_budget(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(budget_mod, "PER_QUERY_S", 10.0)
 
 
-@pytest.fixture(scope="module")
-def catalog() -> Catalog:
-    return get_catalog()
-
-
 def empty(catalog: Catalog, sql: str) -> QueryResult:
     result = run_query(catalog, sql)
     assert result.rows == [], "the mistake under test should return no rows"

@@ -24,13 +24,8 @@ from __future__ import annotations
 import ast
 import inspect
 import json
-import os
 import re
 import shlex
-import subprocess
-import sys
-import tomllib
-import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -47,7 +42,6 @@ from idc_mcp import docs, indices, sqlguard
 from idc_mcp.catalog import Catalog, get_catalog
 from idc_mcp.config import load_settings
 from idc_mcp.query import run_query
-from idc_mcp.schema_reference import generate_schema_reference
 from idc_mcp.schemas import all_tables
 from tests.index_server import SyntheticIndices, cache_with_catalog, serve_indices
 
@@ -439,81 +433,6 @@ def test_every_dicom_uid_in_the_docs_exists_in_the_index():
     assert {u: f for u, f in found.items() if u not in known} == {}
 
 
-# ---------------------------------------------------------------- generated schema reference
-def test_metadata_schema_reference_is_a_fresh_generation():
-    # Regenerate with: python -m idc_mcp.docs --write-schema-reference
-    on_disk = (LOCATION.references_dir / "metadata_schema.md").read_text(encoding="utf-8")
-    assert on_disk == generate_schema_reference(get_catalog())
-
-
-def test_the_schema_reference_command_writes_the_generated_file(tmp_path: Path):
-    target = tmp_path / "metadata_schema.md"
-    assert docs.main(["--write-schema-reference", "--output", str(target)]) == 0
-    assert target.read_text(encoding="utf-8") == generate_schema_reference(get_catalog())
-    assert docs.main([]) == 2  # no action asked: help, and a failing exit code
-
-
-def test_metadata_schema_reference_lists_every_index_and_column_of_the_bundled_json():
-    # Read straight from idc-index-data, not through our schema module.
-    text = docs.read_reference("metadata_schema", LOCATION)
-    for key, meta in idc_index_data.INDEX_METADATA.items():
-        name = "index" if key == "idc_index" else key
-        assert f"### `{name}`" in text
-        section = text.split(f"### `{name}`", 1)[1].split("\n### ", 1)[0]
-        for column in meta["schema"]["columns"]:
-            assert f"| `{column['name']}` |" in section, f"{name}.{column['name']}"
-
-
-def test_metadata_schema_reference_says_where_fetched_indices_come_from_and_are_cached():
-    text = docs.read_reference("metadata_schema", LOCATION)
-    section = text.split("## Specialized indices (fetched on demand)", 1)[1].split("\n## ", 1)[0]
-    version = idc_index_data.__version__
-    assert f"`<IDC_MCP_CACHE_DIR>/{version}/indices/`" in section
-    assert f"releases/download/{version}/<name>.parquet" in section
-    for needle in ("fetch_index(name)", "IDC_MCP_INDEX_DIR", "IDC_MCP_INDEX_BASE_URL", "list_tables"):
-        assert needle in section, needle
-    # Every index that is not bundled (read straight from idc-index-data) is named there.
-    for key, meta in idc_index_data.INDEX_METADATA.items():
-        if meta.get("parquet_filepath") is None:
-            assert f"`{key}`" in section, key
-
-
-def test_metadata_schema_reference_documents_clinical_tables_and_their_join():
-    text = docs.read_reference("metadata_schema", LOCATION)
-    clinical_columns = {
-        c["name"] for c in idc_index_data.INDEX_METADATA["clinical_index"]["schema"]["columns"]
-    }
-    assert {"short_table_name", "column_label", "collection_id"} <= clinical_columns
-    assert "`clinical_<short_table_name>`" in text and "`column_label`" in text
-    assert "clinical_<x>.dicom_patient_id = index.PatientID" in text
-
-
-def test_metadata_schema_reference_names_every_column_that_points_at_source_images():
-    # The join keys from a derived series to the images it describes, read straight from idc-index-data.
-    text = docs.read_reference("metadata_schema", LOCATION)
-    joins = text.split("### Joins", 1)[1].split("\n## ", 1)[0]
-    pointers = [
-        (key, c["name"])
-        for key, meta in idc_index_data.INDEX_METADATA.items()
-        for c in meta["schema"]["columns"]
-        if c["name"].endswith("_SeriesInstanceUID")
-    ]
-    assert {
-        ("seg_index", "segmented_SeriesInstanceUID"),
-        ("rtstruct_index", "referenced_SeriesInstanceUID"),
-    } <= set(pointers)
-    for key, column in pointers:
-        assert f"`{key}.{column} = index.SeriesInstanceUID`" in joins, (key, column)
-
-
-def test_metadata_schema_reference_states_the_exact_license_strings_from_the_parquet():
-    text = docs.read_reference("metadata_schema", LOCATION)
-    path = idc_index_data.IDC_INDEX_PARQUET_FILEPATH
-    licenses = duckdb.sql(f"SELECT DISTINCT license_short_name FROM read_parquet('{path}')").fetchall()
-    for (license_name,) in licenses:
-        assert f"`{license_name}`" in text
-
-
 # ---------------------------------------------------------------- the skill
 def test_skill_has_front_matter_with_name_and_description_and_stays_short():
     text = docs.read_skill(LOCATION)
@@ -529,86 +448,6 @@ def test_skill_points_to_every_reference():
     text = docs.read_skill(LOCATION)
     for name in docs.reference_files(LOCATION):
         assert f"references/{name}.md" in text and f"idc://references/{name}" in text, name
-
-
-# ---------------------------------------------------------------- packaging
-def test_installed_docs_are_preferred_over_the_repository(tmp_path: Path):
-    package = tmp_path / "idc_mcp"
-    (package / "_docs" / "skill").mkdir(parents=True)
-    (package / "_docs" / "references").mkdir()
-    (package / "_docs" / "skill" / "SKILL.md").write_text("---\nname: x\n---\n")
-    (package / "_docs" / "references" / "only_here.md").write_text("# only in the wheel\n")
-    loc = docs.locate_docs(package)
-    assert loc.installed
-    assert docs.read_reference("only_here", loc) == "# only in the wheel\n"
-    assert list(docs.reference_files(loc)) == ["only_here"]
-
-
-def test_repository_docs_are_the_fallback_when_the_package_has_none(tmp_path: Path):
-    (tmp_path / "idc_mcp").mkdir()
-    (tmp_path / "references").mkdir()
-    (tmp_path / "references" / "dev.md").write_text("# dev\n")
-    loc = docs.locate_docs(tmp_path / "idc_mcp")
-    assert not loc.installed and loc.references_dir == tmp_path / "references"
-    assert docs.read_reference("dev.md", loc) == "# dev\n"
-    with pytest.raises(docs.DocNotFound, match="idc://references/dev"):
-        docs.read_reference("missing", loc)
-
-
-def test_the_wheel_puts_the_docs_where_the_locator_looks():
-    config = tomllib.loads((REPO / "pyproject.toml").read_text())
-    include = config["tool"]["hatch"]["build"]["targets"]["wheel"]["force-include"]
-    assert include["skill"] == f"idc_mcp/{docs.INSTALLED_DOCS}/skill"
-    assert include["references"] == f"idc_mcp/{docs.INSTALLED_DOCS}/references"
-
-
-@pytest.mark.slow
-def test_a_built_wheel_carries_the_docs_and_serves_them_from_the_package(tmp_path: Path):
-    # Build the real wheel (hatchling, as CI would), unpack it, and import idc_mcp from the unpacked copy
-    # only: the docs must come from idc_mcp/_docs, and the MCP resources must serve them.
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "-q",
-            "--no-deps",
-            "--no-build-isolation",
-            "-w",
-            str(tmp_path),
-            str(REPO),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    (wheel,) = tmp_path.glob("idc_mcp-*.whl")
-    site = tmp_path / "site"
-    with zipfile.ZipFile(wheel) as archive:
-        archive.extractall(site)
-    script = (
-        "import asyncio, json\n"
-        "from mcp import Client\n"
-        "from idc_mcp import docs\n"
-        "from idc_mcp.server import mcp\n"
-        "async def main():\n"
-        "    async with Client(mcp) as c:\n"
-        "        r = await c.read_resource('idc://references/sql_cookbook')\n"
-        "        s = await c.read_resource('idc://skill')\n"
-        "    loc = docs.locate_docs()\n"
-        "    print(json.dumps({'file': docs.__file__, 'installed': loc.installed,\n"
-        "                      'cookbook': r.contents[0].text, 'skill': s.contents[0].text}))\n"
-        "asyncio.run(main())\n"
-    )
-    env = {**os.environ, "PYTHONPATH": str(site)}
-    out = subprocess.run(
-        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert result["file"].startswith(str(site)) and result["installed"] is True
-    assert result["cookbook"] == (REPO / "references" / "sql_cookbook.md").read_text(encoding="utf-8")
-    assert result["skill"] == (REPO / "skill" / "SKILL.md").read_text(encoding="utf-8")
 
 
 def test_mcp_tools_reference_example_calls_are_valid_json():

@@ -2,15 +2,9 @@
 
 import pytest
 
-from idc_mcp.catalog import get_catalog
 from idc_mcp.licenses import check_licenses, license_terms
 from idc_mcp.selection import Selection
-from tests.parquet_truth import truth
-
-
-@pytest.fixture(scope="module")
-def catalog():
-    return get_catalog()
+from tests.parquet import truth
 
 
 @pytest.mark.parametrize(

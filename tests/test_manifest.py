@@ -6,18 +6,12 @@ import os
 
 import pytest
 
-from idc_mcp.catalog import get_catalog
 from idc_mcp.manifest import MAX_INLINE_SERIES, ManifestError, export_manifest
 from idc_mcp.paths import PathRefused
 from idc_mcp.selection import Selection
-from tests.parquet_truth import truth
+from tests.parquet import truth
 
 ENDPOINT = "https://s3.amazonaws.com"
-
-
-@pytest.fixture(scope="module")
-def catalog():
-    return get_catalog()
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
-from tests.parquet_truth import truth
+from tests.parquet import truth
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]  # starts a server process
 

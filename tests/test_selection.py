@@ -2,7 +2,6 @@
 
 import pytest
 
-from idc_mcp.catalog import get_catalog
 from idc_mcp.query import run_query
 from idc_mcp.selection import (
     MAX_SELECTION_SERIES,
@@ -11,14 +10,9 @@ from idc_mcp.selection import (
     resolve_selection,
     selection_where,
 )
-from tests.parquet_truth import truth
+from tests.parquet import truth
 
 SM_SERIES = "1.2.826.0.1.3680043.8.498.56046203939823473875129608016149951794"
-
-
-@pytest.fixture(scope="module")
-def catalog():
-    return get_catalog()
 
 
 def test_collection_selection_matches_the_parquet(catalog):

@@ -4,7 +4,7 @@ import pytest
 from mcp import Client
 
 from idc_mcp.server import mcp
-from tests.parquet_truth import truth
+from tests.parquet import truth
 
 pytestmark = pytest.mark.anyio
 

@@ -4,18 +4,12 @@ import shutil
 
 import pytest
 
-from idc_mcp.catalog import get_catalog
 from idc_mcp.paths import PathRefused
 from idc_mcp.selection import Selection
 from idc_mcp.sizes import estimate_size
-from tests.parquet_truth import truth
+from tests.parquet import truth
 
 SQL = "SELECT SeriesInstanceUID FROM index WHERE Modality = 'MR' AND BodyPartExamined = 'BREAST'"
-
-
-@pytest.fixture(scope="module")
-def catalog():
-    return get_catalog()
 
 
 def test_totals_and_per_collection_match_the_parquet(catalog):

@@ -12,7 +12,7 @@ import idc_index_data
 import pytest
 
 from idc_mcp import sqlguard
-from idc_mcp.catalog import Catalog, get_catalog
+from idc_mcp.catalog import Catalog
 from idc_mcp.query import QueryError, run_query
 
 INDEX_PARQUET = str(idc_index_data.IDC_INDEX_PARQUET_FILEPATH)
@@ -102,11 +102,6 @@ LEGIT = {
     "parenthesised_root": "(SELECT Modality FROM index LIMIT 2) UNION ALL "
     "(SELECT Modality FROM index LIMIT 2)",
 }
-
-
-@pytest.fixture(scope="module")
-def catalog() -> Catalog:
-    return get_catalog()
 
 
 def _validate(catalog: Catalog, sql: str, max_rows: int = 100) -> sqlguard.ValidatedQuery:

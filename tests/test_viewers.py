@@ -2,17 +2,11 @@
 
 import pytest
 
-from idc_mcp.catalog import get_catalog
 from idc_mcp.selection import Selection, SelectionError
 from idc_mcp.viewers import DICOMWEB_ROOT, MAX_DICOMWEB_URLS, get_dicomweb_urls, get_viewer_url
-from tests.parquet_truth import truth
+from tests.parquet import truth
 
 HOST = "https://viewer.imaging.datacommons.cancer.gov"
-
-
-@pytest.fixture(scope="module")
-def catalog():
-    return get_catalog()
 
 
 @pytest.fixture(scope="module")

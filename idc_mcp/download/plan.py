@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from idc_mcp.catalog import Catalog
+from idc_mcp.catalog import Catalog, sql_literal
 from idc_mcp.fuzzy import closest
 from idc_mcp.paths import safe_component
 from idc_mcp.selection import ResolvedSelection, Selection, clean_ids, selection_where
@@ -102,16 +102,6 @@ def plan_series(catalog: Catalog, resolved: ResolvedSelection, template: str) ->
     """One SeriesPlan per selected series, with its bucket, prefix and destination folder."""
     where, params = selection_where(resolved)
     return _plans(catalog.records(_SERIES_SQL.format(where=where), params), template)
-
-
-def sql_literal(value: str) -> str:
-    """A DuckDB string literal (quotes doubled; DuckDB strings have no backslash escapes).
-
-    Used instead of bound parameters on the rerun path: binding any Python parameter makes DuckDB
-    import pandas (~0.7 s), which a short-lived process resuming a complete download would pay."""
-    if "\x00" in value:
-        raise ValueError("NUL in an SQL literal")
-    return "'" + value.replace("'", "''") + "'"
 
 
 def plan_with_hints(

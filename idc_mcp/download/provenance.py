@@ -10,15 +10,14 @@ import csv
 import hashlib
 import html
 import io
-import os
 import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from idc_mcp.catalog import Catalog
-from idc_mcp.download.plan import SeriesPlan, sql_literal
-from idc_mcp.paths import ensure_inside, safe_component
+from idc_mcp.catalog import Catalog, sql_literal
+from idc_mcp.download.plan import SeriesPlan
+from idc_mcp.paths import ensure_inside, safe_component, write_text_inside
 
 MANIFEST_COLUMNS = (
     "SeriesInstanceUID",
@@ -91,9 +90,7 @@ def _write_atomic(root: Path, path: Path, text: str) -> None:
             return
     except (OSError, ValueError):
         pass
-    tmp = ensure_inside(root, path.with_name(f".{path.name}.{os.getpid()}.tmp"))
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, final)
+    write_text_inside(root, path, text)
 
 
 def manifest_csv(

@@ -19,13 +19,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from idc_mcp.paths import ensure_inside
+from idc_mcp.paths import write_text_inside
 
 STATE_NAME = ".idc-mcp-state.json"
 FORMAT = 1
@@ -120,12 +118,4 @@ def save(root: Path, destination: Path, records: dict[str, SeriesRecord]) -> Non
         for uid, r in reversed(kept)
     }
     text = json.dumps({"format": FORMAT, "series": series}, separators=(",", ":"))
-    final = ensure_inside(root, destination / STATE_NAME)
-    tmp = ensure_inside(root, destination / f".{STATE_NAME}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        with open(tmp, "x", encoding="utf-8") as out:  # 'x' never follows a link planted at the name
-            out.write(text)
-        os.replace(tmp, final)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_text_inside(root, destination / STATE_NAME, text)
