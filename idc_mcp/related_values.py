@@ -38,6 +38,7 @@ MAX_LITERALS = 3  # literals of one IN list looked at
 MAX_NOTES = 2
 MANY_TIMES = 10  # related values must have this many times the literal's rows
 SHOWN = 4  # related values named in a note
+MAX_GIVEN_REPEATED = 10  # a longer IN list is not repeated in the suggestion
 MAX_IN_SUGGESTED = 12  # related values put into a suggested IN list (the largest)
 # Identifiers are never abbreviated values of one another: skip them without reading anything.
 _IDENTIFIER = re.compile(r"(UID|ID|_uuid|_url|_DOI)$")
@@ -115,6 +116,7 @@ def related_values_notes(catalog: Catalog, validated: sqlguard.ValidatedQuery, b
 
 def _note(column: exp.Column, table: str, literal: str, given: list[str], pool: ValuePool) -> str:
     own = pool.counts.get(literal)
+    listed = set(given)
     mine = words(literal)
     if not own or not mine:
         return ""
@@ -122,17 +124,19 @@ def _note(column: exp.Column, table: str, literal: str, given: list[str], pool: 
         (
             (v, n)
             for v, n in pool.counts.items()
-            if isinstance(v, str) and v not in given and contains_words(v, mine)
+            if isinstance(v, str) and v not in listed and contains_words(v, mine)
         ),
         key=lambda vn: -vn[1],
     )
     total = sum(n for _, n in related)
     if total < MANY_TIMES * own:
         return ""
-    more = f" and {len(related) - SHOWN} more" if len(related) > SHOWN else ""
-    wanted = [*given, *(str(v) for v, _ in related[:MAX_IN_SUGGESTED])]
     largest = f" (the {MAX_IN_SUGGESTED} largest)" if len(related) > MAX_IN_SUGGESTED else ""
-    in_list = exp.In(this=column.copy(), expressions=[exp.Literal.string(v) for v in wanted])
+    added = [exp.Literal.string(str(v)) for v, _ in related[:MAX_IN_SUGGESTED]]
+    if len(given) > MAX_GIVEN_REPEATED:  # a long IN list is not repeated: name what to add to it
+        include = f"add these to the IN list: {', '.join(sql_text(v) for v in added)}{largest}."
+        return _head(column, table, literal, own, related) + f" To include them {include}"
+    in_list = exp.In(this=column.copy(), expressions=[exp.Literal.string(v) for v in given] + added)
     pattern = f"{literal}%"
     ilike = exp.ILike(this=column.copy(), expression=exp.Literal.string(pattern))
     matching = like_regex(pattern)
@@ -146,14 +150,22 @@ def _note(column: exp.Column, table: str, literal: str, given: list[str], pool: 
         key=lambda vn: -vn[1],
     )
     caught = sum(1 for v in wanted_all if matching.match(v))
-    if extra:
+    like = ""
+    if len(given) > 1 or re.search(r"[%_\\]", literal):
+        like = ""  # a pattern for one value would drop the others of the IN list
+    elif extra:
         like = f" ({sql_text(ilike)} would also match {values_text(extra[:2])})"
     elif caught == len(wanted_all):
         like = f" or {sql_text(ilike)}"
-    else:
-        like = ""
+    return (
+        _head(column, table, literal, own, related)
+        + f" To include them use {sql_text(in_list)}{largest}{like}."
+    )
+
+
+def _head(column: exp.Column, table: str, literal: str, own: int, related: list[tuple[object, int]]) -> str:
+    more = f" and {len(related) - SHOWN} more" if len(related) > SHOWN else ""
     return (
         f"{sql_text(column)} = {quote(literal)} matches {own:,} rows of {table}, but related values have "
-        f"many more: {values_text(related[:SHOWN])}{more}. "
-        f"To include them use {sql_text(in_list)}{largest}{like}."
+        f"many more: {values_text(related[:SHOWN])}{more}."
     )
