@@ -101,7 +101,7 @@ def related_values_notes(catalog: Catalog, validated: sqlguard.ValidatedQuery, b
         ):
             continue
         bare = exp.Table(this=exp.to_identifier(table.name))  # the whole table, not the query's alias
-        pool = _pool(catalog, scope, bare, test.column.name, budget)
+        pool = _pool(catalog, Scope(root, None, {}, {}), bare, test.column.name, budget)
         if pool is None or not pool.complete or not pool.counts:
             continue  # identifier-like or too many values to read cheaply
         for literal in [lit.name for lit in test.literals][:MAX_LITERALS]:
