@@ -21,6 +21,7 @@ from idc_mcp.catalog import Catalog
 from idc_mcp.column_paths import ColumnPath, column_paths, join_key, path_expr, table_columns
 from idc_mcp.empty_result import explain_empty_result
 from idc_mcp.fuzzy import closest, fold, resembles
+from idc_mcp.related_values import related_values_notes
 from idc_mcp.schemas import all_tables
 from idc_mcp.value_hints import not_null
 
@@ -132,7 +133,7 @@ def explain_error(
     catalog: Catalog, validated: sqlguard.ValidatedQuery, exc: duckdb.Error, budget: Budget | None = None
 ) -> str:
     """An actionable message for a DuckDB error on a validated query."""
-    text = str(exc)
+    text = internal_names_removed(str(exc))
     first = text.splitlines()[0][:400] if text else type(exc).__name__
     generic = f"The query failed: {first}. Fix the SQL and run it again (describe_table shows column types)."
     try:
@@ -142,9 +143,27 @@ def explain_error(
         return generic
 
 
+# DuckDB names tables by database: "catalog-v1".main."index", "x_sm_index".main.sm_index. Those
+# database names are ours, not the caller's: a table is just `index` to them.
+_QUALIFIED = re.compile(r'(?:"[^"\n]*"|[A-Za-z_][\w-]*)\.main\.(?:"([^"\n]*)"|([A-Za-z_]\w*))')
+
+
+def internal_names_removed(text: str) -> str:
+    """A DuckDB message with internal database names left out (`"catalog-v1".main."index"` -> `index`)."""
+    return _QUALIFIED.sub(lambda m: m.group(1) or m.group(2), text)
+
+
 def _explain_error(
     catalog: Catalog, validated: sqlguard.ValidatedQuery, text: str, first: str, budget: Budget
 ) -> str | None:
+    twice = re.search(r'Ambiguous reference to table "([^"]+)"', text)
+    if twice:
+        table = twice.group(1)
+        return (
+            f"The query failed: {first}. The same table is read twice without its own name: give each "
+            f"one an alias and qualify columns with it, e.g. FROM {table} a, {table} b (or FROM {table} a "
+            f"JOIN {table} b ON a.<key> = b.<key>), then SELECT a.<column>, b.<column> ..."
+        )
     missing = missing_column(text)
     if missing:
         qualifier, column = missing
@@ -381,6 +400,17 @@ def explain_empty(
     except Exception:  # the rows are the answer; a failing diagnostic must not fail the query
         log.exception("explaining an empty result failed")
         return ["The query returned no rows."]
+
+
+def explain_related(
+    catalog: Catalog, validated: sqlguard.ValidatedQuery, budget: Budget | None = None
+) -> list[str]:
+    """For a result with rows: an equality whose literal has related values with many more rows."""
+    try:
+        return related_values_notes(catalog, validated, budget or Budget())
+    except Exception:  # the rows are the answer; a failing diagnostic must not fail the query
+        log.exception("looking for related values failed")
+        return []
 
 
 def counts_nothing(validated: sqlguard.ValidatedQuery, records: list[dict[str, object]]) -> bool:

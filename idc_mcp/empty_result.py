@@ -44,7 +44,7 @@ def explain_empty_result(catalog: Catalog, validated: sqlguard.ValidatedQuery, b
         return [NO_ROWS + " (Only a single SELECT ... FROM ... WHERE is analysed for the cause.)"]
     with_ = root.args.get("with_")
     ctes = {c.alias_or_name.lower(): c.this for c in (with_.expressions if with_ else [])}
-    notes = _explain_scope(catalog, _scope(root, with_, ctes), budget, depth=0)
+    notes = _explain_scope(catalog, scope_of(root, with_, ctes), budget, depth=0)
     if budget.skipped:
         notes.append(
             f"{budget.skipped} diagnostic check(s) were skipped to stay within {budget.total_s:g} s; "
@@ -53,7 +53,7 @@ def explain_empty_result(catalog: Catalog, validated: sqlguard.ValidatedQuery, b
     return notes or [NO_ROWS + " Check each WHERE condition on its own with SELECT count(*)."]
 
 
-def _scope(select: exp.Select, with_: exp.With | None, ctes: dict[str, exp.Expression]) -> Scope:
+def scope_of(select: exp.Select, with_: exp.With | None, ctes: dict[str, exp.Expression]) -> Scope:
     sources: dict[str, exp.Table | exp.Subquery] = {}
     from_ = select.args.get("from_")
     nodes = [from_.this] if from_ is not None else []
@@ -139,7 +139,7 @@ def _explain_empty_sources(catalog: Catalog, scope: Scope, budget: Budget, depth
     for name, node in scope.sources.items():
         body = scope.ctes.get(node.name.lower())
         if isinstance(body, exp.Select) and body.args.get("from_") is not None and depth < 2:
-            inner = _scope(body, scope.with_, scope.ctes)
+            inner = scope_of(body, scope.with_, scope.ctes)
             if _count(catalog, inner, conjuncts(body.args.get("where")), budget) == 0:
                 found = _explain_scope(catalog, inner, budget, depth + 1)
                 notes.extend(f"In the CTE {node.name}: {note}" for note in found)

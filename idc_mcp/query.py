@@ -97,6 +97,8 @@ def run_query(catalog: Catalog, sql: str, max_rows: int = 100) -> QueryResult:
         )
     if (not records and not truncated) or diagnostics.counts_nothing(validated, records):
         notes.extend(diagnostics.explain_empty(catalog, validated))
+    elif records:
+        notes.extend(diagnostics.explain_related(catalog, validated))
     return QueryResult(
         columns=columns,
         rows=records,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ import pytest
 from mcp import Client
 
 from idc_mcp import budget as budget_mod
-from idc_mcp import column_paths, diagnostics, empty_result, fuzzy, sqlguard
+from idc_mcp import column_paths, diagnostics, empty_result, fuzzy, related_values, sqlguard, value_hints
 from idc_mcp.budget import Budget
 from idc_mcp.catalog import Catalog, QueryTimeout, get_catalog
 from idc_mcp.query import QueryError, QueryResult, run_query
@@ -516,3 +517,177 @@ def test_a_long_in_list_of_unknown_values_gets_a_bounded_diagnosis():
     assert "300 of the 300 values given for PatientID do not occur" in text
     assert text.count("is not a value of PatientID") <= 5
     assert len(text) < 5_000
+
+
+# -- a literal that exists but is a poor match: related values with many more rows -------------------
+def quoted_counts(text: str) -> dict[str, int]:
+    """'value' (n rows) pairs named in a note."""
+    pairs = re.findall(r"'((?:[^']|'')*)' \(([\d,]+) rows\)", text)
+    return {v.replace("''", "'"): int(n.replace(",", "")) for v, n in pairs}
+
+
+def suggested_in(text: str) -> str:
+    match = re.search(r"use (\S*Manufacturer IN \(.*?'\))", text)
+    assert match, text
+    return match.group(1)
+
+
+@pytest.fixture
+def fresh_pools(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Column values are kept per catalog; tests that count diagnostic queries start without them."""
+    monkeypatch.setattr(related_values, "_POOLS", weakref.WeakKeyDictionary())
+
+
+def test_abbreviated_manufacturer_names_the_values_with_many_more_rows(
+    catalog: Catalog, pq: duckdb.DuckDBPyConnection
+) -> None:
+    # A new user's trial: 'GE' exists (198 series) but GE's series are under 'GE MEDICAL SYSTEMS'.
+    result = run_query(catalog, "SELECT count(*) AS n FROM index WHERE Manufacturer = 'GE'")
+    own = count_where(pq, "Manufacturer = 'GE'")
+    assert result.rows == [{"n": own}]
+    (note,) = result.diagnostics
+    assert note.startswith(f"Manufacturer = 'GE' matches {own:,} rows of index, but related values")
+    named = quoted_counts(note)
+    biggest = pq.execute(
+        "SELECT Manufacturer, count(*) FROM idx WHERE Manufacturer ILIKE 'GE %' "
+        "GROUP BY 1 ORDER BY 2 DESC LIMIT 1"
+    ).fetchone()
+    assert biggest is not None and named[biggest[0]] == biggest[1]  # 'GE MEDICAL SYSTEMS' (190,643)
+    for value, n in named.items():  # every figure printed is the parquet's
+        assert count_where(pq, f"Manufacturer = {value!r}") == n
+    condition = suggested_in(note)
+    assert "'GEMS'" not in condition and "Gevaert" not in condition  # 'GE' as a word, not a prefix
+    assert count_where(pq, condition) >= 10 * own
+    assert "ILIKE 'GE%' would also match" in note and "Gevaert" in note.split("would also match")[1]
+
+
+def test_related_values_hint_keeps_the_other_in_values(
+    catalog: Catalog, pq: duckdb.DuckDBPyConnection
+) -> None:
+    sql = "SELECT count(*) AS n FROM index i WHERE i.Manufacturer IN ('GE', 'Philips') AND Modality = 'CT'"
+    (note,) = run_query(catalog, sql).diagnostics
+    condition = suggested_in(note)
+    assert condition.startswith("i.Manufacturer IN ('GE', 'Philips', 'GE MEDICAL SYSTEMS'")
+    assert "over the whole table" in note  # the counts ignore Modality = 'CT': say so
+    assert count_where(pq, condition.removeprefix("i.")) > count_where(
+        pq, "Manufacturer IN ('GE', 'Philips')"
+    )
+
+
+def test_related_values_hint_does_not_repeat_a_long_in_list(catalog: Catalog) -> None:
+    others = ", ".join(f"'nobody-{i}'" for i in range(50))
+    (note,) = run_query(
+        catalog, f"SELECT count(*) FROM index WHERE Manufacturer IN ('GE', {others})"
+    ).diagnostics
+    assert "add these to the IN list: 'GE MEDICAL SYSTEMS'" in note and "nobody" not in note
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT count(*) AS n FROM index WHERE Modality = 'CT'",
+        "SELECT count(*) AS n FROM index WHERE collection_id = 'nlst'",
+        "SELECT PatientID FROM index WHERE collection_id = 'nlst' AND Modality IN ('CT', 'MR') LIMIT 5",
+        "SELECT count(*) AS n FROM index WHERE Manufacturer = 'GE MEDICAL SYSTEMS'",
+        "SELECT count(*) AS n FROM collections_index WHERE collection_id = 'tcga_luad'",
+    ],
+)
+def test_values_that_are_the_right_ones_get_no_related_values_hint(
+    catalog: Catalog, pq: duckdb.DuckDBPyConnection, sql: str
+) -> None:
+    result = run_query(catalog, sql)
+    assert result.row_count > 0 and result.diagnostics == []
+
+
+def test_related_values_need_many_more_rows_not_just_some(pq: duckdb.DuckDBPyConnection) -> None:
+    # 'GE HEALTHCARE' (474) has related 'GE Healthcare' and '"GE Healthcare"', together fewer than 10x.
+    own = count_where(pq, "Manufacturer = 'GE HEALTHCARE'")
+    related = count_where(pq, "Manufacturer IN ('GE Healthcare', '\"GE Healthcare\"')")
+    assert 0 < related < 10 * own  # the premise, checked on the parquet
+    result = run_query(get_catalog(), "SELECT count(*) FROM index WHERE Manufacturer = 'GE HEALTHCARE'")
+    assert result.diagnostics == []
+
+
+def test_words_match_whole_words_in_order() -> None:
+    ge = related_values.words("GE")
+    assert related_values.contains_words("GE MEDICAL SYSTEMS", ge)
+    assert related_values.contains_words('"GE Healthcare"', ge)
+    assert not related_values.contains_words("GEMS", ge)
+    assert not related_values.contains_words("Gevaert Lab", ge)
+    assert related_values.contains_words("CHEST_TO_PELVIS", related_values.words("chest"))
+
+
+def _related(catalog: Catalog, sql: str, budget: Budget) -> list[str]:
+    return related_values.related_values_notes(
+        catalog, sqlguard.validate(sql, catalog.installed_tables(), 10), budget
+    )
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT * FROM index WHERE instanceCount > 100",
+        "SELECT * FROM index WHERE Modality <> 'CT' AND Manufacturer LIKE 'GE%'",
+        "SELECT * FROM index WHERE PatientID = 'LIDC-IDRI-0001'",
+        "SELECT * FROM index WHERE SeriesInstanceUID IN ('1.2.3', '1.2.4')",
+        "SELECT * FROM index WHERE lower(Manufacturer) = 'ge'",
+        "WITH t AS (SELECT * FROM index) SELECT * FROM t WHERE Manufacturer = 'GE'",
+        "SELECT Modality FROM index UNION SELECT 'GE'",
+    ],
+)
+def test_related_values_check_runs_no_query_without_a_plain_text_equality(
+    catalog: Catalog, fresh_pools: None, sql: str
+) -> None:
+    budget = Budget()
+    assert _related(catalog, sql, budget) == []
+    assert budget.ran == 0 and budget.skipped == 0
+
+
+def test_related_values_skip_columns_with_too_many_values(
+    catalog: Catalog, pq: duckdb.DuckDBPyConnection, fresh_pools: None
+) -> None:
+    distinct = pq.execute("SELECT count(DISTINCT SeriesDescription) FROM idx").fetchone()
+    assert distinct is not None and distinct[0] > value_hints.DISTINCT_CAP  # the premise
+    budget = Budget()
+    assert _related(catalog, "SELECT * FROM index WHERE SeriesDescription = 'CT'", budget) == []
+    assert budget.ran <= 2  # the sample probe and at most one capped value count
+
+
+def test_related_values_read_a_column_once(catalog: Catalog, fresh_pools: None) -> None:
+    first, second = Budget(), Budget()
+    assert _related(catalog, "SELECT * FROM index WHERE Manufacturer = 'GE'", first)
+    assert first.ran > 0
+    assert _related(catalog, "SELECT * FROM index WHERE Manufacturer = 'Siemens'", second)
+    assert second.ran == 0  # the catalog is read-only: the column's values are kept
+
+
+def test_related_values_over_budget_are_skipped(catalog: Catalog, fresh_pools: None) -> None:
+    budget = Budget(total_s=0.0)
+    assert _related(catalog, "SELECT * FROM index WHERE Manufacturer = 'GE'", budget) == []
+    assert budget.ran == 0
+    # and a skipped check is not remembered as the column having no values
+    assert _related(catalog, "SELECT * FROM index WHERE Manufacturer = 'GE'", Budget())
+
+
+# -- DuckDB messages do not show our internal database names ----------------------------------------
+def test_table_read_twice_gets_an_alias_hint_without_internal_names(catalog: Catalog) -> None:
+    text = error_text(catalog, "SELECT * FROM index, index")
+    assert "catalog-v1" not in text and ".main." not in text
+    assert 'Ambiguous reference to table "index"' in text
+    assert "FROM index a, index b" in text
+    # the hinted form runs
+    fixed = run_query(
+        catalog,
+        "SELECT a.SeriesInstanceUID FROM index a, index b WHERE a.SeriesInstanceUID = b.SeriesInstanceUID",
+    )
+    assert fixed.row_count > 0
+
+
+def test_internal_database_names_are_removed_from_messages() -> None:
+    strip = diagnostics.internal_names_removed
+    assert strip('table ""catalog-v1".main."index"" x') == 'table "index" x'
+    assert strip('"x_sm_index".main.sm_index') == "sm_index"
+    assert (
+        strip('x_clinical_index.main."clinical_index" and index.main_col')
+        == "clinical_index and index.main_col"
+    )
