@@ -347,7 +347,10 @@ def not_installed_message(settings: Settings, table: str) -> str:
     )
 
 
-def clinical_not_installed_message(table: str) -> str:
+def clinical_not_installed(table: str, installed: list[str]) -> str | None:
+    """The reply for a `clinical_*` name while clinical_index is not installed; None otherwise."""
+    if not table.lower().startswith(CLINICAL_PREFIX) or CLINICAL_INDEX in installed:
+        return None
     return (
         f"Table {table!r} looks like a clinical table; clinical tables (clinical_<short_table_name>) are "
         "installed together with clinical_index, which is not installed. Call "

@@ -40,8 +40,8 @@ def validate_for(catalog: Catalog, sql: str, max_rows: int) -> sqlguard.Validate
     try:
         return sqlguard.validate(sql, installed, max_rows, not_installed_tables(catalog))
     except sqlguard.UnknownTable as exc:
-        if exc.table.lower().startswith(indices.CLINICAL_PREFIX) and indices.CLINICAL_INDEX not in installed:
-            raise QueryError(indices.clinical_not_installed_message(exc.table)) from exc
+        if clinical := indices.clinical_not_installed(exc.table, installed):
+            raise QueryError(clinical) from exc
         raise QueryError(diagnostics.unknown_table_message(catalog, exc.table, sql)) from exc
     except sqlguard.TableNotInstalled as exc:
         raise QueryError(indices.not_installed_message(catalog.settings, exc.table)) from exc

@@ -128,8 +128,8 @@ def describe_table(catalog: Catalog, table: str) -> TableDescription:
     info = get_table(table)
     installed = catalog.installed_tables()
     if info is None and table not in installed:
-        if table.startswith(indices.CLINICAL_PREFIX) and indices.CLINICAL_INDEX not in installed:
-            raise TableNotFound(indices.clinical_not_installed_message(table))
+        if clinical := indices.clinical_not_installed(table, installed):
+            raise TableNotFound(clinical)
         near = closest(table, list(all_tables()) + installed, limit=3)
         hint = f" Did you mean {', '.join(repr(n) for n in near)}?" if near else ""
         raise TableNotFound(f"Unknown table {table!r}.{hint} list_tables() shows every table.")
