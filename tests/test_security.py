@@ -321,6 +321,7 @@ class PeakRss:
 
     def __init__(self) -> None:
         self.peak = 0
+        self.start = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._process = psutil.Process()
@@ -330,6 +331,8 @@ class PeakRss:
             self.peak = max(self.peak, self._process.memory_info().rss)
 
     def __enter__(self) -> PeakRss:
+        if self._process is not None:
+            self.start = self._process.memory_info().rss
         self._thread.start()
         return self
 
@@ -542,8 +545,12 @@ def test_catalog_tables_are_unchanged_after_the_attacks(catalog: Catalog) -> Non
 
 
 # -- memory, measured over the whole corpus (keep this test last in the file) -------------------------
-def test_server_memory_stayed_under_one_gib(peak_rss: PeakRss) -> None:
+def test_the_corpus_grew_memory_by_less_than_one_gib(peak_rss: PeakRss) -> None:
+    # This process also holds whatever the tests before this file loaded, so what the corpus is charged
+    # with is its growth; the server's absolute peak is measured on a real server process in
+    # tests/test_server_memory.py.
     current = psutil.Process().memory_info().rss
-    assert peak_rss.peak > 0
-    assert current < ONE_GIB, f"RSS after the corpus: {current / 2**20:.0f} MiB"
-    assert peak_rss.peak < ONE_GIB, f"peak RSS during the corpus: {peak_rss.peak / 2**20:.0f} MiB"
+    assert peak_rss.peak > 0 and peak_rss.start > 0
+    grew = peak_rss.peak - peak_rss.start
+    assert current - peak_rss.start < ONE_GIB, f"RSS grew by {(current - peak_rss.start) / 2**20:.0f} MiB"
+    assert grew < ONE_GIB, f"peak RSS during the corpus grew by {grew / 2**20:.0f} MiB"
