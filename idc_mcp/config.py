@@ -11,6 +11,7 @@
 | IDC_MCP_QUERY_TIMEOUT | seconds before a query is interrupted | 20 |
 | IDC_MCP_MEMORY_LIMIT | DuckDB memory limit | 256MB |
 | IDC_MCP_THREADS | DuckDB threads | 2 |
+| IDC_MCP_WORKER_MEMORY | address-space cap of the query worker process, in MiB | 768 |
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ class Settings:
     memory_limit: str
     threads: int
     fetch_timeout_s: float = 30.0
+    # The query worker's address space (RLIMIT_AS): with the server's own ~150 MiB, under 1 GiB in all.
+    worker_memory_bytes: int = 768 * 2**20
 
     @property
     def data_version(self) -> str:
@@ -74,4 +77,5 @@ def load_settings() -> Settings:
         memory_limit=os.environ.get("IDC_MCP_MEMORY_LIMIT", "").strip() or "256MB",
         threads=int(_env_float("IDC_MCP_THREADS", 2)),
         fetch_timeout_s=_env_float("IDC_MCP_FETCH_TIMEOUT", 30.0),
+        worker_memory_bytes=int(_env_float("IDC_MCP_WORKER_MEMORY", 768) * 2**20),
     )

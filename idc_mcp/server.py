@@ -23,6 +23,7 @@ from pydantic import Field
 from idc_mcp import __version__
 from idc_mcp import download as dl
 from idc_mcp.catalog.database import get_catalog
+from idc_mcp.catalog.executor import CancelToken, current_token
 from idc_mcp.catalog.schemas import all_tables
 from idc_mcp.config import load_settings
 from idc_mcp.docs import prompts, resources
@@ -87,6 +88,33 @@ def _call(fn: Callable[[], T]) -> T:
         return fn()
 
 
+def _cancellable(fn: Callable[..., T]) -> Callable[..., Any]:
+    """Run a tool in a thread whose catalog queries stop when the call is cancelled.
+
+    A cancelled call (an MCP `notifications/cancelled`, or an HTTP client whose session ended) returns at
+    once; its running query is interrupted in the worker, which is killed if that does not stop it.
+    """
+
+    @functools.wraps(fn)
+    async def tool(*args: Any, **kwargs: Any) -> T:
+        token = CancelToken()
+
+        def run() -> T:
+            reset = current_token.set(token)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                current_token.reset(reset)
+
+        try:
+            return await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
+        except anyio.get_cancelled_exc_class():
+            token.cancel()
+            raise
+
+    return tool
+
+
 # ---------------------------------------------------------------- query core: tables and SQL
 @mcp.tool(annotations=READ_ONLY)
 def list_tables() -> list[tables.TableSummary]:
@@ -99,6 +127,7 @@ def list_tables() -> list[tables.TableSummary]:
 
 
 @mcp.tool(annotations=READ_ONLY)
+@_cancellable
 def describe_table(
     table: Annotated[str, Field(description="table name from list_tables(), e.g. 'index'")],
 ) -> tables.TableDescription:
@@ -111,6 +140,7 @@ def describe_table(
 
 
 @mcp.tool(annotations=READ_ONLY)
+@_cancellable
 def query(
     sql: Annotated[str, Field(description="one read-only SELECT in DuckDB SQL over the catalog tables")],
     max_rows: Annotated[int, Field(ge=1, le=query_mod.MAX_ROWS_CAP, description="rows to return")] = 100,
@@ -178,6 +208,7 @@ def _takes_selection(fn: Callable[..., T]) -> Callable[..., T]:
 
 
 @mcp.tool(annotations=READ_ONLY)
+@_cancellable
 def list_collections(
     cancer_type: Annotated[str | None, Field(description="substring of cancer_types, e.g. 'lung'")] = None,
     tumor_location: Annotated[
@@ -200,6 +231,7 @@ def list_collections(
 
 @mcp.tool(annotations=READ_ONLY)
 @_takes_selection
+@_cancellable
 def check_licenses(selection: Selection) -> licenses.LicenseReport:
     """Say which licenses cover a selection and whether it may be used commercially.
 
@@ -212,6 +244,7 @@ def check_licenses(selection: Selection) -> licenses.LicenseReport:
 
 @mcp.tool(annotations=READ_ONLY)
 @_takes_selection
+@_cancellable
 def estimate_size(
     selection: Selection,
     download_dir: Annotated[
@@ -230,6 +263,7 @@ def estimate_size(
 
 
 @mcp.tool(annotations=READ_ONLY)
+@_cancellable
 def get_viewer_url(
     series_uid: Annotated[
         str | list[str] | None,
@@ -253,6 +287,7 @@ def get_viewer_url(
 
 @mcp.tool(annotations=READ_ONLY)
 @_takes_selection
+@_cancellable
 def get_citations(
     selection: Selection,
     format: Annotated[
@@ -269,6 +304,7 @@ def get_citations(
 
 @mcp.tool(annotations=READ_ONLY)
 @_takes_selection
+@_cancellable
 def get_dicomweb_urls(selection: Selection) -> viewers.DicomwebUrls:
     """List DICOMweb URLs (IDC's public proxy) for the series of a selection.
 
@@ -280,6 +316,7 @@ def get_dicomweb_urls(selection: Selection) -> viewers.DicomwebUrls:
 
 @mcp.tool(annotations=WRITES_FILE)
 @_takes_selection
+@_cancellable
 def export_manifest(
     selection: Selection,
     format: Annotated[

@@ -4,28 +4,28 @@ the first query may already be asking for it."""
 from __future__ import annotations
 
 import threading
-
-import duckdb
+from pathlib import Path
 
 from idc_mcp.catalog.database import Catalog
+from idc_mcp.catalog.executor import Executor
 
 
-def test_query_racing_the_background_open_waits_for_the_table_list() -> None:
+def test_query_racing_the_background_open_waits_for_the_table_list(built_catalog: Path) -> None:
     # Regression: the connection used to be published before the table facts were loaded, so a query
     # arriving mid-open saw no tables at all and was told `index` was not installed.
     catalog = Catalog()
-    loading, release = threading.Event(), threading.Event()
-    load_facts = catalog._load_facts
+    starting, release = threading.Event(), threading.Event()
+    start_executor = catalog._start_executor
 
-    def slow_load_facts(conn: duckdb.DuckDBPyConnection) -> None:
-        loading.set()
+    def slow_start() -> Executor:
+        starting.set()
         release.wait(30)
-        load_facts(conn)
+        return start_executor()
 
-    catalog._load_facts = slow_load_facts  # type: ignore[method-assign]
+    catalog._start_executor = slow_start  # type: ignore[method-assign]
     opener = threading.Thread(target=catalog.installed_tables)
     opener.start()
-    assert loading.wait(60), "the background open never reached the table facts"
+    assert starting.wait(60), "the background open never started the worker"
 
     seen: list[list[str]] = []
     racer = threading.Thread(target=lambda: seen.append(catalog.installed_tables()))
@@ -34,4 +34,5 @@ def test_query_racing_the_background_open_waits_for_the_table_list() -> None:
     release.set()
     racer.join(30)
     opener.join(30)
+    catalog.close()
     assert seen and "index" in seen[0] and "collections_index" in seen[0]

@@ -22,7 +22,7 @@ import pytest
 from mcp import Client
 
 from idc_mcp import server
-from idc_mcp.catalog.database import Catalog, get_catalog
+from idc_mcp.catalog.database import Catalog, QueryFailed, get_catalog
 from idc_mcp.config import load_settings
 from idc_mcp.tools.query import MAX_REPLY_BYTES, QueryError, run_query
 
@@ -307,15 +307,18 @@ def test_corpus_has_at_least_100_hostile_inputs_in_every_group() -> None:
 
 # -- fixtures -----------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def catalog(built_catalog: Path) -> Catalog:
-    """A dedicated catalog with a short query timeout (it shares DuckDB's locked instance), open."""
+def catalog(built_catalog: Path, workdir: Path) -> Iterator[Catalog]:
+    """A dedicated catalog with a short query timeout, open, its worker started in the canary's folder."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("IDC_MCP_QUERY_TIMEOUT", str(QUERY_TIMEOUT_S))
         settings = load_settings()
-    assert settings.query_timeout_s == QUERY_TIMEOUT_S
-    catalog = Catalog(settings)
-    catalog.conn  # noqa: B018 - open it before the disk snapshot
-    return catalog
+        assert settings.query_timeout_s == QUERY_TIMEOUT_S
+        catalog = Catalog(settings)
+        # The worker process resolves relative paths from its own working folder: the canary's.
+        mp.chdir(workdir)
+        catalog.conn  # noqa: B018 - open it before the disk snapshot
+    yield catalog
+    catalog.close()
 
 
 class PeakRss:
@@ -493,9 +496,8 @@ def test_lockdown_holds_without_the_validator(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     sql = _raw_attacks(tmp_path)[name]
-    with pytest.raises(duckdb.Error) as excinfo:
-        with catalog.cursor() as cur:
-            cur.execute(sql).fetchall()
+    with pytest.raises(QueryFailed) as excinfo:
+        catalog.execute(sql)
     _assert_no_leak(str(excinfo.value))
     assert list(tmp_path.iterdir()) == []
 
@@ -512,24 +514,19 @@ def test_nested_result_too_large_to_convert_is_refused_not_converted() -> None:
 
 
 def test_lockdown_blocks_scans_of_python_objects_in_scope(catalog: Catalog) -> None:
-    # DuckDB's Python client can scan a DataFrame named in SQL from the caller's frame; with external
-    # access off it must not.
-    import pandas as pd
-
-    leak_df = pd.DataFrame({"secret": ["root:x:0:0"]})
-    assert len(leak_df) == 1
-    with pytest.raises(duckdb.Error), catalog.cursor() as cur:
-        cur.execute("SELECT * FROM leak_df").fetchall()
+    # DuckDB's Python client can scan a Python object named in SQL from the calling frame; the worker's
+    # own variables (the request's `sql`, `params`, the settings) must not be readable that way.
+    for name in ("sql", "params", "settings", "start", "self"):
+        with pytest.raises(QueryFailed):
+            catalog.execute(f"SELECT * FROM {name}")
 
 
 def test_lockdown_settings_are_in_force(catalog: Catalog) -> None:
-    with catalog.cursor() as cur:
-        row = cur.execute(
-            "SELECT current_setting('enable_external_access'), current_setting('lock_configuration'), "
-            "current_setting('autoinstall_known_extensions'), current_setting('autoload_known_extensions'), "
-            "current_setting('max_temp_directory_size')"
-        ).fetchone()
-    assert row is not None
+    row = catalog.execute(
+        "SELECT current_setting('enable_external_access'), current_setting('lock_configuration'), "
+        "current_setting('autoinstall_known_extensions'), current_setting('autoload_known_extensions'), "
+        "current_setting('max_temp_directory_size')"
+    ).rows[0]
     external, locked, autoinstall, autoload, temp_size = row
     assert (external, locked, autoinstall, autoload) == (False, True, False, False)
     assert temp_size.startswith("0")

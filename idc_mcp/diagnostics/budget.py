@@ -9,10 +9,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-import duckdb
 from sqlglot import exp
 
-from idc_mcp.catalog.database import Catalog, QueryOutput, QueryTimeout
+from idc_mcp.catalog.database import Catalog, ExecutorError, QueryOutput
 
 BUDGET_S = 3.0  # all diagnostics of one reply
 PER_QUERY_S = 1.0  # one diagnostic query
@@ -45,7 +44,7 @@ class Budget:
             return None
         try:
             out = catalog.execute(sql, timeout_s=slice_s)
-        except (QueryTimeout, duckdb.Error):
+        except ExecutorError:
             self.skipped += 1
             return None
         self.ran += 1

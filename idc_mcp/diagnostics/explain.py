@@ -12,10 +12,9 @@ from __future__ import annotations
 import logging
 import re
 
-import duckdb
 from sqlglot import exp
 
-from idc_mcp.catalog.database import Catalog
+from idc_mcp.catalog.database import Catalog, QueryFailed
 from idc_mcp.catalog.schemas import all_tables
 from idc_mcp.diagnostics.budget import Budget
 from idc_mcp.diagnostics.column_paths import (
@@ -136,7 +135,7 @@ def _aliases(tree: exp.Expression) -> dict[str, str]:
 
 
 def explain_error(
-    catalog: Catalog, validated: guard.ValidatedQuery, exc: duckdb.Error, budget: Budget | None = None
+    catalog: Catalog, validated: guard.ValidatedQuery, exc: QueryFailed, budget: Budget | None = None
 ) -> str:
     """An actionable message for a DuckDB error on a validated query."""
     text = internal_names_removed(str(exc))

@@ -17,14 +17,15 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
-
-import duckdb
+from typing import TYPE_CHECKING, Any
 
 from idc_mcp.catalog.schemas import TableInfo
 from idc_mcp.catalog.sqltext import quote_identifier
 from idc_mcp.config import Settings
 from idc_mcp.indices import http_fetch
+
+if TYPE_CHECKING:  # DuckDB loads only when an index is fetched: the server itself queries through a worker
+    import duckdb
 
 
 class IndexFetchError(Exception):
@@ -96,10 +97,14 @@ def parse_checksum(text: str) -> str | None:
 
 def _scratch() -> duckdb.DuckDBPyConnection:
     """An unlocked in-memory DuckDB (its own instance) for reading parquet we are about to trust."""
+    import duckdb
+
     return duckdb.connect(":memory:", config={"autoload_known_extensions": False, "threads": 1})
 
 
 def parquet_columns(path: Path | list[Path]) -> list[str]:
+    import duckdb
+
     files = [str(p) for p in path] if isinstance(path, list) else [str(path)]
     con = _scratch()
     try:
@@ -133,6 +138,8 @@ def convert(tables: dict[str, list[Path]], target_tmp: Path, settings: Settings)
 
     Reading every row here is also the last check: a damaged data page fails now, not in a query.
     """
+    import duckdb
+
     con = duckdb.connect(
         str(target_tmp),
         config={

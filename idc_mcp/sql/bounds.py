@@ -6,7 +6,9 @@ into a huge string, splitting or comparing very long strings, and lambdas run ov
 single call can take gigabytes and minutes. Their size arguments are refused when unbounded, and
 their inputs are checked at run time (a CASE that raises a clear error when a value is too long).
 The longest text cell in the catalog is under 2,000 characters and its lists are short, so the
-limits only bite on values built by aggregating many rows.
+limits only bite on values built by aggregating many rows: `string_agg` results are capped (their
+concatenations otherwise grow without DuckDB counting them). What cannot be known from the text (a
+CTE that doubles a string at every level) is bounded by the query worker's memory cap instead.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ MAX_SUBJECT_CHARS = 10_000
 MAX_SIMILARITY_CHARS = 2_048
 MAX_LAMBDA_LIST = 2_000
 MAX_AGGREGATED_LIST = 100_000
+MAX_AGGREGATED_TEXT = 1_000_000  # characters of one string_agg / group_concat / listagg result
 
 # function -> argument positions whose text length is checked at run time, and the limit.
 _SPLITTERS = ("Split", "RegexpSplit", "RegexpExtractAll", "Replace", "RegexpReplace")
@@ -167,10 +170,31 @@ def _guard_lambda(node: exp.Expression) -> None:
 
 def _guard_list_aggregate(node: exp.ArrayAgg) -> None:
     """Cap list()/array_agg() results: list functions on million-element lists are not interruptible."""
+    top = _whole_aggregate(node)
+    top.replace(_length_guard(top, MAX_AGGREGATED_LIST, "list", "len"))
+
+
+def _guard_text_aggregate(node: exp.Expression) -> None:
+    """Cap string_agg() results: `s || s || ...` over a 12 MB aggregate took 6.5 GB outside DuckDB's limit."""
+    top = _whole_aggregate(node)
+    message = (
+        f"string_agg() built a text longer than {MAX_AGGREGATED_TEXT:,} characters; filter rows with WHERE "
+        "before aggregating, count instead of listing, or return the values as rows"
+    )
+    too_long = exp.GT(this=exp.Length(this=top.copy()), expression=exp.Literal.number(MAX_AGGREGATED_TEXT))
+    fail = exp.Anonymous(this="error", expressions=[exp.Literal.string(message)])
+    top.replace(exp.Case(ifs=[exp.If(this=too_long, true=fail)], default=top.copy()))
+
+
+def _whole_aggregate(node: exp.Expression) -> exp.Expression:
+    """The aggregate with its OVER / FILTER / WITHIN GROUP / IGNORE NULLS wrapper (guarded as one value)."""
     top: exp.Expression = node
     while isinstance(top.parent, exp.Window | exp.Filter | exp.WithinGroup | exp.IgnoreNulls):
         top = top.parent
-    top.replace(_length_guard(top, MAX_AGGREGATED_LIST, "list", "len"))
+    return top
+
+
+_TEXT_AGGREGATES = frozenset({"string_agg", "group_concat", "listagg"})
 
 
 def bound_sizes(root: exp.Expression) -> exp.Expression:
@@ -178,6 +202,9 @@ def bound_sizes(root: exp.Expression) -> exp.Expression:
     bounded = root
     for aggregate in list(bounded.find_all(exp.ArrayAgg)):
         _guard_list_aggregate(aggregate)
+    for text in list(bounded.find_all(exp.GroupConcat, exp.Anonymous)):
+        if isinstance(text, exp.GroupConcat) or str(text.name).lower() in _TEXT_AGGREGATES:
+            _guard_text_aggregate(text)
     for node in list(bounded.find_all(exp.Lambda, exp.Comprehension)):
         _guard_lambda(node)
     for node in list(bounded.find_all(exp.Func)):

@@ -10,10 +10,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
-import duckdb
 from pydantic import Field
 
-from idc_mcp.catalog.database import Catalog, QueryOutput, QueryTimeout
+from idc_mcp.catalog.database import Catalog, QueryFailed, QueryOutput, QueryTimeout
 from idc_mcp.catalog.sqltext import quote_identifier
 from idc_mcp.diagnostics import explain
 from idc_mcp.diagnostics.fuzzy import closest, resembles
@@ -189,7 +188,7 @@ def _run(catalog: Catalog, sql: str, params: list[object] | None = None) -> Quer
             f"{exc}. Narrow the selection: filter on collection_id or Modality in `sql`, "
             "or pass collection_ids."
         ) from exc
-    except duckdb.Error as exc:
+    except QueryFailed as exc:
         first = str(exc).splitlines()[0][:300]
         raise SelectionError(
             f"sql failed: {first}. Fix it with query() first (it explains unknown columns), "
@@ -206,7 +205,7 @@ def _sql_predicate(catalog: Catalog, sql: str) -> str:
         raise SelectionError(f"sql: {exc}") from exc
     try:
         probe = catalog.execute(f"SELECT * FROM ({validated.sql}) AS _sel LIMIT 0")
-    except duckdb.Error as exc:
+    except QueryFailed as exc:
         raise SelectionError(f"sql: {explain.explain_error(catalog, validated, exc)}") from exc
     except QueryTimeout as exc:
         raise SelectionError(f"sql: {exc}. Simplify it (filter on collection_id first).") from exc

@@ -1,0 +1,438 @@
+"""The killable executor: every catalog query runs in a worker process with hard bounds on time and memory.
+
+DuckDB's interrupt and `memory_limit` do not cover everything a query can call (string intermediates,
+result conversion, functions that never check for interrupts). So the connection lives in a child
+process (`catalog.worker`) whose address space is capped, and the server keeps the deadline:
+
+- memory: the worker runs under `RLIMIT_AS`; an allocation past it fails inside DuckDB, which
+  reports an out-of-memory error for that query only. A worker left holding much memory after a
+  query is replaced once it is idle, so memory goes back to the system.
+- time: the worker interrupts a query at its timeout; if it has not answered `GRACE_S` later, the
+  server kills the worker. That query gets a timeout error; the other queries in flight on that
+  worker run again on a fresh one (they are read-only), so one hostile query never fails the others.
+- cancellation: a cancelled call (an MCP cancel, an HTTP client that went away) interrupts its
+  query in the worker, and kills the worker if that does not stop it.
+
+The server process itself never imports DuckDB. Results come back as pickled rows over a local
+socket pair (`multiprocessing.connection` framing); the worker inherits its end and nothing else.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import itertools
+import logging
+import os
+import pickle
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from idc_mcp.config import Settings
+
+log = logging.getLogger(__name__)
+
+_PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent.parent)
+
+GRACE_S = 2.0  # after its timeout, how long a query may take to stop before its worker is killed
+START_TIMEOUT_S = 600.0  # a first-ever start builds the catalog before the worker reports ready
+# A worker whose resident memory stays above this after its queries ended is replaced when idle.
+RECYCLE_RSS_BYTES = 400 * 2**20
+# A query in flight when another query's worker was killed runs again, at most this many times.
+MAX_INNOCENT_RETRIES = 3
+
+
+class ExecutorError(Exception):
+    """Base of the errors a query can end with in the executor (each message is for the assistant)."""
+
+
+class QueryTimeout(ExecutorError):
+    """A query ran longer than the allowed time and was interrupted (or hit another run-time bound)."""
+
+
+class ResultTooLarge(QueryTimeout):
+    """A result holds more nested data than the server converts; caught wherever QueryTimeout is."""
+
+
+class MemoryExceeded(QueryTimeout):
+    """A query needed more memory than the worker may use; caught wherever QueryTimeout is."""
+
+
+class QueryCancelled(ExecutorError):
+    """The call that asked for this query was cancelled (the client went away)."""
+
+
+class QueryFailed(ExecutorError):
+    """DuckDB refused or failed the query; `kind` is DuckDB's exception name (e.g. BinderException)."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class WorkerUnavailable(ExecutorError):
+    """The worker could not be started (the message says why)."""
+
+
+# -- cancellation: a tool call sets a token; the queries it runs register with it --------------------
+class CancelToken:
+    """Cancels the queries of one tool call, from another thread or task."""
+
+    def __init__(self) -> None:
+        self.cancelled = False
+        self._lock = threading.Lock()
+        self._running: dict[int, Executor] = {}
+
+    def cancel(self) -> None:
+        with self._lock:
+            self.cancelled = True
+            running = list(self._running.items())
+        for request, executor in running:
+            executor.cancel(request)
+
+    def _add(self, request: int, executor: Executor) -> None:
+        with self._lock:
+            self._running[request] = executor
+            cancelled = self.cancelled
+        if cancelled:
+            executor.cancel(request)
+
+    def _remove(self, request: int) -> None:
+        with self._lock:
+            self._running.pop(request, None)
+
+
+current_token: contextvars.ContextVar[CancelToken | None] = contextvars.ContextVar(
+    "idc_mcp_cancel_token", default=None
+)
+
+
+@contextmanager
+def cancellable() -> Iterator[CancelToken]:
+    """Queries run inside this block (in this context, or threads started from it) can be cancelled."""
+    token = CancelToken()
+    reset = current_token.set(token)
+    try:
+        yield token
+    finally:
+        current_token.reset(reset)
+
+
+# -- the worker process ------------------------------------------------------------------------------
+@dataclass
+class _Request:
+    id: int
+    sql: str
+    params: list[Any] | None
+    timeout_s: float
+    future: Future[tuple[Any, ...]] = field(default_factory=Future)
+    deadline: float = 0.0
+    retries: int = 0
+    sent_to: _Process | None = None
+    # Why its worker was killed because of it ("deadline", "cancelled"), if it was.
+    killed_for: str | None = None
+
+
+class _Process:
+    """One worker process and its connection (a socket pair: the worker inherits one end)."""
+
+    def __init__(self, settings: Settings, files: dict[str, Path], address_space_bytes: int) -> None:
+        ours, theirs = socket.socketpair()
+        env = dict(os.environ)
+        # glibc gives each thread a 64 MiB malloc arena: under an address-space cap, keep them few.
+        env.setdefault("MALLOC_ARENA_MAX", "2")
+        # The worker imports this very copy of idc_mcp, whatever the working folder.
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, (_PACKAGE_PARENT, env.get("PYTHONPATH"))))
+        try:
+            self.popen = subprocess.Popen(
+                [sys.executable, "-m", "idc_mcp.catalog.worker", str(theirs.fileno())],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,  # stdout may be the MCP channel: the worker never writes to it
+                env=env,
+                pass_fds=(theirs.fileno(),),
+            )
+        except OSError as exc:
+            ours.close()
+            raise WorkerUnavailable(f"the query worker did not start: {exc}") from exc
+        finally:
+            theirs.close()  # the worker holds it now: its exit shows here as end of file
+        self.conn = Connection(ours.detach())
+        start = {
+            "settings": settings,
+            "files": {name: str(p) for name, p in files.items()},
+            "address_space_bytes": address_space_bytes,
+            "log_level": logging.getLogger("idc_mcp").getEffectiveLevel(),
+        }
+        assert self.popen.stdin is not None
+        try:
+            pickle.dump(start, self.popen.stdin)
+            self.popen.stdin.close()
+        except OSError as exc:
+            self.kill()
+            raise WorkerUnavailable(f"the query worker did not start: {exc}") from exc
+        self.send_lock = threading.Lock()
+        self.pending: dict[int, _Request] = {}
+        self.dead = False
+        self.rss = 0
+
+    def send(self, message: tuple[Any, ...]) -> None:
+        with self.send_lock:
+            self.conn.send(message)
+
+    def kill(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.kill()
+        try:
+            self.popen.wait(10)
+        except subprocess.TimeoutExpired:  # pragma: no cover - the OS did not reap a killed child
+            log.error("the query worker %s did not exit after SIGKILL", self.popen.pid)
+
+
+class Executor:
+    """Runs SQL in a worker process, replacing the worker when it breaches a bound or dies."""
+
+    def __init__(self, settings: Settings, files: dict[str, Path], address_space_bytes: int) -> None:
+        self.settings = settings
+        self.files = dict(files)
+        self.address_space_bytes = address_space_bytes
+        self.facts: dict[str, Any] = {}
+        self.restarts = 0
+        self._ids = itertools.count(1)
+        self._lock = threading.RLock()
+        self._process: _Process | None = None
+        self._closed = False
+        self._start()
+
+    # -- life cycle ----------------------------------------------------------------------------------
+    def _start(self) -> _Process:
+        process = _Process(self.settings, self.files, self.address_space_bytes)
+        try:
+            first = process.conn.recv()
+        except (EOFError, OSError) as exc:
+            process.kill()
+            raise WorkerUnavailable("the query worker exited while opening the catalog") from exc
+        if first[0] != "ready":
+            process.kill()
+            raise WorkerUnavailable(f"opening the IDC catalog failed: {first[1]}")
+        self.facts, process.rss = first[1], first[2]
+        self._process = process
+        threading.Thread(target=self._read, args=(process,), name="catalog-reader", daemon=True).start()
+        threading.Thread(target=self._watch, args=(process,), name="catalog-watchdog", daemon=True).start()
+        return process
+
+    def _current(self) -> _Process:
+        with self._lock:
+            if self._closed:
+                raise WorkerUnavailable("the catalog was closed")
+            if self._process is None or self._process.dead:
+                self.restarts += 1
+                self._start()
+            assert self._process is not None
+            return self._process
+
+    def restart(self, files: dict[str, Path]) -> None:
+        """Start a worker with these index files attached (the caller made sure no query runs)."""
+        with self._lock:
+            self.files = dict(files)
+            old, self._process = self._process, None
+            if old is not None:
+                self._retire(old)
+            self._start()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            old, self._process = self._process, None
+        if old is not None:
+            self._retire(old)
+
+    def _retire(self, process: _Process) -> None:
+        """Stop a worker politely (it finishes nothing: no query is in flight when this is called)."""
+        process.dead = True
+        try:
+            process.send(("stop",))
+        except (OSError, ValueError):
+            pass
+        try:
+            process.popen.wait(2)
+        except subprocess.TimeoutExpired:
+            pass
+        process.kill()
+        process.conn.close()
+        self._fail_pending(process)
+
+    # -- running -------------------------------------------------------------------------------------
+    def run(self, sql: str, params: list[Any] | None, timeout_s: float) -> tuple[Any, ...]:
+        """(columns, types, rows, elapsed_s) of one query, or one of this module's errors."""
+        token = current_token.get()
+        if token is not None and token.cancelled:
+            raise QueryCancelled("the call was cancelled")
+        request = _Request(next(self._ids), sql, params, timeout_s)
+        if token is not None:
+            token._add(request.id, self)
+        try:
+            self._submit(request)
+            return request.future.result()
+        finally:
+            if token is not None:
+                token._remove(request.id)
+
+    def _submit(self, request: _Request) -> None:
+        while True:
+            process = self._current()
+            request.deadline = time.monotonic() + request.timeout_s + GRACE_S
+            with self._lock:
+                if process.dead:
+                    continue
+                process.pending[request.id] = request
+                request.sent_to = process
+            try:
+                process.send(("execute", request.id, request.sql, request.params, request.timeout_s))
+                return
+            except (OSError, ValueError):
+                with self._lock:
+                    process.pending.pop(request.id, None)
+                self._died(process)
+
+    def cancel(self, request_id: int) -> None:
+        """Interrupt a query in its worker; kill the worker if it has not stopped within GRACE_S."""
+        with self._lock:
+            process = self._process
+            request = process.pending.get(request_id) if process else None
+        if process is None or request is None:
+            return
+        log.info("cancelling query %s", request_id)
+        try:
+            process.send(("cancel", request_id))
+        except (OSError, ValueError):
+            return
+        request.deadline = min(request.deadline, time.monotonic() + GRACE_S)
+        request.killed_for = request.killed_for or "cancelled"
+
+    def _read(self, process: _Process) -> None:
+        """Hand each reply to the call waiting for it; when the worker dies, deal with what was in flight."""
+        while True:
+            try:
+                reply = pickle.loads(process.conn.recv_bytes())
+            except (EOFError, OSError):
+                break
+            request_id, status, payload, rss = reply
+            process.rss = rss
+            with self._lock:
+                request = process.pending.pop(request_id, None)
+            if request is not None:
+                _resolve(request, status, payload)
+            if rss > RECYCLE_RSS_BYTES:
+                self._recycle_if_idle(process)
+        self._died(process)
+
+    def _recycle_if_idle(self, process: _Process) -> None:
+        with self._lock:
+            if process.pending or process is not self._process:
+                return
+            log.info("replacing the query worker: it holds %d MiB after its queries", process.rss >> 20)
+            self._process = None
+        self._retire(process)
+
+    def _watch(self, process: _Process) -> None:
+        """Kill the worker when a query outlives its deadline (it did not stop when interrupted)."""
+        while not process.dead:
+            time.sleep(0.05)
+            now = time.monotonic()
+            with self._lock:
+                late = [r for r in process.pending.values() if r.deadline < now]
+            if late:
+                for request in late:
+                    request.killed_for = request.killed_for or "deadline"
+                log.warning("killing the query worker: %d query(ies) did not stop in time", len(late))
+                process.kill()
+                return
+            if process.popen.poll() is not None:
+                return
+
+    def _died(self, process: _Process) -> None:
+        """The worker is gone: fail the queries it was killed for, run the others again elsewhere."""
+        with self._lock:
+            if process.dead and not process.pending:
+                return
+            process.dead = True
+            if self._process is process:
+                self._process = None
+            pending = list(process.pending.values())
+            process.pending.clear()
+        process.kill()
+        try:
+            process.conn.close()
+        except OSError:
+            pass
+        explained = any(r.killed_for for r in pending)
+        for request in pending:
+            if request.killed_for == "cancelled":
+                request.future.set_exception(QueryCancelled("the call was cancelled"))
+            elif request.killed_for == "deadline":
+                request.future.set_exception(
+                    QueryTimeout(f"the query took longer than {request.timeout_s:g} s and was stopped")
+                )
+            elif request.retries < (MAX_INNOCENT_RETRIES if explained else 1):
+                # Innocent (another query got the worker killed), or the first unexplained crash: again.
+                request.retries += 1
+                threading.Thread(target=self._resubmit, args=(request,), daemon=True).start()
+            else:
+                request.future.set_exception(
+                    MemoryExceeded(
+                        "the query stopped the query worker twice (it most likely needed more memory than "
+                        f"the {self.address_space_bytes >> 20} MiB the worker may use) and was not run again"
+                    )
+                )
+
+    def _resubmit(self, request: _Request) -> None:
+        try:
+            self._submit(request)
+        except ExecutorError as exc:
+            request.future.set_exception(exc)
+
+    def _fail_pending(self, process: _Process) -> None:
+        with self._lock:
+            pending = list(process.pending.values())
+            process.pending.clear()
+        for request in pending:
+            request.future.set_exception(WorkerUnavailable("the query worker was stopped"))
+
+    # -- observability (benchmarks, tests) ----------------------------------------------------------
+    @property
+    def pid(self) -> int | None:
+        process = self._process
+        return process.popen.pid if process is not None and not process.dead else None
+
+
+def _resolve(request: _Request, status: str, payload: Any) -> None:
+    if request.future.done():
+        return
+    if status == "ok":
+        request.future.set_result(payload)
+    elif status == "timeout":
+        request.future.set_exception(
+            QueryTimeout(f"the query took longer than {request.timeout_s:g} s and was stopped")
+        )
+    elif status == "cancelled":
+        request.future.set_exception(QueryCancelled("the call was cancelled"))
+    elif status == "too_large":
+        request.future.set_exception(ResultTooLarge(payload))
+    elif status == "memory":
+        request.future.set_exception(
+            MemoryExceeded(f"the query needed more memory than the server allows ({payload})")
+        )
+    elif status == "duckdb":
+        kind, message = payload
+        request.future.set_exception(QueryFailed(kind, message))
+    else:
+        request.future.set_exception(QueryFailed("InternalError", str(payload)))

@@ -1,0 +1,300 @@
+"""The query worker: a child process that holds the locked, read-only DuckDB connection and runs queries.
+
+Started by `catalog.executor` as `python -m idc_mcp.catalog.worker FD` (FD: its end of a socket pair).
+It reads its start-up message (the settings, the extra index files) from stdin, caps its own address space
+(`RLIMIT_AS`, so no DuckDB function can take more memory than that, whatever it allocates outside
+DuckDB's `memory_limit`), opens the catalog with the lockdown, reports the table facts, and then runs
+each request on its own thread and cursor. A query is interrupted by a timer after its timeout;
+one that cannot be interrupted is ended by the parent killing this process, which costs only this
+process: the server lives on and starts another worker.
+
+Only the standard library, duckdb and the catalog's own ground modules are imported here: the worker
+starts in a fraction of a second and stays small.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import re
+import sys
+import threading
+import time
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from idc_mcp.catalog.build import ensure_catalog_file
+from idc_mcp.catalog.sqltext import quote_identifier, sql_literal
+from idc_mcp.config import Settings
+
+log = logging.getLogger("idc_mcp.catalog.worker")
+
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Turning a nested DuckDB value into Python objects costs ~40x its size and cannot be interrupted: a
+# list of a million structs (25 MB in DuckDB) became 1.3 GB of Python objects and took 20 s. Results
+# with nested columns are converted a few rows at a time and refused above this many Python bytes.
+MAX_NESTED_PYTHON_BYTES = 160 * 1024 * 1024
+# Queries run at once in one worker; more wait in the parent (each thread reserves stack space).
+MAX_CONCURRENT = 8
+
+
+def open_locked(settings: Settings, files: dict[str, Path]) -> duckdb.DuckDBPyConnection:
+    """Open the catalog read-only, attach the extra index files, then lock it down (see README: Security)."""
+    path = ensure_catalog_file(settings)
+    conn = duckdb.connect(
+        str(path),
+        read_only=True,
+        config={
+            "autoload_known_extensions": False,
+            "autoinstall_known_extensions": False,
+            "threads": settings.threads,
+            "memory_limit": settings.memory_limit,
+            # Never spill: an empty temp_directory means no spill folder at all (DuckDB 1.5 creates
+            # `<catalog>.tmp/` on a large query even when max_temp_directory_size is 0B); the size
+            # cap stays as a second line for versions that treat '' differently.
+            "temp_directory": "",
+            "max_temp_directory_size": "0B",
+        },
+    )
+    for name, file in sorted(files.items()):
+        try:
+            alias = quote_identifier("x_" + name)
+            conn.execute(f"ATTACH {sql_literal(str(file))} AS {alias} (READ_ONLY)")
+        except duckdb.Error as exc:
+            # A damaged cache file must not take the whole catalog down: skip it (fetch_index redoes it).
+            log.warning("skipping the cached index %s (%s): %s", name, file, exc)
+    conn.execute("SET enable_external_access = false")
+    conn.execute("SET lock_configuration = true")
+    return conn
+
+
+def load_facts(conn: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    """Tables, their columns and row counts, and which attached file serves each fetched table."""
+    rows = conn.execute(
+        "SELECT database_name, table_name, column_name, data_type FROM duckdb_columns() "
+        "WHERE NOT internal ORDER BY column_index"
+    ).fetchall()
+    main = {table for database, table, _, _ in rows if not database.startswith("x_")}
+    extra: dict[str, str] = {}
+    columns: dict[str, list[tuple[str, str]]] = {}
+    for database, table, column, dtype in rows:
+        if database.startswith("x_"):
+            # A fetched file never shadows a bundled table, nor another file's table.
+            if table in main or extra.setdefault(table, database) != database:
+                continue
+        columns.setdefault(table, []).append((column, dtype))
+    counts = {}
+    for table in columns:
+        ref = table_ref(table, extra)
+        counts[table] = int(conn.execute(f"SELECT count(*) FROM {ref}").fetchone()[0])  # type: ignore[index]
+    attached = sorted(
+        d[0][2:]
+        for d in conn.execute("SELECT database_name FROM duckdb_databases()").fetchall()
+        if d[0].startswith("x_")
+    )
+    return {"columns": columns, "row_counts": counts, "extra": extra, "attached": attached}
+
+
+def table_ref(table: str, extra: dict[str, str]) -> str:
+    if table in extra:
+        return f"{quote_identifier(extra[table])}.{quote_identifier(table)}"
+    return quote_identifier(table)
+
+
+def _is_nested(duckdb_type: str) -> bool:
+    return "[" in duckdb_type or duckdb_type.startswith(("STRUCT", "MAP", "UNION"))
+
+
+class _Refused(Exception):
+    """A result this worker will not convert (the message says why and what to do)."""
+
+
+def _fetch_rows(result: duckdb.DuckDBPyConnection) -> list[tuple[Any, ...]]:
+    """All rows as Python tuples, refusing nested results too large to convert safely.
+
+    A nested value costs ~40x its DuckDB size as Python objects, and the conversion cannot be
+    interrupted: nested results are fetched a few rows at a time and their Python size is added up,
+    so conversion stops at MAX_NESTED_PYTHON_BYTES. (Arrow is not used to size them: it needs its own
+    thread pool, which cannot start under the worker's address-space cap.)
+    """
+    description = result.description or []
+    nested = [i for i, d in enumerate(description) if _is_nested(str(d[1]))]
+    if not nested:
+        return result.fetchall()
+    rows: list[tuple[Any, ...]] = []
+    size = 0
+    while chunk := result.fetchmany(16):
+        size += sum(_python_size(row[i]) for row in chunk for i in nested)
+        if size > MAX_NESTED_PYTHON_BYTES:
+            raise _Refused(
+                f"the result holds more than {MAX_NESTED_PYTHON_BYTES // 2**20} MB of nested values (lists, "
+                "structs, maps) once converted. Return fewer list elements (filter before list()/array_agg(), "
+                "or unnest and aggregate)"
+            )
+        rows.extend(chunk)
+    return rows
+
+
+def _python_size(value: Any) -> int:
+    """Bytes held by a converted value and everything it contains (iterative: values nest deeply)."""
+    total, stack = 0, [value]
+    while stack:
+        item = stack.pop()
+        total += sys.getsizeof(item)
+        if isinstance(item, list | tuple):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+    return total
+
+
+def current_rss() -> int:
+    """This process's resident memory in bytes (Linux /proc; 0 where unknown)."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            pages = int(statm.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+    import os
+
+    return pages * os.sysconf("SC_PAGE_SIZE")
+
+
+class Worker:
+    def __init__(self, conn: duckdb.DuckDBPyConnection, facts: dict[str, Any], channel: Connection) -> None:
+        self.conn = conn
+        self.extra: dict[str, str] = facts["extra"]
+        self.channel = channel
+        self._send_lock = threading.Lock()
+        self._cursors: dict[int, duckdb.DuckDBPyConnection] = {}
+        self._cancelled: set[int] = set()
+        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(MAX_CONCURRENT)
+
+    def send(self, message: tuple[Any, ...]) -> None:
+        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        with self._send_lock:
+            self.channel.send_bytes(data)
+
+    def serve(self) -> None:
+        while True:
+            try:
+                message = self.channel.recv()
+            except (EOFError, OSError):
+                return  # the server is gone: so is this worker
+            kind = message[0]
+            if kind == "execute":
+                self._slots.acquire()
+                threading.Thread(target=self._execute, args=message[1:], daemon=True).start()
+            elif kind == "cancel":
+                self._cancel(message[1])
+            elif kind == "stop":
+                return
+
+    def _cancel(self, request: int) -> None:
+        with self._lock:
+            self._cancelled.add(request)
+            cur = self._cursors.get(request)
+        if cur is not None:
+            cur.interrupt()
+
+    def _execute(self, request: int, sql: str, params: list[Any] | None, timeout_s: float) -> None:
+        try:
+            reply = self._run(request, sql, params, timeout_s)
+        except duckdb.InterruptException:
+            cancelled = request in self._cancelled
+            reply = ("cancelled" if cancelled else "timeout", f"{timeout_s:g}")
+        except _Refused as exc:
+            reply = ("too_large", str(exc))
+        except duckdb.OutOfMemoryException as exc:
+            reply = ("memory", str(exc).splitlines()[0][:300])
+        except MemoryError:
+            reply = ("memory", "the result did not fit in the worker's memory")
+        except duckdb.Error as exc:
+            reply = ("duckdb", (type(exc).__name__, str(exc)))
+        except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises it as an error
+            log.exception("query failed in the worker")
+            reply = ("internal", f"{type(exc).__name__}: {exc}")
+        finally:
+            with self._lock:
+                self._cursors.pop(request, None)
+                self._cancelled.discard(request)
+            self._slots.release()
+        try:
+            self.send((request, *reply, current_rss()))
+        except MemoryError:
+            self.send((request, "memory", "the result did not fit in the worker's memory", current_rss()))
+        except (OSError, ValueError):
+            pass  # the parent is gone
+
+    def _run(
+        self, request: int, sql: str, params: list[Any] | None, timeout_s: float
+    ) -> tuple[str, tuple[list[str], list[str], list[tuple[Any, ...]], float]]:
+        cur = self.conn.cursor()
+        try:
+            with self._lock:
+                if request in self._cancelled:
+                    raise duckdb.InterruptException("cancelled before it started")
+                self._cursors[request] = cur
+            # Fetched tables are views per cursor (~2 ms each): only those the SQL can name get one.
+            words = {w.lower() for w in _WORD.findall(sql)}
+            for name in [n for n in self.extra if n.lower() in words]:
+                cur.execute(
+                    f"CREATE OR REPLACE TEMP VIEW {quote_identifier(name)} AS "
+                    f"SELECT * FROM {table_ref(name, self.extra)}"
+                )
+            timer = threading.Timer(timeout_s, cur.interrupt)
+            timer.daemon = True
+            started = time.monotonic()
+            timer.start()
+            try:
+                result = cur.execute(sql, params or None)
+                description = result.description or []
+                rows = _fetch_rows(result)
+            finally:
+                timer.cancel()
+            elapsed = time.monotonic() - started
+            return "ok", ([d[0] for d in description], [str(d[1]) for d in description], rows, elapsed)
+        finally:
+            cur.close()
+
+
+def _limit_address_space(limit_bytes: int) -> None:
+    """Cap this process's virtual memory: an allocation beyond it fails (DuckDB raises, we report it)."""
+    if limit_bytes <= 0:
+        return
+    try:
+        import resource
+    except ImportError:  # not on this platform: the parent's deadline still bounds the query
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        limit_bytes = min(limit_bytes, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, hard))
+
+
+def main() -> int:
+    start = pickle.load(sys.stdin.buffer)
+    logging.basicConfig(level=start.get("log_level", "WARNING"), stream=sys.stderr)
+    settings: Settings = start["settings"]
+    files = {name: Path(p) for name, p in start["files"].items()}
+    channel = Connection(int(sys.argv[1]))
+    try:
+        conn = open_locked(settings, files)
+        facts = load_facts(conn)
+    except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises it on the next query
+        channel.send(("failed", f"{type(exc).__name__}: {exc}"))
+        return 1
+    # Capped after opening: the open itself (and a first-ever build, in its own process) is ours.
+    _limit_address_space(start["address_space_bytes"])
+    channel.send(("ready", facts, current_rss()))
+    Worker(conn, facts, channel).serve()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
