@@ -90,11 +90,8 @@ def load_facts(conn: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     for table in columns:
         ref = table_ref(table, extra)
         counts[table] = int(conn.execute(f"SELECT count(*) FROM {ref}").fetchone()[0])  # type: ignore[index]
-    attached = sorted(
-        d[0][2:]
-        for d in conn.execute("SELECT database_name FROM duckdb_databases()").fetchall()
-        if d[0].startswith("x_")
-    )
+    databases = conn.execute("SELECT database_name FROM duckdb_databases()").fetchall()
+    attached = sorted(d[0][2:] for d in databases if d[0].startswith("x_"))
     return {"columns": columns, "row_counts": counts, "extra": extra, "attached": attached}
 
 
@@ -130,9 +127,9 @@ def _fetch_rows(result: duckdb.DuckDBPyConnection) -> list[tuple[Any, ...]]:
         size += sum(_python_size(row[i]) for row in chunk for i in nested)
         if size > MAX_NESTED_PYTHON_BYTES:
             raise _Refused(
-                f"the result holds more than {MAX_NESTED_PYTHON_BYTES // 2**20} MB of nested values (lists, "
-                "structs, maps) once converted. Return fewer list elements (filter before list()/array_agg(), "
-                "or unnest and aggregate)"
+                f"the result holds more than {MAX_NESTED_PYTHON_BYTES // 2**20} MB of nested values "
+                "(lists, structs, maps) once converted. Return fewer list elements (filter before "
+                "list()/array_agg(), or unnest and aggregate)"
             )
         rows.extend(chunk)
     return rows
