@@ -200,14 +200,16 @@ def test_query_running_while_an_index_is_attached_is_not_disturbed(server, data,
     publish(server, data, "sm_index")
     catalog = make_catalog()
     done = threading.Event()
-    with catalog.cursor("SELECT count(*) FROM index") as running:
+    worker = catalog.conn
+    with catalog._gate.query():  # a query in flight, as Catalog.execute holds it
         fetcher = threading.Thread(target=lambda: (fetch.fetch_index(catalog, "sm_index"), done.set()))
         fetcher.start()
         gate = catalog._gate
         with gate._cond:  # the fetch is now waiting for this query to end
             assert gate._cond.wait_for(lambda: gate._reopening, timeout=20)
         assert not done.is_set()
-        assert running.execute("SELECT count(*) FROM index").fetchone()[0] > 0
+        # The worker the query runs on was not replaced under it.
+        assert worker.run("SELECT count(*) FROM index", None, 20)[2][0][0] > 0
     fetcher.join(20)
     assert done.is_set() and query.run_query(catalog, "SELECT count(*) AS n FROM sm_index").rows[0]["n"] == 40
 

@@ -32,6 +32,7 @@ from idc_mcp.catalog.executor import (
     QueryTimeout,
     ResultTooLarge,
 )
+from idc_mcp.catalog.result_cache import ResultCache, ResultKey, TextKey
 from idc_mcp.config import Settings, load_settings
 
 __all__ = [
@@ -112,6 +113,8 @@ class Catalog:
         self._gate = _Gate()
         # Bumped whenever the set of tables changes (a fetched index attached): part of result-cache keys.
         self.generation = 0
+        # Replies of the `query` tool (see result_cache): the data is immutable per idc-index-data version.
+        self.results: ResultCache[Any] = ResultCache()
 
     # -- opening -----------------------------------------------------------------------------------
     def _discover_cached_indices(self) -> None:
@@ -173,6 +176,13 @@ class Catalog:
             old, self._executor = self._executor, None
             if old is not None:
                 old.close()
+
+    def result_key(self, sql: str, max_rows: int) -> ResultKey:
+        """The cache key of a reply to validated `sql` on this catalog as it is now."""
+        return ResultKey(sql, max_rows, self.settings.data_version, self.generation)
+
+    def text_key(self, text: str, max_rows: int) -> TextKey:
+        return TextKey(text, max_rows, self.settings.data_version, self.generation)
 
     # -- facts -------------------------------------------------------------------------------------
     def installed_tables(self) -> list[str]:

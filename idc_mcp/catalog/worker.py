@@ -274,7 +274,23 @@ def _limit_address_space(limit_bytes: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, hard))
 
 
+def _exit_with_parent() -> None:
+    """Leave when the server is gone, even while waiting for the catalog (a build lock, a first build)."""
+    import os
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def main() -> int:
+    _exit_with_parent()
     start = pickle.load(sys.stdin.buffer)
     logging.basicConfig(level=start.get("log_level", "WARNING"), stream=sys.stderr)
     settings: Settings = start["settings"]

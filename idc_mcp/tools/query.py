@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 from idc_mcp.catalog.database import Catalog, QueryFailed, QueryTimeout
 from idc_mcp.catalog.schemas import all_tables
 from idc_mcp.diagnostics import explain
+from idc_mcp.diagnostics.budget import Budget
 from idc_mcp.indices import fetch
 from idc_mcp.sql import guard
 from idc_mcp.sql.json_values import cut_cell, json_safe, json_size
@@ -53,7 +54,25 @@ def validate_for(catalog: Catalog, sql: str, max_rows: int) -> guard.ValidatedQu
 def run_query(catalog: Catalog, sql: str, max_rows: int = 100) -> QueryResult:
     if not isinstance(max_rows, int) or max_rows < 1 or max_rows > MAX_ROWS_CAP:
         raise QueryError(f"max_rows must be between 1 and {MAX_ROWS_CAP}; got {max_rows!r}.")
+    text_key = catalog.text_key(sql, max_rows) if isinstance(sql, str) else None
+    # Cached replies are shared between calls: nothing downstream modifies a reply.
+    if text_key is not None and (cached := catalog.results.get_text(text_key)) is not None:
+        return cached
     validated = validate_for(catalog, sql, max_rows)
+    key = catalog.result_key(validated.sql, max_rows)
+    if (cached := catalog.results.get(key)) is not None:
+        catalog.results.put(key, cached, catalog.results.entry_bytes(key), text_key)
+        return cached
+    result, nbytes, complete = _run_validated(catalog, validated, max_rows)
+    if complete:
+        catalog.results.put(key, result, nbytes, text_key)
+    return result
+
+
+def _run_validated(
+    catalog: Catalog, validated: guard.ValidatedQuery, max_rows: int
+) -> tuple[QueryResult, int, bool]:
+    """The reply, its size in bytes, and whether it is complete enough to cache (no check was skipped)."""
     try:
         output = catalog.execute(validated.sql)
     except QueryTimeout as exc:
@@ -96,11 +115,12 @@ def run_query(catalog: Catalog, sql: str, max_rows: int = 100) -> QueryResult:
         notes.append(
             "Some long values were cut (marked '…[cut: …]'). Select substr(column, 1, n) or fewer columns."
         )
+    budget = Budget()
     if (not records and not truncated) or explain.counts_nothing(validated, records):
-        notes.extend(explain.explain_empty(catalog, validated))
+        notes.extend(explain.explain_empty(catalog, validated, budget))
     elif records:
-        notes.extend(explain.explain_related(catalog, validated))
-    return QueryResult(
+        notes.extend(explain.explain_related(catalog, validated, budget))
+    result = QueryResult(
         columns=columns,
         rows=records,
         row_count=len(records),
@@ -108,6 +128,7 @@ def run_query(catalog: Catalog, sql: str, max_rows: int = 100) -> QueryResult:
         diagnostics=notes,
         executed_sql=validated.sql,
     )
+    return result, size + sum(map(len, notes)) + len(validated.sql), budget.skipped == 0
 
 
 def _unique_names(names: list[str]) -> list[str]:

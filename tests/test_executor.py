@@ -1,0 +1,144 @@
+"""The killable executor: every query is bounded in time and memory, whatever DuckDB function it calls.
+
+The worker process is stopped (SIGSTOP) to stand for a function that never checks for interrupts; the
+memory cases are the issue's own attacks (string intermediates DuckDB's memory_limit does not see).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from idc_mcp.catalog.database import Catalog, MemoryExceeded, QueryCancelled, QueryFailed, QueryTimeout
+from idc_mcp.catalog.executor import cancellable
+from idc_mcp.config import load_settings
+
+# s || s || ... (32 times) over a 12 MB string_agg: peaked at 6.49 GiB in the server before the executor.
+DOUBLING_32 = (
+    "SELECT length(" + "||".join(["s"] * 32) + ") FROM (SELECT string_agg(SeriesInstanceUID, ',') AS s "
+    "FROM (SELECT SeriesInstanceUID FROM index LIMIT 200000) b) z"
+)
+
+
+@pytest.fixture
+def catalog(built_catalog: Path) -> Iterator[Catalog]:
+    catalog = Catalog(load_settings())
+    catalog.conn  # noqa: B018 - start the worker
+    yield catalog
+    catalog.close()
+
+
+def _worker_rss(catalog: Catalog) -> int:
+    import psutil
+
+    pid = catalog.conn.pid
+    assert pid is not None
+    return psutil.Process(pid).memory_info().rss
+
+
+def test_string_growth_outside_duckdbs_limit_hits_the_worker_cap_not_the_server(catalog: Catalog) -> None:
+    # Trusted path (no validator): only the worker's address-space cap stands between this and 6 GiB.
+    with pytest.raises(MemoryExceeded, match="more memory"):
+        catalog.execute(DOUBLING_32)
+    assert _worker_rss(catalog) < catalog.settings.worker_memory_bytes
+    assert catalog.execute("SELECT count(*) FROM collections_index").rows[0][0] > 0
+
+
+def test_a_query_that_ignores_its_interrupt_is_killed_with_its_worker_and_replaced(catalog: Catalog) -> None:
+    # A stopped worker cannot honour the interrupt: the deadline (timeout + grace) kills it.
+    first = catalog.conn.pid
+    assert first is not None
+    os.kill(first, signal.SIGSTOP)
+    with pytest.raises(QueryTimeout, match="longer than 0.5 s"):
+        catalog.execute("SELECT 1", timeout_s=0.5)
+    assert catalog.execute("SELECT 42").rows == [(42,)]
+    assert catalog.conn.pid not in (None, first)
+
+
+def test_queries_in_flight_beside_a_killed_one_run_again_and_succeed(catalog: Catalog) -> None:
+    # One hostile query must not fail the other clients' queries sharing its worker.
+    pid = catalog.conn.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)
+    results: list[object] = []
+
+    def innocent() -> None:
+        results.append(catalog.execute("SELECT count(*) FROM collections_index", timeout_s=60).rows[0][0])
+
+    others = [threading.Thread(target=innocent) for _ in range(3)]
+    for thread in others:
+        thread.start()
+    with pytest.raises(QueryTimeout):
+        catalog.execute("SELECT 1", timeout_s=0.5)
+    for thread in others:
+        thread.join(60)
+    assert len(results) == 3 and all(isinstance(n, int) and n > 0 for n in results)
+
+
+def test_a_worker_that_dies_under_a_query_is_replaced_and_the_query_runs_again(catalog: Catalog) -> None:
+    pid = catalog.conn.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)
+    answer: list[object] = []
+    thread = threading.Thread(target=lambda: answer.append(catalog.execute("SELECT 7", timeout_s=60).rows))
+    thread.start()
+    os.kill(pid, signal.SIGKILL)  # an unexplained death (e.g. the OS killed it)
+    thread.join(60)
+    assert answer == [[(7,)]]
+
+
+def test_cancelling_a_call_stops_its_query_in_the_worker(catalog: Catalog) -> None:
+    errors: list[BaseException] = []
+    started = threading.Event()
+
+    def call() -> None:
+        with cancellable() as token:
+            tokens.append(token)
+            started.set()
+            try:
+                catalog.execute("SELECT count(*) FROM index a, index b", timeout_s=600)
+            except BaseException as exc:  # noqa: BLE001 - recorded for the assertion
+                errors.append(exc)
+
+    tokens: list[object] = []
+    thread = threading.Thread(target=call)
+    thread.start()
+    assert started.wait(30)
+    # Cancel once the query is in the worker (it registers with the token as it is sent).
+    token = tokens[0]
+    for _ in range(200):
+        if token._running:  # type: ignore[attr-defined]
+            break
+        threading.Event().wait(0.05)
+    token.cancel()  # type: ignore[attr-defined]
+    thread.join(60)
+    assert not thread.is_alive(), "the cancelled query kept running"
+    assert len(errors) == 1 and isinstance(errors[0], QueryCancelled)
+    assert catalog.execute("SELECT 1").rows == [(1,)]
+
+
+def test_duckdb_errors_come_back_with_their_kind(catalog: Catalog) -> None:
+    with pytest.raises(QueryFailed) as excinfo:
+        catalog.execute("SELECT no_such_column FROM index")
+    assert excinfo.value.kind == "BinderException"
+    assert "no_such_column" in str(excinfo.value)
+
+
+def test_the_server_process_never_imports_duckdb() -> None:
+    # DuckDB (and the memory it holds) lives only in the worker process.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, idc_mcp.cli, idc_mcp.server; from idc_mcp.catalog.database import Catalog; "
+        "c = Catalog(); c.execute('SELECT 1'); print('duckdb' in sys.modules); c.close()"
+    )
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "False"
