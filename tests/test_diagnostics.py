@@ -299,6 +299,7 @@ class SlowDiagnostics:
 
 
 def test_slow_diagnostic_is_skipped_without_failing_the_query(catalog: Catalog) -> None:
+    catalog.results.clear()  # an earlier reply to the same SQL would be served from the result cache
     result = run_query(SlowDiagnostics(catalog), "SELECT * FROM index WHERE Modality = 'CTs'")  # type: ignore[arg-type]
     assert result.rows == []
     assert any("skipped" in d for d in result.diagnostics)
@@ -499,6 +500,7 @@ async def test_mcp_unknown_column_is_a_tool_error_with_the_join() -> None:
 @pytest.mark.anyio
 async def test_mcp_zero_budget_skips_diagnostics_but_answers(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(budget_mod, "BUDGET_S", 0.0)
+    get_catalog().results.clear()  # an earlier reply to the same SQL would be served from the cache
     async with Client(mcp) as client:
         result = await client.call_tool("query", {"sql": "SELECT * FROM index WHERE PatientSex = 'Male'"})
     assert not result.is_error

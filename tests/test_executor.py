@@ -33,20 +33,45 @@ def catalog(built_catalog: Path) -> Iterator[Catalog]:
     catalog.close()
 
 
-def _worker_rss(catalog: Catalog) -> int:
-    import psutil
+class WorkerPeakRss:
+    """Samples the resident memory of one worker process until it ends or the block exits."""
 
-    pid = catalog.conn.pid
-    assert pid is not None
-    return psutil.Process(pid).memory_info().rss
+    def __init__(self, pid: int) -> None:
+        import psutil
+
+        self.process = psutil.Process(pid)
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import psutil
+
+        while not self._stop.wait(0.005):
+            try:
+                self.peak = max(self.peak, self.process.memory_info().rss)
+            except psutil.NoSuchProcess:
+                return
+
+    def __enter__(self) -> WorkerPeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def test_string_growth_outside_duckdbs_limit_hits_the_worker_cap_not_the_server(catalog: Catalog) -> None:
     # Trusted path (no validator): only the worker's address-space cap stands between this and 6 GiB.
-    with pytest.raises(MemoryExceeded, match="more memory"):
+    pid = catalog.conn.pid
+    assert pid is not None
+    with WorkerPeakRss(pid) as sampler, pytest.raises(MemoryExceeded, match="more memory"):
         catalog.execute(DOUBLING_32)
-    assert _worker_rss(catalog) < catalog.settings.worker_memory_bytes
+    assert 0 < sampler.peak < catalog.settings.worker_memory_bytes
     assert catalog.execute("SELECT count(*) FROM collections_index").rows[0][0] > 0
+    # The worker that ran out of room is replaced, so its memory goes back to the system.
+    assert catalog.conn.pid != pid
 
 
 def test_a_query_that_ignores_its_interrupt_is_killed_with_its_worker_and_replaced(catalog: Catalog) -> None:

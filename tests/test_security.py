@@ -188,6 +188,16 @@ SETTINGS_AND_SECRETS = {
     "nextval": "SELECT nextval('seq')",
 }
 
+# A string_agg just under the validator's cap, doubled by each CTE: 1 MB * 2**12 = 4 GB unless stopped.
+CTE_DOUBLING = (
+    "WITH d0 AS (SELECT string_agg(SeriesInstanceUID, ',') AS s FROM "
+    "(SELECT SeriesInstanceUID FROM index LIMIT 15000) x), "
+    + ", ".join(f"d{i} AS (SELECT s || s AS s FROM d{i - 1})" for i in range(1, 13))
+    + " "
+)
+# The same through the `sql` selection argument of the selection tools.
+SELECTION_DOUBLING = CTE_DOUBLING + "SELECT i.SeriesInstanceUID FROM index i, d12 WHERE length(d12.s) > 0"
+
 # Cases that run (they are valid SELECTs) but must stay bounded in time, rows, bytes and memory.
 RESOURCE_EXHAUSTION = {
     "cross_join_count": "SELECT count(*) FROM index a, index b",
@@ -253,6 +263,15 @@ RESOURCE_EXHAUSTION = {
     "huge_in_list": "SELECT * FROM index WHERE PatientID IN (" + ",".join(["'p'"] * 4000) + ")",
     "node_cap": "SELECT " + "+".join(["1"] * 6000),
     "many_unions": " UNION ALL ".join(["SELECT * FROM index"] * 2000),
+    # Issue 16 section 1: string intermediates outside DuckDB's memory_limit (6.49 GiB, 23 s before).
+    "string_agg_doubled_32_times": "SELECT length(" + "||".join(["s"] * 32) + ") FROM (SELECT "
+    "string_agg(SeriesInstanceUID, ',') AS s FROM (SELECT SeriesInstanceUID FROM index LIMIT 200000) b) z",
+    "string_agg_small_enough_doubled_32_times": "SELECT length(" + "||".join(["s"] * 32) + ") FROM (SELECT "
+    "string_agg(SeriesInstanceUID, ',') AS s FROM (SELECT SeriesInstanceUID FROM index LIMIT 15000) b) z",
+    "string_agg_cross_join_1000_rows": "SELECT max(length(z.s || b.SeriesInstanceUID)) FROM (SELECT "
+    "string_agg(SeriesInstanceUID, ',') AS s FROM (SELECT SeriesInstanceUID FROM index LIMIT 15000) a) z, "
+    "(SELECT SeriesInstanceUID FROM index LIMIT 1000) b",
+    "cte_doubling": CTE_DOUBLING + "SELECT length(s) FROM d12",
 }
 
 CORPUS: dict[str, dict[str, str]] = {
@@ -297,6 +316,8 @@ MCP_SUBSET = [
     ("exhaustion", "limit_percent"),
     ("exhaustion", "wide_rows_byte_cap"),
     ("exhaustion", "megabyte_sql"),
+    ("exhaustion", "string_agg_doubled_32_times"),
+    ("exhaustion", "cte_doubling"),
 ]
 
 
@@ -453,6 +474,23 @@ async def test_hostile_sql_through_the_mcp_query_tool(
             assert reply.structured_content["row_count"] <= 50
         after = await client.call_tool("query", {"sql": "SELECT 1 AS ok"})
         assert not after.is_error and after.structured_content["rows"] == [{"ok": 1}]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("tool", ["check_licenses", "get_dicomweb_urls", "estimate_size", "get_citations"])
+async def test_string_doubling_through_the_sql_selection_argument_is_bounded(
+    tool: str, catalog: Catalog, disk_unchanged: None, peak_rss: PeakRss, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 16: the same CTE doubling through a selection tool's `sql` passed 5 GiB (check_licenses) and
+    # 3.6 GiB (get_dicomweb_urls). Now the worker's memory cap stops it with a clear error.
+    monkeypatch.setattr(server, "get_catalog", lambda: catalog)
+    async with Client(server.mcp) as client:
+        reply = await client.call_tool(tool, {"sql": SELECTION_DOUBLING})
+        text = reply.content[0].text if reply.content else ""
+        assert reply.is_error, text[:300]
+        assert "Traceback" not in text and "memory" in text, text[:300]
+        after = await client.call_tool("check_licenses", {"collection_ids": ["rider_pilot"]})
+        assert not after.is_error
 
 
 # -- the second layer: the DuckDB lockdown holds when the validator is bypassed -----------------------

@@ -182,6 +182,7 @@ class _Process:
         self.send_lock = threading.Lock()
         self.pending: dict[int, _Request] = {}
         self.dead = False
+        self.exhausted = False
         self.rss = 0
 
     def send(self, message: tuple[Any, ...]) -> None:
@@ -233,6 +234,9 @@ class Executor:
         with self._lock:
             if self._closed:
                 raise WorkerUnavailable("the catalog was closed")
+            if self._process is not None and self._process.exhausted and not self._process.pending:
+                old, self._process = self._process, None
+                self._retire(old)
             if self._process is None or self._process.dead:
                 self.restarts += 1
                 self._start()
@@ -331,7 +335,9 @@ class Executor:
                 request = process.pending.pop(request_id, None)
             if request is not None:
                 _resolve(request, status, payload)
-            if rss > RECYCLE_RSS_BYTES:
+            if status == "memory":
+                process.exhausted = True  # its address space may be fragmented or held: replace it
+            if process.exhausted or rss > RECYCLE_RSS_BYTES:
                 self._recycle_if_idle(process)
         self._died(process)
 

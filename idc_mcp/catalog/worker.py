@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import queue
 import re
 import sys
 import threading
@@ -37,7 +38,7 @@ _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # list of a million structs (25 MB in DuckDB) became 1.3 GB of Python objects and took 20 s. Results
 # with nested columns are converted a few rows at a time and refused above this many Python bytes.
 MAX_NESTED_PYTHON_BYTES = 160 * 1024 * 1024
-# Queries run at once in one worker; more wait in the parent (each thread reserves stack space).
+# Queries run at once in one worker; more wait in its queue (each thread reserves stack space).
 MAX_CONCURRENT = 8
 
 
@@ -162,15 +163,25 @@ def current_rss() -> int:
 
 
 class Worker:
+    """Runs requests on a fixed pool of threads, each query on its own cursor with its own deadline.
+
+    The threads (and the one that interrupts late queries) exist before any query runs: after a query
+    exhausted the address space, no new thread could be started.
+    """
+
     def __init__(self, conn: duckdb.DuckDBPyConnection, facts: dict[str, Any], channel: Connection) -> None:
         self.conn = conn
         self.extra: dict[str, str] = facts["extra"]
         self.channel = channel
         self._send_lock = threading.Lock()
-        self._cursors: dict[int, duckdb.DuckDBPyConnection] = {}
-        self._cancelled: set[int] = set()
         self._lock = threading.Lock()
-        self._slots = threading.BoundedSemaphore(MAX_CONCURRENT)
+        # request -> (cursor, deadline) of the queries running now
+        self._running: dict[int, tuple[duckdb.DuckDBPyConnection, float]] = {}
+        self._cancelled: set[int] = set()
+        self._queue: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
+        for i in range(MAX_CONCURRENT):
+            threading.Thread(target=self._serve_queue, name=f"query-{i}", daemon=True).start()
+        threading.Thread(target=self._interrupt_late, name="deadlines", daemon=True).start()
 
     def send(self, message: tuple[Any, ...]) -> None:
         data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
@@ -185,19 +196,31 @@ class Worker:
                 return  # the server is gone: so is this worker
             kind = message[0]
             if kind == "execute":
-                self._slots.acquire()
-                threading.Thread(target=self._execute, args=message[1:], daemon=True).start()
+                self._queue.put(message[1:])
             elif kind == "cancel":
                 self._cancel(message[1])
             elif kind == "stop":
                 return
 
+    def _serve_queue(self) -> None:
+        while (job := self._queue.get()) is not None:
+            self._execute(*job)
+
+    def _interrupt_late(self) -> None:
+        while True:
+            time.sleep(0.02)
+            now = time.monotonic()
+            with self._lock:
+                late = [cur for cur, deadline in self._running.values() if deadline <= now]
+            for cur in late:
+                cur.interrupt()
+
     def _cancel(self, request: int) -> None:
         with self._lock:
             self._cancelled.add(request)
-            cur = self._cursors.get(request)
-        if cur is not None:
-            cur.interrupt()
+            running = self._running.get(request)
+        if running is not None:
+            running[0].interrupt()
 
     def _execute(self, request: int, sql: str, params: list[Any] | None, timeout_s: float) -> None:
         try:
@@ -218,9 +241,8 @@ class Worker:
             reply = ("internal", f"{type(exc).__name__}: {exc}")
         finally:
             with self._lock:
-                self._cursors.pop(request, None)
+                self._running.pop(request, None)
                 self._cancelled.discard(request)
-            self._slots.release()
         try:
             self.send((request, *reply, current_rss()))
         except MemoryError:
@@ -231,29 +253,21 @@ class Worker:
     def _run(
         self, request: int, sql: str, params: list[Any] | None, timeout_s: float
     ) -> tuple[str, tuple[list[str], list[str], list[tuple[Any, ...]], float]]:
+        started = time.monotonic()
         cur = self.conn.cursor()
         try:
             with self._lock:
                 if request in self._cancelled:
                     raise duckdb.InterruptException("cancelled before it started")
-                self._cursors[request] = cur
+                self._running[request] = (cur, started + timeout_s)
             # Fetched tables are views per cursor (~2 ms each): only those the SQL can name get one.
             words = {w.lower() for w in _WORD.findall(sql)}
             for name in [n for n in self.extra if n.lower() in words]:
-                cur.execute(
-                    f"CREATE OR REPLACE TEMP VIEW {quote_identifier(name)} AS "
-                    f"SELECT * FROM {table_ref(name, self.extra)}"
-                )
-            timer = threading.Timer(timeout_s, cur.interrupt)
-            timer.daemon = True
-            started = time.monotonic()
-            timer.start()
-            try:
-                result = cur.execute(sql, params or None)
-                description = result.description or []
-                rows = _fetch_rows(result)
-            finally:
-                timer.cancel()
+                view, ref = quote_identifier(name), table_ref(name, self.extra)
+                cur.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {ref}")
+            result = cur.execute(sql, params or None)
+            description = result.description or []
+            rows = _fetch_rows(result)
             elapsed = time.monotonic() - started
             return "ok", ([d[0] for d in description], [str(d[1]) for d in description], rows, elapsed)
         finally:
