@@ -11,7 +11,7 @@
 | IDC_MCP_QUERY_TIMEOUT | seconds before a query is interrupted | 20 |
 | IDC_MCP_MEMORY_LIMIT | DuckDB memory limit | 256MB |
 | IDC_MCP_THREADS | DuckDB threads | 2 |
-| IDC_MCP_WORKER_MEMORY | address-space cap of the query worker process, in MiB | 768 |
+| IDC_MCP_WORKER_MEMORY | MiB of resident memory the query worker may hold before it is killed | 700 |
 """
 
 from __future__ import annotations
@@ -51,8 +51,9 @@ class Settings:
     memory_limit: str
     threads: int
     fetch_timeout_s: float = 30.0
-    # The query worker's address space (RLIMIT_AS): with the server's own ~150 MiB, under 1 GiB in all.
-    worker_memory_bytes: int = 768 * 2**20
+    # Resident memory the query worker may hold (it is killed above it): with the server's own
+    # ~100-150 MiB, the whole server stays under 1 GiB whatever a query does.
+    worker_memory_bytes: int = 700 * 2**20
 
     @property
     def data_version(self) -> str:
@@ -77,5 +78,5 @@ def load_settings() -> Settings:
         memory_limit=os.environ.get("IDC_MCP_MEMORY_LIMIT", "").strip() or "256MB",
         threads=int(_env_float("IDC_MCP_THREADS", 2)),
         fetch_timeout_s=_env_float("IDC_MCP_FETCH_TIMEOUT", 30.0),
-        worker_memory_bytes=int(_env_float("IDC_MCP_WORKER_MEMORY", 768) * 2**20),
+        worker_memory_bytes=int(_env_float("IDC_MCP_WORKER_MEMORY", 700) * 2**20),
     )

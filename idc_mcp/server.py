@@ -89,15 +89,19 @@ def _call(fn: Callable[[], T]) -> T:
 
 
 def _cancellable(fn: Callable[..., T]) -> Callable[..., Any]:
-    """Run a tool in a thread whose catalog queries stop when the call is cancelled.
+    """Run a tool in a thread whose catalog queries stop when the call is cancelled or its client leaves.
 
-    A cancelled call (an MCP `notifications/cancelled`, or an HTTP client whose session ended) returns at
-    once; its running query is interrupted in the worker, which is killed if that does not stop it.
+    A cancelled call (an MCP `notifications/cancelled`, an ended session) or an HTTP client whose
+    connection dropped mid-call returns at once; its running query is interrupted in the worker, which
+    is killed if that does not stop it. The published tool gains a Context argument (not in its schema).
     """
+    signature = inspect.signature(fn, eval_str=True)
+    context = inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context)
 
     @functools.wraps(fn)
-    async def tool(*args: Any, **kwargs: Any) -> T:
+    async def tool(*args: Any, ctx: Context, **kwargs: Any) -> T:
         token = CancelToken()
+        outcome: list[tuple[bool, Any]] = []
 
         def run() -> T:
             reset = current_token.set(token)
@@ -106,13 +110,46 @@ def _cancellable(fn: Callable[..., T]) -> Callable[..., Any]:
             finally:
                 current_token.reset(reset)
 
+        async def work(scope: anyio.CancelScope) -> None:
+            try:
+                outcome.append((True, await anyio.to_thread.run_sync(run, abandon_on_cancel=True)))
+            except Exception as exc:  # noqa: BLE001 - re-raised below, outside the task group
+                outcome.append((False, exc))
+            scope.cancel()
+
         try:
-            return await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
+            async with anyio.create_task_group() as group:
+                group.start_soon(work, group.cancel_scope)
+                await _until_client_leaves(ctx)
+                group.cancel_scope.cancel()
         except anyio.get_cancelled_exc_class():
             token.cancel()
             raise
+        if not outcome:  # the client left: nobody reads the answer
+            token.cancel()
+            raise ToolError("The client disconnected; the call was stopped.")
+        ok, value = outcome[0]
+        if not ok:
+            raise value
+        return value
 
+    tool.__signature__ = signature.replace(parameters=[*signature.parameters.values(), context])  # type: ignore[attr-defined]
+    tool.__annotations__ = {**fn.__annotations__, "ctx": Context}
     return tool
+
+
+async def _until_client_leaves(ctx: Context) -> None:
+    """Return when the HTTP connection of this call is gone; never for transports without one (stdio)."""
+    try:
+        request = ctx.request_context.request
+    except ValueError:
+        request = None
+    is_disconnected = getattr(request, "is_disconnected", None)
+    if is_disconnected is None:
+        await anyio.sleep_forever()
+        return
+    while not await is_disconnected():
+        await anyio.sleep(0.25)
 
 
 # ---------------------------------------------------------------- query core: tables and SQL

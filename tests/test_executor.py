@@ -66,9 +66,10 @@ def test_string_growth_outside_duckdbs_limit_hits_the_worker_cap_not_the_server(
     # Trusted path (no validator): only the worker's address-space cap stands between this and 6 GiB.
     pid = catalog.conn.pid
     assert pid is not None
-    with WorkerPeakRss(pid) as sampler, pytest.raises(MemoryExceeded, match="more memory"):
+    with WorkerPeakRss(pid) as sampler, pytest.raises(MemoryExceeded, match="memory"):
         catalog.execute(DOUBLING_32)
-    assert 0 < sampler.peak < catalog.settings.worker_memory_bytes
+    # Killed within tens of MB of its limit (sampled every 10 ms), or stopped by its address-space cap.
+    assert 0 < sampler.peak < catalog.settings.worker_memory_bytes + 100 * 2**20
     assert catalog.execute("SELECT count(*) FROM collections_index").rows[0][0] > 0
     # The worker that ran out of room is replaced, so its memory goes back to the system.
     assert catalog.conn.pid != pid

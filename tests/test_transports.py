@@ -21,6 +21,7 @@ from pathlib import Path
 import anyio
 import duckdb
 import idc_index_data
+import psutil
 import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
@@ -164,7 +165,7 @@ def _free_port() -> int:
 
 
 @contextmanager
-def _http_server(port: int) -> Iterator[subprocess.Popen[str]]:
+def _http_server(port: int, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[str]]:
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -181,6 +182,7 @@ def _http_server(port: int) -> Iterator[subprocess.Popen[str]]:
         stderr=subprocess.PIPE,
         text=True,
         cwd=ROOT,
+        env=env,
     )
     try:
         yield proc
@@ -213,3 +215,67 @@ async def test_streamable_http_server_answers_initialize_tools_list_and_a_query(
         ) as client:
             assert client.server_info is not None and client.server_info.name == "idc-mcp"
             await _check_session(client)
+
+
+def _worker_of(proc: subprocess.Popen[str]) -> psutil.Process | None:
+    for child in psutil.Process(proc.pid).children(recursive=True):
+        try:
+            if "idc_mcp.catalog.worker" in " ".join(child.cmdline()):
+                return child
+        except psutil.NoSuchProcess:
+            continue
+    return None
+
+
+def _cpu_seconds(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
+_HANGING_CLIENT = """
+import sys, anyio
+from mcp import Client
+
+async def main() -> None:
+    async with Client(sys.argv[1], mode="legacy", read_timeout_seconds=900) as client:
+        print("connected", flush=True)
+        await client.call_tool("query", {"sql": "SELECT count(*) AS n FROM index a, index b, index c"})
+
+anyio.run(main)
+"""
+
+
+async def test_http_client_that_disconnects_mid_query_stops_its_work(tmp_path: Path) -> None:
+    # The query would run for its whole 600 s timeout; the client process is killed (no goodbye, no
+    # cancel notification) while it runs. Its work must stop long before that, and the server answers on.
+    port = _free_port()
+    env = dict(os.environ, IDC_MCP_QUERY_TIMEOUT="600")
+    with _http_server(port, env) as proc, anyio.fail_after(TIMEOUT_S + 120):
+        await _wait_until_listening(proc, port)
+        url = f"http://127.0.0.1:{port}/mcp"
+        async with Client(url, mode="legacy", read_timeout_seconds=TIMEOUT_S) as first:
+            await _check_session(first)  # the catalog is open: what the worker does next is the query
+        client = subprocess.Popen(
+            [sys.executable, "-c", _HANGING_CLIENT, url], stdout=subprocess.PIPE, text=True, cwd=ROOT
+        )
+        try:
+            assert client.stdout is not None and client.stdout.readline().strip() == "connected"
+            worker = None
+            while worker is None or _cpu_seconds(worker) < 2.0:  # the cross join is running
+                await anyio.sleep(0.2)
+                worker = worker or _worker_of(proc)
+        finally:
+            client.kill()
+            client.wait(30)
+        # Busy means more than half a core over a second; wait (bounded above) until it is idle.
+        busy = True
+        while busy:
+            current = _worker_of(proc)
+            if current is None:
+                await anyio.sleep(0.2)
+                continue
+            before = _cpu_seconds(current)
+            await anyio.sleep(1.0)
+            busy = current.is_running() and _cpu_seconds(current) - before > 0.5
+        async with Client(url, mode="legacy", read_timeout_seconds=TIMEOUT_S) as again:
+            await _check_session(again)

@@ -4,9 +4,10 @@ DuckDB's interrupt and `memory_limit` do not cover everything a query can call (
 result conversion, functions that never check for interrupts). So the connection lives in a child
 process (`catalog.worker`) whose address space is capped, and the server keeps the deadline:
 
-- memory: the worker runs under `RLIMIT_AS`; an allocation past it fails inside DuckDB, which
-  reports an out-of-memory error for that query only. A worker left holding much memory after a
-  query is replaced once it is idle, so memory goes back to the system.
+- memory: the server samples the worker's resident memory every 10 ms and kills it above its limit
+  (`IDC_MCP_WORKER_MEMORY`); the worker also caps its own address space, so one allocation too big
+  to be sampled in time fails inside DuckDB with an out-of-memory error for that query only. A
+  worker left holding much memory after a query is replaced once it is idle, so memory goes back.
 - time: the worker interrupts a query at its timeout; if it has not answered `GRACE_S` later, the
   server kills the worker. That query gets a timeout error; the other queries in flight on that
   worker run again on a fresh one (they are read-only), so one hostile query never fails the others.
@@ -49,6 +50,8 @@ START_TIMEOUT_S = 600.0  # a first-ever start builds the catalog before the work
 RECYCLE_RSS_BYTES = 400 * 2**20
 # A query in flight when another query's worker was killed runs again, at most this many times.
 MAX_INNOCENT_RETRIES = 3
+WATCH_S = 0.01  # how often deadlines and the worker's resident memory are checked
+ADDRESS_SPACE_FACTOR = 3  # the worker's RLIMIT_AS allowance, as a multiple of its resident-memory limit
 
 
 class ExecutorError(Exception):
@@ -201,10 +204,12 @@ class _Process:
 class Executor:
     """Runs SQL in a worker process, replacing the worker when it breaches a bound or dies."""
 
-    def __init__(self, settings: Settings, files: dict[str, Path], address_space_bytes: int) -> None:
+    def __init__(self, settings: Settings, files: dict[str, Path], memory_limit_bytes: int) -> None:
         self.settings = settings
         self.files = dict(files)
-        self.address_space_bytes = address_space_bytes
+        self.memory_limit_bytes = memory_limit_bytes
+        # The worker's own address-space cap: a backstop for one allocation too big to be sampled.
+        self.address_space_bytes = ADDRESS_SPACE_FACTOR * memory_limit_bytes
         self.facts: dict[str, Any] = {}
         self.restarts = 0
         self._ids = itertools.count(1)
@@ -350,20 +355,40 @@ class Executor:
         self._retire(process)
 
     def _watch(self, process: _Process) -> None:
-        """Kill the worker when a query outlives its deadline (it did not stop when interrupted)."""
+        """Kill the worker when a query outlives its deadline or the worker's resident memory its limit.
+
+        Sampled every WATCH_S: memory grows at most a few hundred MB per second (page faults, copying),
+        so the worker ends within tens of MB of its limit. The address-space cap the worker sets on
+        itself stops a single allocation too large to be sampled in time.
+        """
+        statm = Path(f"/proc/{process.popen.pid}/statm")
+        page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
         while not process.dead:
-            time.sleep(0.05)
+            time.sleep(WATCH_S)
+            if process.popen.poll() is not None:
+                return
             now = time.monotonic()
             with self._lock:
-                late = [r for r in process.pending.values() if r.deadline < now]
+                pending = list(process.pending.values())
+            late = [r for r in pending if r.deadline < now]
+            rss = _resident_bytes(statm, page)
             if late:
                 for request in late:
                     request.killed_for = request.killed_for or "deadline"
                 log.warning("killing the query worker: %d query(ies) did not stop in time", len(late))
-                process.kill()
-                return
-            if process.popen.poll() is not None:
-                return
+            elif rss > self.memory_limit_bytes and pending:
+                for request in pending:
+                    request.killed_for = request.killed_for or "memory"
+                log.warning(
+                    "killing the query worker: %d MiB resident, over its %d MiB limit (%d query(ies))",
+                    rss >> 20,
+                    self.memory_limit_bytes >> 20,
+                    len(pending),
+                )
+            else:
+                continue
+            process.kill()
+            return
 
     def _died(self, process: _Process) -> None:
         """The worker is gone: fail the queries it was killed for, run the others again elsewhere."""
@@ -381,8 +406,21 @@ class Executor:
         except OSError:
             pass
         explained = any(r.killed_for for r in pending)
+        memory_suspects = sum(r.killed_for == "memory" for r in pending)
         for request in pending:
-            if request.killed_for == "cancelled":
+            if request.killed_for == "memory" and (memory_suspects == 1 or request.retries > 0):
+                request.future.set_exception(
+                    MemoryExceeded(
+                        f"the query needed more than the {self.memory_limit_bytes >> 20} MiB of memory the "
+                        "query worker may hold, and was stopped"
+                    )
+                )
+            elif request.killed_for == "memory":
+                # Several queries shared the worker when it outgrew its limit: each runs once more.
+                request.killed_for = None
+                request.retries += 1
+                threading.Thread(target=self._resubmit, args=(request,), daemon=True).start()
+            elif request.killed_for == "cancelled":
                 request.future.set_exception(QueryCancelled("the call was cancelled"))
             elif request.killed_for == "deadline":
                 request.future.set_exception(
@@ -396,7 +434,7 @@ class Executor:
                 request.future.set_exception(
                     MemoryExceeded(
                         "the query stopped the query worker twice (it most likely needed more memory than "
-                        f"the {self.address_space_bytes >> 20} MiB the worker may use) and was not run again"
+                        f"the {self.memory_limit_bytes >> 20} MiB the query worker may hold) and was not run again"
                     )
                 )
 
@@ -442,3 +480,11 @@ def _resolve(request: _Request, status: str, payload: Any) -> None:
         request.future.set_exception(QueryFailed(kind, message))
     else:
         request.future.set_exception(QueryFailed("InternalError", str(payload)))
+
+
+def _resident_bytes(statm: Path, page: int) -> int:
+    """Resident memory of a process from /proc (0 where there is none: other systems)."""
+    try:
+        return int(statm.read_bytes().split()[1]) * page
+    except (OSError, ValueError, IndexError):
+        return 0

@@ -157,9 +157,13 @@ def current_rss() -> int:
             pages = int(statm.read().split()[1])
     except (OSError, ValueError, IndexError):
         return 0
+    return pages * _page_size()
+
+
+def _page_size() -> int:
     import os
 
-    return pages * os.sysconf("SC_PAGE_SIZE")
+    return int(os.sysconf("SC_PAGE_SIZE"))
 
 
 class Worker:
@@ -274,14 +278,26 @@ class Worker:
             cur.close()
 
 
-def _limit_address_space(limit_bytes: int) -> None:
-    """Cap this process's virtual memory: an allocation beyond it fails (DuckDB raises, we report it)."""
-    if limit_bytes <= 0:
+def _limit_address_space(allowance_bytes: int) -> None:
+    """Cap this process's virtual memory at what it maps now plus `allowance_bytes`.
+
+    An allocation beyond it fails: DuckDB raises an out-of-memory error for that query, Python a
+    MemoryError; both are reported and the worker is replaced. Resident memory is at most the address
+    space, so the worker can never hold more than its size at start (libraries, thread stacks, the
+    open catalog) plus the allowance.
+    """
+    if allowance_bytes <= 0:
         return
     try:
         import resource
     except ImportError:  # not on this platform: the parent's deadline still bounds the query
         return
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            mapped = int(statm.read().split()[0]) * _page_size()
+    except (OSError, ValueError, IndexError):
+        mapped = 256 * 2**20  # what a worker maps once open, measured on Linux
+    limit_bytes = mapped + allowance_bytes
     soft, hard = resource.getrlimit(resource.RLIMIT_AS)
     if hard != resource.RLIM_INFINITY:
         limit_bytes = min(limit_bytes, hard)
@@ -316,10 +332,12 @@ def main() -> int:
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises it on the next query
         channel.send(("failed", f"{type(exc).__name__}: {exc}"))
         return 1
-    # Capped after opening: the open itself (and a first-ever build, in its own process) is ours.
+    worker = Worker(conn, facts, channel)
+    # Capped once open, with its threads started: the open itself (and a first-ever build, in its own
+    # process) is ours; what queries allocate is bounded.
     _limit_address_space(start["address_space_bytes"])
     channel.send(("ready", facts, current_rss()))
-    Worker(conn, facts, channel).serve()
+    worker.serve()
     return 0
 
 
