@@ -433,8 +433,9 @@ class Executor:
             else:
                 request.future.set_exception(
                     MemoryExceeded(
-                        "the query stopped the query worker twice (it most likely needed more memory than the "
-                        f"{self.memory_limit_bytes >> 20} MiB the query worker may hold) and was not run again"
+                        "the query stopped the query worker twice (it most likely needed more "
+                        f"memory than the {self.memory_limit_bytes >> 20} MiB the worker may hold) "
+                        "and was not run again"
                     )
                 )
 
