@@ -45,9 +45,11 @@ def _let_background_open_finish(thread: threading.Thread, timeout_s: float = 1.0
 
 
 def _serve(args: argparse.Namespace) -> int:
+    # The query worker starts first: it opens the catalog on the other core while this process imports
+    # the MCP server (most of a cold start).
+    opener = None if args.lazy_catalog else _open_catalog_in_background()
     from idc_mcp.server import mcp
 
-    opener = None if args.lazy_catalog else _open_catalog_in_background()
     try:
         if args.transport == "stdio":
             mcp.run("stdio")
