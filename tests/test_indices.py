@@ -6,7 +6,6 @@ and its own `Catalog`, so nothing here touches the process-wide catalog or the r
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import shutil
@@ -15,6 +14,7 @@ import threading
 from pathlib import Path
 
 import duckdb
+import filelock
 import idc_index_data
 import pytest
 from mcp import Client
@@ -182,8 +182,8 @@ def test_concurrent_fetches_download_once_and_agree(server, data, make_catalog):
     assert requested.wait(10)
     # While the first download is in flight, the index's lock is held: a second fetch must wait for it.
     lock = fetch.index_folder(catalog.settings) / ".sm_index.lock"
-    with open(lock, "a") as handle, pytest.raises(BlockingIOError):
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    with pytest.raises(filelock.Timeout):
+        filelock.FileLock(lock).acquire(timeout=0)
     second = threading.Thread(target=run_fetch)
     second.start()
     gate.set()

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
 import random
 import stat
 import threading
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +20,7 @@ from typing import Any, TypeVar
 
 import botocore.exceptions as bce
 
-from idc_mcp.files import ensure_inside
+from idc_mcp.files import atomic_write
 
 CHUNK_BYTES = 1 << 20  # a cancel request is seen after at most one chunk (measured: 1 MiB beats 256 KiB)
 TEMP_SUFFIX = ".idcpart"
@@ -168,10 +166,6 @@ def list_objects(client: Any, bucket: str, prefix: str) -> list[dict[str, Any]]:
         token = page.get("NextContinuationToken")
 
 
-def temp_name(dest: Path) -> Path:
-    return dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:12]}{TEMP_SUFFIX}")
-
-
 def is_temp(name: str) -> bool:
     return name.startswith(".") and name.endswith(TEMP_SUFFIX)
 
@@ -203,44 +197,37 @@ def fetch(
 
     def attempt() -> None:
         nonlocal credited, received
-        tmp = temp_name(remote.dest)
-        ensure_inside(root, tmp)
         try:
-            try:
-                reply = client.get_object(Bucket=remote.bucket, Key=remote.key)
-            except bce.ClientError as exc:
-                if not _retryable(exc):  # missing, forbidden...: asking again will not help
-                    raise ObjectError(f"s3://{remote.bucket}/{remote.key}: {_describe(exc)}") from exc
-                raise
-            body = reply["Body"]
-            digest = hashlib.md5(usedforsecurity=False)
-            written = 0
-            try:
-                # 'xb' never follows or truncates an existing file or link at the temporary name.
-                with open(tmp, "xb") as out:
-                    for chunk in body.iter_chunks(CHUNK_BYTES):
-                        if cancel.is_set():
-                            raise Cancelled()
-                        out.write(chunk)
-                        digest.update(chunk)
-                        written += len(chunk)
-                        received += len(chunk)
-                        if written > credited:
-                            on_bytes(min(written, remote.size) - credited)
-                            credited = min(written, remote.size)
-            finally:
-                body.close()
-            if cancel.is_set():  # never give a final name after cancellation was asked for
-                raise Cancelled()
-            if written != remote.size:
-                raise _Mismatch(f"received {written} of {remote.size} bytes")
-            if remote.md5 and digest.hexdigest() != remote.md5:
-                raise _Mismatch("MD5 differs from the object's ETag")
-            final = ensure_inside(root, remote.dest)
-            os.replace(tmp, final)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
+            reply = client.get_object(Bucket=remote.bucket, Key=remote.key)
+        except bce.ClientError as exc:
+            if not _retryable(exc):  # missing, forbidden...: asking again will not help
+                raise ObjectError(f"s3://{remote.bucket}/{remote.key}: {_describe(exc)}") from exc
             raise
+        body = reply["Body"]
+        digest = hashlib.md5(usedforsecurity=False)
+        written = 0
+        try:
+            # The temporary `.<name>.<random>.idcpart` sits in the final folder; it gets the final name
+            # only if the block ends cleanly, and is removed otherwise.
+            with atomic_write(remote.dest, binary=True, root=root, suffix=TEMP_SUFFIX) as out:
+                for chunk in body.iter_chunks(CHUNK_BYTES):
+                    if cancel.is_set():
+                        raise Cancelled()
+                    out.write(chunk)
+                    digest.update(chunk)
+                    written += len(chunk)
+                    received += len(chunk)
+                    if written > credited:
+                        on_bytes(min(written, remote.size) - credited)
+                        credited = min(written, remote.size)
+                if cancel.is_set():  # never give a final name after cancellation was asked for
+                    raise Cancelled()
+                if written != remote.size:
+                    raise _Mismatch(f"received {written} of {remote.size} bytes")
+                if remote.md5 and digest.hexdigest() != remote.md5:
+                    raise _Mismatch("MD5 differs from the object's ETag")
+        finally:
+            body.close()
 
     with_retries(attempt, policy, cancel, f"s3://{remote.bucket}/{remote.key}")
     if credited < remote.size:

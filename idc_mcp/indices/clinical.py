@@ -14,7 +14,6 @@ each object's size and MD5 (its ETag, for single-part uploads), and load every t
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import urllib.parse
@@ -26,12 +25,12 @@ from typing import Any
 from idc_mcp.catalog.database import Catalog
 from idc_mcp.catalog.schemas import all_tables
 from idc_mcp.config import DEFAULT_S3_ENDPOINT, Settings
+from idc_mcp.files import atomic_output, file_lock
 from idc_mcp.indices import http_fetch
 from idc_mcp.indices.common import CLINICAL_PREFIX, FetchResult, Progress, index_folder
 from idc_mcp.indices.store import (
     IndexFetchError,
     convert,
-    file_lock,
     read_json,
     remove_leftovers,
     temp_path,
@@ -167,7 +166,6 @@ def _local_tables(settings: Settings) -> tuple[dict[str, list[Path]], str]:
 
 def _install(settings: Settings, folder: Path, target: Path, progress: Progress | None) -> None:
     work = temp_path(folder, STEM, "parts")
-    db_tmp = temp_path(folder, STEM, "tmp")
     work.mkdir(parents=True)
     try:
         try:
@@ -179,21 +177,18 @@ def _install(settings: Settings, folder: Path, target: Path, progress: Progress 
             raise IndexFetchError(str(exc)) from exc
         if progress:
             progress(1, 1, f"converting {len(tables)} clinical tables")
-        counts = convert(tables, db_tmp, settings)
-        record: dict[str, Any] = {
-            "source": source,
-            "tables": {
-                name: {"row_count": counts[name], "size_bytes": sum(f.stat().st_size for f in files)}
-                for name, files in tables.items()
-            },
-        }
-        write_json_atomic(folder / f"{STEM}.json", record)
-        os.replace(db_tmp, target)
+        with atomic_output(target) as db_tmp:
+            counts = convert(tables, db_tmp, settings)
+            record: dict[str, Any] = {
+                "source": source,
+                "tables": {
+                    name: {"row_count": counts[name], "size_bytes": sum(f.stat().st_size for f in files)}
+                    for name, files in tables.items()
+                },
+            }
+            write_json_atomic(folder / f"{STEM}.json", record)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-        db_tmp.unlink(missing_ok=True)
-        db_tmp.with_name(db_tmp.name + ".wal").unlink(missing_ok=True)
-        shutil.rmtree(db_tmp.with_name(db_tmp.name + ".tmp"), ignore_errors=True)
 
 
 def table_sizes(settings: Settings) -> dict[str, int]:
