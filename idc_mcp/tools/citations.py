@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from idc_mcp.catalog.database import Catalog
+from idc_mcp.catalog.sources import clean_citation, lookup_sources
 from idc_mcp.tools.selection import Selection, SelectionError, resolve_selection, selection_where
 
 CitationFormat = Literal["text", "apa", "bibtex", "csl-json"]
@@ -71,13 +72,6 @@ class Citations(BaseModel):
     )
     notes: list[str] = Field(default_factory=list)
     summary: str
-
-
-def clean_citation(raw: str) -> str:
-    """Metadata citation HTML -> plain text: entities decoded, tags dropped, whitespace collapsed."""
-    text = html.unescape(raw)
-    text = re.sub(r"<[^>]+>", "", text)
-    return re.sub(r"\s+", " ", text).strip()
 
 
 def parse_citation(raw: str, doi: str) -> ParsedCitation:
@@ -196,6 +190,11 @@ def _dataset_formats(parsed: ParsedCitation, raw: str | None) -> dict[str, Any]:
     return {"text": text, "apa": apa, "bibtex": bib, "csl-json": csl}
 
 
+def idc_paper_text() -> str:
+    """The IDC platform paper as plain text (get_citations' entry; the CITATION sidecars end with it)."""
+    return str(_paper_formats()["text"])
+
+
 def _paper_formats() -> dict[str, Any]:
     p = _IDC_PAPER
     url = f"https://doi.org/{IDC_PAPER_DOI}"
@@ -232,24 +231,13 @@ def get_citations(catalog: Catalog, selection: Selection, fmt: CitationFormat = 
     where, params = selection_where(resolved)
     rows = catalog.execute(
         f"""
-        WITH sel AS (
-            SELECT lower(source_DOI) AS doi, count(*) AS n,
-                   list(DISTINCT collection_id ORDER BY collection_id) AS cols
-            FROM index WHERE {where} AND source_DOI IS NOT NULL GROUP BY 1
-        ),
-        cites AS (
-            SELECT lower(source_DOI) AS doi, citation, 0 AS pref FROM analysis_results_index
-            UNION ALL
-            SELECT lower(u.s.source_doi), u.s.citation, 1 FROM collections_index, unnest(sources) AS u(s)
-        ),
-        best AS (
-            SELECT doi, arg_min(citation, pref) AS citation FROM cites WHERE citation IS NOT NULL GROUP BY doi
-        )
-        SELECT sel.doi, sel.n, sel.cols, best.citation FROM sel LEFT JOIN best USING (doi)
-        ORDER BY sel.n DESC, sel.doi
+        SELECT lower(source_DOI) AS doi, count(*) AS n, list(DISTINCT collection_id ORDER BY collection_id)
+        FROM index WHERE {where} AND source_DOI IS NOT NULL GROUP BY 1 ORDER BY n DESC, doi
         """,
         params,
     ).rows
+    sources = lookup_sources(catalog, [r[0] for r in rows])
+    rows = [(doi, n, cols, getattr(sources.get(doi), "raw_citation", None)) for doi, n, cols in rows]
     missing_doi = catalog.execute(
         f"SELECT count(*) FROM index WHERE {where} AND source_DOI IS NULL", params
     ).rows[0][0]
