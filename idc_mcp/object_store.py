@@ -125,11 +125,12 @@ def with_retries(fn: Callable[[], T], policy: RetryPolicy, cancel: threading.Eve
     )
 
 
-def list_objects(client: Any, bucket: str, prefix: str) -> list[dict[str, Any]]:
-    """Every object under the prefix (Key, Size, ETag), all pages."""
+def list_objects(client: Any, bucket: str, prefix: str, limit: int | None = None) -> list[dict[str, Any]]:
+    """Every object under the prefix (Key, Size, ETag), all pages; with `limit`, paging stops as soon as
+    more than `limit` objects were listed (the caller sees the excess and refuses)."""
     found: list[dict[str, Any]] = []
     token: str | None = None
-    while True:
+    while limit is None or len(found) <= limit:
         kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": 1000}
         if token:
             kwargs["ContinuationToken"] = token
@@ -143,6 +144,7 @@ def list_objects(client: Any, bucket: str, prefix: str) -> list[dict[str, Any]]:
         if not page.get("IsTruncated"):
             return found
         token = page.get("NextContinuationToken")
+    return found
 
 
 def stream_object(
