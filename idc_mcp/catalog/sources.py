@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from idc_mcp.catalog.database import Catalog
 from idc_mcp.catalog.license_policy import License, resolve_license
@@ -21,7 +21,7 @@ from idc_mcp.catalog.sqltext import sql_literal
 # Every source DOI's metadata; `pref` orders duplicates (analysis results first).
 SOURCES_SQL = """
 SELECT lower(source_DOI) AS doi, analysis_result_title AS title, license_short_name,
-       license_long_name, license_url, citation, 0 AS pref
+       license_long_name, license_url, citation AS raw_citation, 0 AS pref
 FROM analysis_results_index
 UNION ALL
 SELECT lower(u.s.source_doi), u.s.source_title, u.s.license.license_short_name,
@@ -58,21 +58,12 @@ def lookup_sources(catalog: Catalog, dois: Iterable[str]) -> dict[str, Source]:
         return {}
     rows = catalog.records(
         f"SELECT * FROM ({SOURCES_SQL}) WHERE doi IN ({', '.join(map(sql_literal, wanted))}) "
-        "ORDER BY doi, pref, citation IS NULL"
+        "ORDER BY doi, pref, raw_citation IS NULL"
     )
     found: dict[str, Source] = {}
     for row in rows:
-        found.setdefault(
-            row["doi"],
-            Source(
-                doi=row["doi"],
-                title=row["title"],
-                license_short_name=row["license_short_name"],
-                license_long_name=row["license_long_name"],
-                license_url=row["license_url"],
-                raw_citation=row["citation"],
-            ),
-        )
+        if row["doi"] not in found:  # the preferred entry of each DOI comes first
+            found[row["doi"]] = Source(**{f.name: row[f.name] for f in fields(Source)})
     return found
 
 
