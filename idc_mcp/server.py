@@ -17,7 +17,8 @@ import anyio.from_thread
 import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
-from mcp_types import ToolAnnotations
+from mcp.server.mcpserver.utilities.types import Image
+from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 
 from idc_mcp import (
@@ -34,6 +35,7 @@ from idc_mcp import (
     viewers,
 )
 from idc_mcp import download as dl
+from idc_mcp import preview
 from idc_mcp import query as query_mod
 from idc_mcp.catalog import get_catalog
 from idc_mcp.config import load_settings
@@ -79,6 +81,7 @@ _ASSISTANT_ERRORS = (
     dl.DownloadError,
     dl.TemplateError,
     indices.IndexFetchError,
+    preview.PreviewError,
 )
 
 
@@ -367,6 +370,58 @@ async def download(
 
 
 # (end of download)
+
+
+# ---------------------------------------------------------------- previews (issue 13)
+PREVIEW = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=True)
+
+
+@mcp.tool(annotations=PREVIEW)
+async def preview_series(
+    series_uid: Annotated[str, Field(description="one SeriesInstanceUID (from query or a selection)")],
+    kind: Annotated[
+        preview.Kind,
+        Field(
+            description="'auto': middle slice (CT/MR/PT/...), slide thumbnail (SM), segments over the "
+            "image (SEG); 'slice': the middle slice; 'montage': evenly spaced slices in anatomical order"
+        ),
+    ] = "auto",
+    window: Annotated[
+        str | None,
+        Field(description="CT window: lung, mediastinum, soft_tissue, bone, brain, or 'center,width' in HU"),
+    ] = None,
+    slices: Annotated[
+        int, Field(ge=2, le=preview.MAX_SLICES, description="number of slices in a montage")
+    ] = preview.DEFAULT_SLICES,
+) -> Annotated[CallToolResult, preview.PreviewInfo]:
+    """Show a series as an image (PNG/JPEG, at most 1024 px) before anyone downloads it.
+
+    Call this to check that a series is what the user means (anatomy, contrast, quality, the right
+    segmentation) before download, or when asked what a series looks like. Only the bytes the picture
+    needs are fetched (headers by ranged reads, then one or a few instances); the reply says how many.
+    CT gets a window from the body part (or `window`), MR/PT percentile scaling, slides the lowest
+    pyramid level, SEG its segments in colour over the referenced slice with the largest mask.
+    """
+    settings = load_settings()
+
+    def work() -> preview.Preview:
+        from idc_mcp.preview.service import make_preview
+
+        return make_preview(
+            get_catalog(), settings.s3_endpoint_url, settings.cache_dir / "previews",
+            series_uid, kind, window, slices,
+        )  # fmt: skip
+
+    with _tool_errors():
+        made = await anyio.to_thread.run_sync(work)
+    image = Image(data=made.image, format=made.mime_type.split("/")[1]).to_image_content()
+    return CallToolResult(
+        content=[image, TextContent(type="text", text=made.summary())],
+        structured_content=made.info.model_dump(mode="json"),
+    )
+
+
+# (end of previews)
 
 
 # ---------------------------------------------------------------- specialized indices (issue 6)

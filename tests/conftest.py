@@ -61,3 +61,13 @@ def synthetic_files(tmp_path_factory: pytest.TempPathFactory) -> SyntheticIndice
     from tests.index_server import synthetic_indices
 
     return synthetic_indices(tmp_path_factory.mktemp("indices"))
+
+
+@pytest.fixture(scope="session")
+def preview_mirror():
+    """A local S3 server (moto) holding synthetic DICOM series for each preview case (tests/preview_fixture.py)."""
+    from tests.preview_fixture import start_preview_mirror
+
+    mirror = start_preview_mirror()
+    yield mirror
+    mirror.server.stop()

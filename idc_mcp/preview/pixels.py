@@ -26,6 +26,7 @@ _WANTED = [
     0x00080060,  # Modality
     0x00180015,  # BodyPartExamined
     0x00180050,  # SliceThickness
+    0x00181164,  # ImagerPixelSpacing (projection radiography, mammography)
     0x00200013,  # InstanceNumber
     0x00200032,  # ImagePositionPatient
     0x00200037,  # ImageOrientationPatient

@@ -103,7 +103,7 @@ class Store:
         """A file for reading pixels: small objects in one GET, larger ones by ranges as pydicom asks."""
         if obj.size <= WHOLE_OBJECT_LIMIT:
             return io.BytesIO(self.get(obj))
-        return self.open_object(obj, buffer=256 << 10)
+        return self.open_object(obj, buffer=64 << 10)  # reads of a whole frame bypass the buffer
 
 
 class RangedObject(io.RawIOBase):
@@ -113,6 +113,10 @@ class RangedObject(io.RawIOBase):
         self.store = store
         self.obj = obj
         self.pos = 0
+
+    @property
+    def name(self) -> str:  # pydicom records it as the file name of what it reads
+        return f"s3://{self.obj.bucket}/{self.obj.key}"
 
     def readable(self) -> bool:
         return True
