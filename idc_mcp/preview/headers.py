@@ -155,7 +155,7 @@ def anatomical_order(headers: list[Header]) -> Stack:
 
 def read_full_header(store: Store, obj: RemoteObject) -> pydicom.Dataset:
     """Every attribute before the pixel data (per-frame functional groups included)."""
-    with store.open_object(obj, buffer=256 << 10) as f:
+    with store.open_object(obj, buffer=64 << 10) as f:
         try:
             return pydicom.dcmread(f, stop_before_pixels=True)
         except (InvalidDicomError, EOFError, ValueError, OSError) as exc:

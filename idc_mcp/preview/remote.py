@@ -20,6 +20,7 @@ from idc_mcp.preview.errors import PreviewError
 
 HEADER_BUFFER = 16 << 10  # one GET holds the header of a typical CT/MR instance
 WHOLE_OBJECT_LIMIT = 4 << 20  # smaller objects are fetched in one GET when they are read entirely
+PREFIX_LIMIT = 1 << 20  # the first bytes of each object read are kept (<= 1 MiB each) and never fetched twice
 RETRY = s3.RetryPolicy(attempts=4, base_delay_s=0.25, max_delay_s=2.0)
 
 
@@ -40,6 +41,9 @@ class Store:
     requests: int = 0
     cancel: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # Bytes [0, n) already received per object: a header read and the later read of the whole
+    # instance share them, so a sorted-then-shown slice costs its size once.
+    _prefix: dict[tuple[str, str], bytes] = field(default_factory=dict)
 
     @classmethod
     def open(cls, endpoint: str) -> Store:
@@ -63,10 +67,27 @@ class Store:
         return [RemoteObject(bucket, o["Key"], int(o["Size"])) for o in found if int(o["Size"]) > 0]
 
     def get(self, obj: RemoteObject, start: int = 0, end: int | None = None) -> bytes:
-        """Bytes [start, end) of an object (the whole object by default), with retries."""
+        """Bytes [start, end) of an object (the whole object by default); known first bytes are reused."""
         end = obj.size if end is None else min(end, obj.size)
         if start >= end:
             return b""
+        with self._lock:
+            head = self._prefix.get((obj.bucket, obj.key), b"")
+        if end <= len(head):
+            return head[start:end]
+        if head and start <= len(head):
+            data = head[start:] + self._fetch(obj, len(head), end)
+        else:
+            data = self._fetch(obj, start, end)
+        if start == 0 or (head and start <= len(head)):
+            joined = head[:start] + data
+            if len(joined) <= PREFIX_LIMIT:
+                with self._lock:
+                    self._prefix[(obj.bucket, obj.key)] = joined
+        return data
+
+    def _fetch(self, obj: RemoteObject, start: int, end: int) -> bytes:
+        """One GET of bytes [start, end), with retries."""
         whole = start == 0 and end == obj.size
 
         def attempt() -> bytes:
