@@ -73,12 +73,11 @@ def test_montage_follows_position_along_the_normal_not_names_or_instance_numbers
     assert [case.facts["z_of_key"][s.object_key] for s in result.info.shown] == positions
     # Each slice's corner block holds 100 * k HU: with window (400, 800) its grey rises tile by tile.
     image = pixels(result)
-    cell = 1024 // 3  # 5 tiles -> 3 columns; tiles of 256 px centred in square cells under a 14 px label
+    assert image.shape == (2 * (256 + 14), 3 * 256)  # 5 tiles -> 3 columns, 2 rows, each under a 14 px label
     greys = []
     for i in range(5):
         r, c = divmod(i, 3)
-        x0, y0 = c * cell + (cell - 256) // 2, r * (cell + 14) + 14 + (cell - 256) // 2
-        greys.append(int(image[y0 + 16, x0 + 16]))
+        greys.append(int(image[r * (256 + 14) + 14 + 16, c * 256 + 16]))
     assert greys == [round(k * 100 / 800 * 255) for k in (0, 2, 4, 6, 8)]
     assert result.info.order and "slice normal" in result.info.order
 
