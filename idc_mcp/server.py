@@ -29,13 +29,13 @@ from idc_mcp import (
     indices,
     licenses,
     manifest,
+    preview,
     prompts,
     sizes,
     tables,
     viewers,
 )
 from idc_mcp import download as dl
-from idc_mcp import preview
 from idc_mcp import query as query_mod
 from idc_mcp.catalog import get_catalog
 from idc_mcp.config import load_settings

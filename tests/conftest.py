@@ -65,7 +65,7 @@ def synthetic_files(tmp_path_factory: pytest.TempPathFactory) -> SyntheticIndice
 
 @pytest.fixture(scope="session")
 def preview_mirror():
-    """A local S3 server (moto) holding synthetic DICOM series for each preview case (tests/preview_fixture.py)."""
+    """A local S3 server (moto) with synthetic DICOM series per preview case (tests/preview_fixture.py)."""
     from tests.preview_fixture import start_preview_mirror
 
     mirror = start_preview_mirror()

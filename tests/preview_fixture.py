@@ -28,13 +28,13 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.sr.codedict import codes
 from pydicom.uid import (
+    UID,
     CTImageStorage,
     ExplicitVRLittleEndian,
     JPEG2000Lossless,
     JPEGBaseline8Bit,
     JPEGLSLossless,
     RLELossless,
-    UID,
     generate_uid,
 )
 
@@ -45,7 +45,12 @@ CT_Z0, CT_DZ = -40.0, 5.0  # slice k lies at z = CT_Z0 + k * CT_DZ
 # HU of the eight vertical stripes of every CT slice (32 columns each).
 STRIPES_HU = [-1024, -800, -600, -160, 40, 150, 240, 1000]
 HEVC = UID("1.2.840.10008.1.2.4.107")  # HEVC/H.265: no decoder here
-CODECS = {"rle": RLELossless, "jpeg_baseline": JPEGBaseline8Bit, "jpegls": JPEGLSLossless, "j2k": JPEG2000Lossless}
+CODECS = {
+    "rle": RLELossless,
+    "jpeg_baseline": JPEGBaseline8Bit,
+    "jpegls": JPEGLSLossless,
+    "j2k": JPEG2000Lossless,
+}
 
 
 @dataclass
@@ -222,7 +227,9 @@ def make_seg(case: Case, ct: list[Dataset]) -> tuple[Dataset, dict]:
     mask[6, 100:160, 100:160] = 1  # segment 1, 3,600 px
     mask[2, 10:20, 10:20] = 2  # segment 2, 100 px (also segment 2 on slice 6, smaller than segment 1 there)
     mask[6, 200:210, 200:210] = 2
-    algorithm = hd.AlgorithmIdentificationSequence(name="test", version="1", family=codes.cid7162.ArtificialIntelligence)
+    algorithm = hd.AlgorithmIdentificationSequence(
+        name="test", version="1", family=codes.cid7162.ArtificialIntelligence
+    )
     descriptions = [
         hd.seg.SegmentDescription(
             segment_number=n,
@@ -318,7 +325,11 @@ def start_preview_mirror(seed: int = 11) -> PreviewMirror:
         _put_series(cases[f"codec_{name}"], [codec_dataset(cases[f"codec_{name}"], syntax)], rng)
 
     grid = np.indices((128, 128)).sum(axis=0)  # 0..254, a ramp
-    _put_series(cases["mr"], _stack(cases["mr"], [grid * 10 + 100 * k for k in range(3)], "1.2.840.10008.5.1.4.1.1.4"), rng)
+    _put_series(
+        cases["mr"],
+        _stack(cases["mr"], [grid * 10 + 100 * k for k in range(3)], "1.2.840.10008.5.1.4.1.1.4"),
+        rng,
+    )
     pet = [np.full((128, 128), 100) for _ in range(3)]
     for p in pet:
         p[40:80, 40:80] = 30000  # a hot lesion

@@ -119,7 +119,9 @@ def test_us_rgb_multiframe_shows_the_middle_frame_read_by_range(catalog, preview
 
 
 @pytest.mark.parametrize("name", ["sm_full", "sm_sparse"])
-def test_slide_thumbnail_assembles_the_smallest_level_and_never_reads_full_resolution(catalog, preview_mirror, name):
+def test_slide_thumbnail_assembles_the_smallest_level_and_never_reads_full_resolution(
+    catalog, preview_mirror, name
+):
     case = preview_mirror.cases[name]
     result = preview(catalog, preview_mirror, name)
     assert result.info.preview == "slide_thumbnail"

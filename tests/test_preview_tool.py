@@ -25,7 +25,9 @@ def env(preview_mirror, catalog, tmp_path, monkeypatch):
 @pytest.mark.anyio
 async def test_reply_carries_image_content_the_client_decodes_and_the_facts(env):
     async with Client(server) as client:
-        result = await client.call_tool("preview_series", {"series_uid": env.cases["ct"].uid, "kind": "montage", "slices": 4})
+        result = await client.call_tool(
+            "preview_series", {"series_uid": env.cases["ct"].uid, "kind": "montage", "slices": 4}
+        )
     assert not result.is_error
     image_block, text_block = result.content
     assert image_block.type == "image" and image_block.mime_type == "image/png"

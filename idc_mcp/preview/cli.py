@@ -23,7 +23,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     p.add_argument("series_uid", metavar="SERIES_UID", help="a SeriesInstanceUID")
     p.add_argument("-o", "--output", default="preview.png", help="image file to write (default preview.png)")
     p.add_argument("--kind", choices=["auto", "slice", "montage"], default="auto")
-    p.add_argument("--window", help="CT window: lung, mediastinum, soft_tissue, bone, brain or 'center,width'")
+    p.add_argument(
+        "--window", help="CT window: lung, mediastinum, soft_tissue, bone, brain or 'center,width'"
+    )
     p.add_argument("--slices", type=int, default=DEFAULT_SLICES, help=f"montage slices (2-{MAX_SLICES})")
     p.add_argument("--s3-endpoint-url", default=argparse.SUPPRESS, help="sets IDC_MCP_S3_ENDPOINT_URL")
     p.set_defaults(func=run)
@@ -49,7 +51,10 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings()
     output = Path(args.output).expanduser()
     if not output.parent.is_dir():
-        print(f"error: the folder of {str(output)!r} does not exist; create it or choose another -o.", file=sys.stderr)
+        print(
+            f"error: the folder of {str(output)!r} does not exist; create it or choose another -o.",
+            file=sys.stderr,
+        )
         return 1
     try:
         made = make_preview(

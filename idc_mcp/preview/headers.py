@@ -70,6 +70,8 @@ def read_header(store: Store, obj: RemoteObject, last_group: int = IMAGE_GROUPS)
     with store.open_object(obj) as f:
         try:
             ds = read_partial(f, stop_when=_stop_after(last_group), defer_size=4096)
+        except PreviewError:  # the store failed: say so, not that the file is bad
+            raise
         except (InvalidDicomError, EOFError, ValueError, OSError) as exc:
             raise PreviewError(f"s3://{obj.bucket}/{obj.key} is not a readable DICOM file ({exc}).") from exc
     position = _numbers(ds.get("ImagePositionPatient"), 3)
@@ -158,5 +160,7 @@ def read_full_header(store: Store, obj: RemoteObject) -> pydicom.Dataset:
     with store.open_object(obj, buffer=64 << 10) as f:
         try:
             return pydicom.dcmread(f, stop_before_pixels=True)
+        except PreviewError:
+            raise
         except (InvalidDicomError, EOFError, ValueError, OSError) as exc:
             raise PreviewError(f"s3://{obj.bucket}/{obj.key} is not a readable DICOM file ({exc}).") from exc

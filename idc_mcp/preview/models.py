@@ -73,11 +73,13 @@ class Preview:
         moved = (
             "served from the preview cache (0 bytes fetched)"
             if i.cached
-            else f"fetched {i.bytes_fetched:,} bytes in {i.requests} requests of a {i.series_bytes:,}-byte series "
+            else f"fetched {i.bytes_fetched:,} bytes in {i.requests} requests of a "
+            f"{i.series_bytes:,}-byte series "
             f"({i.bytes_fetched / max(1, i.series_bytes):.1%})"
         )
         lines = [
-            f"{i.modality} series {i.series_uid} ({i.collection_id}, {i.body_part or 'body part not given'}): {what}.",
+            f"{i.modality} series {i.series_uid} ({i.collection_id}, "
+            f"{i.body_part or 'body part not given'}): {what}.",
             f"Source {i.source_size}{spacing}; {i.instances_in_series} instances; scaling: {i.scaling}.",
             f"Image {i.image_width}x{i.image_height} {i.image_format}, {i.image_bytes:,} bytes; {moved}.",
         ]

@@ -19,7 +19,12 @@ def grid(tiles: list[Image.Image], labels: list[str], max_side: int = MAX_SIDE) 
     rows = math.ceil(len(tiles) / columns)
     aspect = max(t.width for t in tiles) / max(1, max(t.height for t in tiles))
     # Cells as large as the sheet allows, but never larger than the images (they are not enlarged).
-    cell_w = max(16, min(max_side // columns, int((max_side // rows - LABEL_HEIGHT) * aspect), max(t.width for t in tiles)))
+    cell_w = max(
+        16,
+        min(
+            max_side // columns, int((max_side // rows - LABEL_HEIGHT) * aspect), max(t.width for t in tiles)
+        ),
+    )
     cell_h = max(16, int(cell_w / aspect))
     mode = "RGB" if any(t.mode == "RGB" for t in tiles) else "L"
     sheet = Image.new(mode, (columns * cell_w, rows * (cell_h + LABEL_HEIGHT)), 0)

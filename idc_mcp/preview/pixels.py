@@ -62,6 +62,8 @@ def read_frame(store: Store, obj: RemoteObject, index: int | None) -> tuple[Data
         ds = Dataset()
         try:
             arr = pixel_array(f, index=index, ds_out=ds, specific_tags=_WANTED)
+        except PreviewError:  # the store failed while pydicom was reading: not a codec problem
+            raise
         except (NotImplementedError, RuntimeError, ValueError) as exc:
             raise _undecodable(_syntax_of(f), exc) from exc
         except (InvalidDicomError, AttributeError, EOFError, OSError) as exc:
@@ -75,10 +77,14 @@ def read_all(store: Store, obj: RemoteObject) -> tuple[Dataset, np.ndarray]:
     with f:
         try:
             ds = pydicom.dcmread(f)
+        except PreviewError:
+            raise
         except (InvalidDicomError, EOFError, OSError, ValueError) as exc:
             raise PreviewError(f"s3://{obj.bucket}/{obj.key} is not a readable DICOM file ({exc}).") from exc
         try:
             arr = ds.pixel_array
+        except PreviewError:
+            raise
         except (NotImplementedError, RuntimeError, ValueError) as exc:
             raise _undecodable(ds.file_meta.get("TransferSyntaxUID"), exc) from exc
         except AttributeError as exc:

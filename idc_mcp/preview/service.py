@@ -52,7 +52,7 @@ def _evenly(count: int, wanted: int) -> list[int]:
 
 
 def _hex(colour: tuple[int, int, int]) -> str:
-    return "#%02x%02x%02x" % colour
+    return "#{:02x}{:02x}{:02x}".format(*colour)
 
 
 def make_preview(
@@ -93,8 +93,8 @@ def make_preview(
     objects = sorted(store.list_series(row.bucket, row.prefix), key=lambda o: o.key)
     if not objects:
         raise PreviewError(
-            f"s3://{row.bucket}/{row.prefix} holds no objects at {endpoint}. If IDC_MCP_S3_ENDPOINT_URL points "
-            "to a mirror, it lacks this series; otherwise retry later."
+            f"s3://{row.bucket}/{row.prefix} holds no objects at {endpoint}. If "
+            "IDC_MCP_S3_ENDPOINT_URL points to a mirror, it lacks this series; otherwise retry later."
         )
     if modality == "SM":
         if kind == "montage":
@@ -105,8 +105,9 @@ def make_preview(
     elif modality == "SEG":
         if kind == "montage":
             raise PreviewError(
-                "kind='montage' is for image series; a SEG preview shows its largest slice over the referenced "
-                "image: use kind='auto' (the reply names the referenced series, which can be given a montage)."
+                "kind='montage' is for image series; a SEG preview shows its largest slice over the "
+                "referenced image: use kind='auto' (the reply names the referenced series, which can be "
+                "given a montage)."
             )
         image, info = _segmentation(catalog, row, store, objects, window)
     else:
