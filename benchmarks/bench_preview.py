@@ -4,7 +4,8 @@ A moto S3 server runs in its own process on 127.0.0.1 and holds synthetic object
 under the S3 prefixes of real series of the bundled index:
   - a chest CT: 200 slices of 512 x 512 int16 (~105 MB), each header with an 8 KB private block;
   - an ultrasound cine loop: one instance, 120 RGB frames of 480 x 640 (~111 MB);
-  - a slide (SM): a pyramid of 8192^2, 2048^2 and 512^2 pixels in 512 px JPEG tiles, plus a label;
+  - a slide (SM): a pyramid of 8192^2, 2048^2 and 512^2 pixels in 512 px textured JPEG tiles (~60 MB),
+    plus a label;
   - a SEG over the CT (two segments on a few slices).
 For each case the preview (no cache; a fresh S3 client state) is timed 3 times (median), then the
 series is downloaded with the download engine into an empty folder (once). Prints bytes and seconds
@@ -80,10 +81,10 @@ def sm_levels(case: fx.Case) -> list:
         return (rng.randint(100, 255), rng.randint(50, 200), rng.randint(100, 255))
 
     return [
-        fx.make_sm_level(case, 8192, 512, colour, "VOLUME"),
-        fx.make_sm_level(case, 2048, 512, colour, "VOLUME"),
-        fx.make_sm_level(case, 512, 512, colour, "VOLUME"),
-        fx.make_sm_level(case, 256, 256, colour, "LABEL"),
+        fx.make_sm_level(case, 8192, 512, colour, "VOLUME", texture=40),
+        fx.make_sm_level(case, 2048, 512, colour, "VOLUME", texture=40),
+        fx.make_sm_level(case, 512, 512, colour, "VOLUME", texture=40),
+        fx.make_sm_level(case, 256, 256, colour, "LABEL", texture=40),
     ]
 
 

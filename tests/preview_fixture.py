@@ -164,10 +164,10 @@ def _stack(case: Case, values: list[np.ndarray], sop_class: str) -> list[Dataset
 
 
 def make_sm_level(
-    case: Case, total: int, tile: int, colour_of, image_type: str, sparse: bool = False
+    case: Case, total: int, tile: int, colour_of, image_type: str, sparse: bool = False, texture: int = 0
 ) -> Dataset:
     """One pyramid level: `total` x `total` pixels in JPEG tiles of `tile` px; tile (r, c) is filled with
-    colour_of(r, c)."""
+    colour_of(r, c), plus uniform noise of +-`texture` grey levels (tissue-like JPEG sizes)."""
     ds = _base(case, "1.2.840.10008.5.1.4.1.1.77.1.6", JPEGBaseline8Bit)
     ds.ImageType = ["DERIVED" if image_type != "LABEL" else "ORIGINAL", "PRIMARY", image_type, "NONE"]
     ds.TotalPixelMatrixRows = ds.TotalPixelMatrixColumns = total
@@ -182,7 +182,13 @@ def make_sm_level(
     frames = []
     for r, c in positions:
         buf = io.BytesIO()
-        Image.new("RGB", (tile, tile), colour_of(r, c)).save(buf, "JPEG", quality=95, subsampling=2)
+        pixels = np.full((tile, tile, 3), colour_of(r, c), np.int16)
+        if texture:
+            pixels += np.random.default_rng(r * 1000 + c).integers(
+                -texture, texture + 1, pixels.shape, np.int16
+            )
+        tile_image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
+        tile_image.save(buf, "JPEG", quality=95 if not texture else 80, subsampling=2)
         frames.append(buf.getvalue())
     ds.NumberOfFrames = len(frames)
     ds.DimensionOrganizationType = "TILED_SPARSE" if sparse else "TILED_FULL"

@@ -19,7 +19,7 @@ from pydicom.filereader import read_partial
 from idc_mcp.preview.errors import PreviewError
 from idc_mcp.preview.remote import RemoteObject, Store
 
-HEADER_WORKERS = 8
+HEADER_WORKERS = 16  # like the download pool: header reads are latency-bound
 
 
 @dataclass(frozen=True)

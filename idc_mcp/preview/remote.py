@@ -18,7 +18,7 @@ import botocore.exceptions as bce
 from idc_mcp.download import s3
 from idc_mcp.preview.errors import PreviewError
 
-HEADER_BUFFER = 16 << 10  # one GET holds the header of a typical CT/MR instance
+HEADER_BUFFER = 8 << 10  # one GET holds the header (groups 0002-0028) of a typical CT/MR instance
 WHOLE_OBJECT_LIMIT = 4 << 20  # smaller objects are fetched in one GET when they are read entirely
 PREFIX_LIMIT = 1 << 20  # the first bytes of each object read are kept (<= 1 MiB each) and never fetched twice
 RETRY = s3.RetryPolicy(attempts=4, base_delay_s=0.25, max_delay_s=2.0)
