@@ -33,6 +33,8 @@ from pydicom.uid import (
     ExplicitVRLittleEndian,
     JPEG2000Lossless,
     JPEGBaseline8Bit,
+    JPEGExtended12Bit,
+    JPEGLosslessSV1,
     JPEGLSLossless,
     RLELossless,
     generate_uid,
@@ -50,6 +52,8 @@ CODECS = {
     "jpeg_baseline": JPEGBaseline8Bit,
     "jpegls": JPEGLSLossless,
     "j2k": JPEG2000Lossless,
+    "jpeg_extended": JPEGExtended12Bit,  # 12-bit lossy (SOF1), encoded with imagecodecs
+    "jpeg_lossless": JPEGLosslessSV1,  # process 14, first-order prediction (SOF3)
 }
 
 
@@ -285,6 +289,19 @@ def codec_dataset(case: Case, syntax: UID) -> Dataset:
         return ds
     _grey(ds, hu + 1024)
     ds.BitsStored, ds.HighBit = 12, 11
+    if syntax in (JPEGExtended12Bit, JPEGLosslessSV1):  # no pydicom encoder: libjpeg-turbo via imagecodecs
+        import imagecodecs
+
+        stored = (hu + 1024).astype(np.uint16)
+        if syntax == JPEGExtended12Bit:
+            frame = imagecodecs.jpeg8_encode(stored, level=95, bitspersample=12)
+            ds.LossyImageCompression = "01"
+        else:
+            frame = imagecodecs.jpeg8_encode(stored, lossless=True, bitspersample=12, predictor=1)
+        ds.PixelData = encapsulate([frame])
+        ds["PixelData"].VR = "OB"
+        ds.file_meta.TransferSyntaxUID = syntax
+        return ds
     if syntax == HEVC:
         ds.PixelData = encapsulate([b"\x00\x00\x01" + bytes(200)])
         ds["PixelData"].VR = "OB"

@@ -156,14 +156,15 @@ def test_seg_colour_lands_on_the_mask_over_the_slice_where_it_is_largest(catalog
     assert info.bytes_fetched < case.size + CT_SLICES * HEADER_BUFFER + max(map(len, ct.objects.values())) + 1
 
 
-@pytest.mark.parametrize("codec", ["rle", "jpegls", "j2k"])
+@pytest.mark.parametrize("codec", ["rle", "jpegls", "j2k", "jpeg_lossless"])
 def test_lossless_codecs_decode_to_the_exact_pixels(catalog, preview_mirror, codec):
     result = preview(catalog, preview_mirror, f"codec_{codec}")
     assert stripe_greys(pixels(result)) == [55, 94, 128, 202, 236, 255, 255, 255]
 
 
-def test_jpeg_baseline_decodes_within_its_loss(catalog, preview_mirror):
-    result = preview(catalog, preview_mirror, "codec_jpeg_baseline")
+@pytest.mark.parametrize("codec", ["jpeg_baseline", "jpeg_extended"])
+def test_lossy_jpeg_decodes_within_its_loss(catalog, preview_mirror, codec):
+    result = preview(catalog, preview_mirror, f"codec_{codec}")
     greys = stripe_greys(pixels(result))
     assert all(abs(g - e) <= 6 for g, e in zip(greys, [55, 94, 128, 202, 236, 255, 255, 255], strict=True))
 
