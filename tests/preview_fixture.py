@@ -231,8 +231,11 @@ def _sm_case(case: Case, rng: random.Random, sparse: bool) -> None:
             case.facts["smallest_level_key"] = key
 
 
-def make_seg(case: Case, ct: list[Dataset]) -> tuple[Dataset, dict]:
-    """Two segments: a large square on slice 6 and a small one on slice 2 (slice 6 must be shown)."""
+def make_seg(case: Case, ct: list[Dataset], kind: str = "BINARY") -> tuple[Dataset, dict]:
+    """Two segments: a large square on slice 6 and a small one on slice 2 (slice 6 must be shown).
+
+    `kind`: BINARY (bit-packed frames), FRACTIONAL (8-bit probabilities) or LABELMAP (one frame per
+    slice whose values are segment numbers)."""
     mask = np.zeros((len(ct), CT_SIZE, CT_SIZE), np.uint8)
     mask[6, 100:160, 100:160] = 1  # segment 1, 3,600 px
     mask[2, 10:20, 10:20] = 2  # segment 2, 100 px (also segment 2 on slice 6, smaller than segment 1 there)
@@ -251,10 +254,13 @@ def make_seg(case: Case, ct: list[Dataset]) -> tuple[Dataset, dict]:
         )
         for n, label in ((1, "Tumour"), (2, "Node"))
     ]
+    pixel_array: np.ndarray = mask
+    if kind == "FRACTIONAL":  # one probability plane per segment, 0.9 inside
+        pixel_array = np.stack([(mask == n) * np.float32(0.9) for n in (1, 2)], axis=-1)
     seg = hd.seg.Segmentation(
         source_images=ct,
-        pixel_array=mask,
-        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        pixel_array=pixel_array,
+        segmentation_type=hd.seg.SegmentationTypeValues[kind],
         segment_descriptions=descriptions,
         series_instance_uid=case.uid,
         series_number=2,
@@ -331,8 +337,11 @@ def start_preview_mirror(seed: int = 11) -> PreviewMirror:
     cases = {"ct": _case("ct", ct_rows[0])}
     for name, row in zip([*CODECS, "hevc"], ct_rows[1:], strict=True):
         cases[f"codec_{name}"] = _case(f"codec_{name}", row)
-    for name, modality in (("mr", "MR"), ("pt", "PT"), ("mg", "MG"), ("us", "US"), ("seg", "SEG")):
+    for name, modality in (("mr", "MR"), ("pt", "PT"), ("mg", "MG"), ("us", "US")):
         cases[name] = _case(name, _pick(modality, 1)[0])
+    seg_kinds = {"seg": "BINARY", "seg_fractional": "FRACTIONAL", "seg_labelmap": "LABELMAP"}
+    for name, row in zip(seg_kinds, _pick("SEG", len(seg_kinds)), strict=True):
+        cases[name] = _case(name, row)
     sm_rows = _pick("SM", 2)
     cases["sm_full"], cases["sm_sparse"] = _case("sm_full", sm_rows[0]), _case("sm_sparse", sm_rows[1])
     cases["rtstruct"] = _case("rtstruct", _pick("RTSTRUCT", 1)[0])
@@ -381,11 +390,12 @@ def start_preview_mirror(seed: int = 11) -> PreviewMirror:
     _sm_case(cases["sm_full"], rng, sparse=False)
     _sm_case(cases["sm_sparse"], rng, sparse=True)
 
-    seg_case = cases["seg"]
-    seg_ds, facts = make_seg(seg_case, ct_sets)
-    seg_case.facts.update(facts)
-    seg_case.facts["referenced_series_uid"] = ct.uid
-    seg_case.objects[f"{seg_case.crdc_series_uuid}/{uuid.UUID(int=rng.getrandbits(128))}.dcm"] = _save(seg_ds)
+    for name, kind in seg_kinds.items():
+        seg_case = cases[name]
+        seg_ds, facts = make_seg(seg_case, ct_sets, kind)
+        seg_case.facts.update(facts, referenced_series_uid=ct.uid)
+        key = f"{seg_case.crdc_series_uuid}/{uuid.UUID(int=rng.getrandbits(128))}.dcm"
+        seg_case.objects[key] = _save(seg_ds)
 
     rt = _base(cases["rtstruct"], "1.2.840.10008.5.1.4.1.1.481.3")
     _put_series(cases["rtstruct"], [rt], rng)

@@ -136,14 +136,17 @@ def test_slide_thumbnail_assembles_the_smallest_level_and_never_reads_full_resol
     assert result.info.bytes_fetched < full_level  # headers of 4 instances + the small level only
 
 
-def test_seg_colour_lands_on_the_mask_over_the_slice_where_it_is_largest(catalog, preview_mirror):
-    case = preview_mirror.cases["seg"]
-    result = preview(catalog, preview_mirror, "seg")
+@pytest.mark.parametrize("name", ["seg", "seg_fractional", "seg_labelmap"])
+def test_seg_colour_lands_on_the_mask_over_the_slice_where_it_is_largest(catalog, preview_mirror, name):
+    # BINARY (bit-packed, counted on the packed bytes), FRACTIONAL (8-bit, decoded frame by frame) and
+    # LABELMAP (segment numbers as values) draw the same picture.
+    case = preview_mirror.cases[name]
+    result = preview(catalog, preview_mirror, name)
     info = result.info
     assert info.preview == "seg_overlay"
     assert info.referenced_series_uid == case.facts["referenced_series_uid"]
     assert info.shown[1].sop_instance_uid == case.facts["largest_source_uid"]  # slice 6, not slice 2
-    assert [s.label for s in info.segments][0].startswith("Tumour")
+    assert [s.label.split(" ")[0] for s in info.segments] == ["Tumour", "Node"]
     image = pixels(result).astype(int)
     tumour = np.array([int(info.segments[0].colour[i : i + 2], 16) for i in (1, 3, 5)])
     # Inside segment 1 (rows/cols 100-159) over the 40 HU stripe (lung window grey 236): half and half.

@@ -71,6 +71,28 @@ def read_frame(store: Store, obj: RemoteObject, index: int | None) -> tuple[Data
     return ds, np.asarray(arr)
 
 
+def read_dataset(store: Store, obj: RemoteObject) -> Dataset:
+    """The whole instance, pixels not yet decoded (segmentations decode frame by frame)."""
+    f = store.read_object(obj)
+    with f:
+        try:
+            ds = pydicom.dcmread(f)
+            _ = ds.get("PixelData")  # read now: the file closes when this returns
+        except PreviewError:
+            raise
+        except (InvalidDicomError, EOFError, OSError, ValueError) as exc:
+            raise PreviewError(f"s3://{obj.bucket}/{obj.key} is not a readable DICOM file ({exc}).") from exc
+    if "PixelData" not in ds:
+        raise PreviewError(f"s3://{obj.bucket}/{obj.key} has no pixel data to show.")
+    try:
+        from pydicom.pixels import get_decoder
+
+        get_decoder(ds.file_meta.TransferSyntaxUID)
+    except NotImplementedError as exc:
+        raise _undecodable(ds.file_meta.get("TransferSyntaxUID"), exc) from exc
+    return ds
+
+
 def read_all(store: Store, obj: RemoteObject) -> tuple[Dataset, np.ndarray]:
     """The whole instance and every frame (slide levels, segmentations: they need all frames)."""
     f = store.read_object(obj)

@@ -95,22 +95,49 @@ def _frame_facts(ds: Dataset, index: int) -> tuple[int, str | None, tuple[float,
     return number, source, position  # type: ignore[return-value]
 
 
-def largest_slice(ds: Dataset, masks: np.ndarray) -> tuple[SlicePick, dict[int, int]]:
+def threshold_of(ds: Dataset) -> float:
+    """Foreground is > this value: half the maximum for FRACTIONAL segmentations, else any non-zero."""
+    if str(ds.get("SegmentationType", "BINARY")).upper() == "FRACTIONAL":
+        return int(ds.get("MaximumFractionalValue", 255)) / 2
+    return 0
+
+
+def frame_areas(ds: Dataset) -> np.ndarray:
+    """Foreground pixels per frame, one frame in memory at a time (a SEG may hold thousands of frames).
+
+    Bit-packed BINARY frames that start on a byte boundary are counted on the packed bytes directly.
+    """
+    frames = int(ds.get("NumberOfFrames") or 1)
+    rows, columns = int(ds.Rows), int(ds.Columns)
+    native = not ds.file_meta.TransferSyntaxUID.is_compressed
+    if native and int(ds.BitsAllocated) == 1 and (rows * columns) % 8 == 0:
+        packed = np.frombuffer(ds.PixelData, np.uint8)[: frames * rows * columns // 8]
+        return np.bitwise_count(packed.reshape(frames, -1)).sum(axis=1, dtype=np.int64)
+    from pydicom.pixels import iter_pixels
+
+    threshold = threshold_of(ds)
+    return np.array([int(np.count_nonzero(f > threshold)) for f in iter_pixels(ds)], np.int64)
+
+
+def frame(ds: Dataset, index: int) -> np.ndarray:
+    """One decoded frame of the segmentation."""
+    from pydicom.pixels import pixel_array
+
+    return np.asarray(pixel_array(ds, index=index))
+
+
+def largest_slice(ds: Dataset, areas: np.ndarray) -> tuple[SlicePick, dict[int, int]]:
     """The slice whose frames hold the most mask pixels, and each frame's segment number."""
-    if masks.ndim == 2:
-        masks = masks[np.newaxis]
-    fractional = str(ds.get("SegmentationType", "BINARY")).upper() == "FRACTIONAL"
-    threshold = int(ds.get("MaximumFractionalValue", 255)) / 2 if fractional else 0
     picks: dict[object, SlicePick] = defaultdict(lambda: SlicePick(None, None))
     numbers: dict[int, int] = {}
-    for i in range(len(masks)):
+    for i in range(len(areas)):
         number, source, position = _frame_facts(ds, i)
         numbers[i] = number
         key = source or (tuple(round(v, 2) for v in position) if position else i)
         pick = picks[key]
         pick.source_uid, pick.position = source, position
         pick.frames.append(i)
-        pick.area += int(np.count_nonzero(masks[i] > threshold))
+        pick.area += int(areas[i])
     best = max(picks.values(), key=lambda p: p.area)
     if best.area == 0:
         raise PreviewError(
@@ -129,38 +156,42 @@ def referenced_series_uids(ds: Dataset) -> list[str]:
 
 def overlay(
     base: np.ndarray,
-    masks: np.ndarray,
-    pick: SlicePick,
+    masks: dict[int, np.ndarray],
     numbers: dict[int, int],
     segs: dict[int, Segment],
     threshold: float,
+    labelmap: bool = False,
 ) -> tuple[np.ndarray, list[Segment]]:
-    """The base slice (grey or RGB uint8) with each segment's mask blended in its colour."""
+    """The base slice (grey or RGB uint8) with each segment's mask blended in its colour.
+
+    `masks` maps frame index to decoded frame; in a LABELMAP segmentation a frame's values are the
+    segment numbers, otherwise each frame is one segment (`numbers`)."""
     rgb = (
         np.repeat(base[..., np.newaxis], 3, axis=2).astype(np.float64)
         if base.ndim == 2
         else base.astype(np.float64)
     )
-    shown = []
-    for i in pick.frames:
-        mask = masks[i] > threshold
-        if not mask.any():
-            continue
-        if mask.shape != rgb.shape[:2]:
-            from PIL import Image
-
-            mask = (
-                np.asarray(
-                    Image.fromarray(mask.astype(np.uint8) * 255).resize(
-                        rgb.shape[1::-1], Image.Resampling.NEAREST
-                    )
-                )
-                > 0
-            )
-        seg = segs.get(numbers[i]) or Segment(
-            numbers[i], f"segment {numbers[i]}", PALETTE[numbers[i] % len(PALETTE)]
+    shown: list[Segment] = []
+    for i, values in masks.items():
+        layers = (
+            [(int(v), values == v) for v in np.unique(values) if v > 0]
+            if labelmap
+            else [(numbers[i], values > threshold)]
         )
-        rgb[mask] = (1 - ALPHA) * rgb[mask] + ALPHA * np.array(seg.colour)
-        if seg not in shown:
-            shown.append(seg)
-    return np.rint(rgb).astype(np.uint8), shown
+        for number, mask in layers:
+            if not mask.any():
+                continue
+            if mask.shape != rgb.shape[:2]:
+                mask = _resized(mask, rgb.shape[:2])
+            seg = segs.get(number) or Segment(number, f"segment {number}", PALETTE[number % len(PALETTE)])
+            rgb[mask] = (1 - ALPHA) * rgb[mask] + ALPHA * np.array(seg.colour)
+            if seg not in shown:
+                shown.append(seg)
+    return np.rint(rgb).astype(np.uint8), sorted(shown, key=lambda s: s.number)
+
+
+def _resized(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    from PIL import Image
+
+    image = Image.fromarray(mask.astype(np.uint8) * 255)
+    return np.asarray(image.resize((shape[1], shape[0]), Image.Resampling.NEAREST)) > 0

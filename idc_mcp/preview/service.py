@@ -30,6 +30,7 @@ from idc_mcp.preview.remote import RemoteObject, Store
 from idc_mcp.preview.series import SeriesRow, find_series, find_series_quietly
 
 # Modalities whose objects hold no image pixels: a preview of them has nothing to draw.
+MAX_SEG_BYTES = 512 << 20  # a SEG is read whole to find its largest slice
 NO_PIXELS = {
     "SR",
     "RTSTRUCT",
@@ -248,10 +249,15 @@ def _segmentation(
     seg_obj = max(objects, key=lambda o: o.size)
     if len(objects) > 1:
         notes.append(f"The series has {len(objects)} SEG instances; the largest is shown.")
-    ds, masks = pixels.read_all(store, seg_obj)
-    if masks.ndim == 2:
-        masks = masks[np.newaxis]
-    pick, numbers = seg.largest_slice(ds, masks)
+    if seg_obj.size > MAX_SEG_BYTES:
+        raise PreviewError(
+            f"This segmentation object is {seg_obj.size / 1e6:,.0f} MB; previews read at most "
+            f"{MAX_SEG_BYTES / 1e6:,.0f} MB to find the slice to show. Open it with get_viewer_url() "
+            "instead, or preview its referenced image series."
+        )
+    ds = pixels.read_dataset(store, seg_obj)
+    areas = seg.frame_areas(ds)
+    pick, numbers = seg.largest_slice(ds, areas)
     segments = seg.segments(ds)
     ref_uids = seg.referenced_series_uids(ds)
     ref_row = next((r for uid in ref_uids if (r := find_series_quietly(catalog, uid))), None)
@@ -283,9 +289,9 @@ def _segmentation(
         )
     img_ds, arr = pixels.read_frame(store, target.obj, None)
     base, how = render.to_display(img_ds, arr, ref_row.modality, ref_row.body_part, window)
-    fractional = str(ds.get("SegmentationType", "BINARY")).upper() == "FRACTIONAL"
-    threshold = int(ds.get("MaximumFractionalValue", 255)) / 2 if fractional else 0
-    drawn, shown_segments = seg.overlay(base, masks, pick, numbers, segments, threshold)
+    masks = {i: seg.frame(ds, i) for i in pick.frames}
+    labelmap = str(ds.get("SegmentationType", "")).upper() == "LABELMAP"
+    drawn, shown_segments = seg.overlay(base, masks, numbers, segments, seg.threshold_of(ds), labelmap)
     image = montage.with_legend(
         render.to_image(drawn), [(f"{s.number}: {s.label}", s.colour) for s in shown_segments]
     )
