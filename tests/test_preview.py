@@ -220,3 +220,24 @@ def test_an_edited_cache_entry_is_not_served(tmp_path):
     cache.put("k", b"picture", {})
     (tmp_path / "k.img").write_bytes(b"tampered")
     assert cache.get("k") is None
+
+
+@pytest.mark.parametrize("name", ["mr", "pt", "mg", "codec_rle", "codec_j2k"])
+def test_bytes_fetched_are_the_headers_and_the_one_instance_shown(catalog, preview_mirror, name):
+    case = preview_mirror.cases[name]
+    result = preview(catalog, preview_mirror, name)
+    [shown] = result.info.shown
+    # Header bytes are reused when the shown instance is read, so this bound is generous.
+    assert result.info.bytes_fetched <= len(case.objects) * HEADER_BUFFER + len(
+        case.objects[shown.object_key]
+    )
+    if len(case.objects) > 1:
+        assert result.info.bytes_fetched < case.size
+
+
+def test_a_frame_far_larger_than_the_preview_is_thinned_before_scaling():
+    from idc_mcp.preview.render import decimated
+
+    frame = np.zeros((5000, 4000), np.uint16)
+    assert max(decimated(frame).shape) <= 2048
+    assert decimated(frame[:512, :512]).shape == (512, 512)  # small frames untouched

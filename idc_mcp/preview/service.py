@@ -174,7 +174,7 @@ def _images(
         ds, arr = pixels.read_frame(store, pick[0].obj, pick[1])
         if arr.ndim == 3 and int(ds.get("SamplesPerPixel", 1)) == 1:  # a single-frame read of 1 frame
             arr = arr[0]
-        shown, how = render.to_display(ds, arr, row.modality, row.body_part, window)
+        shown, how = render.to_display(ds, render.decimated(arr), row.modality, row.body_part, window)
         return ds, arr, shown, how
 
     with ThreadPoolExecutor(max_workers=min(8, len(picks))) as pool:
