@@ -241,3 +241,13 @@ def test_a_frame_far_larger_than_the_preview_is_thinned_before_scaling():
     frame = np.zeros((5000, 4000), np.uint16)
     assert max(decimated(frame).shape) <= 2048
     assert decimated(frame[:512, :512]).shape == (512, 512)  # small frames untouched
+
+
+def test_montage_slices_share_one_scaling_so_their_brightness_compares(catalog, preview_mirror):
+    # The MR slices hold the same ramp offset by 100 * k: scaled together, a later slice is brighter.
+    result = preview(catalog, preview_mirror, "mr", kind="montage", slices=3)
+    assert "of all slices shown" in result.info.scaling
+    image = pixels(result)
+    # 3 tiles of 128 px -> a 2 x 2 grid, each tile under a 14 px label.
+    corner = [int(image[r * (128 + 14) + 14 + 5, c * 128 + 5]) for r, c in ((0, 0), (0, 1), (1, 0))]
+    assert corner[0] < corner[1] < corner[2]

@@ -60,7 +60,9 @@ class Preview:
     def summary(self) -> str:
         i = self.info
         what = {
-            "slice": "middle slice",
+            "slice": "middle slice"
+            if not i.shown or i.shown[0].frame is None
+            else f"middle frame (frame {i.shown[0].frame}, 0-based) of a multi-frame instance",
             "montage": f"montage of {len(i.shown)} slices in anatomical order",
             "slide_thumbnail": "thumbnail of the lowest-resolution pyramid level",
             "seg_overlay": "segments over the referenced slice with the largest mask",

@@ -119,26 +119,52 @@ def apply_window(values: np.ndarray, window: Window) -> np.ndarray:
     return np.rint(np.clip(scaled, 0, 255)).astype(np.uint8)
 
 
-def percentile_scale(
+def percentile_range(
     values: np.ndarray, low_pct: float = 0.5, high_pct: float = 99.5
-) -> tuple[np.ndarray, str]:
+) -> tuple[float, float] | None:
+    """The values at two percentiles (min and max when they coincide); None for an empty image."""
     finite = values[np.isfinite(values)]
     if finite.size == 0:
-        return np.zeros(values.shape, np.uint8), "empty image"
+        return None
     low, high = (float(v) for v in np.percentile(finite, [low_pct, high_pct]))
     if high <= low:
         low, high = float(finite.min()), float(finite.max())
+    return low, high
+
+
+def percentile_scale(
+    values: np.ndarray,
+    low_pct: float = 0.5,
+    high_pct: float = 99.5,
+    fixed: tuple[float, float] | None = None,
+) -> tuple[np.ndarray, str]:
+    """Linear scaling between two percentiles of this image, or of a `fixed` range (a montage shares
+    one range, so the slices compare)."""
+    found = fixed or percentile_range(values, low_pct, high_pct)
+    if found is None:
+        return np.zeros(values.shape, np.uint8), "empty image"
+    low, high = found
     if high <= low:
         return np.zeros(values.shape, np.uint8), f"constant image ({low:g})"
     scaled = (values - low) / (high - low) * 255.0
     return (
         np.rint(np.clip(scaled, 0, 255)).astype(np.uint8),
-        f"percentiles {low_pct:g}-{high_pct:g} ({low:g} to {high:g} in stored units)",
+        f"percentiles {low_pct:g}-{high_pct:g}{' of all slices shown' if fixed else ''} "
+        f"({low:g} to {high:g} in modality units)",
     )
 
 
+def uses_percentiles(modality: str, window: str | None, arr: np.ndarray) -> bool:
+    return arr.ndim == 2 and not window and modality.upper() not in AS_STORED | {"CT"}
+
+
 def to_display(
-    ds: Dataset, arr: np.ndarray, modality: str, body_part: str | None, window: str | None
+    ds: Dataset,
+    arr: np.ndarray,
+    modality: str,
+    body_part: str | None,
+    window: str | None,
+    shared_range: tuple[float, float] | None = None,
 ) -> tuple[np.ndarray, str]:
     """One frame (rows x columns, or rows x columns x 3) as uint8 display pixels, and how it was scaled."""
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
@@ -162,7 +188,7 @@ def to_display(
     elif modality in AS_STORED:
         out, how = _as_stored(ds, arr)
     else:
-        out, how = percentile_scale(rescaled(ds, arr))
+        out, how = percentile_scale(rescaled(ds, arr), fixed=shared_range)
     if photometric == "MONOCHROME1":
         out, how = 255 - out, how + ", MONOCHROME1 inverted"
     if modality == "PT" and not window:

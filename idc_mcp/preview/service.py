@@ -174,13 +174,18 @@ def _images(
         ds, arr = pixels.read_frame(store, pick[0].obj, pick[1])
         if arr.ndim == 3 and int(ds.get("SamplesPerPixel", 1)) == 1:  # a single-frame read of 1 frame
             arr = arr[0]
-        shown, how = render.to_display(ds, render.decimated(arr), row.modality, row.body_part, window)
-        return ds, arr, shown, how
+        return ds, render.decimated(arr)
 
     with ThreadPoolExecutor(max_workers=min(8, len(picks))) as pool:
         decoded = list(pool.map(decode, picks))
-    ds0, arr0, _, how0 = decoded[len(decoded) // 2]
-    tiles = [render.to_image(d[2]) for d in decoded]
+    shared = None
+    if len(decoded) > 1 and all(render.uses_percentiles(row.modality, window, a) for _, a in decoded):
+        # One range for every slice of a montage, so that their brightness compares.
+        shared = render.percentile_range(np.concatenate([render.rescaled(d, a).ravel() for d, a in decoded]))
+    shown = [render.to_display(d, a, row.modality, row.body_part, window, shared) for d, a in decoded]
+    middle = len(decoded) // 2
+    ds0, arr0, how0 = decoded[middle][0], decoded[middle][1], shown[middle][1]
+    tiles = [render.to_image(pixels_) for pixels_, _ in shown]
     if kind == "montage":
         labels = [
             f"{n + 1}: "
@@ -199,11 +204,9 @@ def _images(
     spacing = pixels.pixel_spacing(ds0)
     info.update(
         preview="montage" if kind == "montage" else "slice",
-        source_size=f"{arr0.shape[1]} x {arr0.shape[0]}",
+        source_size=f"{ds0.get('Columns', arr0.shape[1])} x {ds0.get('Rows', arr0.shape[0])}",
         pixel_spacing_mm=list(spacing) if spacing else None,
-        scaling=how0
-        if len({d[3] for d in decoded}) == 1
-        else f"{how0} (middle image; each image scaled alike)",
+        scaling=how0 if len({how for _, how in shown}) == 1 else f"{how0} (middle image; each scaled alone)",
         order=order,
         shown=[
             ShownImage(
