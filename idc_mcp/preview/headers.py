@@ -45,16 +45,17 @@ class Header:
         return n / norm if norm > 1e-6 else None
 
 
-def _stop_after(group: int):  # type: ignore[no-untyped-def]
+def _stop_after(last: int):  # type: ignore[no-untyped-def]
     def stop(tag: pydicom.tag.BaseTag, vr: str | None, length: int) -> bool:
-        return tag.group > group
+        return int(tag) > last
 
     return stop
 
 
-# Geometry and frame count end at group 0028; a slide level's matrix size is in group 0048. Stopping
-# there skips private blocks that follow (e.g. Siemens' 0029) and the functional groups (5200,xxxx).
-IMAGE_GROUPS, SLIDE_GROUPS = 0x0028, 0x0048
+# Geometry and frame count end with group 0028; a slide level's matrix size is (0048,0006-0007).
+# Stopping there skips what follows: private blocks (e.g. Siemens' 0029), a slide's optical paths with
+# their ICC profiles (0048,0105), the functional groups (5200,xxxx) and the pixels.
+IMAGE_TAGS, SLIDE_TAGS = 0x0028FFFF, 0x00480007
 
 
 def _numbers(value: object, count: int) -> tuple[float, ...] | None:
@@ -65,11 +66,11 @@ def _numbers(value: object, count: int) -> tuple[float, ...] | None:
     return numbers if len(numbers) == count else None
 
 
-def read_header(store: Store, obj: RemoteObject, last_group: int = IMAGE_GROUPS) -> Header:
+def read_header(store: Store, obj: RemoteObject, last_tag: int = IMAGE_TAGS) -> Header:
     """The sorting attributes of one instance, from the first bytes of its file."""
     with store.open_object(obj) as f:
         try:
-            ds = read_partial(f, stop_when=_stop_after(last_group), defer_size=4096)
+            ds = read_partial(f, stop_when=_stop_after(last_tag), defer_size=4096)
         except PreviewError:  # the store failed: say so, not that the file is bad
             raise
         except (InvalidDicomError, EOFError, ValueError, OSError) as exc:
@@ -95,9 +96,9 @@ def read_header(store: Store, obj: RemoteObject, last_group: int = IMAGE_GROUPS)
     )
 
 
-def read_headers(store: Store, objects: list[RemoteObject], last_group: int = IMAGE_GROUPS) -> list[Header]:
+def read_headers(store: Store, objects: list[RemoteObject], last_tag: int = IMAGE_TAGS) -> list[Header]:
     with ThreadPoolExecutor(max_workers=max(1, min(HEADER_WORKERS, len(objects)))) as pool:
-        return list(pool.map(lambda o: read_header(store, o, last_group), objects))
+        return list(pool.map(lambda o: read_header(store, o, last_tag), objects))
 
 
 def frame_order(ds: pydicom.Dataset) -> tuple[list[int], list[float | None], str]:

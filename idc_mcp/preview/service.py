@@ -219,7 +219,7 @@ def _images(
 
 
 def _slide(row: SeriesRow, store: Store, objects: list[RemoteObject]):  # type: ignore[no-untyped-def]
-    heads = hdr.read_headers(store, objects, hdr.SLIDE_GROUPS)
+    heads = hdr.read_headers(store, objects, hdr.SLIDE_TAGS)
     level = slide.smallest_level(heads)
     levels = slide.pyramid_levels(heads)
     ds, tiles = pixels.read_all(store, level.obj)
