@@ -251,3 +251,28 @@ def test_montage_slices_share_one_scaling_so_their_brightness_compares(catalog, 
     # 3 tiles of 128 px -> a 2 x 2 grid, each tile under a 14 px label.
     corner = [int(image[r * (128 + 14) + 14 + 5, c * 128 + 5]) for r, c in ((0, 0), (0, 1), (1, 0))]
     assert corner[0] < corner[1] < corner[2]
+
+
+def test_transient_store_errors_are_retried(catalog, preview_mirror):
+    from tests.s3_fixture import FaultProxy
+
+    proxy = FaultProxy(preview_mirror.endpoint)
+    try:
+        proxy.fail_next(2)  # the listing and a header read get HTTP 500 once each, or the listing twice
+        result = make_preview(catalog, proxy.endpoint, None, preview_mirror.cases["pt"].uid)
+    finally:
+        proxy.stop()
+    assert proxy.failures_served == 2
+    assert pixels(result)[60, 60] == 0  # the same picture as without faults
+
+
+def test_a_store_that_stays_down_is_a_clear_error_not_a_traceback(catalog, preview_mirror):
+    from tests.s3_fixture import FaultProxy
+
+    proxy = FaultProxy(preview_mirror.endpoint)
+    try:
+        proxy.fail_next(1000)
+        with pytest.raises(PreviewError, match=r"Listing the series failed: .*HTTP 500.*after 4 attempts"):
+            make_preview(catalog, proxy.endpoint, None, preview_mirror.cases["pt"].uid)
+    finally:
+        proxy.stop()
