@@ -35,10 +35,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_download import start_moto  # noqa: E402
 
-from idc_mcp.catalog import get_catalog  # noqa: E402
+from idc_mcp.catalog.database import get_catalog  # noqa: E402
 from idc_mcp.download import engine  # noqa: E402
 from idc_mcp.preview.service import make_preview  # noqa: E402
-from idc_mcp.selection import Selection  # noqa: E402
+from idc_mcp.tools.selection import Selection  # noqa: E402
 from tests import preview_fixture as fx  # noqa: E402
 
 

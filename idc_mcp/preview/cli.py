@@ -44,7 +44,7 @@ def _write(path: Path, data: bytes) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from idc_mcp.catalog import get_catalog
+    from idc_mcp.catalog.database import get_catalog
     from idc_mcp.config import load_settings
     from idc_mcp.preview.service import make_preview
 

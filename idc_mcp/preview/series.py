@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from idc_mcp.catalog import Catalog
+from idc_mcp.catalog.database import Catalog
 from idc_mcp.preview.errors import PreviewError
-from idc_mcp.selection import SelectionError, clean_ids, report_unknown
+from idc_mcp.tools.selection import SelectionError, clean_ids, report_unknown
 
 _SQL = """
 SELECT SeriesInstanceUID, collection_id, StudyInstanceUID, Modality, BodyPartExamined, SeriesDescription,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from idc_mcp.catalog import Catalog
+from idc_mcp.catalog.database import Catalog
 from idc_mcp.preview import headers as hdr
 from idc_mcp.preview import montage, pixels, render, seg, slide
 from idc_mcp.preview.cache import PreviewCache
