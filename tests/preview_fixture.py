@@ -339,7 +339,12 @@ def start_preview_mirror(seed: int = 11) -> PreviewMirror:
         cases[f"codec_{name}"] = _case(f"codec_{name}", row)
     for name, modality in (("mr", "MR"), ("pt", "PT"), ("mg", "MG"), ("us", "US")):
         cases[name] = _case(name, _pick(modality, 1)[0])
-    seg_kinds = {"seg": "BINARY", "seg_fractional": "FRACTIONAL", "seg_labelmap": "LABELMAP"}
+    seg_kinds = {
+        "seg": "BINARY",
+        "seg_fractional": "FRACTIONAL",
+        "seg_labelmap": "LABELMAP",
+        "seg_positions": "BINARY",  # without source image references: matched by plane position
+    }
     for name, row in zip(seg_kinds, _pick("SEG", len(seg_kinds)), strict=True):
         cases[name] = _case(name, row)
     sm_rows = _pick("SM", 2)
@@ -393,6 +398,9 @@ def start_preview_mirror(seed: int = 11) -> PreviewMirror:
     for name, kind in seg_kinds.items():
         seg_case = cases[name]
         seg_ds, facts = make_seg(seg_case, ct_sets, kind)
+        if name == "seg_positions":
+            for item in seg_ds.PerFrameFunctionalGroupsSequence:
+                del item.DerivationImageSequence
         seg_case.facts.update(facts, referenced_series_uid=ct.uid)
         key = f"{seg_case.crdc_series_uuid}/{uuid.UUID(int=rng.getrandbits(128))}.dcm"
         seg_case.objects[key] = _save(seg_ds)

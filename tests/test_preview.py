@@ -136,10 +136,11 @@ def test_slide_thumbnail_assembles_the_smallest_level_and_never_reads_full_resol
     assert result.info.bytes_fetched < full_level  # headers of 4 instances + the small level only
 
 
-@pytest.mark.parametrize("name", ["seg", "seg_fractional", "seg_labelmap"])
+@pytest.mark.parametrize("name", ["seg", "seg_fractional", "seg_labelmap", "seg_positions"])
 def test_seg_colour_lands_on_the_mask_over_the_slice_where_it_is_largest(catalog, preview_mirror, name):
     # BINARY (bit-packed, counted on the packed bytes), FRACTIONAL (8-bit, decoded frame by frame) and
-    # LABELMAP (segment numbers as values) draw the same picture.
+    # LABELMAP (segment numbers as values) draw the same picture; without source references the slice
+    # is found by its position along the normal.
     case = preview_mirror.cases[name]
     result = preview(catalog, preview_mirror, name)
     info = result.info

@@ -271,9 +271,11 @@ def _segmentation(
             + " is not in the IDC index, so there is no image to draw it over. Open it with get_viewer_url()."
         )
     ref_objects = sorted(store.list_series(ref_row.bucket, ref_row.prefix), key=lambda o: o.key)
-    heads = hdr.read_headers(store, ref_objects)
-    target = next((h for h in heads if pick.source_uid and h.sop_instance_uid == pick.source_uid), None)
+    target = None
+    if pick.source_uid:
+        target = hdr.find_header(store, ref_objects, lambda h: h.sop_instance_uid == pick.source_uid)
     if target is None and pick.position is not None:
+        heads = hdr.read_headers(store, ref_objects)  # headers already read cost nothing again
         with_normal = [h for h in heads if h.position is not None and h.normal is not None]
         if with_normal:
             normal = with_normal[0].normal
