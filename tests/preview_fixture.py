@@ -74,11 +74,17 @@ class Case:
         return sum(len(b) for b in self.objects.values())
 
 
+# moto keeps one store per process: tests/s3_fixture.py's mirror puts objects under series of these
+# collections, so the preview cases never use them (a shared prefix would add objects to a case).
+S3_FIXTURE_COLLECTIONS = ("4d_lung", "acrin_nsclc_fdg_pet", "breast_cancer_screening_dbt")
+
+
 def _pick(modality: str, count: int, where: str = "") -> list[tuple]:
     sql = f"""
         SELECT SeriesInstanceUID, Modality, BodyPartExamined, aws_bucket, crdc_series_uuid, StudyInstanceUID
         FROM read_parquet('{PARQUET}')
         WHERE Modality = '{modality}' AND analysis_result_id IS NULL {where}
+          AND collection_id NOT IN {S3_FIXTURE_COLLECTIONS!r}
         ORDER BY SeriesInstanceUID LIMIT {count}"""
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")

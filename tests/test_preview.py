@@ -277,3 +277,12 @@ def test_a_store_that_stays_down_is_a_clear_error_not_a_traceback(catalog, previ
             make_preview(catalog, proxy.endpoint, None, preview_mirror.cases["pt"].uid)
     finally:
         proxy.stop()
+
+
+def test_an_image_that_would_pass_1_mb_as_png_becomes_a_jpeg_within_bounds():
+    from idc_mcp.preview.render import encode
+
+    noise = np.random.default_rng(0).integers(0, 256, (2000, 3000, 3), np.uint8)
+    data, mime, size = encode(Image.fromarray(noise, "RGB"))
+    assert mime == "image/jpeg" and len(data) <= 1_000_000 and max(size) <= 1024
+    assert Image.open(io.BytesIO(data)).size == size

@@ -229,17 +229,18 @@ def fit(image: Image.Image, max_side: int = MAX_SIDE) -> Image.Image:
     return image.resize(size, Image.Resampling.LANCZOS)
 
 
-def encode(image: Image.Image, max_bytes: int = MAX_BYTES) -> tuple[bytes, str]:
-    """PNG when it fits in `max_bytes`, else JPEG at falling quality, shrinking if even that is too big."""
+def encode(image: Image.Image, max_bytes: int = MAX_BYTES) -> tuple[bytes, str, tuple[int, int]]:
+    """PNG when it fits in `max_bytes`, else JPEG at falling quality, shrinking if even that is too big.
+    Returns the bytes, their MIME type and the final width and height."""
     image = fit(image)
     while True:
         buf = io.BytesIO()
         image.save(buf, "PNG", optimize=True)
         if buf.tell() <= max_bytes:
-            return buf.getvalue(), "image/png"
+            return buf.getvalue(), "image/png", image.size
         for quality in (90, 80, 70):
             buf = io.BytesIO()
             image.convert("RGB" if image.mode == "RGB" else "L").save(buf, "JPEG", quality=quality)
             if buf.tell() <= max_bytes:
-                return buf.getvalue(), "image/jpeg"
+                return buf.getvalue(), "image/jpeg", image.size
         image = image.resize((max(1, image.width * 3 // 4), max(1, image.height * 3 // 4)))

@@ -29,23 +29,9 @@ from idc_mcp.preview.models import (
 from idc_mcp.preview.remote import RemoteObject, Store
 from idc_mcp.preview.series import SeriesRow, find_series, find_series_quietly
 
-# Modalities whose objects hold no image pixels: a preview of them has nothing to draw.
 MAX_SEG_BYTES = 512 << 20  # a SEG is read whole to find its largest slice
-NO_PIXELS = {
-    "SR",
-    "RTSTRUCT",
-    "RTPLAN",
-    "RTRECORD",
-    "KO",
-    "PR",
-    "ANN",
-    "REG",
-    "FID",
-    "RWV",
-    "DOC",
-    "PLAN",
-    "HC",
-}
+# Modalities whose objects hold no image pixels: a preview of them has nothing to draw.
+NO_PIXELS = {"SR", "RTSTRUCT", "RTPLAN", "RTRECORD", "KO", "PR", "ANN", "REG", "FID", "RWV", "DOC", "PLAN"}
 
 
 def _evenly(count: int, wanted: int) -> list[int]:
@@ -113,10 +99,9 @@ def make_preview(
         image, info = _segmentation(catalog, row, store, objects, window)
     else:
         image, info = _images(row, store, objects, kind, window, slices)
-    data, mime = render.encode(image)
-    fitted = render.fit(image)
+    data, mime, (width, height) = render.encode(image)
     info.update(
-        image_format=mime, image_bytes=len(data), image_width=fitted.width, image_height=fitted.height,
+        image_format=mime, image_bytes=len(data), image_width=width, image_height=height,
         bytes_fetched=store.bytes_fetched, requests=store.requests,
     )  # fmt: skip
     result = Preview(data, mime, PreviewInfo.model_validate(info))
