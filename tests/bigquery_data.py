@@ -106,7 +106,10 @@ QUANTITATIVE_SCHEMA: list[tuple] = [
 
 SEGMENTS = {
     "nsclc_radiomics": [_code("Neoplasm, Primary", "86049000"), _code("Lung", "39607008")],
-    "qin_prostate_repeatability": [_code("Prostate", "41216001"), _code("Peripheral zone of the prostate", "279706003")],
+    "qin_prostate_repeatability": [
+        _code("Prostate", "41216001"),
+        _code("Peripheral zone of the prostate", "279706003"),
+    ],
     "lidc_idri": [_code("Nodule", "27925004")],
 }
 
@@ -201,10 +204,16 @@ def _add_series(data: SyntheticIdc, s: dict) -> None:
                 "SeriesDescription": s.get("SeriesDescription"),
                 "Manufacturer": s.get("Manufacturer"),
                 "ManufacturerModelName": s.get("ManufacturerModelName"),
-                "SliceThickness": [1.0, 1.25, 2.5, 3.0, 5.0][_n(uid, 5)] if modality in ("CT", "MR", "PT") else None,
-                "ContrastBolusAgent": ["Gadavist", "Magnevist", None][_n(uid, 3)] if modality == "MR" else None,
+                "SliceThickness": [1.0, 1.25, 2.5, 3.0, 5.0][_n(uid, 5)]
+                if modality in ("CT", "MR", "PT")
+                else None,
+                "ContrastBolusAgent": ["Gadavist", "Magnevist", None][_n(uid, 3)]
+                if modality == "MR"
+                else None,
                 "InstanceNumber": number,
-                "ImageType": ["ORIGINAL", "PRIMARY", "AXIAL"] if modality in ("CT", "MR", "PT") else ["DERIVED"],
+                "ImageType": ["ORIGINAL", "PRIMARY", "AXIAL"]
+                if modality in ("CT", "MR", "PT")
+                else ["DERIVED"],
                 "PixelSpacing": [0.7, 0.7] if modality in ("CT", "MR", "PT") else [],
                 "ReferencedSeriesSequence": references,
                 "license_short_name": s.get("license_short_name"),
@@ -226,7 +235,9 @@ def _add_series(data: SyntheticIdc, s: dict) -> None:
                     "SegmentNumber": number,
                     "SegmentedPropertyCategory": _code("Morphologically Altered Structure", "49755003"),
                     "SegmentedPropertyType": code,
-                    "AnatomicRegion": _code("Thorax", "51185008") if collection != "qin_prostate_repeatability" else None,
+                    "AnatomicRegion": _code("Thorax", "51185008")
+                    if collection != "qin_prostate_repeatability"
+                    else None,
                     "SegmentAlgorithmType": ["MANUAL", "AUTOMATIC", "SEMIAUTOMATIC"][_n(uid, 3)],
                     "SegmentAlgorithmName": None if _n(uid, 3) == 0 else "nnU-Net",
                     "segmented_SeriesInstanceUID": images[_n(uid, len(images))] if images else None,
@@ -236,7 +247,11 @@ def _add_series(data: SyntheticIdc, s: dict) -> None:
         finding = SEGMENTS[collection][0]
         for quantity, value, units in (
             (_code("Volume", "118565006"), 1000.0 + _n(uid, 9000), _code("cubic millimeter", "mm3", "UCUM")),
-            (_code("Maximum 3D diameter", "L0JK", "IBSI"), 10.0 + _n(uid, 40), _code("millimeter", "mm", "UCUM")),
+            (
+                _code("Maximum 3D diameter", "L0JK", "IBSI"),
+                10.0 + _n(uid, 40),
+                _code("millimeter", "mm", "UCUM"),
+            ),
         ):
             data.quantitative.append(
                 {
@@ -246,7 +261,9 @@ def _add_series(data: SyntheticIdc, s: dict) -> None:
                     "SOPInstanceUID": f"1.2.826.0.1.3680043.8.498.{_n(uid, 10**9)}.1",
                     "segmentationInstanceUID": None,
                     "finding": finding,
-                    "findingSite": _code("Lung", "39607008") if collection != "qin_prostate_repeatability" else None,
+                    "findingSite": _code("Lung", "39607008")
+                    if collection != "qin_prostate_repeatability"
+                    else None,
                     "Quantity": quantity,
                     "Value": float(value),
                     "Units": units,
@@ -289,9 +306,17 @@ def seed(client: Any, bigquery: Any, data: SyntheticIdc) -> list[str]:
     """Create the datasets and tables in the emulator; returns the dataset names."""
     datasets = ["idc_current", f"idc_v{RELEASE - 1}", f"idc_v{RELEASE}"]
     tables = {
-        "dicom_all": (DICOM_ALL_SCHEMA, data.dicom_all, "One row per DICOM instance: every attribute plus IDC columns."),
+        "dicom_all": (
+            DICOM_ALL_SCHEMA,
+            data.dicom_all,
+            "One row per DICOM instance: every attribute plus IDC columns.",
+        ),
         "segmentations": (SEGMENTATIONS_SCHEMA, data.segmentations, "One row per segment of each DICOM SEG."),
-        "quantitative_measurements": (QUANTITATIVE_SCHEMA, data.quantitative, "Measurements of DICOM SR TID 1500."),
+        "quantitative_measurements": (
+            QUANTITATIVE_SCHEMA,
+            data.quantitative,
+            "Measurements of DICOM SR TID 1500.",
+        ),
     }
     for dataset in datasets:
         client.create_dataset(f"{PROJECT}.{dataset}", exists_ok=True)

@@ -49,7 +49,8 @@ def _spatial_extension(executable: Path) -> tuple[str, Path]:
     )
     if not found:
         pytest.fail(
-            f"duckdb-extension-spatial is not installed in {venv}; rerun .ci/bqemulator-venv.sh", pytrace=False
+            f"duckdb-extension-spatial is not installed in {venv}; rerun .ci/bqemulator-venv.sh",
+            pytrace=False,
         )
     return found[-1].parent.name, found[-1]
 
@@ -77,7 +78,9 @@ class Emulator:
             return [
                 e
                 for e in self.log
-                if e.get("event") == "http.request" and e.get("method") == method and path_part in e.get("path", "")
+                if e.get("event") == "http.request"
+                and e.get("method") == method
+                and path_part in e.get("path", "")
             ]
 
     def wait_for_request(self, method: str, path_part: str, timeout_s: float = 60.0) -> dict:
