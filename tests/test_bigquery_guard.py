@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (a corpus of SQL statements reads best one statement per line)
 """The BigQuery guard accepts ordinary analytical BigQuery SQL over IDC's datasets, caps the rows by
 rewriting LIMIT, and runs only the SQL it regenerates (no emulator needed)."""
 
@@ -45,11 +46,11 @@ ORDINARY = [
     f"SELECT TO_JSON_STRING(STRUCT(collection_id AS c, Modality AS m)) AS j FROM {T}",
     f"SELECT ARRAY_LENGTH(ImageType) AS n, ARRAY_TO_STRING(ImageType, '\\\\') AS t FROM {T}",
     f"SELECT * EXCEPT (gcs_url) FROM {T} WHERE SeriesInstanceUID = '1.2.3'",
-    f"SELECT column_name, data_type FROM `bigquery-public-data.idc_current.INFORMATION_SCHEMA.COLUMNS` WHERE table_name = 'dicom_all'",
+    "SELECT column_name, data_type FROM `bigquery-public-data.idc_current.INFORMATION_SCHEMA.COLUMNS` WHERE table_name = 'dicom_all'",
     "SELECT table_name FROM `bigquery-public-data.idc_v22.INFORMATION_SCHEMA.TABLES`",
     "SELECT COUNT(*) AS n FROM `bigquery-public-data.idc_current.dicom_*` WHERE _TABLE_SUFFIX = 'all'",
     f"SELECT SAFE.PARSE_DATE('%Y%m%d', '20200101') AS d, ROUND(AVG(instance_size) / 1e6, 2) AS mb FROM {T}",
-    f"SELECT x FROM UNNEST(GENERATE_ARRAY(1, 3)) AS x",
+    "SELECT x FROM UNNEST(GENERATE_ARRAY(1, 3)) AS x",
     f"SELECT collection_id, ARRAY_AGG(STRUCT(SeriesInstanceUID, Modality) LIMIT 3) AS some FROM {T} GROUP BY 1",
     f"SELECT (SELECT COUNT(*) FROM {SEG}) AS segments, (SELECT COUNT(*) FROM {QM}) AS measurements",
     f"SELECT SeriesInstanceUID FROM {T} TABLESAMPLE SYSTEM (1 PERCENT)",

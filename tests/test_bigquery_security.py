@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (a corpus of SQL statements reads best one statement per line)
 """Hostile BigQuery SQL: each input must be refused before any request leaves the server, with a
 message that says what is allowed. The caller's Google credentials can usually read their own company's
 datasets, write to their project and spend money, so the guard confines a query to IDC's public tables.
@@ -76,7 +77,7 @@ REACHING_OUT = {
     "external_query_in_select": "SELECT EXTERNAL_QUERY('us.my_conn', 'SELECT 1') AS x",
     "ml_predict": "SELECT * FROM ML.PREDICT(MODEL `my.ds.m`, (SELECT 1 AS x))",
     "ai_generate_costs_money": f"SELECT AI.GENERATE(SeriesDescription) AS g FROM {T}",
-    "ml_generate_text": f"SELECT * FROM ML.GENERATE_TEXT(MODEL `my.ds.llm`, (SELECT 'hi' AS prompt))",
+    "ml_generate_text": "SELECT * FROM ML.GENERATE_TEXT(MODEL `my.ds.llm`, (SELECT 'hi' AS prompt))",
     "session_user_identity": "SELECT SESSION_USER() AS me",
     "udf_in_other_project": f"SELECT `my-project.ds.fn`(PatientID) AS x FROM {T}",
     "udf_in_dataset_shadowing_builtin": f"SELECT myds.lower(PatientID) AS x FROM {T}",
