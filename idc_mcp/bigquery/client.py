@@ -8,6 +8,7 @@ optional). `scanned_bytes` is the single place a dry run's byte figure is read.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 import uuid
@@ -319,8 +320,15 @@ def _forbidden_message(exc: Exception) -> str:
     )
 
 
+_REQUEST_PREFIX = re.compile(r"^(?:GET|POST|PUT|PATCH|DELETE) \S+: ")
+
+
 def _message(exc: Exception) -> str:
-    return str(getattr(exc, "message", "") or exc)
+    """BigQuery's own words: the first error's message, without the request line the library adds."""
+    errors = getattr(exc, "errors", None) or []
+    if errors and isinstance(errors[0], dict) and errors[0].get("message"):
+        return str(errors[0]["message"])
+    return _REQUEST_PREFIX.sub("", str(getattr(exc, "message", "") or exc))
 
 
 def _reason(exc: Exception) -> str:
