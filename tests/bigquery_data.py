@@ -159,7 +159,7 @@ def synthetic_idc(catalog: Catalog) -> SyntheticIdc:
     # The series of the guide's "one series" example.
     for series in catalog.records(
         "SELECT * FROM index WHERE SeriesInstanceUID = ?",
-        ["1.3.6.1.4.1.14519.5.2.1.6834.5010.117291650651265592494655001035"],
+        ["1.3.6.1.4.1.14519.5.2.1.6834.5010.155488857019753544209698582121"],
     ):
         if series["SeriesInstanceUID"] not in data.series:
             _add_series(data, series)
@@ -302,9 +302,10 @@ def _new_release_series() -> dict:
     }
 
 
-def seed(client: Any, bigquery: Any, data: SyntheticIdc) -> list[str]:
-    """Create the datasets and tables in the emulator; returns the dataset names."""
-    datasets = ["idc_current", f"idc_v{RELEASE - 1}", f"idc_v{RELEASE}"]
+def seed(client: Any, bigquery: Any, data: SyntheticIdc, more_releases: tuple[str, ...] = ()) -> list[str]:
+    """Create the datasets and tables in the emulator (also the releases `more_releases` names, such as
+    those the docs' examples pin); returns the dataset names."""
+    datasets = list(dict.fromkeys(["idc_current", f"idc_v{RELEASE - 1}", f"idc_v{RELEASE}", *more_releases]))
     tables = {
         "dicom_all": (
             DICOM_ALL_SCHEMA,

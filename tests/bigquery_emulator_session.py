@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from idc_mcp import docs
 from tests.bigquery_data import SyntheticIdc, seed, synthetic_idc
 from tests.bqemulator import DATA_PROJECT, Emulator, emulator_executable, start_emulator
 
 BILLING_PROJECT = "idc-mcp-tests"
+
+
+def bigquery_examples() -> list[docs.CodeExample]:
+    """Every ```sql bigquery example of the skill and references."""
+    return [
+        e for e in docs.all_code_examples(docs.locate_docs()) if e.language == "sql" and e.info == "bigquery"
+    ]
+
+
+def releases_named_in_docs() -> tuple[str, ...]:
+    return tuple(sorted({m for e in bigquery_examples() for m in re.findall(r"\bidc_v\d+\b", e.code)}))
 
 
 @dataclass
@@ -44,7 +57,7 @@ def emulator_session(home: Path) -> Iterator[EmulatorSession]:
             client_options=ClientOptions(api_endpoint=emulator.endpoint),
         )
         data = synthetic_idc(get_catalog())
-        datasets = seed(client, bigquery, data)
+        datasets = seed(client, bigquery, data, releases_named_in_docs())
         assert DATA_PROJECT == "bigquery-public-data"
         yield EmulatorSession(emulator=emulator, client=client, data=data, datasets=datasets)
     finally:
