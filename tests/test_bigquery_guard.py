@@ -9,6 +9,8 @@ import sqlglot
 from sqlglot import exp
 
 from idc_mcp.bigquery.guard import BigQueryRejected, TableRef, validate
+from idc_mcp.bigquery.names import name_in_error, unknown_column, unknown_column_message
+from idc_mcp.bigquery.schema import FieldPath, TableSchema
 
 T = "`bigquery-public-data.idc_current.dicom_all`"
 SEG = "`bigquery-public-data.idc_current.segmentations`"
@@ -118,3 +120,77 @@ def test_refusals_say_what_to_write_instead():
         validate("SELECT 1 FROM `bigquery-public-data.IDC_CURRENT.dicom_all`", 5)
     with pytest.raises(BigQueryRejected, match="clinical_index"):
         validate("SELECT 1 FROM `bigquery-public-data.idc_current_clinical.nlst_prsn`", 5)
+
+
+# ------------------------------------------------------------------------ names checked before sending
+def _schema() -> TableSchema:
+    names = (
+        "collection_id PatientID PatientAge StudyInstanceUID StudyDate SeriesInstanceUID SOPInstanceUID Modality "
+        "BodyPartExamined SeriesDescription Manufacturer SliceThickness ContrastBolusAgent ImageType PixelSpacing "
+        "gcs_url instance_size segmented_SeriesInstanceUID SegmentNumber SegmentAlgorithmType SegmentAlgorithmName Value"
+    ).split()
+    fields = [FieldPath(n, "STRING", "NULLABLE", "") for n in names]
+    fields += [
+        FieldPath("ReferencedSeriesSequence", "RECORD", "REPEATED", ""),
+        FieldPath("ReferencedSeriesSequence.SeriesInstanceUID", "STRING", "NULLABLE", ""),
+    ]
+    for record in ("SegmentedPropertyType", "finding", "Quantity", "Units"):
+        fields += [FieldPath(record, "RECORD", "NULLABLE", "")]
+        fields += [
+            FieldPath(f"{record}.{leaf}", "STRING", "NULLABLE", "") for leaf in ("CodeMeaning", "CodeValue")
+        ]
+    return TableSchema(TableRef("idc_current", "dicom_all"), "TABLE", "", 1, 1, tuple(fields))
+
+
+MORE_VALID = [
+    f'SELECT Modality FROM {T} WHERE Modality = "CT" GROUP BY ALL',
+    f"SELECT DATE_TRUNC(StudyDate, WEEK(MONDAY)) AS w, DATE_ADD(StudyDate, INTERVAL 1 DAY) AS d FROM {T} ORDER BY w NULLS LAST",
+    f"SELECT CAST(SliceThickness AS NUMERIC) AS n, STRUCT<a INT64>(1) AS s, [1, 2, 3] AS arr FROM {T}",
+    f"SELECT COUNT(*) AS n FROM {T} WHERE StudyDate BETWEEN DATE '2000-01-01' AND CURRENT_DATE()",
+    f"SELECT x.Modality FROM (SELECT Modality FROM {T}) AS x",
+    f"SELECT EXTRACT(DAYOFWEEK FROM StudyDate) AS dow, FORMAT('%s-%d', Modality, 3) AS f FROM {T}",
+    f"SELECT * FROM {T} WHERE SeriesInstanceUID IN UNNEST(['1.2', '1.3'])",
+    f"SELECT CASE WHEN Modality = 'CT' THEN 1 ELSE 0 END AS c FROM {T}",
+    f"SELECT Modality, COUNT(*) OVER w AS n FROM {T} WINDOW w AS (PARTITION BY Modality)",
+    f"SELECT dicom_all.Modality FROM {T}",
+    f"SELECT r.SeriesInstanceUID FROM {T} AS d CROSS JOIN UNNEST(d.ReferencedSeriesSequence) AS r",
+    f"SELECT (SELECT ARRAY_AGG(x) FROM UNNEST(ImageType) AS x WHERE x != 'AXIAL') AS kept FROM {T}",
+    f"SELECT ImageType[OFFSET(0)] AS first_type FROM {T}",
+    f"SELECT ANY_VALUE(Modality HAVING MAX SliceThickness) AS m FROM {T}",
+]
+
+
+@pytest.mark.parametrize("sql", [q for q in ORDINARY + MORE_VALID if "INFORMATION_SCHEMA" not in q])
+def test_valid_names_are_never_refused_by_the_name_check(sql: str):
+    # The check may only refuse a name that no table read and no part of the query defines.
+    assert unknown_column(validate(sql, 10), [_schema()]) is None
+
+
+@pytest.mark.parametrize(
+    ("sql", "unknown"),
+    [
+        (f"SELECT SliceThicknes FROM {T}", "SliceThicknes"),
+        (f"SELECT d.Modalty FROM {T} AS d", "Modalty"),
+        (f"SELECT SegmentedPropertyType.CodeMeanin FROM {T}", "CodeMeanin"),
+        (f"SELECT Modality FROM {T} WHERE BodyPart = 'CHEST'", "BodyPart"),
+    ],
+)
+def test_a_misspelled_name_is_found_with_the_nearest_real_ones(sql: str, unknown: str):
+    found = unknown_column(validate(sql, 10), [_schema()])
+    assert found is not None and found[0] == unknown
+    message = unknown_column_message(*found, [_schema()])
+    assert "Nearest real names" in message and "describe_bigquery_table('idc_current.dicom_all'" in message
+
+
+@pytest.mark.parametrize(
+    ("api_message", "name"),
+    [
+        ("Unrecognized name: SliceThicknes at [1:8]", "SliceThicknes"),
+        ("Name CodeMeanin not found inside SegmentedPropertyType at [1:30]", "CodeMeanin"),
+        ("Field name Modalty does not exist in STRUCT<Modality STRING>", "Modalty"),
+        ('Binder Error: Referenced column "nosuchcol" not found in FROM clause!', "nosuchcol"),
+        ("Syntax error: Unexpected end of script at [1:7]", None),
+    ],
+)
+def test_the_name_in_bigquerys_own_error_is_read_for_hints(api_message: str, name: str | None):
+    assert name_in_error(api_message) == name

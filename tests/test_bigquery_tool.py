@@ -333,10 +333,26 @@ async def test_describe_an_unknown_table_or_a_dataset_names_the_real_tables(bq_e
     assert "not one of IDC's" in await refused("describe_bigquery_table", {"table": "samples.shakespeare"})
 
 
-# ------------------------------------------------------------------------ cancellation
+# ------------------------------------------------------------------------ cancellation and timeout
+SLOW = "SELECT COUNT(*) AS n FROM UNNEST(GENERATE_ARRAY(1, 15000)) AS a CROSS JOIN UNNEST(GENERATE_ARRAY(1, 15000)) AS b WHERE MOD(a * b, 7) = 3"
+
+
+async def test_a_job_over_the_time_limit_is_cancelled_with_a_clear_message(bq_env, monkeypatch):
+    monkeypatch.setenv("IDC_MCP_BQ_TIMEOUT", "0.2")
+    messages: list[str] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        messages.append(message or "")
+
+    result = await call("bigquery_query", {"sql": SLOW}, progress_callback=on_progress)
+    assert result.is_error and "longer than 0.2 s (IDC_MCP_BQ_TIMEOUT)" in result.content[0].text
+    job_id = next(m for m in messages if m.startswith("job ")).split()[1]
+    await anyio.to_thread.run_sync(bq_env.emulator.wait_for_request, "POST", f"/jobs/{job_id}/cancel")
+
+
 async def test_cancelling_the_call_returns_at_once_and_sends_jobs_cancel_for_its_job(bq_env):
     # About 2 x 10^8 combinations: a second or two of emulator work for the dry run and again for the job.
-    sql = "SELECT COUNT(*) AS n FROM UNNEST(GENERATE_ARRAY(1, 15000)) AS a CROSS JOIN UNNEST(GENERATE_ARRAY(1, 15000)) AS b WHERE MOD(a * b, 7) = 3"
+    sql = SLOW
     submitted = anyio.Event()
     messages: list[str] = []
     results = []

@@ -48,6 +48,10 @@ class BigQueryJobError(RuntimeError):
         self.reason = reason
 
 
+class BigQueryTimeout(BigQueryJobError):
+    """A request to BigQuery got no answer in time."""
+
+
 class BigQueryCancelled(Exception):
     """The caller cancelled (or the timeout ended) the job."""
 
@@ -124,16 +128,21 @@ class Backend:
             on_submit(job_id)
         if cancel.is_set():
             raise BigQueryCancelled(job_id)
-        job = _api(
-            lambda: self.client.query(
-                sql,
-                job_config=config,
-                job_id=job_id,
-                timeout=self.settings.timeout_s,
-                retry=_retry(),
-                job_retry=None,
+        try:
+            # BigQuery answers at once with a running job; an emulator may answer only when it is done.
+            job = _api(
+                lambda: self.client.query(
+                    sql,
+                    job_config=config,
+                    job_id=job_id,
+                    timeout=self.settings.timeout_s,
+                    retry=None,  # a job id can be submitted once
+                    job_retry=None,
+                )
             )
-        )
+        except BigQueryTimeout as exc:
+            self.cancel_soon(job_id)
+            raise self._too_long() from exc
         self._submitted[job_id] = job.location
         deadline = started + self.settings.timeout_s
         while not _api(lambda: job.done(retry=_retry(), timeout=REQUEST_TIMEOUT_S)):
@@ -142,11 +151,7 @@ class Backend:
                 raise BigQueryCancelled(job_id)
             if time.monotonic() > deadline:
                 self.cancel(job_id)
-                raise BigQueryJobError(
-                    f"The job ran longer than {self.settings.timeout_s:g} s (IDC_MCP_BQ_TIMEOUT) and was "
-                    "cancelled. Narrow it: filter on collection_id or Modality, read fewer columns, or "
-                    "aggregate."
-                )
+                raise self._too_long()
         if cancel.is_set():
             raise BigQueryCancelled(job_id)
         iterator = _api(lambda: job.result(max_results=cap_rows, timeout=REQUEST_TIMEOUT_S, retry=_retry()))
@@ -164,6 +169,16 @@ class Backend:
             cache_hit=job.cache_hit,
             elapsed_s=round(time.monotonic() - started, 3),
         )
+
+    def _too_long(self) -> BigQueryJobError:
+        return BigQueryJobError(
+            f"The job ran longer than {self.settings.timeout_s:g} s (IDC_MCP_BQ_TIMEOUT) and was cancelled. "
+            "Narrow it: filter on collection_id or Modality, read fewer columns, or aggregate."
+        )
+
+    def cancel_soon(self, job_id: str) -> None:
+        """Send jobs.cancel from its own thread: the caller does not wait for BigQuery's answer."""
+        threading.Thread(target=self.cancel, args=(job_id,), name=f"cancel-{job_id}", daemon=True).start()
 
     def cancel(self, job_id: str) -> None:
         """Ask BigQuery to stop a job we submitted (best effort: a failure is logged, not raised)."""
@@ -255,6 +270,7 @@ def _default_credentials() -> tuple[Any, str | None]:
 def _api(call: Callable[[], Any]) -> Any:
     """Run one API call, turning credential, permission, quota and connection failures into next steps.
     Errors about the query itself (400, 404) become BigQueryJobError with the API's own message."""
+    import requests
     from google.api_core import exceptions as api
     from google.auth import exceptions as auth
 
@@ -293,6 +309,8 @@ def _api(call: Callable[[], Any]) -> Any:
             f"BigQuery could not be reached within {REQUEST_TIMEOUT_S:g} s ({_first(exc)}). Check the "
             "network (and IDC_MCP_BQ_API_ENDPOINT if set), then retry."
         ) from exc
+    except requests.Timeout as exc:
+        raise BigQueryTimeout(f"BigQuery did not answer in time ({_first(exc)}).") from exc
     except OSError as exc:  # connection refused, DNS, TLS
         raise BigQueryJobError(
             f"BigQuery could not be reached ({_first(exc)}). Check the network (and IDC_MCP_BQ_API_ENDPOINT "

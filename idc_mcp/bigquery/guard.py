@@ -47,7 +47,7 @@ _BIGQUERY_FUNCTION_NODES = frozenset(
     UnixSeconds UnixMillis UnixMicros ParseDatetime ParseTime TimeAdd TimeSub TimeDiff TimeTrunc
     JustifyDays JustifyHours JustifyInterval JSONExtractArray JSONValueArray JSONKeysAtDepth String
     Int64 Float64 JSONBool LaxBool LaxFloat64 LaxInt64 LaxString NetFunc Host RegDomain BitwiseCount
-    CosineDistance EuclideanDistance
+    CosineDistance EuclideanDistance WeekStart DateBin TimestampBucket DatetimeBucket
     """.split()
 )
 ALLOWED_FUNCTIONS = ALLOWED_FUNCTION_NODES | _BIGQUERY_FUNCTION_NODES

@@ -420,10 +420,7 @@ async def run_bigquery_query_async(
     except anyio.get_cancelled_exc_class():
         cancel.set()
         for backend, job_id in jobs:
-            # Not awaited: the call ends now; the request reaches BigQuery on its own thread.
-            threading.Thread(
-                target=backend.cancel, args=(job_id,), name=f"cancel-{job_id}", daemon=True
-            ).start()
+            backend.cancel_soon(job_id)  # not awaited: the call ends now
         raise
 
 
