@@ -6,6 +6,8 @@ set -euo pipefail
 venv="${1:?usage: .ci/bqemulator-venv.sh VENV_DIR}"
 here="$(cd "$(dirname "$0")" && pwd)"
 requirements="$here/bqemulator-requirements.txt"
+# Its own pins, not the project's (.ci/run exports PIP_CONSTRAINT with the project's duckdb).
+unset PIP_CONSTRAINT
 if [ ! -x "$venv/bin/bqemulator" ] || ! cmp -s "$requirements" "$venv/.idc-mcp-requirements.txt"; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --upgrade pip

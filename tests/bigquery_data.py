@@ -17,7 +17,7 @@ from typing import Any
 
 import idc_index_data
 
-from idc_mcp.catalog import Catalog
+from idc_mcp.catalog.database import Catalog
 
 PROJECT = "bigquery-public-data"
 COLLECTIONS = {

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from idc_mcp import docs
+from idc_mcp.docs import resources as docs
 from tests.bigquery_data import SyntheticIdc, seed, synthetic_idc
 from tests.bqemulator import DATA_PROJECT, Emulator, emulator_executable, start_emulator
 
@@ -47,7 +47,7 @@ def emulator_session(home: Path) -> Iterator[EmulatorSession]:
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import bigquery
 
-    from idc_mcp.catalog import get_catalog
+    from idc_mcp.catalog.database import get_catalog
 
     emulator = start_emulator(executable, home)
     try:

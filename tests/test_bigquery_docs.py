@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from idc_mcp.bigquery.service import run_bigquery_query
-from idc_mcp.catalog import get_catalog
+from idc_mcp.catalog.database import get_catalog
 from tests.bigquery_emulator_session import bigquery_examples
 
 EXAMPLES = bigquery_examples()

@@ -17,7 +17,7 @@ from mcp import Client
 
 from idc_mcp.bigquery.guard import BigQueryRejected, validate
 from idc_mcp.bigquery.service import BigQueryError, run_bigquery_query
-from idc_mcp.catalog import get_catalog
+from idc_mcp.catalog.database import get_catalog
 from idc_mcp.server import mcp
 
 T = "`bigquery-public-data.idc_current.dicom_all`"

@@ -22,9 +22,9 @@ import pytest
 from mcp import Client
 
 from idc_mcp import server
-from idc_mcp.catalog import Catalog, get_catalog
+from idc_mcp.catalog.database import Catalog, get_catalog
 from idc_mcp.config import load_settings
-from idc_mcp.query import MAX_REPLY_BYTES, QueryError, run_query
+from idc_mcp.tools.query import MAX_REPLY_BYTES, QueryError, run_query
 
 QUERY_TIMEOUT_S = 1.0
 ONE_GIB = 1 << 30
@@ -307,13 +307,15 @@ def test_corpus_has_at_least_100_hostile_inputs_in_every_group() -> None:
 
 # -- fixtures -----------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def catalog() -> Catalog:
-    """A dedicated catalog with a short query timeout (it shares DuckDB's locked instance)."""
+def catalog(built_catalog: Path) -> Catalog:
+    """A dedicated catalog with a short query timeout (it shares DuckDB's locked instance), open."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("IDC_MCP_QUERY_TIMEOUT", str(QUERY_TIMEOUT_S))
         settings = load_settings()
     assert settings.query_timeout_s == QUERY_TIMEOUT_S
-    return Catalog(settings)
+    catalog = Catalog(settings)
+    catalog.conn  # noqa: B018 - open it before the disk snapshot
+    return catalog
 
 
 class PeakRss:

@@ -23,7 +23,7 @@ from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import ParseError, TokenError
 from sqlglot.tokens import TokenType
 
-from idc_mcp.sqlguard import ALLOWED_FUNCTION_NODES, MAX_NESTING, MAX_NODES, MAX_SQL_CHARS
+from idc_mcp.sql.guard import ALLOWED_FUNCTION_NODES, MAX_NESTING, MAX_NODES, MAX_SQL_CHARS
 
 _BIGQUERY = Dialect.get_or_raise("bigquery")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from sqlglot import exp
 
 from idc_mcp.bigquery.guard import ValidatedBigQuery
-from idc_mcp.schemas import all_tables
+from idc_mcp.catalog.schemas import all_tables
 
 # BigQuery table -> the local table that summarizes it.
 LOCAL_EQUIVALENTS = {

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from idc_mcp.bigquery.client import Backend, BigQueryJobError
 from idc_mcp.bigquery.guard import DATASET_PATTERN, PUBLIC_PROJECT, TableRef
-from idc_mcp.fuzzy import closest
+from idc_mcp.diagnostics.fuzzy import closest
 
 # idc_current is a view of the newest release, which changes a few times a year; idc_v<N> never does.
 CURRENT_TTL_S = 3600.0

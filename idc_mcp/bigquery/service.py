@@ -36,9 +36,9 @@ from idc_mcp.bigquery.settings import (
     SettingError,
     load_bigquery_settings,
 )
-from idc_mcp.catalog import Catalog
-from idc_mcp.results import cut_cell, json_safe, json_size
-from idc_mcp.schemas import all_tables
+from idc_mcp.catalog.database import Catalog
+from idc_mcp.catalog.schemas import all_tables
+from idc_mcp.sql.json_values import cut_cell, json_safe, json_size
 
 log = logging.getLogger(__name__)
 

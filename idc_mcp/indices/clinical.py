@@ -1,0 +1,243 @@
+"""Clinical tables: the per-collection tables clinical_index lists, queryable as clinical_<short_table_name>.
+
+Where they come from (read from idc-index 0.13's `fetch_index`): after `clinical_index`, idc-index copies
+`s3://idc-open-metadata/bigquery_export/idc_v<major>_clinical/*` (the IDC BigQuery clinical dataset
+exported to parquet) with s5cmd, and `get_clinical_table(short_table_name)` reads
+`clinical_data/<short_table_name>`. IDC documents its BigQuery exports as one folder of parquet shards per
+table; that layout could not be checked against the live bucket here, so single files are accepted too.
+We list the same prefix with the anonymous S3 ListObjectsV2 HTTP API at `IDC_MCP_S3_ENDPOINT_URL`, check
+each object's size and MD5 (its ETag, for single-part uploads), and load every table into one DuckDB file,
+`clinical.duckdb`, attached read-only. With `IDC_MCP_INDEX_DIR`, the tables are read from its
+`clinical_data/` folder (the layout s5cmd produces: `clinical_data/<short_table_name>/*.parquet`;
+`clinical_data/<short_table_name>.parquet` also works).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import urllib.parse
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from idc_mcp.catalog.database import Catalog
+from idc_mcp.catalog.schemas import all_tables
+from idc_mcp.config import DEFAULT_S3_ENDPOINT, Settings
+from idc_mcp.indices import http_fetch
+from idc_mcp.indices.common import CLINICAL_PREFIX, FetchResult, Progress, index_folder
+from idc_mcp.indices.store import (
+    IndexFetchError,
+    convert,
+    file_lock,
+    read_json,
+    remove_leftovers,
+    temp_path,
+    write_json_atomic,
+)
+
+BUCKET = "idc-open-metadata"
+# The column every IDC clinical table has: the DICOM PatientID of the row's patient.
+PATIENT_COLUMN = "dicom_patient_id"
+STEM = "clinical"  # clinical.duckdb, clinical.json
+MAX_BYTES = 1 << 30
+MAX_OBJECTS = 10_000
+MAX_PAGES = 100
+_MD5 = re.compile(r"^[0-9a-f]{32}$")
+
+
+@dataclass(frozen=True)
+class RemoteObject:
+    key: str
+    size: int
+    etag: str
+
+
+def source_prefix(settings: Settings) -> str:
+    return source_prefix_for(settings.data_version)
+
+
+def source_prefix_for(data_version: str) -> str:
+    """The bucket folder of IDC's clinical tables for an idc-index-data version."""
+    return f"bigquery_export/idc_v{data_version.split('.')[0]}_clinical/"
+
+
+def bucket_url(settings: Settings) -> str:
+    """The bucket's HTTP address: virtual-hosted on AWS (any region), path-style elsewhere."""
+    endpoint = settings.s3_endpoint_url.rstrip("/")
+    if endpoint == DEFAULT_S3_ENDPOINT:
+        return f"https://{BUCKET}.s3.amazonaws.com"
+    return f"{endpoint}/{BUCKET}"
+
+
+def table_name(short_table_name: str) -> str | None:
+    """`clinical_<short_table_name>`, lowercased, with anything but [a-z0-9_] made `_`."""
+    cleaned = re.sub(r"[^a-z0-9_]", "_", short_table_name.strip().lower()).strip("_")
+    name = CLINICAL_PREFIX + cleaned
+    if not cleaned or len(name) > 120 or name in all_tables():
+        return None
+    return name
+
+
+def list_objects(settings: Settings) -> list[RemoteObject]:
+    bucket = bucket_url(settings)
+    prefix = source_prefix(settings)
+    objects: list[RemoteObject] = []
+    token: str | None = None
+    for _ in range(MAX_PAGES):
+        query = {"list-type": "2", "prefix": prefix}
+        if token:
+            query["continuation-token"] = token
+        url = f"{bucket}?{urllib.parse.urlencode(query)}"
+        try:
+            root = ET.fromstring(http_fetch.get_small(url, settings.fetch_timeout_s))
+        except ET.ParseError as exc:
+            raise IndexFetchError(f"{url} did not return an S3 listing ({exc})") from exc
+        for item in root.iterfind("{*}Contents"):
+            key, size = item.findtext("{*}Key") or "", item.findtext("{*}Size") or ""
+            if key.endswith(".parquet") and size.isdigit():
+                etag = (item.findtext("{*}ETag") or "").strip('"').lower()
+                objects.append(RemoteObject(key=key, size=int(size), etag=etag))
+        token = root.findtext("{*}NextContinuationToken")
+        if (root.findtext("{*}IsTruncated") or "").lower() != "true" or not token:
+            return objects
+        if len(objects) > MAX_OBJECTS:
+            break
+    raise IndexFetchError(f"the clinical listing at {bucket}/{prefix} has too many objects")
+
+
+def _table_for(relative: str) -> str | None:
+    parts = relative.split("/")
+    short = parts[0] if len(parts) > 1 else parts[0].removesuffix(".parquet")
+    return table_name(short)
+
+
+def _download_all(
+    settings: Settings, work: Path, progress: Progress | None
+) -> tuple[dict[str, list[Path]], str]:
+    bucket = bucket_url(settings)
+    prefix = source_prefix(settings)
+    objects = list_objects(settings)
+    if not objects:
+        raise IndexFetchError(f"no clinical parquet files under {bucket}/{prefix}")
+    total = sum(o.size for o in objects)
+    if total > MAX_BYTES or len(objects) > MAX_OBJECTS:
+        raise IndexFetchError(
+            f"the clinical data ({total} bytes, {len(objects)} files) exceeds the allowed size"
+        )
+    tables: dict[str, list[Path]] = {}
+    done = 0
+    for number, obj in enumerate(objects):
+        table = _table_for(obj.key[len(prefix) :])
+        if table is None:
+            continue
+        url = f"{bucket}/{urllib.parse.quote(obj.key)}"
+        local = work / f"{number}.parquet"  # never a name taken from the listing
+        got = http_fetch.download(url, local, settings.fetch_timeout_s)
+        if got.size != obj.size:
+            raise IndexFetchError(f"{url} sent {got.size} bytes but the listing says {obj.size}")
+        if _MD5.match(obj.etag) and got.md5 != obj.etag:
+            raise IndexFetchError(f"{url} failed its checksum: md5 {got.md5} != ETag {obj.etag}")
+        tables.setdefault(table, []).append(local)
+        done += got.size
+        if progress:
+            progress(done, total, f"clinical tables: {len(tables)} so far")
+    return tables, f"{bucket}/{prefix}"
+
+
+def _local_tables(settings: Settings) -> tuple[dict[str, list[Path]], str]:
+    assert settings.index_dir is not None
+    folder = settings.index_dir / "clinical_data"
+    if not folder.is_dir():
+        raise IndexFetchError(
+            f"IDC_MCP_INDEX_DIR has no clinical_data folder ({folder}); no network was tried. Copy "
+            f"s3://{BUCKET}/{source_prefix(settings)}* there (e.g. with s5cmd --no-sign-request cp)."
+        )
+    tables: dict[str, list[Path]] = {}
+    for path in sorted(folder.rglob("*.parquet")):
+        table = _table_for(path.relative_to(folder).as_posix())
+        if table is not None:
+            tables.setdefault(table, []).append(path)
+    if not tables:
+        raise IndexFetchError(f"{folder} holds no parquet files")
+    return tables, str(folder)
+
+
+def _install(settings: Settings, folder: Path, target: Path, progress: Progress | None) -> None:
+    work = temp_path(folder, STEM, "parts")
+    db_tmp = temp_path(folder, STEM, "tmp")
+    work.mkdir(parents=True)
+    try:
+        try:
+            if settings.index_dir is not None:
+                tables, source = _local_tables(settings)
+            else:
+                tables, source = _download_all(settings, work, progress)
+        except http_fetch.FetchFailed as exc:
+            raise IndexFetchError(str(exc)) from exc
+        if progress:
+            progress(1, 1, f"converting {len(tables)} clinical tables")
+        counts = convert(tables, db_tmp, settings)
+        record: dict[str, Any] = {
+            "source": source,
+            "tables": {
+                name: {"row_count": counts[name], "size_bytes": sum(f.stat().st_size for f in files)}
+                for name, files in tables.items()
+            },
+        }
+        write_json_atomic(folder / f"{STEM}.json", record)
+        os.replace(db_tmp, target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        db_tmp.unlink(missing_ok=True)
+        db_tmp.with_name(db_tmp.name + ".wal").unlink(missing_ok=True)
+        shutil.rmtree(db_tmp.with_name(db_tmp.name + ".tmp"), ignore_errors=True)
+
+
+def table_sizes(settings: Settings) -> dict[str, int]:
+    """Source size of each installed clinical table."""
+    record = read_json(index_folder(settings) / f"{STEM}.json").get("tables", {})
+    return {
+        n: t["size_bytes"]
+        for n, t in record.items()
+        if isinstance(t, dict) and isinstance(t.get("size_bytes"), int)
+    }
+
+
+def install_clinical_tables(catalog: Catalog, result: FetchResult, progress: Progress | None) -> None:
+    """After clinical_index: install the clinical tables too (as idc-index does); failures become a note."""
+    settings = catalog.settings
+    folder = index_folder(settings)
+    target = folder / f"{STEM}.duckdb"
+    try:
+        with file_lock(folder / f".{STEM}.lock"):
+            if not target.is_file():
+                remove_leftovers(folder, STEM)
+                _install(settings, folder, target, progress)
+    except IndexFetchError as exc:
+        result.notes.append(
+            f"clinical_index is installed, but the clinical tables are not: {exc}. Call "
+            'fetch_index("clinical_index") again to retry them.'
+        )
+        return
+    names = sorted(read_json(folder / f"{STEM}.json").get("tables", {}))
+    if not all(catalog.is_installed(n) for n in names):
+        catalog.register_index(STEM, target)
+    installed = [n for n in names if catalog.is_installed(n)]
+    result.tables.extend(installed)
+    result.notes.append(
+        f"{len(installed)} clinical tables are queryable as clinical_<short_table_name> (e.g. "
+        f"{installed[0] if installed else 'clinical_...'}); clinical_index.short_table_name names their "
+        f"table and column_label explains each column. Join them to `index` on PatientID = {PATIENT_COLUMN}."
+    )
+    known = {
+        r["short_table_name"] for r in catalog.records("SELECT DISTINCT short_table_name FROM clinical_index")
+    }
+    missing = sorted(s for s in known if s and table_name(s) not in installed)
+    if missing:
+        result.notes.append(
+            f"{len(missing)} tables listed in clinical_index were not in the clinical data source: "
+            f"{', '.join(missing[:10])}{' …' if len(missing) > 10 else ''}."
+        )

@@ -1,0 +1,358 @@
+"""Validation of caller SQL: the primary control between an assistant and the catalog.
+
+A query is accepted only when it is exactly one SELECT (or a set operation of SELECTs, WITH allowed)
+over catalog tables and CTEs, using only functions on an allowlist of pure scalar, aggregate, window,
+list, string and date functions. The SQL that runs is regenerated from the validated tree, with the
+row limit enforced by rewriting; the caller's text never reaches DuckDB.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect
+from sqlglot.errors import ParseError, TokenError
+from sqlglot.tokens import Token, TokenType
+
+from idc_mcp.sql.bounds import SQLRejected, bound_sizes, function_label, literal_int
+
+__all__ = [
+    "SQLRejected",
+    "TableNotInstalled",
+    "UnknownTable",
+    "ValidatedQuery",
+    "parse_one_statement",
+    "validate",
+]
+
+_DUCKDB = Dialect.get_or_raise("duckdb")
+
+MAX_SQL_CHARS = 20_000
+MAX_NESTING = 40
+MAX_NODES = 5_000
+
+# Typed sqlglot function nodes that are pure (no I/O, no settings, no unbounded generators).
+ALLOWED_FUNCTION_NODES: frozenset[str] = frozenset(
+    """
+    Abs Acos Acosh Asin Asinh Atan Atan2 Atanh Cbrt Ceil Cos Cosh Cot Degrees Exp Floor Ln Log Pi Pow
+    Radians Round Sign Sin Sinh Sqrt Tan Tanh Trunc Factorial IsInf IsNan Greatest Least Rand
+    Avg Count CountIf Sum Min Max Median Mode Quantile PercentileCont PercentileDisc ApproxDistinct
+    ApproxQuantile AnyValue ArgMax ArgMin First Last Stddev StddevPop StddevSamp Variance VariancePop
+    Corr CovarPop CovarSamp LogicalAnd LogicalOr GroupConcat ArrayAgg Kurtosis Skewness BitwiseAndAgg
+    BitwiseOrAgg BitwiseXorAgg RegrSlope RegrIntercept RegrR2 RegrCount
+    RowNumber Rank DenseRank PercentRank CumeDist Ntile Lag Lead FirstValue LastValue NthValue
+    Lower Upper Length Substring Concat ConcatWs Trim Replace Reverse Left Right Initcap Ascii Chr
+    StrPosition StartsWith EndsWith Contains Split SplitPart RegexpLike RegexpILike RegexpExtract
+    RegexpExtractAll RegexpReplace RegexpSplit RegexpFullMatch RegexpCount Levenshtein
+    JarowinklerSimilarity Soundex Translate Format Pad MD5 SHA SHA2 Hex Unhex Unicode BitLength ByteLength
+    Coalesce Nullif Case If Cast TryCast Try Typeof Collate Columns Exists
+    Array ArrayContains ArrayContainsAll ArrayOverlaps ArrayConcat ArrayDistinct ArrayFilter ArraySize
+    ArraySlice ArraySort ArrayReverse ArrayToString ArrayPosition ArrayAppend ArrayPrepend ArrayIntersect
+    ArrayExcept ArrayMax ArrayMin ArraySum ArrayAll ArrayAny ArrayFirst ArrayLast ArrayCompact
+    ArrayRemove Transform Unnest Explode Flatten List Struct StructExtract Map MapKeys MapSize
+    MapFromEntries VarMap ToMap
+    CurrentDate DateFromParts Date DateAdd DateSub DateDiff DateTrunc Day DayOfMonth DayOfWeek
+    DayOfWeekIso DayOfYear
+    Dayname Month Monthname Quarter Week WeekOfYear Year YearOfWeek Hour Minute Second Extract
+    StrToDate StrToTime TimeToStr TimeStrToTime TimeStrToDate TsOrDsToDate Timestamp TimestampTrunc
+    TimestampAdd TimestampSub TimestampDiff MakeInterval LastDay UnixToTime TimeToUnix Time Datetime
+    JSONExtract JSONExtractScalar JSONArray JSONObject JSONFormat ParseJSON JSONType JSONKeys
+    """.split()
+)
+
+# Functions sqlglot does not type (exp.Anonymous), by DuckDB name.
+ALLOWED_ANONYMOUS: frozenset[str] = frozenset(
+    """
+    abs ceil ceiling floor round sign sqrt cbrt exp ln log log10 log2 pow power mod greatest least
+    even gamma lgamma isnan isinf isfinite nextafter bit_count xor
+    count sum avg mean min max median mode quantile quantile_cont quantile_disc approx_count_distinct
+    any_value arg_max arg_min argmax argmin arbitrary first last stddev stddev_pop stddev_samp var_pop
+    var_samp variance corr covar_pop covar_samp bool_and bool_or string_agg group_concat listagg list
+    array_agg count_star product fsum sumkahan kahan_sum entropy histogram approx_quantile
+    row_number rank dense_rank percent_rank cume_dist ntile lag lead first_value last_value nth_value
+    lower upper lcase ucase length len strlen char_length character_length substring substr concat
+    concat_ws trim ltrim rtrim replace reverse left right initcap ascii chr instr position strpos
+    starts_with ends_with prefix suffix contains split string_split str_split string_split_regex
+    str_split_regex split_part regexp_matches regexp_full_match regexp_extract regexp_extract_all
+    regexp_replace regexp_split_to_array levenshtein damerau_levenshtein hamming jaccard jaro_similarity
+    jaro_winkler_similarity mismatches editdist3 like_escape ilike_escape not_like_escape
+    not_ilike_escape glob_match format printf md5 sha1 sha256 hash hex unhex unicode ord
+    bit_length octet_length strip_accents nfc_normalize array_to_string list_aggregate translate
+    coalesce ifnull nullif typeof try_cast
+    list_value list_pack array_value list_contains list_has array_contains array_has list_has_any
+    list_has_all array_has_any array_has_all list_concat array_concat list_cat array_cat list_distinct
+    array_distinct list_unique array_unique list_filter array_filter filter list_transform
+    array_transform apply list_apply array_apply list_sort array_sort
+    list_reverse_sort array_reverse_sort list_reverse array_reverse list_slice array_slice list_extract
+    array_extract list_element list_position array_position list_indexof array_indexof list_append
+    array_append list_prepend array_prepend array_length len list_count list_sum list_min list_max
+    list_avg list_first list_last list_any_value list_string_agg list_intersect array_intersect
+    list_has_all flatten unnest list_zip array_zip struct_pack struct_extract row map map_keys
+    map_values map_entries map_extract element_at cardinality list_where list_select list_grade_up
+    current_date today date_part datepart date_diff datediff date_sub datesub date_trunc datetrunc
+    date_add dayname monthname year month day dayofmonth dayofweek dayofyear week weekofyear
+    yearweek quarter hour minute second epoch epoch_ms strftime strptime try_strptime make_date
+    make_time make_timestamp to_days to_months to_years to_weeks to_hours to_minutes to_seconds age
+    last_day isodow isoyear era century decade millennium
+    json_extract json_extract_string json_extract_path json_extract_path_text json_type json_keys
+    json_array_length json_valid json_object json_array json_quote to_json json_structure
+    """.split()
+)
+
+# Statement and clause nodes that never belong in a read-only query.
+_FORBIDDEN_NODES: tuple[type[exp.Expression], ...] = tuple(
+    getattr(exp, name)
+    for name in (
+        "Insert Update Delete Merge Create Drop Alter AlterColumn Command Copy Set SetItem Pragma Use "
+        "Attach Detach Transaction Commit Rollback Describe Show Into LoadData Install Summarize "
+        "Placeholder Parameter SessionParameter Lateral Analyze Grant Revoke Export Kill "
+        "Cache Uncache Refresh TruncateTable Comment"
+    ).split()
+    if hasattr(exp, name)
+)
+
+_NODE_FRIENDLY = {
+    "Placeholder": "query parameters ($1, ?)",
+    "Parameter": "query parameters",
+    "Lateral": "LATERAL joins",
+    "Into": "SELECT ... INTO",
+}
+
+
+@dataclass(frozen=True)
+class ValidatedQuery:
+    """A validated query: `sql` is regenerated from the tree and carries the enforced LIMIT."""
+
+    sql: str
+    tree: exp.Expression
+    tables: tuple[str, ...]
+    limit: int
+
+
+_OPENERS = {TokenType.L_PAREN, TokenType.L_BRACKET, TokenType.L_BRACE}
+_CLOSERS = {TokenType.R_PAREN, TokenType.R_BRACKET, TokenType.R_BRACE}
+
+
+def _bracket_depth(tokens: list[Token]) -> int:
+    """Deepest nesting of (), [] and {} outside strings and comments (checked before the recursive parser)."""
+    depth = best = 0
+    for token in tokens:
+        if token.token_type in _OPENERS:
+            depth += 1
+            best = max(best, depth)
+        elif token.token_type in _CLOSERS:
+            depth -= 1
+    return best
+
+
+def _tree_depth(node: exp.Expression) -> int:
+    best = 0
+    stack = [(node, 1)]
+    while stack:
+        current, depth = stack.pop()
+        best = max(best, depth)
+        stack.extend((child, depth + 1) for child in current.iter_expressions())
+    return best
+
+
+def _visible_ctes(table: exp.Table) -> set[str]:
+    """Names of the CTEs in scope at `table` (lower case), following SQL scoping.
+
+    A CTE is visible in the body of the query that defines it and in the CTEs defined after it in the
+    same WITH, never outside that query: a name defined in a subquery must not vouch for a table of
+    the same name elsewhere (e.g. a system view or a file name).
+    """
+    visible: set[str] = set()
+    child: exp.Expression = table
+    node = table.parent
+    while node is not None:
+        with_ = node.args.get("with_") if isinstance(node, exp.Query) else None
+        if isinstance(with_, exp.With) and child is not with_:
+            visible.update(cte.alias_or_name.lower() for cte in with_.expressions)
+        elif isinstance(node, exp.With) and isinstance(child, exp.CTE):
+            for cte in node.expressions:
+                if cte is child:
+                    break
+                visible.add(cte.alias_or_name.lower())
+        child, node = node, node.parent
+    return visible
+
+
+def parse_one_statement(sql: str) -> exp.Expression:
+    """Parse exactly one statement (duckdb dialect), refusing anything else with a clear reason."""
+    if not isinstance(sql, str) or not sql.strip():
+        raise SQLRejected("The SQL is empty. Send one SELECT statement, e.g. SELECT * FROM index LIMIT 5.")
+    if len(sql) > MAX_SQL_CHARS:
+        raise SQLRejected(
+            f"The SQL is {len(sql):,} characters; the limit is {MAX_SQL_CHARS:,}. "
+            "Write a shorter query: filter with joins or IN (subquery) instead of long literal lists."
+        )
+    if "\x00" in sql:
+        raise SQLRejected("The SQL contains a NUL character. Send plain text SQL.")
+    try:
+        tokens = _DUCKDB.tokenize(sql)
+    except TokenError as exc:
+        message = str(exc).splitlines()[0][:300]
+        raise SQLRejected(f"The SQL could not be read: {message}. Check quotes and comments.") from exc
+    if _bracket_depth(tokens) > MAX_NESTING:
+        raise SQLRejected(
+            f"The SQL nests brackets more than {MAX_NESTING} deep. Flatten it, e.g. with WITH (CTEs)."
+        )
+    try:
+        statements = [s for s in _DUCKDB.parser().parse(tokens, sql) if s is not None]
+    except (ParseError, TokenError) as exc:
+        message = str(exc).splitlines()[0][:300]
+        raise SQLRejected(
+            f"The SQL could not be parsed: {message.rstrip('.')}. Check the syntax near that point."
+        ) from exc
+    except RecursionError as exc:
+        raise SQLRejected(
+            "The SQL is nested too deeply to parse. Flatten it, e.g. with WITH (CTEs)."
+        ) from exc
+    if len(statements) != 1:
+        raise SQLRejected(
+            f"Send exactly one statement; this text has {len(statements)}. "
+            "Remove the extra statements (and any ';' in the middle)."
+        )
+    return statements[0]
+
+
+def validate(
+    sql: str,
+    known_tables: Iterable[str],
+    max_rows: int,
+    not_installed: Iterable[str] = (),
+) -> ValidatedQuery:
+    """Validate caller SQL and return the SQL to run, with LIMIT max_rows + 1 enforced.
+
+    `known_tables` are the installed catalog tables; `not_installed` are tables idc-index-data knows
+    but that are not available yet (a reference to one gets an error naming `fetch_index`).
+    """
+    tree = parse_one_statement(sql)
+    root = tree.this if isinstance(tree, exp.Subquery) and not tree.alias else tree
+    if not isinstance(root, exp.Select | exp.SetOperation):
+        kind = "a bare name" if isinstance(root, exp.Column) else type(root).__name__.upper()
+        raise SQLRejected(
+            f"Only read-only SELECT queries are allowed; this statement is {kind}. "
+            "Write a SELECT (WITH ... SELECT and UNION/INTERSECT/EXCEPT are fine)."
+        )
+    if _tree_depth(root) > 4 * MAX_NESTING:
+        raise SQLRejected("The query is nested too deeply. Flatten it with WITH (CTEs).")
+    node_count = 0
+    for node in root.walk():
+        node_count += 1
+        if node_count > MAX_NODES:
+            raise SQLRejected(
+                f"The query has more than {MAX_NODES:,} syntax nodes. Split it or use shorter lists."
+            )
+        if isinstance(node, _FORBIDDEN_NODES):
+            name = type(node).__name__
+            friendly = _NODE_FRIENDLY.get(name, name.upper())
+            raise SQLRejected(f"{friendly} is not allowed: only read-only SELECT queries run here.")
+        if isinstance(node, exp.With) and node.args.get("recursive"):
+            raise SQLRejected("WITH RECURSIVE is not allowed. Use a plain WITH or joins instead.")
+        if isinstance(node, exp.Func) and not isinstance(node, exp.Binary | exp.Connector):
+            _check_function(node)
+
+    known = {t.lower(): t for t in known_tables}
+    missing = {t.lower(): t for t in not_installed}
+    used: list[str] = []
+    for table in root.find_all(exp.Table):
+        _check_table(table, known, missing)
+        name = table.name.lower()
+        if name in known and known[name] not in used:
+            used.append(known[name])
+
+    limited = _enforce_limit(bound_sizes(root), max_rows)
+    # Comments are dropped: only the validated tree, nothing the caller hid around it, is executed.
+    sql_out = limited.sql(dialect="duckdb", comments=False)
+    return ValidatedQuery(sql=sql_out, tree=limited, tables=tuple(used), limit=max_rows)
+
+
+def _check_function(node: exp.Func) -> None:
+    if isinstance(node, exp.Anonymous):
+        name = str(node.name).lower()
+        if name in ALLOWED_ANONYMOUS:
+            return
+        raise SQLRejected(
+            f"Function {name}() is not allowed. Only pure scalar, aggregate, window, list, string and "
+            "date functions may be used (no file, URL, settings or table functions). "
+            "Rewrite the query without it."
+        )
+    if type(node).__name__ in ALLOWED_FUNCTION_NODES:
+        return
+    raise SQLRejected(
+        f"Function {function_label(node)}() is not allowed here (file access, table functions, "
+        "generators and settings are refused). Use plain SELECTs over the catalog tables."
+    )
+
+
+def _check_table(table: exp.Table, known: dict[str, str], missing: dict[str, str]) -> None:
+    if not isinstance(table.this, exp.Identifier):
+        label = table.this.sql(dialect="duckdb")[:80] if table.this else "?"
+        raise SQLRejected(
+            f"Table functions and file or URL reads are not allowed in FROM ({label}). "
+            "Query the catalog tables by name; list_tables() shows them."
+        )
+    if table.args.get("db") or table.args.get("catalog"):
+        raise SQLRejected(
+            f"Qualified table names ({table.sql(dialect='duckdb')}) are not allowed. "
+            f"Use the bare table name, e.g. FROM {table.name}."
+        )
+    name = table.name.lower()
+    if name in known or name in _visible_ctes(table):
+        return
+    if name in missing:
+        raise TableNotInstalled(missing[name])
+    raise UnknownTable(table.name)
+
+
+class UnknownTable(SQLRejected):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Table {name!r} does not exist.")
+        self.table = name
+
+
+class TableNotInstalled(SQLRejected):
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f'Table {name!r} is an IDC index that is not installed yet. Call fetch_index("{name}") '
+            "first, then run the query again."
+        )
+        self.table = name
+
+
+def _enforce_limit(root: exp.Expression, max_rows: int) -> exp.Expression:
+    """Cap the rows the query can return at max_rows + 1 (the extra row tells us it was truncated).
+
+    A smaller literal LIMIT (or FETCH FIRST n ROWS) is kept; LIMIT ALL, NULL or a larger number is
+    replaced. A LIMIT that is not a plain row count (an expression, a subquery, PERCENT, WITH TIES) is
+    kept as written and the query is wrapped in an outer SELECT with the cap.
+    """
+    cap = max_rows + 1
+    limit = root.args.get("limit")
+    if limit is None:
+        root.set("limit", exp.Limit(expression=exp.Literal.number(cap)))
+        return root
+    options = limit.args.get("limit_options")
+    plain = options is None or not (options.args.get("percent") or options.args.get("with_ties"))
+    value = limit.args.get("count") if isinstance(limit, exp.Fetch) else limit.expression
+    if isinstance(limit, exp.Fetch) and value is None:
+        value = exp.Literal.number(1)  # FETCH FIRST ROW ONLY: one row
+    current = literal_int(value)
+    if plain and isinstance(limit, exp.Limit | exp.Fetch) and (current is not None or _is_limit_all(value)):
+        rows = cap if current is None or current < 0 else min(current, cap)
+        root.set("limit", exp.Limit(expression=exp.Literal.number(rows)))
+        return root
+    return exp.select("*").from_(root.subquery("_limited", copy=False)).limit(cap)
+
+
+def _is_limit_all(value: exp.Expression | None) -> bool:
+    """LIMIT ALL / LIMIT NULL / FETCH FIRST ROWS ONLY (no count) / a negative literal mean no limit."""
+    if value is None or isinstance(value, exp.Null):
+        return True
+    if isinstance(value, exp.Neg) and literal_int(value.this) is not None:
+        return True
+    return isinstance(value, exp.Var | exp.Column) and value.name.upper() == "ALL"

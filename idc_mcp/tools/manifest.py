@@ -1,0 +1,172 @@
+"""export_manifest: an s5cmd manifest or a CSV of a selection, inline or written inside the download root.
+
+s5cmd lines are `cp s3://<bucket>/<crdc_series_uuid>/* .` (the series' `series_aws_url`), run with
+`s5cmd --no-sign-request --endpoint-url <endpoint> run <file>`. Files are written atomically (temp file
++ rename) and only inside the download root; a directory or a symlink is never replaced.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import tempfile
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from idc_mcp import files
+from idc_mcp.catalog.database import Catalog
+from idc_mcp.tools.selection import Selection, resolve_selection, selection_where
+
+ManifestFormat = Literal["s5cmd", "csv"]
+MAX_INLINE_SERIES = 200
+MAX_INLINE_BYTES = 64 * 1024
+CSV_COLUMNS = (
+    "SeriesInstanceUID",
+    "collection_id",
+    "PatientID",
+    "StudyInstanceUID",
+    "Modality",
+    "license_short_name",
+    "series_size_MB",
+    "series_aws_url",
+)
+
+
+class ManifestError(ValueError):
+    """The manifest cannot be produced as asked; the message says what to pass instead."""
+
+
+class Manifest(BaseModel):
+    format: ManifestFormat
+    series_count: int
+    total_size_MB: float
+    endpoint_url: str = Field(description="S3 endpoint the s3:// URLs are served from (anonymous access)")
+    run_command: str = Field(description="how to download with this manifest")
+    path: str | None = Field(description="the file written (inside the download root), or null when inline")
+    bytes: int = Field(description="size of the manifest text")
+    content: str | None = Field(description="the manifest itself when returned inline")
+    summary: str
+
+
+def render(
+    catalog: Catalog, selection: Selection, fmt: ManifestFormat, endpoint_url: str
+) -> tuple[str, int, float]:
+    """(manifest text, series count, total MB) for a selection."""
+    if fmt not in ("s5cmd", "csv"):
+        raise ManifestError(f"format must be 's5cmd' or 'csv', not {fmt!r}.")
+    resolved = resolve_selection(catalog, selection)
+    where, params = selection_where(resolved)
+    rows = catalog.execute(
+        f"SELECT {', '.join(CSV_COLUMNS)} FROM index WHERE {where} "
+        "ORDER BY collection_id, PatientID, StudyInstanceUID, SeriesInstanceUID",
+        params,
+    ).rows
+    total = float(sum(r[6] or 0 for r in rows))
+    if fmt == "s5cmd":
+        header = [
+            f"# IDC s5cmd manifest: {len(rows)} series, {total:,.1f} MB; anonymous access.",
+            f"# Endpoint: {endpoint_url}",
+            f"# Run: s5cmd --no-sign-request --endpoint-url {endpoint_url} run <this file>",
+        ]
+        text = "\n".join(header + [f"cp {r[7]} ." for r in rows]) + "\n"
+    else:
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(CSV_COLUMNS)
+        writer.writerows(rows)
+        text = out.getvalue()
+    return text, len(rows), total
+
+
+def write_atomically(download_root: Path, requested: str, text: str) -> Path:
+    """Write `text` to `requested` (relative to, or absolute inside, the download root) via temp + rename."""
+    try:
+        return _write(download_root, requested, text)
+    except OSError as exc:  # e.g. a name too long, a parent that is a file, no permission
+        raise ManifestError(
+            f"Cannot write {requested!r} in the download root: {exc.strerror or exc}. "
+            "Give a short file name in a folder that is not a file, e.g. 'manifests/cohort.txt'."
+        ) from exc
+
+
+def _write(download_root: Path, requested: str, text: str) -> Path:
+    named = Path(requested).expanduser()
+    named = named if named.is_absolute() else files.download_root(download_root) / named
+    if named.is_symlink():
+        raise files.PathRefused(
+            f"Refusing to write {requested!r}: it is a symbolic link. Give another file name."
+        )
+    target = files.resolve_inside(download_root, requested)
+    # 'manifests/' names a folder even before it exists: never write a file called 'manifests'.
+    names_folder = requested.endswith(("/", os.sep))
+    if names_folder or target == files.download_root(download_root) or target.is_dir():
+        raise ManifestError(
+            f"path {requested!r} is a folder; give a file name inside it, "
+            f"e.g. '{requested.rstrip('/')}/manifest.txt'."
+        )
+    if not target.name or target.name in (".", ".."):
+        raise ManifestError(f"path {requested!r} does not name a file; give e.g. 'manifests/lung_ct.s5cmd'.")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    final = files.ensure_inside(download_root, target)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        # Checked again just before the rename: a folder or link swapped in meanwhile is not replaced.
+        if final.is_dir() or final.is_symlink():
+            raise ManifestError(f"{str(final)!r} became a folder or link; not overwritten.")
+        os.replace(tmp, final)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return final
+
+
+def export_manifest(
+    catalog: Catalog,
+    selection: Selection,
+    fmt: ManifestFormat,
+    path: str | None,
+    download_root: Path,
+    endpoint_url: str,
+) -> Manifest:
+    text, count, total = render(catalog, selection, fmt, endpoint_url)
+    size = len(text.encode())
+    run = (
+        f"s5cmd --no-sign-request --endpoint-url {endpoint_url} run <manifest file>"
+        if fmt == "s5cmd"
+        else "CSV for review or your own tooling; use format='s5cmd' for a download manifest."
+    )
+    if path is None or not path.strip():
+        if count > MAX_INLINE_SERIES or size > MAX_INLINE_BYTES:
+            raise ManifestError(
+                f"The manifest has {count:,} series ({size / 1024:,.0f} KiB); inline replies hold at most "
+                f"{MAX_INLINE_SERIES} series / {MAX_INLINE_BYTES // 1024} KiB. Pass path='manifests/<name>."
+                f"{'txt' if fmt == 's5cmd' else 'csv'}' to write it inside the download root."
+            )
+        return Manifest(
+            format=fmt,
+            series_count=count,
+            total_size_MB=round(total, 3),
+            endpoint_url=endpoint_url,
+            run_command=run,
+            path=None,
+            bytes=size,
+            content=text,
+            summary=f"{fmt} manifest of {count:,} series ({total:,.1f} MB), inline.",
+        )
+    written = write_atomically(download_root, path, text)
+    return Manifest(
+        format=fmt,
+        series_count=count,
+        total_size_MB=round(total, 3),
+        endpoint_url=endpoint_url,
+        run_command=run.replace("<manifest file>", str(written)),
+        path=str(written),
+        bytes=size,
+        content=None,
+        summary=f"Wrote the {fmt} manifest of {count:,} series ({total:,.1f} MB) to {written}.",
+    )

@@ -1,0 +1,124 @@
+"""The `query` tool's logic: validate, run, bound the reply, and explain errors and empty results."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+from pydantic import BaseModel, Field
+
+from idc_mcp.catalog.database import Catalog, QueryTimeout
+from idc_mcp.catalog.schemas import all_tables
+from idc_mcp.diagnostics import explain
+from idc_mcp.indices import fetch
+from idc_mcp.sql import guard
+from idc_mcp.sql.json_values import cut_cell, json_safe, json_size
+
+MAX_ROWS_CAP = 1_000
+MAX_REPLY_BYTES = 256 * 1024
+
+
+class QueryError(ValueError):
+    """A query failed; the message tells the assistant what to change."""
+
+
+class QueryResult(BaseModel):
+    columns: list[str] = Field(description="column names, in order")
+    rows: list[dict[str, Any]] = Field(description="one object per row, column -> value (JSON-safe)")
+    row_count: int = Field(description="rows returned in this reply")
+    truncated: bool = Field(description="true when more rows exist or the reply was cut to fit")
+    diagnostics: list[str] = Field(default_factory=list, description="hints when something looks wrong")
+    executed_sql: str = Field(description="the validated SQL that ran (with the enforced LIMIT)")
+
+
+def not_installed_tables(catalog: Catalog) -> list[str]:
+    installed = set(catalog.installed_tables())
+    return [name for name in all_tables() if name not in installed]
+
+
+def validate_for(catalog: Catalog, sql: str, max_rows: int) -> guard.ValidatedQuery:
+    """Validate caller SQL against this catalog, turning table mistakes into repair hints."""
+    installed = catalog.installed_tables()
+    try:
+        return guard.validate(sql, installed, max_rows, not_installed_tables(catalog))
+    except guard.UnknownTable as exc:
+        if clinical := fetch.clinical_not_installed(exc.table, installed):
+            raise QueryError(clinical) from exc
+        raise QueryError(explain.unknown_table_message(catalog, exc.table, sql)) from exc
+    except guard.TableNotInstalled as exc:
+        raise QueryError(fetch.not_installed_message(catalog.settings, exc.table)) from exc
+    except guard.SQLRejected as exc:
+        raise QueryError(str(exc)) from exc
+
+
+def run_query(catalog: Catalog, sql: str, max_rows: int = 100) -> QueryResult:
+    if not isinstance(max_rows, int) or max_rows < 1 or max_rows > MAX_ROWS_CAP:
+        raise QueryError(f"max_rows must be between 1 and {MAX_ROWS_CAP}; got {max_rows!r}.")
+    validated = validate_for(catalog, sql, max_rows)
+    try:
+        output = catalog.execute(validated.sql)
+    except QueryTimeout as exc:
+        raise QueryError(
+            f"{exc}. Narrow the query: filter on collection_id or Modality first, avoid cross joins, "
+            "and aggregate instead of listing rows."
+        ) from exc
+    except duckdb.Error as exc:
+        raise QueryError(explain.explain_error(catalog, validated, exc)) from exc
+
+    notes: list[str] = []
+    rows = output.rows
+    truncated = len(rows) > max_rows
+    rows = rows[:max_rows]
+    if truncated:
+        notes.append(
+            f"Only the first {max_rows} rows are shown. Add filters, aggregate (GROUP BY), or raise max_rows "
+            f"(up to {MAX_ROWS_CAP})."
+        )
+    columns = _unique_names(output.columns)
+    records: list[dict[str, Any]] = []
+    size = 0
+    cells_cut = False
+    for row in rows:
+        record: dict[str, Any] = {}
+        for name, value in zip(columns, row, strict=True):
+            safe, was_cut = cut_cell(json_safe(value))
+            cells_cut |= was_cut
+            record[name] = safe
+        size += json_size(record)
+        if size > MAX_REPLY_BYTES:
+            truncated = True
+            notes.append(
+                f"The reply was cut at {len(records)} rows to stay under {MAX_REPLY_BYTES // 1024} KB. "
+                "Select fewer or narrower columns, or fewer rows."
+            )
+            break
+        records.append(record)
+    if cells_cut:
+        notes.append(
+            "Some long values were cut (marked '…[cut: …]'). Select substr(column, 1, n) or fewer columns."
+        )
+    if (not records and not truncated) or explain.counts_nothing(validated, records):
+        notes.extend(explain.explain_empty(catalog, validated))
+    elif records:
+        notes.extend(explain.explain_related(catalog, validated))
+    return QueryResult(
+        columns=columns,
+        rows=records,
+        row_count=len(records),
+        truncated=truncated,
+        diagnostics=notes,
+        executed_sql=validated.sql,
+    )
+
+
+def _unique_names(names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    unique = []
+    for name in names:
+        if name in seen:
+            seen[name] += 1
+            unique.append(f"{name}_{seen[name]}")
+        else:
+            seen[name] = 0
+            unique.append(name)
+    return unique
