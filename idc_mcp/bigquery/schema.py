@@ -118,7 +118,14 @@ class SchemaCache:
         return sorted(names, key=_release_order)
 
     def missing_table_message(self, backend: Backend, ref: TableRef) -> str:
-        releases = self.releases(backend)
+        try:
+            releases = self.releases(backend)
+            tables = self.tables_of(backend, ref.dataset) if ref.dataset in releases else []
+        except BigQueryJobError:  # listing may be denied: still say what was not found
+            return (
+                f"Table `{ref.full_name}` was not found. Check the dataset (idc_current or idc_v<N>) and "
+                "the table name; describe_bigquery_table('idc_current') lists IDC's tables."
+            )
         if ref.dataset not in releases:
             versions = [r for r in releases if r != "idc_current"]
             span = f"{versions[0]} ... {versions[-1]}" if versions else "none found"
@@ -126,7 +133,6 @@ class SchemaCache:
                 f"Dataset `{PUBLIC_PROJECT}.{ref.dataset}` does not exist. IDC's datasets are idc_current "
                 f"(the newest release) and idc_v<N> ({span})."
             )
-        tables = self.tables_of(backend, ref.dataset)
         near = closest(ref.table, tables, limit=5)
         hint = f" Nearest: {', '.join(near)}." if near else ""
         return (
