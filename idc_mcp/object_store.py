@@ -147,6 +147,25 @@ def list_objects(client: Any, bucket: str, prefix: str, limit: int | None = None
     return found
 
 
+def get_bytes(client: Any, bucket: str, key: str, start: int | None = None, end: int | None = None) -> bytes:
+    """One GET of an object, or of bytes [start, end) with a Range request; ObjectError when asking again
+    will not help. The caller checks the length it expected (a cut body is retried by `with_retries`)."""
+    kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
+    if start is not None and end is not None:
+        kwargs["Range"] = f"bytes={start}-{end - 1}"
+    try:
+        reply = client.get_object(**kwargs)
+    except bce.ClientError as exc:
+        if not _retryable(exc):
+            raise ObjectError(f"s3://{bucket}/{key}: {_describe(exc)}") from exc
+        raise
+    body = reply["Body"]
+    try:
+        return body.read()
+    finally:
+        body.close()
+
+
 def stream_object(
     client: Any,
     bucket: str,
