@@ -147,19 +147,25 @@ def list_objects(client: Any, bucket: str, prefix: str, limit: int | None = None
     return found
 
 
-def get_bytes(client: Any, bucket: str, key: str, start: int | None = None, end: int | None = None) -> bytes:
-    """One GET of an object, or of bytes [start, end) with a Range request; ObjectError when asking again
-    will not help. The caller checks the length it expected (a cut body is retried by `with_retries`)."""
+def _body(client: Any, bucket: str, key: str, byte_range: str | None = None) -> Any:
+    """The streaming body of a GET; ObjectError for a missing or forbidden object (asking again will
+    not help), retryable errors as raised."""
     kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
-    if start is not None and end is not None:
-        kwargs["Range"] = f"bytes={start}-{end - 1}"
+    if byte_range:
+        kwargs["Range"] = byte_range
     try:
-        reply = client.get_object(**kwargs)
+        return client.get_object(**kwargs)["Body"]
     except bce.ClientError as exc:
         if not _retryable(exc):
             raise ObjectError(f"s3://{bucket}/{key}: {_describe(exc)}") from exc
         raise
-    body = reply["Body"]
+
+
+def get_bytes(client: Any, bucket: str, key: str, start: int | None = None, end: int | None = None) -> bytes:
+    """One GET of an object, or of bytes [start, end) with a Range request; ObjectError when asking again
+    will not help. The caller checks the length it expected (a cut body is retried by `with_retries`)."""
+    byte_range = f"bytes={start}-{end - 1}" if start is not None and end is not None else None
+    body = _body(client, bucket, key, byte_range)
     try:
         return body.read()
     finally:
@@ -178,13 +184,7 @@ def stream_object(
 
     A missing or forbidden object raises ObjectError (asking again will not help); cancellation is
     seen between chunks. The caller compares size and MD5 with the listing (TransferMismatch)."""
-    try:
-        reply = client.get_object(Bucket=bucket, Key=key)
-    except bce.ClientError as exc:
-        if not _retryable(exc):
-            raise ObjectError(f"s3://{bucket}/{key}: {_describe(exc)}") from exc
-        raise
-    body = reply["Body"]
+    body = _body(client, bucket, key)
     digest = hashlib.md5(usedforsecurity=False)
     written = 0
     try:
