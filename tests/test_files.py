@@ -126,7 +126,7 @@ def test_write_text_inside_refuses_paths_outside_the_root(tmp_path):
     assert not (tmp_path / "b.txt").exists()
 
 
-def test_file_lock_excludes_other_holders_in_threads_and_processes(tmp_path):
+def test_file_lock_excludes_other_lock_objects_and_other_threads(tmp_path):
     lock_path = tmp_path / "sub" / ".x.lock"  # the folder is created on demand
     with file_lock(lock_path):
         with pytest.raises(filelock.Timeout):

@@ -51,6 +51,13 @@ def _plans(catalog, uids):
     return plan_series(catalog, resolve_selection(catalog, Selection(series_uids=uids)), DEFAULT_TEMPLATE)
 
 
+def _outcome(destination: Path, series: list[SeriesFiles], sources: dict) -> Outcome:
+    """What the engine hands the download tool after a run (nothing to transfer: only licenses matter)."""
+    return Outcome(
+        destination=destination, series=series, sources=sources, files_total=0, bytes_total=0, files_skipped=0
+    )
+
+
 def _sidecars(catalog, plans, folder: Path, kind: str) -> dict[str, str]:
     """Write the provenance files for `plans` into `folder`; the LICENSE_ or CITATION_ text per collection."""
     folder.mkdir(exist_ok=True)
@@ -103,7 +110,7 @@ def test_every_license_value_gets_one_verdict_in_check_licenses_download_and_lic
 
         plans = _plans(catalog, [uid])
         sources = provenance.lookup_sources(catalog, plans)
-        outcome = Outcome(tmp_path, [SeriesFiles(plans[0], [])], sources, 0, 0, 0)
+        outcome = _outcome(tmp_path, [SeriesFiles(plans[0], [])], sources)
         (summary,) = to_result(outcome).licenses
         download = (summary.commercial_use, summary.license_url)
 
@@ -135,7 +142,7 @@ def test_download_next_step_follows_the_policy_not_one_license_name(catalog, tmp
         (["CC BY 3.0", "CC BY-NC 4.0"], "CC BY-NC 4.0"),
     ):
         plans = _plans(catalog, [by_name[n] for n in names])
-        outcome = Outcome(tmp_path, [SeriesFiles(p, []) for p in plans], {}, 0, 0, 0)
+        outcome = _outcome(tmp_path, [SeriesFiles(p, []) for p in plans], {})
         step = to_result(outcome).next_step
         assert ("Not for commercial use" in step) == bool(warned), step
         assert "CC BY 3.0" not in step
