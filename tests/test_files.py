@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -149,3 +151,28 @@ def _try(path: Path) -> bool:
 
 def test_free_bytes_of_a_folder_not_yet_created_is_that_of_its_nearest_existing_ancestor(tmp_path):
     assert free_bytes(tmp_path / "not" / "yet") == pytest.approx(shutil.disk_usage(tmp_path).free, rel=0.01)
+
+
+def test_file_lock_excludes_another_process(tmp_path):
+    # The catalog build and index fetches rely on this between servers started side by side.
+    lock_path = tmp_path / ".x.lock"
+    code = (
+        "import pathlib, sys; from idc_mcp.files import file_lock; "
+        "lock = file_lock(pathlib.Path(sys.argv[1])); lock.acquire(); print('held', flush=True); "
+        "sys.stdin.read()"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code, str(lock_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        assert not _try(lock_path)
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(60)
+    assert _try(lock_path)
