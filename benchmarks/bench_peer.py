@@ -88,9 +88,7 @@ async def _call(client: Client, tool: str, sql: str) -> float:
     return elapsed
 
 
-async def stdio_session(
-    params: StdioServerParameters, tool: str, diagnosed: bool = False
-) -> dict[str, Any]:
+async def stdio_session(params: StdioServerParameters, tool: str, diagnosed: bool = False) -> dict[str, Any]:
     """Cold start to first answer, then two passes of the typical queries; peak RSS of the tree."""
     with TreeSampler() as sampler:
         started = time.perf_counter()
@@ -131,9 +129,18 @@ def _mixed_calls(rng: random.Random, n: int) -> list[tuple[str, dict[str, Any], 
         [("query", {"sql": sql, "max_rows": 100}, True) for _, sql in WORKLOAD]
         + [("query", {"sql": sql, "max_rows": 20}, False) for sql in FLAWED + DIAGNOSED]
         + [("query", {"sql": sql}, False) for sql in HOSTILE]
-        + [("describe_table", {"table": "index"}, True), ("describe_table", {"table": "collections_index"}, True)]
+        + [
+            ("describe_table", {"table": "index"}, True),
+            ("describe_table", {"table": "collections_index"}, True),
+        ]
         + [("check_licenses", {"collection_ids": ["tcga_luad"]}, True)]
-        + [("check_licenses", {"collection_ids": ["tcga_brca", "rider_pilot"], "analysis_results": "exclude"}, True)]
+        + [
+            (
+                "check_licenses",
+                {"collection_ids": ["tcga_brca", "rider_pilot"], "analysis_results": "exclude"},
+                True,
+            )
+        ]
     )
     return [rng.choice(kinds) for _ in range(n)]
 
@@ -170,9 +177,10 @@ async def _load(url: str, clients: int, calls: int, trivial: bool, seed: int) ->
 async def _stall_check(url: str, timeout_s: float) -> dict[str, Any]:
     """Latency of good queries from one client while another runs a slow hostile query."""
     good: list[float] = []
-    async with Client(url, mode="legacy", read_timeout_seconds=120) as hostile, Client(
-        url, mode="legacy", read_timeout_seconds=120
-    ) as other:
+    async with (
+        Client(url, mode="legacy", read_timeout_seconds=120) as hostile,
+        Client(url, mode="legacy", read_timeout_seconds=120) as other,
+    ):
         for _, sql in TYPICAL:  # warm: the same queries answered once before
             await other.call_tool("query", {"sql": sql})
         baseline = []
@@ -254,7 +262,9 @@ def _verdict(ok: bool) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--peer-command", help="the peer's idc-mcp command (skipped when absent)")
     parser.add_argument("--starts", type=int, default=3, help="server starts per side, alternating")
     parser.add_argument("--clients", type=int, default=50)
@@ -325,12 +335,17 @@ def main() -> int:
         failures = http["floor"]["failures"] + http["mixed"]["failures"]
         p50_floor, p50, p99 = _q(floor, 0.5), _q(mixed, 0.5), _q(mixed, 0.99)
         print(f"\n== streamable HTTP, {args.clients} clients x {args.calls} calls ==")
-        print(f"trivial calls (SELECT 1): p50 {_ms(p50_floor)}, p99 {_ms(_q(floor, 0.99))}, {len(floor)} calls")
+        print(
+            f"trivial calls (SELECT 1): p50 {_ms(p50_floor)}, p99 {_ms(_q(floor, 0.99))}, {len(floor)} calls"
+        )
         print(f"mixed calls: p50 {_ms(p50)}, p99 {_ms(p99)}, {len(mixed)} calls, {len(failures)} failures")
         for failure in failures[:5]:
             print(f"  failure: {failure}")
         print(f"  p50 / trivial p50 = {p50 / p50_floor:.2f}x (<= 1.5x {_verdict(p50 / p50_floor <= 1.5)})")
-        print(f"  p99 {_ms(p99)} (<= 2 s {_verdict(p99 <= 2)}); failures {len(failures)} (0 {_verdict(not failures)})")
+        print(
+            f"  p99 {_ms(p99)} (<= 2 s {_verdict(p99 <= 2)}); "
+            f"failures {len(failures)} (0 {_verdict(not failures)})"
+        )
         print(
             f"  peak RSS of the server tree {http['peak_tree_mib']:.0f} MiB (< 1 GiB "
             f"{_verdict(http['peak_tree_mib'] < 1024)}); after the load {http['rss_after_mib']:.0f} MiB"
