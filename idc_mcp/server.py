@@ -25,7 +25,7 @@ from idc_mcp import __version__, preview
 from idc_mcp import download as dl
 from idc_mcp.bigquery import service as bigquery
 from idc_mcp.catalog.database import get_catalog
-from idc_mcp.catalog.executor import CancelToken, current_token
+from idc_mcp.catalog.executor import CancelToken, ExecutorError, current_token
 from idc_mcp.catalog.schemas import all_tables
 from idc_mcp.config import load_settings
 from idc_mcp.docs import prompts, resources
@@ -79,6 +79,7 @@ _ASSISTANT_ERRORS = (
     fetch.IndexFetchError,
     bigquery.BigQueryError,
     preview.PreviewError,
+    ExecutorError,  # a timeout, the memory limit or a failed query inside a tool: the message says which
 )
 
 

@@ -50,6 +50,7 @@ START_TIMEOUT_S = 600.0  # a first-ever start builds the catalog before the work
 RECYCLE_RSS_BYTES = 400 * 2**20
 # A query in flight when another query's worker was killed runs again, at most this many times.
 MAX_INNOCENT_RETRIES = 3
+MAX_CONCURRENT = 8  # queries running at once in the worker (its thread pool); more wait in the server
 WATCH_S = 0.01  # how often deadlines and the worker's resident memory are checked
 ADDRESS_SPACE_FACTOR = 3  # the worker's RLIMIT_AS allowance, as a multiple of its resident-memory limit
 
@@ -173,6 +174,7 @@ class _Process:
             "settings": settings,
             "files": {name: str(p) for name, p in files.items()},
             "address_space_bytes": address_space_bytes,
+            "threads": MAX_CONCURRENT,
             "log_level": logging.getLogger("idc_mcp").getEffectiveLevel(),
         }
         assert self.popen.stdin is not None
@@ -216,6 +218,7 @@ class Executor:
         self._lock = threading.RLock()
         self._process: _Process | None = None
         self._closed = False
+        self._slots = threading.BoundedSemaphore(MAX_CONCURRENT)
         self._start()
 
     # -- life cycle ----------------------------------------------------------------------------------
@@ -285,6 +288,11 @@ class Executor:
         token = current_token.get()
         if token is not None and token.cancelled:
             raise QueryCancelled("the call was cancelled")
+        # At most MAX_CONCURRENT queries are in the worker, so each one's deadline runs from when it
+        # starts there; the others wait here (still cancellable).
+        while not self._slots.acquire(timeout=0.1):
+            if token is not None and token.cancelled:
+                raise QueryCancelled("the call was cancelled")
         request = _Request(next(self._ids), sql, params, timeout_s)
         if token is not None:
             token._add(request.id, self)
@@ -292,6 +300,7 @@ class Executor:
             self._submit(request)
             return request.future.result()
         finally:
+            self._slots.release()
             if token is not None:
                 token._remove(request.id)
 

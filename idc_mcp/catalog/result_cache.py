@@ -7,12 +7,16 @@ caller's exact text to that key, so a repeat skips parsing too; it is only a sho
 
 Bounded in bytes (each entry counted by its JSON size), least recently used first out; a reply whose
 diagnostics were cut short by their time budget is never stored, so a busy moment is not pinned.
+Concurrent callers of one key compute it once (`single_flight`): fifty clients asking the same
+question start one query and one diagnosis, not fifty.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -53,6 +57,7 @@ class ResultCache(Generic[V]):
         self._texts: OrderedDict[TextKey, ResultKey] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
+        self._flights: dict[ResultKey, tuple[threading.Lock, int]] = {}
         self.hits = 0
         self.misses = 0
 
@@ -103,6 +108,23 @@ class ResultCache(Generic[V]):
                 while len(self._texts) > MAX_TEXT_KEYS:
                     self._texts.popitem(last=False)
         return True
+
+    @contextmanager
+    def single_flight(self, key: ResultKey) -> Iterator[None]:
+        """One computation per key at a time: concurrent callers of a key wait, then find it stored."""
+        with self._lock:
+            lock, users = self._flights.get(key, (threading.Lock(), 0))
+            self._flights[key] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._lock:
+                lock, users = self._flights[key]
+                if users == 1:
+                    del self._flights[key]
+                else:
+                    self._flights[key] = (lock, users - 1)
 
     def clear(self) -> None:
         with self._lock:

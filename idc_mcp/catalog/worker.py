@@ -38,7 +38,7 @@ _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # list of a million structs (25 MB in DuckDB) became 1.3 GB of Python objects and took 20 s. Results
 # with nested columns are converted a few rows at a time and refused above this many Python bytes.
 MAX_NESTED_PYTHON_BYTES = 160 * 1024 * 1024
-# Queries run at once in one worker; more wait in its queue (each thread reserves stack space).
+# Queries run at once in one worker (the server sends no more than that; each thread reserves stack).
 MAX_CONCURRENT = 8
 
 
@@ -173,7 +173,13 @@ class Worker:
     exhausted the address space, no new thread could be started.
     """
 
-    def __init__(self, conn: duckdb.DuckDBPyConnection, facts: dict[str, Any], channel: Connection) -> None:
+    def __init__(
+        self,
+        conn: duckdb.DuckDBPyConnection,
+        facts: dict[str, Any],
+        channel: Connection,
+        threads: int = MAX_CONCURRENT,
+    ) -> None:
         self.conn = conn
         self.extra: dict[str, str] = facts["extra"]
         self.channel = channel
@@ -183,7 +189,7 @@ class Worker:
         self._running: dict[int, tuple[duckdb.DuckDBPyConnection, float]] = {}
         self._cancelled: set[int] = set()
         self._queue: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
-        for i in range(MAX_CONCURRENT):
+        for i in range(threads):
             threading.Thread(target=self._serve_queue, name=f"query-{i}", daemon=True).start()
         threading.Thread(target=self._interrupt_late, name="deadlines", daemon=True).start()
 
@@ -332,7 +338,7 @@ def main() -> int:
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises it on the next query
         channel.send(("failed", f"{type(exc).__name__}: {exc}"))
         return 1
-    worker = Worker(conn, facts, channel)
+    worker = Worker(conn, facts, channel, start.get("threads", MAX_CONCURRENT))
     # Capped once open, with its threads started: the open itself (and a first-ever build, in its own
     # process) is ours; what queries allocate is bounded.
     _limit_address_space(start["address_space_bytes"])

@@ -60,12 +60,13 @@ def run_query(catalog: Catalog, sql: str, max_rows: int = 100) -> QueryResult:
         return cached
     validated = validate_for(catalog, sql, max_rows)
     key = catalog.result_key(validated.sql, max_rows)
-    if (cached := catalog.results.get(key)) is not None:
-        catalog.results.put(key, cached, catalog.results.entry_bytes(key), text_key)
-        return cached
-    result, nbytes, complete = _run_validated(catalog, validated, max_rows)
-    if complete:
-        catalog.results.put(key, result, nbytes, text_key)
+    with catalog.results.single_flight(key):
+        if (cached := catalog.results.get(key)) is not None:
+            catalog.results.put(key, cached, catalog.results.entry_bytes(key), text_key)
+            return cached
+        result, nbytes, complete = _run_validated(catalog, validated, max_rows)
+        if complete:
+            catalog.results.put(key, result, nbytes, text_key)
     return result
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -123,6 +124,7 @@ def _is_simple_type(dtype: str) -> bool:
 
 
 _PROFILES: dict[tuple[object, ...], TableDescription] = {}
+_PROFILING = threading.Lock()
 
 
 def describe_table(catalog: Catalog, table: str) -> TableDescription:
@@ -149,11 +151,19 @@ def describe_table(catalog: Catalog, table: str) -> TableDescription:
             else [],
             notes=[fetch.not_installed_message(catalog.settings, name)],
         )
-    # Installed tables are read-only: their value profile is computed once per catalog and table.
+    # Installed tables are read-only: their value profile is computed once per catalog and table
+    # (one caller at a time: concurrent callers wait for it instead of scanning every column too).
     key = (id(catalog), name, catalog.row_count(name), tuple(catalog.columns(name)))
-    cached = _PROFILES.get(key)
-    if cached is not None:
-        return cached.model_copy(deep=True)
+    with _PROFILING:
+        cached = _PROFILES.get(key)
+        if cached is not None:
+            return cached.model_copy(deep=True)
+        return _profile(catalog, name, info, schema_cols, key)
+
+
+def _profile(
+    catalog: Catalog, name: str, info: Any, schema_cols: dict[str, str], key: tuple[object, ...]
+) -> TableDescription:
     columns = []
     ref = quote_identifier(name)
     for column, dtype in catalog.columns(name):
