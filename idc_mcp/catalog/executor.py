@@ -50,7 +50,10 @@ START_TIMEOUT_S = 600.0  # a first-ever start builds the catalog before the work
 RECYCLE_RSS_BYTES = 400 * 2**20
 # A query in flight when another query's worker was killed runs again, at most this many times.
 MAX_INNOCENT_RETRIES = 3
-MAX_CONCURRENT = 8  # queries running at once in the worker (its thread pool); more wait in the server
+# Queries running at once in the worker (its thread pool); more wait in the server. On 2 cores more
+# lanes add no throughput, and each concurrent query shares DuckDB's memory_limit: 4 leaves lanes for
+# good queries while a slow one runs, without making concurrent good queries run out of memory.
+MAX_CONCURRENT = 4
 WATCH_S = 0.01  # how often deadlines and the worker's resident memory are checked
 ADDRESS_SPACE_FACTOR = 3  # the worker's RLIMIT_AS allowance, as a multiple of its resident-memory limit
 
@@ -347,10 +350,15 @@ class Executor:
             process.rss = rss
             with self._lock:
                 request = process.pending.pop(request_id, None)
-            if request is not None:
+                crowded = bool(process.pending)
+            if status == "memory" and ("bad allocation" in payload or "did not fit" in payload):
+                process.exhausted = True  # its address space ran out (not DuckDB's limit): replace it
+            if request is not None and status == "memory" and crowded and request.retries == 0:
+                # DuckDB's memory_limit is shared by the queries running beside it: try it once more.
+                request.retries += 1
+                threading.Thread(target=self._resubmit, args=(request,), daemon=True).start()
+            elif request is not None:
                 _resolve(request, status, payload)
-            if status == "memory":
-                process.exhausted = True  # its address space may be fragmented or held: replace it
             if process.exhausted or rss > RECYCLE_RSS_BYTES:
                 self._recycle_if_idle(process)
         self._died(process)
