@@ -9,7 +9,7 @@
 | IDC_MCP_INDEX_BASE_URL | where fetch_index downloads indices from | idc-index-data release assets |
 | IDC_MCP_FETCH_TIMEOUT | seconds fetch_index waits to connect or for the next bytes | 30 |
 | IDC_MCP_QUERY_TIMEOUT | seconds before a query is interrupted | 20 |
-| IDC_MCP_MEMORY_LIMIT | DuckDB memory limit | 256MB |
+| IDC_MCP_MEMORY_LIMIT | DuckDB memory limit, shared by the queries running at once in the worker | 384MB |
 | IDC_MCP_THREADS | DuckDB threads | 2 |
 | IDC_MCP_WORKER_MEMORY | MiB of resident memory the query worker may hold before it is killed | 700 |
 """
@@ -75,7 +75,9 @@ def load_settings() -> Settings:
         index_dir=Path(index_dir).expanduser() if index_dir else None,
         index_base_url=os.environ.get("IDC_MCP_INDEX_BASE_URL", "").strip() or None,
         query_timeout_s=_env_float("IDC_MCP_QUERY_TIMEOUT", 20.0),
-        memory_limit=os.environ.get("IDC_MCP_MEMORY_LIMIT", "").strip() or "256MB",
+        # Shared by up to 4 concurrent queries (256MB failed concurrent check_licenses under 50 HTTP
+        # clients); the hard bound is the worker's resident-memory limit (worker_memory_bytes).
+        memory_limit=os.environ.get("IDC_MCP_MEMORY_LIMIT", "").strip() or "384MB",
         threads=int(_env_float("IDC_MCP_THREADS", 2)),
         fetch_timeout_s=_env_float("IDC_MCP_FETCH_TIMEOUT", 30.0),
         worker_memory_bytes=int(_env_float("IDC_MCP_WORKER_MEMORY", 700) * 2**20),
