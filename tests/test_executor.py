@@ -168,3 +168,33 @@ def test_the_server_process_never_imports_duckdb() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "False"
+
+
+@pytest.mark.slow
+def test_first_ever_start_answers_from_the_parquet_then_moves_to_the_built_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An empty cache: the worker answers at once from locked-down views over private copies of the
+    # bundled parquet while the catalog file is built, then is replaced by a worker on the file.
+    import time
+
+    from idc_mcp.catalog.build import catalog_file
+
+    monkeypatch.setenv("IDC_MCP_CACHE_DIR", str(tmp_path))
+    catalog = Catalog(load_settings())
+    try:
+        assert not catalog_file(catalog.settings).is_file()
+        assert catalog.execute("SELECT count(*) FROM index").rows[0][0] > 1_000_000
+        provisional = catalog.conn.pid
+        # The lockdown holds on the provisional connection too: no other file is readable.
+        with pytest.raises(QueryFailed):
+            catalog.execute("SELECT * FROM read_csv('/etc/passwd')")
+        deadline = time.monotonic() + 600
+        while catalog.conn.pid in (None, provisional) and time.monotonic() < deadline:
+            time.sleep(0.5)
+            catalog.execute("SELECT 1")
+        assert catalog_file(catalog.settings).is_file()
+        assert catalog.conn.pid not in (None, provisional)
+        assert catalog.execute("SELECT count(*) FROM index").rows[0][0] > 1_000_000
+    finally:
+        catalog.close()

@@ -54,9 +54,14 @@ def _catalog_is_current(path: Path) -> bool:
     return path.is_file()
 
 
+def catalog_file(settings: Settings) -> Path:
+    """Where the catalog file of this idc-index-data version is (it exists once built)."""
+    return settings.version_cache_dir / CATALOG_FILE
+
+
 def ensure_catalog_file(settings: Settings) -> Path:
     """Return the catalog file for this idc-index-data version, building it once (process-safe)."""
-    target = settings.version_cache_dir / CATALOG_FILE
+    target = catalog_file(settings)
     if _catalog_is_current(target):
         return target
     with file_lock(target.parent / ".catalog.lock"):

@@ -348,6 +348,10 @@ class Executor:
                 break
             request_id, status, payload, rss = reply
             process.rss = rss
+            if status == "built":  # it answered from the parquet while the catalog file was built
+                process.exhausted = True  # replaced (by a worker on the file) once no query runs
+                self._recycle_if_idle(process)
+                continue
             with self._lock:
                 request = process.pending.pop(request_id, None)
                 crowded = bool(process.pending)

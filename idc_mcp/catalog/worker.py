@@ -14,11 +14,14 @@ starts in a fraction of a second and stays small.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import pickle
 import queue
 import re
+import shutil
 import sys
+import tempfile
 import threading
 import time
 from multiprocessing.connection import Connection
@@ -27,7 +30,7 @@ from typing import Any
 
 import duckdb
 
-from idc_mcp.catalog.build import ensure_catalog_file
+from idc_mcp.catalog.build import catalog_file, ensure_catalog_file
 from idc_mcp.catalog.sqltext import quote_identifier, sql_literal
 from idc_mcp.config import Settings
 
@@ -67,6 +70,45 @@ def open_locked(settings: Settings, files: dict[str, Path]) -> duckdb.DuckDBPyCo
         except duckdb.Error as exc:
             # A damaged cache file must not take the whole catalog down: skip it (fetch_index redoes it).
             log.warning("skipping the cached index %s (%s): %s", name, file, exc)
+    conn.execute("SET enable_external_access = false")
+    conn.execute("SET lock_configuration = true")
+    return conn
+
+
+def open_provisional(settings: Settings, files: dict[str, Path], scratch: Path) -> duckdb.DuckDBPyConnection:
+    """Until the catalog file is built: views over private copies of the bundled parquet, locked down.
+
+    A first-ever start would otherwise wait 7-15 s for the build. DuckDB reads these files itself, so
+    external access is allowed for exactly these paths (`allowed_paths`); they are copies in a private
+    temporary folder, so even SQL that bypassed the validator could not touch the installed package.
+    """
+    from idc_mcp.catalog.schemas import bundled_tables
+
+    conn = duckdb.connect(
+        ":memory:",
+        config={
+            "autoload_known_extensions": False,
+            "autoinstall_known_extensions": False,
+            "threads": settings.threads,
+            "memory_limit": settings.memory_limit,
+            "temp_directory": "",
+            "max_temp_directory_size": "0B",
+        },
+    )
+    allowed = []
+    for name, info in bundled_tables().items():
+        copy = scratch / f"{name}.parquet"
+        shutil.copyfile(info.parquet_path, copy)
+        allowed.append(str(copy))
+        conn.execute(
+            f"CREATE VIEW {quote_identifier(name)} AS SELECT * FROM read_parquet({sql_literal(str(copy))})"
+        )
+    for name, file in sorted(files.items()):
+        try:
+            conn.execute(f"ATTACH {sql_literal(str(file))} AS {quote_identifier('x_' + name)} (READ_ONLY)")
+        except duckdb.Error as exc:
+            log.warning("skipping the cached index %s (%s): %s", name, file, exc)
+    conn.execute(f"SET allowed_paths = [{', '.join(map(sql_literal, allowed))}]")
     conn.execute("SET enable_external_access = false")
     conn.execute("SET lock_configuration = true")
     return conn
@@ -332,19 +374,39 @@ def main() -> int:
     settings: Settings = start["settings"]
     files = {name: Path(p) for name, p in start["files"].items()}
     channel = Connection(int(sys.argv[1]))
+    built = catalog_file(settings).is_file()
+    scratch = None if built else Path(tempfile.mkdtemp(prefix="idc-mcp-provisional-"))
     try:
-        conn = open_locked(settings, files)
+        conn = open_locked(settings, files) if scratch is None else open_provisional(settings, files, scratch)
         facts = load_facts(conn)
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises it on the next query
         channel.send(("failed", f"{type(exc).__name__}: {exc}"))
         return 1
     worker = Worker(conn, facts, channel, start.get("threads", MAX_CONCURRENT))
-    # Capped once open, with its threads started: the open itself (and a first-ever build, in its own
-    # process) is ours; what queries allocate is bounded.
-    _limit_address_space(start["address_space_bytes"])
-    channel.send(("ready", facts, current_rss()))
-    worker.serve()
+    try:
+        if scratch is None:
+            # Capped once open, with its threads started: the open itself is ours; what queries
+            # allocate is bounded. (A provisional worker is not capped: its build child would
+            # inherit the cap. The server's watch on its resident memory still holds.)
+            _limit_address_space(start["address_space_bytes"])
+        channel.send(("ready", facts, current_rss()))
+        if scratch is not None:
+            threading.Thread(target=_build_then_report, args=(settings, worker), daemon=True).start()
+        worker.serve()
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
     return 0
+
+
+def _build_then_report(settings: Settings, worker: Worker) -> None:
+    """Build the catalog file (one thread: the provisional worker answers meanwhile), then tell the
+    server, which replaces this worker by one on the file once no query runs."""
+    try:
+        ensure_catalog_file(dataclasses.replace(settings, threads=1))
+    except Exception:  # noqa: BLE001 - the next worker's open retries the build and reports it
+        log.exception("building the catalog failed")
+    worker.send((0, "built", None, current_rss()))
 
 
 if __name__ == "__main__":
