@@ -30,6 +30,7 @@ from idc_mcp.diagnostics.fuzzy import closest, fold, resembles
 from idc_mcp.diagnostics.related_values import related_values_notes
 from idc_mcp.diagnostics.value_hints import not_null
 from idc_mcp.sql import guard
+from idc_mcp.sql.scopes import table_aliases
 
 log = logging.getLogger(__name__)
 
@@ -126,15 +127,6 @@ def missing_column(error: str) -> tuple[str | None, str] | None:
     return None
 
 
-def _aliases(tree: exp.Expression) -> dict[str, str]:
-    """alias or name (lowercase) -> catalog table, for the tables the query reads."""
-    out: dict[str, str] = {}
-    for node in tree.find_all(exp.Table):
-        out[node.alias_or_name.lower()] = node.name
-        out.setdefault(node.name.lower(), node.name)
-    return out
-
-
 def explain_error(
     catalog: Catalog, validated: guard.ValidatedQuery, exc: duckdb.Error, budget: Budget | None = None
 ) -> str:
@@ -176,8 +168,8 @@ def _explain_error(
         return unknown_column_message(catalog, column, validated, qualifier, budget)
     wrong_alias = re.search(r'Referenced table "([^"]+)" not found', text)
     if wrong_alias:
-        known = ", ".join(f"{a} ({t})" for a, t in _aliases(validated.tree).items() if a != t.lower())
-        tables = ", ".join(dict.fromkeys(t for t in _aliases(validated.tree).values()))
+        known = ", ".join(f"{a} ({t})" for a, t in table_aliases(validated.tree).items() if a != t.lower())
+        tables = ", ".join(dict.fromkeys(t for t in table_aliases(validated.tree).values()))
         return (
             f"{wrong_alias.group(1)!r} is not a table or alias in this query. Qualify columns with "
             f"{'an alias defined in FROM/JOIN: ' + known if known else 'a table in FROM/JOIN: ' + tables}."
@@ -195,7 +187,7 @@ def _text_compared_to_number(catalog: Catalog, validated: guard.ValidatedQuery, 
     for table in validated.tables:
         for name, dtype in catalog.columns(table):
             types.setdefault(name.lower(), dtype)
-    aliases = _aliases(validated.tree)
+    aliases = table_aliases(validated.tree)
     for node in validated.tree.find_all(exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Between):
         column = node.this
         others = [v for k, v in node.args.items() if k != "this" and isinstance(v, exp.Literal)]
@@ -231,7 +223,7 @@ def unknown_column_message(
     budget: Budget | None = None,
 ) -> str:
     budget = budget or Budget()
-    aliases = _aliases(validated.tree)
+    aliases = table_aliases(validated.tree)
     used = [t for t in validated.tables if catalog.is_installed(t)]
     target = aliases.get(qualifier.lower()) if qualifier else None
     targets = [target] if target in used else used

@@ -19,13 +19,14 @@ from sqlglot import exp
 
 from idc_mcp.catalog.database import Catalog
 from idc_mcp.diagnostics.budget import Budget
-from idc_mcp.diagnostics.empty_result import MAX_CONJUNCTS, conjuncts, scope_of
+from idc_mcp.diagnostics.empty_result import MAX_CONJUNCTS, conjuncts
 from idc_mcp.diagnostics.value_hints import (
     Scope,
     ValuePool,
     is_text_column,
     like_regex,
     quote,
+    scope_of,
     source_of,
     sql_text,
     value_pool,
@@ -81,9 +82,7 @@ def related_values_notes(catalog: Catalog, validated: guard.ValidatedQuery, budg
     tests = [(c, t) for c in conds if (t := value_test(c)) is not None and t.kind in ("eq", "in")]
     if not tests:
         return []
-    with_ = root.args.get("with_")
-    ctes = {c.alias_or_name.lower(): c.this for c in (with_.expressions if with_ else [])}
-    scope = scope_of(root, with_, ctes)
+    scope = scope_of(root, root.args.get("with_"))
     notes: list[str] = []
     for cond, test in tests:
         if len(notes) >= MAX_NOTES or budget.remaining_s <= 0:
@@ -95,7 +94,7 @@ def related_values_notes(catalog: Catalog, validated: guard.ValidatedQuery, budg
         table = source_of(catalog, scope, test.column)
         if (
             not isinstance(table, exp.Table)
-            or table.name.lower() in ctes
+            or not scope.is_table(table)
             or not catalog.is_installed(table.name)
             or not is_text_column(catalog, table, test.column.name)
         ):
