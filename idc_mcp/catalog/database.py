@@ -40,8 +40,8 @@ class QueryTimeout(Exception):
     """A query ran longer than the allowed time and was interrupted (or hit another run-time bound)."""
 
 
-class ResultTooLarge(QueryTimeout):
-    """A result holds more nested data than the server converts; caught wherever QueryTimeout is."""
+class ResultTooLarge(Exception):
+    """A result holds more nested data than the server converts (a size refusal, not a timeout)."""
 
 
 # Turning a nested DuckDB value into Python objects costs ~40x its size and cannot be interrupted: a

@@ -7,7 +7,7 @@ from typing import Any
 import duckdb
 from pydantic import BaseModel, Field
 
-from idc_mcp.catalog.database import Catalog, QueryTimeout
+from idc_mcp.catalog.database import Catalog, QueryTimeout, ResultTooLarge
 from idc_mcp.catalog.schemas import all_tables
 from idc_mcp.diagnostics import explain
 from idc_mcp.indices import fetch
@@ -62,6 +62,8 @@ def run_query(catalog: Catalog, sql: str, max_rows: int = 100) -> QueryResult:
             f"{exc}. Narrow the query: filter on collection_id or Modality first, avoid cross joins, "
             "and aggregate instead of listing rows."
         ) from exc
+    except ResultTooLarge as exc:  # its message says how to return less
+        raise QueryError(f"{exc}.") from exc
     except duckdb.Error as exc:
         raise QueryError(explain.explain_error(catalog, validated, exc)) from exc
 
