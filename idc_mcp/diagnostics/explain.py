@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 
 import duckdb
 from sqlglot import exp
@@ -389,26 +390,39 @@ def _binds(catalog: Catalog, sql: str, budget: Budget) -> bool:
     return budget.run(catalog, tree) is not None
 
 
+Diagnose = Callable[[Catalog, guard.ValidatedQuery, Budget], list[str]]
+
+
+def _notes(
+    diagnose: Diagnose,
+    catalog: Catalog,
+    validated: guard.ValidatedQuery,
+    budget: Budget | None,
+    failed: str,
+    fallback: list[str],
+) -> list[str]:
+    """Run one diagnostic of a query that has its rows: the rows are the answer, so a diagnostic that
+    fails must not fail the query; its failure is logged and `fallback` returned."""
+    try:
+        return diagnose(catalog, validated, budget or Budget())
+    except Exception:
+        log.exception("%s failed", failed)
+        return fallback
+
+
 def explain_empty(
     catalog: Catalog, validated: guard.ValidatedQuery, budget: Budget | None = None
 ) -> list[str]:
     """Why a query returned no rows: which conditions empty it and which values exist instead."""
-    try:
-        return explain_empty_result(catalog, validated, budget or Budget())
-    except Exception:  # the rows are the answer; a failing diagnostic must not fail the query
-        log.exception("explaining an empty result failed")
-        return ["The query returned no rows."]
+    fallback = ["The query returned no rows."]
+    return _notes(explain_empty_result, catalog, validated, budget, "explaining an empty result", fallback)
 
 
 def explain_related(
     catalog: Catalog, validated: guard.ValidatedQuery, budget: Budget | None = None
 ) -> list[str]:
     """For a result with rows: an equality whose literal has related values with many more rows."""
-    try:
-        return related_values_notes(catalog, validated, budget or Budget())
-    except Exception:  # the rows are the answer; a failing diagnostic must not fail the query
-        log.exception("looking for related values failed")
-        return []
+    return _notes(related_values_notes, catalog, validated, budget, "looking for related values", [])
 
 
 def counts_nothing(validated: guard.ValidatedQuery, records: list[dict[str, object]]) -> bool:
