@@ -133,6 +133,12 @@ class Catalog:
         self._row_counts: dict[str, int] = {}
         self._columns: dict[str, list[tuple[str, str]]] = {}
 
+    @property
+    def key(self) -> str:
+        """The catalog's content as a value, to key caches with: its version's cache folder. The
+        catalog file and the indices fetched into that folder never change while they are open."""
+        return str(self.settings.version_cache_dir)
+
     # -- opening -----------------------------------------------------------------------------------
     def _open(self) -> duckdb.DuckDBPyConnection:
         path = ensure_catalog_file(self.settings)

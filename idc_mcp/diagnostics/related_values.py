@@ -13,11 +13,11 @@ caller's `Budget`.
 from __future__ import annotations
 
 import re
-import weakref
 
 from sqlglot import exp
 
 from idc_mcp.catalog.database import Catalog
+from idc_mcp.catalog.memo import Memo
 from idc_mcp.diagnostics.budget import Budget
 from idc_mcp.diagnostics.empty_result import MAX_CONJUNCTS, conjuncts
 from idc_mcp.diagnostics.value_hints import (
@@ -45,7 +45,7 @@ MAX_IN_SUGGESTED = 12  # related values put into a suggested IN list (the larges
 _IDENTIFIER = re.compile(r"(UID|ID|_uuid|_url|_DOI)$")
 
 # The catalog is read-only, so a column's values do not change while it is open: keep the pools.
-_POOLS: weakref.WeakKeyDictionary[Catalog, dict[tuple[str, str], ValuePool]] = weakref.WeakKeyDictionary()
+_POOLS: Memo[ValuePool] = Memo(maxsize=256)
 
 
 def words(text: str) -> list[str]:
@@ -61,15 +61,15 @@ def contains_words(value: str, literal: list[str]) -> bool:
 
 
 def _pool(catalog: Catalog, scope: Scope, table: exp.Table, column: str, budget: Budget) -> ValuePool | None:
-    cached = _POOLS.setdefault(catalog, {})
-    key = (table.name.lower(), column.lower())
-    if key in cached:
-        return cached[key]
+    key = (catalog.key, table.name.lower(), catalog.row_count(table.name), column.lower())
+    cached = _POOLS.get(key)
+    if cached is not None:
+        return cached
     skipped = budget.skipped
     pool = value_pool(catalog, scope, table, column, budget)
     if budget.skipped != skipped:  # a query was cut short: the pool is not the column's values
         return None
-    cached[key] = pool
+    _POOLS.put(key, pool)
     return pool
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
@@ -59,12 +60,24 @@ class SelectionError(ValueError):
 
 @dataclass(frozen=True)
 class Selection:
-    collection_ids: list[str] | None = None
-    patient_ids: list[str] | None = None
-    study_uids: list[str] | None = None
-    series_uids: list[str] | None = None
+    """What a selection tool was asked for: immutable and hashable, so it can key a cache.
+
+    Lists given for the ID arguments (as the tools receive them) are kept as tuples; anything else is
+    kept as given for `resolve_selection` to refuse with a clear message.
+    """
+
+    collection_ids: tuple[str, ...] | None = None
+    patient_ids: tuple[str, ...] | None = None
+    study_uids: tuple[str, ...] | None = None
+    series_uids: tuple[str, ...] | None = None
     sql: str | None = None
     analysis_results: AnalysisResults = "include"
+
+    def __post_init__(self) -> None:
+        for argument, _ in _ID_COLUMNS:
+            values = getattr(self, argument)
+            if isinstance(values, list):
+                object.__setattr__(self, argument, tuple(values))
 
     def is_empty(self) -> bool:
         return not any([self.collection_ids, self.patient_ids, self.study_uids, self.series_uids, self.sql])
@@ -109,11 +122,11 @@ _ID_COLUMNS = (
 )
 
 
-def clean_ids(argument: str, values: list[str] | None, uid: bool) -> list[str] | None:
+def clean_ids(argument: str, values: Sequence[str] | None, uid: bool) -> list[str] | None:
     """Strip, check (UIDs: digits and dots, at most 64 characters) and deduplicate one argument's values."""
     if values is None:
         return None
-    if not isinstance(values, list):
+    if not isinstance(values, list | tuple):
         raise SelectionError(f"{argument} must be a list of strings, e.g. {argument}=['...'].")
     if len(values) > MAX_IDS_PER_ARGUMENT:
         raise SelectionError(
