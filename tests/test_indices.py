@@ -542,7 +542,7 @@ async def test_fetch_index_tool_reports_progress_and_registers(server, data, mak
 
     publish(server, data, "sm_index")
     catalog = make_catalog()
-    monkeypatch.setattr(server_mod, "get_catalog", lambda: catalog)
+    monkeypatch.setattr(server_mod, "started", server_mod.AppState(catalog.settings, catalog))
     updates: list[tuple[float, float | None, str | None]] = []
 
     async def on_progress(progress: float, total: float | None, message: str | None) -> None:
