@@ -478,13 +478,12 @@ def _table_json(table: str, catalog: Catalog) -> str:
     return _read_doc(lambda: resources.table_schema_json(table, catalog.installed_tables()))
 
 
-def _fixed_table(table: str) -> Callable[[], str]:
+def _process_table_resource(table: str) -> str:
     # The SDK hands no request context to a concrete resource: it reads the state of the process.
-    def read() -> str:
-        return _table_json(table, _process_state().catalog)
+    return _table_json(table, _process_state().catalog)
 
-    read.__doc__ = table_resource.__doc__
-    return read
+
+_process_table_resource.__doc__ = table_resource.__doc__
 
 
 def _fixed(fn: Callable[[str], str], arg: str) -> Callable[[], str]:
@@ -509,7 +508,7 @@ for _table in all_tables():
         name=f"table:{_table}",
         title=f"{_table} schema",
         mime_type="application/json",
-    )(_fixed_table(_table))
+    )(_fixed(_process_table_resource, _table))
 
 
 @mcp.prompt(title="Find a dataset")
