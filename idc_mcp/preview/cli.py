@@ -27,7 +27,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
         "--window", help="CT window: lung, mediastinum, soft_tissue, bone, brain or 'center,width'"
     )
     p.add_argument("--slices", type=int, default=DEFAULT_SLICES, help=f"montage slices (2-{MAX_SLICES})")
-    p.add_argument("--s3-endpoint-url", default=argparse.SUPPRESS, help="sets IDC_MCP_S3_ENDPOINT_URL")
+    p.add_argument("--s3-endpoint-url", default=argparse.SUPPRESS, help="overrides IDC_MCP_S3_ENDPOINT_URL")
     p.set_defaults(func=run)
 
 
