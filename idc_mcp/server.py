@@ -49,6 +49,7 @@ from idc_mcp.selection import (
     SeriesUids,
     StudyUids,
 )
+from idc_mcp.serve.read_only import SERVER_CACHE, WRITES
 
 INSTRUCTIONS = """\
 Tools for the NCI Imaging Data Commons (IDC): public cancer imaging (CT, MR, PET, slide microscopy and
@@ -375,7 +376,8 @@ FETCH = ToolAnnotations(
 )
 
 
-@mcp.tool(annotations=FETCH)
+# Writes only verified index files to the server's cache: offered in --read-only (see serve/read_only.py).
+@mcp.tool(annotations=FETCH, meta={WRITES: SERVER_CACHE})
 async def fetch_index(
     name: Annotated[str, Field(description="an index name from list_tables(), e.g. 'sm_index'")],
     ctx: Context,

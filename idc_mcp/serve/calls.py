@@ -7,6 +7,7 @@ the HTTP request, `anonymous` on an HTTP server without tokens, and `local` on s
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from datetime import UTC, datetime
@@ -17,11 +18,14 @@ from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp_types import CallToolResult, TextContent
 from pydantic import BaseModel
+from starlette.requests import Request
 
+from idc_mcp.cancellation import CallCancellation, current_call
 from idc_mcp.serve.audit import AuditLog, argument_digest
 from idc_mcp.serve.limits import CallLimiter
 
 log = logging.getLogger("idc_mcp.calls")
+DISCONNECT_POLL_S = 0.25  # how soon a call notices that its HTTP client went away
 
 
 def caller_of(ctx: ServerRequestContext[Any, Any]) -> str:
@@ -37,6 +41,8 @@ def caller_of(ctx: ServerRequestContext[Any, Any]) -> str:
 def _reply_size(result: HandlerResult) -> int:
     if isinstance(result, BaseModel):
         return len(result.model_dump_json(by_alias=True, exclude_none=True))
+    if isinstance(result, dict):
+        return len(json.dumps(result, separators=(",", ":"), default=str))
     return 0
 
 
@@ -52,6 +58,39 @@ class CallGate:
     def __init__(self, limiter: CallLimiter | None = None, audit: AuditLog | None = None):
         self.limiter = limiter
         self.audit = audit
+
+    async def _run(
+        self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
+    ) -> tuple[HandlerResult, bool]:
+        """The call, stopped if its HTTP client disconnects (the SDK lets an orphaned call run on).
+
+        The watcher cancels the call's task and, through `idc_mcp.cancellation`, the work a synchronous
+        tool is doing in its thread (a DuckDB query is interrupted), so a dropped caller frees its slot.
+        """
+        cancellation = CallCancellation()
+        token = current_call.set(cancellation)
+        request = ctx.request
+        try:
+            if not isinstance(request, Request):  # stdio: the session ends with the client
+                return await call_next(ctx), False
+            result: HandlerResult = CallToolResult(
+                content=[TextContent(type="text", text="the client disconnected; the call was stopped")],
+                is_error=True,
+            )
+            async with anyio.create_task_group() as group:
+
+                async def watch() -> None:
+                    while not await request.is_disconnected():
+                        await anyio.sleep(DISCONNECT_POLL_S)
+                    cancellation.cancel()
+                    group.cancel_scope.cancel()
+
+                group.start_soon(watch)
+                result = await call_next(ctx)
+                group.cancel_scope.cancel()
+            return result, cancellation.cancelled
+        finally:
+            current_call.reset(token)
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         if ctx.method != "tools/call":
@@ -70,8 +109,8 @@ class CallGate:
                     content=[TextContent(type="text", text=refusal)], is_error=True
                 )
             else:
-                result = await call_next(ctx)
-                outcome = _outcome(result)
+                result, disconnected = await self._run(ctx, call_next)
+                outcome = "cancelled_client_gone" if disconnected else _outcome(result)
             size = _reply_size(result)
             return result
         except anyio.get_cancelled_exc_class():
