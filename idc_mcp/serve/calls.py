@@ -55,9 +55,24 @@ def _outcome(result: HandlerResult) -> str:
 class CallGate:
     """`ServerMiddleware` for `tools/call`: limits (optional), then the call, then log + audit."""
 
-    def __init__(self, limiter: CallLimiter | None = None, audit: AuditLog | None = None):
+    def __init__(
+        self,
+        limiter: CallLimiter | None = None,
+        audit: AuditLog | None = None,
+        read_only_hidden: set[str] | None = None,
+    ):
         self.limiter = limiter
         self.audit = audit
+        self.read_only_hidden = read_only_hidden or set()
+
+    def _refusal(self, tool: str, caller: str) -> str | None:
+        if tool in self.read_only_hidden:
+            return (
+                f"{tool} is not available: this server is read-only, so tools that write files are turned "
+                "off. Plan here (query, estimate_size, check_licenses, get_citations), then download on "
+                "your own machine with idc-mcp"
+            )
+        return self.limiter.admit(caller) if self.limiter else None
 
     async def _run(
         self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
@@ -100,11 +115,12 @@ class CallGate:
         caller = caller_of(ctx)
         started_at = datetime.now(UTC)
         started = time.monotonic()
-        refusal = self.limiter.admit(caller) if self.limiter else None
+        refusal = self._refusal(tool, caller)
+        log.info("%s calls %s%s", caller, tool, f" (refused: {refusal})" if refusal else "")
         outcome, size = "error", 0
         try:
             if refusal is not None:
-                outcome = "refused_limit"
+                outcome = "refused_read_only" if tool in self.read_only_hidden else "refused_limit"
                 result: HandlerResult = CallToolResult(
                     content=[TextContent(type="text", text=refusal)], is_error=True
                 )
@@ -119,7 +135,7 @@ class CallGate:
         finally:
             if refusal is None and self.limiter is not None:
                 self.limiter.release(caller)
-            duration_ms = round((time.monotonic() - started) * 1000, 1)
+            duration_ms = round((time.monotonic() - started) * 1000, 3)
             log.info("%s called %s: %s in %.0f ms, %d bytes", caller, tool, outcome, duration_ms, size)
             if self.audit is not None:
                 self.audit.write(

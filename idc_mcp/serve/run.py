@@ -56,9 +56,13 @@ def say(message: str) -> None:
     print(f"idc-mcp: {message}", file=sys.stderr, flush=True)
 
 
-def _prepare(server: MCPServer[Any], read_only: bool, gate: CallGate) -> list[str]:
-    server.middleware.append(gate)
-    return anyio.run(restrict_to_read_only, server) if read_only else []
+def _prepare(
+    server: MCPServer[Any], read_only: bool, limiter: CallLimiter | None, audit: AuditLog | None
+) -> list[str]:
+    """Remove the writing tools (read-only), then put the call middleware on the server."""
+    removed = anyio.run(restrict_to_read_only, server) if read_only else []
+    server.middleware.append(CallGate(limiter, audit, read_only_hidden=set(removed)))
+    return removed
 
 
 def serve_stdio(
@@ -69,7 +73,7 @@ def serve_stdio(
     audit: AuditLog | None = None,
     on_exit: Callable[[], None] = lambda: None,
 ) -> None:
-    removed = _prepare(server, read_only, CallGate(audit=audit))
+    removed = _prepare(server, read_only, None, audit)
 
     def stop(signum: int, _: FrameType | None) -> None:
         # The stdin reader is a thread blocked in read(): no graceful path reaches it. Files are only
@@ -122,7 +126,7 @@ def serve_http(
         verifier=verifier,
         health=Health(__version__, settings.data_version, read_only, verifier is not None),
     )
-    removed = _prepare(server, read_only, CallGate(CallLimiter(options.limits), audit))
+    removed = _prepare(server, read_only, CallLimiter(options.limits), audit)
     scheme = "https" if options.ssl_certfile else "http"
     host = f"[{options.host}]" if ":" in options.host else options.host
     auth = f"{len(options.tokens)} bearer token(s)" if verifier else "NO authentication"
