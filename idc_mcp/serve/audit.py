@@ -23,13 +23,22 @@ def argument_digest(arguments: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+class _OwnerOnlyRotatingFile(RotatingFileHandler):
+    """Every file it opens, the first and each one after a rotation, is readable by the owner only:
+    the log names callers and what they asked for."""
+
+    def _open(self):  # type: ignore[no-untyped-def]
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        return os.fdopen(fd, "a", encoding=self.encoding, errors=self.errors)
+
+
 class AuditLog:
     def __init__(self, path: Path, max_bytes: int = 10 * 1024 * 1024, backups: int = 5):
         path.parent.mkdir(parents=True, exist_ok=True)
-        # Owner-only from the first byte: the log names callers and what they asked for.
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
         self.path = path
-        self._handler = RotatingFileHandler(path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
+        self._handler = _OwnerOnlyRotatingFile(
+            path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8"
+        )
         self._handler.setFormatter(logging.Formatter("%(message)s"))
         # A logger of its own, outside the `idc_mcp` tree: records go to this file only.
         self._logger = logging.Logger("idc_mcp.audit", level=logging.INFO)
