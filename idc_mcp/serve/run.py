@@ -90,8 +90,8 @@ def serve_stdio(
         "it needs nothing from you; stop with Ctrl-C or end of input (Ctrl-D)."
     )
     server.run("stdio")
-    say("stopped (end of input)")
     on_exit()
+    say("stopped (end of input)")
 
 
 def check_exposure(options: HttpOptions) -> None:
@@ -151,8 +151,8 @@ def serve_http(
         ssl_keyfile=options.ssl_keyfile,
     )
     uvicorn.Server(config).run()
-    say("stopped")
     on_exit()
+    say("stopped")
 
 
 def default_audit_path(settings: Settings) -> Path:
