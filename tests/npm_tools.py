@@ -1,6 +1,7 @@
 """The real npm CLIs the packaging tests run: `claude` (plugin validation/installation) and `mcpb`.
 
-They are installed with npm into a local prefix (.ci/run does it first; a test does it when missing).
+They are installed with npm into a local prefix ($IDC_MCP_NPM_TOOLS, default ~/.cache/idc-mcp-tests/npm):
+.ci/run does it first with `python -m tests.npm_tools`; a test does it when they are missing.
 When npm or its registry cannot be reached the calling test is skipped and says so; any other install
 failure fails the test.
 """
@@ -46,3 +47,13 @@ def npm_tool(name: str) -> Path:
         raise AssertionError(f"npm install {PACKAGES[name]} failed:\n{done.stderr[-2000:]}")
     assert binary.exists(), f"npm installed {PACKAGES[name]} but {binary} is missing"
     return binary
+
+
+if __name__ == "__main__":
+    import sys
+
+    npm = shutil.which("npm")
+    if npm is None:
+        sys.exit("npm is not installed")
+    command = [npm, "install", "--prefix", str(prefix()), "--no-audit", "--no-fund", *PACKAGES.values()]
+    sys.exit(subprocess.run(command, check=False).returncode)
