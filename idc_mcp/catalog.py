@@ -224,6 +224,10 @@ class Catalog:
                 "autoinstall_known_extensions": False,
                 "threads": self.settings.threads,
                 "memory_limit": self.settings.memory_limit,
+                # Never spill: an empty temp_directory means no spill folder at all (DuckDB 1.5 creates
+                # `<catalog>.tmp/` on a large query even when max_temp_directory_size is 0B); the size
+                # cap stays as a second line for versions that treat '' differently.
+                "temp_directory": "",
                 "max_temp_directory_size": "0B",
             },
         )

@@ -7,6 +7,9 @@ import pytest
 
 from tests.index_server import SyntheticIndices
 
+# One cache folder and download root for the whole run, never the user's (see tests/isolation.py).
+pytest_plugins = ["tests.isolation", "pytester"]
+
 if TYPE_CHECKING:
     from idc_mcp.catalog import Catalog
 
@@ -38,16 +41,18 @@ def fault_proxy(s3_mirror):
 
 
 @pytest.fixture(scope="module")
-def catalog() -> Catalog:
-    """The default catalog (the process-wide one every tool uses)."""
+def catalog(built_catalog: Path) -> Catalog:
+    """The default catalog (the process-wide one every tool uses), open."""
     from idc_mcp.catalog import get_catalog
 
-    return get_catalog()
+    catalog = get_catalog()
+    catalog.conn  # noqa: B018 - open it now, so that tests see the files an open catalog has
+    return catalog
 
 
 @pytest.fixture(scope="session")
 def built_catalog() -> Path:
-    """The catalog file in the default cache, built once (tests hard-link it into their own caches)."""
+    """The catalog file in the run's own cache, built once (tests hard-link it into their own caches)."""
     from idc_mcp.catalog import ensure_catalog_file
     from idc_mcp.config import load_settings
 

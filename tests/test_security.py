@@ -307,13 +307,15 @@ def test_corpus_has_at_least_100_hostile_inputs_in_every_group() -> None:
 
 # -- fixtures -----------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def catalog() -> Catalog:
-    """A dedicated catalog with a short query timeout (it shares DuckDB's locked instance)."""
+def catalog(built_catalog: Path) -> Catalog:
+    """A dedicated catalog with a short query timeout (it shares DuckDB's locked instance), open."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("IDC_MCP_QUERY_TIMEOUT", str(QUERY_TIMEOUT_S))
         settings = load_settings()
     assert settings.query_timeout_s == QUERY_TIMEOUT_S
-    return Catalog(settings)
+    catalog = Catalog(settings)
+    catalog.conn  # noqa: B018 - open it before the disk snapshot
+    return catalog
 
 
 class PeakRss:
