@@ -46,6 +46,7 @@ def _let_background_open_finish(thread: threading.Thread, timeout_s: float = 1.0
     """
     thread.join(timeout_s)
     if thread.is_alive():
+        print("idc-mcp: stopped (the catalog build finishes on its own)", file=sys.stderr)
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)

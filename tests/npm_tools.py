@@ -1,6 +1,6 @@
 """The real npm CLIs the packaging tests run: `claude` (plugin validation/installation) and `mcpb`.
 
-They are installed with npm into a local prefix ($IDC_MCP_NPM_TOOLS, default ~/.cache/idc-mcp-tests/npm):
+They are installed with npm into a local prefix (~/.cache/idc-mcp-tests/npm, or $IDC_TEST_NPM_PREFIX):
 .ci/run does it first with `python -m tests.npm_tools`; a test does it when they are missing.
 When npm or its registry cannot be reached the calling test is skipped and says so; any other install
 failure fails the test.
@@ -21,7 +21,7 @@ DEFAULT_PREFIX = Path.home() / ".cache" / "idc-mcp-tests" / "npm"
 
 
 def prefix() -> Path:
-    return Path(os.environ.get("IDC_MCP_NPM_TOOLS") or DEFAULT_PREFIX)
+    return Path(os.environ.get("IDC_TEST_NPM_PREFIX") or DEFAULT_PREFIX)
 
 
 def npm_tool(name: str) -> Path:

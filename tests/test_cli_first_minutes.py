@@ -58,7 +58,7 @@ def test_bad_arguments_get_a_usage_message_not_a_traceback(args: list[str], mess
 
 
 @pytest.mark.slow
-def test_stdio_start_line_says_what_is_served_and_end_of_input_stops_cleanly() -> None:
+def test_stdio_start_line_says_what_is_served_and_end_of_input_stops_cleanly(built_catalog: Path) -> None:
     done = _run("--log-level", "info")  # lower case accepted too
     assert done.returncode == 0
     start = next(line for line in done.stderr.splitlines() if "serving MCP" in line)

@@ -48,11 +48,11 @@ def _uv() -> Path:
 
 
 def _server_env(**extra: str) -> dict[str, str]:
-    """What a client would pass, plus: uv on PATH, no Python downloads, the shared catalog cache."""
+    """The test run's environment (its own catalog cache, see tests/isolation.py), uv on PATH, no Python
+    downloads."""
     env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
     env["PATH"] = f"{_uv().parent}{os.pathsep}{env.get('PATH', '')}"
     env["UV_PYTHON_DOWNLOADS"] = "never"
-    env.setdefault("IDC_MCP_CACHE_DIR", str(Path.home() / ".cache" / "idc-mcp"))
     env.setdefault("UV_CACHE_DIR", str(Path.home() / ".cache" / "uv"))
     return {**env, **extra}
 
@@ -141,7 +141,9 @@ def test_claude_plugin_validate_does_check_our_skill(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.anyio
-async def test_plugin_installs_with_claude_code_and_starts_its_server(tmp_path: Path) -> None:
+async def test_plugin_installs_with_claude_code_and_starts_its_server(
+    tmp_path: Path, built_catalog: Path
+) -> None:
     claude = npm_tool("claude")
     source = _repository_copy(tmp_path / "repo")
     home = tmp_path / "home"
@@ -178,7 +180,9 @@ async def test_plugin_installs_with_claude_code_and_starts_its_server(tmp_path: 
 # ---------------------------------------------------------------- Claude Desktop bundle
 @pytest.mark.slow
 @pytest.mark.anyio
-async def test_mcpb_bundle_validates_packs_and_starts_as_its_manifest_says(tmp_path: Path) -> None:
+async def test_mcpb_bundle_validates_packs_and_starts_as_its_manifest_says(
+    tmp_path: Path, built_catalog: Path
+) -> None:
     mcpb = npm_tool("mcpb")
     build = subprocess.run(
         [
@@ -233,7 +237,7 @@ async def test_mcpb_bundle_validates_packs_and_starts_as_its_manifest_says(tmp_p
 # ---------------------------------------------------------------- uvx, no clone
 @pytest.mark.slow
 @pytest.mark.anyio
-async def test_uvx_from_a_git_url_runs_the_server(tmp_path: Path) -> None:
+async def test_uvx_from_a_git_url_runs_the_server(tmp_path: Path, built_catalog: Path) -> None:
     clone = tmp_path / "idc-mcp.git"
     subprocess.run(["git", "clone", "--quiet", "--bare", str(REPO), str(clone)], check=True, timeout=120)
     url = f"git+{clone.as_uri()}"

@@ -98,7 +98,8 @@ def _wait_for_health(proc: subprocess.Popen[bytes], base: str, stderr: Path) -> 
 
 
 @pytest.fixture(scope="module")
-def start_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+def start_server(tmp_path_factory: pytest.TempPathFactory, built_catalog: Path) -> Iterator:
+    """Starts team servers (sharing the run's built catalog); stops them at the end of the module."""
     started: list[subprocess.Popen[bytes]] = []
 
     def start(*flags: str, env: dict[str, str] | None = None) -> TeamServer:
