@@ -15,6 +15,7 @@ import importlib.util
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -28,6 +29,7 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
 from tests.npm_tools import npm_tool
+from tests.test_readme_commands import README, shell_lines
 
 REPO = Path(__file__).resolve().parent.parent
 TIMEOUT_S = 600  # a first run downloads the dependencies
@@ -234,16 +236,35 @@ async def test_mcpb_bundle_validates_packs_and_starts_as_its_manifest_says(
     assert "rider_pilot" in (downloads / "m.csv").read_text()
 
 
-# ---------------------------------------------------------------- uvx, no clone
+# ---------------------------------------------------------------- uvx, no clone (the README's commands)
+def _readme_commands(start: str) -> list[list[str]]:
+    """The README's shell commands that start with `start`, as argument lists."""
+    lines = [line.strip() for line in shell_lines(README) if line.strip().startswith(start)]
+    assert lines, f"the README shows no `{start} ...` command"
+    return [shlex.split(line, comments=True) for line in lines]
+
+
+def _desktop_config() -> dict[str, object]:
+    blocks = re.findall(r"```json\n(.*?)```", README.read_text(), re.S)
+    (server,) = [json.loads(block)["mcpServers"]["idc"] for block in blocks if '"mcpServers"' in block]
+    return server
+
+
 @pytest.mark.slow
 @pytest.mark.anyio
-async def test_uvx_from_a_git_url_runs_the_server(tmp_path: Path, built_catalog: Path) -> None:
+async def test_uvx_from_a_git_url_runs_the_server_as_the_readme_says(
+    tmp_path: Path, built_catalog: Path
+) -> None:
     clone = tmp_path / "idc-mcp.git"
     subprocess.run(["git", "clone", "--quiet", "--bare", str(REPO), str(clone)], check=True, timeout=120)
-    url = f"git+{clone.as_uri()}"
+
+    def local(args: list[str]) -> list[str]:  # the README's REPO_URL -> this repository, cloned
+        return [arg.replace("REPO_URL", clone.as_uri()) for arg in args]
+
     env = _server_env()
+    (command,) = [c for c in _readme_commands("uvx --from") if "--version" in c]  # the install check
     version = subprocess.run(
-        [str(_uv()), "tool", "run", "--from", url, "idc-mcp", "--version"],
+        [str(_uv().parent / "uvx"), *local(command[1:])],
         capture_output=True,
         text=True,
         timeout=TIMEOUT_S,
@@ -252,5 +273,47 @@ async def test_uvx_from_a_git_url_runs_the_server(tmp_path: Path, built_catalog:
     )
     assert version.returncode == 0, version.stderr[-2000:]
     assert version.stdout.strip().startswith("idc-mcp ")
-    tools = await _answers_as_idc_mcp("uvx", ["--from", url, "idc-mcp"], env)
+    # The Claude Desktop configuration the README shows, as Claude Desktop would start it.
+    desktop = _desktop_config()
+    assert desktop["command"] == "uvx"
+    server_env = _server_env(**{k: str(tmp_path / "downloads") for k in desktop["env"]})  # type: ignore[union-attr]
+    tools = await _answers_as_idc_mcp("uvx", local(desktop["args"]), server_env)  # type: ignore[arg-type]
     assert "query" in tools
+
+
+def test_every_claude_mcp_add_line_in_the_docs_is_accepted_by_claude(tmp_path: Path) -> None:
+    # Run each documented `claude mcp add` with the real CLI in an empty home, and read back what it
+    # registered (an option in the wrong place makes claude swallow the server name).
+    claude = npm_tool("claude")
+    lines = [
+        shlex.split(line, comments=True)
+        for path in [README, *sorted((REPO / "docs").glob("*.md"))]
+        for line in shell_lines(path)
+        if line.strip().startswith("claude mcp add")
+    ]
+    assert len(lines) >= 3
+    for number, args in enumerate(lines):
+        home = tmp_path / f"home{number}"
+        home.mkdir()
+        args = [
+            a.replace("REPO_URL", "https://example.org/idc-mcp.git").replace("<token>", "t" * 40)
+            for a in args
+        ]
+        done = subprocess.run(
+            [str(claude), *args[1:]],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=home,
+            env=dict(os.environ, HOME=str(home)),
+            check=False,
+        )
+        assert done.returncode == 0, f"{shlex.join(args)}:\n{done.stdout}{done.stderr}"
+        config = json.loads((home / ".claude.json").read_text())
+        servers = config.get("mcpServers") or config["projects"][str(home)]["mcpServers"]
+        registered = servers["idc"]
+        if "--" in args:  # stdio: the command after `--` is what Claude Code will start
+            command = args[args.index("--") + 1 :]
+            assert [registered["command"], *registered["args"]] == command
+        else:
+            assert registered["type"] == "http" and registered["url"].endswith("/mcp")
