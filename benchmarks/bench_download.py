@@ -31,9 +31,9 @@ import boto3
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from idc_mcp.catalog import get_catalog  # noqa: E402
+from idc_mcp.catalog.database import get_catalog  # noqa: E402
 from idc_mcp.download import engine  # noqa: E402
-from idc_mcp.selection import Selection  # noqa: E402
+from idc_mcp.tools.selection import Selection  # noqa: E402
 
 SMALL_BYTES = 64 * 1024
 LARGE_BYTES = 48 * 1024 * 1024
@@ -136,7 +136,7 @@ def startup_s() -> float:
     repo = Path(__file__).resolve().parents[1]
     code = (
         "import idc_mcp.cli, idc_mcp.download.cli, idc_mcp.download.service\n"
-        "from idc_mcp.catalog import get_catalog\nget_catalog().execute('SELECT 1')"
+        "from idc_mcp.catalog.database import get_catalog\nget_catalog().execute('SELECT 1')"
     )
     env = dict(os.environ, PYTHONPATH=str(repo))
     return min(

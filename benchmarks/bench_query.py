@@ -95,7 +95,7 @@ async def run_ours(
 def build_unsorted(target: Path) -> float:
     """Build the catalog file without the sort, in a child process; returns build seconds."""
     code = (
-        "import sys; from pathlib import Path; import idc_mcp.catalog as c; c._SORT_KEYS = {}; "
+        "import sys; from pathlib import Path; import idc_mcp.catalog.build as c; c._SORT_KEYS = {}; "
         "c.build_catalog_file(Path(sys.argv[1]))"
     )
     started = time.perf_counter()
@@ -183,7 +183,7 @@ def main() -> int:
     parser.add_argument("--skip-first-ever", action="store_true", help="skip the empty-cache start")
     args = parser.parse_args()
 
-    from idc_mcp.catalog import CATALOG_FILE
+    from idc_mcp.catalog.build import CATALOG_FILE
     from idc_mcp.config import load_settings
 
     settings = load_settings()

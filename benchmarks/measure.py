@@ -57,7 +57,7 @@ class TreeSampler:
                 except psutil.Error:
                     continue
                 total += rss
-                if "idc_mcp.catalog_build" in cmd:
+                if "idc_mcp.catalog.build_main" in cmd:
                     self.peak_build = max(self.peak_build, rss)
                 elif "idc_mcp" in cmd:
                     self.peak_server = max(self.peak_server, rss)
@@ -66,19 +66,19 @@ class TreeSampler:
 
 
 class InProcess:
-    """run_query in this process, timing sqlguard.validate and each catalog.execute inside it."""
+    """run_query in this process, timing guard.validate and each catalog.execute inside it."""
 
     def __init__(self) -> None:
-        from idc_mcp import query as query_mod
-        from idc_mcp import sqlguard
-        from idc_mcp.catalog import Catalog
+        from idc_mcp.catalog.database import Catalog
+        from idc_mcp.sql import guard
+        from idc_mcp.tools import query as query_mod
 
         self._run_query = query_mod.run_query
         self._catalog = Catalog()
         self._catalog.installed_tables()
         self._validate: list[float] = []
         self._execute: list[float] = []
-        sqlguard.validate = self._timed(sqlguard.validate, self._validate)  # type: ignore[assignment]
+        guard.validate = self._timed(guard.validate, self._validate)  # type: ignore[assignment]
         self._catalog.execute = self._timed(self._catalog.execute, self._execute)  # type: ignore[method-assign]
 
     @staticmethod

@@ -23,8 +23,8 @@ def layout_worker(layout: str, target: str, reps: int) -> None:
     import duckdb
     import idc_index_data
 
-    from idc_mcp import sqlguard
     from idc_mcp.config import load_settings
+    from idc_mcp.sql import guard
 
     settings = load_settings()
     config = {
@@ -45,7 +45,7 @@ def layout_worker(layout: str, target: str, reps: int) -> None:
     else:
         conn = duckdb.connect(target, read_only=True, config=config)
     tables = ["index", "collections_index"]
-    sqls = [sqlguard.validate(sql, tables, 100, []).sql for _, sql in WORKLOAD]
+    sqls = [guard.validate(sql, tables, 100, []).sql for _, sql in WORKLOAD]
     conn.execute(sqls[0]).fetchall()
     first = time.perf_counter() - started
     passes = []

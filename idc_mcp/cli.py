@@ -20,7 +20,7 @@ def _open_catalog_in_background() -> threading.Thread:
     `initialize` and `tools/list` never wait for it; the first query waits only for what is left.
     A failure here is logged and retried by the first query, which reports it.
     """
-    from idc_mcp.catalog import get_catalog
+    from idc_mcp.catalog.database import get_catalog
 
     def open_catalog() -> None:
         started = time.monotonic()
@@ -217,8 +217,8 @@ def _new_token(args: argparse.Namespace) -> int:
 def _fetch_index(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from idc_mcp import indices
-    from idc_mcp.catalog import Catalog
+    from idc_mcp.catalog.database import Catalog
+    from idc_mcp.indices import fetch
 
     bar = tqdm(unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr, desc=args.name, leave=False)
 
@@ -231,13 +231,13 @@ def _fetch_index(args: argparse.Namespace) -> int:
         bar.set_postfix_str(message[:60], refresh=True)
 
     try:
-        result = indices.fetch_index(Catalog(), args.name, progress)
-    except indices.IndexFetchError as exc:
+        result = fetch.fetch_index(Catalog(), args.name, progress)
+    except fetch.IndexFetchError as exc:
         bar.close()
         print(f"error: {exc}", file=sys.stderr)
         return 1
     bar.close()
-    size = indices.human_size(result.size_bytes)
+    size = fetch.human_size(result.size_bytes)
     print(f"{result.name}: {result.status}, {result.row_count} rows" + (f", {size}" if size else ""))
     print(f"  source: {result.source}")
     print(f"  verified: {result.checksum}")

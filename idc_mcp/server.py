@@ -20,26 +20,18 @@ from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
 from mcp_types import ToolAnnotations
 from pydantic import Field
 
-from idc_mcp import (
-    __version__,
-    citations,
-    collection_list,
-    docs,
-    indices,
-    licenses,
-    manifest,
-    prompts,
-    sizes,
-    tables,
-    viewers,
-)
+from idc_mcp import __version__
 from idc_mcp import download as dl
-from idc_mcp import query as query_mod
-from idc_mcp.catalog import get_catalog
+from idc_mcp.catalog.database import get_catalog
+from idc_mcp.catalog.schemas import all_tables
 from idc_mcp.config import load_settings
-from idc_mcp.paths import PathRefused
-from idc_mcp.schemas import all_tables
-from idc_mcp.selection import (
+from idc_mcp.docs import prompts, resources
+from idc_mcp.files import PathRefused
+from idc_mcp.indices import common, fetch
+from idc_mcp.serve.read_only import SERVER_CACHE, WRITES
+from idc_mcp.tools import citations, collections, licenses, manifest, sizes, tables, viewers
+from idc_mcp.tools import query as query_mod
+from idc_mcp.tools.selection import (
     AnalysisResultsArg,
     CollectionIds,
     PatientIds,
@@ -49,7 +41,6 @@ from idc_mcp.selection import (
     SeriesUids,
     StudyUids,
 )
-from idc_mcp.serve.read_only import SERVER_CACHE, WRITES
 
 INSTRUCTIONS = """\
 Tools for the NCI Imaging Data Commons (IDC): public cancer imaging (CT, MR, PET, slide microscopy and
@@ -79,7 +70,7 @@ _ASSISTANT_ERRORS = (
     PathRefused,
     dl.DownloadError,
     dl.TemplateError,
-    indices.IndexFetchError,
+    fetch.IndexFetchError,
 )
 
 
@@ -197,16 +188,14 @@ def list_collections(
     license: Annotated[
         str | None, Field(description="substring of a license, e.g. 'CC BY 4.0', 'NC'")
     ] = None,
-) -> collection_list.CollectionList:
+) -> collections.CollectionList:
     """List IDC collections: cancer types, tumor sites, modalities, subjects, series, size, licenses, DOIs.
 
     Call this to find which collections fit a topic before selecting data; filters are case-insensitive
     substrings and combine with AND. Then pass collection_ids to the other selection tools.
     """
     return _call(
-        lambda: collection_list.list_collections(
-            get_catalog(), cancer_type, tumor_location, modality, license
-        )
+        lambda: collections.list_collections(get_catalog(), cancer_type, tumor_location, modality, license)
     )
 
 
@@ -381,7 +370,7 @@ FETCH = ToolAnnotations(
 async def fetch_index(
     name: Annotated[str, Field(description="an index name from list_tables(), e.g. 'sm_index'")],
     ctx: Context,
-) -> indices.FetchResult:
+) -> fetch.FetchResult:
     """Install a specialized IDC index so `query` can use it at once (cached; instant when installed).
 
     Call it when list_tables() shows a table as not installed, or a query says to: sm_index /
@@ -390,11 +379,11 @@ async def fetch_index(
     volume_geometry_index (acquisition details), clinical_index (also installs the clinical tables,
     queryable as clinical_<short_table_name>). Only index names are accepted, never URLs or paths.
     """
-    progress = indices.throttled(
+    progress = common.throttled(
         lambda done, total, message: anyio.from_thread.run(ctx.report_progress, done, total, message)
     )
     with _tool_errors():
-        return await anyio.to_thread.run_sync(lambda: indices.fetch_index(get_catalog(), name, progress))
+        return await anyio.to_thread.run_sync(lambda: fetch.fetch_index(get_catalog(), name, progress))
 
 
 # (end of specialized indices)
@@ -405,14 +394,14 @@ def _read_doc(fn: Callable[[], str]) -> str:
     """Unknown names become a not-found error that lists what exists."""
     try:
         return fn()
-    except docs.DocNotFound as exc:
+    except resources.DocNotFound as exc:
         raise ResourceNotFoundError(str(exc)) from exc
 
 
 @mcp.resource("idc://skill", name="skill", title="IDC agent skill", mime_type="text/markdown")
 def skill_resource() -> str:
     """The agent skill: what IDC is, the workflow through these tools, licenses, and troubleshooting."""
-    return _read_doc(docs.read_skill)
+    return _read_doc(resources.read_skill)
 
 
 @mcp.resource(
@@ -421,7 +410,7 @@ def skill_resource() -> str:
 def reference_resource(name: str) -> str:
     """A reference guide (markdown): metadata_schema, sql_cookbook, mcp_tools, idc_index_api,
     bigquery_guide, idc_portal_guide."""
-    return _read_doc(lambda: docs.read_reference(name))
+    return _read_doc(lambda: resources.read_reference(name))
 
 
 @mcp.resource(
@@ -429,7 +418,7 @@ def reference_resource(name: str) -> str:
 )
 def table_resource(table: str) -> str:
     """One table's columns (type, mode, description), join keys and install state, from the bundled schema."""
-    return _read_doc(lambda: docs.table_schema_json(table, get_catalog().installed_tables()))
+    return _read_doc(lambda: resources.table_schema_json(table, get_catalog().installed_tables()))
 
 
 def _fixed(fn: Callable[[str], str], arg: str) -> Callable[[], str]:
@@ -441,11 +430,11 @@ def _fixed(fn: Callable[[str], str], arg: str) -> Callable[[], str]:
 
 
 # Each reference and table also listed as a concrete resource, so that resources/list shows them.
-for _name, _path in docs.reference_files().items():
+for _name, _path in resources.reference_files().items():
     mcp.resource(
         f"idc://references/{_name}",
         name=f"reference:{_name}",
-        title=docs.title_of(_path),
+        title=resources.title_of(_path),
         mime_type="text/markdown",
     )(_fixed(reference_resource, _name))
 for _table in all_tables():

@@ -11,7 +11,7 @@ from tests.index_server import SyntheticIndices
 pytest_plugins = ["tests.isolation", "pytester"]
 
 if TYPE_CHECKING:
-    from idc_mcp.catalog import Catalog
+    from idc_mcp.catalog.database import Catalog
 
 
 @pytest.fixture
@@ -43,7 +43,7 @@ def fault_proxy(s3_mirror):
 @pytest.fixture(scope="module")
 def catalog(built_catalog: Path) -> Catalog:
     """The default catalog (the process-wide one every tool uses), open."""
-    from idc_mcp.catalog import get_catalog
+    from idc_mcp.catalog.database import get_catalog
 
     catalog = get_catalog()
     catalog.conn  # noqa: B018 - open it now, so that tests see the files an open catalog has
@@ -53,7 +53,7 @@ def catalog(built_catalog: Path) -> Catalog:
 @pytest.fixture(scope="session")
 def built_catalog() -> Path:
     """The catalog file in the run's own cache, built once (tests hard-link it into their own caches)."""
-    from idc_mcp.catalog import ensure_catalog_file
+    from idc_mcp.catalog.build import ensure_catalog_file
     from idc_mcp.config import load_settings
 
     return ensure_catalog_file(load_settings())

@@ -27,8 +27,8 @@ from pathlib import Path
 import duckdb
 import idc_index_data
 
-from idc_mcp.catalog import CATALOG_FILE
-from idc_mcp.schemas import all_tables
+from idc_mcp.catalog.build import CATALOG_FILE
+from idc_mcp.catalog.schemas import all_tables
 
 INDEX_PARQUET = str(idc_index_data.IDC_INDEX_PARQUET_FILEPATH)
 CLINICAL_DATASET = f"idc_v{idc_index_data.__version__.split('.')[0]}_clinical"

@@ -8,7 +8,7 @@ from typing import Any
 import duckdb
 import idc_index_data
 
-from idc_mcp.schemas import bundled_tables
+from idc_mcp.catalog.schemas import bundled_tables
 
 PKG = Path(idc_index_data.__file__).parent
 INDEX = str(idc_index_data.IDC_INDEX_PARQUET_FILEPATH)

@@ -7,7 +7,7 @@ import threading
 
 import duckdb
 
-from idc_mcp.catalog import Catalog
+from idc_mcp.catalog.database import Catalog
 
 
 def test_query_racing_the_background_open_waits_for_the_table_list() -> None:

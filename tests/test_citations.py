@@ -5,8 +5,8 @@ import re
 
 import pytest
 
-from idc_mcp.citations import IDC_PAPER_DOI, get_citations, parse_citation, split_authors
-from idc_mcp.selection import Selection, SelectionError
+from idc_mcp.tools.citations import IDC_PAPER_DOI, get_citations, parse_citation, split_authors
+from idc_mcp.tools.selection import Selection, SelectionError
 from tests.parquet import truth
 
 SELECTION = Selection(collection_ids=["nsclc_radiomics", "4d_lung"])

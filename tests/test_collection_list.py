@@ -2,8 +2,8 @@
 
 import pytest
 
-from idc_mcp.collection_list import list_collections
-from idc_mcp.selection import SelectionError
+from idc_mcp.tools.collections import list_collections
+from idc_mcp.tools.selection import SelectionError
 from tests.parquet import truth
 
 

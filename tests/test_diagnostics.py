@@ -19,12 +19,13 @@ import idc_index_data
 import pytest
 from mcp import Client
 
-from idc_mcp import budget as budget_mod
-from idc_mcp import column_paths, diagnostics, empty_result, fuzzy, related_values, sqlguard, value_hints
-from idc_mcp.budget import Budget
-from idc_mcp.catalog import Catalog, QueryTimeout, get_catalog
-from idc_mcp.query import QueryError, QueryResult, run_query
+from idc_mcp.catalog.database import Catalog, QueryTimeout, get_catalog
+from idc_mcp.diagnostics import budget as budget_mod
+from idc_mcp.diagnostics import column_paths, empty_result, explain, fuzzy, related_values, value_hints
+from idc_mcp.diagnostics.budget import Budget
 from idc_mcp.server import mcp
+from idc_mcp.sql import guard
+from idc_mcp.tools.query import QueryError, QueryResult, run_query
 
 
 # -- independent ground truth: plain DuckDB over the bundled parquet ---------------------------------
@@ -276,7 +277,7 @@ def test_set_operation_is_skipped_gracefully(catalog: Catalog) -> None:
 
 
 def test_conjuncts_split_top_level_and_only() -> None:
-    tree = sqlguard.parse_one_statement("SELECT 1 FROM index WHERE (a = 1 AND (b = 2)) AND (c = 3 OR d = 4)")
+    tree = guard.parse_one_statement("SELECT 1 FROM index WHERE (a = 1 AND (b = 2)) AND (c = 3 OR d = 4)")
     parts = [p.sql() for p in empty_result.conjuncts(tree.args["where"])]
     assert parts == ["a = 1", "b = 2", "c = 3 OR d = 4"]
 
@@ -304,11 +305,9 @@ def test_slow_diagnostic_is_skipped_without_failing_the_query(catalog: Catalog) 
 
 
 def test_exhausted_budget_runs_no_diagnostic_query(catalog: Catalog) -> None:
-    validated = sqlguard.validate(
-        "SELECT * FROM index WHERE Modality = 'CTs'", catalog.installed_tables(), 10
-    )
+    validated = guard.validate("SELECT * FROM index WHERE Modality = 'CTs'", catalog.installed_tables(), 10)
     spent = Budget(total_s=0.0)
-    notes = diagnostics.explain_empty(catalog, validated, spent)
+    notes = explain.explain_empty(catalog, validated, spent)
     assert spent.ran == 0 and spent.skipped >= 1
     assert "skipped" in notes[-1]
 
@@ -619,7 +618,7 @@ def test_words_match_whole_words_in_order() -> None:
 
 def _related(catalog: Catalog, sql: str, budget: Budget) -> list[str]:
     return related_values.related_values_notes(
-        catalog, sqlguard.validate(sql, catalog.installed_tables(), 10), budget
+        catalog, guard.validate(sql, catalog.installed_tables(), 10), budget
     )
 
 
@@ -684,7 +683,7 @@ def test_table_read_twice_gets_an_alias_hint_without_internal_names(catalog: Cat
 
 
 def test_internal_database_names_are_removed_from_messages() -> None:
-    strip = diagnostics.internal_names_removed
+    strip = explain.internal_names_removed
     assert strip('table ""catalog-v1".main."index"" x') == 'table "index" x'
     assert strip('"x_sm_index".main.sm_index') == "sm_index"
     assert (

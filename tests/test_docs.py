@@ -38,31 +38,33 @@ import sqlglot
 from idc_index import IDCClient
 from idc_index.cli import idc as idc_cli
 
-from idc_mcp import docs, indices, sqlguard
-from idc_mcp.catalog import Catalog, get_catalog
+from idc_mcp.catalog.database import Catalog, get_catalog
+from idc_mcp.catalog.schemas import all_tables
 from idc_mcp.config import load_settings
-from idc_mcp.query import run_query
-from idc_mcp.schemas import all_tables
+from idc_mcp.docs import resources
+from idc_mcp.indices import fetch
+from idc_mcp.sql import guard
+from idc_mcp.tools.query import run_query
 from tests.index_server import SyntheticIndices, cache_with_catalog, serve_indices
 
 REPO = Path(__file__).resolve().parent.parent
-LOCATION = docs.locate_docs()
-EXAMPLES = docs.all_code_examples(LOCATION)
+LOCATION = resources.locate_docs()
+EXAMPLES = resources.all_code_examples(LOCATION)
 KNOWN_LANGUAGES = {"sql", "python", "bash", "json", "text"}
 
 
-def _of(language: str, info: str = "") -> list[docs.CodeExample]:
+def _of(language: str, info: str = "") -> list[resources.CodeExample]:
     return [e for e in EXAMPLES if e.language == language and e.info == info]
 
 
-def _ids(examples: list[docs.CodeExample]) -> list[str]:
+def _ids(examples: list[resources.CodeExample]) -> list[str]:
     return [e.label for e in examples]
 
 
 BIGQUERY = "bigquery"
 RUNNABLE_SQL = _of("sql")
 BIGQUERY_SQL = _of("sql", BIGQUERY)
-FETCH_FIRST_SQL = _of("sql", docs.FETCH_FIRST)
+FETCH_FIRST_SQL = _of("sql", resources.FETCH_FIRST)
 PYTHON = _of("python")
 BASH = _of("bash")
 
@@ -76,21 +78,23 @@ def test_docs_are_found_in_the_repository_during_development():
         "mcp_tools",
         "bigquery_guide",
         "idc_portal_guide",
-    } <= set(docs.reference_files(LOCATION))
+    } <= set(resources.reference_files(LOCATION))
 
 
 def test_every_fence_has_a_known_language_so_no_example_escapes_the_checks():
     # An unlabeled or misspelled fence (```SQL fetchfirst) would silently skip every check below.
     bad = [e.label for e in EXAMPLES if e.language not in KNOWN_LANGUAGES]
     bad += [
-        e.label for e in EXAMPLES if e.language == "sql" and e.info not in ("", docs.FETCH_FIRST, BIGQUERY)
+        e.label
+        for e in EXAMPLES
+        if e.language == "sql" and e.info not in ("", resources.FETCH_FIRST, BIGQUERY)
     ]
     bad += [e.label for e in EXAMPLES if e.language != "sql" and e.info]
     assert not bad, f"fences with an unknown language or marker: {bad}"
 
 
 @pytest.mark.parametrize("example", RUNNABLE_SQL, ids=_ids(RUNNABLE_SQL))
-def test_sql_example_runs_through_the_query_tool_and_returns_rows(example: docs.CodeExample):
+def test_sql_example_runs_through_the_query_tool_and_returns_rows(example: resources.CodeExample):
     result = run_query(get_catalog(), example.code, max_rows=5)
     assert result.row_count >= 1, f"{example.label} returned no rows: {result.diagnostics}"
 
@@ -116,16 +120,16 @@ def _clinical_tables(sql: str) -> list[str]:
     return sorted(set(_CLINICAL_TABLE.findall(sql)))
 
 
-def _validate_with_every_index(sql: str) -> sqlguard.ValidatedQuery:
+def _validate_with_every_index(sql: str) -> guard.ValidatedQuery:
     """The SQL guard's verdict when every index (and the clinical tables the SQL names) is installed."""
-    return sqlguard.validate(sql, [*all_tables(), *_clinical_tables(sql)], max_rows=5)
+    return guard.validate(sql, [*all_tables(), *_clinical_tables(sql)], max_rows=5)
 
 
 def _indices_to_fetch(tables: list[str]) -> set[str]:
     """The fetch_index names that install `tables` (clinical tables come with clinical_index)."""
     known = all_tables()
     return {
-        indices.CLINICAL_INDEX if t not in known else t
+        fetch.CLINICAL_INDEX if t not in known else t
         for t in tables
         if t not in known or not known[t].bundled
     }
@@ -171,7 +175,7 @@ def fetched_catalog(
         catalog = Catalog(load_settings())  # settings are read now; the env is restored after the fetches
         try:
             for name in sorted(wanted):
-                result = indices.fetch_index(catalog, name)
+                result = fetch.fetch_index(catalog, name)
                 assert result.status == "fetched" and not [n for n in result.notes if "not installed" in n]
         except BaseException:
             catalog.close()
@@ -183,7 +187,7 @@ def fetched_catalog(
 
 
 @pytest.mark.parametrize("example", FETCH_FIRST_SQL, ids=_ids(FETCH_FIRST_SQL))
-def test_fetch_first_sql_example_binds_against_the_index_schema(example: docs.CodeExample):
+def test_fetch_first_sql_example_binds_against_the_index_schema(example: resources.CodeExample):
     validated = _validate_with_every_index(example.code)
     assert _indices_to_fetch(validated.tables), (
         f"{example.label} uses only bundled tables: mark it ```sql, not fetch-first"
@@ -194,7 +198,7 @@ def test_fetch_first_sql_example_binds_against_the_index_schema(example: docs.Co
 
 @pytest.mark.parametrize("example", FETCH_FIRST_SQL, ids=_ids(FETCH_FIRST_SQL))
 def test_fetch_first_sql_example_returns_rows_once_its_indices_are_fetched(
-    example: docs.CodeExample, fetched_catalog: Catalog
+    example: resources.CodeExample, fetched_catalog: Catalog
 ):
     result = run_query(fetched_catalog, example.code, max_rows=5)
     assert result.row_count >= 1, f"{example.label} returned no rows: {result.diagnostics}"
@@ -218,7 +222,7 @@ def test_sql_cookbook_has_at_least_6_tested_joins_with_the_specialized_indices()
 def test_the_fetch_first_check_catches_a_wrong_column():
     # Guards the guard: binding against the schema must reject a column sm_index does not have, and a
     # clinical column that not every clinical table has.
-    validated = sqlguard.validate("SELECT s.Stain FROM sm_index AS s", ["sm_index"], max_rows=5)
+    validated = guard.validate("SELECT s.Stain FROM sm_index AS s", ["sm_index"], max_rows=5)
     with pytest.raises(duckdb.BinderException):
         _empty_schema_database().execute(validated.sql)
     sql = "SELECT c.vital_status FROM clinical_nlst_prsn AS c"
@@ -227,7 +231,7 @@ def test_the_fetch_first_check_catches_a_wrong_column():
 
 
 @pytest.mark.parametrize("example", BIGQUERY_SQL, ids=_ids(BIGQUERY_SQL))
-def test_bigquery_example_parses_and_reads_only_idc_public_datasets(example: docs.CodeExample):
+def test_bigquery_example_parses_and_reads_only_idc_public_datasets(example: resources.CodeExample):
     tree = sqlglot.parse_one(example.code, read="bigquery")
     tables = list(tree.find_all(sqlglot.exp.Table))
     assert tables
@@ -243,7 +247,7 @@ def test_sql_cookbook_has_at_least_25_runnable_queries():
 
 
 def test_sql_cookbook_covers_the_topics_the_issue_asks_for():
-    text = docs.read_reference("sql_cookbook", LOCATION)
+    text = resources.read_reference("sql_cookbook", LOCATION)
     sql = "\n".join(e.code for e in RUNNABLE_SQL if e.file.endswith("sql_cookbook.md"))
     for needle in (
         "JOIN collections_index",
@@ -264,7 +268,7 @@ def test_sql_cookbook_covers_the_topics_the_issue_asks_for():
 
 # ---------------------------------------------------------------- python and CLI examples
 @pytest.mark.parametrize("example", PYTHON, ids=_ids(PYTHON))
-def test_python_example_compiles(example: docs.CodeExample):
+def test_python_example_compiles(example: resources.CodeExample):
     compile(example.code, example.label, "exec")
 
 
@@ -313,7 +317,7 @@ def idc_client_call_problems(code: str) -> list[str]:
 
 
 @pytest.mark.parametrize("example", PYTHON, ids=_ids(PYTHON))
-def test_python_example_uses_only_real_idc_index_methods_and_keywords(example: docs.CodeExample):
+def test_python_example_uses_only_real_idc_index_methods_and_keywords(example: resources.CodeExample):
     assert idc_client_call_problems(example.code) == []
 
 
@@ -348,7 +352,7 @@ def _fetched(code: str) -> set[str]:
 
 @pytest.mark.parametrize("example", PYTHON, ids=_ids(PYTHON))
 def test_idc_index_sql_in_python_examples_runs_and_loads_its_tables_first(
-    example: docs.CodeExample, request: pytest.FixtureRequest
+    example: resources.CodeExample, request: pytest.FixtureRequest
 ):
     # idc-index's sql_query sees only `index` and `prior_versions_index` until fetch_index loads more (and
     # never the clinical tables: idc-index reads those with get_clinical_table).
@@ -387,7 +391,7 @@ def _command_lines(code: str) -> list[str]:
 
 
 @pytest.mark.parametrize("example", BASH, ids=_ids(BASH))
-def test_idc_cli_example_uses_real_commands_and_options(example: docs.CodeExample):
+def test_idc_cli_example_uses_real_commands_and_options(example: resources.CodeExample):
     problems = [p for line in _command_lines(example.code) for p in idc_cli_problems(line)]
     assert problems == []
 
@@ -398,7 +402,7 @@ def test_the_cli_checker_catches_made_up_options():
 
 
 def test_idc_index_api_reference_matches_the_installed_version():
-    text = docs.read_reference("idc_index_api", LOCATION)
+    text = resources.read_reference("idc_index_api", LOCATION)
     assert f"idc-index {idc_index.__version__}" in text
     assert f"idc-index-data {idc_index_data.__version__}" in text
     public = [n for n, f in inspect.getmembers(IDCClient) if not n.startswith("_") and callable(f)]
@@ -414,7 +418,7 @@ _UID = re.compile(r"(?<![\d.])(?!1\.2\.840\.10008\.)\d+(?:\.\d+){5,}(?![\d.])")
 
 def test_every_dicom_uid_in_the_docs_exists_in_the_index():
     found = {}
-    for path in docs.all_doc_files(LOCATION):
+    for path in resources.all_doc_files(LOCATION):
         if path.name == "metadata_schema.md":
             continue  # generated from the schema JSON; its UIDs are SOP class examples
         for uid in _UID.findall(path.read_text(encoding="utf-8")):
@@ -435,7 +439,7 @@ def test_every_dicom_uid_in_the_docs_exists_in_the_index():
 
 # ---------------------------------------------------------------- the skill
 def test_skill_has_front_matter_with_name_and_description_and_stays_short():
-    text = docs.read_skill(LOCATION)
+    text = resources.read_skill(LOCATION)
     assert text.startswith("---\n")
     front = text.split("---\n", 2)[1]
     fields = dict(line.split(":", 1) for line in front.strip().splitlines() if ":" in line)
@@ -445,8 +449,8 @@ def test_skill_has_front_matter_with_name_and_description_and_stays_short():
 
 
 def test_skill_points_to_every_reference():
-    text = docs.read_skill(LOCATION)
-    for name in docs.reference_files(LOCATION):
+    text = resources.read_skill(LOCATION)
+    for name in resources.reference_files(LOCATION):
         assert f"references/{name}.md" in text and f"idc://references/{name}" in text, name
 
 
@@ -458,7 +462,7 @@ def test_mcp_tools_reference_example_calls_are_valid_json():
 
 def test_every_fence_line_in_the_docs_belongs_to_a_parsed_example():
     # An indented or oddly written fence that the parser missed would escape every check.
-    for path in docs.all_doc_files(LOCATION):
+    for path in resources.all_doc_files(LOCATION):
         text = path.read_text(encoding="utf-8")
         fence_lines = len(re.findall(r"^\s*```", text, re.MULTILINE))
-        assert fence_lines == 2 * len(docs.code_examples(text)), path.name
+        assert fence_lines == 2 * len(resources.code_examples(text)), path.name

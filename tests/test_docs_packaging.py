@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from idc_mcp import docs
+from idc_mcp.docs import resources
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -23,28 +23,28 @@ def test_installed_docs_are_preferred_over_the_repository(tmp_path: Path):
     (package / "_docs" / "references").mkdir()
     (package / "_docs" / "skill" / "SKILL.md").write_text("---\nname: x\n---\n")
     (package / "_docs" / "references" / "only_here.md").write_text("# only in the wheel\n")
-    loc = docs.locate_docs(package)
+    loc = resources.locate_docs(package)
     assert loc.installed
-    assert docs.read_reference("only_here", loc) == "# only in the wheel\n"
-    assert list(docs.reference_files(loc)) == ["only_here"]
+    assert resources.read_reference("only_here", loc) == "# only in the wheel\n"
+    assert list(resources.reference_files(loc)) == ["only_here"]
 
 
 def test_repository_docs_are_the_fallback_when_the_package_has_none(tmp_path: Path):
     (tmp_path / "idc_mcp").mkdir()
     (tmp_path / "references").mkdir()
     (tmp_path / "references" / "dev.md").write_text("# dev\n")
-    loc = docs.locate_docs(tmp_path / "idc_mcp")
+    loc = resources.locate_docs(tmp_path / "idc_mcp")
     assert not loc.installed and loc.references_dir == tmp_path / "references"
-    assert docs.read_reference("dev.md", loc) == "# dev\n"
-    with pytest.raises(docs.DocNotFound, match="idc://references/dev"):
-        docs.read_reference("missing", loc)
+    assert resources.read_reference("dev.md", loc) == "# dev\n"
+    with pytest.raises(resources.DocNotFound, match="idc://references/dev"):
+        resources.read_reference("missing", loc)
 
 
 def test_the_wheel_puts_the_docs_where_the_locator_looks():
     config = tomllib.loads((REPO / "pyproject.toml").read_text())
     include = config["tool"]["hatch"]["build"]["targets"]["wheel"]["force-include"]
-    assert include["skill"] == f"idc_mcp/{docs.INSTALLED_DOCS}/skill"
-    assert include["references"] == f"idc_mcp/{docs.INSTALLED_DOCS}/references"
+    assert include["skill"] == f"idc_mcp/{resources.INSTALLED_DOCS}/skill"
+    assert include["references"] == f"idc_mcp/{resources.INSTALLED_DOCS}/references"
 
 
 @pytest.mark.slow
@@ -74,14 +74,14 @@ def test_a_built_wheel_carries_the_docs_and_serves_them_from_the_package(tmp_pat
     script = (
         "import asyncio, json\n"
         "from mcp import Client\n"
-        "from idc_mcp import docs\n"
+        "from idc_mcp.docs import resources\n"
         "from idc_mcp.server import mcp\n"
         "async def main():\n"
         "    async with Client(mcp) as c:\n"
         "        r = await c.read_resource('idc://references/sql_cookbook')\n"
         "        s = await c.read_resource('idc://skill')\n"
-        "    loc = docs.locate_docs()\n"
-        "    print(json.dumps({'file': docs.__file__, 'installed': loc.installed,\n"
+        "    loc = resources.locate_docs()\n"
+        "    print(json.dumps({'file': resources.__file__, 'installed': loc.installed,\n"
         "                      'cookbook': r.contents[0].text, 'skill': s.contents[0].text}))\n"
         "asyncio.run(main())\n"
     )

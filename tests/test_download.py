@@ -13,13 +13,13 @@ import duckdb
 import idc_index_data
 import pytest
 
-from idc_mcp.catalog import get_catalog
+from idc_mcp.catalog.database import get_catalog
 from idc_mcp.download import engine
 from idc_mcp.download.engine import DownloadCancelled, DownloadError, Options, Progress
 from idc_mcp.download.plan import TemplateError
 from idc_mcp.download.s3 import RemoteFile, RetryPolicy
-from idc_mcp.paths import PathRefused
-from idc_mcp.selection import Selection, SelectionError
+from idc_mcp.files import PathRefused
+from idc_mcp.tools.selection import Selection, SelectionError
 from tests.s3_fixture import S3Mirror
 
 FAST_RETRY = RetryPolicy(attempts=3, base_delay_s=0.01, max_delay_s=0.05)

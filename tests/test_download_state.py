@@ -12,10 +12,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from idc_mcp.catalog import get_catalog
+from idc_mcp.catalog.database import get_catalog
 from idc_mcp.download import engine, state
 from idc_mcp.download.plan import DEFAULT_TEMPLATE, plan_series, plan_uids_with_hints, plan_with_hints
-from idc_mcp.selection import Selection, resolve_selection
+from idc_mcp.tools.selection import Selection, resolve_selection
 from tests.s3_fixture import PARQUET, S3Mirror
 from tests.test_download import data_files, everything, expected_files, opts
 

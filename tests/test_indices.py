@@ -19,9 +19,11 @@ import idc_index_data
 import pytest
 from mcp import Client
 
-from idc_mcp import cli, indices, query, tables
-from idc_mcp.catalog import Catalog
+from idc_mcp import cli
+from idc_mcp.catalog.database import Catalog
 from idc_mcp.config import load_settings
+from idc_mcp.indices import common, fetch
+from idc_mcp.tools import query, tables
 from tests.index_server import (
     INDEX_PARQUET,
     IndexServer,
@@ -87,7 +89,7 @@ def publish_clinical(srv: IndexServer, data: dict[str, Path], **bucket: object) 
 
 
 def assert_nothing_cached(catalog: Catalog, name: str) -> None:
-    folder = indices.index_folder(catalog.settings)
+    folder = fetch.index_folder(catalog.settings)
     assert not (folder / f"{name}.duckdb").exists()
     assert [p.name for p in folder.iterdir() if not p.name.endswith(".lock")] == []
     assert not catalog.is_installed(name)
@@ -111,7 +113,7 @@ def test_fetched_index_is_queryable_and_joins_with_index(server, data, make_cata
     publish(server, data, "sm_index")
     catalog = make_catalog()
     seen: list[tuple[float, float | None]] = []
-    result = indices.fetch_index(catalog, "sm_index", lambda done, total, msg: seen.append((done, total)))
+    result = fetch.fetch_index(catalog, "sm_index", lambda done, total, msg: seen.append((done, total)))
 
     assert result.status == "fetched" and result.tables == ["sm_index"]
     assert result.sha256 == hashlib.sha256(data["sm_index"].read_bytes()).hexdigest()
@@ -134,12 +136,12 @@ def test_fetched_index_is_queryable_and_joins_with_index(server, data, make_cata
 
 def test_second_fetch_is_instant_and_a_restart_finds_the_cached_index(server, data, make_catalog):
     publish(server, data, "sm_index")
-    indices.fetch_index(make_catalog(), "sm_index")
+    fetch.fetch_index(make_catalog(), "sm_index")
     downloads = server.hits["/release/sm_index.parquet"]
 
     restarted = make_catalog()  # a new server process: the cached index is attached on open
     assert restarted.is_installed("sm_index")
-    again = indices.fetch_index(restarted, "sm_index")
+    again = fetch.fetch_index(restarted, "sm_index")
     assert again.status == "already installed"
     assert server.hits["/release/sm_index.parquet"] == downloads == 1
     listed = {t.name: t for t in tables.list_tables(restarted)}
@@ -153,7 +155,7 @@ def test_second_fetch_is_instant_and_a_restart_finds_the_cached_index(server, da
 def test_describe_table_works_on_a_fetched_index(server, data, make_catalog):
     publish(server, data, "sm_index")
     catalog = make_catalog()
-    indices.fetch_index(catalog, "sm_index")
+    fetch.fetch_index(catalog, "sm_index")
     described = tables.describe_table(catalog, "sm_index")
     power = next(c for c in described.columns if c.name == "ObjectiveLensPower")
     assert described.installed and power.values_complete
@@ -169,20 +171,20 @@ def test_concurrent_fetches_download_once_and_agree(server, data, make_catalog):
     catalog = make_catalog()
     results: list[object] = []
 
-    def fetch() -> None:
+    def run_fetch() -> None:
         try:
-            results.append(indices.fetch_index(catalog, "sm_index").status)
+            results.append(fetch.fetch_index(catalog, "sm_index").status)
         except Exception as exc:  # noqa: BLE001 - the assertion below shows it
             results.append(exc)
 
-    first = threading.Thread(target=fetch)
+    first = threading.Thread(target=run_fetch)
     first.start()
     assert requested.wait(10)
     # While the first download is in flight, the index's lock is held: a second fetch must wait for it.
-    lock = indices.index_folder(catalog.settings) / ".sm_index.lock"
+    lock = fetch.index_folder(catalog.settings) / ".sm_index.lock"
     with open(lock, "a") as handle, pytest.raises(BlockingIOError):
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    second = threading.Thread(target=fetch)
+    second = threading.Thread(target=run_fetch)
     second.start()
     gate.set()
     first.join(20)
@@ -199,7 +201,7 @@ def test_query_running_while_an_index_is_attached_is_not_disturbed(server, data,
     catalog = make_catalog()
     done = threading.Event()
     with catalog.cursor("SELECT count(*) FROM index") as running:
-        fetcher = threading.Thread(target=lambda: (indices.fetch_index(catalog, "sm_index"), done.set()))
+        fetcher = threading.Thread(target=lambda: (fetch.fetch_index(catalog, "sm_index"), done.set()))
         fetcher.start()
         gate = catalog._gate
         with gate._cond:  # the fetch is now waiting for this query to end
@@ -211,14 +213,14 @@ def test_query_running_while_an_index_is_attached_is_not_disturbed(server, data,
 
 
 def test_leftovers_of_an_interrupted_fetch_are_never_taken_for_an_index(server, data, make_catalog):
-    folder = indices.index_folder(load_settings())
+    folder = fetch.index_folder(load_settings())
     folder.mkdir(parents=True)
     (folder / f".sm_index.{os.getpid()}.1.part").write_bytes(data["sm_index"].read_bytes()[:100])
     (folder / ".sm_index.1.2.tmp").write_bytes(b"half a database")
     catalog = make_catalog()
     assert not catalog.is_installed("sm_index")
     publish(server, data, "sm_index")
-    assert indices.fetch_index(catalog, "sm_index").status == "fetched"
+    assert fetch.fetch_index(catalog, "sm_index").status == "fetched"
     assert sorted(p.name for p in folder.iterdir() if not p.name.endswith(".lock")) == [
         "sm_index.duckdb",
         "sm_index.json",
@@ -226,13 +228,13 @@ def test_leftovers_of_an_interrupted_fetch_are_never_taken_for_an_index(server, 
 
 
 def test_damaged_cache_file_does_not_break_the_catalog_and_is_replaced(server, data, make_catalog):
-    folder = indices.index_folder(load_settings())
+    folder = fetch.index_folder(load_settings())
     folder.mkdir(parents=True)
     (folder / "sm_index.duckdb").write_bytes(b"not a database" * 100)
     catalog = make_catalog()
     assert catalog.is_installed("index") and not catalog.is_installed("sm_index")
     publish(server, data, "sm_index")
-    assert indices.fetch_index(catalog, "sm_index").status == "fetched"
+    assert fetch.fetch_index(catalog, "sm_index").status == "fetched"
     assert query.run_query(catalog, "SELECT count(*) AS n FROM sm_index").rows[0]["n"] == 40
 
 
@@ -243,13 +245,13 @@ def test_index_dir_is_used_without_any_network(env, data, make_catalog, monkeypa
     monkeypatch.setenv("IDC_MCP_INDEX_DIR", str(offline))
     monkeypatch.setenv("IDC_MCP_INDEX_BASE_URL", f"http://127.0.0.1:{closed_port()}")
     catalog = make_catalog()
-    result = indices.fetch_index(catalog, "ct_index")
+    result = fetch.fetch_index(catalog, "ct_index")
     assert result.source == str(offline / "ct_index.parquet") and result.status == "fetched"
     got = query.run_query(catalog, "SELECT count(*) AS n FROM ct_index JOIN index USING (SeriesInstanceUID)")
     assert got.rows[0]["n"] == 40
 
-    with pytest.raises(indices.IndexFetchError, match="No network was tried") as missing:
-        indices.fetch_index(catalog, "seg_index")
+    with pytest.raises(fetch.IndexFetchError, match="No network was tried") as missing:
+        fetch.fetch_index(catalog, "seg_index")
     assert str(offline / "seg_index.parquet") in str(missing.value)
 
 
@@ -262,47 +264,45 @@ def test_index_dir_file_that_fails_its_checksum_file_is_refused(
     (offline / "ct_index.parquet.sha256").write_text("0" * 64 + "  ct_index.parquet\n")
     monkeypatch.setenv("IDC_MCP_INDEX_DIR", str(offline))
     catalog = make_catalog()
-    with pytest.raises(indices.IndexFetchError, match="does not match its checksum file"):
-        indices.fetch_index(catalog, "ct_index")
+    with pytest.raises(fetch.IndexFetchError, match="does not match its checksum file"):
+        fetch.fetch_index(catalog, "ct_index")
     assert_nothing_cached(catalog, "ct_index")
 
 
 def test_default_release_listing_gives_checksums_and_sizes(server, data, make_catalog, monkeypatch):
     # The default source: GitHub release assets, whose listing publishes size and sha256 of every asset.
     monkeypatch.delenv("IDC_MCP_INDEX_BASE_URL")
-    monkeypatch.setattr(indices, "RELEASE_URL", server.base + "/gh/{version}")
-    monkeypatch.setattr(indices, "RELEASE_API_URL", server.base + "/api/{version}")
+    monkeypatch.setattr(fetch, "RELEASE_URL", server.base + "/gh/{version}")
+    monkeypatch.setattr(fetch, "RELEASE_API_URL", server.base + "/api/{version}")
     sm, seg = data["sm_index"].read_bytes(), data["seg_index"].read_bytes()
     server.add_file(f"gh/{VERSION}/sm_index.parquet", sm, checksum=None)
     server.release_assets(f"/api/{VERSION}", {"sm_index.parquet": sm, "seg_index.parquet": seg})
     catalog = make_catalog()
-    result = indices.fetch_index(catalog, "sm_index")
+    result = fetch.fetch_index(catalog, "sm_index")
     assert f"/api/{VERSION}" in result.checksum and result.sha256 == hashlib.sha256(sm).hexdigest()
 
     # The listing seen during that fetch tells the size of indices not installed yet.
     listed = {t.name: t for t in tables.list_tables(catalog)}
     assert listed["seg_index"].size_bytes == len(seg) and not listed["seg_index"].installed
     assert listed["seg_index"].how_to_install == 'fetch_index("seg_index")'
-    assert listed["seg_index"].size == indices.human_size(len(seg))
+    assert listed["seg_index"].size == fetch.human_size(len(seg))
     with pytest.raises(query.QueryError) as refused:
         query.run_query(catalog, "SELECT * FROM seg_index")
     text = str(refused.value)
-    assert (
-        "'seg_index'" in text and 'fetch_index("seg_index")' in text and indices.human_size(len(seg)) in text
-    )
+    assert "'seg_index'" in text and 'fetch_index("seg_index")' in text and fetch.human_size(len(seg)) in text
 
 
 def test_listing_digest_mismatch_is_refused(server, data, make_catalog, monkeypatch):
     monkeypatch.delenv("IDC_MCP_INDEX_BASE_URL")
-    monkeypatch.setattr(indices, "RELEASE_URL", server.base + "/gh/{version}")
-    monkeypatch.setattr(indices, "RELEASE_API_URL", server.base + "/api/{version}")
+    monkeypatch.setattr(fetch, "RELEASE_URL", server.base + "/gh/{version}")
+    monkeypatch.setattr(fetch, "RELEASE_API_URL", server.base + "/api/{version}")
     sm = data["sm_index"].read_bytes()
     server.add_file(f"gh/{VERSION}/sm_index.parquet", sm, checksum=None)
     server.release_assets(f"/api/{VERSION}", {"sm_index.parquet": sm[:-1] + b"X"})
     catalog = make_catalog()
-    with pytest.raises(indices.IndexFetchError, match="failed its checksum"):
-        indices.fetch_index(catalog, "sm_index")
-    assert not (indices.index_folder(catalog.settings) / "sm_index.duckdb").exists()
+    with pytest.raises(fetch.IndexFetchError, match="failed its checksum"):
+        fetch.fetch_index(catalog, "sm_index")
+    assert not (fetch.index_folder(catalog.settings) / "sm_index.duckdb").exists()
     assert not catalog.is_installed("sm_index")
 
 
@@ -316,8 +316,8 @@ def closed_port() -> int:
 def test_checksum_mismatch_is_refused_and_nothing_cached(server, data, make_catalog):
     publish(server, data, "sm_index", checksum="bad")
     catalog = make_catalog()
-    with pytest.raises(indices.IndexFetchError, match="failed its checksum") as refused:
-        indices.fetch_index(catalog, "sm_index")
+    with pytest.raises(fetch.IndexFetchError, match="failed its checksum") as refused:
+        fetch.fetch_index(catalog, "sm_index")
     assert "sm_index.parquet.sha256" in str(refused.value)
     assert_nothing_cached(catalog, "sm_index")
 
@@ -326,8 +326,8 @@ def test_truncated_parquet_file_is_refused(server, data, make_catalog):
     body = data["sm_index"].read_bytes()
     server.add_file("release/sm_index.parquet", body[: len(body) // 2], checksum=None)
     catalog = make_catalog()
-    with pytest.raises(indices.IndexFetchError, match="not a readable parquet file"):
-        indices.fetch_index(catalog, "sm_index")
+    with pytest.raises(fetch.IndexFetchError, match="not a readable parquet file"):
+        fetch.fetch_index(catalog, "sm_index")
     assert_nothing_cached(catalog, "sm_index")
 
 
@@ -335,8 +335,8 @@ def test_transfer_that_breaks_off_is_refused(server, data, make_catalog):
     body = data["sm_index"].read_bytes()
     server.routes["/release/sm_index.parquet"] = Route(body=body, cut_after=len(body) // 3)
     catalog = make_catalog()
-    with pytest.raises(indices.IndexFetchError, match="Could not download sm_index") as refused:
-        indices.fetch_index(catalog, "sm_index")
+    with pytest.raises(fetch.IndexFetchError, match="Could not download sm_index") as refused:
+        fetch.fetch_index(catalog, "sm_index")
     assert "IDC_MCP_INDEX_DIR" in str(refused.value)
     assert_nothing_cached(catalog, "sm_index")
 
@@ -345,8 +345,8 @@ def test_file_with_another_schema_is_refused(server, data, make_catalog):
     # seg_index's file offered as sm_index: readable parquet, wrong columns.
     server.add_file("release/sm_index.parquet", data["seg_index"].read_bytes())
     catalog = make_catalog()
-    with pytest.raises(indices.IndexFetchError, match="columns do not match") as refused:
-        indices.fetch_index(catalog, "sm_index")
+    with pytest.raises(fetch.IndexFetchError, match="columns do not match") as refused:
+        fetch.fetch_index(catalog, "sm_index")
     assert "ContainerIdentifier" in str(refused.value) and "SegmentationType" in str(refused.value)
     assert_nothing_cached(catalog, "sm_index")
 
@@ -355,8 +355,8 @@ def test_file_with_another_schema_is_refused(server, data, make_catalog):
 def test_http_errors_are_explained(server, make_catalog, status):
     server.routes["/release/sm_index.parquet"] = Route(status=status)
     catalog = make_catalog()
-    with pytest.raises(indices.IndexFetchError, match=f"HTTP {status}") as refused:
-        indices.fetch_index(catalog, "sm_index")
+    with pytest.raises(fetch.IndexFetchError, match=f"HTTP {status}") as refused:
+        fetch.fetch_index(catalog, "sm_index")
     assert f"{server.base}/release/sm_index.parquet" in str(refused.value)
     assert_nothing_cached(catalog, "sm_index")
 
@@ -365,8 +365,8 @@ def test_connection_refused_says_what_was_tried_and_how_to_work_offline(env, mak
     base = f"http://127.0.0.1:{closed_port()}"
     monkeypatch.setenv("IDC_MCP_INDEX_BASE_URL", base)
     catalog = make_catalog()
-    with pytest.raises(indices.IndexFetchError) as refused:
-        indices.fetch_index(catalog, "sm_index")
+    with pytest.raises(fetch.IndexFetchError) as refused:
+        fetch.fetch_index(catalog, "sm_index")
     text = str(refused.value)
     assert base in text and "cannot connect" in text
     assert "IDC_MCP_INDEX_DIR" in text and f"releases/download/{VERSION}/sm_index.parquet" in text
@@ -378,8 +378,8 @@ def test_silent_server_times_out_instead_of_hanging(server, data, make_catalog, 
     server.routes["/release/sm_index.parquet"] = Route(hang=True)
     monkeypatch.setenv("IDC_MCP_FETCH_TIMEOUT", "0.3")
     catalog = make_catalog()
-    with pytest.raises(indices.IndexFetchError, match=r"no answer within 0.3 s"):
-        indices.fetch_index(catalog, "sm_index")
+    with pytest.raises(fetch.IndexFetchError, match=r"no answer within 0.3 s"):
+        fetch.fetch_index(catalog, "sm_index")
     assert_nothing_cached(catalog, "sm_index")
 
 
@@ -396,21 +396,21 @@ def test_silent_server_times_out_instead_of_hanging(server, data, make_catalog, 
     ],
 )
 def test_paths_and_urls_are_refused_as_index_names(server, make_catalog, name):
-    with pytest.raises(indices.IndexFetchError, match="never a path or URL"):
-        indices.fetch_index(make_catalog(), name)
+    with pytest.raises(fetch.IndexFetchError, match="never a path or URL"):
+        fetch.fetch_index(make_catalog(), name)
     assert sum(server.hits.values()) == 0
 
 
 def test_unknown_index_name_gets_the_nearest_names(server, make_catalog):
-    with pytest.raises(indices.IndexFetchError, match="Did you mean 'sm_index'"):
-        indices.fetch_index(make_catalog(), "sm_indx")
-    with pytest.raises(indices.IndexFetchError, match=r'fetch_index\("clinical_index"\)'):
-        indices.fetch_index(make_catalog(), "clinical_tcga_brca")
+    with pytest.raises(fetch.IndexFetchError, match="Did you mean 'sm_index'"):
+        fetch.fetch_index(make_catalog(), "sm_indx")
+    with pytest.raises(fetch.IndexFetchError, match=r'fetch_index\("clinical_index"\)'):
+        fetch.fetch_index(make_catalog(), "clinical_tcga_brca")
     assert sum(server.hits.values()) == 0
 
 
 def test_bundled_tables_need_no_fetch(server, make_catalog):
-    result = indices.fetch_index(make_catalog(), "collections_index")
+    result = fetch.fetch_index(make_catalog(), "collections_index")
     assert result.status == "bundled" and sum(server.hits.values()) == 0
 
 
@@ -431,7 +431,7 @@ def test_column_of_a_missing_index_used_on_index_points_to_that_index(server, ma
 
 def test_list_tables_shows_install_state_and_how_to_install_for_every_index(server, make_catalog):
     listed = {t.name: t for t in tables.list_tables(make_catalog())}
-    for name in indices.fetchable():
+    for name in fetch.fetchable():
         assert not listed[name].installed
         assert listed[name].how_to_install == f'fetch_index("{name}")'
         # No listing was ever seen and nothing was fetched: the size is honestly unknown.
@@ -443,7 +443,7 @@ def test_list_tables_shows_install_state_and_how_to_install_for_every_index(serv
 def test_clinical_index_brings_the_clinical_tables(server, data, make_catalog):
     publish_clinical(server, data)
     catalog = make_catalog()
-    result = indices.fetch_index(catalog, "clinical_index")
+    result = fetch.fetch_index(catalog, "clinical_index")
     short = data.clinical.short_table_name
     table = f"clinical_{short}"
     assert result.tables == ["clinical_index", table], result.notes
@@ -477,17 +477,17 @@ def test_clinical_listing_is_followed_across_pages(server, data, make_catalog):
     publish(server, data, "clinical_index")
     server.add_bucket("idc-open-metadata", objects, page_size=1)
     catalog = make_catalog()
-    result = indices.fetch_index(catalog, "clinical_index")
+    result = fetch.fetch_index(catalog, "clinical_index")
     assert "clinical_followup_clinical" in result.tables and server.hits["/idc-open-metadata"] == 2
 
 
 def test_clinical_object_failing_its_md5_is_not_installed(server, data, make_catalog):
     publish_clinical(server, data, bad_etag=frozenset(clinical_objects(data)))
     catalog = make_catalog()
-    result = indices.fetch_index(catalog, "clinical_index")
+    result = fetch.fetch_index(catalog, "clinical_index")
     assert result.tables == ["clinical_index"]
     assert any("failed its checksum: md5" in n for n in result.notes)
-    folder = indices.index_folder(catalog.settings)
+    folder = fetch.index_folder(catalog.settings)
     assert not (folder / "clinical.duckdb").exists() and not list(folder.glob(".clinical.*.parts"))
 
 
@@ -503,7 +503,7 @@ def test_clinical_tables_from_index_dir(env, data, make_catalog, monkeypatch, tm
     monkeypatch.setenv("IDC_MCP_INDEX_DIR", str(offline))
     monkeypatch.setenv("IDC_MCP_S3_ENDPOINT_URL", f"http://127.0.0.1:{closed_port()}")
     catalog = make_catalog()
-    result = indices.fetch_index(catalog, "clinical_index")
+    result = fetch.fetch_index(catalog, "clinical_index")
     assert f"clinical_{data.clinical.short_table_name}" in result.tables
 
 
@@ -515,10 +515,10 @@ def test_query_on_clinical_table_before_clinical_index_says_fetch_clinical_index
 def test_failed_clinical_tables_leave_clinical_index_installed_with_a_retry_note(server, data, make_catalog):
     publish(server, data, "clinical_index")  # no bucket: the listing answers 404
     catalog = make_catalog()
-    result = indices.fetch_index(catalog, "clinical_index")
+    result = fetch.fetch_index(catalog, "clinical_index")
     assert result.tables == ["clinical_index"] and catalog.is_installed("clinical_index")
     assert any("HTTP 404" in n and 'fetch_index("clinical_index") again' in n for n in result.notes)
-    assert not (indices.index_folder(catalog.settings) / "clinical.duckdb").exists()
+    assert not (fetch.index_folder(catalog.settings) / "clinical.duckdb").exists()
 
 
 # ---------------------------------------------------------------------------------------------- MCP and CLI
@@ -564,15 +564,15 @@ def test_release_listing_parser_keeps_only_well_formed_assets():
             "junk",
         ]
     }
-    assert indices.parse_release_assets(listing) == {
+    assert fetch.parse_release_assets(listing) == {
         "sm_index.parquet": {"size": 12, "sha256": "ab" * 32},
         "seg_index.parquet": {"size": None, "sha256": None},
     }
-    assert indices.parse_release_assets(["not", "a", "release"]) == {}
+    assert fetch.parse_release_assets(["not", "a", "release"]) == {}
 
 
 def test_clinical_table_names_are_plain_identifiers_that_never_shadow_an_index():
-    from idc_mcp.clinical import table_name
+    from idc_mcp.indices.clinical import table_name
 
     assert table_name("tcga_brca_clinical") == "clinical_tcga_brca_clinical"
     assert table_name("TCGA-BRCA Clinical") == "clinical_tcga_brca_clinical"
@@ -583,14 +583,14 @@ def test_clinical_table_names_are_plain_identifiers_that_never_shadow_an_index()
 
 def test_progress_is_throttled_to_whole_percent_steps():
     seen: list[float] = []
-    report = indices.throttled(lambda done, total, message: seen.append(done))
+    report = common.throttled(lambda done, total, message: seen.append(done))
     for done in range(0, 10_001):
         report(done, 10_000, "downloading")
     assert len(seen) == 101 and seen[0] == 0 and seen[-1] == 10_000
 
 
 def test_clinical_bucket_is_addressed_virtual_hosted_on_aws_and_path_style_on_mirrors(env, monkeypatch):
-    from idc_mcp.clinical import bucket_url
+    from idc_mcp.indices.clinical import bucket_url
 
     monkeypatch.delenv("IDC_MCP_S3_ENDPOINT_URL", raising=False)
     assert bucket_url(load_settings()) == "https://idc-open-metadata.s3.amazonaws.com"

@@ -2,8 +2,8 @@
 
 import pytest
 
-from idc_mcp.licenses import check_licenses, license_terms
-from idc_mcp.selection import Selection
+from idc_mcp.tools.licenses import check_licenses, license_terms
+from idc_mcp.tools.selection import Selection
 from tests.parquet import truth
 
 

@@ -6,9 +6,9 @@ import os
 
 import pytest
 
-from idc_mcp.manifest import MAX_INLINE_SERIES, ManifestError, export_manifest
-from idc_mcp.paths import PathRefused
-from idc_mcp.selection import Selection
+from idc_mcp.files import PathRefused
+from idc_mcp.tools.manifest import MAX_INLINE_SERIES, ManifestError, export_manifest
+from idc_mcp.tools.selection import Selection
 from tests.parquet import truth
 
 ENDPOINT = "https://s3.amazonaws.com"

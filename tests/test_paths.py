@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from idc_mcp.paths import PathRefused, ensure_inside, resolve_inside, safe_component
+from idc_mcp.files import PathRefused, ensure_inside, resolve_inside, safe_component
 
 
 def test_relative_and_absolute_paths_inside_the_root_are_accepted(tmp_path):

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from idc_mcp.catalog import get_catalog
-from idc_mcp.query import MAX_REPLY_BYTES, QueryError, run_query
+from idc_mcp.catalog.database import get_catalog
+from idc_mcp.tools.query import MAX_REPLY_BYTES, QueryError, run_query
 from tests.parquet import parquet_sql
 
 

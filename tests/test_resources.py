@@ -11,8 +11,8 @@ import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
-from idc_mcp import docs
-from idc_mcp.catalog import get_catalog
+from idc_mcp.catalog.database import get_catalog
+from idc_mcp.docs import resources
 from idc_mcp.server import mcp
 
 pytestmark = pytest.mark.anyio
@@ -81,12 +81,12 @@ async def test_skill_resource_is_the_skill_file_as_markdown():
     async with Client(mcp) as client:
         result = await client.read_resource("idc://skill")
     assert result.contents[0].mime_type == "text/markdown"
-    assert _text(result) == (docs.locate_docs().skill_dir / "SKILL.md").read_text(encoding="utf-8")
+    assert _text(result) == (resources.locate_docs().skill_dir / "SKILL.md").read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize("name", REFERENCES)
 async def test_each_reference_is_served_as_markdown(name: str):
-    path = docs.locate_docs().references_dir / f"{name}.md"
+    path = resources.locate_docs().references_dir / f"{name}.md"
     async with Client(mcp) as client:
         result = await client.read_resource(f"idc://references/{name}")
     assert result.contents[0].mime_type == "text/markdown"
@@ -236,11 +236,11 @@ def _sections(text: str) -> dict[str, str]:
 
 
 def _tool_examples(section: str) -> list[dict]:  # type: ignore[type-arg]
-    return [json.loads(e.code) for e in docs.code_examples(section) if e.language == "json"]
+    return [json.loads(e.code) for e in resources.code_examples(section) if e.language == "json"]
 
 
 async def test_mcp_tools_reference_documents_every_tool_with_its_arguments_and_an_example():
-    text = docs.read_reference("mcp_tools")
+    text = resources.read_reference("mcp_tools")
     sections = _sections(text)
     async with Client(mcp) as client:
         tools = (await client.list_tools()).tools
@@ -270,10 +270,10 @@ async def test_mcp_tools_reference_documents_every_tool_with_its_arguments_and_a
 
 def test_mcp_tools_reference_documents_the_fields_list_tables_and_fetch_index_return():
     # Read from the models the tools return, so a new field cannot go undocumented.
-    from idc_mcp.indices import FetchResult
-    from idc_mcp.tables import TableSummary
+    from idc_mcp.indices.fetch import FetchResult
+    from idc_mcp.tools.tables import TableSummary
 
-    sections = _sections(docs.read_reference("mcp_tools"))
+    sections = _sections(resources.read_reference("mcp_tools"))
     for tool, model in (("list_tables", TableSummary), ("fetch_index", FetchResult)):
         missing = [f for f in model.model_fields if f"| `{f}` |" not in sections[tool]]
         assert not missing, f"{tool}: returned fields not documented: {missing}"
@@ -287,7 +287,7 @@ SELECTION_ARGS = {"collection_ids", "patient_ids", "study_uids", "series_uids", 
 
 
 async def test_mcp_tools_reference_documents_every_resource_template_and_prompt():
-    text = docs.read_reference("mcp_tools")
+    text = resources.read_reference("mcp_tools")
     async with Client(mcp) as client:
         templates = (await client.list_resource_templates()).resource_templates
         prompts = (await client.list_prompts()).prompts
@@ -301,7 +301,7 @@ async def test_mcp_tools_reference_documents_every_resource_template_and_prompt(
 
 
 async def test_documented_examples_of_offline_read_only_tools_succeed():
-    sections = _sections(docs.read_reference("mcp_tools"))
+    sections = _sections(resources.read_reference("mcp_tools"))
     ran = 0
     async with Client(mcp) as client:
         available = {t.name for t in (await client.list_tools()).tools}
@@ -329,7 +329,7 @@ async def test_a_new_user_reads_the_skill_and_its_workflow_queries_all_work():
         for claimed in re.findall(r"'(CC BY[^']*)'", skill):
             assert claimed in values, claimed
 
-        queries = [e.code for e in docs.code_examples(skill) if e.language == "sql" and not e.info]
+        queries = [e.code for e in resources.code_examples(skill) if e.language == "sql" and not e.info]
         assert len(queries) >= 4
         for sql in queries:
             result = await client.call_tool("query", {"sql": sql, "max_rows": 5})

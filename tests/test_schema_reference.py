@@ -7,11 +7,11 @@ from pathlib import Path
 import duckdb
 import idc_index_data
 
-from idc_mcp import docs
-from idc_mcp.catalog import get_catalog
-from idc_mcp.schema_reference import generate_schema_reference
+from idc_mcp.catalog.database import get_catalog
+from idc_mcp.docs import resources
+from idc_mcp.docs.schema_reference import generate_schema_reference
 
-LOCATION = docs.locate_docs()
+LOCATION = resources.locate_docs()
 
 
 def test_metadata_schema_reference_is_a_fresh_generation():
@@ -22,14 +22,14 @@ def test_metadata_schema_reference_is_a_fresh_generation():
 
 def test_the_schema_reference_command_writes_the_generated_file(tmp_path: Path):
     target = tmp_path / "metadata_schema.md"
-    assert docs.main(["--write-schema-reference", "--output", str(target)]) == 0
+    assert resources.main(["--write-schema-reference", "--output", str(target)]) == 0
     assert target.read_text(encoding="utf-8") == generate_schema_reference(get_catalog())
-    assert docs.main([]) == 2  # no action asked: help, and a failing exit code
+    assert resources.main([]) == 2  # no action asked: help, and a failing exit code
 
 
 def test_metadata_schema_reference_lists_every_index_and_column_of_the_bundled_json():
     # Read straight from idc-index-data, not through our schema module.
-    text = docs.read_reference("metadata_schema", LOCATION)
+    text = resources.read_reference("metadata_schema", LOCATION)
     for key, meta in idc_index_data.INDEX_METADATA.items():
         name = "index" if key == "idc_index" else key
         assert f"### `{name}`" in text
@@ -39,7 +39,7 @@ def test_metadata_schema_reference_lists_every_index_and_column_of_the_bundled_j
 
 
 def test_metadata_schema_reference_says_where_fetched_indices_come_from_and_are_cached():
-    text = docs.read_reference("metadata_schema", LOCATION)
+    text = resources.read_reference("metadata_schema", LOCATION)
     section = text.split("## Specialized indices (fetched on demand)", 1)[1].split("\n## ", 1)[0]
     version = idc_index_data.__version__
     assert f"`<IDC_MCP_CACHE_DIR>/{version}/indices/`" in section
@@ -53,7 +53,7 @@ def test_metadata_schema_reference_says_where_fetched_indices_come_from_and_are_
 
 
 def test_metadata_schema_reference_documents_clinical_tables_and_their_join():
-    text = docs.read_reference("metadata_schema", LOCATION)
+    text = resources.read_reference("metadata_schema", LOCATION)
     clinical_columns = {
         c["name"] for c in idc_index_data.INDEX_METADATA["clinical_index"]["schema"]["columns"]
     }
@@ -64,7 +64,7 @@ def test_metadata_schema_reference_documents_clinical_tables_and_their_join():
 
 def test_metadata_schema_reference_names_every_column_that_points_at_source_images():
     # The join keys from a derived series to the images it describes, read straight from idc-index-data.
-    text = docs.read_reference("metadata_schema", LOCATION)
+    text = resources.read_reference("metadata_schema", LOCATION)
     joins = text.split("### Joins", 1)[1].split("\n## ", 1)[0]
     pointers = [
         (key, c["name"])
@@ -81,7 +81,7 @@ def test_metadata_schema_reference_names_every_column_that_points_at_source_imag
 
 
 def test_metadata_schema_reference_states_the_exact_license_strings_from_the_parquet():
-    text = docs.read_reference("metadata_schema", LOCATION)
+    text = resources.read_reference("metadata_schema", LOCATION)
     path = idc_index_data.IDC_INDEX_PARQUET_FILEPATH
     licenses = duckdb.sql(f"SELECT DISTINCT license_short_name FROM read_parquet('{path}')").fetchall()
     for (license_name,) in licenses:

@@ -22,9 +22,9 @@ import pytest
 from mcp import Client
 
 from idc_mcp import server
-from idc_mcp.catalog import Catalog, get_catalog
+from idc_mcp.catalog.database import Catalog, get_catalog
 from idc_mcp.config import load_settings
-from idc_mcp.query import MAX_REPLY_BYTES, QueryError, run_query
+from idc_mcp.tools.query import MAX_REPLY_BYTES, QueryError, run_query
 
 QUERY_TIMEOUT_S = 1.0
 ONE_GIB = 1 << 30

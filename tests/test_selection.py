@@ -2,8 +2,8 @@
 
 import pytest
 
-from idc_mcp.query import run_query
-from idc_mcp.selection import (
+from idc_mcp.tools.query import run_query
+from idc_mcp.tools.selection import (
     MAX_SELECTION_SERIES,
     Selection,
     SelectionError,

@@ -4,9 +4,9 @@ import shutil
 
 import pytest
 
-from idc_mcp.paths import PathRefused
-from idc_mcp.selection import Selection
-from idc_mcp.sizes import estimate_size
+from idc_mcp.files import PathRefused
+from idc_mcp.tools.selection import Selection
+from idc_mcp.tools.sizes import estimate_size
 from tests.parquet import truth
 
 SQL = "SELECT SeriesInstanceUID FROM index WHERE Modality = 'MR' AND BodyPartExamined = 'BREAST'"

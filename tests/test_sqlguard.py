@@ -11,9 +11,9 @@ import duckdb
 import idc_index_data
 import pytest
 
-from idc_mcp import sqlguard
-from idc_mcp.catalog import Catalog
-from idc_mcp.query import QueryError, run_query
+from idc_mcp.catalog.database import Catalog
+from idc_mcp.sql import guard
+from idc_mcp.tools.query import QueryError, run_query
 
 INDEX_PARQUET = str(idc_index_data.IDC_INDEX_PARQUET_FILEPATH)
 
@@ -104,8 +104,8 @@ LEGIT = {
 }
 
 
-def _validate(catalog: Catalog, sql: str, max_rows: int = 100) -> sqlguard.ValidatedQuery:
-    return sqlguard.validate(sql, catalog.installed_tables(), max_rows)
+def _validate(catalog: Catalog, sql: str, max_rows: int = 100) -> guard.ValidatedQuery:
+    return guard.validate(sql, catalog.installed_tables(), max_rows)
 
 
 @pytest.mark.parametrize("sql", LEGIT.values(), ids=LEGIT.keys())
@@ -121,7 +121,7 @@ def test_ordinary_analytical_sql_is_accepted_and_runs(catalog: Catalog, sql: str
 def test_regenerated_sql_round_trips(catalog: Catalog, sql: str) -> None:
     # Parsing the regenerated SQL yields the same tree: DuckDB runs exactly what was checked.
     once = _validate(catalog, sql).sql
-    assert sqlguard.parse_one_statement(once).sql(dialect="duckdb", comments=False) == once
+    assert guard.parse_one_statement(once).sql(dialect="duckdb", comments=False) == once
 
 
 def test_legit_corpus_is_large_enough() -> None:
@@ -192,12 +192,12 @@ def test_cte_defined_in_a_subquery_does_not_vouch_for_an_outer_table(catalog: Ca
     # `sqlite_master` is a DuckDB system view; a CTE of that name inside a subquery must not let the
     # outer reference (which DuckDB resolves to the real view) through.
     sql = "SELECT * FROM sqlite_master, (WITH sqlite_master AS (SELECT 1) SELECT * FROM sqlite_master) x"
-    with pytest.raises(sqlguard.UnknownTable):
+    with pytest.raises(guard.UnknownTable):
         _validate(catalog, sql)
 
 
 def test_cte_cannot_refer_to_itself_to_reach_a_system_view(catalog: Catalog) -> None:
-    with pytest.raises(sqlguard.UnknownTable):
+    with pytest.raises(guard.UnknownTable):
         _validate(catalog, "WITH sqlite_master AS (SELECT * FROM sqlite_master) SELECT * FROM sqlite_master")
 
 
@@ -253,7 +253,7 @@ def test_every_allowlisted_node_is_a_real_sqlglot_function() -> None:
     # A misspelt name would silently allow nothing; a non-function would be meaningless.
     from sqlglot import exp
 
-    for name in sqlguard.ALLOWED_FUNCTION_NODES:
+    for name in guard.ALLOWED_FUNCTION_NODES:
         node = getattr(exp, name, None)
         assert node is not None and issubclass(node, exp.Func), name
 
@@ -278,9 +278,9 @@ def test_every_allowlisted_node_is_a_real_sqlglot_function() -> None:
 def test_generators_file_readers_and_settings_nodes_are_refused(
     catalog: Catalog, node: str, sql: str | None
 ) -> None:
-    assert node not in sqlguard.ALLOWED_FUNCTION_NODES
+    assert node not in guard.ALLOWED_FUNCTION_NODES
     if sql is not None:
-        with pytest.raises(sqlguard.SQLRejected):
+        with pytest.raises(guard.SQLRejected):
             _validate(catalog, sql)
 
 
@@ -288,13 +288,13 @@ def test_brackets_inside_strings_do_not_count_as_nesting(catalog: Catalog) -> No
     # The nesting pre-check reads tokens, so a literal full of brackets is fine...
     assert _validate(catalog, "SELECT '" + "(" * 100 + "' AS s").sql.startswith("SELECT '((")
     # ...while real nesting, also of struct braces, is refused before the recursive parser runs.
-    with pytest.raises(sqlguard.SQLRejected, match="nests brackets"):
+    with pytest.raises(guard.SQLRejected, match="nests brackets"):
         _validate(catalog, "SELECT " + "{'a': " * 60 + "1" + "}" * 60)
 
 
 def test_a_parse_error_message_ends_each_sentence_once() -> None:
     # Found by a new-user trial: "... Line 1, Col: 7.. Check the syntax" (sqlglot's message ends in '.').
-    with pytest.raises(sqlguard.SQLRejected) as caught:
-        sqlguard.validate("SELEC 1", {"index"}, 10)
+    with pytest.raises(guard.SQLRejected) as caught:
+        guard.validate("SELEC 1", {"index"}, 10)
     assert "could not be parsed" in str(caught.value)
     assert ".." not in str(caught.value)

@@ -2,9 +2,9 @@
 
 import pytest
 
-from idc_mcp.catalog import get_catalog
-from idc_mcp.schemas import all_tables
-from idc_mcp.tables import TableNotFound, describe_table, list_tables
+from idc_mcp.catalog.database import get_catalog
+from idc_mcp.catalog.schemas import all_tables
+from idc_mcp.tools.tables import TableNotFound, describe_table, list_tables
 from tests.parquet import parquet_sql
 
 

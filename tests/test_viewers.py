@@ -2,8 +2,8 @@
 
 import pytest
 
-from idc_mcp.selection import Selection, SelectionError
-from idc_mcp.viewers import DICOMWEB_ROOT, MAX_DICOMWEB_URLS, get_dicomweb_urls, get_viewer_url
+from idc_mcp.tools.selection import Selection, SelectionError
+from idc_mcp.tools.viewers import DICOMWEB_ROOT, MAX_DICOMWEB_URLS, get_dicomweb_urls, get_viewer_url
 from tests.parquet import truth
 
 HOST = "https://viewer.imaging.datacommons.cancer.gov"

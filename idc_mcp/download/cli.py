@@ -9,8 +9,8 @@ import threading
 from idc_mcp.download.engine import DownloadCancelled, DownloadError, Progress
 from idc_mcp.download.plan import DEFAULT_TEMPLATE, TemplateError
 from idc_mcp.download.service import DownloadResult, run_download
-from idc_mcp.paths import PathRefused
-from idc_mcp.selection import Selection, SelectionError
+from idc_mcp.files import PathRefused
+from idc_mcp.tools.selection import Selection, SelectionError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -57,7 +57,7 @@ def _show_progress(progress: Progress, finished: threading.Event) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from idc_mcp.catalog import get_catalog
+    from idc_mcp.catalog.database import get_catalog
     from idc_mcp.config import load_settings
 
     selection = Selection(

@@ -13,7 +13,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from idc_mcp.catalog import Catalog
+from idc_mcp.catalog.database import Catalog
 from idc_mcp.download import listing, provenance, s3, state
 from idc_mcp.download.listing import SeriesFiles
 from idc_mcp.download.plan import (
@@ -24,8 +24,8 @@ from idc_mcp.download.plan import (
     plan_uids_with_hints,
     plan_with_hints,
 )
-from idc_mcp.paths import PathRefused, ensure_inside, resolve_inside
-from idc_mcp.selection import Selection, resolve_selection
+from idc_mcp.files import PathRefused, ensure_inside, resolve_inside
+from idc_mcp.tools.selection import Selection, resolve_selection
 
 
 class DownloadError(Exception):

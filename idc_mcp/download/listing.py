@@ -15,7 +15,7 @@ from typing import Any
 
 from idc_mcp.download import s3, state
 from idc_mcp.download.plan import SeriesPlan, folder_path
-from idc_mcp.paths import safe_component
+from idc_mcp.files import safe_component
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 The template uses idc-index's placeholders (`%collection_id`, `%PatientID`, `%StudyInstanceUID`,
 `%Modality`, `%SeriesInstanceUID`) joined by `_`, `-` and `/`. Every substituted value is sanitized by
-`paths.safe_component`, so metadata can never add a path separator, `..` or a control character.
+`files.safe_component`, so metadata can never add a path separator, `..` or a control character.
 """
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from idc_mcp.catalog import Catalog, sql_literal
-from idc_mcp.fuzzy import closest
-from idc_mcp.paths import safe_component
-from idc_mcp.selection import ResolvedSelection, Selection, clean_ids, selection_where
+from idc_mcp.catalog.database import Catalog
+from idc_mcp.catalog.sqltext import sql_literal
+from idc_mcp.diagnostics.fuzzy import closest
+from idc_mcp.files import safe_component
+from idc_mcp.tools.selection import ResolvedSelection, Selection, clean_ids, selection_where
 
 DEFAULT_TEMPLATE = "%collection_id/%PatientID/%StudyInstanceUID/%Modality_%SeriesInstanceUID"
 PLACEHOLDERS = ("collection_id", "PatientID", "StudyInstanceUID", "Modality", "SeriesInstanceUID")

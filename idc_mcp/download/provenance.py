@@ -15,9 +15,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from idc_mcp.catalog import Catalog, sql_literal
+from idc_mcp.catalog.database import Catalog
+from idc_mcp.catalog.sqltext import sql_literal
 from idc_mcp.download.plan import SeriesPlan
-from idc_mcp.paths import ensure_inside, safe_component, write_text_inside
+from idc_mcp.files import ensure_inside, safe_component, write_text_inside
 
 MANIFEST_COLUMNS = (
     "SeriesInstanceUID",

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import botocore.exceptions as bce
 
-from idc_mcp.paths import ensure_inside
+from idc_mcp.files import ensure_inside
 
 CHUNK_BYTES = 1 << 20  # a cancel request is seen after at most one chunk (measured: 1 MiB beats 256 KiB)
 TEMP_SUFFIX = ".idcpart"

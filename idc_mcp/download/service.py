@@ -16,10 +16,10 @@ import anyio
 import anyio.lowlevel
 from pydantic import BaseModel, Field
 
-from idc_mcp.catalog import Catalog
+from idc_mcp.catalog.database import Catalog
 from idc_mcp.config import Settings
 from idc_mcp.download.engine import Options, Outcome, Progress, download
-from idc_mcp.selection import Selection
+from idc_mcp.tools.selection import Selection
 
 log = logging.getLogger(__name__)
 PLAN_ROWS = 100

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from idc_mcp.paths import write_text_inside
+from idc_mcp.files import write_text_inside
 
 STATE_NAME = ".idc-mcp-state.json"
 FORMAT = 1

@@ -7,10 +7,12 @@ from typing import Any
 import duckdb
 from pydantic import BaseModel, Field
 
-from idc_mcp import diagnostics, indices, sqlguard
-from idc_mcp.catalog import Catalog, QueryTimeout
-from idc_mcp.results import cut_cell, json_safe, json_size
-from idc_mcp.schemas import all_tables
+from idc_mcp.catalog.database import Catalog, QueryTimeout
+from idc_mcp.catalog.schemas import all_tables
+from idc_mcp.diagnostics import explain
+from idc_mcp.indices import fetch
+from idc_mcp.sql import guard
+from idc_mcp.sql.json_values import cut_cell, json_safe, json_size
 
 MAX_ROWS_CAP = 1_000
 MAX_REPLY_BYTES = 256 * 1024
@@ -34,18 +36,18 @@ def not_installed_tables(catalog: Catalog) -> list[str]:
     return [name for name in all_tables() if name not in installed]
 
 
-def validate_for(catalog: Catalog, sql: str, max_rows: int) -> sqlguard.ValidatedQuery:
+def validate_for(catalog: Catalog, sql: str, max_rows: int) -> guard.ValidatedQuery:
     """Validate caller SQL against this catalog, turning table mistakes into repair hints."""
     installed = catalog.installed_tables()
     try:
-        return sqlguard.validate(sql, installed, max_rows, not_installed_tables(catalog))
-    except sqlguard.UnknownTable as exc:
-        if clinical := indices.clinical_not_installed(exc.table, installed):
+        return guard.validate(sql, installed, max_rows, not_installed_tables(catalog))
+    except guard.UnknownTable as exc:
+        if clinical := fetch.clinical_not_installed(exc.table, installed):
             raise QueryError(clinical) from exc
-        raise QueryError(diagnostics.unknown_table_message(catalog, exc.table, sql)) from exc
-    except sqlguard.TableNotInstalled as exc:
-        raise QueryError(indices.not_installed_message(catalog.settings, exc.table)) from exc
-    except sqlguard.SQLRejected as exc:
+        raise QueryError(explain.unknown_table_message(catalog, exc.table, sql)) from exc
+    except guard.TableNotInstalled as exc:
+        raise QueryError(fetch.not_installed_message(catalog.settings, exc.table)) from exc
+    except guard.SQLRejected as exc:
         raise QueryError(str(exc)) from exc
 
 
@@ -61,7 +63,7 @@ def run_query(catalog: Catalog, sql: str, max_rows: int = 100) -> QueryResult:
             "and aggregate instead of listing rows."
         ) from exc
     except duckdb.Error as exc:
-        raise QueryError(diagnostics.explain_error(catalog, validated, exc)) from exc
+        raise QueryError(explain.explain_error(catalog, validated, exc)) from exc
 
     notes: list[str] = []
     rows = output.rows
@@ -95,10 +97,10 @@ def run_query(catalog: Catalog, sql: str, max_rows: int = 100) -> QueryResult:
         notes.append(
             "Some long values were cut (marked '…[cut: …]'). Select substr(column, 1, n) or fewer columns."
         )
-    if (not records and not truncated) or diagnostics.counts_nothing(validated, records):
-        notes.extend(diagnostics.explain_empty(catalog, validated))
+    if (not records and not truncated) or explain.counts_nothing(validated, records):
+        notes.extend(explain.explain_empty(catalog, validated))
     elif records:
-        notes.extend(diagnostics.explain_related(catalog, validated))
+        notes.extend(explain.explain_related(catalog, validated))
     return QueryResult(
         columns=columns,
         rows=records,

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import duckdb
 from sqlglot import exp
 
-from idc_mcp.catalog import Catalog, QueryOutput, QueryTimeout
+from idc_mcp.catalog.database import Catalog, QueryOutput, QueryTimeout
 
 BUDGET_S = 3.0  # all diagnostics of one reply
 PER_QUERY_S = 1.0  # one diagnostic query

@@ -10,9 +10,9 @@ from collections.abc import Callable
 
 from pydantic import BaseModel, Field
 
-from idc_mcp.catalog import Catalog
-from idc_mcp.fuzzy import closest
-from idc_mcp.selection import SelectionError
+from idc_mcp.catalog.database import Catalog
+from idc_mcp.diagnostics.fuzzy import closest
+from idc_mcp.tools.selection import SelectionError
 
 MAX_COLLECTIONS = 200
 MAX_FILTER_CHARS = 200

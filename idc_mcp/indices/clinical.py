@@ -23,10 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from idc_mcp import http_fetch
-from idc_mcp.catalog import Catalog
+from idc_mcp.catalog.database import Catalog
+from idc_mcp.catalog.schemas import all_tables
 from idc_mcp.config import DEFAULT_S3_ENDPOINT, Settings
-from idc_mcp.index_store import (
+from idc_mcp.indices import http_fetch
+from idc_mcp.indices.common import CLINICAL_PREFIX, FetchResult, Progress, index_folder
+from idc_mcp.indices.store import (
     IndexFetchError,
     convert,
     file_lock,
@@ -35,8 +37,6 @@ from idc_mcp.index_store import (
     temp_path,
     write_json_atomic,
 )
-from idc_mcp.indices import CLINICAL_PREFIX, FetchResult, Progress, index_folder
-from idc_mcp.schemas import all_tables
 
 BUCKET = "idc-open-metadata"
 # The column every IDC clinical table has: the DICOM PatientID of the row's patient.

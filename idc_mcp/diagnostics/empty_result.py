@@ -12,11 +12,10 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from idc_mcp import sqlguard
-from idc_mcp.budget import Budget
-from idc_mcp.catalog import Catalog
-from idc_mcp.fuzzy import fold
-from idc_mcp.value_hints import (
+from idc_mcp.catalog.database import Catalog
+from idc_mcp.diagnostics.budget import Budget
+from idc_mcp.diagnostics.fuzzy import fold
+from idc_mcp.diagnostics.value_hints import (
     Scope,
     among,
     common_text,
@@ -33,12 +32,13 @@ from idc_mcp.value_hints import (
     value_test,
     values_text,
 )
+from idc_mcp.sql import guard
 
 MAX_CONJUNCTS = 8  # conditions analysed per WHERE
 NO_ROWS = "The query returned no rows."
 
 
-def explain_empty_result(catalog: Catalog, validated: sqlguard.ValidatedQuery, budget: Budget) -> list[str]:
+def explain_empty_result(catalog: Catalog, validated: guard.ValidatedQuery, budget: Budget) -> list[str]:
     root = validated.tree
     if not isinstance(root, exp.Select) or root.args.get("from_") is None:
         return [NO_ROWS + " (Only a single SELECT ... FROM ... WHERE is analysed for the cause.)"]

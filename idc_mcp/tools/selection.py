@@ -13,10 +13,11 @@ from typing import Annotated, Literal
 import duckdb
 from pydantic import Field
 
-from idc_mcp import diagnostics
-from idc_mcp.catalog import Catalog, QueryOutput, QueryTimeout, quote_identifier
-from idc_mcp.fuzzy import closest, resembles
-from idc_mcp.query import QueryError, validate_for
+from idc_mcp.catalog.database import Catalog, QueryOutput, QueryTimeout
+from idc_mcp.catalog.sqltext import quote_identifier
+from idc_mcp.diagnostics import explain
+from idc_mcp.diagnostics.fuzzy import closest, resembles
+from idc_mcp.tools.query import QueryError, validate_for
 
 MAX_SELECTION_SERIES = 100_000
 MAX_IDS_PER_ARGUMENT = 10_000
@@ -206,7 +207,7 @@ def _sql_predicate(catalog: Catalog, sql: str) -> str:
     try:
         probe = catalog.execute(f"SELECT * FROM ({validated.sql}) AS _sel LIMIT 0")
     except duckdb.Error as exc:
-        raise SelectionError(f"sql: {diagnostics.explain_error(catalog, validated, exc)}") from exc
+        raise SelectionError(f"sql: {explain.explain_error(catalog, validated, exc)}") from exc
     except QueryTimeout as exc:
         raise SelectionError(f"sql: {exc}. Simplify it (filter on collection_id first).") from exc
     matches = [c for c in probe.columns if c.lower() == "seriesinstanceuid"]
@@ -225,7 +226,7 @@ def _explain_empty_sql(catalog: Catalog, sql: str) -> None:
     validated = validate_for(catalog, sql, SQL_ROW_CEILING)  # already passed in _sql_predicate
     if _run(catalog, f"SELECT 1 FROM ({validated.sql}) AS _sel LIMIT 1").rows:
         return  # it selects rows: the combination with the other arguments is what is empty
-    notes = diagnostics.explain_empty(catalog, validated)
+    notes = explain.explain_empty(catalog, validated)
     raise SelectionError(
         "sql selects no series on its own. " + " ".join(notes) + " Fix it (query() shows the same hints), "
         "then pass it here."

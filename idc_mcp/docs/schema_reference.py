@@ -13,9 +13,9 @@ from typing import Any
 
 import idc_index_data
 
-from idc_mcp import clinical, indices
-from idc_mcp.catalog import INDICES_DIR, Catalog
-from idc_mcp.schemas import JOIN_KEYS, TableInfo, all_tables, get_table
+from idc_mcp.catalog.database import INDICES_DIR, Catalog
+from idc_mcp.catalog.schemas import JOIN_KEYS, TableInfo, all_tables, get_table
+from idc_mcp.indices import clinical, fetch
 
 TOP_MODALITIES = 20
 TOP_BODY_PARTS = 25
@@ -166,9 +166,9 @@ def _pointers(info: TableInfo) -> list[str]:
 
 
 def _joins() -> list[str]:
-    fetchable = indices.fetchable()
+    fetchable = fetch.fetchable()
     by_series = [
-        n for n, t in fetchable.items() if n != indices.CLINICAL_INDEX and t.column("SeriesInstanceUID")
+        n for n, t in fetchable.items() if n != fetch.CLINICAL_INDEX and t.column("SeriesInstanceUID")
     ]
     lines = [
         "### Joins",
@@ -201,8 +201,8 @@ def _fetched_indices() -> list[str]:
     """Where the indices that are not bundled come from, where they are cached, and the clinical tables."""
     version = idc_index_data.__version__
     major = version.split(".")[0]
-    fetchable = indices.fetchable()
-    info = get_table(indices.CLINICAL_INDEX)
+    fetchable = fetch.fetchable()
+    info = get_table(fetch.CLINICAL_INDEX)
     assert info is not None
     # The clinical_index columns named below must exist: fail the generation (and its test) otherwise.
     for column in ("collection_id", "table_name", "short_table_name", "column", "column_label", "values"):
@@ -217,7 +217,7 @@ def _fetched_indices() -> list[str]:
         + ") ship only as schemas (listed below with every column). `fetch_index(name)` installs one:",
         "",
         f"- **Source**: the idc-index-data release assets of the pinned version, "
-        f"`{indices.RELEASE_URL.format(version=version)}/<name>.parquet` (as idc-index's own "
+        f"`{fetch.RELEASE_URL.format(version=version)}/<name>.parquet` (as idc-index's own "
         "`fetch_index` does), verified against the sha256 the release listing publishes (when it does) and "
         "against the schema's columns. `IDC_MCP_INDEX_BASE_URL` points at a mirror instead; "
         "`IDC_MCP_INDEX_DIR` at a folder of pre-downloaded `<name>.parquet` files, used without any "

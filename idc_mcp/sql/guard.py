@@ -16,7 +16,7 @@ from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import ParseError, TokenError
 from sqlglot.tokens import Token, TokenType
 
-from idc_mcp.sqlbounds import SQLRejected, bound_sizes, function_label, literal_int
+from idc_mcp.sql.bounds import SQLRejected, bound_sizes, function_label, literal_int
 
 __all__ = [
     "SQLRejected",

@@ -6,11 +6,12 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from idc_mcp import clinical, indices
-from idc_mcp.catalog import Catalog, quote_identifier
-from idc_mcp.fuzzy import closest
-from idc_mcp.results import json_safe
-from idc_mcp.schemas import all_tables, get_table
+from idc_mcp.catalog.database import Catalog
+from idc_mcp.catalog.schemas import all_tables, get_table
+from idc_mcp.catalog.sqltext import quote_identifier
+from idc_mcp.diagnostics.fuzzy import closest
+from idc_mcp.indices import clinical, fetch
+from idc_mcp.sql.json_values import json_safe
 
 # A column with at most this many distinct values gets all of them, with counts.
 LOW_CARDINALITY = 50
@@ -65,9 +66,9 @@ def list_tables(catalog: Catalog) -> list[TableSummary]:
     out = []
     for name, info in all_tables().items():
         is_installed = name in installed
-        size = None if info.bundled else indices.known_size(catalog.settings, name)
+        size = None if info.bundled else fetch.known_size(catalog.settings, name)
         how = None if is_installed else f'fetch_index("{name}")'
-        label = indices.human_size(size) or (None if is_installed else "unknown until fetched")
+        label = fetch.human_size(size) or (None if is_installed else "unknown until fetched")
         out.append(
             TableSummary(
                 name=name,
@@ -88,15 +89,15 @@ def list_tables(catalog: Catalog) -> list[TableSummary]:
                 installed=True,
                 row_count=catalog.row_count(name),
                 size_bytes=sizes.get(name),
-                size=indices.human_size(sizes.get(name)),
+                size=fetch.human_size(sizes.get(name)),
             )
         )
     return out
 
 
 def _extra_description(name: str) -> str:
-    if name.startswith(indices.CLINICAL_PREFIX):
-        short = name.removeprefix(indices.CLINICAL_PREFIX)
+    if name.startswith(fetch.CLINICAL_PREFIX):
+        short = name.removeprefix(fetch.CLINICAL_PREFIX)
         return (
             f"Clinical data table {short!r} (clinical_index rows with short_table_name = {short!r} "
             "describe its columns; join to `index` on PatientID = dicom_patient_id)."
@@ -106,9 +107,9 @@ def _extra_description(name: str) -> str:
 
 def _clinical_labels(catalog: Catalog, table: str) -> dict[str, str]:
     """Column labels of a clinical table, from clinical_index."""
-    if not table.startswith(indices.CLINICAL_PREFIX) or not catalog.is_installed(indices.CLINICAL_INDEX):
+    if not table.startswith(fetch.CLINICAL_PREFIX) or not catalog.is_installed(fetch.CLINICAL_INDEX):
         return {}
-    short = table.removeprefix(indices.CLINICAL_PREFIX)
+    short = table.removeprefix(fetch.CLINICAL_PREFIX)
     labels = catalog.records(
         'SELECT "column", any_value(column_label) AS label FROM clinical_index '
         "WHERE lower(short_table_name) = ? GROUP BY 1",
@@ -128,7 +129,7 @@ def describe_table(catalog: Catalog, table: str) -> TableDescription:
     info = get_table(table)
     installed = catalog.installed_tables()
     if info is None and table not in installed:
-        if clinical := indices.clinical_not_installed(table, installed):
+        if clinical := fetch.clinical_not_installed(table, installed):
             raise TableNotFound(clinical)
         near = closest(table, list(all_tables()) + installed, limit=3)
         hint = f" Did you mean {', '.join(repr(n) for n in near)}?" if near else ""
@@ -146,7 +147,7 @@ def describe_table(catalog: Catalog, table: str) -> TableDescription:
             ]
             if info
             else [],
-            notes=[indices.not_installed_message(catalog.settings, name)],
+            notes=[fetch.not_installed_message(catalog.settings, name)],
         )
     # Installed tables are read-only: their value profile is computed once per catalog and table.
     key = (id(catalog), name, catalog.row_count(name), tuple(catalog.columns(name)))

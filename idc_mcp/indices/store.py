@@ -21,10 +21,10 @@ from typing import Any
 
 import duckdb
 
-from idc_mcp import http_fetch
-from idc_mcp.catalog import quote_identifier
+from idc_mcp.catalog.schemas import TableInfo
+from idc_mcp.catalog.sqltext import quote_identifier
 from idc_mcp.config import Settings
-from idc_mcp.schemas import TableInfo
+from idc_mcp.indices import http_fetch
 
 
 class IndexFetchError(Exception):

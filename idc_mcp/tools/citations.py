@@ -15,8 +15,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from idc_mcp.catalog import Catalog
-from idc_mcp.selection import Selection, SelectionError, resolve_selection, selection_where
+from idc_mcp.catalog.database import Catalog
+from idc_mcp.tools.selection import Selection, SelectionError, resolve_selection, selection_where
 
 CitationFormat = Literal["text", "apa", "bibtex", "csl-json"]
 MAX_COLLECTIONS_PER_ENTRY = 20

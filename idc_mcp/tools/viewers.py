@@ -10,8 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from idc_mcp.catalog import Catalog
-from idc_mcp.selection import (
+from idc_mcp.catalog.database import Catalog
+from idc_mcp.tools.selection import (
     Selection,
     SelectionError,
     clean_ids,

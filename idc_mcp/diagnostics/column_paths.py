@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from sqlglot import exp
 
-from idc_mcp.catalog import Catalog
-from idc_mcp.schemas import JOIN_KEYS, all_tables, get_table
+from idc_mcp.catalog.database import Catalog
+from idc_mcp.catalog.schemas import JOIN_KEYS, all_tables, get_table
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,8 @@
 The bundled parquet files are materialized once per idc-index-data version into a DuckDB file in the
 cache folder (`<cache>/<version>/catalog.duckdb`); queries run against that file opened read-only, so
 the data can never be written through SQL. Specialized indices fetched later are converted to DuckDB
-files of their own and attached read-only (see `indices.py`). The lockdown is the second line of
-defence: SQL reaches it only after `sqlguard.validate` accepted it.
+files of their own and attached read-only (see `indices/fetch.py`). The lockdown is the second line of
+defence: SQL reaches it only after `sql.guard.validate` accepted it.
 
 Lockdown, in order: extension autoload/autoinstall off (at open), memory limit and thread cap, attach
 the extra indices, external access off (no file, URL or extension access at all), configuration locked.
@@ -13,12 +13,8 @@ Each query runs in its own cursor and is interrupted by a timer after the query 
 
 from __future__ import annotations
 
-import fcntl
 import logging
-import os
 import re
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -30,22 +26,14 @@ from typing import Any
 import duckdb
 
 from idc_mcp.cancellation import cancelled, on_cancel
+from idc_mcp.catalog.build import ensure_catalog_file
+from idc_mcp.catalog.sqltext import quote_identifier, sql_literal
 from idc_mcp.config import Settings, load_settings
-from idc_mcp.schemas import bundled_tables
 
 log = logging.getLogger(__name__)
 
-# Bumped when the layout of the catalog file changes, so an old cache is rebuilt. The file is written
-# atomically (temp file + rename), so its existence under this name means it is complete.
-CATALOG_LAYOUT = 1
-CATALOG_FILE = f"catalog-v{CATALOG_LAYOUT}.duckdb"
-# Fetched indices live in this folder of the version cache dir, one DuckDB file each (see indices.py).
+# Fetched indices live in this folder of the version cache dir, one DuckDB file each (see indices/fetch.py).
 INDICES_DIR = "indices"
-# Sorting the main index clusters rows so that DuckDB's zone maps skip most row groups on the
-# columns people filter by.
-_SORT_KEYS = {"index": ("collection_id", "Modality", "PatientID", "StudyInstanceUID")}
-
-
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -88,73 +76,6 @@ class QueryOutput:
     types: list[str]
     rows: list[tuple[Any, ...]]
     elapsed_s: float
-
-
-def quote_identifier(name: str) -> str:
-    """A DuckDB identifier in double quotes (inner quotes doubled), safe for any table or column name."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def sql_literal(value: str) -> str:
-    """A DuckDB string literal (quotes doubled; DuckDB strings have no backslash escapes).
-
-    For file paths in DDL, which takes no parameters, and instead of bound parameters on the download
-    rerun path: binding any Python parameter makes DuckDB import pandas (~0.7 s), which a short-lived
-    process resuming a complete download would pay."""
-    if "\x00" in value:
-        raise ValueError("NUL in an SQL literal")
-    return "'" + value.replace("'", "''") + "'"
-
-
-def build_catalog_file(target: Path, threads: int = 2) -> None:
-    """Materialize the bundled parquet files into a DuckDB file, atomically (temp file + rename)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.unlink(missing_ok=True)
-    started = time.monotonic()
-    con = duckdb.connect(
-        str(tmp),
-        config={"threads": threads, "autoload_known_extensions": False},
-    )
-    try:
-        con.execute("SET enable_progress_bar = false")
-        con.execute("SET preserve_insertion_order = false")
-        for name, info in bundled_tables().items():
-            path = sql_literal(str(info.parquet_path))
-            order = _SORT_KEYS.get(name)
-            order_sql = f" ORDER BY {', '.join(quote_identifier(c) for c in order)}" if order else ""
-            table = quote_identifier(name)
-            con.execute(f"CREATE TABLE {table} AS SELECT * FROM read_parquet({path}){order_sql}")
-        con.execute("CHECKPOINT")
-    finally:
-        con.close()
-    os.replace(tmp, target)
-    log.info("built catalog %s in %.1f s", target, time.monotonic() - started)
-
-
-def _catalog_is_current(path: Path) -> bool:
-    return path.is_file()
-
-
-def ensure_catalog_file(settings: Settings) -> Path:
-    """Return the catalog file for this idc-index-data version, building it once (process-safe)."""
-    target = settings.version_cache_dir / CATALOG_FILE
-    if _catalog_is_current(target):
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target.parent / ".catalog.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not _catalog_is_current(target):
-            # A child process: the build peaks above 1 GB, the server must stay small.
-            done = subprocess.run(
-                [sys.executable, "-m", "idc_mcp.catalog_build", str(target), str(settings.threads)],
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            if done.returncode != 0 or not _catalog_is_current(target):
-                raise RuntimeError(f"building the IDC catalog failed: {done.stderr.strip()[-2000:]}")
-    return target
 
 
 class _Gate:
@@ -373,7 +294,7 @@ class Catalog:
     ) -> QueryOutput:
         """Run SQL that our own code wrote, or that `sqlguard` validated and regenerated.
 
-        Never pass SQL from a caller that did not go through `sqlguard.validate`.
+        Never pass SQL from a caller that did not go through `sql.guard.validate`.
         """
         timeout = self.settings.query_timeout_s if timeout_s is None else timeout_s
         with self.cursor(sql) as cur:

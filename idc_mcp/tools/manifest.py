@@ -16,9 +16,9 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from idc_mcp import paths
-from idc_mcp.catalog import Catalog
-from idc_mcp.selection import Selection, resolve_selection, selection_where
+from idc_mcp import files
+from idc_mcp.catalog.database import Catalog
+from idc_mcp.tools.selection import Selection, resolve_selection, selection_where
 
 ManifestFormat = Literal["s5cmd", "csv"]
 MAX_INLINE_SERIES = 200
@@ -94,15 +94,15 @@ def write_atomically(download_root: Path, requested: str, text: str) -> Path:
 
 def _write(download_root: Path, requested: str, text: str) -> Path:
     named = Path(requested).expanduser()
-    named = named if named.is_absolute() else paths.download_root(download_root) / named
+    named = named if named.is_absolute() else files.download_root(download_root) / named
     if named.is_symlink():
-        raise paths.PathRefused(
+        raise files.PathRefused(
             f"Refusing to write {requested!r}: it is a symbolic link. Give another file name."
         )
-    target = paths.resolve_inside(download_root, requested)
+    target = files.resolve_inside(download_root, requested)
     # 'manifests/' names a folder even before it exists: never write a file called 'manifests'.
     names_folder = requested.endswith(("/", os.sep))
-    if names_folder or target == paths.download_root(download_root) or target.is_dir():
+    if names_folder or target == files.download_root(download_root) or target.is_dir():
         raise ManifestError(
             f"path {requested!r} is a folder; give a file name inside it, "
             f"e.g. '{requested.rstrip('/')}/manifest.txt'."
@@ -110,7 +110,7 @@ def _write(download_root: Path, requested: str, text: str) -> Path:
     if not target.name or target.name in (".", ".."):
         raise ManifestError(f"path {requested!r} does not name a file; give e.g. 'manifests/lung_ct.s5cmd'.")
     target.parent.mkdir(parents=True, exist_ok=True)
-    final = paths.ensure_inside(download_root, target)
+    final = files.ensure_inside(download_root, target)
     fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from idc_mcp.catalog import Catalog
+from idc_mcp.catalog.database import Catalog
 
 MAX_TOPIC_CHARS = 200
 MAX_SUGGESTIONS = 8

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from idc_mcp import paths
-from idc_mcp.catalog import Catalog
-from idc_mcp.selection import Selection, resolve_selection, selection_where
+from idc_mcp import files
+from idc_mcp.catalog.database import Catalog
+from idc_mcp.tools.selection import Selection, resolve_selection, selection_where
 
 MAX_COLLECTIONS_LISTED = 50
 BYTES_PER_MB = 1_000_000  # series_size_MB is in decimal megabytes
@@ -53,7 +53,7 @@ def _existing_ancestor(path: Path) -> Path:
 
 def disk_space(download_root: Path, download_dir: str, needed_mb: float) -> DiskSpace:
     """Free space where `download_dir` (confined to the download root) is or will be."""
-    target = paths.resolve_inside(download_root, download_dir)
+    target = files.resolve_inside(download_root, download_dir)
     free_mb = shutil.disk_usage(_existing_ancestor(target)).free / BYTES_PER_MB
     return DiskSpace(
         download_dir=str(target),

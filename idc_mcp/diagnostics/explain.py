@@ -15,15 +15,21 @@ import re
 import duckdb
 from sqlglot import exp
 
-from idc_mcp import sqlguard
-from idc_mcp.budget import Budget
-from idc_mcp.catalog import Catalog
-from idc_mcp.column_paths import ColumnPath, column_paths, join_key, path_expr, table_columns
-from idc_mcp.empty_result import explain_empty_result
-from idc_mcp.fuzzy import closest, fold, resembles
-from idc_mcp.related_values import related_values_notes
-from idc_mcp.schemas import all_tables
-from idc_mcp.value_hints import not_null
+from idc_mcp.catalog.database import Catalog
+from idc_mcp.catalog.schemas import all_tables
+from idc_mcp.diagnostics.budget import Budget
+from idc_mcp.diagnostics.column_paths import (
+    ColumnPath,
+    column_paths,
+    join_key,
+    path_expr,
+    table_columns,
+)
+from idc_mcp.diagnostics.empty_result import explain_empty_result
+from idc_mcp.diagnostics.fuzzy import closest, fold, resembles
+from idc_mcp.diagnostics.related_values import related_values_notes
+from idc_mcp.diagnostics.value_hints import not_null
+from idc_mcp.sql import guard
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +77,8 @@ def unknown_table_message(catalog: Catalog, table: str, sql: str) -> str:
             f"Query the catalog tables by name ({', '.join(catalog.installed_tables())})."
         )
     try:
-        tree: exp.Expression | None = sqlguard.parse_one_statement(sql)
-    except sqlguard.SQLRejected:
+        tree: exp.Expression | None = guard.parse_one_statement(sql)
+    except guard.SQLRejected:
         tree = None
     candidates = _table_candidates(catalog, table, tree)
     parts = [f"Table {table!r} does not exist."]
@@ -89,9 +95,9 @@ def unknown_table_message(catalog: Catalog, table: str, sql: str) -> str:
             if node.name.lower() == table.lower():
                 node.set("this", exp.to_identifier(best))
         try:  # shown only when it passes the validator (another table may be wrong too)
-            sqlguard.validate(fixed.sql(dialect="duckdb"), catalog.installed_tables(), 1)
+            guard.validate(fixed.sql(dialect="duckdb"), catalog.installed_tables(), 1)
             parts.append(f"Corrected query: `{fixed.sql(dialect='duckdb')}`.")
-        except sqlguard.SQLRejected:
+        except guard.SQLRejected:
             pass
     parts.append(
         f"Installed tables: {', '.join(catalog.installed_tables())} "
@@ -130,7 +136,7 @@ def _aliases(tree: exp.Expression) -> dict[str, str]:
 
 
 def explain_error(
-    catalog: Catalog, validated: sqlguard.ValidatedQuery, exc: duckdb.Error, budget: Budget | None = None
+    catalog: Catalog, validated: guard.ValidatedQuery, exc: duckdb.Error, budget: Budget | None = None
 ) -> str:
     """An actionable message for a DuckDB error on a validated query."""
     text = internal_names_removed(str(exc))
@@ -154,7 +160,7 @@ def internal_names_removed(text: str) -> str:
 
 
 def _explain_error(
-    catalog: Catalog, validated: sqlguard.ValidatedQuery, text: str, first: str, budget: Budget
+    catalog: Catalog, validated: guard.ValidatedQuery, text: str, first: str, budget: Budget
 ) -> str | None:
     twice = re.search(r'Ambiguous reference to table "([^"]+)"', text)
     if twice:
@@ -183,7 +189,7 @@ def _explain_error(
     return None
 
 
-def _text_compared_to_number(catalog: Catalog, validated: sqlguard.ValidatedQuery, budget: Budget) -> str:
+def _text_compared_to_number(catalog: Catalog, validated: guard.ValidatedQuery, budget: Budget) -> str:
     """For `PatientAge > 50`-style mistakes: which text column met a number, and what its values look like."""
     types: dict[str, str] = {}
     for table in validated.tables:
@@ -220,7 +226,7 @@ def _text_compared_to_number(catalog: Catalog, validated: sqlguard.ValidatedQuer
 def unknown_column_message(
     catalog: Catalog,
     column: str,
-    validated: sqlguard.ValidatedQuery,
+    validated: guard.ValidatedQuery,
     qualifier: str | None = None,
     budget: Budget | None = None,
 ) -> str:
@@ -288,7 +294,7 @@ def _place_hint(
     place: ColumnPath,
     base: str | None,
     column: str,
-    validated: sqlguard.ValidatedQuery,
+    validated: guard.ValidatedQuery,
     budget: Budget,
 ) -> str:
     where = f"{place.table}.{place.path}"
@@ -315,7 +321,7 @@ def _alias_for(table: str, taken: set[str]) -> str:
 
 def join_sketch(
     catalog: Catalog,
-    validated: sqlguard.ValidatedQuery,
+    validated: guard.ValidatedQuery,
     base: str,
     place: ColumnPath,
     column: str,
@@ -383,8 +389,8 @@ def join_sketch(
 def _binds(catalog: Catalog, sql: str, budget: Budget) -> bool:
     """Whether a suggested query passes our validator and DuckDB's binder (run with LIMIT 0)."""
     try:
-        checked = sqlguard.validate(sql, catalog.installed_tables(), 1)
-    except sqlguard.SQLRejected:
+        checked = guard.validate(sql, catalog.installed_tables(), 1)
+    except guard.SQLRejected:
         return False
     tree = checked.tree.copy()
     tree.set("limit", exp.Limit(expression=exp.Literal.number(0)))
@@ -392,7 +398,7 @@ def _binds(catalog: Catalog, sql: str, budget: Budget) -> bool:
 
 
 def explain_empty(
-    catalog: Catalog, validated: sqlguard.ValidatedQuery, budget: Budget | None = None
+    catalog: Catalog, validated: guard.ValidatedQuery, budget: Budget | None = None
 ) -> list[str]:
     """Why a query returned no rows: which conditions empty it and which values exist instead."""
     try:
@@ -403,7 +409,7 @@ def explain_empty(
 
 
 def explain_related(
-    catalog: Catalog, validated: sqlguard.ValidatedQuery, budget: Budget | None = None
+    catalog: Catalog, validated: guard.ValidatedQuery, budget: Budget | None = None
 ) -> list[str]:
     """For a result with rows: an equality whose literal has related values with many more rows."""
     try:
@@ -413,7 +419,7 @@ def explain_related(
         return []
 
 
-def counts_nothing(validated: sqlguard.ValidatedQuery, records: list[dict[str, object]]) -> bool:
+def counts_nothing(validated: guard.ValidatedQuery, records: list[dict[str, object]]) -> bool:
     """An aggregate-only query without GROUP BY whose one row is all 0/NULL (count(*) = 0): empty too."""
     tree = validated.tree
     if len(records) != 1 or not isinstance(tree, exp.Select) or tree.args.get("group"):

@@ -16,17 +16,22 @@ import logging
 import os
 import re
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
-
-from idc_mcp import http_fetch
-from idc_mcp.catalog import INDICES_DIR, Catalog
+from idc_mcp.catalog.database import Catalog
+from idc_mcp.catalog.schemas import JOIN_KEYS, TableInfo, all_tables, get_table
 from idc_mcp.config import Settings
-from idc_mcp.fuzzy import closest
-from idc_mcp.index_store import (
+from idc_mcp.diagnostics.fuzzy import closest
+from idc_mcp.indices import clinical, http_fetch
+from idc_mcp.indices.common import (
+    CLINICAL_INDEX,
+    CLINICAL_PREFIX,
+    FetchResult,
+    Progress,
+    index_folder,
+)
+from idc_mcp.indices.store import (
     IndexFetchError,
     check_schema,
     convert,
@@ -39,7 +44,6 @@ from idc_mcp.index_store import (
     temp_path,
     write_json_atomic,
 )
-from idc_mcp.schemas import JOIN_KEYS, TableInfo, all_tables, get_table
 
 log = logging.getLogger(__name__)
 
@@ -47,41 +51,7 @@ RELEASE_URL = "https://github.com/ImagingDataCommons/idc-index-data/releases/dow
 # The GitHub release listing publishes each asset's size and sha256 digest.
 RELEASE_API_URL = "https://api.github.com/repos/ImagingDataCommons/idc-index-data/releases/tags/{version}"
 ASSETS_FILE = "release-assets.json"
-CLINICAL_INDEX = "clinical_index"
-CLINICAL_PREFIX = "clinical_"
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
-
-# progress(done, total_or_None, message)
-Progress = Callable[[float, float | None, str], None]
-
-
-def throttled(report: Progress, steps: int = 100) -> Progress:
-    """Pass on progress only when it moved by 1/steps of the total (or 8 MB when the total is unknown)."""
-    last: dict[str, Any] = {"done": None, "message": None}
-
-    def update(done: float, total: float | None, message: str) -> None:
-        step = total / steps if total else 8 << 20
-        if message != last["message"] or last["done"] is None or done - last["done"] >= step or done == total:
-            last["done"], last["message"] = done, message
-            report(done, total, message)
-
-    return update
-
-
-class FetchResult(BaseModel):
-    """What fetch_index did; the index is queryable with `query` once this is returned."""
-
-    name: str = Field(description="the index, as named in SQL")
-    status: Literal["fetched", "already installed", "bundled"] = Field(
-        description="fetched now, found in the cache, or part of idc-index-data (nothing to fetch)"
-    )
-    tables: list[str] = Field(description="tables this call made queryable (clinical_index adds clinical_*)")
-    row_count: int | None = Field(None, description="rows in the index")
-    size_bytes: int | None = Field(None, description="size of the index parquet file")
-    source: str = Field(description="URL or local file the index came from")
-    sha256: str | None = None
-    checksum: str = Field(description="how the file was verified")
-    notes: list[str] = Field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------------- names
@@ -115,8 +85,6 @@ def resolve_name(name: str) -> TableInfo:
 
 
 # ---------------------------------------------------------------------------------------------- cache
-def index_folder(settings: Settings) -> Path:
-    return settings.version_cache_dir / INDICES_DIR
 
 
 def default_base_url(settings: Settings) -> str:
@@ -302,8 +270,6 @@ def fetch_index(catalog: Catalog, name: str, progress: Progress | None = None) -
         checksum=str(record.get("checksum", "verified when it was fetched")),
     )
     if info.name == CLINICAL_INDEX:
-        from idc_mcp import clinical
-
         clinical.install_clinical_tables(catalog, result, progress)
     return result
 

@@ -18,9 +18,9 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
-from idc_mcp.schemas import JOIN_KEYS, all_tables, get_table
+from idc_mcp.catalog.schemas import JOIN_KEYS, all_tables, get_table
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # idc_mcp/
 # Where the wheel puts the docs inside the package (see [tool.hatch.build.targets.wheel.force-include]).
 INSTALLED_DOCS = "_docs"
 SKILL_FILE = "SKILL.md"
@@ -169,8 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.write_schema_reference:
         parser.print_help()
         return 2
-    from idc_mcp.catalog import get_catalog
-    from idc_mcp.schema_reference import generate_schema_reference
+    from idc_mcp.catalog.database import get_catalog
+    from idc_mcp.docs.schema_reference import generate_schema_reference
 
     target = args.output or locate_docs().references_dir / "metadata_schema.md"
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 from sqlglot import exp
 
-from idc_mcp.budget import Budget
-from idc_mcp.catalog import Catalog
-from idc_mcp.fuzzy import closest, resembles
+from idc_mcp.catalog.database import Catalog
+from idc_mcp.diagnostics.budget import Budget
+from idc_mcp.diagnostics.fuzzy import closest, resembles
 
 DISTINCT_CAP = 2_000  # most common distinct values pulled per column
 FOLDED_CAP = 50  # extra values pulled that contain the literal's words (high-cardinality columns)

@@ -17,11 +17,10 @@ import weakref
 
 from sqlglot import exp
 
-from idc_mcp import sqlguard
-from idc_mcp.budget import Budget
-from idc_mcp.catalog import Catalog
-from idc_mcp.empty_result import MAX_CONJUNCTS, conjuncts, scope_of
-from idc_mcp.value_hints import (
+from idc_mcp.catalog.database import Catalog
+from idc_mcp.diagnostics.budget import Budget
+from idc_mcp.diagnostics.empty_result import MAX_CONJUNCTS, conjuncts, scope_of
+from idc_mcp.diagnostics.value_hints import (
     Scope,
     ValuePool,
     is_text_column,
@@ -33,6 +32,7 @@ from idc_mcp.value_hints import (
     value_test,
     values_text,
 )
+from idc_mcp.sql import guard
 
 MAX_LITERALS = 3  # literals of one IN list looked at
 MAX_NOTES = 2
@@ -72,7 +72,7 @@ def _pool(catalog: Catalog, scope: Scope, table: exp.Table, column: str, budget:
     return pool
 
 
-def related_values_notes(catalog: Catalog, validated: sqlguard.ValidatedQuery, budget: Budget) -> list[str]:
+def related_values_notes(catalog: Catalog, validated: guard.ValidatedQuery, budget: Budget) -> list[str]:
     """Notes for equality/IN conditions whose literal is a poor match for what the data holds."""
     root = validated.tree
     if not isinstance(root, exp.Select) or root.args.get("from_") is None:

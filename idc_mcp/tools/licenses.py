@@ -12,8 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from idc_mcp.catalog import Catalog
-from idc_mcp.selection import Selection, resolve_selection, selection_where
+from idc_mcp.catalog.database import Catalog
+from idc_mcp.tools.selection import Selection, resolve_selection, selection_where
 
 MAX_COLLECTIONS_LISTED = 50
 

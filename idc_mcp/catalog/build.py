@@ -1,0 +1,86 @@
+"""Build the catalog file: the bundled parquet materialized once per idc-index-data version.
+
+The build runs in a child process (`python -m idc_mcp.catalog.build TARGET THREADS`): it peaks above
+1 GB, and the server must stay small. Concurrent servers wait on one portable file lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import duckdb
+from filelock import FileLock
+
+from idc_mcp.catalog.schemas import bundled_tables
+from idc_mcp.catalog.sqltext import quote_identifier, sql_literal
+from idc_mcp.config import Settings
+
+log = logging.getLogger(__name__)
+
+# Bumped when the layout of the catalog file changes, so an old cache is rebuilt. The file is written
+# atomically (temp file + rename), so its existence under this name means it is complete.
+CATALOG_LAYOUT = 1
+CATALOG_FILE = f"catalog-v{CATALOG_LAYOUT}.duckdb"
+# Sorting the main index clusters rows so that DuckDB's zone maps skip most row groups on the
+# columns people filter by.
+_SORT_KEYS = {"index": ("collection_id", "Modality", "PatientID", "StudyInstanceUID")}
+
+
+def build_catalog_file(target: Path, threads: int = 2) -> None:
+    """Materialize the bundled parquet files into a DuckDB file, atomically (temp file + rename)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.unlink(missing_ok=True)
+    started = time.monotonic()
+    con = duckdb.connect(
+        str(tmp),
+        config={"threads": threads, "autoload_known_extensions": False},
+    )
+    try:
+        con.execute("SET enable_progress_bar = false")
+        con.execute("SET preserve_insertion_order = false")
+        for name, info in bundled_tables().items():
+            path = sql_literal(str(info.parquet_path))
+            order = _SORT_KEYS.get(name)
+            order_sql = f" ORDER BY {', '.join(quote_identifier(c) for c in order)}" if order else ""
+            table = quote_identifier(name)
+            con.execute(f"CREATE TABLE {table} AS SELECT * FROM read_parquet({path}){order_sql}")
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+    os.replace(tmp, target)
+    log.info("built catalog %s in %.1f s", target, time.monotonic() - started)
+
+
+def _catalog_is_current(path: Path) -> bool:
+    return path.is_file()
+
+
+def ensure_catalog_file(settings: Settings) -> Path:
+    """Return the catalog file for this idc-index-data version, building it once (process-safe)."""
+    target = settings.version_cache_dir / CATALOG_FILE
+    if _catalog_is_current(target):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(target.parent / ".catalog.lock"):
+        if not _catalog_is_current(target):
+            # A child process: the build peaks above 1 GB, the server must stay small.
+            done = subprocess.run(
+                [sys.executable, "-m", "idc_mcp.catalog.build", str(target), str(settings.threads)],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if done.returncode != 0 or not _catalog_is_current(target):
+                raise RuntimeError(f"building the IDC catalog failed: {done.stderr.strip()[-2000:]}")
+    return target
+
+
+if __name__ == "__main__":
+    build_catalog_file(Path(sys.argv[1]), int(sys.argv[2]))

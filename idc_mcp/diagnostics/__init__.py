@@ -1,0 +1,1 @@
+"""Replies that repair the assistant's mistakes: unknown names, empty results, related values."""

@@ -1,0 +1,1 @@
+"""Specialized indices fetched on demand (fetch, clinical tables, the converted-file store)."""

@@ -1,0 +1,1 @@
+"""Validation of the caller's SQL (allowlist, bounds) and JSON coercion of results."""
