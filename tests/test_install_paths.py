@@ -19,6 +19,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 from types import ModuleType
@@ -110,6 +111,15 @@ def test_a_hand_edit_of_the_plugin_copy_is_caught(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------- Claude Code plugin
+def test_plugin_version_is_the_package_version() -> None:
+    # One version for the wheel, the plugin and the bundle (build_mcpb.py reads pyproject.toml).
+    from idc_mcp import __version__
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    plugin = json.loads((REPO / ".claude-plugin" / "plugin.json").read_text())
+    assert plugin["version"] == project["version"] == __version__
+
+
 @pytest.mark.parametrize("manifest", [".claude-plugin/plugin.json", ".claude-plugin/marketplace.json"])
 def test_plugin_manifests_pass_claude_plugin_validate_strict(manifest: str) -> None:
     claude = npm_tool("claude")
