@@ -9,9 +9,10 @@ from __future__ import annotations
 import functools
 import inspect
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Annotated, Any, TypeVar
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar, cast
 
 import anyio.from_thread
 import anyio.to_thread
@@ -24,13 +25,15 @@ from pydantic import Field
 from idc_mcp import __version__, preview
 from idc_mcp import download as dl
 from idc_mcp.bigquery import service as bigquery
-from idc_mcp.catalog.database import get_catalog
-from idc_mcp.catalog.executor import CancelToken, ExecutorError, current_token
+from idc_mcp.cancellation import CallCancellation, current_call
+from idc_mcp.catalog.database import Catalog, get_catalog
+from idc_mcp.catalog.executor import ExecutorError
 from idc_mcp.catalog.schemas import all_tables
-from idc_mcp.config import load_settings
+from idc_mcp.config import Settings, load_settings
 from idc_mcp.docs import prompts, resources
 from idc_mcp.files import PathRefused
 from idc_mcp.indices import common, fetch
+from idc_mcp.serve.read_only import SERVER_CACHE, WRITES
 from idc_mcp.tools import citations, collections, licenses, manifest, sizes, tables, viewers
 from idc_mcp.tools import query as query_mod
 from idc_mcp.tools.selection import (
@@ -62,7 +65,52 @@ Full guide: resource idc://skill; tested queries: idc://references/sql_cookbook.
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
 
-mcp = MCPServer(name="idc-mcp", version=__version__, instructions=INSTRUCTIONS)
+
+@dataclass(frozen=True)
+class AppState:
+    """What the tools need: the settings and the catalog opened with them, created once at start-up
+    and handed to every session by the server's lifespan (tools read it from their request context)."""
+
+    settings: Settings
+    catalog: Catalog
+
+    @classmethod
+    def open(cls, settings: Settings) -> AppState:
+        return cls(settings, Catalog(settings))
+
+
+# Set once at start-up by `start` (the command line). While None (a server run in-process, as in the
+# tests), each session gets the settings of the environment as it starts, and the process's catalog.
+started: AppState | None = None
+
+
+def start(settings: Settings, catalog: Catalog | None = None) -> AppState:
+    """Create the state every session of this process is handed: call once, before serving.
+
+    `catalog` is one already being opened with these settings (the command line starts its query
+    worker before importing this module)."""
+    global started
+    started = AppState(settings, catalog) if catalog is not None else AppState.open(settings)
+    return started
+
+
+def _process_state() -> AppState:
+    return started if started is not None else AppState(load_settings(), get_catalog())
+
+
+@asynccontextmanager
+async def _lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
+    yield _process_state()
+
+
+def _state(ctx: Context) -> AppState:
+    """The state this request's session was handed."""
+    return cast(AppState, ctx.request_context.lifespan_context)
+
+
+mcp: MCPServer[AppState] = MCPServer(
+    name="idc-mcp", version=__version__, instructions=INSTRUCTIONS, lifespan=_lifespan
+)
 
 T = TypeVar("T")
 
@@ -98,97 +146,68 @@ def _call(fn: Callable[[], T]) -> T:
 
 
 def _cancellable(fn: Callable[..., T]) -> Callable[..., Any]:
-    """Run a tool in a thread whose catalog queries stop when the call is cancelled or its client leaves.
+    """Run a synchronous tool in a thread whose catalog queries stop when the call is cancelled.
 
-    A cancelled call (an MCP `notifications/cancelled`, an ended session) or an HTTP client whose
-    connection dropped mid-call returns at once; its running query is interrupted in the worker, which
-    is killed if that does not stop it. The published tool gains a Context argument (not in its schema).
+    The SDK runs a synchronous tool in a thread it waits for, so a cancelled call (an MCP
+    `notifications/cancelled`, a session that ended) would leave its query running to the timeout.
+    Here the call returns at once and cancels the call's `CallCancellation`: the query is interrupted
+    in the worker, which is killed if that does not stop it. (An HTTP client that disconnects is
+    noticed by the call middleware, `serve/calls.py`, through the same `CallCancellation`.)
     """
-    signature = inspect.signature(fn, eval_str=True)
-    context = inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context)
 
     @functools.wraps(fn)
-    async def tool(*args: Any, ctx: Context, **kwargs: Any) -> T:
-        token = CancelToken()
-        outcome: list[tuple[bool, Any]] = []
+    async def tool(*args: Any, **kwargs: Any) -> T:
+        call = current_call.get()
+        own = call is None  # run in-process without the call middleware (tests)
+        cancellation = call if call is not None else CallCancellation()
 
         def run() -> T:
-            reset = current_token.set(token)
+            reset = current_call.set(cancellation) if own else None
             try:
                 return fn(*args, **kwargs)
             finally:
-                current_token.reset(reset)
-
-        async def work(scope: anyio.CancelScope) -> None:
-            try:
-                outcome.append((True, await anyio.to_thread.run_sync(run, abandon_on_cancel=True)))
-            except Exception as exc:  # noqa: BLE001 - re-raised below, outside the task group
-                outcome.append((False, exc))
-            scope.cancel()
+                if reset is not None:
+                    current_call.reset(reset)
 
         try:
-            async with anyio.create_task_group() as group:
-                group.start_soon(work, group.cancel_scope)
-                await _until_client_leaves(ctx)
-                group.cancel_scope.cancel()
+            return await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
         except anyio.get_cancelled_exc_class():
-            token.cancel()
+            cancellation.cancel()
             raise
-        if not outcome:  # the client left: nobody reads the answer
-            token.cancel()
-            raise ToolError("The client disconnected; the call was stopped.")
-        ok, value = outcome[0]
-        if not ok:
-            raise value
-        return value
 
-    tool.__signature__ = signature.replace(parameters=[*signature.parameters.values(), context])  # type: ignore[attr-defined]
-    tool.__annotations__ = {**fn.__annotations__, "ctx": Context}
     return tool
-
-
-async def _until_client_leaves(ctx: Context) -> None:
-    """Return when the HTTP connection of this call is gone; never for transports without one (stdio)."""
-    try:
-        request = ctx.request_context.request
-    except ValueError:
-        request = None
-    is_disconnected = getattr(request, "is_disconnected", None)
-    if is_disconnected is None:
-        await anyio.sleep_forever()
-        return
-    while not await is_disconnected():
-        await anyio.sleep(0.25)
 
 
 # ---------------------------------------------------------------- query core: tables and SQL
 @mcp.tool(annotations=READ_ONLY)
-def list_tables() -> list[tables.TableSummary]:
+def list_tables(ctx: Context) -> list[tables.TableSummary]:
     """List every IDC table: name, description, whether it is installed, and its row count.
 
     Call this first to see what can be queried. Tables that are not installed can be fetched with
     fetch_index(name).
     """
-    return _call(lambda: tables.list_tables(get_catalog()))
+    return _call(lambda: tables.list_tables(_state(ctx).catalog))
 
 
 @mcp.tool(annotations=READ_ONLY)
 @_cancellable
 def describe_table(
     table: Annotated[str, Field(description="table name from list_tables(), e.g. 'index'")],
+    ctx: Context,
 ) -> tables.TableDescription:
     """Describe a table's columns: type, description, and real values with counts.
 
     Call this before filtering on a column, to use exact values (e.g. Modality 'CT', licenses
     'CC BY 4.0', BodyPartExamined 'CHEST') instead of guessing.
     """
-    return _call(lambda: tables.describe_table(get_catalog(), table))
+    return _call(lambda: tables.describe_table(_state(ctx).catalog, table))
 
 
 @mcp.tool(annotations=READ_ONLY)
 @_cancellable
 def query(
     sql: Annotated[str, Field(description="one read-only SELECT in DuckDB SQL over the catalog tables")],
+    ctx: Context,
     max_rows: Annotated[int, Field(ge=1, le=query_mod.MAX_ROWS_CAP, description="rows to return")] = 100,
 ) -> query_mod.QueryResult:
     """Run one read-only SQL SELECT over the IDC catalog (DuckDB dialect).
@@ -198,7 +217,7 @@ def query(
     `collections_index` has cancer_types and tumor_locations per collection_id. When a column or value is
     wrong or nothing matches, `diagnostics` says what to change.
     """
-    return _call(lambda: query_mod.run_query(get_catalog(), sql, max_rows))
+    return _call(lambda: query_mod.run_query(_state(ctx).catalog, sql, max_rows))
 
 
 # ---------------------------------------------------------------- selection tools (issue 3)
@@ -256,6 +275,7 @@ def _takes_selection(fn: Callable[..., T]) -> Callable[..., T]:
 @mcp.tool(annotations=READ_ONLY)
 @_cancellable
 def list_collections(
+    ctx: Context,
     cancer_type: Annotated[str | None, Field(description="substring of cancer_types, e.g. 'lung'")] = None,
     tumor_location: Annotated[
         str | None, Field(description="substring of tumor_locations, e.g. 'breast'")
@@ -271,27 +291,30 @@ def list_collections(
     substrings and combine with AND. Then pass collection_ids to the other selection tools.
     """
     return _call(
-        lambda: collections.list_collections(get_catalog(), cancer_type, tumor_location, modality, license)
+        lambda: collections.list_collections(
+            _state(ctx).catalog, cancer_type, tumor_location, modality, license
+        )
     )
 
 
 @mcp.tool(annotations=READ_ONLY)
 @_takes_selection
 @_cancellable
-def check_licenses(selection: Selection) -> licenses.LicenseReport:
+def check_licenses(ctx: Context, selection: Selection) -> licenses.LicenseReport:
     """Say which licenses cover a selection and whether it may be used commercially.
 
     Call this before any download, redistribution or commercial use: per license the series count, size,
     collections, commercial use (CC BY yes with attribution, CC BY-NC no, other terms: read them) and URL,
     plus an overall verdict naming the non-commercial collections.
     """
-    return _call(lambda: licenses.check_licenses(get_catalog(), selection))
+    return _call(lambda: licenses.check_licenses(_state(ctx).catalog, selection))
 
 
 @mcp.tool(annotations=READ_ONLY)
 @_takes_selection
 @_cancellable
 def estimate_size(
+    ctx: Context,
     selection: Selection,
     download_dir: Annotated[
         str | None,
@@ -303,14 +326,16 @@ def estimate_size(
     Call this before downloading (or when asked "how big is it?"). With download_dir, it reports the free
     space there and whether the selection fits.
     """
+    state = _state(ctx)
     return _call(
-        lambda: sizes.estimate_size(get_catalog(), selection, download_dir, load_settings().download_root)
+        lambda: sizes.estimate_size(state.catalog, selection, download_dir, state.settings.download_root)
     )
 
 
 @mcp.tool(annotations=READ_ONLY)
 @_cancellable
 def get_viewer_url(
+    ctx: Context,
     series_uid: Annotated[
         str | list[str] | None,
         Field(description=f"one SeriesInstanceUID, or a list of up to {viewers.MAX_VIEWER_SERIES}"),
@@ -328,13 +353,14 @@ def get_viewer_url(
     Call this when the user wants to see the images. One link per series (several allowed), or one for the
     whole study. Viewers: ohif_v3, ohif_v2, slim (slide microscopy), volview (3D rendering from S3).
     """
-    return _call(lambda: viewers.get_viewer_url(get_catalog(), series_uid, study_uid, viewer))
+    return _call(lambda: viewers.get_viewer_url(_state(ctx).catalog, series_uid, study_uid, viewer))
 
 
 @mcp.tool(annotations=READ_ONLY)
 @_takes_selection
 @_cancellable
 def get_citations(
+    ctx: Context,
     selection: Selection,
     format: Annotated[
         citations.CitationFormat, Field(description="text, apa (titles *italic*), bibtex or csl-json")
@@ -345,25 +371,26 @@ def get_citations(
     Call this whenever data will be used or published (the licenses require attribution). Built offline from
     the bundled metadata; deduplicated by DOI.
     """
-    return _call(lambda: citations.get_citations(get_catalog(), selection, format))
+    return _call(lambda: citations.get_citations(_state(ctx).catalog, selection, format))
 
 
 @mcp.tool(annotations=READ_ONLY)
 @_takes_selection
 @_cancellable
-def get_dicomweb_urls(selection: Selection) -> viewers.DicomwebUrls:
+def get_dicomweb_urls(ctx: Context, selection: Selection) -> viewers.DicomwebUrls:
     """List DICOMweb URLs (IDC's public proxy) for the series of a selection.
 
     Call this when a DICOMweb client or custom viewer needs the series. The proxy is quota-limited and for
     viewing only: to download, use export_manifest (s5cmd from S3).
     """
-    return _call(lambda: viewers.get_dicomweb_urls(get_catalog(), selection))
+    return _call(lambda: viewers.get_dicomweb_urls(_state(ctx).catalog, selection))
 
 
 @mcp.tool(annotations=WRITES_FILE)
 @_takes_selection
 @_cancellable
 def export_manifest(
+    ctx: Context,
     selection: Selection,
     format: Annotated[
         manifest.ManifestFormat,
@@ -385,9 +412,10 @@ def export_manifest(
     """
 
     def run() -> manifest.Manifest:
-        settings = load_settings()
+        state = _state(ctx)
+        settings = state.settings
         return manifest.export_manifest(
-            get_catalog(), selection, format, path, settings.download_root, settings.s3_endpoint_url
+            state.catalog, selection, format, path, settings.download_root, settings.s3_endpoint_url
         )
 
     return _call(run)
@@ -427,11 +455,11 @@ async def download(
     verified and written atomically; calling again with the same arguments resumes (complete files are
     skipped). A CSV manifest and LICENSE/CITATION texts per collection are written next to the data.
     """
-    settings = load_settings()
+    state = _state(ctx)
 
     def work(progress: dl.Progress, cancel: threading.Event) -> dl.DownloadResult:
         return dl.run_download(
-            get_catalog(), settings, selection, download_dir, dir_template, dry_run, progress, cancel
+            state.catalog, state.settings, selection, download_dir, dir_template, dry_run, progress, cancel
         )
 
     with _tool_errors():
@@ -448,6 +476,7 @@ PREVIEW = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_
 @mcp.tool(annotations=PREVIEW)
 async def preview_series(
     series_uid: Annotated[str, Field(description="one SeriesInstanceUID (from query or a selection)")],
+    ctx: Context,
     kind: Annotated[
         preview.Kind,
         Field(
@@ -471,13 +500,14 @@ async def preview_series(
     CT gets a window from the body part (or `window`), MR/PT percentile scaling, slides the lowest
     pyramid level, SEG its segments in colour over the referenced slice with the largest mask.
     """
-    settings = load_settings()
+    state = _state(ctx)
+    settings = state.settings
 
     def work() -> preview.Preview:
         from idc_mcp.preview.service import make_preview
 
         return make_preview(
-            get_catalog(), settings.s3_endpoint_url, settings.cache_dir / "previews",
+            state.catalog, settings.s3_endpoint_url, settings.cache_dir / "previews",
             series_uid, kind, window, slices,
         )  # fmt: skip
 
@@ -499,7 +529,8 @@ FETCH = ToolAnnotations(
 )
 
 
-@mcp.tool(annotations=FETCH)
+# Writes only verified index files to the server's cache: offered in --read-only (see serve/read_only.py).
+@mcp.tool(annotations=FETCH, meta={WRITES: SERVER_CACHE})
 async def fetch_index(
     name: Annotated[str, Field(description="an index name from list_tables(), e.g. 'sm_index'")],
     ctx: Context,
@@ -516,7 +547,8 @@ async def fetch_index(
         lambda done, total, message: anyio.from_thread.run(ctx.report_progress, done, total, message)
     )
     with _tool_errors():
-        return await anyio.to_thread.run_sync(lambda: fetch.fetch_index(get_catalog(), name, progress))
+        catalog = _state(ctx).catalog
+        return await anyio.to_thread.run_sync(lambda: fetch.fetch_index(catalog, name, progress))
 
 
 # (end of specialized indices)
@@ -549,9 +581,21 @@ def reference_resource(name: str) -> str:
 @mcp.resource(
     "idc://tables/{table}", name="table_schema", title="IDC table schema", mime_type="application/json"
 )
-def table_resource(table: str) -> str:
+def table_resource(table: str, ctx: Context) -> str:
     """One table's columns (type, mode, description), join keys and install state, from the bundled schema."""
-    return _read_doc(lambda: resources.table_schema_json(table, get_catalog().installed_tables()))
+    return _table_json(table, _state(ctx).catalog)
+
+
+def _table_json(table: str, catalog: Catalog) -> str:
+    return _read_doc(lambda: resources.table_schema_json(table, catalog.installed_tables()))
+
+
+def _process_table_resource(table: str) -> str:
+    # The SDK hands no request context to a concrete resource: it reads the state of the process.
+    return _table_json(table, _process_state().catalog)
+
+
+_process_table_resource.__doc__ = table_resource.__doc__
 
 
 def _fixed(fn: Callable[[str], str], arg: str) -> Callable[[], str]:
@@ -576,23 +620,25 @@ for _table in all_tables():
         name=f"table:{_table}",
         title=f"{_table} schema",
         mime_type="application/json",
-    )(_fixed(table_resource, _table))
+    )(_fixed(_process_table_resource, _table))
 
 
 @mcp.prompt(title="Find a dataset")
 def find_dataset(
     topic: Annotated[str, Field(description="what the data should show, e.g. 'lung CT with nodules'")],
+    ctx: Context,
 ) -> str:
     """A plan to find IDC collections and series for a topic, with matching collections as a start."""
-    return prompts.find_dataset(get_catalog(), topic)
+    return prompts.find_dataset(_state(ctx).catalog, topic)
 
 
 @mcp.prompt(title="License-aware download")
 def license_aware_download(
     purpose: Annotated[str, Field(description="what the data is for, e.g. 'training a commercial model'")],
+    ctx: Context,
 ) -> str:
     """A plan to select, license-check, size and download data fit for the stated purpose."""
-    return prompts.license_aware_download(get_catalog(), purpose)
+    return prompts.license_aware_download(_state(ctx).catalog, purpose)
 
 
 @mcp.prompt(title="Cite a selection")
@@ -637,9 +683,10 @@ async def bigquery_query(
     lower the bill. A result with SeriesInstanceUID returns `selection`, ready for check_licenses,
     estimate_size, get_citations, export_manifest and download. Call describe_bigquery_table first.
     """
+    catalog = _state(ctx).catalog
     with _tool_errors():
         return await bigquery.run_bigquery_query_async(
-            sql, max_rows, max_gb, get_catalog, ctx.report_progress
+            sql, max_rows, max_gb, lambda: catalog, ctx.report_progress
         )
 
 

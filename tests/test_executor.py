@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from idc_mcp.cancellation import CallCancellation, current_call
 from idc_mcp.catalog.database import Catalog, MemoryExceeded, QueryCancelled, QueryFailed, QueryTimeout
-from idc_mcp.catalog.executor import cancellable
 from idc_mcp.config import load_settings
 
 # s || s || ... (32 times) over a 12 MB string_agg: peaked at 6.49 GiB in the server before the executor.
@@ -119,29 +119,25 @@ def test_a_worker_that_dies_under_a_query_is_replaced_and_the_query_runs_again(c
 
 
 def test_cancelling_a_call_stops_its_query_in_the_worker(catalog: Catalog) -> None:
+    # The call middleware cancels a call whose client went away (idc_mcp.cancellation): its query stops
+    # long before its 600 s timeout, and the worker answers the next query.
+    call = CallCancellation()
     errors: list[BaseException] = []
-    started = threading.Event()
 
-    def call() -> None:
-        with cancellable() as token:
-            tokens.append(token)
-            started.set()
-            try:
-                catalog.execute("SELECT count(*) FROM index a, index b", timeout_s=600)
-            except BaseException as exc:  # noqa: BLE001 - recorded for the assertion
-                errors.append(exc)
+    def run() -> None:
+        current_call.set(call)
+        try:
+            catalog.execute("SELECT count(*) FROM index a, index b", timeout_s=600)
+        except BaseException as exc:  # noqa: BLE001 - recorded for the assertion
+            errors.append(exc)
 
-    tokens: list[object] = []
-    thread = threading.Thread(target=call)
+    thread = threading.Thread(target=run)
     thread.start()
-    assert started.wait(30)
-    # Cancel once the query is in the worker (it registers with the token as it is sent).
-    token = tokens[0]
-    for _ in range(200):
-        if token._running:  # type: ignore[attr-defined]
+    for _ in range(600):  # until the query is in the worker (it registers with the call as it is sent)
+        if call._callbacks:
             break
         threading.Event().wait(0.05)
-    token.cancel()  # type: ignore[attr-defined]
+    call.cancel()
     thread.join(60)
     assert not thread.is_alive(), "the cancelled query kept running"
     assert len(errors) == 1 and isinstance(errors[0], QueryCancelled)

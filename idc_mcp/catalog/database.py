@@ -116,6 +116,12 @@ class Catalog:
         # Replies of the `query` tool (see result_cache): the data is immutable per idc-index-data version.
         self.results: ResultCache[Any] = ResultCache()
 
+    @property
+    def key(self) -> str:
+        """The catalog's content as a value, to key caches with: its version's cache folder. The
+        catalog file and the indices fetched into that folder never change while they are open."""
+        return str(self.settings.version_cache_dir)
+
     # -- opening -----------------------------------------------------------------------------------
     def _discover_cached_indices(self) -> None:
         """Register the indices fetched earlier (complete files only: temp files start with a dot)."""

@@ -20,7 +20,6 @@ socket pair (`multiprocessing.connection` framing); the worker inherits its end 
 
 from __future__ import annotations
 
-import contextvars
 import itertools
 import logging
 import os
@@ -30,14 +29,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import Future
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from idc_mcp.cancellation import cancelled, on_cancel
 from idc_mcp.config import Settings
 
 log = logging.getLogger(__name__)
@@ -66,8 +64,8 @@ class QueryTimeout(ExecutorError):
     """A query ran longer than the allowed time and was interrupted (or hit another run-time bound)."""
 
 
-class ResultTooLarge(QueryTimeout):
-    """A result holds more nested data than the server converts; caught wherever QueryTimeout is."""
+class ResultTooLarge(ExecutorError):
+    """A result holds more nested data than the server converts (a size refusal, not a timeout)."""
 
 
 class MemoryExceeded(QueryTimeout):
@@ -88,50 +86,6 @@ class QueryFailed(ExecutorError):
 
 class WorkerUnavailable(ExecutorError):
     """The worker could not be started (the message says why)."""
-
-
-# -- cancellation: a tool call sets a token; the queries it runs register with it --------------------
-class CancelToken:
-    """Cancels the queries of one tool call, from another thread or task."""
-
-    def __init__(self) -> None:
-        self.cancelled = False
-        self._lock = threading.Lock()
-        self._running: dict[int, Executor] = {}
-
-    def cancel(self) -> None:
-        with self._lock:
-            self.cancelled = True
-            running = list(self._running.items())
-        for request, executor in running:
-            executor.cancel(request)
-
-    def _add(self, request: int, executor: Executor) -> None:
-        with self._lock:
-            self._running[request] = executor
-            cancelled = self.cancelled
-        if cancelled:
-            executor.cancel(request)
-
-    def _remove(self, request: int) -> None:
-        with self._lock:
-            self._running.pop(request, None)
-
-
-current_token: contextvars.ContextVar[CancelToken | None] = contextvars.ContextVar(
-    "idc_mcp_cancel_token", default=None
-)
-
-
-@contextmanager
-def cancellable() -> Iterator[CancelToken]:
-    """Queries run inside this block (in this context, or threads started from it) can be cancelled."""
-    token = CancelToken()
-    reset = current_token.set(token)
-    try:
-        yield token
-    finally:
-        current_token.reset(reset)
 
 
 # -- the worker process ------------------------------------------------------------------------------
@@ -288,24 +242,21 @@ class Executor:
     # -- running -------------------------------------------------------------------------------------
     def run(self, sql: str, params: list[Any] | None, timeout_s: float) -> tuple[Any, ...]:
         """(columns, types, rows, elapsed_s) of one query, or one of this module's errors."""
-        token = current_token.get()
-        if token is not None and token.cancelled:
-            raise QueryCancelled("the call was cancelled")
+        if cancelled():
+            raise QueryCancelled("the query was stopped: the client went away")
         # At most MAX_CONCURRENT queries are in the worker, so each one's deadline runs from when it
         # starts there; the others wait here (still cancellable).
         while not self._slots.acquire(timeout=0.1):
-            if token is not None and token.cancelled:
-                raise QueryCancelled("the call was cancelled")
+            if cancelled():
+                raise QueryCancelled("the query was stopped: the client went away")
         request = _Request(next(self._ids), sql, params, timeout_s)
-        if token is not None:
-            token._add(request.id, self)
         try:
-            self._submit(request)
-            return request.future.result()
+            # The caller went away (idc_mcp.cancellation): stop the query now, not at its timeout.
+            with on_cancel(lambda: self.cancel(request.id)):
+                self._submit(request)
+                return request.future.result()
         finally:
             self._slots.release()
-            if token is not None:
-                token._remove(request.id)
 
     def _submit(self, request: _Request) -> None:
         while True:
@@ -442,7 +393,7 @@ class Executor:
                 request.retries += 1
                 threading.Thread(target=self._resubmit, args=(request,), daemon=True).start()
             elif request.killed_for == "cancelled":
-                request.future.set_exception(QueryCancelled("the call was cancelled"))
+                request.future.set_exception(QueryCancelled("the query was stopped: the client went away"))
             elif request.killed_for == "deadline":
                 request.future.set_exception(
                     QueryTimeout(f"the query took longer than {request.timeout_s:g} s and was stopped")
@@ -490,7 +441,7 @@ def _resolve(request: _Request, status: str, payload: Any) -> None:
             QueryTimeout(f"the query took longer than {request.timeout_s:g} s and was stopped")
         )
     elif status == "cancelled":
-        request.future.set_exception(QueryCancelled("the call was cancelled"))
+        request.future.set_exception(QueryCancelled("the query was stopped: the client went away"))
     elif status == "too_large":
         request.future.set_exception(ResultTooLarge(payload))
     elif status == "memory":

@@ -14,11 +14,12 @@ question start one query and one diagnosis, not fifty.
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Generic, TypeVar
+
+from idc_mcp.catalog.memo import Memo
 
 V = TypeVar("V")
 
@@ -48,65 +49,38 @@ class TextKey:
 
 
 class ResultCache(Generic[V]):
-    """LRU by bytes. Thread-safe."""
+    """Replies by ResultKey, bounded in bytes, on the server's one kind of cache (`catalog.memo`)."""
 
     def __init__(self, max_bytes: int = MAX_CACHE_BYTES, max_entry_bytes: int = MAX_ENTRY_BYTES) -> None:
-        self.max_bytes = max_bytes
         self.max_entry_bytes = max_entry_bytes
-        self._entries: OrderedDict[ResultKey, tuple[V, int]] = OrderedDict()
-        self._texts: OrderedDict[TextKey, ResultKey] = OrderedDict()
-        self._bytes = 0
+        self._entries: Memo[tuple[V, int]] = Memo(max_bytes, getsizeof=lambda entry: entry[1])
+        self._texts: Memo[ResultKey] = Memo(MAX_TEXT_KEYS)
         self._lock = threading.Lock()
         self._flights: dict[ResultKey, tuple[threading.Lock, int]] = {}
-        self.hits = 0
-        self.misses = 0
-
-    @property
-    def size_bytes(self) -> int:
-        return self._bytes
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def get(self, key: ResultKey) -> V | None:
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is None:
-                self.misses += 1
-                return None
-            self._entries.move_to_end(key)
-            self.hits += 1
-            return entry[0]
+        entry = self._entries.get(key)
+        return entry[0] if entry is not None else None
 
     def entry_bytes(self, key: ResultKey) -> int:
-        with self._lock:
-            entry = self._entries.get(key)
-            return entry[1] if entry is not None else 0
+        entry = self._entries.get(key)
+        return entry[1] if entry is not None else 0
 
     def get_text(self, key: TextKey) -> V | None:
         """The reply stored for this exact text, if its entry is still there."""
-        with self._lock:
-            result_key = self._texts.get(key)
+        result_key = self._texts.get(key)
         return self.get(result_key) if result_key is not None else None
 
     def put(self, key: ResultKey, value: V, nbytes: int, text: TextKey | None = None) -> bool:
         """Store a reply of `nbytes`; False when it is too large to keep."""
         if nbytes > self.max_entry_bytes:
             return False
-        with self._lock:
-            old = self._entries.pop(key, None)
-            if old is not None:
-                self._bytes -= old[1]
-            self._entries[key] = (value, nbytes)
-            self._bytes += nbytes
-            while self._bytes > self.max_bytes and self._entries:
-                _, (_, size) = self._entries.popitem(last=False)
-                self._bytes -= size
-            if text is not None:
-                self._texts[text] = key
-                self._texts.move_to_end(text)
-                while len(self._texts) > MAX_TEXT_KEYS:
-                    self._texts.popitem(last=False)
+        self._entries.put(key, (value, max(1, nbytes)))
+        if text is not None:
+            self._texts.put(text, key)
         return True
 
     @contextmanager
@@ -127,7 +101,5 @@ class ResultCache(Generic[V]):
                     self._flights[key] = (lock, users - 1)
 
     def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-            self._texts.clear()
-            self._bytes = 0
+        self._entries.clear()
+        self._texts.clear()
