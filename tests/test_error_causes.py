@@ -6,11 +6,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import duckdb
 import pytest
 from sqlglot import exp
 
-from idc_mcp.catalog.database import Catalog, QueryTimeout, ResultTooLarge
+from idc_mcp.catalog.database import Catalog, QueryFailed, QueryTimeout, ResultTooLarge
 from idc_mcp.diagnostics.budget import Budget
 from idc_mcp.tools.query import QueryError, run_query
 from idc_mcp.tools.selection import Selection, SelectionError, resolve_selection
@@ -52,7 +51,9 @@ def test_a_slow_diagnostic_query_still_counts_as_skipped_for_time(catalog: Catal
 def test_a_failure_of_our_selection_sql_does_not_tell_the_caller_to_fix_their_sql(
     catalog: Catalog, caplog: pytest.LogCaptureFixture
 ) -> None:
-    broken = Failing(catalog, "SELECT SeriesInstanceUID FROM index WHERE", duckdb.InternalException("boom"))
+    broken = Failing(
+        catalog, "SELECT SeriesInstanceUID FROM index WHERE", QueryFailed("InternalException", "boom")
+    )
     with (
         caplog.at_level(logging.ERROR, logger="idc_mcp.tools.selection"),
         pytest.raises(SelectionError) as err,
@@ -68,7 +69,7 @@ def test_a_failure_of_our_selection_sql_does_not_tell_the_caller_to_fix_their_sq
 
 def test_a_failure_while_running_the_callers_sql_still_points_at_it(catalog: Catalog) -> None:
     broken = Failing(
-        catalog, "SELECT SeriesInstanceUID FROM index WHERE", duckdb.ConversionException("bad cast")
+        catalog, "SELECT SeriesInstanceUID FROM index WHERE", QueryFailed("ConversionException", "bad cast")
     )
     with pytest.raises(SelectionError, match="sql failed: bad cast"):
         resolve_selection(broken, Selection(sql="SELECT SeriesInstanceUID FROM index"))  # type: ignore[arg-type]
