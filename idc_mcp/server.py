@@ -101,13 +101,15 @@ def list_tables() -> list[tables.TableSummary]:
 @mcp.tool(annotations=READ_ONLY)
 def describe_table(
     table: Annotated[str, Field(description="table name from list_tables(), e.g. 'index'")],
+    column: Annotated[str | None, Field(description="one column in full: every value, full text")] = None,
 ) -> tables.TableDescription:
-    """Describe a table's columns: type, description, and real values with counts.
+    """Describe a table's columns: type, format, and real values with counts (inside lists and structs
+    too, with the filter that works).
 
-    Call this before filtering on a column, to use exact values (e.g. Modality 'CT', licenses
-    'CC BY 4.0', BodyPartExamined 'CHEST') instead of guessing.
+    Call this before filtering on a column, to use exact values (Modality 'CT', license 'CC BY 4.0')
+    instead of guessing. Compact by default; pass column for one column's full value list.
     """
-    return _call(lambda: tables.describe_table(get_catalog(), table))
+    return _call(lambda: tables.describe_table(get_catalog(), table, column))
 
 
 @mcp.tool(annotations=READ_ONLY)

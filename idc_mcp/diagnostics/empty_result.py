@@ -15,6 +15,7 @@ from sqlglot import exp
 from idc_mcp.catalog.database import Catalog
 from idc_mcp.diagnostics.budget import Budget
 from idc_mcp.diagnostics.fuzzy import fold
+from idc_mcp.diagnostics.nested_values import nested_no_match
 from idc_mcp.diagnostics.value_hints import (
     Scope,
     among,
@@ -158,6 +159,9 @@ def _explain_empty_sources(catalog: Catalog, scope: Scope, budget: Budget, depth
 def _no_match(
     catalog: Catalog, scope: Scope, cond: exp.Expression, others: list[exp.Expression], budget: Budget
 ) -> list[str]:
+    nested = nested_no_match(catalog, scope, cond, budget, on_its_own=bool(others))
+    if nested is not None:
+        return [nested]
     head = f"{sql_text(cond)} matches no rows" + (" even on its own." if others else ".")
     test = value_test(cond)
     table = source_of(catalog, scope, test.column) if test else None

@@ -1,0 +1,50 @@
+"""Values related by their words, in either direction and in any case: 'GE' and 'GE MEDICAL SYSTEMS',
+'Siemens Healthineers' and 'SIEMENS', 'hematoxylin' and 'hematoxylin stain'.
+
+Words are runs of letters and digits, case-folded (separators and punctuation ignored). Two values are
+related when the words of one appear, in order, in the other, or when they begin with the same word
+(a name followed by different suffixes). Computed from the values only, never from a synonym list.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+MIN_WORD = 2  # a shared first word shorter than this ('a', '1') relates nothing
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"[^\W_]+", text.casefold())
+
+
+def contains_words(value: list[str], part: list[str]) -> bool:
+    """`part`'s words appear in order, as whole words, in `value` ('GE' in 'GE HEALTHCARE', not in
+    'GEMS' nor 'Gevaert')."""
+    n = len(part)
+    return n > 0 and any(value[i : i + n] == part for i in range(len(value) - n + 1))
+
+
+def related(a: str, b: str) -> bool:
+    """a and b differ but one's words sit inside the other's, or both start with the same word."""
+    wa, wb = words(a), words(b)
+    if not wa or not wb or a == b:
+        return False
+    if contains_words(wa, wb) or contains_words(wb, wa):
+        return True
+    return wa[0] == wb[0] and len(wa[0]) >= MIN_WORD and not wa[0].isdigit()
+
+
+def sharing_words(word: str, counts: Mapping[object, int], limit: int = 4) -> list[tuple[object, int]]:
+    """Text values that share at least one word with `word`, most shared words first, then most rows."""
+    mine = {w for w in words(word) if len(w) >= MIN_WORD}
+    if not mine:
+        return []
+    scored = []
+    for value, n in counts.items():
+        if isinstance(value, str) and value != word:
+            shared = len(mine & set(words(value)))
+            if shared:
+                scored.append((-shared, -n, value))
+    scored.sort(key=lambda t: (t[0], t[1], str(t[2])))
+    return [(v, -n) for _, n, v in scored[:limit]]
