@@ -28,6 +28,7 @@ from idc_mcp.diagnostics.column_paths import (
 from idc_mcp.diagnostics.empty_result import explain_empty_result
 from idc_mcp.diagnostics.fuzzy import closest, fold, resembles
 from idc_mcp.diagnostics.related_values import related_values_notes
+from idc_mcp.diagnostics.text_formats import explain_mismatch
 from idc_mcp.diagnostics.value_hints import not_null
 from idc_mcp.sql import guard
 
@@ -183,7 +184,9 @@ def _explain_error(
             f"{'an alias defined in FROM/JOIN: ' + known if known else 'a table in FROM/JOIN: ' + tables}."
         )
     if "Cannot compare values of type" in text or "Could not convert string" in text:
-        hint = _text_compared_to_number(catalog, validated, budget)
+        hint = explain_mismatch(catalog, validated, budget) or _text_compared_to_number(
+            catalog, validated, budget
+        )
         if hint:
             return f"The query failed: {first}. {hint}"
     return None

@@ -15,6 +15,10 @@ from dataclasses import dataclass
 
 from sqlglot import exp
 
+from idc_mcp.catalog.database import Catalog
+from idc_mcp.diagnostics.budget import Budget
+from idc_mcp.sql.guard import ValidatedQuery
+
 SHARE = 0.8  # the pattern must hold for this share of the distinct values seen
 
 
@@ -120,3 +124,138 @@ def spelling_note(column: str, groups: list[list[str]]) -> str:
         f"(case, spaces, punctuation), e.g. {shown}. Match all spellings with an IN list of them or "
         f"{column} ILIKE '{pattern}' (check what else that pattern matches)."
     )
+
+
+# -- the repair of a comparison that met the wrong type -------------------------------------------------
+_COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)
+SAMPLE_VALUES = 200
+
+
+def _date_literal(node: exp.Expression) -> bool:
+    return isinstance(node, exp.Cast) and node.to.is_type("date") and isinstance(node.this, exp.Literal)
+
+
+def _number(node: exp.Expression) -> bool:
+    return isinstance(node, exp.Literal) and node.is_number
+
+
+def _as_date(literal: exp.Literal) -> exp.Expression | None:
+    """20100101 -> DATE '2010-01-01' (a date written as a number)."""
+    text = literal.name
+    if re.fullmatch(r"(19|20)\d{6}", text):
+        return exp.cast(exp.Literal.string(f"{text[:4]}-{text[4:6]}-{text[6:]}"), "DATE")
+    return None
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """A comparison (or a CAST) of a text column that failed, and its repair."""
+
+    node: exp.Expression  # the node of the query to replace
+    column: exp.Column
+    table: str
+    fixed: exp.Expression
+
+
+def repair(node: exp.Expression, column: exp.Column, table: str, found: Recognised | None) -> Mismatch | None:
+    """The corrected comparison for a text column compared with a number or a date, using its format."""
+    if isinstance(node, exp.Cast) and not isinstance(node, exp.TryCast):
+        fmt = found.format if found else None
+        convert = (
+            fmt.convert(column.copy()) if fmt else _try_cast(column.copy(), node.to.sql(dialect="duckdb"))
+        )
+        return Mismatch(node, column, table, convert)
+    other = node.expression if node.this is column else node.this
+    fixed = node.copy()
+    swap = fixed.args["this"] if node.this is column else fixed.args["expression"]
+    kind = found.format.converted_type if found else "number"
+    if _number(other) and kind.startswith("number"):
+        converted = found.format.convert(column.copy()) if found else _try_cast(column.copy(), "DOUBLE")
+        swap.replace(converted)
+        return Mismatch(node, column, table, fixed)
+    if kind == "date" and found is not None:
+        converted = found.format.convert(column.copy())
+        if _date_literal(other):
+            swap.replace(converted)
+            return Mismatch(node, column, table, fixed)
+        if _number(other) and (as_date := _as_date(other)) is not None:
+            swap.replace(converted)
+            (fixed.args["expression"] if node.this is column else fixed.args["this"]).replace(as_date)
+            return Mismatch(node, column, table, fixed)
+        if _number(other) and re.fullmatch(r"\d{4}", other.name):  # a year
+            swap.replace(exp.Year(this=converted))
+            return Mismatch(node, column, table, fixed)
+    return None
+
+
+def text_operands(tree: exp.Expression) -> list[tuple[exp.Expression, exp.Column]]:
+    """(comparison or CAST, the column in it) for every comparison with a literal number or date and
+    every CAST of a column: the places where a text column can meet the wrong type."""
+    out: list[tuple[exp.Expression, exp.Column]] = []
+    for node in tree.find_all(*_COMPARISONS, exp.Cast):
+        if isinstance(node, exp.Cast):
+            if isinstance(node.this, exp.Column) and not isinstance(node, exp.TryCast):
+                out.append((node, node.this))
+            continue
+        for side, other in ((node.this, node.expression), (node.expression, node.this)):
+            if isinstance(side, exp.Column) and (_number(other) or _date_literal(other)):
+                out.append((node, side))
+    return out
+
+
+def _owner(catalog: Catalog, tree: exp.Expression, tables: tuple[str, ...], column: exp.Column) -> str | None:
+    """The catalog table whose text column this is (through its alias when qualified)."""
+    aliases = {t.alias_or_name.lower(): t.name for t in tree.find_all(exp.Table)}
+    candidates = (
+        [aliases[column.table.lower()]] if column.table and column.table.lower() in aliases else tables
+    )
+    for table in candidates:
+        types = {c.lower(): t for c, t in catalog.columns(table)}
+        if types.get(column.name.lower()) == "VARCHAR":
+            return table
+    return None
+
+
+def explain_mismatch(catalog: Catalog, validated: ValidatedQuery, budget: Budget) -> str | None:
+    """For a text column compared with a number or a date (or cast to one) that failed: the column's
+    real format with example values, and a corrected expression, run once to check it works."""
+    tree = validated.tree
+    for node, column in text_operands(tree):
+        table = _owner(catalog, tree, validated.tables, column)
+        if table is None:
+            continue
+        col = exp.column(column.name, quoted=True)
+        not_null = exp.Not(this=exp.Is(this=col.copy(), expression=exp.Null()))
+        sample = exp.select(col).from_(exp.Table(this=exp.to_identifier(table))).where(not_null)
+        out = budget.run(catalog, sample.distinct().limit(SAMPLE_VALUES))
+        values = [r[0] for r in out.rows] if out else []
+        found = recognise(values)
+        mismatch = repair(node, column, table, found)
+        if mismatch is None:
+            continue
+        described = (
+            found.describe(column.name)
+            if found
+            else (f"text (VARCHAR), e.g. {', '.join(repr(v) for v in values[:4])}")
+        )
+        fixed_sql = mismatch.fixed.sql(dialect="duckdb")
+        checked = _check(catalog, tree, node, mismatch.fixed, budget)
+        return (
+            f"{column.name} is {described} Use {fixed_sql} in place of {node.sql(dialect='duckdb')}{checked}."
+        )
+    return None
+
+
+def _check(
+    catalog: Catalog, tree: exp.Expression, node: exp.Expression, fixed: exp.Expression, budget: Budget
+) -> str:
+    """Run the query with the repair in place: the suggestion is shown only as checked when it ran."""
+    copy = tree.copy()
+    target = next((n for n, o in zip(copy.walk(), tree.walk(), strict=True) if o is node), None)
+    if target is None:
+        return ""
+    target.replace(fixed.copy())
+    out = budget.run(catalog, copy)
+    if out is None:
+        return " (not checked: it did not run within the time allowed)"
+    return f" (checked: the query runs with it and returns {len(out.rows):,} row(s))"
