@@ -21,7 +21,15 @@ from mcp import Client
 
 from idc_mcp.catalog.database import Catalog, QueryTimeout, get_catalog
 from idc_mcp.diagnostics import budget as budget_mod
-from idc_mcp.diagnostics import column_paths, empty_result, explain, fuzzy, related_values, value_hints
+from idc_mcp.diagnostics import (
+    column_paths,
+    empty_result,
+    explain,
+    fuzzy,
+    related_values,
+    value_hints,
+    word_overlap,
+)
 from idc_mcp.diagnostics.budget import Budget
 from idc_mcp.server import mcp
 from idc_mcp.sql import guard
@@ -599,21 +607,21 @@ def test_values_that_are_the_right_ones_get_no_related_values_hint(
 
 
 def test_related_values_need_many_more_rows_not_just_some(pq: duckdb.DuckDBPyConnection) -> None:
-    # 'GE HEALTHCARE' (474) has related 'GE Healthcare' and '"GE Healthcare"', together fewer than 10x.
-    own = count_where(pq, "Manufacturer = 'GE HEALTHCARE'")
-    related = count_where(pq, "Manufacturer IN ('GE Healthcare', '\"GE Healthcare\"')")
+    # 'Philips' (22,650) has related 'Philips Medical Systems' and others, together fewer than 10x.
+    own = count_where(pq, "Manufacturer = 'Philips'")
+    related = count_where(pq, "Manufacturer ILIKE 'philips%' AND Manufacturer <> 'Philips'")
     assert 0 < related < 10 * own  # the premise, checked on the parquet
-    result = run_query(get_catalog(), "SELECT count(*) FROM index WHERE Manufacturer = 'GE HEALTHCARE'")
+    result = run_query(get_catalog(), "SELECT count(*) FROM index WHERE Manufacturer = 'Philips'")
     assert result.diagnostics == []
 
 
 def test_words_match_whole_words_in_order() -> None:
-    ge = related_values.words("GE")
-    assert related_values.contains_words("GE MEDICAL SYSTEMS", ge)
-    assert related_values.contains_words('"GE Healthcare"', ge)
-    assert not related_values.contains_words("GEMS", ge)
-    assert not related_values.contains_words("Gevaert Lab", ge)
-    assert related_values.contains_words("CHEST_TO_PELVIS", related_values.words("chest"))
+    ge = word_overlap.words("GE")
+    assert word_overlap.contains_words(word_overlap.words("GE MEDICAL SYSTEMS"), ge)
+    assert word_overlap.contains_words(word_overlap.words('"GE Healthcare"'), ge)
+    assert not word_overlap.contains_words(word_overlap.words("GEMS"), ge)
+    assert not word_overlap.contains_words(word_overlap.words("Gevaert Lab"), ge)
+    assert word_overlap.contains_words(word_overlap.words("CHEST_TO_PELVIS"), word_overlap.words("chest"))
 
 
 def _related(catalog: Catalog, sql: str, budget: Budget) -> list[str]:
