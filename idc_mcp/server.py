@@ -181,22 +181,23 @@ def _takes_selection(fn: Callable[..., T]) -> Callable[..., T]:
 
 @mcp.tool(annotations=READ_ONLY)
 def list_collections(
+    topic: Annotated[
+        str | None, Field(description="words looked for in id, name, cancer types, sites, description")
+    ] = None,
     cancer_type: Annotated[str | None, Field(description="substring of cancer_types, e.g. 'lung'")] = None,
-    tumor_location: Annotated[
-        str | None, Field(description="substring of tumor_locations, e.g. 'breast'")
-    ] = None,
-    modality: Annotated[str | None, Field(description="substring of a modality, e.g. 'MR', 'SM'")] = None,
-    license: Annotated[
-        str | None, Field(description="substring of a license, e.g. 'CC BY 4.0', 'NC'")
-    ] = None,
+    tumor_location: Annotated[str | None, Field(description="substring of tumor_locations")] = None,
+    modality: Annotated[str | None, Field(description="e.g. 'MR', 'SM'")] = None,
+    license: Annotated[str | None, Field(description="e.g. 'CC BY 4.0', 'NC'")] = None,
 ) -> collections.CollectionList:
-    """List IDC collections: cancer types, tumor sites, modalities, subjects, series, size, licenses, DOIs.
+    """List IDC collections: cancer types, sites, modalities, subjects, series, size, licenses, DOIs.
 
-    Call this to find which collections fit a topic before selecting data; filters are case-insensitive
-    substrings and combine with AND. Then pass collection_ids to the other selection tools.
+    Call this to find collections for a topic (topic='kidney' also finds a kidney site or description)
+    before selecting data; filters are case-insensitive and combine with AND.
     """
     return _call(
-        lambda: collections.list_collections(get_catalog(), cancer_type, tumor_location, modality, license)
+        lambda: collections.list_collections(
+            get_catalog(), cancer_type, tumor_location, modality, license, topic
+        )
     )
 
 
