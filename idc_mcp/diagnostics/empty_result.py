@@ -167,7 +167,11 @@ def _no_match(
     table = source_of(catalog, scope, test.column) if test else None
     if test is None or table is None or not is_text_column(catalog, table, test.column.name):
         span = _range(catalog, scope, cond, others, budget)
-        return [head + (f" {span}" if span else " Check the values with describe_table(table).")]
+        named = [
+            n.name for n in scope.sources.values() if isinstance(n, exp.Table) and n.name not in scope.ctes
+        ]
+        look = f'describe_table(table="{named[0]}")' if named else "describe_table"
+        return [head + (f" {span}" if span else f" Check the values with {look}.")]
     notes, top, fixed = literal_notes(catalog, scope, cond, test, table, budget)
     if top is not None:  # None: an identifier-like column (UIDs), whose common values say nothing
         if others or not top:

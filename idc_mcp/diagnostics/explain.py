@@ -102,7 +102,7 @@ def unknown_table_message(catalog: Catalog, table: str, sql: str) -> str:
             pass
     parts.append(
         f"Installed tables: {', '.join(catalog.installed_tables())} "
-        "(list_tables() shows all of them, describe_table(name) their columns)."
+        f'(list_tables() shows all of them, describe_table(table="{best or "index"}") their columns).'
     )
     return " ".join(parts)
 
@@ -277,7 +277,9 @@ def unknown_column_message(
     parts.extend(elsewhere + own if exact_elsewhere else own + elsewhere)
     if len(parts) == 1:
         parts.append("No table has a column with that name or a close one.")
-    parts.append("describe_table(name) lists every column with its description.")
+    parts.append(
+        f'describe_table(table="{(targets or ["index"])[0]}") lists every column with its description.'
+    )
     return " ".join(parts)
 
 

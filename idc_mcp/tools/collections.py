@@ -176,8 +176,8 @@ def list_collections(
         filters=filters,
         searched_fields=list(TOPIC_FIELDS) if "topic" in filters else None,
         notes=notes,
-        next_step="Pass collection_ids to check_licenses, estimate_size or get_citations; query() narrows "
-        "further (e.g. by Modality or BodyPartExamined).",
+        next_step="Pass collection_ids to check_licenses, estimate_size or get_citations; the query tool "
+        "narrows further (e.g. by Modality or BodyPartExamined).",
     )
 
 

@@ -59,7 +59,7 @@ class NestedValues(BaseModel):
     distinct_count: int | None = None
     values: list[ValueCount] = Field(description="element values with the rows holding each, most first")
     values_complete: bool = Field(description="true when `values` lists every distinct value")
-    filter: str = Field(description="a filter that works in query(), for the first value")
+    filter: str = Field(description="a filter that works in the query tool, for the first value")
 
 
 class ColumnDescription(BaseModel):
