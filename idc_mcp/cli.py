@@ -85,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     from idc_mcp.download.cli import add_parser as add_download_parser
 
     add_download_parser(commands)
+    from idc_mcp.preview.cli import add_parser as add_preview_parser
+
+    add_preview_parser(commands)
     return parser
 
 

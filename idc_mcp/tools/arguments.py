@@ -71,8 +71,10 @@ def explain_arguments(
 
 
 def compact_schema(schema: Any) -> Any:
-    """The same JSON schema, shorter: no generated titles, `anyOf [X, null]` as `type: [X, "null"]`, and
-    no `default: null` (an absent optional argument is null anyway). It validates exactly the same."""
+    """The same JSON schema, shorter: no generated titles, no `default: null` (an absent optional argument
+    is null anyway), and an `anyOf` of plain types as one `type` list (`anyOf [string, array of string,
+    null]` -> `type: [string, array, null], items: ...`; `items` applies to arrays only). It validates
+    exactly the same."""
     if isinstance(schema, list):
         return [compact_schema(s) for s in schema]
     if not isinstance(schema, dict):
@@ -81,9 +83,19 @@ def compact_schema(schema: Any) -> Any:
         k: compact_schema(v) for k, v in schema.items() if k != "title" and not (k == "default" and v is None)
     }
     options = out.get("anyOf")
-    if isinstance(options, list) and len(options) == 2 and {"type": "null"} in options:
-        other = next(o for o in options if o != {"type": "null"})
-        if isinstance(other.get("type"), str) and "anyOf" not in other:
+    if isinstance(options, list) and options and all(_plain(o) for o in options):
+        merged: dict[str, Any] = {}
+        for option in options:
+            for key, value in option.items():
+                if key != "type" and merged.setdefault(key, value) != value:
+                    return out  # two options constrain the same keyword differently: keep anyOf
+        types = [o["type"] for o in options]
+        if len(set(types)) == len(types):
             del out["anyOf"]
-            out = {**other, **out, "type": [other["type"], "null"]}
+            out = {**merged, **out, "type": types}
     return out
+
+
+def _plain(option: Any) -> bool:
+    """A schema that is one type plus keywords that only apply to that type."""
+    return isinstance(option, dict) and isinstance(option.get("type"), str) and "anyOf" not in option

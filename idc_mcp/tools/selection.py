@@ -28,16 +28,13 @@ _UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 AnalysisResults = Literal["include", "exclude", "only"]
 
 # Annotated argument types the selection tools share (their descriptions are what the assistant reads).
-CollectionIds = Annotated[list[str] | None, Field(description="e.g. ['nlst', 'tcga_luad']")]
-PatientIds = Annotated[list[str] | None, Field(description="PatientID values")]
-StudyUids = Annotated[list[str] | None, Field(description="StudyInstanceUID values")]
-SeriesUids = Annotated[list[str] | None, Field(description="SeriesInstanceUID values")]
-SelectionSql = Annotated[
-    str | None, Field(description="a SELECT returning SeriesInstanceUID (checked like query)")
-]
-AnalysisResultsArg = Annotated[
-    AnalysisResults, Field(description="derived series (SEG, SR, ANN...): include, exclude or only them")
-]
+# Kept short: seven tools repeat them, and every conversation pays for them (the names say the rest).
+CollectionIds = Annotated[list[str] | None, Field(description="e.g. ['tcga_luad']")]
+PatientIds = list[str] | None
+StudyUids = list[str] | None
+SeriesUids = list[str] | None
+SelectionSql = Annotated[str | None, Field(description="SELECT returning SeriesInstanceUID")]
+AnalysisResultsArg = Annotated[AnalysisResults, Field(description="derived series: SEG, SR, ANN...")]
 
 
 class SelectionError(ValueError):
