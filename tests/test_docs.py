@@ -468,7 +468,7 @@ def test_skill_has_front_matter_with_name_and_description_and_stays_short():
     front = text.split("---\n", 2)[1]
     fields = dict(line.split(":", 1) for line in front.strip().splitlines() if ":" in line)
     # Its own name: IDC publishes a skill called `imaging-data-commons`; installing both must not collide.
-    assert fields["name"].strip() == "idc-mcp"
+    assert fields["name"].strip() == "idc-mcp-imaging"
     assert re.fullmatch(r"[a-z0-9-]{1,64}", fields["name"].strip())
     assert len(fields["description"].strip()) > 50
     assert len(text.splitlines()) < 500

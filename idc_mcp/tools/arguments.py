@@ -67,7 +67,8 @@ def explain_arguments(
             msg = msg[0].lower() + msg[1:] if msg else msg
             problems.append(f"argument {where!r}: {msg}, got {_shown(error.get('input'))}")
     unique = list(dict.fromkeys(problems))
-    return f"Invalid arguments for {tool}: {'; '.join(unique)}. {signature(tool, schema)}"
+    # Prefixed like every other tool error the SDK reports ("Error executing tool <name>: ...").
+    return f"Error executing tool {tool}: invalid arguments: {'; '.join(unique)}. {signature(tool, schema)}"
 
 
 def compact_schema(schema: Any) -> Any:
