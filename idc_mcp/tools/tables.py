@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_seri
 from idc_mcp.catalog.build import DISTINCT_COUNTS
 from idc_mcp.catalog.database import Catalog, QueryTimeout
 from idc_mcp.catalog.schemas import TableInfo, all_tables, get_table
-from idc_mcp.catalog.sqltext import quote_identifier
+from idc_mcp.catalog.sqltext import quote_identifier, sql_literal
 from idc_mcp.diagnostics.fuzzy import closest
 from idc_mcp.diagnostics.nested_values import is_nested, nested_paths
 from idc_mcp.diagnostics.text_formats import recognise, spelling_note, spellings
@@ -245,7 +245,9 @@ def _distinct_counts(catalog: Catalog, name: str) -> dict[str, int]:
     """Exact distinct counts computed when the catalog was built (bundled tables)."""
     try:
         rows = catalog.execute(
-            f"SELECT column_name, distinct_count FROM {DISTINCT_COUNTS} WHERE table_name = ?", [name]
+            # A literal, not a bound parameter: binding one makes DuckDB import pandas (~0.7 s).
+            f"SELECT column_name, distinct_count FROM {DISTINCT_COUNTS} "
+            f"WHERE table_name = {sql_literal(name)}"
         ).rows
     except duckdb.Error:  # a catalog built before the counts were kept
         return {}
