@@ -19,6 +19,7 @@ import idc_index_data
 import pytest
 from mcp import Client
 
+from idc_mcp.catalog.build import CATALOG_FILE
 from idc_mcp.catalog.database import Catalog, QueryTimeout, get_catalog
 from idc_mcp.diagnostics import budget as budget_mod
 from idc_mcp.diagnostics import (
@@ -679,7 +680,7 @@ def test_related_values_over_budget_are_skipped(catalog: Catalog, fresh_pools: N
 # -- DuckDB messages do not show our internal database names ----------------------------------------
 def test_table_read_twice_gets_an_alias_hint_without_internal_names(catalog: Catalog) -> None:
     text = error_text(catalog, "SELECT * FROM index, index")
-    assert "catalog-v1" not in text and ".main." not in text
+    assert CATALOG_FILE.removesuffix(".duckdb") not in text and ".main." not in text
     assert 'Ambiguous reference to table "index"' in text
     assert "FROM index a, index b" in text
     # the hinted form runs
