@@ -12,7 +12,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from idc_mcp.catalog.database import Catalog, get_catalog
+from idc_mcp.catalog.database import Catalog, QueryTimeout, get_catalog
+from idc_mcp.tools import tables
 from idc_mcp.tools.query import run_query
 from idc_mcp.tools.tables import describe_table
 from tests.index_server import SyntheticIndices, catalog_with_fetched
@@ -152,3 +153,17 @@ def test_numeric_list_filter_that_matches_nothing_lists_the_values_that_exist(fe
     )
     (note,) = result.diagnostics
     assert "1000" in note and "800" in note
+
+
+class _SlowCatalog:
+    """Every query runs out of time, as counting a list column of a very large index can."""
+
+    def execute(self, sql: str, params: object = None, timeout_s: float | None = None) -> object:
+        raise QueryTimeout("the query took longer than 2 s and was stopped")
+
+
+def test_a_path_too_slow_to_count_is_still_listed_with_its_filter_idiom():
+    (values,) = tables._nested(_SlowCatalog(), '"sm_index"', "ImageType", "VARCHAR[]")  # type: ignore[arg-type]
+    assert values.path == "ImageType[]" and values.values == [] and not values.values_complete
+    assert values.distinct_count is None
+    assert values.filter == "list_contains(ImageType, '<value>')"

@@ -59,7 +59,10 @@ class NestedValues(BaseModel):
     distinct_count: int | None = None
     values: list[ValueCount] = Field(description="element values with the rows holding each, most first")
     values_complete: bool = Field(description="true when `values` lists every distinct value")
-    filter: str = Field(description="a filter that works in the query tool, for the first value")
+    filter: str = Field(
+        description="a filter that works in the query tool, for the first value (or for <value> to replace "
+        "when the values could not be counted in time)"
+    )
 
 
 class ColumnDescription(BaseModel):
@@ -337,23 +340,28 @@ def _format(column: str, values: list[Any]) -> str | None:
 
 
 def _nested(catalog: Catalog, ref: str, column: str, dtype: str) -> list[NestedValues]:
+    """Each path's element values; a path too slow to count in FACT_TIMEOUT_S is still listed (with its
+    filter idiom), so that the assistant sees where values sit."""
     out = []
     for path in nested_paths(column, dtype):
         try:
-            (distinct,) = catalog.execute(path.distinct_sql(ref), timeout_s=FACT_TIMEOUT_S).rows[0]
             rows = catalog.execute(path.counts_sql(ref, FULL_VALUES), timeout_s=FACT_TIMEOUT_S).rows
         except (QueryTimeout, duckdb.Error):
-            continue
-        values = _value_counts(rows)
-        first = rows[0][0] if rows else ("…" if path.is_text else 0)
+            rows = None
+        distinct: int | None = len(rows) if rows is not None and len(rows) < FULL_VALUES else None
+        if rows is not None and distinct is None:
+            try:
+                distinct = int(catalog.execute(path.distinct_sql(ref), timeout_s=FACT_TIMEOUT_S).rows[0][0])
+            except (QueryTimeout, duckdb.Error):
+                distinct = None
         out.append(
             NestedValues(
                 path=path.path,
                 type=path.leaf_type,
-                distinct_count=int(distinct or 0),
-                values=values,
-                values_complete=len(rows) >= int(distinct or 0),
-                filter=path.filter_text(first),
+                distinct_count=distinct,
+                values=_value_counts(rows or []),
+                values_complete=rows is not None and distinct is not None and len(rows) >= distinct,
+                filter=path.filter_text(rows[0][0] if rows else "<value>"),
             )
         )
     return out
