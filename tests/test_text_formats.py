@@ -46,6 +46,14 @@ def test_patient_age_compared_with_a_number_gets_the_dicom_age_format_and_a_work
     assert rows and all(int(re.match(r"\d+", r["PatientAge"]).group()) > 80 for r in rows)  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize("condition", ["PatientAge BETWEEN 40 AND 60", "PatientAge IN (40, 50)"])
+def test_patient_age_in_a_range_or_list_of_numbers_gets_a_working_condition(condition):
+    fixed = suggested(failure(f"SELECT PatientAge FROM index WHERE {condition}"))
+    rows = run_query(get_catalog(), f"SELECT PatientAge FROM index WHERE {fixed}", max_rows=1000).rows
+    ages = [int(re.match(r"\d+", r["PatientAge"]).group()) for r in rows]  # type: ignore[union-attr]
+    assert ages and all(40 <= a <= 60 for a in ages)
+
+
 def test_a_cast_of_patient_age_that_fails_gets_a_conversion_that_cannot_fail():
     fixed = suggested(failure("SELECT count(*) FROM index WHERE CAST(PatientAge AS INTEGER) >= 18"))
     assert run_query(get_catalog(), f"SELECT count(*) AS n FROM index WHERE {fixed} >= 18").rows[0]["n"] > 0
@@ -57,6 +65,7 @@ def test_a_cast_of_patient_age_that_fails_gets_a_conversion_that_cannot_fail():
         ("StudyDate > 20100101", lambda d: d > "2010-01-01"),
         ("StudyDate >= DATE '2010-01-01'", lambda d: d >= "2010-01-01"),
         ("StudyDate < 2000", lambda d: d < "2000-01-01"),
+        ("StudyDate BETWEEN 20100101 AND 20121231", lambda d: "2010-01-01" <= d <= "2012-12-31"),
     ],
 )
 def test_study_date_compared_with_a_number_or_a_date_gets_the_text_date_format(condition, check):

@@ -183,7 +183,9 @@ def _explain_error(
             f"{wrong_alias.group(1)!r} is not a table or alias in this query. Qualify columns with "
             f"{'an alias defined in FROM/JOIN: ' + known if known else 'a table in FROM/JOIN: ' + tables}."
         )
-    if "Cannot compare values of type" in text or "Could not convert string" in text:
+    if any(
+        k in text for k in ("Cannot compare values of type", "Could not convert string", "Cannot mix values")
+    ):
         hint = explain_mismatch(catalog, validated, budget) or _text_compared_to_number(
             catalog, validated, budget
         )

@@ -165,6 +165,8 @@ def repair(node: exp.Expression, column: exp.Column, table: str, found: Recognis
             fmt.convert(column.copy()) if fmt else _try_cast(column.copy(), node.to.sql(dialect="duckdb"))
         )
         return Mismatch(node, column, table, convert)
+    if isinstance(node, exp.Between | exp.In):  # column BETWEEN / IN numbers (or dates as numbers)
+        return _repair_range(node, column, table, found)
     other = node.expression if node.this is column else node.this
     fixed = node.copy()
     swap = fixed.args["this"] if node.this is column else fixed.args["expression"]
@@ -188,13 +190,40 @@ def repair(node: exp.Expression, column: exp.Column, table: str, found: Recognis
     return None
 
 
+def _repair_range(
+    node: exp.Between | exp.In, column: exp.Column, table: str, found: Recognised | None
+) -> Mismatch | None:
+    fixed = node.copy()
+    literals = (
+        [fixed.args["low"], fixed.args["high"]] if isinstance(fixed, exp.Between) else fixed.expressions
+    )
+    if not literals or not all(_number(v) for v in literals):
+        return None
+    kind = found.format.converted_type if found else "number"
+    if kind == "date":
+        dates = [_as_date(v) for v in literals]
+        if any(d is None for d in dates):
+            return None
+        for old, new in zip(literals, dates, strict=True):
+            old.replace(new)
+    elif not kind.startswith("number"):
+        return None
+    converted = found.format.convert(column.copy()) if found else _try_cast(column.copy(), "DOUBLE")
+    fixed.this.replace(converted)
+    return Mismatch(node, column, table, fixed)
+
+
 def text_operands(tree: exp.Expression) -> list[tuple[exp.Expression, exp.Column]]:
     """(comparison or CAST, the column in it) for every comparison with a literal number or date and
     every CAST of a column: the places where a text column can meet the wrong type."""
     out: list[tuple[exp.Expression, exp.Column]] = []
-    for node in tree.find_all(*_COMPARISONS, exp.Cast):
+    for node in tree.find_all(*_COMPARISONS, exp.Cast, exp.Between, exp.In):
         if isinstance(node, exp.Cast):
             if isinstance(node.this, exp.Column) and not isinstance(node, exp.TryCast):
+                out.append((node, node.this))
+            continue
+        if isinstance(node, exp.Between | exp.In):
+            if isinstance(node.this, exp.Column) and not node.args.get("query"):
                 out.append((node, node.this))
             continue
         for side, other in ((node.this, node.expression), (node.expression, node.this)):
