@@ -7,7 +7,6 @@ cancellation is a `threading.Event` the caller sets. Everything written lands in
 
 from __future__ import annotations
 
-import shutil
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from idc_mcp.download.plan import (
     plan_uids_with_hints,
     plan_with_hints,
 )
-from idc_mcp.files import PathRefused, ensure_inside, resolve_inside
+from idc_mcp.files import PathRefused, ensure_inside, free_bytes, resolve_inside
 from idc_mcp.tools.selection import Selection, resolve_selection
 
 
@@ -83,14 +82,6 @@ class Outcome:
     free_bytes: int = 0
     manifest_path: Path | None = None
     dry_run: bool = False
-
-
-def free_bytes(folder: Path) -> int:
-    """Free space on the filesystem holding `folder` (or its nearest existing ancestor)."""
-    probe = folder
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    return shutil.disk_usage(probe).free
 
 
 def clear_caches() -> None:

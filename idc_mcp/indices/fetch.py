@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import shutil
 import textwrap
 from pathlib import Path
 from typing import Any, Literal
@@ -24,6 +22,7 @@ from idc_mcp.catalog.database import Catalog
 from idc_mcp.catalog.schemas import JOIN_KEYS, TableInfo, all_tables, get_table
 from idc_mcp.config import Settings
 from idc_mcp.diagnostics.fuzzy import closest
+from idc_mcp.files import atomic_output, file_lock
 from idc_mcp.indices import clinical, http_fetch
 from idc_mcp.indices.common import (
     CLINICAL_INDEX,
@@ -36,7 +35,6 @@ from idc_mcp.indices.store import (
     IndexFetchError,
     check_schema,
     convert,
-    file_lock,
     human_size,
     parse_checksum,
     read_json,
@@ -279,23 +277,19 @@ def _install(
     settings: Settings, info: TableInfo, folder: Path, target: Path, progress: Progress | None
 ) -> None:
     work = temp_path(folder, info.name, "part")
-    db_tmp = temp_path(folder, info.name, "tmp")
     try:
         record = _obtain(settings, info, work, progress)
         if progress:
             progress(1, 1, f"converting {info.name}")
-        try:
-            counts = convert({info.name: [Path(record.pop("path"))]}, db_tmp, settings)
-        except IndexFetchError as exc:
-            raise IndexFetchError(f"{record['source']} was refused: {exc}. Nothing was cached.") from exc
-        record["row_count"] = counts[info.name]
-        write_json_atomic(folder / f"{info.name}.json", record)
-        os.replace(db_tmp, target)
+        with atomic_output(target) as db_tmp:
+            try:
+                counts = convert({info.name: [Path(record.pop("path"))]}, db_tmp, settings)
+            except IndexFetchError as exc:
+                raise IndexFetchError(f"{record['source']} was refused: {exc}. Nothing was cached.") from exc
+            record["row_count"] = counts[info.name]
+            write_json_atomic(folder / f"{info.name}.json", record)
     finally:
         work.unlink(missing_ok=True)
-        db_tmp.unlink(missing_ok=True)
-        db_tmp.with_name(db_tmp.name + ".wal").unlink(missing_ok=True)
-        shutil.rmtree(db_tmp.with_name(db_tmp.name + ".tmp"), ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------------------------- messages

@@ -1,4 +1,4 @@
-"""The on-disk side of fetched indices: locks, temp files, fetch records, parquet checks and conversion.
+"""The on-disk side of fetched indices: temp files, fetch records, parquet checks and conversion.
 
 A fetched index is trusted only after `check_schema` (readable parquet, the bundled schema's columns) and
 `convert` (every row read into a DuckDB file). Everything in progress is a dot-file named
@@ -7,15 +7,12 @@ A fetched index is trusted only after `check_schema` (readable parquet, the bund
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
 import re
 import shutil
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,23 +21,12 @@ import duckdb
 from idc_mcp.catalog.schemas import TableInfo
 from idc_mcp.catalog.sqltext import quote_identifier
 from idc_mcp.config import Settings
+from idc_mcp.files import write_text
 from idc_mcp.indices import http_fetch
 
 
 class IndexFetchError(Exception):
     """fetch_index failed; the message says what was tried and what to do next."""
-
-
-@contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """An exclusive lock between processes and threads (flock locks belong to each open file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def temp_path(folder: Path, stem: str, suffix: str) -> Path:
@@ -57,9 +43,7 @@ def remove_leftovers(folder: Path, stem: str) -> None:
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = temp_path(path.parent, path.stem, "meta.tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-    os.replace(tmp, path)
+    write_text(path, json.dumps(data, indent=1, sort_keys=True))
 
 
 def read_json(path: Path) -> dict[str, Any]:

@@ -11,9 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from idc_mcp.files import atomic_write
 
 MAX_BYTES = 64 << 20
 MAX_ENTRIES = 500
@@ -56,14 +57,8 @@ class PreviewCache:
             pass  # a cache that cannot be written only costs a refetch next time
 
     def _write(self, path: Path, data: bytes) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_write(path, binary=True) as out:
+            out.write(data)
 
     def _evict(self) -> None:
         entries = []

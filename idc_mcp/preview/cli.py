@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 
+from idc_mcp.files import atomic_write
 from idc_mcp.preview.errors import PreviewError
 from idc_mcp.preview.models import DEFAULT_SLICES, MAX_SLICES
 
@@ -33,14 +32,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
 
 def _write(path: Path, data: bytes) -> None:
     """Atomically: a reader never sees half an image under the final name."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, binary=True) as out:
+        out.write(data)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -3,7 +3,7 @@
 A preview needs a few headers and one or a few instances, never the whole series. `RangedObject` is a
 seekable file over one object: pydicom reads it like a local file and only the ranges it touches are
 fetched (a header costs one small GET; `pydicom.pixels.pixel_array(f, index=i)` reads one frame).
-The client, the retry rule and the endpoint setting are those of downloads (`idc_mcp.download.s3`).
+The client, the retry rule and the endpoint setting are those of downloads (`idc_mcp.object_store`).
 """
 
 from __future__ import annotations
@@ -13,15 +13,13 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-import botocore.exceptions as bce
-
-from idc_mcp.download import s3
+from idc_mcp import object_store
 from idc_mcp.preview.errors import PreviewError
 
 HEADER_BUFFER = 8 << 10  # one GET holds the header (groups 0002-0028) of a typical CT/MR instance
 WHOLE_OBJECT_LIMIT = 4 << 20  # smaller objects are fetched in one GET when they are read entirely
 PREFIX_LIMIT = 1 << 20  # the first bytes of each object read are kept (<= 1 MiB each) and never fetched twice
-RETRY = s3.RetryPolicy(attempts=4, base_delay_s=0.25, max_delay_s=2.0)
+RETRY = object_store.RetryPolicy(attempts=4, base_delay_s=0.25, max_delay_s=2.0)
 
 
 @dataclass(frozen=True)
@@ -47,7 +45,7 @@ class Store:
 
     @classmethod
     def open(cls, endpoint: str) -> Store:
-        return cls(endpoint, s3.make_client(endpoint, 16, 10, 60))
+        return cls(endpoint, object_store.make_client(endpoint, 16, 10, 60))
 
     def _count(self, n: int) -> None:
         with self._lock:
@@ -56,13 +54,13 @@ class Store:
 
     def list_series(self, bucket: str, prefix: str) -> list[RemoteObject]:
         try:
-            found = s3.with_retries(
-                lambda: s3.list_objects(self.client, bucket, prefix),
+            found = object_store.with_retries(
+                lambda: object_store.list_objects(self.client, bucket, prefix),
                 RETRY,
                 self.cancel,
                 f"s3://{bucket}/{prefix}",
             )
-        except (s3.ObjectError, s3.StoreUnavailable) as exc:
+        except (object_store.ObjectError, object_store.StoreUnavailable) as exc:
             raise PreviewError(f"Listing the series failed: {exc}. Check IDC_MCP_S3_ENDPOINT_URL.") from exc
         return [RemoteObject(bucket, o["Key"], int(o["Size"])) for o in found if int(o["Size"]) > 0]
 
@@ -91,29 +89,18 @@ class Store:
         whole = start == 0 and end == obj.size
 
         def attempt() -> bytes:
-            kwargs: dict[str, Any] = {"Bucket": obj.bucket, "Key": obj.key}
-            if not whole:
-                kwargs["Range"] = f"bytes={start}-{end - 1}"
-            try:
-                reply = self.client.get_object(**kwargs)
-            except bce.ClientError as exc:
-                status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-                if status < 500 and status != 429:
-                    raise s3.ObjectError(f"s3://{obj.bucket}/{obj.key}: HTTP {status}") from exc
-                raise
-            body = reply["Body"]
-            try:
-                data = body.read()
-            finally:
-                body.close()
+            if whole:
+                data = object_store.get_bytes(self.client, obj.bucket, obj.key)
+            else:
+                data = object_store.get_bytes(self.client, obj.bucket, obj.key, start, end)
             self._count(len(data))
             if len(data) != end - start:
                 raise ConnectionError(f"body cut short: {len(data)} of {end - start} bytes")  # retried
             return data
 
         try:
-            return s3.with_retries(attempt, RETRY, self.cancel, f"s3://{obj.bucket}/{obj.key}")
-        except (s3.ObjectError, s3.StoreUnavailable) as exc:
+            return object_store.with_retries(attempt, RETRY, self.cancel, f"s3://{obj.bucket}/{obj.key}")
+        except (object_store.ObjectError, object_store.StoreUnavailable) as exc:
             raise PreviewError(f"Reading an object of the series failed: {exc}.") from exc
 
     def open_object(self, obj: RemoteObject, buffer: int = HEADER_BUFFER) -> io.BufferedReader:
