@@ -1,27 +1,37 @@
-"""Command line: `idc-mcp` serves MCP (stdio by default); subcommands do work for people at a terminal."""
+"""Command line: `idc-mcp` serves MCP (stdio by default); subcommands do work for people at a terminal.
+
+The settings are made once here, from the environment and the flags (which win), and handed down:
+to the server's start-up state, or to the subcommand. Nothing is written back into the environment.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import sys
 import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from idc_mcp.catalog.database import Catalog
+    from idc_mcp.config import Settings
 
 log = logging.getLogger("idc_mcp")
 
 
-def _open_catalog_in_background() -> threading.Thread:
+def _open_catalog_in_background(catalog: Catalog) -> threading.Thread:
     """Open (and on a first start, build) the catalog while the client runs the MCP handshake.
 
     `initialize` and `tools/list` never wait for it; the first query waits only for what is left.
     A failure here is logged and retried by the first query, which reports it.
     """
-    from idc_mcp.catalog.database import get_catalog
 
     def open_catalog() -> None:
         try:
-            get_catalog().installed_tables()
+            catalog.installed_tables()
         except Exception:  # noqa: BLE001 - the first query retries and reports the error
             log.warning("opening the catalog in the background failed", exc_info=True)
 
@@ -45,9 +55,10 @@ def _let_background_open_finish(thread: threading.Thread, timeout_s: float = 1.0
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from idc_mcp.server import mcp
+    from idc_mcp.server import mcp, start
 
-    opener = None if args.lazy_catalog else _open_catalog_in_background()
+    state = start(args.settings)
+    opener = None if args.lazy_catalog else _open_catalog_in_background(state.catalog)
     try:
         if args.transport == "stdio":
             mcp.run("stdio")
@@ -64,9 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--transport", choices=["stdio", "streamable-http"], default="stdio")
     parser.add_argument("--host", default="127.0.0.1", help="HTTP host (streamable-http)")
     parser.add_argument("--port", type=int, default=8000, help="HTTP port (streamable-http)")
-    parser.add_argument("--download-root", help="sets IDC_MCP_DOWNLOAD_ROOT")
-    parser.add_argument("--s3-endpoint-url", help="sets IDC_MCP_S3_ENDPOINT_URL")
-    parser.add_argument("--cache-dir", help="sets IDC_MCP_CACHE_DIR")
+    parser.add_argument("--download-root", help="overrides IDC_MCP_DOWNLOAD_ROOT")
+    parser.add_argument("--s3-endpoint-url", help="overrides IDC_MCP_S3_ENDPOINT_URL")
+    parser.add_argument("--cache-dir", help="overrides IDC_MCP_CACHE_DIR")
     parser.add_argument("--log-level", default="WARNING")
     parser.add_argument(
         "--lazy-catalog",
@@ -108,7 +119,7 @@ def _fetch_index(args: argparse.Namespace) -> int:
         bar.set_postfix_str(message[:60], refresh=True)
 
     try:
-        result = fetch.fetch_index(Catalog(), args.name, progress)
+        result = fetch.fetch_index(Catalog(args.settings), args.name, progress)
     except fetch.IndexFetchError as exc:
         bar.close()
         print(f"error: {exc}", file=sys.stderr)
@@ -130,12 +141,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # Logs go to stderr only: stdout is the MCP channel.
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr)
-    for flag, env in (
-        ("download_root", "IDC_MCP_DOWNLOAD_ROOT"),
-        ("s3_endpoint_url", "IDC_MCP_S3_ENDPOINT_URL"),
-        ("cache_dir", "IDC_MCP_CACHE_DIR"),
-    ):
-        value = getattr(args, flag, None)
-        if value:
-            os.environ[env] = value
+    args.settings = settings_from(args)
     return int(args.func(args) or 0)
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """The settings of this run: the environment's, with the flags given on the command line instead."""
+    from idc_mcp.config import load_settings
+
+    flags: dict[str, object] = {}
+    for name in ("download_root", "cache_dir"):
+        if value := getattr(args, name, None):
+            flags[name] = Path(value).expanduser()
+    if value := getattr(args, "s3_endpoint_url", None):
+        flags["s3_endpoint_url"] = value
+    return dataclasses.replace(load_settings(), **flags)

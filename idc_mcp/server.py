@@ -9,9 +9,10 @@ from __future__ import annotations
 import functools
 import inspect
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Annotated, Any, TypeVar
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar, cast
 
 import anyio.from_thread
 import anyio.to_thread
@@ -25,9 +26,9 @@ from pydantic import Field, ValidationError
 from idc_mcp import __version__, preview
 from idc_mcp import download as dl
 from idc_mcp.bigquery import service as bigquery
-from idc_mcp.catalog.database import get_catalog
+from idc_mcp.catalog.database import Catalog, get_catalog
 from idc_mcp.catalog.schemas import all_tables
-from idc_mcp.config import load_settings
+from idc_mcp.config import Settings, load_settings
 from idc_mcp.docs import prompts, resources
 from idc_mcp.files import PathRefused
 from idc_mcp.indices import common, fetch
@@ -66,7 +67,46 @@ Full guide: resource idc://skill; tested queries: idc://references/sql_cookbook.
 READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
 
 
-class IdcServer(MCPServer):
+@dataclass(frozen=True)
+class AppState:
+    """What the tools need: the settings and the catalog opened with them, created once at start-up
+    and handed to every session by the server's lifespan (tools read it from their request context)."""
+
+    settings: Settings
+    catalog: Catalog
+
+    @classmethod
+    def open(cls, settings: Settings) -> AppState:
+        return cls(settings, Catalog(settings))
+
+
+# Set once at start-up by `start` (the command line). While None (a server run in-process, as in the
+# tests), each session gets the settings of the environment as it starts, and the process's catalog.
+started: AppState | None = None
+
+
+def start(settings: Settings) -> AppState:
+    """Create the state every session of this process is handed: call once, before serving."""
+    global started
+    started = AppState.open(settings)
+    return started
+
+
+def _process_state() -> AppState:
+    return started if started is not None else AppState(load_settings(), get_catalog())
+
+
+@asynccontextmanager
+async def _lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
+    yield _process_state()
+
+
+def _state(ctx: Context) -> AppState:
+    """The state this request's session was handed."""
+    return cast(AppState, ctx.request_context.lifespan_context)
+
+
+class IdcServer(MCPServer[AppState]):
     """MCPServer whose argument-validation errors read like our own errors (no pydantic text or links),
     and whose input schemas are sent without what only costs tokens (see `arguments.compact_schema`)."""
 
@@ -88,7 +128,9 @@ class IdcServer(MCPServer):
             raise ToolError(arguments_mod.explain_arguments(name, schema, arguments, errors)) from cause
 
 
-mcp = IdcServer(name="idc-mcp", version=__version__, instructions=INSTRUCTIONS)
+mcp: MCPServer[AppState] = IdcServer(
+    name="idc-mcp", version=__version__, instructions=INSTRUCTIONS, lifespan=_lifespan
+)
 
 T = TypeVar("T")
 
@@ -124,17 +166,18 @@ def _call(fn: Callable[[], T]) -> T:
 
 # ---------------------------------------------------------------- query core: tables and SQL
 @mcp.tool(annotations=READ_ONLY)
-def list_tables() -> list[tables.TableSummary]:
+def list_tables(ctx: Context) -> list[tables.TableSummary]:
     """List every IDC table: name, description, whether it is installed, and its row count.
 
     Call this first to see what can be queried; a table not installed shows the fetch_index call.
     """
-    return _call(lambda: tables.list_tables(get_catalog()))
+    return _call(lambda: tables.list_tables(_state(ctx).catalog))
 
 
 @mcp.tool(annotations=READ_ONLY)
 def describe_table(
     table: Annotated[str, Field(description="table name from list_tables(), e.g. 'index'")],
+    ctx: Context,
     column: Annotated[str | None, Field(description="one column in full: every value, full text")] = None,
 ) -> tables.TableDescription:
     """Describe a table's columns: type, format, real values with counts (also inside lists and
@@ -142,12 +185,13 @@ def describe_table(
 
     Call this before filtering, to use exact values. Pass column for one column's full value list.
     """
-    return _call(lambda: tables.describe_table(get_catalog(), table, column))
+    return _call(lambda: tables.describe_table(_state(ctx).catalog, table, column))
 
 
 @mcp.tool(annotations=READ_ONLY)
 def query(
     sql: Annotated[str, Field(description="one read-only SELECT in DuckDB SQL over the catalog tables")],
+    ctx: Context,
     max_rows: Annotated[int, Field(ge=1, le=query_mod.MAX_ROWS_CAP, description="rows to return")] = 100,
 ) -> query_mod.QueryResult:
     """Run one read-only SQL SELECT (DuckDB dialect) over the IDC tables.
@@ -155,7 +199,7 @@ def query(
     Call it to count, filter or list series (`index` has one row per DICOM series). When a name or
     value is wrong or nothing matches, `diagnostics` says what to change.
     """
-    return _call(lambda: query_mod.run_query(get_catalog(), sql, max_rows))
+    return _call(lambda: query_mod.run_query(_state(ctx).catalog, sql, max_rows))
 
 
 # ---------------------------------------------------------------- selection tools (issue 3)
@@ -212,6 +256,7 @@ def _takes_selection(fn: Callable[..., T]) -> Callable[..., T]:
 
 @mcp.tool(annotations=READ_ONLY)
 def list_collections(
+    ctx: Context,
     topic: Annotated[
         str | None, Field(description="words to find in id, name, cancer types, sites, description")
     ] = None,
@@ -227,25 +272,26 @@ def list_collections(
     """
     return _call(
         lambda: collections.list_collections(
-            get_catalog(), cancer_type, tumor_location, modality, license, topic
+            _state(ctx).catalog, cancer_type, tumor_location, modality, license, topic
         )
     )
 
 
 @mcp.tool(annotations=READ_ONLY)
 @_takes_selection
-def check_licenses(selection: Selection) -> licenses.LicenseReport:
+def check_licenses(ctx: Context, selection: Selection) -> licenses.LicenseReport:
     """Say which licenses cover a selection and whether it may be used commercially.
 
     Call this before any download, redistribution or commercial use: per license the series, size,
     collections and URL, and a verdict.
     """
-    return _call(lambda: licenses.check_licenses(get_catalog(), selection))
+    return _call(lambda: licenses.check_licenses(_state(ctx).catalog, selection))
 
 
 @mcp.tool(annotations=READ_ONLY)
 @_takes_selection
 def estimate_size(
+    ctx: Context,
     selection: Selection,
     download_dir: Annotated[
         str | None,
@@ -256,13 +302,15 @@ def estimate_size(
 
     Call this before downloading or when asked how big data is.
     """
+    state = _state(ctx)
     return _call(
-        lambda: sizes.estimate_size(get_catalog(), selection, download_dir, load_settings().download_root)
+        lambda: sizes.estimate_size(state.catalog, selection, download_dir, state.settings.download_root)
     )
 
 
 @mcp.tool(annotations=READ_ONLY)
 def get_viewer_url(
+    ctx: Context,
     series_uid: Annotated[
         str | list[str] | None,
         Field(description=f"one SeriesInstanceUID, or a list of up to {viewers.MAX_VIEWER_SERIES}"),
@@ -277,12 +325,13 @@ def get_viewer_url(
 
     Call this when the user wants to see the images: a link per series (up to 50) or for a study.
     """
-    return _call(lambda: viewers.get_viewer_url(get_catalog(), series_uid, study_uid, viewer))
+    return _call(lambda: viewers.get_viewer_url(_state(ctx).catalog, series_uid, study_uid, viewer))
 
 
 @mcp.tool(annotations=READ_ONLY)
 @_takes_selection
 def get_citations(
+    ctx: Context,
     selection: Selection,
     format: Annotated[citations.CitationFormat, Field(description="apa: titles *italic*")] = "text",
 ) -> citations.Citations:
@@ -290,23 +339,24 @@ def get_citations(
 
     Call this whenever data will be used or published (the licenses require attribution).
     """
-    return _call(lambda: citations.get_citations(get_catalog(), selection, format))
+    return _call(lambda: citations.get_citations(_state(ctx).catalog, selection, format))
 
 
 @mcp.tool(annotations=READ_ONLY)
 @_takes_selection
-def get_dicomweb_urls(selection: Selection) -> viewers.DicomwebUrls:
+def get_dicomweb_urls(ctx: Context, selection: Selection) -> viewers.DicomwebUrls:
     """List DICOMweb URLs (IDC's public proxy) for the series of a selection.
 
     Call this when a DICOMweb client or viewer needs the series. The proxy is quota-limited, for viewing
     only: to download, use download or export_manifest.
     """
-    return _call(lambda: viewers.get_dicomweb_urls(get_catalog(), selection))
+    return _call(lambda: viewers.get_dicomweb_urls(_state(ctx).catalog, selection))
 
 
 @mcp.tool(annotations=WRITES_FILE)
 @_takes_selection
 def export_manifest(
+    ctx: Context,
     selection: Selection,
     format: Annotated[
         manifest.ManifestFormat,
@@ -323,9 +373,10 @@ def export_manifest(
     """
 
     def run() -> manifest.Manifest:
-        settings = load_settings()
+        state = _state(ctx)
+        settings = state.settings
         return manifest.export_manifest(
-            get_catalog(), selection, format, path, settings.download_root, settings.s3_endpoint_url
+            state.catalog, selection, format, path, settings.download_root, settings.s3_endpoint_url
         )
 
     return _call(run)
@@ -363,11 +414,11 @@ async def download(
     Call after check_licenses and estimate_size; start with dry_run=true. Files are verified; calling
     again resumes. LICENSE and CITATION texts are written with the data.
     """
-    settings = load_settings()
+    state = _state(ctx)
 
     def work(progress: dl.Progress, cancel: threading.Event) -> dl.DownloadResult:
         return dl.run_download(
-            get_catalog(), settings, selection, download_dir, dir_template, dry_run, progress, cancel
+            state.catalog, state.settings, selection, download_dir, dir_template, dry_run, progress, cancel
         )
 
     with _tool_errors():
@@ -384,6 +435,7 @@ PREVIEW = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_
 @mcp.tool(annotations=PREVIEW)
 async def preview_series(
     series_uid: Annotated[str, Field(description="one SeriesInstanceUID (from query or a selection)")],
+    ctx: Context,
     kind: Annotated[
         preview.Kind,
         Field(
@@ -405,13 +457,14 @@ async def preview_series(
     segmentation) before download, or when asked what a series looks like. Only the bytes the picture
     needs are fetched; the reply says how many.
     """
-    settings = load_settings()
+    state = _state(ctx)
+    settings = state.settings
 
     def work() -> preview.Preview:
         from idc_mcp.preview.service import make_preview
 
         return make_preview(
-            get_catalog(), settings.s3_endpoint_url, settings.cache_dir / "previews",
+            state.catalog, settings.s3_endpoint_url, settings.cache_dir / "previews",
             series_uid, kind, window, slices,
         )  # fmt: skip
 
@@ -447,7 +500,8 @@ async def fetch_index(
         lambda done, total, message: anyio.from_thread.run(ctx.report_progress, done, total, message)
     )
     with _tool_errors():
-        return await anyio.to_thread.run_sync(lambda: fetch.fetch_index(get_catalog(), name, progress))
+        catalog = _state(ctx).catalog
+        return await anyio.to_thread.run_sync(lambda: fetch.fetch_index(catalog, name, progress))
 
 
 # (end of specialized indices)
@@ -480,9 +534,21 @@ def reference_resource(name: str) -> str:
 @mcp.resource(
     "idc://tables/{table}", name="table_schema", title="IDC table schema", mime_type="application/json"
 )
-def table_resource(table: str) -> str:
+def table_resource(table: str, ctx: Context) -> str:
     """One table's columns (type, mode, description), join keys and install state, from the bundled schema."""
-    return _read_doc(lambda: resources.table_schema_json(table, get_catalog().installed_tables()))
+    return _table_json(table, _state(ctx).catalog)
+
+
+def _table_json(table: str, catalog: Catalog) -> str:
+    return _read_doc(lambda: resources.table_schema_json(table, catalog.installed_tables()))
+
+
+def _process_table_resource(table: str) -> str:
+    # The SDK hands no request context to a concrete resource: it reads the state of the process.
+    return _table_json(table, _process_state().catalog)
+
+
+_process_table_resource.__doc__ = table_resource.__doc__
 
 
 def _fixed(fn: Callable[[str], str], arg: str) -> Callable[[], str]:
@@ -507,23 +573,25 @@ for _table in all_tables():
         name=f"table:{_table}",
         title=f"{_table} schema",
         mime_type="application/json",
-    )(_fixed(table_resource, _table))
+    )(_fixed(_process_table_resource, _table))
 
 
 @mcp.prompt(title="Find a dataset")
 def find_dataset(
     topic: Annotated[str, Field(description="what the data should show, e.g. 'lung CT with nodules'")],
+    ctx: Context,
 ) -> str:
     """A plan to find IDC collections and series for a topic, with matching collections as a start."""
-    return prompts.find_dataset(get_catalog(), topic)
+    return prompts.find_dataset(_state(ctx).catalog, topic)
 
 
 @mcp.prompt(title="License-aware download")
 def license_aware_download(
     purpose: Annotated[str, Field(description="what the data is for, e.g. 'training a commercial model'")],
+    ctx: Context,
 ) -> str:
     """A plan to select, license-check, size and download data fit for the stated purpose."""
-    return prompts.license_aware_download(get_catalog(), purpose)
+    return prompts.license_aware_download(_state(ctx).catalog, purpose)
 
 
 @mcp.prompt(title="Cite a selection")
@@ -560,9 +628,10 @@ async def bigquery_query(
     attributes, segments, SR measurements, past releases (idc_v<N>). Read few columns. A result with
     SeriesInstanceUID returns `selection` for the selection tools. Call describe_bigquery_table first.
     """
+    catalog = _state(ctx).catalog
     with _tool_errors():
         return await bigquery.run_bigquery_query_async(
-            sql, max_rows, max_gb, get_catalog, ctx.report_progress
+            sql, max_rows, max_gb, lambda: catalog, ctx.report_progress
         )
 
 

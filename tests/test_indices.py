@@ -135,6 +135,20 @@ def test_fetched_index_is_queryable_and_joins_with_index(server, data, make_cata
     assert (got.rows[0]["n"], got.rows[0]["c"]) == expected and expected[0] > 0
 
 
+def test_an_unreadable_fetch_record_is_not_reported_as_verified(server, data, make_catalog):
+    # The record is the only evidence of the checks made at fetch time: without it, say so.
+    publish(server, data, "sm_index")
+    fetch.fetch_index(make_catalog(), "sm_index")
+    record = fetch.index_folder(load_settings()) / "sm_index.json"
+    record.write_text("{not json")
+
+    again = fetch.fetch_index(make_catalog(), "sm_index")
+    assert again.status == "already installed"
+    assert "verified" not in again.checksum.replace("verify it again", "")
+    assert again.checksum.startswith("unknown: its fetch record (sm_index.json) could not be read")
+    assert again.sha256 is None
+
+
 def test_second_fetch_is_instant_and_a_restart_finds_the_cached_index(server, data, make_catalog):
     publish(server, data, "sm_index")
     fetch.fetch_index(make_catalog(), "sm_index")
@@ -576,7 +590,7 @@ async def test_fetch_index_tool_reports_progress_and_registers(server, data, mak
 
     publish(server, data, "sm_index")
     catalog = make_catalog()
-    monkeypatch.setattr(server_mod, "get_catalog", lambda: catalog)
+    monkeypatch.setattr(server_mod, "started", server_mod.AppState(catalog.settings, catalog))
     updates: list[tuple[float, float | None, str | None]] = []
 
     async def on_progress(progress: float, total: float | None, message: str | None) -> None:

@@ -38,12 +38,11 @@ from idc_mcp.bigquery.settings import (
 )
 from idc_mcp.catalog.database import Catalog
 from idc_mcp.catalog.schemas import all_tables
-from idc_mcp.sql.json_values import cut_cell, json_safe, json_size
+from idc_mcp.sql.json_values import bounded_records
 
 log = logging.getLogger(__name__)
 
 MAX_ROWS_CAP = 1_000
-MAX_REPLY_BYTES = 256 * 1024
 MAX_DESCRIBED_FIELDS = 400
 COLUMN_PROBES = 8
 COLUMN_PROBE_BUDGET_S = 5.0
@@ -224,33 +223,16 @@ def _cost_refusal(
 def _shape_rows(
     columns: list[str], rows: list[dict[str, Any]], max_rows: int, more: bool
 ) -> tuple[list[dict[str, Any]], bool, list[str]]:
-    notes: list[str] = []
     truncated = more or len(rows) > max_rows
-    rows = rows[:max_rows]
-    records: list[dict[str, Any]] = []
-    size = 0
-    cells_cut = False
-    for row in rows:
-        record: dict[str, Any] = {}
-        for name in columns:
-            safe, was_cut = cut_cell(json_safe(row.get(name)))
-            cells_cut |= was_cut
-            record[name] = safe
-        size += json_size(record)
-        if size > MAX_REPLY_BYTES:
-            truncated = True
-            notes.append(
-                f"The reply was cut at {len(records)} rows to stay under {MAX_REPLY_BYTES // 1024} KB. "
-                "Select fewer or narrower columns, or fewer rows."
-            )
-            break
-        records.append(record)
+    bounded = bounded_records(columns, ([row.get(name) for name in columns] for row in rows[:max_rows]))
+    records, notes = bounded.rows, bounded.notes
+    truncated |= bounded.cut_at_size
     if truncated and len(records) == max_rows:
         notes.append(
             f"Only the first {max_rows} rows are shown. Aggregate (GROUP BY, ARRAY_AGG), filter, or raise "
             f"max_rows (up to {MAX_ROWS_CAP}); a rerun of the same SQL is usually a free cache hit."
         )
-    if cells_cut:
+    if bounded.cells_cut:
         notes.append("Some long values were cut (marked '…[cut: …]'). Select fewer or narrower fields.")
     return records, truncated, notes
 

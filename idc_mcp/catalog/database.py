@@ -40,8 +40,8 @@ class QueryTimeout(Exception):
     """A query ran longer than the allowed time and was interrupted (or hit another run-time bound)."""
 
 
-class ResultTooLarge(QueryTimeout):
-    """A result holds more nested data than the server converts; caught wherever QueryTimeout is."""
+class ResultTooLarge(Exception):
+    """A result holds more nested data than the server converts (a size refusal, not a timeout)."""
 
 
 # Turning a nested DuckDB value into Python objects costs ~40x its size and cannot be interrupted: a
@@ -132,6 +132,12 @@ class Catalog:
         self._gate = _Gate()
         self._row_counts: dict[str, int] = {}
         self._columns: dict[str, list[tuple[str, str]]] = {}
+
+    @property
+    def key(self) -> str:
+        """The catalog's content as a value, to key caches with: its version's cache folder. The
+        catalog file and the indices fetched into that folder never change while they are open."""
+        return str(self.settings.version_cache_dir)
 
     # -- opening -----------------------------------------------------------------------------------
     def _open(self) -> duckdb.DuckDBPyConnection:

@@ -213,8 +213,11 @@ def nested_no_match(
 ) -> str | None:
     """For a nested filter matching no rows: the element values nearest to the one given (or sharing
     its words), the corrected filter, and the path's most common values. None: not a nested filter."""
-    sources = {alias: node.name for alias, node in scope.sources.items() if isinstance(node, exp.Table)}
-    sources = {a: t for a, t in sources.items() if catalog.is_installed(t) and t.lower() not in scope.ctes}
+    sources = {
+        alias: node.name
+        for alias, node in scope.sources.items()
+        if scope.is_table(node) and catalog.is_installed(node.name)
+    }
     columns = {t: {c.lower(): (c, d) for c, d in catalog.columns(t)} for t in set(sources.values())}
     test = nested_test(cond, sources, columns)
     if test is None:

@@ -257,7 +257,16 @@ def fetch_index(catalog: Catalog, name: str, progress: Progress | None = None) -
             break
     else:
         raise IndexFetchError(f"{target} could not be attached even after fetching it again.")
-    record = read_json(folder / f"{info.name}.json")
+    record_path = folder / f"{info.name}.json"
+    record = read_json(record_path)
+    if record:
+        checksum = str(record.get("checksum", "verified when it was fetched"))
+    else:  # the index was verified when fetched, but nothing here can show it any more
+        log.warning("the fetch record %s could not be read", record_path)
+        checksum = (
+            f"unknown: its fetch record ({record_path.name}) could not be read. To verify it again, "
+            f"delete {target.name} from {folder} and call fetch_index again."
+        )
     result = FetchResult(
         name=info.name,
         status=status,
@@ -266,7 +275,7 @@ def fetch_index(catalog: Catalog, name: str, progress: Progress | None = None) -
         size_bytes=record.get("size_bytes"),
         source=str(record.get("source", target)),
         sha256=record.get("sha256"),
-        checksum=str(record.get("checksum", "verified when it was fetched")),
+        checksum=checksum,
     )
     if info.name == CLINICAL_INDEX:
         clinical.install_clinical_tables(catalog, result, progress)

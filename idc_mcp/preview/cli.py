@@ -26,7 +26,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
         "--window", help="CT window: lung, mediastinum, soft_tissue, bone, brain or 'center,width'"
     )
     p.add_argument("--slices", type=int, default=DEFAULT_SLICES, help=f"montage slices (2-{MAX_SLICES})")
-    p.add_argument("--s3-endpoint-url", default=argparse.SUPPRESS, help="sets IDC_MCP_S3_ENDPOINT_URL")
+    p.add_argument("--s3-endpoint-url", default=argparse.SUPPRESS, help="overrides IDC_MCP_S3_ENDPOINT_URL")
     p.set_defaults(func=run)
 
 
@@ -37,11 +37,10 @@ def _write(path: Path, data: bytes) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from idc_mcp.catalog.database import get_catalog
-    from idc_mcp.config import load_settings
+    from idc_mcp.catalog.database import Catalog
     from idc_mcp.preview.service import make_preview
 
-    settings = load_settings()
+    settings = args.settings  # made once by the command line from the environment and its flags
     output = Path(args.output).expanduser()
     if not output.parent.is_dir():
         print(
@@ -51,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     try:
         made = make_preview(
-            get_catalog(), settings.s3_endpoint_url, settings.cache_dir / "previews",
+            Catalog(settings), settings.s3_endpoint_url, settings.cache_dir / "previews",
             args.series_uid, args.kind, args.window, args.slices,
         )  # fmt: skip
     except PreviewError as exc:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_seri
 
 from idc_mcp.catalog.build import DISTINCT_COUNTS
 from idc_mcp.catalog.database import Catalog, QueryTimeout
+from idc_mcp.catalog.memo import Memo
 from idc_mcp.catalog.schemas import TableInfo, all_tables, get_table
 from idc_mcp.catalog.sqltext import quote_identifier, sql_literal
 from idc_mcp.diagnostics.fuzzy import closest
@@ -150,7 +151,8 @@ def _clinical_labels(catalog: Catalog, table: str) -> dict[str, str]:
     return {r["column"]: r["label"] for r in labels if r["label"]}
 
 
-_PROFILES: dict[tuple[object, ...], TableDescription] = {}
+# Installed tables are read-only: a table's value profile is computed once per catalog and table.
+_PROFILES: Memo[TableDescription] = Memo(maxsize=64)
 
 
 def describe_table(catalog: Catalog, table: str, column: str | None = None) -> TableDescription:
@@ -197,7 +199,9 @@ def _one_column(described: TableDescription, column: str) -> TableDescription:
             f"{described.name} has no column {column!r}.{hint} "
             f'describe_table(table="{described.name}") lists its columns.'
         )
-    return described.model_copy(update={"columns": found, "compact": False})
+    return described.model_copy(
+        update={"columns": [c.model_copy(deep=True) for c in found], "compact": False}
+    )
 
 
 def _short(text: str, width: int) -> str:
@@ -280,7 +284,7 @@ def _value_counts(rows: list[tuple[Any, ...]]) -> list[ValueCount]:
 
 def _profile(catalog: Catalog, name: str, info: TableInfo | None) -> TableDescription:
     """Every column of an installed table with its values, computed once per catalog and table."""
-    key = (id(catalog), name, catalog.row_count(name), tuple(catalog.columns(name)))
+    key = (catalog.key, name, catalog.row_count(name), tuple(catalog.columns(name)))
     cached = _PROFILES.get(key)
     if cached is not None:
         return cached
@@ -302,9 +306,7 @@ def _profile(catalog: Catalog, name: str, info: TableInfo | None) -> TableDescri
         row_count=catalog.row_count(name),
         columns=columns,
     )
-    if len(_PROFILES) >= 64:
-        _PROFILES.clear()
-    _PROFILES[key] = described
+    _PROFILES.put(key, described)
     return described
 
 
