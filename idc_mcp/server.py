@@ -32,6 +32,7 @@ from idc_mcp.config import Settings, load_settings
 from idc_mcp.docs import prompts, resources
 from idc_mcp.files import PathRefused
 from idc_mcp.indices import common, fetch
+from idc_mcp.serve.read_only import SERVER_CACHE, WRITES
 from idc_mcp.tools import arguments as arguments_mod
 from idc_mcp.tools import citations, collections, licenses, manifest, sizes, tables, viewers
 from idc_mcp.tools import query as query_mod
@@ -486,7 +487,8 @@ FETCH = ToolAnnotations(
 )
 
 
-@mcp.tool(annotations=FETCH)
+# Writes only verified index files to the server's cache: offered in --read-only (see serve/read_only.py).
+@mcp.tool(annotations=FETCH, meta={WRITES: SERVER_CACHE})
 async def fetch_index(
     name: Annotated[str, Field(description="e.g. 'sm_index'")],
     ctx: Context,

@@ -25,6 +25,7 @@ from typing import Any
 
 import duckdb
 
+from idc_mcp.cancellation import cancelled, on_cancel
 from idc_mcp.catalog.build import ensure_catalog_file
 from idc_mcp.catalog.sqltext import quote_identifier, sql_literal
 from idc_mcp.config import Settings, load_settings
@@ -308,10 +309,13 @@ class Catalog:
             started = time.monotonic()
             timer.start()
             try:
-                result = cur.execute(sql, list(params) if params else None)
-                description = result.description or []
-                rows = _fetch_rows(cur, result)
+                with on_cancel(cur.interrupt):  # the caller went away: stop now, not at the timeout
+                    result = cur.execute(sql, list(params) if params else None)
+                    description = result.description or []
+                    rows = _fetch_rows(cur, result)
             except duckdb.InterruptException as exc:
+                if cancelled():
+                    raise QueryTimeout("the query was stopped: the client went away") from exc
                 raise QueryTimeout(f"the query took longer than {timeout:g} s and was stopped") from exc
             finally:
                 timer.cancel()
