@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from idc_mcp.catalog.database import get_catalog
+from idc_mcp.catalog.database import Catalog, get_catalog
 from idc_mcp.tools.query import MAX_REPLY_BYTES, QueryError, run_query
 from tests.parquet import parquet_sql
 
@@ -80,3 +80,40 @@ def test_duplicate_column_names_stay_distinct():
 def test_refusal_names_the_forbidden_part():
     with pytest.raises(QueryError, match="DELETE|read-only"):
         run_query(get_catalog(), "DELETE FROM index")
+
+
+def test_repeated_query_is_answered_from_the_result_cache_without_running_again(catalog: Catalog) -> None:
+    # The catalog is immutable per data version: a repeat (even spelled differently) is not run again.
+    sql = (
+        "SELECT Modality, count(*) AS n FROM index WHERE collection_id = 'rider_pilot' GROUP BY 1 ORDER BY 1"
+    )
+    catalog.results.clear()
+    first = run_query(catalog, sql)
+    runs: list[str] = []
+    execute = catalog.execute
+    catalog.execute = lambda *a, **k: runs.append(a[0]) or execute(*a, **k)  # type: ignore[method-assign]
+    try:
+        assert run_query(catalog, sql) == first
+        assert run_query(catalog, sql.replace("GROUP BY", "group   by")) == first  # same regenerated SQL
+        assert runs == []
+        assert run_query(catalog, sql, max_rows=2).rows == first.rows[:2]  # another key: it runs
+        assert len(runs) >= 1
+    finally:
+        del catalog.execute
+
+
+def test_a_query_duckdb_refuses_is_refused_again_from_the_cache(catalog: Catalog) -> None:
+    # Hostile or broken SQL that fails in DuckDB costs its full run once, not at every repeat.
+    sql = "SELECT CAST(collection_id AS INTEGER) FROM index LIMIT 3"
+    catalog.results.clear()
+    with pytest.raises(QueryError) as first:
+        run_query(catalog, sql)
+    runs: list[str] = []
+    execute = catalog.execute
+    catalog.execute = lambda *a, **k: runs.append(a[0]) or execute(*a, **k)  # type: ignore[method-assign]
+    try:
+        with pytest.raises(QueryError) as again:
+            run_query(catalog, sql)
+        assert str(again.value) == str(first.value) and runs == []
+    finally:
+        del catalog.execute

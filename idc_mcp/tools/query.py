@@ -57,17 +57,34 @@ def run_query(catalog: Catalog, sql: str, max_rows: int = 100) -> QueryResult:
     text_key = catalog.text_key(sql, max_rows) if isinstance(sql, str) else None
     # Cached replies are shared between calls: nothing downstream modifies a reply.
     if text_key is not None and (cached := catalog.results.get_text(text_key)) is not None:
-        return cached
+        return _replay(cached)
     validated = validate_for(catalog, sql, max_rows)
     key = catalog.result_key(validated.sql, max_rows)
     with catalog.results.single_flight(key):
         if (cached := catalog.results.get(key)) is not None:
             catalog.results.put(key, cached, catalog.results.entry_bytes(key), text_key)
-            return cached
-        result, nbytes, complete = _run_validated(catalog, validated, max_rows)
+            return _replay(cached)
+        try:
+            result, nbytes, complete = _run_validated(catalog, validated, max_rows)
+        except QueryError as exc:
+            # DuckDB refused it, or the result is too large: the same SQL fails the same way on this
+            # data, so the answer is kept (a timeout or the memory limit depend on the moment: not kept).
+            if isinstance(exc.__cause__, QueryFailed | ResultTooLarge):
+                catalog.results.put(key, _Failure(str(exc)), len(str(exc)), text_key)
+            raise
         if complete:
             catalog.results.put(key, result, nbytes, text_key)
     return result
+
+
+class _Failure(str):
+    """A cached refusal: the message the same query got from DuckDB (with its repair hints)."""
+
+
+def _replay(cached: QueryResult | _Failure) -> QueryResult:
+    if isinstance(cached, _Failure):
+        raise QueryError(str(cached))
+    return cached
 
 
 def _run_validated(
