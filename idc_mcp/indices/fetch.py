@@ -23,6 +23,7 @@ from idc_mcp.catalog.database import Catalog
 from idc_mcp.catalog.schemas import JOIN_KEYS, TableInfo, all_tables, get_table
 from idc_mcp.config import Settings
 from idc_mcp.diagnostics.fuzzy import closest
+from idc_mcp.files import shown
 from idc_mcp.indices import clinical, http_fetch
 from idc_mcp.indices.common import (
     CLINICAL_INDEX,
@@ -65,20 +66,20 @@ def resolve_name(name: str) -> TableInfo:
     known = list(all_tables())
     if not isinstance(name, str) or not _NAME.match(name.strip()):
         raise IndexFetchError(
-            f"{name!r} is not an index name: fetch_index takes the name of an IDC index, never a path "
+            f"{shown(name)} is not an index name: fetch_index takes the name of an IDC index, never a path "
             f"or URL. Fetchable indices: {', '.join(fetchable())}."
         )
     info = get_table(name.strip())
     if info is None:
         if name.lower().startswith(CLINICAL_PREFIX):
             raise IndexFetchError(
-                f"{name!r} is not an index: clinical tables (clinical_<short_table_name>) are installed "
+                f"{shown(name)} is not an index: clinical tables (clinical_<short_table_name>) are installed "
                 f'together with clinical_index. Call fetch_index("{CLINICAL_INDEX}"), then list_tables().'
             )
         near = closest(name, known, limit=3)
         hint = f" Did you mean {', '.join(repr(n) for n in near)}?" if near else ""
         raise IndexFetchError(
-            f"Unknown index {name!r}.{hint} Fetchable indices: {', '.join(fetchable())} "
+            f"Unknown index {shown(name)}.{hint} Fetchable indices: {', '.join(fetchable())} "
             "(list_tables shows all)."
         )
     return info
