@@ -142,6 +142,15 @@ def _clean_temporaries(folders: set[Path]) -> None:
                     entry.unlink(missing_ok=True)
 
 
+def _recorded_stamps(records: dict[str, state.SeriesRecord]) -> dict[tuple[str, str], str]:
+    """(bucket, key) -> the stamp its file had when a previous run verified it."""
+    return {
+        (r.bucket, key): stamp
+        for r in records.values()
+        for (key, _size, _etag), stamp in zip(r.objects, r.stamps, strict=True)
+    }
+
+
 def download(
     catalog: Catalog,
     selection: Selection,
@@ -205,8 +214,17 @@ def download(
             )
     if not dry_run:
         _clean_temporaries(folders)
-    # Series taken from the state file were just found complete, file by file (see listing.from_state).
-    todo = [f for sf in listed if not sf.from_state for f in sf.files if not s3.is_complete(f)]
+    # Series taken from the state file were just found unchanged, file by file (see listing.from_state);
+    # any other file counts as complete only by its recorded stamp or its content (s3.is_verified).
+    stamps = _recorded_stamps(records)
+    todo = [
+        f
+        for sf in listed
+        if not sf.from_state
+        for f in sf.files
+        if not s3.is_verified(f, stamps.get((f.bucket, f.key)))
+    ]
+    verified = {f.dest for f in files}.difference(f.dest for f in todo)
     outcome = Outcome(
         destination=destination,
         series=listed,
@@ -253,14 +271,15 @@ def download(
 
     def fetch(f: s3.RemoteFile) -> int:
         received = s3.fetch(client.get(), f, real_root, opts.retry, cancel, progress.add)
+        verified.add(f.dest)
         progress.file_done()
         return received
 
     try:
         received = listing.run_pool(opts.workers, todo, fetch, cancel)
     except (s3.Cancelled, s3.StoreUnavailable, s3.ObjectError, OSError) as exc:
-        _record(real_root, destination, records, listed, opts.endpoint_url, verify=True)
-        complete = sum(1 for f in files if s3.is_complete(f))
+        _record(real_root, destination, records, listed, opts.endpoint_url, verified)
+        complete = sum(1 for f in files if f.dest in verified)
         where = f"{complete} of {len(files)} files are complete in {str(destination)!r}"
         if isinstance(exc, s3.Cancelled):
             raise DownloadCancelled(
@@ -279,7 +298,7 @@ def download(
         ) from exc
     finally:
         progress.phase = "finished"
-    _record(real_root, destination, records, listed, opts.endpoint_url, verify=False)
+    _record(real_root, destination, records, listed, opts.endpoint_url, None)
     outcome.files_downloaded = len(todo)
     outcome.bytes_downloaded = sum(received)
     return outcome
@@ -291,14 +310,15 @@ def _record(
     records: dict[str, state.SeriesRecord],
     listed: list[SeriesFiles],
     endpoint: str,
-    verify: bool,
+    verified: set[Path] | None,
 ) -> None:
-    """Update the state file with the series now complete (all of them after a successful run; after a
-    failed one, those whose files all check out). Skipped when nothing changed; a failure to write it
-    costs only the shortcut, so it is ignored."""
+    """Update the state file with the series now complete (all of them after a successful run, when
+    `verified` is None; after a failed one, those whose files are all in `verified`: found unchanged or
+    fetched by this run). Skipped when nothing changed; a failure to write it costs only the shortcut,
+    so it is ignored."""
     changed = False
     for sf in listed:
-        if sf.from_state or (verify and not all(s3.is_complete(f) for f in sf.files)):
+        if sf.from_state or (verified is not None and not all(f.dest in verified for f in sf.files)):
             continue
         record = sf.record(endpoint)
         if records.get(sf.series.series_uid) != record:

@@ -30,9 +30,11 @@ class SeriesFiles:
         return sum(f.size for f in self.files)
 
     def record(self, endpoint: str) -> state.SeriesRecord:
+        """The state record of this series, with each file's stamp now (call once all are verified)."""
         objects = tuple((f.key, f.size, f.etag) for f in self.files)
+        stamps = tuple(s3.stamp(f.dest) or "" for f in self.files)
         s = self.series
-        return state.SeriesRecord(endpoint, s.bucket, s.prefix, s.collection_id, objects)
+        return state.SeriesRecord(endpoint, s.bucket, s.prefix, s.collection_id, objects, stamps)
 
 
 def run_pool(workers: int, items: list[Any], fn: Callable[[Any], Any], cancel: threading.Event) -> list[Any]:
@@ -124,7 +126,8 @@ def from_state(
     plan: SeriesPlan, record: state.SeriesRecord | None, destination: Path, endpoint: str
 ) -> SeriesFiles | None:
     """The series' files from a previous run's record, only if the record is for the same endpoint,
-    bucket and prefix and every recorded file is still complete on disk; otherwise None (list it)."""
+    bucket and prefix and every recorded file is still on disk exactly as verified (its stamp); otherwise
+    None (list it, then each file is checked by its stamp or its content)."""
     if record is None or (record.endpoint, record.bucket, record.prefix) != (
         endpoint,
         plan.bucket,
@@ -132,7 +135,7 @@ def from_state(
     ):
         return None
     files = remote_files(plan, record.listing(), destination)
-    if not all(s3.is_complete(f) for f in files):
+    if not all(s3.stamp(f.dest) == recorded for f, recorded in zip(files, record.stamps, strict=True)):
         return None
     return SeriesFiles(plan, files, from_state=True)
 

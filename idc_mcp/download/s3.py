@@ -185,6 +185,44 @@ def is_complete(remote: RemoteFile) -> bool:
     return stat.S_ISREG(st.st_mode) and st.st_size == remote.size
 
 
+def stamp(path: Path) -> str | None:
+    """What identifies the file we wrote: inode, size, modification and change times (ns). Replacing it,
+    writing into it or renaming another file onto it changes the stamp, even at the same size; None when
+    the path is not a regular file."""
+    try:
+        st = path.lstat()
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    return f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+
+
+def content_matches(remote: RemoteFile) -> bool:
+    """The file on disk has the object's size and its MD5 equals the object's ETag. Objects uploaded in
+    parts carry no MD5 in their ETag: for them this is False (the file is fetched again)."""
+    if remote.md5 is None or not is_complete(remote):
+        return False
+    digest = hashlib.md5(usedforsecurity=False)
+    try:
+        with open(remote.dest, "rb") as handle:
+            while chunk := handle.read(CHUNK_BYTES):
+                digest.update(chunk)
+    except OSError:
+        return False
+    return digest.hexdigest() == remote.md5
+
+
+def is_verified(remote: RemoteFile, recorded_stamp: str | None) -> bool:
+    """Complete and unchanged: the stamp recorded when we wrote (or last verified) the file still holds,
+    or else its content hashes to the object's MD5. Size alone never certifies a file."""
+    if not is_complete(remote):
+        return False
+    if recorded_stamp is not None and stamp(remote.dest) == recorded_stamp:
+        return True
+    return content_matches(remote)
+
+
 def fetch(
     client: Any,
     remote: RemoteFile,

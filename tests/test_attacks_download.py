@@ -1,0 +1,167 @@
+"""Attacks on the download side (download, estimate_size, export_manifest), each named for what it stops.
+
+Everything goes through the MCP tools in memory, against local mirrors only: the moto S3 server of
+tests/s3_fixture.py, or a fake S3 bucket served by tests/index_server.py when a test must change the
+store's content. Grouped by the class of issue 16 it holds against.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from mcp import Client
+
+from idc_mcp.server import mcp
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def root(tmp_path, monkeypatch) -> Path:
+    folder = tmp_path / "root"
+    folder.mkdir()
+    monkeypatch.setenv("IDC_MCP_DOWNLOAD_ROOT", str(folder))
+    return folder
+
+
+async def call(tool: str, arguments: dict) -> tuple[bool, str]:
+    """(is_error, text of the reply) of one tool call."""
+    async with Client(mcp) as client:
+        result = await client.call_tool(tool, arguments)
+    return result.is_error, result.content[0].text if result.content else ""
+
+
+async def download(arguments: dict) -> dict:
+    """The structured result of a download call that must succeed."""
+    async with Client(mcp) as client:
+        result = await client.call_tool("download", arguments)
+    assert not result.is_error, result.content[0].text
+    return result.structured_content
+
+
+@pytest.fixture
+def mirrored(s3_mirror, monkeypatch) -> list[str]:
+    """The SeriesInstanceUIDs of the moto mirror, which the tools now download from."""
+    monkeypatch.setenv("IDC_MCP_S3_ENDPOINT_URL", s3_mirror.endpoint)
+    return [s.uid for s in s3_mirror.series]
+
+
+# -- paths are never echoed resolved; inputs are echoed cut ------------------------------------------
+async def test_proc_fd_probe_does_not_reveal_where_an_open_file_is(root, tmp_path):
+    secret = tmp_path / "secret-location-4711"
+    secret.mkdir()
+    with open(secret / "server.log", "w") as handle:
+        probe = f"/proc/self/fd/{handle.fileno()}"
+        for tool in ("estimate_size", "download"):
+            is_error, text = await call(tool, {"collection_ids": ["rider_pilot"], "download_dir": probe})
+            assert is_error and "outside the download root" in text
+            assert "secret-location-4711" not in text and probe in text
+
+
+@pytest.mark.parametrize("probe", ["/proc/self/cwd", "/proc/self/exe", "/proc/self/root/etc"])
+async def test_proc_self_links_do_not_reveal_their_targets(root, probe):
+    target = os.path.realpath(probe)
+    is_error, text = await call("estimate_size", {"collection_ids": ["rider_pilot"], "download_dir": probe})
+    assert is_error and f"{target!r}" not in text and f"to {target}" not in text
+
+
+async def test_symlink_planted_in_the_root_does_not_reveal_its_target(root, tmp_path):
+    (root / "link").symlink_to(tmp_path / "hidden-target-0815")
+    is_error, text = await call("estimate_size", {"collection_ids": ["rider_pilot"], "download_dir": "link"})
+    assert is_error and "hidden-target-0815" not in text
+
+
+async def test_a_megabyte_input_is_echoed_cut(root):
+    huge = "x" * 1_000_000
+    for tool, arguments in (
+        ("estimate_size", {"collection_ids": ["rider_pilot"], "download_dir": "../" + huge}),
+        ("download", {"collection_ids": ["rider_pilot"], "dir_template": huge, "dry_run": True}),
+        ("export_manifest", {"collection_ids": ["rider_pilot"], "path": "../" + huge}),
+        ("fetch_index", {"name": huge}),
+    ):
+        is_error, text = await call(tool, arguments)
+        assert is_error and len(text) < 2_000, (tool, len(text))
+        assert "1,000,0" in text  # says how long the input was
+
+
+# -- hostile paths and templates get our own clear errors --------------------------------------------
+@pytest.mark.parametrize(
+    ("download_dir", "rule"),
+    [
+        ("a" * 300, "longer than 255 bytes"),
+        ("/".join(["b" * 200] * 30), "longer than 1024 characters"),
+        ("/proc/1/cwd", "cannot be resolved"),
+    ],
+)
+async def test_unresolvable_download_dirs_are_clear_errors(root, download_dir, rule):
+    for tool in ("estimate_size", "download"):
+        is_error, text = await call(
+            tool, {"collection_ids": ["rider_pilot"], "download_dir": download_dir, "dry_run": True}
+        )
+        assert is_error and rule in text
+    assert list(root.iterdir()) == []
+
+
+async def test_a_template_thousands_of_folders_deep_is_a_clear_error(root):
+    is_error, text = await call(
+        "download", {"collection_ids": ["rider_pilot"], "dir_template": "%Modality/" * 1500, "dry_run": True}
+    )
+    assert is_error and "too long or too deep" in text
+    assert list(root.iterdir()) == []
+
+
+# -- export_manifest: folders and engine-managed files -----------------------------------------------
+@pytest.mark.parametrize("path", ["manifests/.", "manifests/./", "manifests/..", "."])
+async def test_export_manifest_refuses_a_path_naming_a_folder(root, path):
+    is_error, text = await call("export_manifest", {"collection_ids": ["rider_pilot"], "path": path})
+    assert is_error and ("folder" in text or "'..'" in text)
+    assert not (root / "manifests").is_file() and not (root / "manifests").exists()
+
+
+# -- completeness is verified, never taken from the size ---------------------------------------------
+@pytest.mark.parametrize("state_file", ["kept", "removed"])
+async def test_same_size_content_over_a_data_file_is_fetched_again(mirrored, root, state_file):
+    await download({"series_uids": mirrored, "download_dir": "d"})
+    victim = sorted((root / "d").rglob("*.dcm"))[0]
+    original = victim.read_bytes()
+    victim.write_bytes(b"# IDC s5cmd manifest: 1 series".ljust(len(original), b"#"))
+    if state_file == "removed":
+        (root / "d" / ".idc-mcp-state.json").unlink()
+    again = await download({"series_uids": mirrored, "download_dir": "d"})
+    assert again["files_downloaded"] == 1 and victim.read_bytes() == original
+
+
+async def test_a_same_size_file_renamed_onto_a_data_file_is_fetched_again(mirrored, root):
+    await download({"series_uids": mirrored, "download_dir": "d"})
+    first, second = sorted((root / "d").rglob("*.dcm"))[:2]
+    original = first.read_bytes()
+    impostor = first.with_name("impostor")
+    impostor.write_bytes(bytes(len(original)))
+    os.replace(impostor, first)
+    again = await download({"series_uids": mirrored, "download_dir": "d"})
+    assert again["files_downloaded"] == 1 and first.read_bytes() == original
+
+
+async def test_export_manifest_refuses_to_overwrite_files_the_download_engine_manages(mirrored, root):
+    await download({"series_uids": mirrored, "download_dir": "d"})
+    dest = root / "d"
+    managed = [
+        sorted(dest.rglob("*.dcm"))[0],
+        next(dest.glob("LICENSE_*.txt")),
+        next(dest.glob("CITATION_*.txt")),
+        next(dest.glob("idc_manifest_*.csv")),
+        dest / ".idc-mcp-state.json",
+    ]
+    before = {p: p.read_bytes() for p in managed}
+    for path in managed:
+        for fmt in ("s5cmd", "csv"):
+            is_error, text = await call(
+                "export_manifest",
+                {"series_uids": mirrored[:1], "format": fmt, "path": str(path.relative_to(root))},
+            )
+            assert is_error and ("did not write" in text or "keeps for its own files" in text), text
+    assert {p: p.read_bytes() for p in managed} == before
+    again = await download({"series_uids": mirrored, "download_dir": "d"})
+    assert again["files_downloaded"] == 0
