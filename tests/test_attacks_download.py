@@ -8,12 +8,15 @@ store's content. Grouped by the class of issue 16 it holds against.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from mcp import Client
 
+from idc_mcp.files import safe_component
 from idc_mcp.server import mcp
+from tests.index_server import IndexServer, serve_indices
 
 pytestmark = pytest.mark.anyio
 
@@ -46,6 +49,20 @@ def mirrored(s3_mirror, monkeypatch) -> list[str]:
     """The SeriesInstanceUIDs of the moto mirror, which the tools now download from."""
     monkeypatch.setenv("IDC_MCP_S3_ENDPOINT_URL", s3_mirror.endpoint)
     return [s.uid for s in s3_mirror.series]
+
+
+@pytest.fixture
+def fake_store(s3_mirror, monkeypatch) -> Iterator[IndexServer]:
+    """A loopback S3 endpoint of our own (tests/index_server.py), whose objects a test may set and change:
+    the tools download from it."""
+    with serve_indices() as server:
+        monkeypatch.setenv("IDC_MCP_S3_ENDPOINT_URL", server.base)
+        yield server
+
+
+def put_series(store: IndexServer, series, objects: dict[str, bytes]) -> None:
+    """Serve `objects` (name -> bytes) as the whole content of a real series' prefix."""
+    store.add_bucket(series.bucket, {f"{series.crdc_series_uuid}/{k}": v for k, v in objects.items()})
 
 
 # -- paths are never echoed resolved; inputs are echoed cut ------------------------------------------
@@ -165,3 +182,27 @@ async def test_export_manifest_refuses_to_overwrite_files_the_download_engine_ma
     assert {p: p.read_bytes() for p in managed} == before
     again = await download({"series_uids": mirrored, "download_dir": "d"})
     assert again["files_downloaded"] == 0
+
+
+# -- data never shares a name with our own files ------------------------------------------------------
+async def test_objects_named_like_our_sidecars_are_renamed_and_never_overwritten(s3_mirror, fake_store, root):
+    series = s3_mirror.series[0]
+    collection = safe_component(series.collection_id)
+    hostile = {
+        f"LICENSE_{collection}.txt": b"object pretending to be the license",
+        f"citation_{collection}.TXT": b"object pretending to be the citation",
+        "idc_manifest_000000000000.csv": b"object pretending to be a manifest",
+        "a.dcm": b"DICM" * 100,
+    }
+    put_series(fake_store, series, hostile)
+    first = await download({"series_uids": [series.uid], "download_dir": "flat", "dir_template": ""})
+    dest = root / "flat"
+    assert len(first["renamed_files"]) == 3 and "object_" in first["next_step"]
+    for name, data in hostile.items():
+        stored = dest / (name if name == "a.dcm" else f"object_{name}")
+        assert stored.read_bytes() == data
+    assert (dest / f"LICENSE_{collection}.txt").read_text().startswith("Licenses of the IDC data")
+    again = await download({"series_uids": [series.uid], "download_dir": "flat", "dir_template": ""})
+    assert again["files_downloaded"] == 0 and again["files_skipped"] == len(hostile)
+    assert (dest / f"LICENSE_{collection}.txt").read_text().startswith("Licenses of the IDC data")
+    assert all((dest / f"object_{n}").read_bytes() == d for n, d in hostile.items() if n != "a.dcm")

@@ -83,6 +83,7 @@ class Outcome:
     free_bytes: int = 0
     manifest_path: Path | None = None
     dry_run: bool = False
+    renamed: list[s3.RemoteFile] = field(default_factory=list)
 
 
 def free_bytes(folder: Path) -> int:
@@ -235,6 +236,7 @@ def download(
         bytes_needed=sum(f.size for f in todo),
         free_bytes=free_bytes(destination),
         dry_run=dry_run,
+        renamed=[f for f in files if f.renamed_from],
     )
     if outcome.bytes_needed > outcome.free_bytes:
         raise DownloadError(

@@ -15,7 +15,7 @@ from typing import Any
 
 from idc_mcp.download import s3, state
 from idc_mcp.download.plan import SeriesPlan, folder_path
-from idc_mcp.files import safe_component
+from idc_mcp.files import is_own_name, safe_component
 
 
 @dataclass
@@ -111,13 +111,28 @@ class LazyClient:
             return self._client
 
 
+RENAMED_PREFIX = "object_"
+
+
+def data_file_name(key_rest: str) -> tuple[str, str | None]:
+    """(file name, the name it replaces or None) for an object's key below its series prefix. A name the
+    engine keeps for its own files (LICENSE_*.txt, CITATION_*.txt, idc_manifest_*.csv) is prefixed with
+    `object_`, so data never lands on a sidecar, a manifest or the state file, nor they on data."""
+    name = safe_component(key_rest.replace("/", "_"), fallback="object")
+    if is_own_name(name):
+        return f"{RENAMED_PREFIX}{name}", name
+    return name, None
+
+
 def remote_files(plan: SeriesPlan, objects: list[dict[str, Any]], destination: Path) -> list[s3.RemoteFile]:
     folder = folder_path(destination, plan)
     files = []
     for obj in objects:
-        name = safe_component(obj["Key"][len(plan.prefix) :].replace("/", "_"), fallback="object")
+        name, renamed_from = data_file_name(obj["Key"][len(plan.prefix) :])
         files.append(
-            s3.RemoteFile(plan.bucket, obj["Key"], int(obj["Size"]), obj.get("ETag", ""), folder / name)
+            s3.RemoteFile(
+                plan.bucket, obj["Key"], int(obj["Size"]), obj.get("ETag", ""), folder / name, renamed_from
+            )
         )
     return files
 

@@ -59,6 +59,7 @@ class RemoteFile:
     size: int
     etag: str
     dest: Path
+    renamed_from: str | None = None  # the name the object would have had, when it is a name we keep
 
     @property
     def md5(self) -> str | None:

@@ -23,6 +23,7 @@ from idc_mcp.tools.selection import Selection
 
 log = logging.getLogger(__name__)
 PLAN_ROWS = 100
+MAX_RENAMED_SHOWN = 20
 PROGRESS_INTERVAL_S = 0.5
 
 
@@ -61,6 +62,11 @@ class DownloadResult(BaseModel):
     licenses: list[LicenseSummary]
     plan: list[PlannedSeries] | None = Field(None, description=f"dry run only: first {PLAN_ROWS} series")
     plan_truncated: bool = False
+    renamed_files: list[str] = Field(
+        default_factory=list,
+        description="objects saved under another name because theirs is kept for the download's own files "
+        f"(LICENSE_*, CITATION_*, idc_manifest_*): 'old -> new', at most {MAX_RENAMED_SHOWN}",
+    )
     next_step: str
 
 
@@ -104,6 +110,12 @@ def to_result(outcome: Outcome) -> DownloadResult:
         step = "Done. Some data is not CC BY 4.0: read the LICENSE files before sharing or commercial use."
     else:
         step = "Done. Cite the sources in the CITATION files when you publish."
+    renamed = [f"{f.renamed_from} -> {f.dest.name}" for f in outcome.renamed[:MAX_RENAMED_SHOWN]]
+    if outcome.renamed:
+        step += (
+            f" {len(outcome.renamed)} object(s) were saved as object_<name> because their names are kept for "
+            "the LICENSE, CITATION and manifest files written beside the data (see renamed_files)."
+        )
     return DownloadResult(
         destination=str(outcome.destination),
         dry_run=outcome.dry_run,
@@ -119,6 +131,7 @@ def to_result(outcome: Outcome) -> DownloadResult:
         licenses=[summary[k] for k in sorted(summary)],
         plan=plan,
         plan_truncated=outcome.dry_run and len(outcome.series) > PLAN_ROWS,
+        renamed_files=renamed,
         next_step=step,
     )
 
