@@ -8,12 +8,16 @@ store's content. Grouped by the class of issue 16 it holds against.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import pytest
 from mcp import Client
 
+from idc_mcp.download import s3
 from idc_mcp.files import safe_component
 from idc_mcp.server import mcp
 from tests.index_server import IndexServer, serve_indices
@@ -206,3 +210,57 @@ async def test_objects_named_like_our_sidecars_are_renamed_and_never_overwritten
     assert again["files_downloaded"] == 0 and again["files_skipped"] == len(hostile)
     assert (dest / f"LICENSE_{collection}.txt").read_text().startswith("Licenses of the IDC data")
     assert all((dest / f"object_{n}").read_bytes() == d for n, d in hostile.items() if n != "a.dcm")
+
+
+# -- concurrent downloads into one folder ------------------------------------------------------------
+def series_folder(root: Path, series) -> Path:
+    return (
+        root / series.collection_id / series.patient_id / series.study_uid / f"{series.modality}_{series.uid}"
+    )
+
+
+async def test_a_download_leaves_the_temporaries_of_a_running_download_alone(s3_mirror, mirrored, root):
+    series = s3_mirror.series[0]
+    folder = series_folder(root, series)
+    folder.mkdir(parents=True)
+    # A live process of its own (it waits on its stdin) stands for another server writing here.
+    other = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    try:
+        theirs = folder / f".x.dcm.{other.pid}-{'a' * 12}{s3.TEMP_SUFFIX}"
+        theirs.write_bytes(b"in flight")
+        # One of our own fetches in flight: registered as live, as s3.fetch does while it writes.
+        ours = s3.temp_name(folder / "y.dcm")
+        ours.write_bytes(b"in flight")
+        with s3._LIVE_LOCK:
+            s3._LIVE_TEMPS.add(ours.name)
+        try:
+            await download({"series_uids": [series.uid]})
+            assert theirs.read_bytes() == ours.read_bytes() == b"in flight"
+        finally:
+            with s3._LIVE_LOCK:
+                s3._LIVE_TEMPS.discard(ours.name)
+    finally:
+        other.communicate(b"")
+    # Once their writers are gone, the temporaries are left-overs and the next run removes them.
+    (next(folder.glob("*.dcm"))).unlink()
+    await download({"series_uids": [series.uid]})
+    assert not theirs.exists() and not ours.exists()
+
+
+async def test_three_identical_downloads_at_once_all_succeed(s3_mirror, fault_proxy, root, monkeypatch):
+    fault_proxy.rate_bytes_per_s = 200_000  # slow enough that the three calls overlap
+    monkeypatch.setenv("IDC_MCP_S3_ENDPOINT_URL", fault_proxy.endpoint)
+    uids = [s.uid for s in s3_mirror.series]
+    replies: list = []
+
+    async def one(client: Client) -> None:
+        replies.append(await client.call_tool("download", {"series_uids": uids, "download_dir": "same"}))
+
+    async with Client(mcp) as client:
+        async with anyio.create_task_group() as tg:
+            for _ in range(3):
+                tg.start_soon(one, client)
+    assert [r.is_error for r in replies] == [False] * 3, [r.content[0].text for r in replies if r.is_error]
+    files = {p.name: p.read_bytes() for p in (root / "same").rglob("*.dcm")}
+    assert files == {k.split("/")[-1]: d for s in s3_mirror.series for k, d in s.objects.items()}
+    assert [p for p in root.rglob("*") if p.name.endswith(s3.TEMP_SUFFIX)] == []

@@ -135,11 +135,12 @@ def _plan(
 
 
 def _clean_temporaries(folders: set[Path]) -> None:
-    """Remove temporaries an interrupted run left in the planned folders (and only there)."""
+    """Remove temporaries an interrupted run left in the planned folders (and only there); those of a
+    download still running (a concurrent call, here or in another process) stay."""
     for folder in folders:
         if folder.is_dir() and not folder.is_symlink():
             for entry in folder.iterdir():
-                if s3.is_temp(entry.name) and (entry.is_file() or entry.is_symlink()):
+                if s3.is_stale_temp(entry.name) and (entry.is_file() or entry.is_symlink()):
                     entry.unlink(missing_ok=True)
 
 

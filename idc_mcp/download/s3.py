@@ -12,6 +12,7 @@ import functools
 import hashlib
 import os
 import random
+import re
 import stat
 import threading
 import uuid
@@ -169,12 +170,47 @@ def list_objects(client: Any, bucket: str, prefix: str) -> list[dict[str, Any]]:
         token = page.get("NextContinuationToken")
 
 
+# Names of the temporaries this process is writing now: another download into the same folder (a
+# concurrent call) must leave them alone; see `is_stale_temp`.
+_LIVE_TEMPS: set[str] = set()
+_LIVE_LOCK = threading.Lock()
+_TEMP_OWNER = re.compile(r"\.(\d+)-[0-9a-f]{12}" + re.escape(TEMP_SUFFIX) + "$")
+
+
 def temp_name(dest: Path) -> Path:
-    return dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:12]}{TEMP_SUFFIX}")
+    """`.<name>.<pid>-<random>.idcpart`: hidden, unique, and naming the process that writes it."""
+    return dest.with_name(f".{dest.name}.{os.getpid()}-{uuid.uuid4().hex[:12]}{TEMP_SUFFIX}")
 
 
 def is_temp(name: str) -> bool:
     return name.startswith(".") and name.endswith(TEMP_SUFFIX)
+
+
+def _process_alive(pid: int) -> bool:
+    if os.name != "posix":
+        return True  # no cheap, safe probe: never remove another process's temporaries
+    try:
+        os.kill(pid, 0)  # signal 0: nothing is sent, only the process's existence is checked
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def is_stale_temp(name: str) -> bool:
+    """A temporary nobody is writing any more: its process is gone, or it is ours and no fetch of this
+    process has it open. A temporary of a concurrent download (this process or another) is not stale."""
+    if not is_temp(name):
+        return False
+    owner = _TEMP_OWNER.search(name)
+    if owner is None:
+        return True  # an older version's name (no owner): left by an interrupted run
+    pid = int(owner.group(1))
+    if pid == os.getpid():
+        with _LIVE_LOCK:
+            return name not in _LIVE_TEMPS
+    return not _process_alive(pid)
 
 
 def is_complete(remote: RemoteFile) -> bool:
@@ -244,6 +280,8 @@ def fetch(
         nonlocal credited, received
         tmp = temp_name(remote.dest)
         ensure_inside(root, tmp)
+        with _LIVE_LOCK:
+            _LIVE_TEMPS.add(tmp.name)
         try:
             try:
                 reply = client.get_object(Bucket=remote.bucket, Key=remote.key)
@@ -280,6 +318,9 @@ def fetch(
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+        finally:
+            with _LIVE_LOCK:
+                _LIVE_TEMPS.discard(tmp.name)
 
     with_retries(attempt, policy, cancel, f"s3://{remote.bucket}/{remote.key}")
     if credited < remote.size:
