@@ -17,7 +17,8 @@ import anyio
 import pytest
 from mcp import Client
 
-from idc_mcp.download import s3
+from idc_mcp.download import s3, service
+from idc_mcp.download.engine import Options
 from idc_mcp.files import safe_component
 from idc_mcp.server import mcp
 from tests.index_server import IndexServer, serve_indices
@@ -264,3 +265,18 @@ async def test_three_identical_downloads_at_once_all_succeed(s3_mirror, fault_pr
     files = {p.name: p.read_bytes() for p in (root / "same").rglob("*.dcm")}
     assert files == {k.split("/")[-1]: d for s in s3_mirror.series for k, d in s.objects.items()}
     assert [p for p in root.rglob("*") if p.name.endswith(s3.TEMP_SUFFIX)] == []
+
+
+# -- the listing cache heals ---------------------------------------------------------------------------
+async def test_after_an_object_changes_size_the_next_call_succeeds(s3_mirror, fake_store, root, monkeypatch):
+    fast = s3.RetryPolicy(attempts=2, base_delay_s=0.01, max_delay_s=0.02)
+    monkeypatch.setattr(service, "options_from", lambda cfg: Options(cfg.s3_endpoint_url, retry=fast))
+    series = s3_mirror.series[0]
+    put_series(fake_store, series, {"a.dcm": b"A" * 400})
+    await download({"series_uids": [series.uid], "download_dir": "first"})
+    put_series(fake_store, series, {"a.dcm": b"B" * 600})  # the store changed under the same key
+    is_error, text = await call("download", {"series_uids": [series.uid], "download_dir": "second"})
+    assert is_error and "call download again" in text
+    again = await download({"series_uids": [series.uid], "download_dir": "second"})
+    assert again["files_downloaded"] == 1
+    assert next((root / "second").rglob("a.dcm")).read_bytes() == b"B" * 600

@@ -281,6 +281,8 @@ def download(
     try:
         received = listing.run_pool(opts.workers, todo, fetch, cancel)
     except (s3.Cancelled, s3.StoreUnavailable, s3.ObjectError, OSError) as exc:
+        if not isinstance(exc, s3.Cancelled):
+            listing.forget_listings(opts.endpoint_url, plans)
         _record(real_root, destination, records, listed, opts.endpoint_url, verified)
         complete = sum(1 for f in files if f.dest in verified)
         where = f"{complete} of {len(files)} files are complete in {str(destination)!r}"

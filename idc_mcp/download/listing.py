@@ -87,8 +87,21 @@ class ListingCache:
                 _, dropped = self._items.popitem(last=False)
                 self._count -= len(dropped)
 
+    def forget(self, keys: list[tuple[str, str, str]]) -> None:
+        with self._lock:
+            for key in keys:
+                dropped = self._items.pop(key, None)
+                if dropped is not None:
+                    self._count -= len(dropped)
+
 
 _LISTINGS = ListingCache()
+
+
+def forget_listings(endpoint: str, series: list[SeriesPlan]) -> None:
+    """Drop the remembered listings of these series: after a failed transfer the store may have changed
+    (an object of another size), and the next call must ask it again rather than repeat the failure."""
+    _LISTINGS.forget([(endpoint, p.bucket, p.prefix) for p in series])
 
 
 def clear_listings() -> None:
