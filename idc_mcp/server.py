@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from typing import Annotated, Any, TypeVar
 
 import anyio.from_thread
+import anyio.lowlevel
 import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
@@ -381,7 +382,37 @@ async def fetch_index(
         lambda done, total, message: anyio.from_thread.run(ctx.report_progress, done, total, message)
     )
     with _tool_errors():
-        return await anyio.to_thread.run_sync(lambda: fetch.fetch_index(get_catalog(), name, progress))
+        return await _cancellable(lambda cancel: fetch.fetch_index(get_catalog(), name, progress, cancel))
+
+
+async def _cancellable(work: Callable[[threading.Event], T]) -> T:
+    """Run blocking `work(cancel)` in a worker thread. When this call is cancelled, `cancel` is set and
+    the thread is awaited (it stops at once and cleans up) before the cancellation goes on."""
+    cancel = threading.Event()
+    result: list[T] = []
+
+    async def watch() -> None:
+        try:
+            await anyio.sleep_forever()
+        finally:
+            cancel.set()
+
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            result.append(work(cancel))
+        except BaseException as exc:  # raised below, outside the task group (not as an ExceptionGroup)
+            failure.append(exc)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(watch)
+        await anyio.to_thread.run_sync(run)
+        tg.cancel_scope.cancel()
+    await anyio.lowlevel.checkpoint_if_cancelled()
+    if failure:
+        raise failure[0]
+    return result[0]
 
 
 # (end of specialized indices)

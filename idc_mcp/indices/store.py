@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,6 +42,37 @@ def file_lock(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class LockBusy(IndexFetchError):
+    """Another fetch holds the lock and did not release it in time."""
+
+
+@contextmanager
+def bounded_lock(path: Path, wait_s: float, cancel: threading.Event | None = None) -> Iterator[None]:
+    """An exclusive lock between processes and threads (filelock) that a waiting caller gives up on: after
+    `wait_s` seconds (LockBusy) or once `cancel` is set (Cancelled)."""
+    import filelock  # imported when a fetch starts, not at server start
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = filelock.FileLock(str(path))
+    give_up = time.monotonic() + wait_s
+    while True:
+        if cancel is not None and cancel.is_set():
+            raise http_fetch.FetchCancelled(str(path), "cancelled while waiting for another fetch")
+        try:
+            lock.acquire(timeout=max(0.0, min(LOCK_POLL_S, give_up - time.monotonic())))
+            break
+        except filelock.Timeout:
+            if time.monotonic() >= give_up:
+                raise LockBusy(f"waited {wait_s:g} s") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+LOCK_POLL_S = 0.2
 
 
 def temp_path(folder: Path, stem: str, suffix: str) -> Path:
