@@ -17,11 +17,13 @@ import anyio
 import pytest
 from mcp import Client
 
-from idc_mcp.download import s3, service
+from idc_mcp.download import engine, s3, service
 from idc_mcp.download.engine import Options
 from idc_mcp.files import safe_component
 from idc_mcp.server import mcp
+from tests.huge_store import HugeStore, serve_huge_store
 from tests.index_server import IndexServer, serve_indices
+from tests.parquet import truth
 
 pytestmark = pytest.mark.anyio
 
@@ -280,3 +282,59 @@ async def test_after_an_object_changes_size_the_next_call_succeeds(s3_mirror, fa
     again = await download({"series_uids": [series.uid], "download_dir": "second"})
     assert again["files_downloaded"] == 1
     assert next((root / "second").rglob("a.dcm")).read_bytes() == b"B" * 600
+
+
+# -- listings are bounded: a dry run answers from a sample, a download refuses what one call cannot hold ----
+LARGE = "ldct_and_projection_data"  # 698 series, 8,044,937 files in the index this was written against
+
+
+@pytest.fixture
+def huge_store(monkeypatch) -> Iterator[HugeStore]:
+    """The large collection mirrored with its real instance counts (listings computed on request)."""
+    with serve_huge_store() as store:
+        rows = truth(
+            "SELECT aws_bucket, crdc_series_uuid, instanceCount FROM {index} WHERE collection_id = ?", [LARGE]
+        )
+        store.counts = {f"{bucket}/{uuid}/": n for bucket, uuid, n in rows}
+        monkeypatch.setenv("IDC_MCP_S3_ENDPOINT_URL", store.base)
+        yield store
+
+
+def index_figures(collection: str) -> tuple[int, int, int]:
+    """(series, files, bytes) of a collection by the index."""
+    ((series, files, size_mb),) = truth(
+        "SELECT count(*), sum(instanceCount), sum(series_size_MB) FROM {index} WHERE collection_id = ?",
+        [collection],
+    )
+    return series, int(files), size_mb
+
+
+async def test_dry_run_of_eight_million_objects_lists_a_bounded_sample(huge_store, root):
+    series, files, _ = index_figures(LARGE)
+    result = await download({"collection_ids": [LARGE], "dry_run": True})
+    assert result["series_count"] == series and result["files_total"] == files
+    assert 0 < result["series_estimated"] < series
+    assert "index's figures" in result["next_step"] and "Split it" in result["next_step"]
+    # The store was asked for a sample only (one page of overshoot at most per series listed).
+    listed = series - result["series_estimated"]
+    assert huge_store.objects_listed <= engine.DRY_RUN_MAX_LISTED + listed * 1000
+    assert list(root.iterdir()) == []
+
+
+async def test_download_beyond_one_call_is_refused_with_figures_before_any_listing(huge_store, root):
+    series, files, _ = index_figures(LARGE)
+    is_error, text = await call("download", {"collection_ids": [LARGE]})
+    assert is_error and f"{series:,} series with {files:,} files" in text
+    assert f"at most {engine.MAX_OBJECTS_PER_CALL:,} files" in text and "first" in text
+    assert huge_store.requests == 0 and list(root.iterdir()) == []
+
+
+async def test_a_store_listing_more_than_the_index_says_is_cut(huge_store, root, monkeypatch):
+    monkeypatch.setattr(engine, "MAX_OBJECTS_PER_CALL", 2_500)
+    uid, bucket, uuid = truth(
+        "SELECT SeriesInstanceUID, aws_bucket, crdc_series_uuid FROM {index} WHERE instanceCount = 1 LIMIT 1"
+    )[0]
+    huge_store.counts[f"{bucket}/{uuid}/"] = 50_000  # the index says one file
+    is_error, text = await call("download", {"series_uids": [uid]})
+    assert is_error and "more than the index says" in text
+    assert huge_store.objects_listed <= 2_500 + 1_000

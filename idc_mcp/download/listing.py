@@ -24,10 +24,15 @@ class SeriesFiles:
     files: list[s3.RemoteFile]
 
     from_state: bool = False  # the listing came from the state file (no request was sent)
+    estimated: bool = False  # a dry run did not list it: count and size are the index's figures
 
     @property
     def size(self) -> int:
-        return sum(f.size for f in self.files)
+        return self.series.index_size_bytes if self.estimated else sum(f.size for f in self.files)
+
+    @property
+    def count(self) -> int:
+        return self.series.instance_count if self.estimated else len(self.files)
 
     def record(self, endpoint: str) -> state.SeriesRecord:
         """The state record of this series, with each file's stamp now (call once all are verified)."""
@@ -61,22 +66,22 @@ def run_pool(workers: int, items: list[Any], fn: Callable[[Any], Any], cancel: t
 class ListingCache:
     """Recent series listings. In IDC a crdc_series_uuid names one immutable version of a series (new
     content gets a new uuid), so a listing stays true; keeping it makes a resume in the same server
-    process cost only a stat per file. Bounded by the number of objects held."""
+    process cost only a stat per file. Bounded by the number of objects held (~0.25 KB each)."""
 
-    def __init__(self, max_objects: int = 500_000) -> None:
+    def __init__(self, max_objects: int = 200_000) -> None:
         self.max_objects = max_objects
-        self._items: OrderedDict[tuple[str, str, str], list[dict[str, Any]]] = OrderedDict()
+        self._items: OrderedDict[tuple[str, str, str], list[s3.Listed]] = OrderedDict()
         self._count = 0
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[str, str, str]) -> list[dict[str, Any]] | None:
+    def get(self, key: tuple[str, str, str]) -> list[s3.Listed] | None:
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key]
         return None
 
-    def put(self, key: tuple[str, str, str], objects: list[dict[str, Any]]) -> None:
+    def put(self, key: tuple[str, str, str], objects: list[s3.Listed]) -> None:
         if not objects or len(objects) > self.max_objects:  # an empty listing may be a mirror catching up
             return
         with self._lock:
@@ -137,16 +142,12 @@ def data_file_name(key_rest: str) -> tuple[str, str | None]:
     return name, None
 
 
-def remote_files(plan: SeriesPlan, objects: list[dict[str, Any]], destination: Path) -> list[s3.RemoteFile]:
+def remote_files(plan: SeriesPlan, objects: list[s3.Listed], destination: Path) -> list[s3.RemoteFile]:
     folder = folder_path(destination, plan)
     files = []
-    for obj in objects:
-        name, renamed_from = data_file_name(obj["Key"][len(plan.prefix) :])
-        files.append(
-            s3.RemoteFile(
-                plan.bucket, obj["Key"], int(obj["Size"]), obj.get("ETag", ""), folder / name, renamed_from
-            )
-        )
+    for key, size, etag in objects:
+        name, renamed_from = data_file_name(key[len(plan.prefix) :])
+        files.append(s3.RemoteFile(plan.bucket, key, size, etag, folder / name, renamed_from))
     return files
 
 
@@ -177,22 +178,34 @@ def list_all(
     retry: s3.RetryPolicy,
     cancel: threading.Event,
     records: dict[str, state.SeriesRecord],
+    max_objects: int | None = None,
 ) -> list[SeriesFiles]:
     """Each series' files: from the state file when it holds and the files agree, else listed (with
-    retries) in parallel, through the in-process listing cache."""
+    retries) in parallel, through the in-process listing cache. More than `max_objects` objects in all
+    raises s3.TooManyObjects (whatever the index said), so a listing never holds more."""
     known = {p.series_uid: from_state(p, records.get(p.series_uid), destination, endpoint) for p in series}
+    held = [sum(len(k.files) for k in known.values() if k is not None)]
+    held_lock = threading.Lock()
+
+    def count(n: int, where: str) -> None:
+        with held_lock:
+            held[0] += n
+            if max_objects is not None and held[0] > max_objects:
+                raise s3.TooManyObjects(f"{where} brought the listing past {max_objects:,} objects")
 
     def one(plan: SeriesPlan) -> SeriesFiles:
         key = (endpoint, plan.bucket, plan.prefix)
         objects = _LISTINGS.get(key)
         if objects is None:
+            left = None if max_objects is None else max(0, max_objects - held[0])
             objects = s3.with_retries(
-                lambda: s3.list_objects(client.get(), plan.bucket, plan.prefix),
+                lambda: s3.list_objects(client.get(), plan.bucket, plan.prefix, left),
                 retry,
                 cancel,
                 f"listing {plan.s3_url}",
             )
             _LISTINGS.put(key, objects)
+        count(len(objects), plan.s3_url)
         return SeriesFiles(plan, remote_files(plan, objects, destination))
 
     to_list = [p for p in series if known[p.series_uid] is None]

@@ -45,6 +45,7 @@ class SeriesPlan:
     crdc_series_uuid: str
     index_size_bytes: int
     folder: str  # relative to the destination, '/'-separated ('' when the template is flat)
+    instance_count: int = 0  # files the index says the series has (bounds what a call lists)
 
     @property
     def prefix(self) -> str:
@@ -108,7 +109,7 @@ def render_folder(template: str, values: dict[str, object]) -> str:
 MAX_HINTED_UIDS = 10_000  # UIDs go into the query as literals (0.2 s to parse 10,000)
 _SERIES_SQL = """
 SELECT SeriesInstanceUID, collection_id, PatientID, StudyInstanceUID, Modality, analysis_result_id,
-       license_short_name, source_DOI, aws_bucket, crdc_series_uuid, series_size_MB
+       license_short_name, source_DOI, aws_bucket, crdc_series_uuid, series_size_MB, instanceCount
 FROM index WHERE {where}
 ORDER BY collection_id, PatientID, StudyInstanceUID, SeriesInstanceUID
 """
@@ -184,6 +185,7 @@ def _plans(rows: list[dict[str, Any]], template: str) -> list[SeriesPlan]:
                 crdc_series_uuid=row["crdc_series_uuid"],
                 index_size_bytes=int(round((row["series_size_MB"] or 0) * 1_000_000)),
                 folder=render_folder(template, row) if template else "",
+                instance_count=int(row["instanceCount"] or 0),
             )
         )
     return plans

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 
 from idc_mcp.catalog.database import Catalog
 from idc_mcp.config import Settings
+from idc_mcp.download import engine
 from idc_mcp.download.engine import Options, Outcome, Progress, download
 from idc_mcp.tools.selection import Selection
 
@@ -36,6 +37,7 @@ class PlannedSeries(BaseModel):
     files: int
     bytes: int
     s3_url: str
+    estimated: bool = Field(False, description="not listed by this dry run: files and bytes from the index")
 
 
 class LicenseSummary(BaseModel):
@@ -62,6 +64,11 @@ class DownloadResult(BaseModel):
     licenses: list[LicenseSummary]
     plan: list[PlannedSeries] | None = Field(None, description=f"dry run only: first {PLAN_ROWS} series")
     plan_truncated: bool = False
+    series_estimated: int = Field(
+        0,
+        description="dry run: series not listed (beyond its listing bound); their files and bytes are the "
+        "index's figures",
+    )
     renamed_files: list[str] = Field(
         default_factory=list,
         description="objects saved under another name because theirs is kept for the download's own files "
@@ -96,9 +103,10 @@ def to_result(outcome: Outcome) -> DownloadResult:
                 Modality=sf.series.modality,
                 license_short_name=sf.series.license_short_name,
                 folder=sf.series.folder,
-                files=len(sf.files),
+                files=sf.count,
                 bytes=sf.size,
                 s3_url=sf.series.s3_url,
+                estimated=sf.estimated,
             )
             for sf in outcome.series[:PLAN_ROWS]
         ]
@@ -106,6 +114,19 @@ def to_result(outcome: Outcome) -> DownloadResult:
             "Nothing was written. Check the licenses, then call download with the same arguments and "
             "dry_run=false."
         )
+        if outcome.series_estimated:
+            step += (
+                f" {outcome.series_estimated:,} of {len(outcome.series):,} series were not listed (a dry run "
+                f"lists at most {engine.DRY_RUN_MAX_LISTED:,} files or {engine.DRY_RUN_LIST_S:g} s): their "
+                "files and bytes are the index's figures."
+            )
+        if outcome.bytes_needed > outcome.free_bytes:
+            step += (
+                f" It does NOT fit: it needs {outcome.bytes_needed:,} bytes and {outcome.free_bytes:,} are "
+                "free there; free space, narrow the selection, or set IDC_MCP_DOWNLOAD_ROOT to a larger disk."
+            )
+        if outcome.too_many_for_one_call:
+            step += " " + engine.too_many_message([sf.series for sf in outcome.series])
     elif any(k != "CC BY 4.0" for k in summary):
         step = "Done. Some data is not CC BY 4.0: read the LICENSE files before sharing or commercial use."
     else:
@@ -132,6 +153,7 @@ def to_result(outcome: Outcome) -> DownloadResult:
         plan=plan,
         plan_truncated=outcome.dry_run and len(outcome.series) > PLAN_ROWS,
         renamed_files=renamed,
+        series_estimated=outcome.series_estimated,
         next_step=step,
     )
 

@@ -52,9 +52,9 @@ class SeriesRecord:
         )
         return hashlib.sha256(payload.encode()).hexdigest()
 
-    def listing(self) -> list[dict[str, Any]]:
-        """The recorded objects in the shape `s3.list_objects` returns."""
-        return [{"Key": key, "Size": size, "ETag": etag} for key, size, etag in self.objects]
+    def listing(self) -> list[tuple[str, int, str]]:
+        """The recorded objects in the shape `s3.list_objects` returns: (key, size, etag)."""
+        return list(self.objects)
 
 
 def _parse_entry(raw: Any) -> SeriesRecord | None:
