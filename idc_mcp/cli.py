@@ -1,29 +1,45 @@
-"""Command line: `idc-mcp` serves MCP (stdio by default); subcommands do work for people at a terminal."""
+"""Command line: `idc-mcp` serves MCP (stdio by default); subcommands do work for people at a terminal.
+
+The settings are made once here, from the environment and the flags (which win), and handed down:
+to the server's start-up state, or to the subcommand. Nothing is written back into the environment.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import sys
 import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from idc_mcp.catalog.database import Catalog
+    from idc_mcp.config import Settings
 
 log = logging.getLogger("idc_mcp")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
-def _open_catalog_in_background() -> threading.Thread:
+def _open_catalog_in_background(catalog: Catalog) -> threading.Thread:
     """Open (and on a first start, build) the catalog while the client runs the MCP handshake.
 
     `initialize` and `tools/list` never wait for it; the first query waits only for what is left.
     A failure here is logged and retried by the first query, which reports it.
     """
-    from idc_mcp.catalog.database import get_catalog
 
     def open_catalog() -> None:
+        started = time.monotonic()
+        log.info("opening the catalog (the first start builds it: up to a minute)")
         try:
-            get_catalog().installed_tables()
+            tables = catalog.installed_tables()
         except Exception:  # noqa: BLE001 - the first query retries and reports the error
             log.warning("opening the catalog in the background failed", exc_info=True)
+            return
+        log.info("catalog ready in %.1f s: %d tables installed", time.monotonic() - started, len(tables))
 
     thread = threading.Thread(target=open_catalog, name="catalog-open", daemon=True)
     thread.start()
@@ -39,40 +55,138 @@ def _let_background_open_finish(thread: threading.Thread, timeout_s: float = 1.0
     """
     thread.join(timeout_s)
     if thread.is_alive():
+        print("idc-mcp: stopped (the catalog build finishes on its own)", file=sys.stderr)
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from idc_mcp.server import mcp
+    from idc_mcp.serve import run
+    from idc_mcp.serve.audit import AuditLog
+    from idc_mcp.serve.http import HostConfigError
+    from idc_mcp.serve.limits import Limits
+    from idc_mcp.serve.tokens import TokenConfigError, load_tokens
 
-    opener = None if args.lazy_catalog else _open_catalog_in_background()
+    settings = args.settings
     try:
         if args.transport == "stdio":
-            mcp.run("stdio")
+            options = None
         else:
-            mcp.run("streamable-http", host=args.host, port=args.port)
-    finally:
+            tokens_file = args.tokens_file or os.environ.get("IDC_MCP_TOKENS_FILE") or None
+            options = run.HttpOptions(
+                host=args.host,
+                port=args.port,
+                tokens=load_tokens(
+                    Path(tokens_file) if tokens_file else None, os.environ.get("IDC_MCP_TOKENS")
+                ),
+                allow_unauthenticated=args.allow_unauthenticated,
+                allowed_hosts=args.allowed_host or [],
+                limits=Limits(args.max_concurrent, args.calls_per_minute),
+                ssl_certfile=args.ssl_certfile,
+                ssl_keyfile=args.ssl_keyfile,
+                log_level=args.log_level,
+            )
+            run.check_exposure(options)
+    except (TokenConfigError, run.ServeRefused) as exc:
+        print(f"idc-mcp: error: {exc}", file=sys.stderr)
+        return 2
+    audit_path = args.audit_log
+    if audit_path is None and options is not None:
+        audit_path = str(run.default_audit_path(settings))
+    audit = None
+    if audit_path:
+        audit = AuditLog(Path(audit_path), args.audit_max_mb * 1024 * 1024, args.audit_backups)
+
+    from idc_mcp.server import mcp, start
+
+    state = start(settings)
+    opener = None if args.lazy_catalog else _open_catalog_in_background(state.catalog)
+
+    def on_exit() -> None:
         if opener is not None:
             _let_background_open_finish(opener)
+
+    try:
+        if options is None:
+            run.serve_stdio(mcp, settings, read_only=args.read_only, audit=audit, on_exit=on_exit)
+        else:
+            run.serve_http(mcp, settings, options, read_only=args.read_only, audit=audit, on_exit=on_exit)
+    except HostConfigError as exc:
+        print(f"idc-mcp: error: {exc}", file=sys.stderr)
+        on_exit()
+        return 2
     return 0
 
 
+def _log_level(value: str) -> str:
+    level = value.upper()
+    if level not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a log level; use one of {', '.join(LOG_LEVELS)}")
+    return level
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value!r}: give a whole number of at least 1")
+    return number
+
+
+def _port(value: str) -> int:
+    number = _positive(value)
+    if number > 65535:
+        raise argparse.ArgumentTypeError(f"{value!r}: a port is a number from 1 to 65535")
+    return number
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="idc-mcp", description="MCP server for NCI Imaging Data Commons")
+    from idc_mcp import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="idc-mcp",
+        description="MCP server for NCI Imaging Data Commons. With no command it serves MCP over stdio, "
+        "which is how Claude Desktop and Claude Code start it.",
+    )
+    parser.add_argument("--version", action="version", version=f"idc-mcp {__version__}")
     parser.add_argument("--transport", choices=["stdio", "streamable-http"], default="stdio")
-    parser.add_argument("--host", default="127.0.0.1", help="HTTP host (streamable-http)")
-    parser.add_argument("--port", type=int, default=8000, help="HTTP port (streamable-http)")
-    parser.add_argument("--download-root", help="sets IDC_MCP_DOWNLOAD_ROOT")
-    parser.add_argument("--s3-endpoint-url", help="sets IDC_MCP_S3_ENDPOINT_URL")
-    parser.add_argument("--cache-dir", help="sets IDC_MCP_CACHE_DIR")
-    parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument("--host", default="127.0.0.1", help="HTTP address to bind (streamable-http)")
+    parser.add_argument("--port", type=_port, default=8000, help="HTTP port (streamable-http)")
+    parser.add_argument("--download-root", help="overrides IDC_MCP_DOWNLOAD_ROOT")
+    parser.add_argument("--s3-endpoint-url", help="overrides IDC_MCP_S3_ENDPOINT_URL")
+    parser.add_argument("--cache-dir", help="overrides IDC_MCP_CACHE_DIR")
+    parser.add_argument("--log-level", type=_log_level, default="WARNING", help=", ".join(LOG_LEVELS))
     parser.add_argument(
         "--lazy-catalog",
         action="store_true",
         help="open the catalog on the first query instead of in the background at start",
     )
+    parser.add_argument(
+        "--read-only", action="store_true", help="do not offer the tools that write files (download, ...)"
+    )
+    team = parser.add_argument_group("team server (streamable-http; see docs/team-server.md)")
+    team.add_argument("--tokens-file", help="bearer tokens, one '<id> <token> [expiry]' per line")
+    team.add_argument(
+        "--allow-unauthenticated",
+        action="store_true",
+        help="serve a non-loopback address without tokens (only on a network you trust)",
+    )
+    team.add_argument(
+        "--allowed-host",
+        action="append",
+        metavar="NAME",
+        help="a host name clients use in the URL (Host/Origin check); repeat for several",
+    )
+    team.add_argument("--max-concurrent", type=_positive, default=4, help="tool calls at once, per token")
+    team.add_argument("--calls-per-minute", type=_positive, default=60, help="tool calls a minute, per token")
+    team.add_argument("--audit-log", help="JSON-lines audit file (HTTP default: <cache>/audit/audit.jsonl)")
+    team.add_argument("--audit-max-mb", type=_positive, default=10, help="rotate the audit log at this size")
+    team.add_argument("--audit-backups", type=_positive, default=5, help="rotated audit files kept")
+    team.add_argument("--ssl-certfile", help="serve HTTPS with this certificate (PEM)")
+    team.add_argument("--ssl-keyfile", help="the certificate's private key (PEM)")
     parser.set_defaults(func=_serve)
     commands = parser.add_subparsers(dest="command")
     fetch = commands.add_parser(
@@ -82,10 +196,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fetch.add_argument("name", help="index name, e.g. sm_index (see list_tables)")
     fetch.set_defaults(func=_fetch_index)
+    token = commands.add_parser(
+        "new-token",
+        help="make a bearer token for the team server",
+        description="Print a new random token (give it to the person) and the line for the tokens file "
+        "(it holds only the token's SHA-256 digest; an expiry date may be appended).",
+    )
+    token.add_argument("token_id", help="who the token is for, e.g. alice (shown in the audit log)")
+    token.set_defaults(func=_new_token)
     from idc_mcp.download.cli import add_parser as add_download_parser
 
     add_download_parser(commands)
+    from idc_mcp.preview.cli import add_parser as add_preview_parser
+
+    add_preview_parser(commands)
     return parser
+
+
+def _new_token(args: argparse.Namespace) -> int:
+    from idc_mcp.serve.tokens import TokenConfigError, new_token
+
+    try:
+        token, line = new_token(args.token_id)
+    except TokenConfigError as exc:
+        print(f"idc-mcp: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"token (give it to {args.token_id}; it is not stored anywhere): {token}")
+    print(f"line for the tokens file: {line}")
+    return 0
 
 
 def _fetch_index(args: argparse.Namespace) -> int:
@@ -105,7 +243,7 @@ def _fetch_index(args: argparse.Namespace) -> int:
         bar.set_postfix_str(message[:60], refresh=True)
 
     try:
-        result = fetch.fetch_index(Catalog(), args.name, progress)
+        result = fetch.fetch_index(Catalog(args.settings), args.name, progress)
     except fetch.IndexFetchError as exc:
         bar.close()
         print(f"error: {exc}", file=sys.stderr)
@@ -126,13 +264,25 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     # Logs go to stderr only: stdout is the MCP channel.
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr)
-    for flag, env in (
-        ("download_root", "IDC_MCP_DOWNLOAD_ROOT"),
-        ("s3_endpoint_url", "IDC_MCP_S3_ENDPOINT_URL"),
-        ("cache_dir", "IDC_MCP_CACHE_DIR"),
-    ):
-        value = getattr(args, flag, None)
-        if value:
-            os.environ[env] = value
+    logging.basicConfig(
+        level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if args.log_level == "DEBUG":
+        # The SDK logs one line per registered resource/tool/prompt at start: noise, not news.
+        for manager in ("resources", "tools", "prompts"):
+            logging.getLogger(f"mcp.server.mcpserver.{manager}").setLevel(logging.INFO)
+    args.settings = settings_from(args)
     return int(args.func(args) or 0)
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """The settings of this run: the environment's, with the flags given on the command line instead."""
+    from idc_mcp.config import load_settings
+
+    flags: dict[str, object] = {}
+    for name in ("download_root", "cache_dir"):
+        if value := getattr(args, name, None):
+            flags[name] = Path(value).expanduser()
+    if value := getattr(args, "s3_endpoint_url", None):
+        flags["s3_endpoint_url"] = value
+    return dataclasses.replace(load_settings(), **flags)

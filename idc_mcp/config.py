@@ -1,4 +1,5 @@
-"""Settings read from the environment (CLI flags set the same variables before the server starts).
+"""Settings read from the environment, once per run: the command line overrides some with its flags (see
+`cli.settings_from`) and hands the one `Settings` object down (`server.start`); tools never re-read it.
 
 | variable | meaning | default |
 | --- | --- | --- |
@@ -64,7 +65,7 @@ class Settings:
 
 
 def load_settings() -> Settings:
-    """Read the settings from the environment now (tests change the environment between servers)."""
+    """The settings the environment gives now (called at start-up, or as an in-process session starts)."""
     index_dir = os.environ.get("IDC_MCP_INDEX_DIR", "").strip()
     return Settings(
         download_root=_env_path("IDC_MCP_DOWNLOAD_ROOT", Path.home() / "idc-mcp-downloads"),

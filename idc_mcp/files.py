@@ -1,17 +1,28 @@
-"""Confinement of every file the server writes to the download root (`IDC_MCP_DOWNLOAD_ROOT`).
+"""Files the server writes: confinement to the download root, the one atomic writer, locks, free space.
 
 A caller-supplied folder may be relative to the root or absolute inside it. Anything else is refused:
 `..` escapes, absolute paths elsewhere, sibling-prefix paths (`/data/root_evil` next to `/data/root`),
 and symlinks that point out. The check runs on resolved real paths, and `ensure_inside` repeats it for
 each file just before it is written.
+
+Every file we produce (manifests, provenance, state, catalog, fetched indices, downloaded objects) is
+written by `atomic_write` or `atomic_output`: a temporary from `tempfile` in the target folder, renamed
+over the target only when complete, removed on any failure, so the old file stays intact. Locks between
+processes are `filelock` locks, which work wherever Python does (no `fcntl`).
 """
 
 from __future__ import annotations
 
 import os
 import re
-import uuid
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import IO, Any
+
+from filelock import FileLock
 
 MAX_COMPONENT_CHARS = 120
 MAX_PATH_CHARS = 1024  # a caller's folder or file path; deeper trees are refused before any system call
@@ -120,21 +131,86 @@ def ensure_inside(root: Path, path: Path) -> Path:
     return parent / path.name
 
 
-def write_text_inside(root: Path, path: Path, text: str) -> Path:
-    """Write `text` to `path` (whose parent exists) inside the root, via a temp file and a rename.
+@contextmanager
+def atomic_write(
+    path: Path,
+    binary: bool = False,
+    *,
+    root: Path | None = None,
+    suffix: str = ".tmp",
+    before_replace: Callable[[Path], None] | None = None,
+) -> Iterator[IO[Any]]:
+    """Yield a new temporary file in `path`'s folder; on a clean exit, rename it over `path`.
 
-    The temp name is unique and opened exclusively, so it never follows a link planted at that name;
-    on any failure it is removed. Returns the final path."""
-    final = ensure_inside(root, path)
-    tmp = ensure_inside(root, path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"))
+    The temporary is created by `tempfile.mkstemp` (a random name, opened exclusively, so it never
+    follows a link planted there) as `.<name>.<random><suffix>`. If the block raises, or the final
+    checks fail, the temporary is removed and `path` keeps its old content. With `root`, the target is
+    checked to be inside the download root (and not a link) before writing and again before the rename;
+    `before_replace(final)` may refuse the rename by raising.
+    """
+    final = ensure_inside(root, path) if root is not None else path
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=final.parent)
+    tmp = Path(name)
     try:
-        with open(tmp, "x", encoding="utf-8") as out:
-            out.write(text)
+        if binary:
+            handle: IO[Any] = os.fdopen(fd, "wb")
+        else:
+            handle = os.fdopen(fd, "w", encoding="utf-8", newline="")
+        with handle:
+            yield handle
+        final = ensure_inside(root, path) if root is not None else path
+        if before_replace is not None:
+            before_replace(final)
         os.replace(tmp, final)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return final
+
+
+@contextmanager
+def atomic_output(path: Path) -> Iterator[Path]:
+    """Yield a path for a producer that opens files by name (DuckDB); on a clean exit it replaces `path`.
+
+    The path lies in a private temporary folder (`tempfile`) beside `path`, so whatever the producer adds
+    next to it (a write-ahead log, a spill folder) goes away with that folder, on success or failure."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        produced = folder / path.name
+        yield produced
+        os.replace(produced, path)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def write_text_inside(root: Path, path: Path, text: str) -> Path:
+    """Write `text` to `path` (whose parent exists) inside the root, atomically. Returns the final path."""
+    with atomic_write(path, root=root) as out:
+        out.write(text)
+    return ensure_inside(root, path)
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write `text` to `path` atomically (for our own cache files, outside the download root)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path) as out:
+        out.write(text)
+
+
+def file_lock(path: Path) -> FileLock:
+    """A lock between processes (and threads: each call opens its own lock file handle) on `path`.
+
+    Portable: `filelock` uses the platform's own locking, so the package imports and runs everywhere."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(path)
+
+
+def free_bytes(folder: Path) -> int:
+    """Free space on the file system that holds `folder`, or will hold it (its nearest existing ancestor)."""
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return shutil.disk_usage(probe).free
 
 
 def safe_component(value: object, fallback: str = "unknown") -> str:

@@ -66,3 +66,33 @@ def synthetic_files(tmp_path_factory: pytest.TempPathFactory) -> SyntheticIndice
     from tests.index_server import synthetic_indices
 
     return synthetic_indices(tmp_path_factory.mktemp("indices"))
+
+
+@pytest.fixture(scope="session")
+def bq_emulator(tmp_path_factory: pytest.TempPathFactory, built_catalog: Path):
+    """A BigQuery API server (bqemulator) on loopback, seeded with synthetic IDC tables (see
+    tests/bigquery_data.py). Skipped without IDC_MCP_TEST_BQEMULATOR, except in CI, where it fails."""
+    from tests.bigquery_emulator_session import emulator_session
+
+    with emulator_session(tmp_path_factory.mktemp("bqemulator-home")) as session:
+        yield session
+
+
+@pytest.fixture
+def bq_env(bq_emulator, monkeypatch: pytest.MonkeyPatch):
+    """The server's BigQuery settings pointed at the emulator (anonymous requests, a test billing project)."""
+    monkeypatch.setenv("IDC_MCP_BQ_API_ENDPOINT", bq_emulator.endpoint)
+    monkeypatch.setenv("IDC_MCP_BQ_PROJECT", bq_emulator.billing_project)
+    for name in ("IDC_MCP_BQ_MAX_GB", "IDC_MCP_BQ_TIMEOUT", "IDC_MCP_BQ_USD_PER_TIB"):
+        monkeypatch.delenv(name, raising=False)
+    return bq_emulator
+
+
+@pytest.fixture(scope="session")
+def preview_mirror():
+    """A local S3 server (moto) with synthetic DICOM series per preview case (tests/preview_fixture.py)."""
+    from tests.preview_fixture import start_preview_mirror
+
+    mirror = start_preview_mirror()
+    yield mirror
+    mirror.server.stop()

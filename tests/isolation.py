@@ -4,7 +4,8 @@ The suite gets one cache folder and one download root of its own for the whole r
 there once and shared by every test (and by the servers the tests start, which inherit the environment).
 The user's cache (`~/.cache/idc-mcp`) and download root (`~/idc-mcp-downloads`) are fingerprinted when the
 run starts and checked when it ends: a run that changed either fails, naming what changed. Inherited
-IDC_MCP_* variables are dropped so that the machine's own configuration cannot change a result.
+IDC_MCP_* variables are dropped so that the machine's own configuration cannot change a result (except
+IDC_MCP_TEST_*, which configure the tests themselves).
 """
 
 from __future__ import annotations
@@ -54,7 +55,9 @@ def _changes(before: Fingerprint, after: Fingerprint) -> list[str]:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    for name in [name for name in os.environ if name.startswith("IDC_MCP_")]:
+    # IDC_MCP_TEST_* variables configure the test harness itself (e.g. where the BigQuery emulator is), not
+    # the product, so they stay.
+    for name in [n for n in os.environ if n.startswith("IDC_MCP_") and not n.startswith("IDC_MCP_TEST_")]:
         del os.environ[name]
     run_dir = Path(tempfile.mkdtemp(prefix="idc-mcp-test-run-"))
     os.environ["IDC_MCP_CACHE_DIR"] = str(run_dir / "cache")

@@ -132,20 +132,7 @@ def start_mirror(seed: int = 7) -> S3Mirror:
     mirror = S3Mirror(f"http://{host}:{port}", server, series)
     s3 = mirror.client()
     for bucket in BUCKETS:
-        s3.create_bucket(Bucket=bucket)
-        policy = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "PublicRead",
-                    "Effect": "Allow",
-                    "Principal": "*",
-                    "Action": ["s3:GetObject", "s3:ListBucket"],
-                    "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
-                }
-            ],
-        }
-        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+        add_public_bucket(mirror, bucket, {})
     rng = random.Random(seed)
     for s in series:
         for _ in range(counts[s.uid]):
@@ -154,6 +141,28 @@ def start_mirror(seed: int = 7) -> S3Mirror:
             s3.put_object(Bucket=s.bucket, Key=key, Body=data, ACL="public-read")
             s.objects[key] = data
     return mirror
+
+
+def add_public_bucket(mirror: S3Mirror, bucket: str, objects: dict[str, bytes]) -> None:
+    """A bucket readable and listable anonymously (as IDC's are), holding `objects` (key -> bytes)."""
+    s3 = mirror.client()
+    if bucket not in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
+        s3.create_bucket(Bucket=bucket)
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "PublicRead",
+                "Effect": "Allow",
+                "Principal": "*",
+                "Action": ["s3:GetObject", "s3:ListBucket"],
+                "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+            }
+        ],
+    }
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+    for key, data in objects.items():
+        s3.put_object(Bucket=bucket, Key=key, Body=data, ACL="public-read")
 
 
 class FaultProxy:

@@ -231,17 +231,18 @@ async def test_a_download_leaves_the_temporaries_of_a_running_download_alone(s3_
     try:
         theirs = folder / f".x.dcm.{other.pid}-{'a' * 12}{s3.TEMP_SUFFIX}"
         theirs.write_bytes(b"in flight")
-        # One of our own fetches in flight: registered as live, as s3.fetch does while it writes.
-        ours = s3.temp_name(folder / "y.dcm")
+        # One of our own fetches in flight: its token registered live, as s3.fetch does while it writes.
+        token = "b" * 12
+        ours = folder / f".y.dcm.x1y2z3w4{s3.temp_suffix(token)}"
         ours.write_bytes(b"in flight")
         with s3._LIVE_LOCK:
-            s3._LIVE_TEMPS.add(ours.name)
+            s3._LIVE_TOKENS.add(token)
         try:
             await download({"series_uids": [series.uid]})
             assert theirs.read_bytes() == ours.read_bytes() == b"in flight"
         finally:
             with s3._LIVE_LOCK:
-                s3._LIVE_TEMPS.discard(ours.name)
+                s3._LIVE_TOKENS.discard(token)
     finally:
         other.communicate(b"")
     # Once their writers are gone, the temporaries are left-overs and the next run removes them.

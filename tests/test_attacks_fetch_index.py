@@ -13,6 +13,7 @@ import anyio
 import pytest
 from mcp import Client
 
+from idc_mcp import server as server_mod
 from idc_mcp.catalog.database import Catalog
 from idc_mcp.config import load_settings
 from idc_mcp.indices import fetch
@@ -116,7 +117,7 @@ async def test_cancelling_fetch_index_stops_its_transfer(server, synthetic_files
     requested = threading.Event()
     route = publish(server, synthetic_files, "sm_index", trickle_every_s=0.05, requested=requested)
     catalog = Catalog(load_settings())
-    monkeypatch.setattr("idc_mcp.server.get_catalog", lambda: catalog)
+    monkeypatch.setattr(server_mod, "started", server_mod.AppState(catalog.settings, catalog))
     async with Client(mcp) as client:
         async with anyio.create_task_group() as tg:
             tg.start_soon(client.call_tool, "fetch_index", {"name": "sm_index"})

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import pytest
 from mcp import Client
 
 from idc_mcp.catalog.database import Catalog, QueryTimeout, get_catalog
+from idc_mcp.catalog.memo import Memo
 from idc_mcp.diagnostics import budget as budget_mod
 from idc_mcp.diagnostics import column_paths, empty_result, explain, fuzzy, related_values, value_hints
 from idc_mcp.diagnostics.budget import Budget
@@ -534,7 +534,7 @@ def suggested_in(text: str) -> str:
 @pytest.fixture
 def fresh_pools(monkeypatch: pytest.MonkeyPatch) -> None:
     """Column values are kept per catalog; tests that count diagnostic queries start without them."""
-    monkeypatch.setattr(related_values, "_POOLS", weakref.WeakKeyDictionary())
+    monkeypatch.setattr(related_values, "_POOLS", Memo(maxsize=256))
 
 
 def test_abbreviated_manufacturer_names_the_values_with_many_more_rows(

@@ -6,7 +6,6 @@ and its own `Catalog`, so nothing here touches the process-wide catalog or the r
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import shutil
@@ -15,6 +14,7 @@ import threading
 from pathlib import Path
 
 import duckdb
+import filelock
 import idc_index_data
 import pytest
 from mcp import Client
@@ -32,6 +32,7 @@ from tests.index_server import (
     cache_with_catalog,
     serve_indices,
 )
+from tests.s3_fixture import add_public_bucket
 
 VERSION = idc_index_data.__version__
 
@@ -134,6 +135,20 @@ def test_fetched_index_is_queryable_and_joins_with_index(server, data, make_cata
     assert (got.rows[0]["n"], got.rows[0]["c"]) == expected and expected[0] > 0
 
 
+def test_an_unreadable_fetch_record_is_not_reported_as_verified(server, data, make_catalog):
+    # The record is the only evidence of the checks made at fetch time: without it, say so.
+    publish(server, data, "sm_index")
+    fetch.fetch_index(make_catalog(), "sm_index")
+    record = fetch.index_folder(load_settings()) / "sm_index.json"
+    record.write_text("{not json")
+
+    again = fetch.fetch_index(make_catalog(), "sm_index")
+    assert again.status == "already installed"
+    assert "verified" not in again.checksum.replace("verify it again", "")
+    assert again.checksum.startswith("unknown: its fetch record (sm_index.json) could not be read")
+    assert again.sha256 is None
+
+
 def test_second_fetch_is_instant_and_a_restart_finds_the_cached_index(server, data, make_catalog):
     publish(server, data, "sm_index")
     fetch.fetch_index(make_catalog(), "sm_index")
@@ -182,8 +197,8 @@ def test_concurrent_fetches_download_once_and_agree(server, data, make_catalog):
     assert requested.wait(10)
     # While the first download is in flight, the index's lock is held: a second fetch must wait for it.
     lock = fetch.index_folder(catalog.settings) / ".sm_index.lock"
-    with open(lock, "a") as handle, pytest.raises(BlockingIOError):
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    with pytest.raises(filelock.Timeout):
+        filelock.FileLock(lock).acquire(timeout=0)
     second = threading.Thread(target=run_fetch)
     second.start()
     gate.set()
@@ -468,6 +483,53 @@ def test_clinical_index_brings_the_clinical_tables(server, data, make_catalog):
     assert short in listed[table].description
 
 
+def _clinical_in_moto(server, data, s3_mirror, monkeypatch, endpoint: str) -> None:
+    """clinical_index from the release server, the clinical objects in the local moto S3 at `endpoint`."""
+    publish(server, data, "clinical_index")
+    add_public_bucket(s3_mirror, "idc-open-metadata", clinical_objects(data))
+    monkeypatch.setenv("IDC_MCP_S3_ENDPOINT_URL", endpoint)
+
+
+def test_clinical_tables_come_through_the_one_s3_client_from_a_real_s3_server(
+    server, data, make_catalog, s3_mirror, monkeypatch
+):
+    _clinical_in_moto(server, data, s3_mirror, monkeypatch, s3_mirror.endpoint)
+    catalog = make_catalog()
+    result = fetch.fetch_index(catalog, "clinical_index")
+    table = f"clinical_{data.clinical.short_table_name}"
+    assert result.tables == ["clinical_index", table], result.notes
+    assert (
+        query.run_query(catalog, f"SELECT count(*) AS n FROM {table}").rows[0]["n"] == data.clinical.patients
+    )
+    assert "/idc-open-metadata" not in server.hits  # nothing was asked of the hand-made bucket
+
+
+def test_clinical_listing_and_objects_are_retried_when_the_store_fails_for_a_while(
+    server, data, make_catalog, s3_mirror, fault_proxy, monkeypatch
+):
+    # Regression: the listing was parsed by hand over urllib and one 5xx reply lost the clinical tables.
+    _clinical_in_moto(server, data, s3_mirror, monkeypatch, fault_proxy.endpoint)
+    fault_proxy.fail_next(2)  # the listing, then its retry; the third attempt and the objects go through
+    result = fetch.fetch_index(make_catalog(), "clinical_index")
+    assert f"clinical_{data.clinical.short_table_name}" in result.tables, result.notes
+    assert fault_proxy.failures_served == 2
+
+
+def test_clinical_tables_are_given_up_with_a_retry_note_when_the_store_keeps_failing(
+    server, data, make_catalog, s3_mirror, fault_proxy, monkeypatch
+):
+    _clinical_in_moto(server, data, s3_mirror, monkeypatch, fault_proxy.endpoint)
+    fault_proxy.fail_next(100)
+    catalog = make_catalog()
+    result = fetch.fetch_index(catalog, "clinical_index")
+    assert result.tables == ["clinical_index"] and catalog.is_installed("clinical_index")
+    assert any("HTTP 500" in n and "after 3 attempts" in n and "again" in n for n in result.notes), (
+        result.notes
+    )
+    assert fault_proxy.failures_served == 3
+    assert not (fetch.index_folder(catalog.settings) / "clinical.duckdb").exists()
+
+
 def test_clinical_listing_is_followed_across_pages(server, data, make_catalog):
     objects = clinical_objects(data)
     ((key, body),) = objects.items()
@@ -528,7 +590,7 @@ async def test_fetch_index_tool_reports_progress_and_registers(server, data, mak
 
     publish(server, data, "sm_index")
     catalog = make_catalog()
-    monkeypatch.setattr(server_mod, "get_catalog", lambda: catalog)
+    monkeypatch.setattr(server_mod, "started", server_mod.AppState(catalog.settings, catalog))
     updates: list[tuple[float, float | None, str | None]] = []
 
     async def on_progress(progress: float, total: float | None, message: str | None) -> None:

@@ -1,4 +1,4 @@
-"""Every `idc-mcp ...` command line the README shows is one the CLI accepts (docs checked by tests)."""
+"""Every `idc-mcp ...` command line in the README and docs/ is one the CLI accepts (docs checked by tests)."""
 
 from __future__ import annotations
 
@@ -10,19 +10,28 @@ import pytest
 
 from idc_mcp.cli import build_parser
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+REPO = Path(__file__).resolve().parent.parent
+README = REPO / "README.md"
+DOCS = [README, *sorted((REPO / "docs").glob("*.md"))]
 SHELL_BLOCK = re.compile(r"```(?:bash|sh|shell|console)\n(.*?)```", re.S)
 INLINE_CODE = re.compile(r"(?<!`)`([^`\n]+)`(?!`)")
 # `idc-mcp` as a command word (not ~/.cache/idc-mcp/..., idc-mcp-downloads): what follows is its arguments.
-COMMAND = re.compile(r"(?:^|[\s/])idc-mcp(?![\w/-])(.*)$")
+# Not `idc-mcp@idc-mcp` (a plugin name) or `idc-mcp: ...` (a message it prints).
+COMMAND = re.compile(r"(?:^|[\s/])idc-mcp(?![\w/@:-])(.*)$")
+SHELL_OPERATOR = re.compile(r"\s(?:&&|\|\||;|\|)\s")
 
 
-def _documented_arguments() -> list[str]:
-    text = README.read_text()
+def shell_lines(path: Path) -> list[str]:
+    """Each command of the shell blocks and inline code of a markdown file (`a && b` gives two)."""
+    text = path.read_text()
     lines = [line for block in SHELL_BLOCK.findall(text) for line in block.splitlines()]
     lines += INLINE_CODE.findall(SHELL_BLOCK.sub("", text))
+    return [command for line in lines for command in SHELL_OPERATOR.split(line)]
+
+
+def _documented_arguments(paths: list[Path] = DOCS) -> list[str]:
     found = set()
-    for line in lines:
+    for line in [line for path in paths for line in shell_lines(path)]:
         match = COMMAND.search(line)
         if match:
             found.add(shlex.join(shlex.split(match.group(1), comments=True)))
@@ -30,12 +39,15 @@ def _documented_arguments() -> list[str]:
 
 
 def test_readme_shows_the_stdio_and_http_command_lines() -> None:
-    arguments = _documented_arguments()
+    arguments = _documented_arguments([README])
     assert "" in arguments  # plain `idc-mcp`: stdio, what Claude launches
     assert any("--transport streamable-http" in args for args in arguments)
 
 
 @pytest.mark.parametrize("arguments", _documented_arguments())
 def test_documented_command_line_is_accepted_by_the_cli(arguments: str) -> None:
-    # argparse exits (SystemExit) on an unknown flag, a missing value or an invalid choice.
-    build_parser().parse_args(shlex.split(arguments))
+    # argparse exits with 2 on an unknown flag, a missing value or an invalid choice (0 for --help/--version).
+    try:
+        build_parser().parse_args(shlex.split(arguments))
+    except SystemExit as exc:
+        assert exc.code == 0, f"`idc-mcp {arguments}` is refused by the CLI"

@@ -439,7 +439,8 @@ async def test_hostile_sql_through_the_mcp_query_tool(
     peak_rss: PeakRss,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(server, "get_catalog", lambda: catalog)
+    # The server this test starts: its own catalog (short timeout), handed to every session.
+    monkeypatch.setattr(server, "started", server.AppState(catalog.settings, catalog))
     async with Client(server.mcp) as client:
         reply = await client.call_tool("query", {"sql": CORPUS[group][name], "max_rows": 50})
         text = reply.content[0].text if reply.content else ""

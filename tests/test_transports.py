@@ -7,7 +7,6 @@ over the bundled parquet.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import socket
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import anyio
 import duckdb
+import filelock
 import idc_index_data
 import pytest
 from mcp import Client
@@ -71,8 +71,7 @@ async def test_stdio_handshake_does_not_wait_for_the_catalog(tmp_path: Path) -> 
     env = dict(os.environ, IDC_MCP_CACHE_DIR=str(tmp_path))
     version_dir = tmp_path / idc_index_data.__version__
     version_dir.mkdir()
-    with open(version_dir / ".catalog.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with filelock.FileLock(version_dir / ".catalog.lock"):
         with anyio.fail_after(30):
             async with Client(_server(env=env), mode="legacy") as client:
                 tools = {tool.name for tool in (await client.list_tools()).tools}

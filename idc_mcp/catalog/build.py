@@ -1,25 +1,23 @@
 """Build the catalog file: the bundled parquet materialized once per idc-index-data version.
 
 The build runs in a child process (`python -m idc_mcp.catalog.build TARGET THREADS`): it peaks above
-1 GB, and the server must stay small. Concurrent servers wait on one portable file lock.
+1 GB, and the server must stay small. Concurrent servers wait on one portable file lock (`files.file_lock`).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import duckdb
-from filelock import FileLock
 
 from idc_mcp.catalog.schemas import bundled_tables
 from idc_mcp.catalog.sqltext import quote_identifier, sql_literal
 from idc_mcp.config import Settings
+from idc_mcp.files import atomic_output, file_lock
 
 log = logging.getLogger(__name__)
 
@@ -34,27 +32,21 @@ _SORT_KEYS = {"index": ("collection_id", "Modality", "PatientID", "StudyInstance
 
 def build_catalog_file(target: Path, threads: int = 2) -> None:
     """Materialize the bundled parquet files into a DuckDB file, atomically (temp file + rename)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.unlink(missing_ok=True)
     started = time.monotonic()
-    con = duckdb.connect(
-        str(tmp),
-        config={"threads": threads, "autoload_known_extensions": False},
-    )
-    try:
-        con.execute("SET enable_progress_bar = false")
-        con.execute("SET preserve_insertion_order = false")
-        for name, info in bundled_tables().items():
-            path = sql_literal(str(info.parquet_path))
-            order = _SORT_KEYS.get(name)
-            order_sql = f" ORDER BY {', '.join(quote_identifier(c) for c in order)}" if order else ""
-            table = quote_identifier(name)
-            con.execute(f"CREATE TABLE {table} AS SELECT * FROM read_parquet({path}){order_sql}")
-        con.execute("CHECKPOINT")
-    finally:
-        con.close()
-    os.replace(tmp, target)
+    with atomic_output(target) as tmp:
+        con = duckdb.connect(str(tmp), config={"threads": threads, "autoload_known_extensions": False})
+        try:
+            con.execute("SET enable_progress_bar = false")
+            con.execute("SET preserve_insertion_order = false")
+            for name, info in bundled_tables().items():
+                path = sql_literal(str(info.parquet_path))
+                order = _SORT_KEYS.get(name)
+                order_sql = f" ORDER BY {', '.join(quote_identifier(c) for c in order)}" if order else ""
+                table = quote_identifier(name)
+                con.execute(f"CREATE TABLE {table} AS SELECT * FROM read_parquet({path}){order_sql}")
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
     log.info("built catalog %s in %.1f s", target, time.monotonic() - started)
 
 
@@ -67,8 +59,7 @@ def ensure_catalog_file(settings: Settings) -> Path:
     target = settings.version_cache_dir / CATALOG_FILE
     if _catalog_is_current(target):
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(target.parent / ".catalog.lock"):
+    with file_lock(target.parent / ".catalog.lock"):
         if not _catalog_is_current(target):
             # A child process: the build peaks above 1 GB, the server must stay small.
             done = subprocess.run(

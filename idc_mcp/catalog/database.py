@@ -25,6 +25,7 @@ from typing import Any
 
 import duckdb
 
+from idc_mcp.cancellation import cancelled, on_cancel
 from idc_mcp.catalog.build import ensure_catalog_file
 from idc_mcp.catalog.sqltext import quote_identifier, sql_literal
 from idc_mcp.config import Settings, load_settings
@@ -40,8 +41,8 @@ class QueryTimeout(Exception):
     """A query ran longer than the allowed time and was interrupted (or hit another run-time bound)."""
 
 
-class ResultTooLarge(QueryTimeout):
-    """A result holds more nested data than the server converts; caught wherever QueryTimeout is."""
+class ResultTooLarge(Exception):
+    """A result holds more nested data than the server converts (a size refusal, not a timeout)."""
 
 
 # Turning a nested DuckDB value into Python objects costs ~40x its size and cannot be interrupted: a
@@ -132,6 +133,12 @@ class Catalog:
         self._gate = _Gate()
         self._row_counts: dict[str, int] = {}
         self._columns: dict[str, list[tuple[str, str]]] = {}
+
+    @property
+    def key(self) -> str:
+        """The catalog's content as a value, to key caches with: its version's cache folder. The
+        catalog file and the indices fetched into that folder never change while they are open."""
+        return str(self.settings.version_cache_dir)
 
     # -- opening -----------------------------------------------------------------------------------
     def _open(self) -> duckdb.DuckDBPyConnection:
@@ -302,10 +309,13 @@ class Catalog:
             started = time.monotonic()
             timer.start()
             try:
-                result = cur.execute(sql, list(params) if params else None)
-                description = result.description or []
-                rows = _fetch_rows(cur, result)
+                with on_cancel(cur.interrupt):  # the caller went away: stop now, not at the timeout
+                    result = cur.execute(sql, list(params) if params else None)
+                    description = result.description or []
+                    rows = _fetch_rows(cur, result)
             except duckdb.InterruptException as exc:
+                if cancelled():
+                    raise QueryTimeout("the query was stopped: the client went away") from exc
                 raise QueryTimeout(f"the query took longer than {timeout:g} s and was stopped") from exc
             finally:
                 timer.cancel()

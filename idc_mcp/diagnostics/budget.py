@@ -1,18 +1,22 @@
 """A time budget for diagnostic queries: each gets a short timeout, and none starts once time is up.
 
 A diagnostic that would be slow is skipped (counted in `skipped`), never waited for: the caller's
-query already has its answer, the diagnostics are a bonus.
+query already has its answer, the diagnostics are a bonus. A diagnostic query that fails is SQL we
+generated, so a bug of ours: it is logged with its SQL and counted in `failed`, not blamed on time.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 
 import duckdb
 from sqlglot import exp
 
-from idc_mcp.catalog.database import Catalog, QueryOutput, QueryTimeout
+from idc_mcp.catalog.database import Catalog, QueryOutput, QueryTimeout, ResultTooLarge
+
+log = logging.getLogger(__name__)
 
 BUDGET_S = 3.0  # all diagnostics of one reply
 PER_QUERY_S = 1.0  # one diagnostic query
@@ -24,7 +28,8 @@ class Budget:
     total_s: float = field(default_factory=lambda: BUDGET_S)
     per_query_s: float = field(default_factory=lambda: PER_QUERY_S)
     started: float = field(default_factory=time.monotonic)
-    skipped: int = 0
+    skipped: int = 0  # not run, or stopped, for lack of time
+    failed: int = 0  # failed for another reason (logged)
     ran: int = 0
     # The same check is often needed twice in one diagnosis (a count without one condition is the
     # count with the other): answer repeats from here.
@@ -45,8 +50,12 @@ class Budget:
             return None
         try:
             out = catalog.execute(sql, timeout_s=slice_s)
-        except (QueryTimeout, duckdb.Error):
+        except QueryTimeout:
             self.skipped += 1
+            return None
+        except (duckdb.Error, ResultTooLarge) as exc:
+            self.failed += 1
+            log.warning("a diagnostic query failed: %s\nSQL: %s", str(exc).splitlines()[0][:300], sql)
             return None
         self.ran += 1
         self._seen[sql] = out

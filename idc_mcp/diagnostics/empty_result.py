@@ -26,6 +26,7 @@ from idc_mcp.diagnostics.value_hints import (
     literal_notes,
     not_null,
     quote,
+    scope_of,
     source_of,
     sql_text,
     top_values,
@@ -42,26 +43,13 @@ def explain_empty_result(catalog: Catalog, validated: guard.ValidatedQuery, budg
     root = validated.tree
     if not isinstance(root, exp.Select) or root.args.get("from_") is None:
         return [NO_ROWS + " (Only a single SELECT ... FROM ... WHERE is analysed for the cause.)"]
-    with_ = root.args.get("with_")
-    ctes = {c.alias_or_name.lower(): c.this for c in (with_.expressions if with_ else [])}
-    notes = _explain_scope(catalog, scope_of(root, with_, ctes), budget, depth=0)
+    notes = _explain_scope(catalog, scope_of(root, root.args.get("with_")), budget, depth=0)
     if budget.skipped:
         notes.append(
             f"{budget.skipped} diagnostic check(s) were skipped to stay within {budget.total_s:g} s; "
             "count the conditions one at a time (SELECT count(*) ... WHERE <one condition>)."
         )
     return notes or [NO_ROWS + " Check each WHERE condition on its own with SELECT count(*)."]
-
-
-def scope_of(select: exp.Select, with_: exp.With | None, ctes: dict[str, exp.Expression]) -> Scope:
-    sources: dict[str, exp.Table | exp.Subquery] = {}
-    from_ = select.args.get("from_")
-    nodes = [from_.this] if from_ is not None else []
-    nodes += [j.this for j in select.args.get("joins") or []]
-    for node in nodes:
-        if isinstance(node, exp.Table) or (isinstance(node, exp.Subquery) and node.alias):
-            sources[node.alias_or_name.lower()] = node
-    return Scope(select, with_, sources, ctes)
 
 
 def conjuncts(where: exp.Expression | None) -> list[exp.Expression]:
@@ -137,9 +125,9 @@ def _after_where(select: exp.Select, matched: int) -> str:
 def _explain_empty_sources(catalog: Catalog, scope: Scope, budget: Budget, depth: int) -> list[str]:
     notes: list[str] = []
     for name, node in scope.sources.items():
-        body = scope.ctes.get(node.name.lower())
+        body = scope.body(name) if isinstance(node, exp.Table) else None  # CTEs, not derived tables
         if isinstance(body, exp.Select) and body.args.get("from_") is not None and depth < 2:
-            inner = scope_of(body, scope.with_, scope.ctes)
+            inner = scope_of(body, scope.with_, scope.inner[name])
             if _count(catalog, inner, conjuncts(body.args.get("where")), budget) == 0:
                 found = _explain_scope(catalog, inner, budget, depth + 1)
                 notes.extend(f"In the CTE {node.name}: {note}" for note in found)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 
 import duckdb
 from sqlglot import exp
@@ -30,6 +31,7 @@ from idc_mcp.diagnostics.fuzzy import closest, fold, resembles
 from idc_mcp.diagnostics.related_values import related_values_notes
 from idc_mcp.diagnostics.value_hints import not_null
 from idc_mcp.sql import guard
+from idc_mcp.sql.scopes import table_aliases
 
 log = logging.getLogger(__name__)
 
@@ -126,15 +128,6 @@ def missing_column(error: str) -> tuple[str | None, str] | None:
     return None
 
 
-def _aliases(tree: exp.Expression) -> dict[str, str]:
-    """alias or name (lowercase) -> catalog table, for the tables the query reads."""
-    out: dict[str, str] = {}
-    for node in tree.find_all(exp.Table):
-        out[node.alias_or_name.lower()] = node.name
-        out.setdefault(node.name.lower(), node.name)
-    return out
-
-
 def explain_error(
     catalog: Catalog, validated: guard.ValidatedQuery, exc: duckdb.Error, budget: Budget | None = None
 ) -> str:
@@ -176,8 +169,8 @@ def _explain_error(
         return unknown_column_message(catalog, column, validated, qualifier, budget)
     wrong_alias = re.search(r'Referenced table "([^"]+)" not found', text)
     if wrong_alias:
-        known = ", ".join(f"{a} ({t})" for a, t in _aliases(validated.tree).items() if a != t.lower())
-        tables = ", ".join(dict.fromkeys(t for t in _aliases(validated.tree).values()))
+        known = ", ".join(f"{a} ({t})" for a, t in table_aliases(validated.tree).items() if a != t.lower())
+        tables = ", ".join(dict.fromkeys(t for t in table_aliases(validated.tree).values()))
         return (
             f"{wrong_alias.group(1)!r} is not a table or alias in this query. Qualify columns with "
             f"{'an alias defined in FROM/JOIN: ' + known if known else 'a table in FROM/JOIN: ' + tables}."
@@ -195,7 +188,7 @@ def _text_compared_to_number(catalog: Catalog, validated: guard.ValidatedQuery, 
     for table in validated.tables:
         for name, dtype in catalog.columns(table):
             types.setdefault(name.lower(), dtype)
-    aliases = _aliases(validated.tree)
+    aliases = table_aliases(validated.tree)
     for node in validated.tree.find_all(exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Between):
         column = node.this
         others = [v for k, v in node.args.items() if k != "this" and isinstance(v, exp.Literal)]
@@ -231,7 +224,7 @@ def unknown_column_message(
     budget: Budget | None = None,
 ) -> str:
     budget = budget or Budget()
-    aliases = _aliases(validated.tree)
+    aliases = table_aliases(validated.tree)
     used = [t for t in validated.tables if catalog.is_installed(t)]
     target = aliases.get(qualifier.lower()) if qualifier else None
     targets = [target] if target in used else used
@@ -397,26 +390,39 @@ def _binds(catalog: Catalog, sql: str, budget: Budget) -> bool:
     return budget.run(catalog, tree) is not None
 
 
+Diagnose = Callable[[Catalog, guard.ValidatedQuery, Budget], list[str]]
+
+
+def _notes(
+    diagnose: Diagnose,
+    catalog: Catalog,
+    validated: guard.ValidatedQuery,
+    budget: Budget | None,
+    failed: str,
+    fallback: list[str],
+) -> list[str]:
+    """Run one diagnostic of a query that has its rows: the rows are the answer, so a diagnostic that
+    fails must not fail the query; its failure is logged and `fallback` returned."""
+    try:
+        return diagnose(catalog, validated, budget or Budget())
+    except Exception:
+        log.exception("%s failed", failed)
+        return fallback
+
+
 def explain_empty(
     catalog: Catalog, validated: guard.ValidatedQuery, budget: Budget | None = None
 ) -> list[str]:
     """Why a query returned no rows: which conditions empty it and which values exist instead."""
-    try:
-        return explain_empty_result(catalog, validated, budget or Budget())
-    except Exception:  # the rows are the answer; a failing diagnostic must not fail the query
-        log.exception("explaining an empty result failed")
-        return ["The query returned no rows."]
+    fallback = ["The query returned no rows."]
+    return _notes(explain_empty_result, catalog, validated, budget, "explaining an empty result", fallback)
 
 
 def explain_related(
     catalog: Catalog, validated: guard.ValidatedQuery, budget: Budget | None = None
 ) -> list[str]:
     """For a result with rows: an equality whose literal has related values with many more rows."""
-    try:
-        return related_values_notes(catalog, validated, budget or Budget())
-    except Exception:  # the rows are the answer; a failing diagnostic must not fail the query
-        log.exception("looking for related values failed")
-        return []
+    return _notes(related_values_notes, catalog, validated, budget, "looking for related values", [])
 
 
 def counts_nothing(validated: guard.ValidatedQuery, records: list[dict[str, object]]) -> bool:

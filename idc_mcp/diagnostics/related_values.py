@@ -13,19 +13,20 @@ caller's `Budget`.
 from __future__ import annotations
 
 import re
-import weakref
 
 from sqlglot import exp
 
 from idc_mcp.catalog.database import Catalog
+from idc_mcp.catalog.memo import Memo
 from idc_mcp.diagnostics.budget import Budget
-from idc_mcp.diagnostics.empty_result import MAX_CONJUNCTS, conjuncts, scope_of
+from idc_mcp.diagnostics.empty_result import MAX_CONJUNCTS, conjuncts
 from idc_mcp.diagnostics.value_hints import (
     Scope,
     ValuePool,
     is_text_column,
     like_regex,
     quote,
+    scope_of,
     source_of,
     sql_text,
     value_pool,
@@ -44,7 +45,7 @@ MAX_IN_SUGGESTED = 12  # related values put into a suggested IN list (the larges
 _IDENTIFIER = re.compile(r"(UID|ID|_uuid|_url|_DOI)$")
 
 # The catalog is read-only, so a column's values do not change while it is open: keep the pools.
-_POOLS: weakref.WeakKeyDictionary[Catalog, dict[tuple[str, str], ValuePool]] = weakref.WeakKeyDictionary()
+_POOLS: Memo[ValuePool] = Memo(maxsize=256)
 
 
 def words(text: str) -> list[str]:
@@ -60,15 +61,15 @@ def contains_words(value: str, literal: list[str]) -> bool:
 
 
 def _pool(catalog: Catalog, scope: Scope, table: exp.Table, column: str, budget: Budget) -> ValuePool | None:
-    cached = _POOLS.setdefault(catalog, {})
-    key = (table.name.lower(), column.lower())
-    if key in cached:
-        return cached[key]
+    key = (catalog.key, table.name.lower(), catalog.row_count(table.name), column.lower())
+    cached = _POOLS.get(key)
+    if cached is not None:
+        return cached
     skipped = budget.skipped
     pool = value_pool(catalog, scope, table, column, budget)
     if budget.skipped != skipped:  # a query was cut short: the pool is not the column's values
         return None
-    cached[key] = pool
+    _POOLS.put(key, pool)
     return pool
 
 
@@ -81,9 +82,7 @@ def related_values_notes(catalog: Catalog, validated: guard.ValidatedQuery, budg
     tests = [(c, t) for c in conds if (t := value_test(c)) is not None and t.kind in ("eq", "in")]
     if not tests:
         return []
-    with_ = root.args.get("with_")
-    ctes = {c.alias_or_name.lower(): c.this for c in (with_.expressions if with_ else [])}
-    scope = scope_of(root, with_, ctes)
+    scope = scope_of(root, root.args.get("with_"))
     notes: list[str] = []
     for cond, test in tests:
         if len(notes) >= MAX_NOTES or budget.remaining_s <= 0:
@@ -95,7 +94,7 @@ def related_values_notes(catalog: Catalog, validated: guard.ValidatedQuery, budg
         table = source_of(catalog, scope, test.column)
         if (
             not isinstance(table, exp.Table)
-            or table.name.lower() in ctes
+            or not scope.is_table(table)
             or not catalog.is_installed(table.name)
             or not is_text_column(catalog, table, test.column.name)
         ):

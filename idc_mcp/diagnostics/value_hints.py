@@ -14,6 +14,7 @@ from sqlglot import exp
 from idc_mcp.catalog.database import Catalog
 from idc_mcp.diagnostics.budget import Budget
 from idc_mcp.diagnostics.fuzzy import closest, resembles
+from idc_mcp.sql import scopes
 
 DISTINCT_CAP = 2_000  # most common distinct values pulled per column
 FOLDED_CAP = 50  # extra values pulled that contain the literal's words (high-cardinality columns)
@@ -29,7 +30,27 @@ class Scope:
     with_: exp.With | None
     # alias or name (lowercase) -> what FROM/JOIN reads: a catalog table, a CTE, or a derived table
     sources: dict[str, exp.Table | exp.Subquery]
-    ctes: dict[str, exp.Expression]  # CTE name (lowercase) -> its body
+    # alias or name (lowercase) -> the resolved scope of the CTE or derived table it reads
+    inner: dict[str, scopes.Scope]
+
+    def body(self, alias: str) -> exp.Expression | None:
+        """The query behind a CTE reference or a derived table; None for a catalog table."""
+        inner = self.inner.get(alias)
+        return inner.expression if inner is not None else None
+
+    def is_table(self, node: exp.Table | exp.Subquery) -> bool:
+        """Whether `node` reads a catalog table (not a CTE nor a derived table)."""
+        return isinstance(node, exp.Table) and node.alias_or_name.lower() not in self.inner
+
+
+def scope_of(select: exp.Select, with_: exp.With | None, resolved: scopes.Scope | None = None) -> Scope:
+    """The scope of `select` (the root query, or the query `resolved` by `sql.scopes`), whose
+    generated SQL carries `with_`."""
+    resolved = resolved if resolved is not None else scopes.root_scope(select)
+    found = scopes.sources(resolved) if resolved is not None else {}
+    sources = {alias: node for alias, (node, _) in found.items()}
+    inner = {alias: body for alias, (_, body) in found.items() if body is not None}
+    return Scope(select, with_, sources, inner)
 
 
 @dataclass
@@ -113,19 +134,12 @@ def value_test(cond: exp.Expression) -> ValueTest | None:
     return None
 
 
-def _body(scope: Scope, node: exp.Table | exp.Subquery) -> exp.Expression | None:
-    """The SELECT behind a CTE reference or a derived table; None for a catalog table."""
-    if isinstance(node, exp.Subquery):
-        return node.this
-    return scope.ctes.get(node.name.lower())
-
-
 def source_of(catalog: Catalog, scope: Scope, column: exp.Column) -> exp.Table | exp.Subquery | None:
     if column.table:
         return scope.sources.get(column.table.lower())
     owners = []
-    for node in dict.fromkeys(scope.sources.values()):
-        body = _body(scope, node)
+    for alias, node in scope.sources.items():
+        body = scope.body(alias)
         if body is not None:
             names = {n.lower() for n in getattr(body, "named_selects", [])}
             if column.name.lower() in names or "*" in names or len(scope.sources) == 1:

@@ -34,8 +34,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     p.add_argument("--dry-run", action="store_true", help="show the plan and write nothing")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     # Also accepted after the subcommand; SUPPRESS keeps a value given before it.
-    p.add_argument("--download-root", default=argparse.SUPPRESS, help="sets IDC_MCP_DOWNLOAD_ROOT")
-    p.add_argument("--s3-endpoint-url", default=argparse.SUPPRESS, help="sets IDC_MCP_S3_ENDPOINT_URL")
+    p.add_argument("--download-root", default=argparse.SUPPRESS, help="overrides IDC_MCP_DOWNLOAD_ROOT")
+    p.add_argument("--s3-endpoint-url", default=argparse.SUPPRESS, help="overrides IDC_MCP_S3_ENDPOINT_URL")
     p.set_defaults(func=run)
 
 
@@ -57,9 +57,9 @@ def _show_progress(progress: Progress, finished: threading.Event) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from idc_mcp.catalog.database import get_catalog
-    from idc_mcp.config import load_settings
+    from idc_mcp.catalog.database import Catalog
 
+    settings = args.settings  # made once by the command line from the environment and its flags
     selection = Selection(
         args.collection_ids,
         args.patient_ids,
@@ -76,8 +76,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             outcome.append(
                 run_download(
-                    get_catalog(),
-                    load_settings(),
+                    Catalog(settings),
+                    settings,
                     selection,
                     args.download_dir,
                     args.dir_template,

@@ -7,14 +7,13 @@ cancellation is a `threading.Event` the caller sets. Everything written lands in
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from idc_mcp.catalog.database import Catalog
+from idc_mcp.catalog.memo import Memo
 from idc_mcp.download import listing, provenance, s3, state
 from idc_mcp.download.listing import SeriesFiles
 from idc_mcp.download.plan import (
@@ -25,7 +24,7 @@ from idc_mcp.download.plan import (
     plan_uids_with_hints,
     plan_with_hints,
 )
-from idc_mcp.files import PathRefused, ensure_inside, resolve_inside
+from idc_mcp.files import PathRefused, ensure_inside, free_bytes, resolve_inside
 from idc_mcp.tools.selection import Selection, resolve_selection
 
 # Bounds of one call (see README, Security): what a listing may hold, and what a dry run lists before it
@@ -95,26 +94,15 @@ class Outcome:
     renamed: list[s3.RemoteFile] = field(default_factory=list)
 
 
-def free_bytes(folder: Path) -> int:
-    """Free space on the filesystem holding `folder` (or its nearest existing ancestor)."""
-    probe = folder
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    return shutil.disk_usage(probe).free
-
-
 def clear_caches() -> None:
     """Forget remembered plans, listings and S3 clients (a new process starts this way)."""
-    with _PLAN_CACHE_LOCK:
-        _PLAN_CACHE.clear()
+    _PLANS.clear()
     listing.clear_listings()
     s3.make_client.cache_clear()
 
 
-_PLAN_CACHE: OrderedDict[tuple[int, str], list[SeriesPlan]] = OrderedDict()
-_PLAN_CACHE_LOCK = threading.Lock()
-_PLAN_CACHE_ENTRIES = 16
-_PLAN_CACHE_MAX_SERIES = 20_000
+# Recent plans by (catalog, selection, template), bounded by the series they hold in all.
+_PLANS: Memo[list[SeriesPlan]] = Memo(maxsize=40_000, getsizeof=len)
 
 
 def _plan(
@@ -123,11 +111,10 @@ def _plan(
     """Resolve and plan a selection, remembering recent plans: the catalog never changes while it is
     open, and a rerun (resume) should not pay for three scans of the million-row index again. From a
     new process, the collections recorded in the state file let one narrowed query plan the series."""
-    key = (id(catalog), repr((selection, template)))
-    with _PLAN_CACHE_LOCK:
-        if key in _PLAN_CACHE:
-            _PLAN_CACHE.move_to_end(key)
-            return _PLAN_CACHE[key]
+    key = (catalog.key, selection, template)
+    cached = _PLANS.get(key)
+    if cached is not None:
+        return cached
     hints = {uid: r.collection_id for uid, r in records.items()}
     plans = plan_with_hints(catalog, selection, template, hints)
     if plans is None:
@@ -135,11 +122,7 @@ def _plan(
         plans = plan_uids_with_hints(catalog, resolved.series_uids, template, hints)
         if plans is None:
             plans = plan_series(catalog, resolved, template)
-    if len(plans) <= _PLAN_CACHE_MAX_SERIES:
-        with _PLAN_CACHE_LOCK:
-            _PLAN_CACHE[key] = plans
-            while len(_PLAN_CACHE) > _PLAN_CACHE_ENTRIES:
-                _PLAN_CACHE.popitem(last=False)
+    _PLANS.put(key, plans)
     return plans
 
 

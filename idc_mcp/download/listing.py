@@ -6,13 +6,13 @@ listing and the transfers run on.
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from idc_mcp.catalog.memo import Memo
 from idc_mcp.download import s3, state
 from idc_mcp.download.plan import SeriesPlan, folder_path
 from idc_mcp.files import is_own_name, safe_component
@@ -63,55 +63,22 @@ def run_pool(workers: int, items: list[Any], fn: Callable[[Any], Any], cancel: t
     return results
 
 
-class ListingCache:
-    """Recent series listings. In IDC a crdc_series_uuid names one immutable version of a series (new
-    content gets a new uuid), so a listing stays true; keeping it makes a resume in the same server
-    process cost only a stat per file. Bounded by the number of objects held (~0.25 KB each)."""
-
-    def __init__(self, max_objects: int = 200_000) -> None:
-        self.max_objects = max_objects
-        self._items: OrderedDict[tuple[str, str, str], list[s3.Listed]] = OrderedDict()
-        self._count = 0
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple[str, str, str]) -> list[s3.Listed] | None:
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]
-        return None
-
-    def put(self, key: tuple[str, str, str], objects: list[s3.Listed]) -> None:
-        if not objects or len(objects) > self.max_objects:  # an empty listing may be a mirror catching up
-            return
-        with self._lock:
-            if key not in self._items:
-                self._items[key] = objects
-                self._count += len(objects)
-            while self._count > self.max_objects:
-                _, dropped = self._items.popitem(last=False)
-                self._count -= len(dropped)
-
-    def forget(self, keys: list[tuple[str, str, str]]) -> None:
-        with self._lock:
-            for key in keys:
-                dropped = self._items.pop(key, None)
-                if dropped is not None:
-                    self._count -= len(dropped)
-
-
-_LISTINGS = ListingCache()
+# Recent series listings by (endpoint, bucket, prefix), bounded by the objects they hold in all (compact
+# (key, size, etag) tuples, ~0.25 KB each). In IDC a crdc_series_uuid names one immutable version of a
+# series (new content gets a new uuid), so a listing stays true; keeping it makes a resume in the same
+# server process cost only a stat per file.
+_LISTINGS: Memo[list[s3.Listed]] = Memo(maxsize=200_000, getsizeof=len)
 
 
 def forget_listings(endpoint: str, series: list[SeriesPlan]) -> None:
     """Drop the remembered listings of these series: after a failed transfer the store may have changed
     (an object of another size), and the next call must ask it again rather than repeat the failure."""
-    _LISTINGS.forget([(endpoint, p.bucket, p.prefix) for p in series])
+    for p in series:
+        _LISTINGS.discard((endpoint, p.bucket, p.prefix))
 
 
 def clear_listings() -> None:
-    global _LISTINGS
-    _LISTINGS = ListingCache()
+    _LISTINGS.clear()
 
 
 class LazyClient:
@@ -204,7 +171,8 @@ def list_all(
                 cancel,
                 f"listing {plan.s3_url}",
             )
-            _LISTINGS.put(key, objects)
+            if objects:  # an empty listing may be a mirror catching up: ask again next time
+                _LISTINGS.put(key, objects)
         count(len(objects), plan.s3_url)
         return SeriesFiles(plan, remote_files(plan, objects, destination))
 

@@ -1,24 +1,24 @@
 """Provenance written next to the data: a manifest of the series and, per collection, LICENSE and CITATION.
 
-License and citation facts come from the catalog: each series' `source_DOI` is looked up among
-`collections_index.sources[]` (license struct, citation) and `analysis_results_index`.
+License and citation facts come from the catalog's one source lookup (`catalog.sources`); the verdict
+on each license is the one policy (`catalog.license_policy`), and each citation is the same plain text
+get_citations gives.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
-import html
 import io
-import re
 from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 
 from idc_mcp.catalog.database import Catalog
-from idc_mcp.catalog.sqltext import sql_literal
+from idc_mcp.catalog.sources import Source, series_license
+from idc_mcp.catalog.sources import lookup_sources as sources_of
 from idc_mcp.download.plan import SeriesPlan
 from idc_mcp.files import ensure_inside, safe_component, write_text_inside
+from idc_mcp.tools.citations import idc_paper_text
 
 MANIFEST_COLUMNS = (
     "SeriesInstanceUID",
@@ -36,45 +36,10 @@ MANIFEST_COLUMNS = (
     "bytes",
 )
 
-_SOURCES_SQL = """
-SELECT lower(src.source_doi) AS doi, src.source_title AS title, src.license.license_short_name AS short,
-       src.license.license_long_name AS long, src.license.license_url AS url, src.citation AS citation
-FROM (SELECT unnest(sources) AS src FROM collections_index) WHERE lower(src.source_doi) IN ({dois})
-UNION ALL
-SELECT lower(source_DOI), analysis_result_title, license_short_name, license_long_name, license_url, citation
-FROM analysis_results_index WHERE lower(source_DOI) IN ({dois})
-"""
-
-
-@dataclass(frozen=True)
-class Source:
-    doi: str
-    title: str | None
-    license_short_name: str | None
-    license_long_name: str | None
-    license_url: str | None
-    citation: str | None
-
-
-def _plain(text: str | None) -> str | None:
-    """Citation text as stored has HTML entities and <i> tags; keep the words only."""
-    if text is None:
-        return None
-    return html.unescape(re.sub(r"<[^>]{0,40}>", "", text)).strip()
-
 
 def lookup_sources(catalog: Catalog, series: list[SeriesPlan]) -> dict[str, Source]:
     """The license and citation of every source DOI among the series, keyed by lower-case DOI."""
-    dois = sorted({s.source_doi.lower() for s in series if s.source_doi})
-    found: dict[str, Source] = {}
-    if not dois:
-        return found
-    for row in catalog.records(_SOURCES_SQL.format(dois=", ".join(map(sql_literal, dois)))):
-        found.setdefault(
-            row["doi"],
-            Source(row["doi"], row["title"], row["short"], row["long"], row["url"], _plain(row["citation"])),
-        )
-    return found
+    return sources_of(catalog, (s.source_doi for s in series if s.source_doi))
 
 
 def manifest_name(series: list[SeriesPlan]) -> str:
@@ -112,7 +77,7 @@ def manifest_csv(
                 s.modality,
                 s.analysis_result_id or "",
                 s.license_short_name or "",
-                (src.license_url if src else "") or "",
+                _license_url(s, src),
                 s.source_doi or "",
                 s.s3_url,
                 s.folder,
@@ -121,6 +86,23 @@ def manifest_csv(
             ]
         )
     return out.getvalue()
+
+
+def _license_url(series: SeriesPlan, src: Source | None) -> str:
+    """The URL check_licenses reports for the series' license (the name governs a contradicting URL)."""
+    return series_license(series.license_short_name, src).url or ""
+
+
+def _license_lines(short: str | None, src: Source | None) -> list[str]:
+    """The license as check_licenses reports it: name, URL, and the one policy's verdict."""
+    license = series_license(short, src)
+    lines = [f"  {short or 'unknown'} — {license.long_name or ''}".rstrip(" —")]
+    if license.url:
+        lines.append(f"  {license.url}")
+    lines.append(f"  {license.summary()}")
+    if license.note:
+        lines.append(f"  note: {license.note}")
+    return [*lines, ""]
 
 
 def _collection_texts(
@@ -138,19 +120,13 @@ def _collection_texts(
     for doi, n in sorted(by_doi.items()):
         src = sources[doi]
         lic.append(f"{n} series from {src.title or doi} (https://doi.org/{doi}):")
-        lic.append(f"  {src.license_short_name or 'unknown'} — {src.license_long_name or ''}".rstrip(" —"))
-        if src.license_url:
-            lic.append(f"  {src.license_url}")
-        lic.append("")
+        lic.extend(_license_lines(src.license_short_name, src))
         cit.append(src.citation or f"{src.title or ''} https://doi.org/{doi}".strip())
         cit.append("")
     for name, n in sorted(licenses_only.items()):
-        lic.extend([f"{n} series without a recorded source: {name}", ""])
-    cit.append(
-        "Also cite the Imaging Data Commons: Fedorov, A., et al. (2023). National Cancer Institute Imaging "
-        "Data Commons: Toward Transparency, Reproducibility, and Scalability in Imaging Artificial "
-        "Intelligence. RadioGraphics 43(12). https://doi.org/10.1148/rg.230180"
-    )
+        lic.append(f"{n} series without a recorded source:")
+        lic.extend(_license_lines(None if name == "unknown" else name, None))
+    cit.append(f"Also cite the Imaging Data Commons: {idc_paper_text()}")
     return "\n".join(lic).rstrip() + "\n", "\n".join(cit).rstrip() + "\n"
 
 

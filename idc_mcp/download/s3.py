@@ -1,17 +1,15 @@
-"""Anonymous S3 access: listing a series' objects and fetching one object safely.
+"""Fetching one object of a series safely, with the one S3 client (`idc_mcp.object_store`).
 
 A fetched object is written to a temporary name in its final folder and renamed only once its size
 (and, for single-part uploads, its MD5 = ETag) matches the listing, so a file under its final name is
 always complete. Connection errors, timeouts, cut-off bodies and 5xx replies are retried with
-exponential backoff; the waits are interruptible by the cancel event.
+exponential backoff (`object_store.with_retries`); the waits are interruptible by the cancel event.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
-import random
 import re
 import stat
 import threading
@@ -19,38 +17,39 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import botocore.exceptions as bce
+from idc_mcp.files import atomic_write
+from idc_mcp.object_store import (
+    CHUNK_BYTES,
+    Cancelled,
+    ObjectError,
+    RetryPolicy,
+    StoreUnavailable,
+    TransferMismatch,
+    iter_pages,
+    make_client,
+    stream_object,
+    with_retries,
+)
 
-from idc_mcp.files import ensure_inside
+# The engine and the listing reach the client through this module.
+__all__ = [
+    "Cancelled",
+    "ObjectError",
+    "RemoteFile",
+    "RetryPolicy",
+    "StoreUnavailable",
+    "TooManyObjects",
+    "fetch",
+    "is_complete",
+    "is_temp",
+    "list_objects",
+    "make_client",
+    "with_retries",
+]
 
-CHUNK_BYTES = 1 << 20  # a cancel request is seen after at most one chunk (measured: 1 MiB beats 256 KiB)
 TEMP_SUFFIX = ".idcpart"
-T = TypeVar("T")
-
-
-class Cancelled(Exception):
-    """The caller asked the download to stop."""
-
-
-class StoreUnavailable(Exception):
-    """The object store kept failing after every retry (connection errors, timeouts or 5xx)."""
-
-
-class ObjectError(Exception):
-    """A non-retryable reply for one object (missing, forbidden); the message names it."""
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    attempts: int = 6
-    base_delay_s: float = 0.5
-    max_delay_s: float = 8.0
-
-    def delay(self, attempt: int) -> float:
-        # Full jitter: spreads retries of many workers hitting the same failing store.
-        return random.uniform(0, min(self.max_delay_s, self.base_delay_s * 2**attempt))
 
 
 @dataclass(frozen=True)
@@ -69,87 +68,6 @@ class RemoteFile:
         return tag.lower() if tag and "-" not in tag and len(tag) == 32 else None
 
 
-@functools.lru_cache(maxsize=8)
-def make_client(
-    endpoint_url: str, max_pool: int, connect_timeout_s: float = 10, read_timeout_s: float = 60
-) -> Any:
-    """An unsigned (anonymous) S3 client; retries are ours (see RetryPolicy), so botocore tries once.
-
-    Clients are thread-safe and slow to build (~0.4 s), so one is kept per endpoint and settings.
-    boto3 is imported here (~0.25 s): a rerun with nothing to fetch or list never needs it.
-    """
-    import boto3
-    from botocore import UNSIGNED
-    from botocore.config import Config
-
-    config = Config(
-        signature_version=UNSIGNED,
-        retries={"total_max_attempts": 1, "mode": "standard"},
-        connect_timeout=connect_timeout_s,
-        read_timeout=read_timeout_s,
-        max_pool_connections=max_pool,
-        tcp_keepalive=True,
-    )
-    return boto3.session.Session().client(
-        "s3", endpoint_url=endpoint_url, region_name="us-east-1", config=config
-    )
-
-
-def _retryable(exc: BaseException) -> bool:
-    from urllib3.exceptions import HTTPError as Urllib3Error  # loaded by then (botocore sends with it)
-
-    if isinstance(exc, bce.ClientError):
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        code = exc.response.get("Error", {}).get("Code", "")
-        return status >= 500 or status == 429 or code in ("SlowDown", "RequestTimeout", "Throttling")
-    return isinstance(
-        exc,
-        bce.EndpointConnectionError
-        | bce.ConnectionError
-        | bce.HTTPClientError
-        | bce.ResponseStreamingError
-        | bce.IncompleteReadError
-        | bce.FlexibleChecksumError
-        | Urllib3Error
-        | ConnectionError
-        | TimeoutError
-        | _Mismatch,
-    )
-
-
-class _Mismatch(Exception):
-    """The bytes received do not match the listing (cut short or corrupted in transit)."""
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, bce.ClientError):
-        err = exc.response.get("Error", {})
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "?")
-        return f"HTTP {status} {err.get('Code', '')}".strip()
-    return f"{type(exc).__name__}: {exc}"
-
-
-def with_retries(fn: Callable[[], T], policy: RetryPolicy, cancel: threading.Event, what: str) -> T:
-    """Call fn, retrying retryable failures with backoff; raise StoreUnavailable when they persist."""
-    last: BaseException | None = None
-    for attempt in range(policy.attempts):
-        if cancel.is_set():
-            raise Cancelled()
-        try:
-            return fn()
-        except (Cancelled, ObjectError):
-            raise
-        except Exception as exc:
-            if not _retryable(exc):
-                raise
-            last = exc
-        if attempt + 1 < policy.attempts and cancel.wait(policy.delay(attempt)):
-            raise Cancelled()
-    raise StoreUnavailable(
-        f"{what}: {_describe(last) if last else 'failed'} after {policy.attempts} attempts"
-    )
-
-
 class TooManyObjects(Exception):
     """A listing passed the number of objects one call may hold."""
 
@@ -160,45 +78,30 @@ Listed = tuple[str, int, str]
 
 
 def list_objects(client: Any, bucket: str, prefix: str, max_objects: int | None = None) -> list[Listed]:
-    """Every object under the prefix as (key, size, etag), all pages, streamed: each page of 1,000 is cut
-    down to tuples before the next is asked for. More than `max_objects` raises TooManyObjects."""
+    """Every object under the prefix as (key, size, etag), streamed: each page of 1,000 is cut down to
+    tuples before the next is asked for. More than `max_objects` raises TooManyObjects."""
     found: list[Listed] = []
-    token: str | None = None
-    while True:
-        kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": 1000}
-        if token:
-            kwargs["ContinuationToken"] = token
-        try:
-            page = client.list_objects_v2(**kwargs)
-            page_more, token = bool(page.get("IsTruncated")), page.get("NextContinuationToken")
-        except bce.ClientError as exc:
-            if not _retryable(exc):
-                raise ObjectError(f"s3://{bucket}/{prefix}: {_describe(exc)}") from exc
-            raise
-        found.extend(
-            (str(o["Key"]), int(o["Size"]), str(o.get("ETag", ""))) for o in page.get("Contents", [])
-        )
-        del page
+    for contents in iter_pages(client, bucket, prefix):
+        found.extend((str(o["Key"]), int(o["Size"]), str(o.get("ETag", ""))) for o in contents)
         if max_objects is not None and len(found) > max_objects:
             raise TooManyObjects(f"s3://{bucket}/{prefix} holds more than {max_objects:,} objects")
-        if not page_more:
-            return found
-
-
-# Names of the temporaries this process is writing now: another download into the same folder (a
-# concurrent call) must leave them alone; see `is_stale_temp`.
-_LIVE_TEMPS: set[str] = set()
-_LIVE_LOCK = threading.Lock()
-_TEMP_OWNER = re.compile(r"\.(\d+)-[0-9a-f]{12}" + re.escape(TEMP_SUFFIX) + "$")
-
-
-def temp_name(dest: Path) -> Path:
-    """`.<name>.<pid>-<random>.idcpart`: hidden, unique, and naming the process that writes it."""
-    return dest.with_name(f".{dest.name}.{os.getpid()}-{uuid.uuid4().hex[:12]}{TEMP_SUFFIX}")
+    return found
 
 
 def is_temp(name: str) -> bool:
     return name.startswith(".") and name.endswith(TEMP_SUFFIX)
+
+
+# Tokens of the temporaries this process is writing now: another download into the same folder (a
+# concurrent call) must leave them alone; see `is_stale_temp`. A temporary is named
+# `.<name>.<random>.<pid>-<token>.idcpart`: the writer's process and its fetch.
+_LIVE_TOKENS: set[str] = set()
+_LIVE_LOCK = threading.Lock()
+_TEMP_OWNER = re.compile(r"\.(\d+)-([0-9a-f]{12})" + re.escape(TEMP_SUFFIX) + "$")
+
+
+def temp_suffix(token: str) -> str:
+    return f".{os.getpid()}-{token}{TEMP_SUFFIX}"
 
 
 def _process_alive(pid: int) -> bool:
@@ -221,10 +124,10 @@ def is_stale_temp(name: str) -> bool:
     owner = _TEMP_OWNER.search(name)
     if owner is None:
         return True  # an older version's name (no owner): left by an interrupted run
-    pid = int(owner.group(1))
+    pid, token = int(owner.group(1)), owner.group(2)
     if pid == os.getpid():
         with _LIVE_LOCK:
-            return name not in _LIVE_TEMPS
+            return token not in _LIVE_TOKENS
     return not _process_alive(pid)
 
 
@@ -293,49 +196,34 @@ def fetch(
 
     def attempt() -> None:
         nonlocal credited, received
-        tmp = temp_name(remote.dest)
-        ensure_inside(root, tmp)
+        written = 0
+
+        def count(n: int) -> None:
+            nonlocal credited, received, written
+            written += n
+            received += n
+            if written > credited:
+                on_bytes(min(written, remote.size) - credited)
+                credited = min(written, remote.size)
+
+        # The temporary `.<name>.<random>.<pid>-<token>.idcpart` sits in the final folder; it gets the
+        # final name only if the block ends cleanly, and is removed otherwise. While it is written, its
+        # token is registered live, so a concurrent download's clean-up leaves it alone.
+        token = uuid.uuid4().hex[:12]
         with _LIVE_LOCK:
-            _LIVE_TEMPS.add(tmp.name)
+            _LIVE_TOKENS.add(token)
         try:
-            try:
-                reply = client.get_object(Bucket=remote.bucket, Key=remote.key)
-            except bce.ClientError as exc:
-                if not _retryable(exc):  # missing, forbidden...: asking again will not help
-                    raise ObjectError(f"s3://{remote.bucket}/{remote.key}: {_describe(exc)}") from exc
-                raise
-            body = reply["Body"]
-            digest = hashlib.md5(usedforsecurity=False)
-            written = 0
-            try:
-                # 'xb' never follows or truncates an existing file or link at the temporary name.
-                with open(tmp, "xb") as out:
-                    for chunk in body.iter_chunks(CHUNK_BYTES):
-                        if cancel.is_set():
-                            raise Cancelled()
-                        out.write(chunk)
-                        digest.update(chunk)
-                        written += len(chunk)
-                        received += len(chunk)
-                        if written > credited:
-                            on_bytes(min(written, remote.size) - credited)
-                            credited = min(written, remote.size)
-            finally:
-                body.close()
-            if cancel.is_set():  # never give a final name after cancellation was asked for
-                raise Cancelled()
-            if written != remote.size:
-                raise _Mismatch(f"received {written} of {remote.size} bytes")
-            if remote.md5 and digest.hexdigest() != remote.md5:
-                raise _Mismatch("MD5 differs from the object's ETag")
-            final = ensure_inside(root, remote.dest)
-            os.replace(tmp, final)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+            with atomic_write(remote.dest, binary=True, root=root, suffix=temp_suffix(token)) as out:
+                size, md5 = stream_object(client, remote.bucket, remote.key, out, cancel, count)
+                if cancel.is_set():  # never give a final name after cancellation was asked for
+                    raise Cancelled()
+                if size != remote.size:
+                    raise TransferMismatch(f"received {size} of {remote.size} bytes")
+                if remote.md5 and md5 != remote.md5:
+                    raise TransferMismatch("MD5 differs from the object's ETag")
         finally:
             with _LIVE_LOCK:
-                _LIVE_TEMPS.discard(tmp.name)
+                _LIVE_TOKENS.discard(token)
 
     with_retries(attempt, policy, cancel, f"s3://{remote.bucket}/{remote.key}")
     if credited < remote.size:

@@ -17,6 +17,8 @@ import anyio.lowlevel
 from pydantic import BaseModel, Field
 
 from idc_mcp.catalog.database import Catalog
+from idc_mcp.catalog.license_policy import CommercialUse
+from idc_mcp.catalog.sources import series_license
 from idc_mcp.config import Settings
 from idc_mcp.download import engine
 from idc_mcp.download.engine import Options, Outcome, Progress, download
@@ -43,6 +45,7 @@ class PlannedSeries(BaseModel):
 class LicenseSummary(BaseModel):
     license_short_name: str
     license_url: str | None
+    commercial_use: CommercialUse = Field(description="the same verdict check_licenses gives")
     series_count: int
     collections: list[str]
 
@@ -86,12 +89,18 @@ def to_result(outcome: Outcome) -> DownloadResult:
     for sf in outcome.series:
         s = sf.series
         name = s.license_short_name or "unknown"
-        src = outcome.sources.get((s.source_doi or "").lower())
-        entry = summary.setdefault(
-            name, LicenseSummary(license_short_name=name, license_url=None, series_count=0, collections=[])
-        )
+        if name not in summary:
+            src = outcome.sources.get((s.source_doi or "").lower())
+            lic = series_license(s.license_short_name, src)
+            summary[name] = LicenseSummary(
+                license_short_name=name,
+                license_url=lic.url,
+                commercial_use=lic.terms.commercial_use,
+                series_count=0,
+                collections=[],
+            )
+        entry = summary[name]
         entry.series_count += 1
-        entry.license_url = entry.license_url or (src.license_url if src else None)
         if s.collection_id not in entry.collections:
             entry.collections.append(s.collection_id)
     plan = None
@@ -127,10 +136,16 @@ def to_result(outcome: Outcome) -> DownloadResult:
             )
         if outcome.too_many_for_one_call:
             step += " " + engine.too_many_message([sf.series for sf in outcome.series])
-    elif any(k != "CC BY 4.0" for k in summary):
-        step = "Done. Some data is not CC BY 4.0: read the LICENSE files before sharing or commercial use."
+    elif restricted := [k for k, v in summary.items() if v.commercial_use != "allowed"]:
+        step = (
+            f"Done. Not for commercial use without reading the terms: {', '.join(sorted(restricted))} "
+            "(see the LICENSE files, or check_licenses). Cite the sources in the CITATION files."
+        )
     else:
-        step = "Done. Cite the sources in the CITATION files when you publish."
+        step = (
+            "Done. Every license allows commercial use with attribution: cite the sources in the CITATION "
+            "files when you publish."
+        )
     renamed = [f"{f.renamed_from} -> {f.dest.name}" for f in outcome.renamed[:MAX_RENAMED_SHOWN]]
     if outcome.renamed:
         step += (

@@ -5,8 +5,9 @@ Where they come from (read from idc-index 0.13's `fetch_index`): after `clinical
 exported to parquet) with s5cmd, and `get_clinical_table(short_table_name)` reads
 `clinical_data/<short_table_name>`. IDC documents its BigQuery exports as one folder of parquet shards per
 table; that layout could not be checked against the live bucket here, so single files are accepted too.
-We list the same prefix with the anonymous S3 ListObjectsV2 HTTP API at `IDC_MCP_S3_ENDPOINT_URL`, check
-each object's size and MD5 (its ETag, for single-part uploads), and load every table into one DuckDB file,
+We list the same prefix with the one anonymous S3 client (`object_store`, retries with backoff) at
+`IDC_MCP_S3_ENDPOINT_URL`, check each object's size and MD5 (its ETag, for single-part uploads), and load
+every table into one DuckDB file,
 `clinical.duckdb`, attached read-only. With `IDC_MCP_INDEX_DIR`, the tables are read from its
 `clinical_data/` folder (the layout s5cmd produces: `clinical_data/<short_table_name>/*.parquet`;
 `clinical_data/<short_table_name>.parquet` also works).
@@ -14,24 +15,22 @@ each object's size and MD5 (its ETag, for single-part uploads), and load every t
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import urllib.parse
-import xml.etree.ElementTree as ET
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from idc_mcp import object_store
 from idc_mcp.catalog.database import Catalog
 from idc_mcp.catalog.schemas import all_tables
 from idc_mcp.config import DEFAULT_S3_ENDPOINT, Settings
-from idc_mcp.indices import http_fetch
+from idc_mcp.files import atomic_output, file_lock
 from idc_mcp.indices.common import CLINICAL_PREFIX, FetchResult, Progress, index_folder
 from idc_mcp.indices.store import (
     IndexFetchError,
     convert,
-    file_lock,
     read_json,
     remove_leftovers,
     temp_path,
@@ -44,7 +43,8 @@ PATIENT_COLUMN = "dicom_patient_id"
 STEM = "clinical"  # clinical.duckdb, clinical.json
 MAX_BYTES = 1 << 30
 MAX_OBJECTS = 10_000
-MAX_PAGES = 100
+RETRY = object_store.RetryPolicy(attempts=3)  # a failing mirror costs seconds, not a minute
+_NEVER = threading.Event()  # fetch_index is not cancelled midway
 _MD5 = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -81,31 +81,41 @@ def table_name(short_table_name: str) -> str | None:
     return name
 
 
+def _client(settings: Settings) -> Any:
+    timeout = settings.fetch_timeout_s
+    return object_store.make_client(settings.s3_endpoint_url, 4, timeout, timeout)
+
+
 def list_objects(settings: Settings) -> list[RemoteObject]:
-    bucket = bucket_url(settings)
+    """The parquet objects under the clinical prefix (bounded: at most MAX_OBJECTS)."""
     prefix = source_prefix(settings)
-    objects: list[RemoteObject] = []
-    token: str | None = None
-    for _ in range(MAX_PAGES):
-        query = {"list-type": "2", "prefix": prefix}
-        if token:
-            query["continuation-token"] = token
-        url = f"{bucket}?{urllib.parse.urlencode(query)}"
-        try:
-            root = ET.fromstring(http_fetch.get_small(url, settings.fetch_timeout_s))
-        except ET.ParseError as exc:
-            raise IndexFetchError(f"{url} did not return an S3 listing ({exc})") from exc
-        for item in root.iterfind("{*}Contents"):
-            key, size = item.findtext("{*}Key") or "", item.findtext("{*}Size") or ""
-            if key.endswith(".parquet") and size.isdigit():
-                etag = (item.findtext("{*}ETag") or "").strip('"').lower()
-                objects.append(RemoteObject(key=key, size=int(size), etag=etag))
-        token = root.findtext("{*}NextContinuationToken")
-        if (root.findtext("{*}IsTruncated") or "").lower() != "true" or not token:
-            return objects
-        if len(objects) > MAX_OBJECTS:
-            break
-    raise IndexFetchError(f"the clinical listing at {bucket}/{prefix} has too many objects")
+    listed = object_store.with_retries(
+        lambda: object_store.list_objects(_client(settings), BUCKET, prefix, limit=MAX_OBJECTS),
+        RETRY,
+        _NEVER,
+        f"listing s3://{BUCKET}/{prefix}",
+    )
+    if len(listed) > MAX_OBJECTS:
+        raise IndexFetchError(f"the clinical listing at {bucket_url(settings)}/{prefix} has too many objects")
+    return [
+        RemoteObject(key=o["Key"], size=int(o["Size"]), etag=str(o.get("ETag", "")).strip('"').lower())
+        for o in listed
+        if str(o.get("Key", "")).endswith(".parquet")
+    ]
+
+
+def _fetch_object(settings: Settings, obj: RemoteObject, local: Path) -> None:
+    """One object into `local`, checked against the listing's size and MD5; retried like downloads."""
+
+    def attempt() -> None:
+        with open(local, "wb") as out:
+            size, md5 = object_store.stream_object(_client(settings), BUCKET, obj.key, out, _NEVER)
+        if size != obj.size:
+            raise object_store.TransferMismatch(f"received {size} bytes but the listing says {obj.size}")
+        if _MD5.match(obj.etag) and md5 != obj.etag:
+            raise object_store.TransferMismatch(f"failed its checksum: md5 {md5} != ETag {obj.etag}")
+
+    object_store.with_retries(attempt, RETRY, _NEVER, f"s3://{BUCKET}/{obj.key}")
 
 
 def _table_for(relative: str) -> str | None:
@@ -133,15 +143,10 @@ def _download_all(
         table = _table_for(obj.key[len(prefix) :])
         if table is None:
             continue
-        url = f"{bucket}/{urllib.parse.quote(obj.key)}"
         local = work / f"{number}.parquet"  # never a name taken from the listing
-        got = http_fetch.download(url, local, settings.fetch_timeout_s)
-        if got.size != obj.size:
-            raise IndexFetchError(f"{url} sent {got.size} bytes but the listing says {obj.size}")
-        if _MD5.match(obj.etag) and got.md5 != obj.etag:
-            raise IndexFetchError(f"{url} failed its checksum: md5 {got.md5} != ETag {obj.etag}")
+        _fetch_object(settings, obj, local)
         tables.setdefault(table, []).append(local)
-        done += got.size
+        done += obj.size
         if progress:
             progress(done, total, f"clinical tables: {len(tables)} so far")
     return tables, f"{bucket}/{prefix}"
@@ -167,7 +172,6 @@ def _local_tables(settings: Settings) -> tuple[dict[str, list[Path]], str]:
 
 def _install(settings: Settings, folder: Path, target: Path, progress: Progress | None) -> None:
     work = temp_path(folder, STEM, "parts")
-    db_tmp = temp_path(folder, STEM, "tmp")
     work.mkdir(parents=True)
     try:
         try:
@@ -175,25 +179,22 @@ def _install(settings: Settings, folder: Path, target: Path, progress: Progress 
                 tables, source = _local_tables(settings)
             else:
                 tables, source = _download_all(settings, work, progress)
-        except http_fetch.FetchFailed as exc:
+        except (object_store.ObjectError, object_store.StoreUnavailable) as exc:
             raise IndexFetchError(str(exc)) from exc
         if progress:
             progress(1, 1, f"converting {len(tables)} clinical tables")
-        counts = convert(tables, db_tmp, settings)
-        record: dict[str, Any] = {
-            "source": source,
-            "tables": {
-                name: {"row_count": counts[name], "size_bytes": sum(f.stat().st_size for f in files)}
-                for name, files in tables.items()
-            },
-        }
-        write_json_atomic(folder / f"{STEM}.json", record)
-        os.replace(db_tmp, target)
+        with atomic_output(target) as db_tmp:
+            counts = convert(tables, db_tmp, settings)
+            record: dict[str, Any] = {
+                "source": source,
+                "tables": {
+                    name: {"row_count": counts[name], "size_bytes": sum(f.stat().st_size for f in files)}
+                    for name, files in tables.items()
+                },
+            }
+            write_json_atomic(folder / f"{STEM}.json", record)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-        db_tmp.unlink(missing_ok=True)
-        db_tmp.with_name(db_tmp.name + ".wal").unlink(missing_ok=True)
-        shutil.rmtree(db_tmp.with_name(db_tmp.name + ".tmp"), ignore_errors=True)
 
 
 def table_sizes(settings: Settings) -> dict[str, int]:

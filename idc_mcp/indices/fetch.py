@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import shutil
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,7 +24,7 @@ from idc_mcp.catalog.database import Catalog
 from idc_mcp.catalog.schemas import JOIN_KEYS, TableInfo, all_tables, get_table
 from idc_mcp.config import Settings
 from idc_mcp.diagnostics.fuzzy import closest
-from idc_mcp.files import shown
+from idc_mcp.files import atomic_output, shown
 from idc_mcp.indices import clinical, http_fetch
 from idc_mcp.indices.common import (
     CLINICAL_INDEX,
@@ -284,7 +282,16 @@ def fetch_index(
             break
     else:
         raise IndexFetchError(f"{target} could not be attached even after fetching it again.")
-    record = read_json(folder / f"{info.name}.json")
+    record_path = folder / f"{info.name}.json"
+    record = read_json(record_path)
+    if record:
+        checksum = str(record.get("checksum", "verified when it was fetched"))
+    else:  # the index was verified when fetched, but nothing here can show it any more
+        log.warning("the fetch record %s could not be read", record_path)
+        checksum = (
+            f"unknown: its fetch record ({record_path.name}) could not be read. To verify it again, "
+            f"delete {target.name} from {folder} and call fetch_index again."
+        )
     result = FetchResult(
         name=info.name,
         status=status,
@@ -293,7 +300,7 @@ def fetch_index(
         size_bytes=record.get("size_bytes"),
         source=str(record.get("source", target)),
         sha256=record.get("sha256"),
-        checksum=str(record.get("checksum", "verified when it was fetched")),
+        checksum=checksum,
     )
     if info.name == CLINICAL_INDEX:
         clinical.install_clinical_tables(catalog, result, progress)
@@ -325,23 +332,19 @@ def _install(
     limits: http_fetch.Limits = http_fetch.NO_LIMITS,
 ) -> None:
     work = temp_path(folder, info.name, "part")
-    db_tmp = temp_path(folder, info.name, "tmp")
     try:
         record = _obtain(settings, info, work, progress, limits)
         if progress:
             progress(1, 1, f"converting {info.name}")
-        try:
-            counts = convert({info.name: [Path(record.pop("path"))]}, db_tmp, settings)
-        except IndexFetchError as exc:
-            raise IndexFetchError(f"{record['source']} was refused: {exc}. Nothing was cached.") from exc
-        record["row_count"] = counts[info.name]
-        write_json_atomic(folder / f"{info.name}.json", record)
-        os.replace(db_tmp, target)
+        with atomic_output(target) as db_tmp:
+            try:
+                counts = convert({info.name: [Path(record.pop("path"))]}, db_tmp, settings)
+            except IndexFetchError as exc:
+                raise IndexFetchError(f"{record['source']} was refused: {exc}. Nothing was cached.") from exc
+            record["row_count"] = counts[info.name]
+            write_json_atomic(folder / f"{info.name}.json", record)
     finally:
         work.unlink(missing_ok=True)
-        db_tmp.unlink(missing_ok=True)
-        db_tmp.with_name(db_tmp.name + ".wal").unlink(missing_ok=True)
-        shutil.rmtree(db_tmp.with_name(db_tmp.name + ".tmp"), ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------------------------- messages

@@ -1,4 +1,4 @@
-"""The on-disk side of fetched indices: locks, temp files, fetch records, parquet checks and conversion.
+"""The on-disk side of fetched indices: temp files, fetch records, parquet checks and conversion.
 
 A fetched index is trusted only after `check_schema` (readable parquet, the bundled schema's columns) and
 `convert` (every row read into a DuckDB file). Everything in progress is a dot-file named
@@ -7,7 +7,6 @@ A fetched index is trusted only after `check_schema` (readable parquet, the bund
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -25,6 +24,7 @@ import duckdb
 from idc_mcp.catalog.schemas import TableInfo
 from idc_mcp.catalog.sqltext import quote_identifier
 from idc_mcp.config import Settings
+from idc_mcp.files import file_lock, write_text
 from idc_mcp.indices import http_fetch
 
 
@@ -32,30 +32,20 @@ class IndexFetchError(Exception):
     """fetch_index failed; the message says what was tried and what to do next."""
 
 
-@contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """An exclusive lock between processes and threads (flock locks belong to each open file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 class LockBusy(IndexFetchError):
     """Another fetch holds the lock and did not release it in time."""
 
 
+LOCK_POLL_S = 0.2
+
+
 @contextmanager
 def bounded_lock(path: Path, wait_s: float, cancel: threading.Event | None = None) -> Iterator[None]:
-    """An exclusive lock between processes and threads (filelock) that a waiting caller gives up on: after
-    `wait_s` seconds (LockBusy) or once `cancel` is set (Cancelled)."""
-    import filelock  # imported when a fetch starts, not at server start
+    """The lock of `files.file_lock`, which a waiting caller gives up on: after `wait_s` seconds
+    (LockBusy) or once `cancel` is set (http_fetch.FetchCancelled)."""
+    import filelock
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lock = filelock.FileLock(str(path))
+    lock = file_lock(path)
     give_up = time.monotonic() + wait_s
     while True:
         if cancel is not None and cancel.is_set():
@@ -72,9 +62,6 @@ def bounded_lock(path: Path, wait_s: float, cancel: threading.Event | None = Non
         lock.release()
 
 
-LOCK_POLL_S = 0.2
-
-
 def temp_path(folder: Path, stem: str, suffix: str) -> Path:
     return folder / f".{stem}.{os.getpid()}.{threading.get_ident()}.{suffix}"
 
@@ -89,9 +76,7 @@ def remove_leftovers(folder: Path, stem: str) -> None:
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = temp_path(path.parent, path.stem, "meta.tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-    os.replace(tmp, path)
+    write_text(path, json.dumps(data, indent=1, sort_keys=True))
 
 
 def read_json(path: Path) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from sqlglot.errors import ParseError, TokenError
 from sqlglot.tokens import Token, TokenType
 
 from idc_mcp.sql.bounds import SQLRejected, bound_sizes, function_label, literal_int
+from idc_mcp.sql.scopes import cte_references
 
 __all__ = [
     "SQLRejected",
@@ -157,29 +158,6 @@ def _tree_depth(node: exp.Expression) -> int:
     return best
 
 
-def _visible_ctes(table: exp.Table) -> set[str]:
-    """Names of the CTEs in scope at `table` (lower case), following SQL scoping.
-
-    A CTE is visible in the body of the query that defines it and in the CTEs defined after it in the
-    same WITH, never outside that query: a name defined in a subquery must not vouch for a table of
-    the same name elsewhere (e.g. a system view or a file name).
-    """
-    visible: set[str] = set()
-    child: exp.Expression = table
-    node = table.parent
-    while node is not None:
-        with_ = node.args.get("with_") if isinstance(node, exp.Query) else None
-        if isinstance(with_, exp.With) and child is not with_:
-            visible.update(cte.alias_or_name.lower() for cte in with_.expressions)
-        elif isinstance(node, exp.With) and isinstance(child, exp.CTE):
-            for cte in node.expressions:
-                if cte is child:
-                    break
-                visible.add(cte.alias_or_name.lower())
-        child, node = node, node.parent
-    return visible
-
-
 def parse_one_statement(sql: str) -> exp.Expression:
     """Parse exactly one statement (duckdb dialect), refusing anything else with a clear reason."""
     if not isinstance(sql, str) or not sql.strip():
@@ -259,8 +237,11 @@ def validate(
     known = {t.lower(): t for t in known_tables}
     missing = {t.lower(): t for t in not_installed}
     used: list[str] = []
+    # A name vouched for by a CTE must be one visible where it stands: a CTE defined in a subquery
+    # must not vouch for a table of the same name elsewhere (e.g. a system view or a file name).
+    ctes = cte_references(root)
     for table in root.find_all(exp.Table):
-        _check_table(table, known, missing)
+        _check_table(table, known, missing, id(table) in ctes)
         name = table.name.lower()
         if name in known and known[name] not in used:
             used.append(known[name])
@@ -289,7 +270,7 @@ def _check_function(node: exp.Func) -> None:
     )
 
 
-def _check_table(table: exp.Table, known: dict[str, str], missing: dict[str, str]) -> None:
+def _check_table(table: exp.Table, known: dict[str, str], missing: dict[str, str], is_cte: bool) -> None:
     if not isinstance(table.this, exp.Identifier):
         label = table.this.sql(dialect="duckdb")[:80] if table.this else "?"
         raise SQLRejected(
@@ -302,7 +283,7 @@ def _check_table(table: exp.Table, known: dict[str, str], missing: dict[str, str
             f"Use the bare table name, e.g. FROM {table.name}."
         )
     name = table.name.lower()
-    if name in known or name in _visible_ctes(table):
+    if name in known or is_cte:
         return
     if name in missing:
         raise TableNotInstalled(missing[name])

@@ -7,9 +7,12 @@ import decimal
 import json
 import math
 import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 MAX_CELL_CHARS = 2_000
+MAX_REPLY_BYTES = 256 * 1024  # the rows of one reply, as JSON
 
 
 def json_safe(value: Any) -> Any:
@@ -50,3 +53,38 @@ def cut_cell(value: Any, max_chars: int = MAX_CELL_CHARS) -> tuple[Any, bool]:
 
 def json_size(value: Any) -> int:
     return len(json.dumps(value, default=str, ensure_ascii=False).encode())
+
+
+@dataclass
+class Records:
+    """Result rows as JSON-safe records, bounded in size; `notes` say what was cut."""
+
+    rows: list[dict[str, Any]]
+    cut_at_size: bool  # rows were left out to keep the reply under MAX_REPLY_BYTES
+    cells_cut: bool  # some long values were shortened (marked in the value)
+    notes: list[str]
+
+
+def bounded_records(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> Records:
+    """`rows` (values in `columns` order) as records: values made JSON-safe, long cells cut, and no more
+    rows than fit in MAX_REPLY_BYTES."""
+    records: list[dict[str, Any]] = []
+    notes: list[str] = []
+    size = 0
+    cells_cut = cut_at_size = False
+    for row in rows:
+        record: dict[str, Any] = {}
+        for name, value in zip(columns, row, strict=True):
+            safe, was_cut = cut_cell(json_safe(value))
+            cells_cut |= was_cut
+            record[name] = safe
+        size += json_size(record)
+        if size > MAX_REPLY_BYTES:
+            cut_at_size = True
+            notes.append(
+                f"The reply was cut at {len(records)} rows to stay under {MAX_REPLY_BYTES // 1024} KB. "
+                "Select fewer or narrower columns, or fewer rows."
+            )
+            break
+        records.append(record)
+    return Records(records, cut_at_size, cells_cut, notes)

@@ -16,13 +16,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from idc_mcp.catalog.database import Catalog
+from idc_mcp.catalog.sources import clean_citation, lookup_sources
+from idc_mcp.tools.citation_authors import full_family, parse_authors
 from idc_mcp.tools.selection import Selection, SelectionError, resolve_selection, selection_where
 
 CitationFormat = Literal["text", "apa", "bibtex", "csl-json"]
 MAX_COLLECTIONS_PER_ENTRY = 20
 MAX_DATASET_ENTRIES = 250  # more than the DOIs in the whole release today; a bound all the same
 
-_INITIALS = r"(?:[^\W\d_]{1,2}\.[\s-]*)+"
 IDC_PAPER_DOI = "10.1148/rg.230180"
 _IDC_PAPER = {
     "authors": "Fedorov, A., et al.",
@@ -73,13 +74,6 @@ class Citations(BaseModel):
     summary: str
 
 
-def clean_citation(raw: str) -> str:
-    """Metadata citation HTML -> plain text: entities decoded, tags dropped, whitespace collapsed."""
-    text = html.unescape(raw)
-    text = re.sub(r"<[^>]+>", "", text)
-    return re.sub(r"\s+", " ", text).strip()
-
-
 def parse_citation(raw: str, doi: str) -> ParsedCitation:
     """Pull authors, year, title, version and publisher out of DataCite's APA text."""
     unescaped = re.sub(r"\s+", " ", html.unescape(raw)).strip()
@@ -112,55 +106,52 @@ def parse_citation(raw: str, doi: str) -> ParsedCitation:
 
 def split_authors(authors: str | None) -> list[dict[str, str]]:
     """APA author text -> CSL names: 'Hugo, G. D., Weiss, E., & Lu, J.' -> family/given pairs."""
-    if not authors:
-        return []
-    # APA shortens long lists to "A, B., … Z, Y."; the ellipsis is not part of a name.
-    tokens = [t.strip(" …") for t in re.split(r",\s*(?:&\s*)?|\s+&\s+", authors) if t.strip(" …")]
-    names: list[dict[str, str]] = []
-    i = 0
-    while i < len(tokens):
-        token = tokens[i]
-        nxt = tokens[i + 1] if i + 1 < len(tokens) else ""
-        if nxt and re.fullmatch(_INITIALS, nxt):
-            names.append({"family": token, "given": nxt})
-            i += 2
-        else:
-            names.append(_full_name(token))
-            i += 1
-    return names
-
-
-def _full_name(token: str) -> dict[str, str]:
-    """'Andrey Fedorov.' -> given/family; longer strings (organisations) stay literal."""
-    words = token.split()
-    if len(words) == 2 and re.fullmatch(_INITIALS, words[1]):  # 'Válek V.'
-        return {"family": words[0], "given": words[1]}
-    words = token.rstrip(".").split()
-    if 2 <= len(words) <= 3 and all(w[:1].isupper() for w in words):
-        return {"family": words[-1], "given": " ".join(words[:-1])}
-    return {"literal": token}
+    return parse_authors(authors).names
 
 
 def _bib_escape(text: str) -> str:
     return re.sub(r"([&%$#_{}])", r"\\\1", text).replace("~", r"\~{}").replace("^", r"\^{}")
 
 
+MAX_KEY_NAME = 16
+MAX_KEY_SLUG = 16
+
+
 def _bib_key(names: list[dict[str, str]], year: str | None, doi: str) -> str:
-    first = names[0].get("family") or names[0].get("literal", "") if names else "idc"
-    ascii_name = unicodedata.normalize("NFKD", first).encode("ascii", "ignore").decode().lower()
-    slug = re.sub(r"[^a-z0-9]", "", doi.lower().split("/")[-1])[-12:]
-    return f"{re.sub(r'[^a-z]', '', ascii_name) or 'idc'}{year or ''}_{slug}"
+    """`<family><year>_<slug>`, at most 37 characters: the first author's family name (an organisation's
+    acronym in brackets, else its first word) and the DOI's last part ('zenodo' kept before digits)."""
+    first = names[0] if names else {"literal": "idc"}
+    if "literal" in first:
+        acronym = re.search(r"\(([^)]+)\)", first["literal"])
+        words = [w for w in first["literal"].split() if w.lower() != "the"]
+        label = acronym.group(1) if acronym else (words[0] if words else "idc")
+    else:
+        label = full_family(first)
+    ascii_name = unicodedata.normalize("NFKD", label).encode("ascii", "ignore").decode().lower()
+    name = re.sub(r"[^a-z]", "", ascii_name)[:MAX_KEY_NAME] or "idc"
+    parts = [re.sub(r"[^a-z0-9]", "", p) for p in doi.lower().split("/")[-1].split(".")]
+    slug = parts[-1] if not parts[-1].isdigit() or len(parts) == 1 else parts[-2] + parts[-1]
+    return f"{name}{year or ''}_{slug[-MAX_KEY_SLUG:]}"
 
 
 def _bib_name(name: dict[str, str]) -> str:
+    """BibTeX's 'von Last, Jr, First'; a family name with inner lowercase words or an organisation is
+    braced, so that BibTeX keeps it whole (never split at 'and' or read as a 'von' part)."""
     if "literal" in name:
         return "{" + _bib_escape(name["literal"]) + "}"
-    return _bib_escape(f"{name['family']}, {name['given']}")
+    family = _bib_escape(name["family"])
+    if any(w[:1].islower() for w in name["family"].split()):
+        family = "{" + family + "}"
+    if "non-dropping-particle" in name:
+        family = f"{_bib_escape(name['non-dropping-particle'])} {family}"
+    parts = [family, _bib_escape(name["suffix"]) if "suffix" in name else None, _bib_escape(name["given"])]
+    return ", ".join(p for p in parts if p)
 
 
 def _dataset_formats(parsed: ParsedCitation, raw: str | None) -> dict[str, Any]:
     url = f"https://doi.org/{parsed.doi}"
-    names = split_authors(parsed.authors)
+    authors = parse_authors(parsed.authors)
+    names = authors.names
     if raw is None:
         text = f"Data set with DOI {parsed.doi}. {url}"
         apa = text
@@ -168,7 +159,8 @@ def _dataset_formats(parsed: ParsedCitation, raw: str | None) -> dict[str, Any]:
         text = clean_citation(raw)
         apa = text.replace(parsed.title, f"*{parsed.title}*", 1) if parsed.title else text
     key = _bib_key(names, parsed.year, parsed.doi)
-    fields = [("author", " and ".join(_bib_name(n) for n in names))] if names else []
+    listed = [_bib_name(n) for n in names] + (["others"] if authors.elided else [])
+    fields = [("author", " and ".join(listed))] if names else []
     fields += [
         ("title", "{" + _bib_escape(parsed.title or f"Data set {parsed.doi}") + "}"),
         ("year", parsed.year or ""),
@@ -187,6 +179,8 @@ def _dataset_formats(parsed: ParsedCitation, raw: str | None) -> dict[str, Any]:
         csl["title"] = parsed.title
     if names:
         csl["author"] = names
+    if authors.elided:
+        csl["note"] = "The source lists only some of the authors (APA ellipsis); the others are not named."
     if parsed.year:
         csl["issued"] = {"date-parts": [[int(parsed.year)]]}
     if parsed.publisher:
@@ -194,6 +188,11 @@ def _dataset_formats(parsed: ParsedCitation, raw: str | None) -> dict[str, Any]:
     if parsed.version:
         csl["version"] = parsed.version
     return {"text": text, "apa": apa, "bibtex": bib, "csl-json": csl}
+
+
+def idc_paper_text() -> str:
+    """The IDC platform paper as plain text (get_citations' entry; the CITATION sidecars end with it)."""
+    return str(_paper_formats()["text"])
 
 
 def _paper_formats() -> dict[str, Any]:
@@ -232,24 +231,13 @@ def get_citations(catalog: Catalog, selection: Selection, fmt: CitationFormat = 
     where, params = selection_where(resolved)
     rows = catalog.execute(
         f"""
-        WITH sel AS (
-            SELECT lower(source_DOI) AS doi, count(*) AS n,
-                   list(DISTINCT collection_id ORDER BY collection_id) AS cols
-            FROM index WHERE {where} AND source_DOI IS NOT NULL GROUP BY 1
-        ),
-        cites AS (
-            SELECT lower(source_DOI) AS doi, citation, 0 AS pref FROM analysis_results_index
-            UNION ALL
-            SELECT lower(u.s.source_doi), u.s.citation, 1 FROM collections_index, unnest(sources) AS u(s)
-        ),
-        best AS (
-            SELECT doi, arg_min(citation, pref) AS citation FROM cites WHERE citation IS NOT NULL GROUP BY doi
-        )
-        SELECT sel.doi, sel.n, sel.cols, best.citation FROM sel LEFT JOIN best USING (doi)
-        ORDER BY sel.n DESC, sel.doi
+        SELECT lower(source_DOI) AS doi, count(*) AS n, list(DISTINCT collection_id ORDER BY collection_id)
+        FROM index WHERE {where} AND source_DOI IS NOT NULL GROUP BY 1 ORDER BY n DESC, doi
         """,
         params,
     ).rows
+    sources = lookup_sources(catalog, [r[0] for r in rows])
+    rows = [(doi, n, cols, getattr(sources.get(doi), "raw_citation", None)) for doi, n, cols in rows]
     missing_doi = catalog.execute(
         f"SELECT count(*) FROM index WHERE {where} AND source_DOI IS NULL", params
     ).rows[0][0]

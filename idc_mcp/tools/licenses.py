@@ -1,77 +1,22 @@
 """check_licenses: which licenses cover a selection, and may it be used commercially.
 
-The verdict is derived from the license text itself (short name, long name, URL in the bundled
-metadata): Creative Commons licenses without NC allow commercial use with attribution; NC licenses do
-not; anything else (e.g. the NLM terms) is reported as "check the terms" rather than guessed.
+The verdict comes from the one license policy (`catalog.license_policy`), which the download result and
+the LICENSE sidecars use too: Creative Commons licenses without NC allow commercial use with
+attribution; NC licenses do not; anything else (e.g. the NLM terms) is "check the terms", never guessed.
 """
 
 from __future__ import annotations
 
-import re
-from typing import Literal
-
 from pydantic import BaseModel, Field
 
 from idc_mcp.catalog.database import Catalog
+from idc_mcp.catalog.license_policy import CommercialUse, agrees, license_terms, resolve_license
+from idc_mcp.catalog.sources import SOURCES_SQL
 from idc_mcp.tools.selection import Selection, resolve_selection, selection_where
 
+__all__ = ["check_licenses", "license_terms"]
+
 MAX_COLLECTIONS_LISTED = 50
-
-CommercialUse = Literal["allowed", "not allowed", "check the terms"]
-
-# The catalog's license metadata, per source DOI: the license each series' source_DOI points to.
-_LICENSE_SOURCES = """
-    SELECT lower(u.s.source_doi) AS doi, u.s.license.license_short_name AS short_name,
-           u.s.license.license_long_name AS long_name, u.s.license.license_url AS url
-    FROM collections_index, unnest(sources) AS u(s)
-    UNION ALL
-    SELECT lower(source_DOI), license_short_name, license_long_name, license_url FROM analysis_results_index
-"""
-
-
-class LicenseTerms(BaseModel):
-    commercial_use: CommercialUse = Field(description="derived from the license text; never guessed")
-    attribution_required: bool | None = Field(description="null when the terms must be read")
-    conditions: list[str] = Field(description="obligations and restrictions, in plain words")
-
-
-def license_terms(
-    short_name: str | None, long_name: str | None = None, url: str | None = None
-) -> LicenseTerms:
-    """What a license allows, from its name and URL. Unknown licenses are never assumed permissive."""
-    text = " ".join(t for t in (short_name, long_name, url) if t).casefold()
-    is_cc = bool(re.search(r"\bcc[ -]?by\b|creative ?commons|creativecommons\.org/licenses/", text))
-    non_commercial = bool(re.search(r"\bby-nc\b|\bnc\b|non-?commercial", text))
-    if re.search(r"\bcc0\b|publicdomain", text):
-        return LicenseTerms(
-            commercial_use="allowed", attribution_required=False, conditions=["public domain"]
-        )
-    if is_cc and non_commercial:
-        return LicenseTerms(
-            commercial_use="not allowed",
-            attribution_required=True,
-            conditions=["non-commercial use only", "attribution required (cite the data)"],
-        )
-    if is_cc:
-        conditions = ["attribution required (cite the data)"]
-        if re.search(r"\bby-sa\b|sharealike|share-alike", text):
-            conditions.append("share adaptations under the same license")
-        if re.search(r"\bby-nd\b|noderiv", text):
-            conditions.append("no derivatives may be shared")
-        return LicenseTerms(commercial_use="allowed", attribution_required=True, conditions=conditions)
-    return LicenseTerms(
-        commercial_use="check the terms",
-        attribution_required=None,
-        conditions=["not a Creative Commons license: read the terms at the license URL before any use"],
-    )
-
-
-def creative_commons_url(short_name: str) -> str | None:
-    """'CC BY-NC 3.0' -> https://creativecommons.org/licenses/by-nc/3.0/ (None for other licenses)."""
-    match = re.fullmatch(r"CC (BY(?:-(?:NC|SA|ND)){0,2}) (\d\.\d)", short_name.strip(), flags=re.IGNORECASE)
-    if not match:
-        return None
-    return f"https://creativecommons.org/licenses/{match.group(1).lower()}/{match.group(2)}/"
 
 
 class LicenseGroup(BaseModel):
@@ -108,9 +53,9 @@ def _metadata_license(
     rows = catalog.execute(
         f"""
         WITH sel AS (SELECT DISTINCT lower(source_DOI) AS doi, license_short_name FROM index WHERE {where}),
-             src AS ({_LICENSE_SOURCES})
-        SELECT DISTINCT sel.license_short_name, src.long_name, src.url
-        FROM sel JOIN src ON src.doi = sel.doi AND src.short_name = sel.license_short_name
+             src AS ({SOURCES_SQL})
+        SELECT DISTINCT sel.license_short_name, src.license_long_name, src.license_url
+        FROM sel JOIN src ON src.doi = sel.doi AND src.license_short_name = sel.license_short_name
         ORDER BY 1, 3
         """,
         params,
@@ -120,13 +65,9 @@ def _metadata_license(
         current = chosen.get(short)
         # Prefer an entry whose own terms agree with the short name: the metadata has a few mismatches
         # (e.g. a 'CC BY-NC 3.0' source whose URL is the CC BY page).
-        if current is None or (not _agrees(short, current) and _agrees(short, (long_name, url))):
+        if current is None or (not agrees(short, *current) and agrees(short, long_name, url)):
             chosen[short] = (long_name, url)
     return chosen
-
-
-def _agrees(short: str, entry: tuple[str | None, str | None]) -> bool:
-    return license_terms(short).commercial_use == license_terms(None, entry[0], entry[1]).commercial_use
 
 
 def check_licenses(catalog: Catalog, selection: Selection) -> LicenseReport:
@@ -144,25 +85,16 @@ def check_licenses(catalog: Catalog, selection: Selection) -> LicenseReport:
     groups: list[LicenseGroup] = []
     notes: list[str] = []
     for short, count, size, collections in rows:
-        long_name, url = metadata.get(short, (None, None))
         # The short name on the series governs; the metadata supplies the long name and URL.
-        terms = license_terms(short)
-        if terms.commercial_use == "check the terms" and (long_name or url):
-            terms = license_terms(short, long_name, url)
-        if url and not _agrees(short or "", (long_name, url)):
-            canonical = creative_commons_url(short or "")
-            notes.append(
-                f"The metadata gives {url} for {short!r}, which does not match the name; the name governs"
-                + (f", and its own URL {canonical} is reported." if canonical else ".")
-            )
-            if canonical:
-                long_name, url = None, canonical
-        url = url or creative_commons_url(short or "")  # no metadata entry: the CC license's own page
+        lic = resolve_license(short, *metadata.get(short, (None, None)))
+        if lic.note:
+            notes.append(lic.note)
+        terms = lic.terms
         groups.append(
             LicenseGroup(
                 license=short or "(none)",
-                license_long_name=long_name,
-                license_url=url,
+                license_long_name=lic.long_name,
+                license_url=lic.url,
                 commercial_use=terms.commercial_use,
                 attribution_required=terms.attribution_required,
                 conditions=terms.conditions,

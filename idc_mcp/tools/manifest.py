@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Literal
 
@@ -146,19 +144,15 @@ def _write(download_root: Path, requested: str, text: str) -> Path:
         )
     _check_replaceable(requested, target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    final = files.ensure_inside(download_root, target)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        # Checked again just before the rename: a folder or link swapped in meanwhile is not replaced.
-        if final.is_dir() or final.is_symlink():
-            raise ManifestError(f"{str(final)!r} became a folder or link; not overwritten.")
-        os.replace(tmp, final)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return final
+    with files.atomic_write(target, root=download_root, before_replace=_refuse_folder_or_link) as out:
+        out.write(text)
+    return files.ensure_inside(download_root, target)
+
+
+def _refuse_folder_or_link(final: Path) -> None:
+    # Checked again just before the rename: a folder or link swapped in meanwhile is not replaced.
+    if final.is_dir() or final.is_symlink():
+        raise ManifestError(f"{str(final)!r} became a folder or link; not overwritten.")
 
 
 def export_manifest(

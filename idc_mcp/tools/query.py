@@ -7,15 +7,15 @@ from typing import Any
 import duckdb
 from pydantic import BaseModel, Field
 
-from idc_mcp.catalog.database import Catalog, QueryTimeout
+from idc_mcp.catalog.database import Catalog, QueryTimeout, ResultTooLarge
 from idc_mcp.catalog.schemas import all_tables
 from idc_mcp.diagnostics import explain
 from idc_mcp.indices import fetch
 from idc_mcp.sql import guard
-from idc_mcp.sql.json_values import cut_cell, json_safe, json_size
+from idc_mcp.sql.json_values import MAX_REPLY_BYTES as MAX_REPLY_BYTES  # the bound tests check
+from idc_mcp.sql.json_values import bounded_records
 
 MAX_ROWS_CAP = 1_000
-MAX_REPLY_BYTES = 256 * 1024
 
 
 class QueryError(ValueError):
@@ -62,6 +62,8 @@ def run_query(catalog: Catalog, sql: str, max_rows: int = 100) -> QueryResult:
             f"{exc}. Narrow the query: filter on collection_id or Modality first, avoid cross joins, "
             "and aggregate instead of listing rows."
         ) from exc
+    except ResultTooLarge as exc:  # its message says how to return less
+        raise QueryError(f"{exc}.") from exc
     except duckdb.Error as exc:
         raise QueryError(explain.explain_error(catalog, validated, exc)) from exc
 
@@ -75,25 +77,11 @@ def run_query(catalog: Catalog, sql: str, max_rows: int = 100) -> QueryResult:
             f"(up to {MAX_ROWS_CAP})."
         )
     columns = _unique_names(output.columns)
-    records: list[dict[str, Any]] = []
-    size = 0
-    cells_cut = False
-    for row in rows:
-        record: dict[str, Any] = {}
-        for name, value in zip(columns, row, strict=True):
-            safe, was_cut = cut_cell(json_safe(value))
-            cells_cut |= was_cut
-            record[name] = safe
-        size += json_size(record)
-        if size > MAX_REPLY_BYTES:
-            truncated = True
-            notes.append(
-                f"The reply was cut at {len(records)} rows to stay under {MAX_REPLY_BYTES // 1024} KB. "
-                "Select fewer or narrower columns, or fewer rows."
-            )
-            break
-        records.append(record)
-    if cells_cut:
+    bounded = bounded_records(columns, rows)
+    records = bounded.rows
+    truncated |= bounded.cut_at_size
+    notes.extend(bounded.notes)
+    if bounded.cells_cut:
         notes.append(
             "Some long values were cut (marked '…[cut: …]'). Select substr(column, 1, n) or fewer columns."
         )

@@ -6,7 +6,9 @@ ones are reported by name with the closest known ones, never dropped silently.
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
@@ -18,6 +20,8 @@ from idc_mcp.catalog.sqltext import quote_identifier
 from idc_mcp.diagnostics import explain
 from idc_mcp.diagnostics.fuzzy import closest, resembles
 from idc_mcp.tools.query import QueryError, validate_for
+
+log = logging.getLogger(__name__)
 
 MAX_SELECTION_SERIES = 100_000
 MAX_IDS_PER_ARGUMENT = 10_000
@@ -56,12 +60,24 @@ class SelectionError(ValueError):
 
 @dataclass(frozen=True)
 class Selection:
-    collection_ids: list[str] | None = None
-    patient_ids: list[str] | None = None
-    study_uids: list[str] | None = None
-    series_uids: list[str] | None = None
+    """What a selection tool was asked for: immutable and hashable, so it can key a cache.
+
+    Lists given for the ID arguments (as the tools receive them) are kept as tuples; anything else is
+    kept as given for `resolve_selection` to refuse with a clear message.
+    """
+
+    collection_ids: tuple[str, ...] | None = None
+    patient_ids: tuple[str, ...] | None = None
+    study_uids: tuple[str, ...] | None = None
+    series_uids: tuple[str, ...] | None = None
     sql: str | None = None
     analysis_results: AnalysisResults = "include"
+
+    def __post_init__(self) -> None:
+        for argument, _ in _ID_COLUMNS:
+            values = getattr(self, argument)
+            if isinstance(values, list):
+                object.__setattr__(self, argument, tuple(values))
 
     def is_empty(self) -> bool:
         return not any([self.collection_ids, self.patient_ids, self.study_uids, self.series_uids, self.sql])
@@ -106,11 +122,11 @@ _ID_COLUMNS = (
 )
 
 
-def clean_ids(argument: str, values: list[str] | None, uid: bool) -> list[str] | None:
+def clean_ids(argument: str, values: Sequence[str] | None, uid: bool) -> list[str] | None:
     """Strip, check (UIDs: digits and dots, at most 64 characters) and deduplicate one argument's values."""
     if values is None:
         return None
-    if not isinstance(values, list):
+    if not isinstance(values, list | tuple):
         raise SelectionError(f"{argument} must be a list of strings, e.g. {argument}=['...'].")
     if len(values) > MAX_IDS_PER_ARGUMENT:
         raise SelectionError(
@@ -180,8 +196,12 @@ def report_unknown(catalog: Catalog, argument: str, column: str, values: list[st
     )
 
 
-def _run(catalog: Catalog, sql: str, params: list[object] | None = None) -> QueryOutput:
-    """Run selection SQL, turning a timeout or a DuckDB error in the caller's `sql` into a SelectionError."""
+def _run(catalog: Catalog, sql: str, params: list[object] | None = None, *, caller_sql: bool) -> QueryOutput:
+    """Run selection SQL, turning a timeout or a DuckDB error into a SelectionError.
+
+    A DuckDB error is put down to the caller's `sql` only when the statement contains it
+    (`caller_sql`); otherwise the SQL is ours alone, so it is logged as our failure, not theirs.
+    """
     try:
         return catalog.execute(sql, params)
     except QueryTimeout as exc:
@@ -191,6 +211,12 @@ def _run(catalog: Catalog, sql: str, params: list[object] | None = None) -> Quer
         ) from exc
     except duckdb.Error as exc:
         first = str(exc).splitlines()[0][:300]
+        if not caller_sql:
+            log.error("a selection query we built failed: %s\nSQL: %s", first, sql)
+            raise SelectionError(
+                f"The selection could not be resolved: the server's own query failed ({first}). "
+                "This is not a mistake in the arguments; retry once, and report it if it happens again."
+            ) from exc
         raise SelectionError(
             f"sql failed: {first}. Fix it with query() first (it explains unknown columns), "
             "then pass it here."
@@ -224,7 +250,7 @@ def _sql_predicate(catalog: Catalog, sql: str) -> str:
 def _explain_empty_sql(catalog: Catalog, sql: str) -> None:
     """When the caller's `sql` returns nothing by itself, say why (a wrong value, like `query` does)."""
     validated = validate_for(catalog, sql, SQL_ROW_CEILING)  # already passed in _sql_predicate
-    if _run(catalog, f"SELECT 1 FROM ({validated.sql}) AS _sel LIMIT 1").rows:
+    if _run(catalog, f"SELECT 1 FROM ({validated.sql}) AS _sel LIMIT 1", caller_sql=True).rows:
         return  # it selects rows: the combination with the other arguments is what is empty
     notes = explain.explain_empty(catalog, validated)
     raise SelectionError(
@@ -276,7 +302,7 @@ def resolve_selection(catalog: Catalog, selection: Selection) -> ResolvedSelecti
         + " ORDER BY collection_id, PatientID, StudyInstanceUID, SeriesInstanceUID"
         + f" LIMIT {MAX_SELECTION_SERIES + 1}"
     )
-    uids = [r[0] for r in _run(catalog, sql, params).rows]
+    uids = [r[0] for r in _run(catalog, sql, params, caller_sql=bool(selection.sql)).rows]
     if not uids:
         if selection.sql:
             _explain_empty_sql(catalog, selection.sql)
@@ -286,7 +312,8 @@ def resolve_selection(catalog: Catalog, selection: Selection) -> ResolvedSelecti
             "analysis_result_id set)."
         )
     if len(uids) > MAX_SELECTION_SERIES:
-        total = _run(catalog, "SELECT count(*) FROM index WHERE " + " AND ".join(where), params).rows[0][0]
+        count = "SELECT count(*) FROM index WHERE " + " AND ".join(where)
+        total = _run(catalog, count, params, caller_sql=bool(selection.sql)).rows[0][0]
         raise SelectionError(
             f"The selection matches {total:,} series; at most {MAX_SELECTION_SERIES:,} are accepted "
             "in one call. "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from pydantic import BaseModel, Field
@@ -44,17 +43,10 @@ class SizeEstimate(BaseModel):
     next_step: str
 
 
-def _existing_ancestor(path: Path) -> Path:
-    current = path
-    while not current.exists():
-        current = current.parent
-    return current
-
-
 def disk_space(download_root: Path, download_dir: str, needed_mb: float) -> DiskSpace:
     """Free space where `download_dir` (confined to the download root) is or will be."""
     target = files.resolve_inside(download_root, download_dir)
-    free_mb = shutil.disk_usage(_existing_ancestor(target)).free / BYTES_PER_MB
+    free_mb = files.free_bytes(target) / BYTES_PER_MB
     return DiskSpace(
         download_dir=str(target),
         exists=target.exists(),

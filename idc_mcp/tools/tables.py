@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from idc_mcp.catalog.database import Catalog
+from idc_mcp.catalog.memo import Memo
 from idc_mcp.catalog.schemas import all_tables, get_table
 from idc_mcp.catalog.sqltext import quote_identifier
 from idc_mcp.diagnostics.fuzzy import closest
@@ -122,7 +123,8 @@ def _is_simple_type(dtype: str) -> bool:
     return not any(token in dtype for token in ("STRUCT", "[]", "MAP", "LIST", "UNION"))
 
 
-_PROFILES: dict[tuple[object, ...], TableDescription] = {}
+# Installed tables are read-only: a table's value profile is computed once per catalog and table.
+_PROFILES: Memo[TableDescription] = Memo(maxsize=64)
 
 
 def describe_table(catalog: Catalog, table: str) -> TableDescription:
@@ -149,8 +151,7 @@ def describe_table(catalog: Catalog, table: str) -> TableDescription:
             else [],
             notes=[fetch.not_installed_message(catalog.settings, name)],
         )
-    # Installed tables are read-only: their value profile is computed once per catalog and table.
-    key = (id(catalog), name, catalog.row_count(name), tuple(catalog.columns(name)))
+    key = (catalog.key, name, catalog.row_count(name), tuple(catalog.columns(name)))
     cached = _PROFILES.get(key)
     if cached is not None:
         return cached.model_copy(deep=True)
@@ -201,7 +202,5 @@ def describe_table(catalog: Catalog, table: str) -> TableDescription:
         row_count=catalog.row_count(name),
         columns=columns,
     )
-    if len(_PROFILES) >= 64:
-        _PROFILES.clear()
-    _PROFILES[key] = described
+    _PROFILES.put(key, described)
     return described.model_copy(deep=True)

@@ -1,0 +1,221 @@
+"""The one anonymous S3 client: creation, retries with backoff, listing, streaming one object.
+
+IDC's buckets are public: requests are unsigned. Connection errors, timeouts, cut-off bodies and 5xx
+replies are retried with exponential backoff and full jitter; the waits are interruptible by a cancel
+event. Downloads (`download/`) and the clinical tables (`indices/clinical.py`) both use it.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import random
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, BinaryIO, TypeVar
+
+import botocore.exceptions as bce
+
+CHUNK_BYTES = 1 << 20  # a cancel request is seen after at most one chunk (measured: 1 MiB beats 256 KiB)
+T = TypeVar("T")
+
+
+class Cancelled(Exception):
+    """The caller asked the download to stop."""
+
+
+class StoreUnavailable(Exception):
+    """The object store kept failing after every retry (connection errors, timeouts or 5xx)."""
+
+
+class ObjectError(Exception):
+    """A non-retryable reply for one object (missing, forbidden); the message names it."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 6
+    base_delay_s: float = 0.5
+    max_delay_s: float = 8.0
+
+    def delay(self, attempt: int) -> float:
+        # Full jitter: spreads retries of many workers hitting the same failing store.
+        return random.uniform(0, min(self.max_delay_s, self.base_delay_s * 2**attempt))
+
+
+@functools.lru_cache(maxsize=8)
+def make_client(
+    endpoint_url: str, max_pool: int, connect_timeout_s: float = 10, read_timeout_s: float = 60
+) -> Any:
+    """An unsigned (anonymous) S3 client; retries are ours (see RetryPolicy), so botocore tries once.
+
+    Clients are thread-safe and slow to build (~0.4 s), so one is kept per endpoint and settings.
+    boto3 is imported here (~0.25 s): a rerun with nothing to fetch or list never needs it.
+    """
+    import boto3
+    from botocore import UNSIGNED
+    from botocore.config import Config
+
+    config = Config(
+        signature_version=UNSIGNED,
+        retries={"total_max_attempts": 1, "mode": "standard"},
+        connect_timeout=connect_timeout_s,
+        read_timeout=read_timeout_s,
+        max_pool_connections=max_pool,
+        tcp_keepalive=True,
+    )
+    return boto3.session.Session().client(
+        "s3", endpoint_url=endpoint_url, region_name="us-east-1", config=config
+    )
+
+
+def _retryable(exc: BaseException) -> bool:
+    from urllib3.exceptions import HTTPError as Urllib3Error  # loaded by then (botocore sends with it)
+
+    if isinstance(exc, bce.ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        code = exc.response.get("Error", {}).get("Code", "")
+        return status >= 500 or status == 429 or code in ("SlowDown", "RequestTimeout", "Throttling")
+    return isinstance(
+        exc,
+        bce.EndpointConnectionError
+        | bce.ConnectionError
+        | bce.HTTPClientError
+        | bce.ResponseStreamingError
+        | bce.IncompleteReadError
+        | bce.FlexibleChecksumError
+        | Urllib3Error
+        | ConnectionError
+        | TimeoutError
+        | TransferMismatch,
+    )
+
+
+class TransferMismatch(Exception):
+    """The bytes received do not match the listing (cut short or corrupted in transit)."""
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, bce.ClientError):
+        err = exc.response.get("Error", {})
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "?")
+        return f"HTTP {status} {err.get('Code', '')}".strip()
+    return f"{type(exc).__name__}: {exc}"
+
+
+def with_retries(fn: Callable[[], T], policy: RetryPolicy, cancel: threading.Event, what: str) -> T:
+    """Call fn, retrying retryable failures with backoff; raise StoreUnavailable when they persist."""
+    last: BaseException | None = None
+    for attempt in range(policy.attempts):
+        if cancel.is_set():
+            raise Cancelled()
+        try:
+            return fn()
+        except (Cancelled, ObjectError):
+            raise
+        except Exception as exc:
+            if not _retryable(exc):
+                raise
+            last = exc
+        if attempt + 1 < policy.attempts and cancel.wait(policy.delay(attempt)):
+            raise Cancelled()
+    raise StoreUnavailable(
+        f"{what}: {_describe(last) if last else 'failed'} after {policy.attempts} attempts"
+    )
+
+
+def list_objects(client: Any, bucket: str, prefix: str, limit: int | None = None) -> list[dict[str, Any]]:
+    """Every object under the prefix (Key, Size, ETag), all pages; with `limit`, paging stops as soon as
+    more than `limit` objects were listed (the caller sees the excess and refuses)."""
+    found: list[dict[str, Any]] = []
+    token: str | None = None
+    while limit is None or len(found) <= limit:
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": 1000}
+        if token:
+            kwargs["ContinuationToken"] = token
+        try:
+            page = client.list_objects_v2(**kwargs)
+        except bce.ClientError as exc:
+            if not _retryable(exc):
+                raise ObjectError(f"s3://{bucket}/{prefix}: {_describe(exc)}") from exc
+            raise
+        found.extend(page.get("Contents", []))
+        if not page.get("IsTruncated"):
+            return found
+        token = page.get("NextContinuationToken")
+    return found
+
+
+def iter_pages(client: Any, bucket: str, prefix: str) -> Iterator[list[dict[str, Any]]]:
+    """The objects under the prefix, one page (at most 1,000) at a time: a caller that keeps only what it
+    needs of each page holds one page of botocore's dicts, never the whole listing."""
+    token: str | None = None
+    while True:
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": 1000}
+        if token:
+            kwargs["ContinuationToken"] = token
+        try:
+            page = client.list_objects_v2(**kwargs)
+        except bce.ClientError as exc:
+            if not _retryable(exc):
+                raise ObjectError(f"s3://{bucket}/{prefix}: {_describe(exc)}") from exc
+            raise
+        yield page.get("Contents", [])
+        if not page.get("IsTruncated"):
+            return
+        token = page.get("NextContinuationToken")
+
+
+def _body(client: Any, bucket: str, key: str, byte_range: str | None = None) -> Any:
+    """The streaming body of a GET; ObjectError for a missing or forbidden object (asking again will
+    not help), retryable errors as raised."""
+    kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
+    if byte_range:
+        kwargs["Range"] = byte_range
+    try:
+        return client.get_object(**kwargs)["Body"]
+    except bce.ClientError as exc:
+        if not _retryable(exc):
+            raise ObjectError(f"s3://{bucket}/{key}: {_describe(exc)}") from exc
+        raise
+
+
+def get_bytes(client: Any, bucket: str, key: str, start: int | None = None, end: int | None = None) -> bytes:
+    """One GET of an object, or of bytes [start, end) with a Range request; ObjectError when asking again
+    will not help. The caller checks the length it expected (a cut body is retried by `with_retries`)."""
+    byte_range = f"bytes={start}-{end - 1}" if start is not None and end is not None else None
+    body = _body(client, bucket, key, byte_range)
+    try:
+        return body.read()
+    finally:
+        body.close()
+
+
+def stream_object(
+    client: Any,
+    bucket: str,
+    key: str,
+    out: BinaryIO,
+    cancel: threading.Event,
+    on_chunk: Callable[[int], None] | None = None,
+) -> tuple[int, str]:
+    """Write one object's body to `out` chunk by chunk; returns (bytes written, MD5 hex digest).
+
+    A missing or forbidden object raises ObjectError (asking again will not help); cancellation is
+    seen between chunks. The caller compares size and MD5 with the listing (TransferMismatch)."""
+    body = _body(client, bucket, key)
+    digest = hashlib.md5(usedforsecurity=False)
+    written = 0
+    try:
+        for chunk in body.iter_chunks(CHUNK_BYTES):
+            if cancel.is_set():
+                raise Cancelled()
+            out.write(chunk)
+            digest.update(chunk)
+            written += len(chunk)
+            if on_chunk is not None:
+                on_chunk(len(chunk))
+    finally:
+        body.close()
+    return written, digest.hexdigest()

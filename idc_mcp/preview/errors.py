@@ -1,0 +1,7 @@
+"""The one error type of previews: its message is written for the assistant (what, why, what next)."""
+
+from __future__ import annotations
+
+
+class PreviewError(ValueError):
+    """A preview cannot be made; the message says why and what to do instead."""

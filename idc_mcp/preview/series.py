@@ -1,0 +1,71 @@
+"""Which series to preview: its row of the index (modality, body part, bucket, S3 prefix)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from idc_mcp.catalog.database import Catalog
+from idc_mcp.preview.errors import PreviewError
+from idc_mcp.tools.selection import SelectionError, clean_ids, report_unknown
+
+_SQL = """
+SELECT SeriesInstanceUID, collection_id, StudyInstanceUID, Modality, BodyPartExamined, SeriesDescription,
+       instanceCount, aws_bucket, crdc_series_uuid, series_size_MB, license_short_name
+FROM index WHERE SeriesInstanceUID = ?
+"""
+
+
+@dataclass(frozen=True)
+class SeriesRow:
+    series_uid: str
+    collection_id: str
+    study_uid: str
+    modality: str
+    body_part: str | None
+    description: str | None
+    instance_count: int
+    bucket: str
+    crdc_series_uuid: str
+    size_bytes: int
+    license: str | None
+
+    @property
+    def prefix(self) -> str:
+        return f"{self.crdc_series_uuid}/"
+
+    @classmethod
+    def from_record(cls, r: dict[str, Any]) -> SeriesRow:
+        return cls(
+            series_uid=r["SeriesInstanceUID"],
+            collection_id=r["collection_id"],
+            study_uid=r["StudyInstanceUID"],
+            modality=r["Modality"] or "",
+            body_part=r["BodyPartExamined"],
+            description=r["SeriesDescription"],
+            instance_count=int(r["instanceCount"] or 0),
+            bucket=r["aws_bucket"],
+            crdc_series_uuid=r["crdc_series_uuid"],
+            size_bytes=int(round((r["series_size_MB"] or 0) * 1_000_000)),
+            license=r["license_short_name"],
+        )
+
+
+def find_series(catalog: Catalog, series_uid: str) -> SeriesRow:
+    """The index row of one SeriesInstanceUID; a malformed or unknown UID is refused with a hint."""
+    try:
+        uids = clean_ids("series_uid", [series_uid] if isinstance(series_uid, str) else series_uid, uid=True)
+        if not uids or len(uids) != 1:
+            raise PreviewError("series_uid takes exactly one SeriesInstanceUID.")
+        rows = catalog.records(_SQL, [uids[0]])
+        if not rows:
+            report_unknown(catalog, "series_uid", "SeriesInstanceUID", uids)
+    except SelectionError as exc:
+        raise PreviewError(str(exc)) from exc
+    return SeriesRow.from_record(rows[0])
+
+
+def find_series_quietly(catalog: Catalog, series_uid: str) -> SeriesRow | None:
+    """The row of a UID read from a file (e.g. a SEG's referenced series), or None if not in the index."""
+    rows = catalog.records(_SQL, [series_uid])
+    return SeriesRow.from_record(rows[0]) if rows else None

@@ -1,0 +1,329 @@
+"""The one-step install paths, each checked with the real tool a user runs.
+
+- Claude Code plugin: `claude plugin validate --strict`, then `claude plugin marketplace add` + `install`
+  into a throwaway home, and the MCP server started exactly as the installed `.mcp.json` says.
+- Claude Desktop bundle: `packaging/build_mcpb.py` (real `mcpb validate` + `mcpb pack`), the bundle
+  unpacked and its server started exactly as `manifest.json` says, with the user_config filled in.
+- No clone: `uvx --from git+<url> idc-mcp` against a local clone URL.
+
+The uv-based ones install our dependencies from PyPI into uv's cache on their first run.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+from types import ModuleType
+
+import anyio
+import pytest
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters
+
+from tests.npm_tools import npm_tool
+from tests.test_readme_commands import README, shell_lines
+
+REPO = Path(__file__).resolve().parent.parent
+TIMEOUT_S = 600  # a first run downloads the dependencies
+COUNT_SQL = "SELECT count(*) AS n FROM index WHERE collection_id = 'rider_pilot'"
+
+
+def _module(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _uv() -> Path:
+    uv = Path(sys.executable).parent / "uv"  # from the `test` extra
+    return uv if uv.exists() else Path(shutil.which("uv") or "uv")
+
+
+def _server_env(**extra: str) -> dict[str, str]:
+    """The test run's environment (its own catalog cache, see tests/isolation.py), uv on PATH, no Python
+    downloads."""
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    env["PATH"] = f"{_uv().parent}{os.pathsep}{env.get('PATH', '')}"
+    env["UV_PYTHON_DOWNLOADS"] = "never"
+    env.setdefault("UV_CACHE_DIR", str(Path.home() / ".cache" / "uv"))
+    return {**env, **extra}
+
+
+def _repository_copy(target: Path) -> Path:
+    """The files a clone would have (tracked and new, not ignored), without .venv or caches."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        source = REPO / name
+        if source.is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+    return target
+
+
+async def _answers_as_idc_mcp(command: str, args: list[str], env: dict[str, str]) -> list[str]:
+    """Start the server over stdio as a client would; check a query; return the tool names."""
+    params = StdioServerParameters(command=command, args=args, env=env, cwd=str(Path.home()))
+    with anyio.fail_after(TIMEOUT_S):
+        async with Client(params, mode="legacy", read_timeout_seconds=TIMEOUT_S) as client:
+            assert client.server_info is not None and client.server_info.name == "idc-mcp"
+            tools = sorted(tool.name for tool in (await client.list_tools()).tools)
+            result = await client.call_tool("query", {"sql": COUNT_SQL})
+            assert not result.is_error, result.content
+            assert result.structured_content is not None and result.structured_content["rows"][0]["n"] > 0
+            return tools
+
+
+# ---------------------------------------------------------------- the plugin's skill: one source
+def test_plugin_skill_is_the_generated_copy_of_skill_and_references() -> None:
+    sync = _module(REPO / "packaging" / "sync_skill.py")
+    assert sync.stale_files() == [], "run: python packaging/sync_skill.py"
+    assert (REPO / "skills" / sync.skill_name() / "SKILL.md").read_bytes() == (
+        REPO / "skill/SKILL.md"
+    ).read_bytes()
+
+
+def test_a_hand_edit_of_the_plugin_copy_is_caught(tmp_path: Path) -> None:
+    sync = _module(REPO / "packaging" / "sync_skill.py")
+    for folder in ("skill", "references", "skills"):
+        shutil.copytree(REPO / folder, tmp_path / folder)
+    edited = tmp_path / "skills" / sync.skill_name() / "references" / "sql_cookbook.md"
+    edited.write_text(edited.read_text() + "\nedited by hand\n")
+    (tmp_path / "skills" / "stray.md").write_text("not generated")
+    assert sync.stale_files(tmp_path) == [str(edited.relative_to(tmp_path)), "skills/stray.md"]
+    sync.sync(tmp_path)
+    assert sync.stale_files(tmp_path) == []
+
+
+# ---------------------------------------------------------------- Claude Code plugin
+def test_plugin_version_is_the_package_version() -> None:
+    # One version for the wheel, the plugin and the bundle (build_mcpb.py reads pyproject.toml).
+    from idc_mcp import __version__
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    plugin = json.loads((REPO / ".claude-plugin" / "plugin.json").read_text())
+    assert plugin["version"] == project["version"] == __version__
+
+
+@pytest.mark.parametrize("manifest", [".claude-plugin/plugin.json", ".claude-plugin/marketplace.json"])
+def test_plugin_manifests_pass_claude_plugin_validate_strict(manifest: str) -> None:
+    claude = npm_tool("claude")
+    done = subprocess.run(
+        [str(claude), "plugin", "validate", "--strict", str(REPO / manifest)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Validation passed" in done.stdout
+
+
+def test_claude_plugin_validate_does_check_our_skill(tmp_path: Path) -> None:
+    # Control: the same plugin with the skill's front matter removed must fail, so a pass above means
+    # the validator read our skill and found it valid.
+    claude = npm_tool("claude")
+    copy = _repository_copy(tmp_path / "plugin")
+    skill = next((copy / "skills").glob("*/SKILL.md"))
+    skill.write_text(skill.read_text().split("---", 2)[2])
+    done = subprocess.run(
+        [str(claude), "plugin", "validate", "--strict", str(copy / ".claude-plugin" / "plugin.json")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1 and "frontmatter" in done.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.anyio
+async def test_plugin_installs_with_claude_code_and_starts_its_server(
+    tmp_path: Path, built_catalog: Path
+) -> None:
+    claude = npm_tool("claude")
+    source = _repository_copy(tmp_path / "repo")
+    home = tmp_path / "home"
+    home.mkdir()
+    cli_env = dict(os.environ, HOME=str(home))  # a user with nothing installed yet
+
+    def run(*args: str) -> str:
+        done = subprocess.run(
+            [str(claude), "plugin", *args],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=cli_env,
+            check=False,
+        )
+        assert done.returncode == 0, f"claude plugin {' '.join(args)}:\n{done.stdout}{done.stderr}"
+        return done.stdout
+
+    run("marketplace", "add", str(source))
+    run("install", "idc-mcp@idc-mcp")
+    details = run("details", "idc-mcp")
+    assert re.search(r"Skills \(1\)\s+imaging-data-commons", details), details
+    assert re.search(r"MCP servers \(1\)\s+idc", details), details
+
+    installed = json.loads((home / ".claude" / "plugins" / "installed_plugins.json").read_text())
+    (entry,) = installed["plugins"]["idc-mcp@idc-mcp"]
+    root = Path(entry["installPath"])
+    server = json.loads((root / ".mcp.json").read_text())["mcpServers"]["idc"]
+    args = [arg.replace("${CLAUDE_PLUGIN_ROOT}", str(root)) for arg in server["args"]]
+    tools = await _answers_as_idc_mcp(server["command"], args, _server_env())
+    assert {"query", "download", "check_licenses"} <= set(tools)
+
+
+# ---------------------------------------------------------------- Claude Desktop bundle
+@pytest.mark.slow
+@pytest.mark.anyio
+async def test_mcpb_bundle_validates_packs_and_starts_as_its_manifest_says(
+    tmp_path: Path, built_catalog: Path
+) -> None:
+    mcpb = npm_tool("mcpb")
+    build = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "packaging" / "build_mcpb.py"),
+            "--mcpb",
+            str(mcpb),
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert build.returncode == 0, build.stdout + build.stderr
+    assert "Manifest schema validation passes" in build.stdout
+    bundle = Path(build.stdout.strip().splitlines()[-1])
+    unpacked = tmp_path / "installed"
+    with zipfile.ZipFile(bundle) as archive:
+        archive.extractall(unpacked)
+    manifest = json.loads((unpacked / "manifest.json").read_text())
+    assert manifest["manifest_version"] == "0.4" and manifest["server"]["type"] == "uv"
+    assert {t["name"] for t in manifest["tools"]} >= {"query", "download", "fetch_index"}
+
+    # Fill the placeholders as Claude Desktop does: the bundle folder and the user's answers.
+    downloads = tmp_path / "my downloads"
+    answers = {"download_root": str(downloads), "s3_endpoint_url": ""}
+    assert set(answers) == set(manifest["user_config"])
+
+    def fill(text: str) -> str:
+        text = text.replace("${__dirname}", str(unpacked))
+        return re.sub(r"\$\{user_config\.(\w+)\}", lambda m: answers[m.group(1)], text)
+
+    config = manifest["server"]["mcp_config"]
+    env = _server_env(**{name: fill(value) for name, value in config["env"].items()})
+    await _answers_as_idc_mcp(config["command"], [fill(arg) for arg in config["args"]], env)
+
+    # The download folder from user_config is where the server writes.
+    params = StdioServerParameters(
+        command=config["command"], args=[fill(a) for a in config["args"]], env=env, cwd=str(tmp_path)
+    )
+    with anyio.fail_after(TIMEOUT_S):
+        async with Client(params, mode="legacy", read_timeout_seconds=TIMEOUT_S) as client:
+            written = await client.call_tool(
+                "export_manifest", {"collection_ids": ["rider_pilot"], "format": "csv", "path": "m.csv"}
+            )
+            assert not written.is_error, written.content
+    assert "rider_pilot" in (downloads / "m.csv").read_text()
+
+
+# ---------------------------------------------------------------- uvx, no clone (the README's commands)
+def _readme_commands(start: str) -> list[list[str]]:
+    """The README's shell commands that start with `start`, as argument lists."""
+    lines = [line.strip() for line in shell_lines(README) if line.strip().startswith(start)]
+    assert lines, f"the README shows no `{start} ...` command"
+    return [shlex.split(line, comments=True) for line in lines]
+
+
+def _desktop_config() -> dict[str, object]:
+    blocks = re.findall(r"```json\n(.*?)```", README.read_text(), re.S)
+    (server,) = [json.loads(block)["mcpServers"]["idc"] for block in blocks if '"mcpServers"' in block]
+    return server
+
+
+@pytest.mark.slow
+@pytest.mark.anyio
+async def test_uvx_from_a_git_url_runs_the_server_as_the_readme_says(
+    tmp_path: Path, built_catalog: Path
+) -> None:
+    clone = tmp_path / "idc-mcp.git"
+    subprocess.run(["git", "clone", "--quiet", "--bare", str(REPO), str(clone)], check=True, timeout=120)
+
+    def local(args: list[str]) -> list[str]:  # the README's REPO_URL -> this repository, cloned
+        return [arg.replace("REPO_URL", clone.as_uri()) for arg in args]
+
+    env = _server_env()
+    (command,) = [c for c in _readme_commands("uvx --from") if "--version" in c]  # the install check
+    version = subprocess.run(
+        [str(_uv().parent / "uvx"), *local(command[1:])],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        env=env,
+        check=False,
+    )
+    assert version.returncode == 0, version.stderr[-2000:]
+    assert version.stdout.strip().startswith("idc-mcp ")
+    # The Claude Desktop configuration the README shows, as Claude Desktop would start it.
+    desktop = _desktop_config()
+    assert desktop["command"] == "uvx"
+    server_env = _server_env(**{k: str(tmp_path / "downloads") for k in desktop["env"]})  # type: ignore[union-attr]
+    tools = await _answers_as_idc_mcp("uvx", local(desktop["args"]), server_env)  # type: ignore[arg-type]
+    assert "query" in tools
+
+
+def test_every_claude_mcp_add_line_in_the_docs_is_accepted_by_claude(tmp_path: Path) -> None:
+    # Run each documented `claude mcp add` with the real CLI in an empty home, and read back what it
+    # registered (an option in the wrong place makes claude swallow the server name).
+    claude = npm_tool("claude")
+    lines = [
+        shlex.split(line, comments=True)
+        for path in [README, *sorted((REPO / "docs").glob("*.md"))]
+        for line in shell_lines(path)
+        if line.strip().startswith("claude mcp add")
+    ]
+    assert len(lines) >= 3
+    for number, args in enumerate(lines):
+        home = tmp_path / f"home{number}"
+        home.mkdir()
+        args = [
+            a.replace("REPO_URL", "https://example.org/idc-mcp.git").replace("<token>", "t" * 40)
+            for a in args
+        ]
+        done = subprocess.run(
+            [str(claude), *args[1:]],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=home,
+            env=dict(os.environ, HOME=str(home)),
+            check=False,
+        )
+        assert done.returncode == 0, f"{shlex.join(args)}:\n{done.stdout}{done.stderr}"
+        config = json.loads((home / ".claude.json").read_text())
+        servers = config.get("mcpServers") or config["projects"][str(home)]["mcpServers"]
+        registered = servers["idc"]
+        if "--" in args:  # stdio: the command after `--` is what Claude Code will start
+            command = args[args.index("--") + 1 :]
+            assert [registered["command"], *registered["args"]] == command
+        else:
+            assert registered["type"] == "http" and registered["url"].endswith("/mcp")
