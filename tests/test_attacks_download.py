@@ -322,6 +322,16 @@ async def test_dry_run_of_eight_million_objects_lists_a_bounded_sample(huge_stor
     assert list(root.iterdir()) == []
 
 
+async def test_a_dry_run_past_its_listing_time_answers_from_the_index(huge_store, root, monkeypatch):
+    monkeypatch.setattr(engine, "DRY_RUN_LIST_S", 0.0)  # the time is up before the first request
+    series, files, size_mb = index_figures(LARGE)
+    result = await download({"collection_ids": [LARGE], "dry_run": True})
+    counts = (result["series_count"], result["series_estimated"], result["files_total"])
+    assert counts == (series, series, files)
+    assert abs(result["bytes_total"] - size_mb * 1e6) < series  # the index's sizes, rounded per series
+    assert all(p["estimated"] for p in result["plan"]) and huge_store.requests == 0
+
+
 async def test_download_beyond_one_call_is_refused_with_figures_before_any_listing(huge_store, root):
     series, files, _ = index_figures(LARGE)
     is_error, text = await call("download", {"collection_ids": [LARGE]})

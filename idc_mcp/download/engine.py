@@ -196,7 +196,7 @@ def _list_sample(
     step = max(1, opts.workers * 2)
     try:
         for start in range(0, len(sample), step):
-            if stop.is_set():
+            if stop.is_set() or time.monotonic() >= deadline:
                 break
             part = sample[start : start + step]
             try:
