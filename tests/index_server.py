@@ -70,6 +70,13 @@ REALISTIC = {
     "GraphicType": "CASE WHEN rn % 2 = 0 THEN 'POLYGON' ELSE 'POINT' END",
     "AnnotationPropertyType_CodeMeaning": "CASE WHEN rn % 2 = 0 THEN 'Nucleus' ELSE 'Tumor' END",
     "NumberOfAnnotations": "CAST(100 * rn AS BIGINT)",
+    "SegmentedPropertyCategory_CodeMeanings": "['Anatomical Structure']",
+    "SegmentedPropertyType_CodeMeanings": "CASE WHEN rn % 2 = 0 THEN ['Lung', 'Heart'] ELSE ['Liver'] END",
+    "AnatomicRegion_CodeMeanings": "CASE WHEN rn % 2 = 0 THEN ['Thorax'] ELSE ['Abdomen'] END",
+    "DiffusionBValue": "CASE WHEN rn % 2 = 0 THEN [0.0, 1000.0] ELSE [0.0, 800.0] END::DOUBLE[]",
+    "primaryAnatomicStructure_CodeMeaning": "CASE WHEN rn % 2 = 0 THEN 'Lung' ELSE 'Kidney' END",
+    "primaryAnatomicStructureModifier_CodeMeaning": "CASE WHEN rn % 2 = 0 THEN 'Neoplasm, Primary' "
+    "ELSE 'Normal' END",
 }
 
 
@@ -388,3 +395,33 @@ def serve_indices() -> Iterator[IndexServer]:
         state.release.set()
         httpd.shutdown()
         httpd.server_close()
+
+
+@contextmanager
+def catalog_with_fetched(cache: Path, built_catalog: Path, files: SyntheticIndices, names: list[str]):  # type: ignore[no-untyped-def]
+    """A Catalog of its own (cache folder `cache`) that fetched `names` through fetch_index from a
+    loopback server of the synthetic files; closed on exit."""
+    import pytest
+
+    from idc_mcp.catalog.database import Catalog
+    from idc_mcp.config import load_settings
+    from idc_mcp.indices import fetch
+
+    cache_with_catalog(cache, built_catalog)
+    with serve_indices() as server, pytest.MonkeyPatch.context() as env:
+        server.publish_all(files)
+        env.setenv("IDC_MCP_CACHE_DIR", str(cache))
+        env.setenv("IDC_MCP_INDEX_BASE_URL", server.base + "/release")
+        env.setenv("IDC_MCP_S3_ENDPOINT_URL", server.base)
+        env.delenv("IDC_MCP_INDEX_DIR", raising=False)
+        catalog = Catalog(load_settings())
+        try:
+            for name in names:
+                fetch.fetch_index(catalog, name)
+        except BaseException:
+            catalog.close()
+            raise
+    try:
+        yield catalog
+    finally:
+        catalog.close()

@@ -2,6 +2,7 @@
 
 import pytest
 
+from idc_mcp.catalog.database import get_catalog
 from idc_mcp.tools.collections import list_collections
 from idc_mcp.tools.selection import SelectionError
 from tests.parquet import truth
@@ -89,3 +90,46 @@ def test_derived_series_are_counted_separately(catalog):
         "SELECT count(*) FROM {index} WHERE collection_id = 'qin_breast' AND analysis_result_id IS NOT NULL"
     )[0]
     assert c.analysis_series_count == derived > 0
+
+
+def test_topic_search_finds_a_collection_by_its_tumor_location_and_says_which_field_matched():
+    # cptac_ccrcc: cancer type 'Clear Cell Carcinoma', tumor location 'Kidney'.
+    result = list_collections(get_catalog(), topic="kidney", modality="CT")
+    found = {c.collection_id: c.matched_fields for c in result.collections}
+    assert found["cptac_ccrcc"] == ["tumor_locations"]
+    assert result.searched_fields == [
+        "collection_id",
+        "collection_name",
+        "cancer_types",
+        "tumor_locations",
+        "description",
+    ]
+    assert all("CT" in c.modalities for c in result.collections)
+    assert all(fields for fields in found.values())
+
+
+def test_cancer_type_filter_says_what_a_topic_search_would_add():
+    result = list_collections(get_catalog(), cancer_type="kidney", modality="CT")
+    assert "cptac_ccrcc" not in {c.collection_id for c in result.collections}  # the field filter stays
+    (note,) = result.notes
+    assert "cptac_ccrcc (tumor_locations)" in note
+    assert "list_collections(topic='kidney', modality='CT')" in note
+
+
+def test_topic_matches_words_not_fragments_inside_words():
+    ids = {c.collection_id for c in list_collections(get_catalog(), topic="lung").collections}
+    assert "nlst" in ids or "lidc_idri" in ids
+    with pytest.raises(SelectionError, match="No collection mentions 'ung'"):
+        list_collections(get_catalog(), topic="ung")
+
+
+@pytest.mark.anyio
+async def test_topic_search_through_the_mcp_tool():
+    from mcp import Client
+
+    from idc_mcp.server import mcp
+
+    async with Client(mcp) as client:
+        result = await client.call_tool("list_collections", {"topic": "kidney"})
+    assert not result.is_error
+    assert any(c["collection_id"] == "cptac_ccrcc" for c in result.structured_content["collections"])

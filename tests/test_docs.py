@@ -266,6 +266,30 @@ def test_sql_cookbook_covers_the_topics_the_issue_asks_for():
     assert "fetch-first" in text
 
 
+def test_sql_cookbook_answers_the_research_questions_the_docs_lacked():
+    # Issue 11: stains, objective power and tumour vs normal; segmented structures; diffusion b-values;
+    # patients with both radiology and pathology. Each is a tested recipe (runs in the tests above).
+    fetched = "\n".join(e.code for e in FETCH_FIRST_SQL if e.file.endswith("sql_cookbook.md"))
+    bundled = "\n".join(e.code for e in RUNNABLE_SQL if e.file.endswith("sql_cookbook.md"))
+    for needle in (
+        "unnest(s.staining_usingSubstance_CodeMeaning)",
+        "ObjectiveLensPower = 40",
+        "primaryAnatomicStructureModifier_CodeMeaning",
+        "unnest(seg.SegmentedPropertyType_CodeMeanings)",
+        "list_contains(seg.SegmentedPropertyType_CodeMeanings",
+        "unnest(mr.DiffusionBValue)",
+    ):
+        assert needle in fetched, needle
+    assert "Modality = 'SM'" in bundled and "HAVING" in bundled
+
+
+def test_docs_use_one_size_convention_and_no_commercial_use_shortcut():
+    # GB = 1000 MB, as estimate_size reports; `NOT LIKE '%NC%'` keeps series under other (NLM) terms.
+    for example in RUNNABLE_SQL + FETCH_FIRST_SQL:
+        assert "1024" not in example.code, example.label
+        assert "NOT LIKE '%NC%'" not in example.code, example.label
+
+
 # ---------------------------------------------------------------- python and CLI examples
 @pytest.mark.parametrize("example", PYTHON, ids=_ids(PYTHON))
 def test_python_example_compiles(example: resources.CodeExample):
@@ -443,7 +467,9 @@ def test_skill_has_front_matter_with_name_and_description_and_stays_short():
     assert text.startswith("---\n")
     front = text.split("---\n", 2)[1]
     fields = dict(line.split(":", 1) for line in front.strip().splitlines() if ":" in line)
-    assert fields["name"].strip() == "imaging-data-commons"
+    # Its own name: IDC publishes a skill called `imaging-data-commons`; installing both must not collide.
+    assert fields["name"].strip() == "idc-mcp-imaging"
+    assert re.fullmatch(r"[a-z0-9-]{1,64}", fields["name"].strip())
     assert len(fields["description"].strip()) > 50
     assert len(text.splitlines()) < 500
 
@@ -466,3 +492,25 @@ def test_every_fence_line_in_the_docs_belongs_to_a_parsed_example():
         text = path.read_text(encoding="utf-8")
         fence_lines = len(re.findall(r"^\s*```", text, re.MULTILINE))
         assert fence_lines == 2 * len(resources.code_examples(text)), path.name
+
+
+def test_docs_no_longer_state_what_an_audit_found_false():
+    docs = {name: resources.read_reference(name, LOCATION) for name in resources.reference_files(LOCATION)}
+    docs["skill"] = resources.read_skill(LOCATION)
+    text = "\n".join(docs.values())
+    assert "the versions idc-mcp pins" not in text  # pyproject requires idc-index>=0.13; only CI pins
+    assert "idc-index>=0.13" in docs["idc_index_api"]
+    # VolView is Kitware's app on the S3 files, not an IDC-hosted DICOMweb viewer.
+    assert "not an IDC-hosted DICOMweb viewer" in docs["idc_portal_guide"]
+    assert "idc-open-data-two" in docs["idc_portal_guide"]  # the DICOM stores hold one bucket's series
+    # get_clinical_table takes a short_table_name; get_series_file_URLs lists the bucket over the network.
+    for example in PYTHON:
+        if "get_clinical_table(" in example.code:
+            assert "short_table_name" in example.code and "listdir" not in example.code, example.label
+        for line in example.code.splitlines():
+            if "get_series_file_URLs(uid)" in line:
+                assert "network" in line, example.label
+    # PatientSex holds more than F/M/O.
+    values = {r[0] for r in get_catalog().execute("SELECT DISTINCT PatientSex FROM index").rows}
+    assert {"U", "0000", None} <= values
+    assert "NULL, `'U'` and `'0000'` occur" in docs["skill"]

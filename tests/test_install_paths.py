@@ -177,7 +177,7 @@ async def test_plugin_installs_with_claude_code_and_starts_its_server(
     run("marketplace", "add", str(source))
     run("install", "idc-mcp@idc-mcp")
     details = run("details", "idc-mcp")
-    assert re.search(r"Skills \(1\)\s+imaging-data-commons", details), details
+    assert re.search(r"Skills \(1\)\s+idc-mcp-imaging", details), details
     assert re.search(r"MCP servers \(1\)\s+idc", details), details
 
     installed = json.loads((home / ".claude" / "plugins" / "installed_plugins.json").read_text())

@@ -80,7 +80,7 @@ def test_unknown_patient_gets_no_far_fetched_suggestion(catalog):
     assert truth("SELECT count(*) FROM {index} WHERE PatientID LIKE 'NoduleLayout%'")[0][0] > 0
     with pytest.raises(SelectionError) as err:
         resolve_selection(catalog, Selection(patient_ids=["nobody"]))
-    assert str(err.value).startswith("Unknown patient_ids: 'nobody'. Look values up with query()")
+    assert str(err.value).startswith("Unknown patient_ids: 'nobody'. Look values up with the query tool")
 
 
 def test_unknown_patient_is_reported_not_dropped(catalog):
@@ -153,7 +153,7 @@ def test_selection_over_the_cap_offers_an_aggregate_query_that_runs(catalog):
     sql = str(caught.value).split("without this cap: ", 1)[1]
     rows = run_query(catalog, sql).rows
     expected = truth(
-        "SELECT collection_id, license_short_name, count(*), round(sum(series_size_MB) / 1024, 1) "
+        "SELECT collection_id, license_short_name, count(*), round(sum(series_size_MB) / 1000, 1) "
         "FROM {index} WHERE collection_id = 'nlst' GROUP BY ALL"
     )
     assert sorted(tuple(r.values()) for r in rows) == sorted(expected)

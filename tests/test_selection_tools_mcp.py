@@ -33,6 +33,7 @@ async def test_tools_have_the_contract_names_arguments_and_annotations():
     for name in ("check_licenses", "estimate_size", "get_citations", "get_dicomweb_urls", "export_manifest"):
         assert SELECTION_ARGS <= set(tools[name].input_schema["properties"]), name
     assert set(tools["list_collections"].input_schema["properties"]) == {
+        "topic",
         "cancer_type",
         "tumor_location",
         "modality",

@@ -54,3 +54,18 @@ def test_download_dir_symlink_escape_is_refused(catalog, tmp_path):
     (root / "link").symlink_to(tmp_path)
     with pytest.raises(PathRefused, match="outside the download root"):
         estimate_size(catalog, Selection(collection_ids=["4d_lung"]), "link/x", root)
+
+
+def test_original_and_derived_series_are_counted_apart(catalog):
+    # lidc_idri: most of its series are analysis results (SEG/SR) made from a few original CT series.
+    est = estimate_size(catalog, Selection(collection_ids=["lidc_idri"]))
+    ((total, derived, modalities),) = truth(
+        "SELECT count(*), count(*) FILTER (WHERE analysis_result_id IS NOT NULL), "
+        "list(DISTINCT Modality ORDER BY Modality) FILTER (WHERE analysis_result_id IS NOT NULL) "
+        "FROM {index} WHERE collection_id = 'lidc_idri'"
+    )
+    assert (est.series_count, est.derived_series, est.original_series) == (total, derived, total - derived)
+    assert est.derived_modalities == modalities
+    assert est.per_collection[0].derived_series == derived
+    assert f"{total - derived:,} original, {derived:,} derived" in est.summary
+    assert "1 GB = 1000 MB" in est.summary

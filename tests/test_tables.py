@@ -26,8 +26,7 @@ def test_list_tables_names_every_index_idc_index_data_knows():
 
 
 def test_describe_table_lists_every_modality_with_its_true_count():
-    table = describe_table(get_catalog(), "index")
-    modality = next(c for c in table.columns if c.name == "Modality")
+    (modality,) = describe_table(get_catalog(), "index", column="Modality").columns
     assert modality.values_complete
     expected = dict(parquet_sql('SELECT Modality, count(*) FROM "index" GROUP BY 1'))
     assert {v.value: v.count for v in modality.values} == expected
@@ -35,8 +34,7 @@ def test_describe_table_lists_every_modality_with_its_true_count():
 
 
 def test_describe_table_shows_exact_license_strings():
-    table = describe_table(get_catalog(), "index")
-    licenses = next(c for c in table.columns if c.name == "license_short_name")
+    (licenses,) = describe_table(get_catalog(), "index", column="license_short_name").columns
     assert "CC BY 4.0" in [v.value for v in licenses.values]
 
 
@@ -59,3 +57,39 @@ def test_describe_table_of_an_index_that_is_not_installed_lists_its_schema_colum
 def test_describe_table_unknown_name_suggests_the_closest_tables():
     with pytest.raises(TableNotFound, match="collections_index"):
         describe_table(get_catalog(), "collections")
+
+
+def test_distinct_counts_are_exact_and_never_exceed_the_rows():
+    # An unlabelled estimate once said 875,559 distinct SeriesInstanceUIDs of 1,044,191 rows (one each).
+    for col in describe_table(get_catalog(), "index").columns:
+        if col.distinct_count is None:
+            continue
+        assert col.distinct_count_exact is True, col.name
+        expected = parquet_sql(f'SELECT count(DISTINCT "{col.name}") FROM "index"')[0][0]
+        assert col.distinct_count == expected, col.name
+
+
+def test_describe_table_is_compact_by_default_and_one_column_comes_in_full():
+    compact = describe_table(get_catalog(), "index")
+    size = len(compact.model_dump_json())
+    print(f"describe_table('index') compact reply: {size:,} bytes")
+    assert compact.compact and size < 16_000
+    assert all(len(c.values or []) <= 5 for c in compact.columns)
+    note = next(n for n in compact.notes if "Compact view" in n)
+    assert 'describe_table(table="index", column="' in note
+    (full,) = describe_table(get_catalog(), "index", column="Manufacturer").columns
+    expected = parquet_sql('SELECT count(DISTINCT Manufacturer) FROM "index"')[0][0]
+    assert full.values_complete and len(full.values or []) == expected
+
+
+def test_compact_descriptions_are_cut_at_a_word_boundary():
+    full = {c.name: c.description for c in describe_table(get_catalog(), "collections_index").columns}
+    for col in describe_table(get_catalog(), "collections_index").columns:
+        if col.description != full[col.name]:
+            kept = col.description.removesuffix(" …")
+            assert full[col.name].startswith(kept) and full[col.name][len(kept)] == " ", col.description
+
+
+def test_unknown_column_of_describe_table_gets_the_closest_names():
+    with pytest.raises(TableNotFound, match="Manufacturer"):
+        describe_table(get_catalog(), "index", column="manufactrer")

@@ -23,11 +23,15 @@ log = logging.getLogger(__name__)
 
 # Bumped when the layout of the catalog file changes, so an old cache is rebuilt. The file is written
 # atomically (temp file + rename), so its existence under this name means it is complete.
-CATALOG_LAYOUT = 1
+CATALOG_LAYOUT = 2  # 2: exact distinct counts per column in FACTS_SCHEMA
 CATALOG_FILE = f"catalog-v{CATALOG_LAYOUT}.duckdb"
 # Sorting the main index clusters rows so that DuckDB's zone maps skip most row groups on the
 # columns people filter by.
 _SORT_KEYS = {"index": ("collection_id", "Modality", "PatientID", "StudyInstanceUID")}
+# Facts about the tables computed once here (exact distinct counts: ~3 s for all bundled tables), kept in
+# their own schema so that they are never listed or queryable as catalog tables.
+FACTS_SCHEMA = "idc_mcp_facts"
+DISTINCT_COUNTS = f"{FACTS_SCHEMA}.distinct_counts"
 
 
 def build_catalog_file(target: Path, threads: int = 2) -> None:
@@ -44,10 +48,31 @@ def build_catalog_file(target: Path, threads: int = 2) -> None:
                 order_sql = f" ORDER BY {', '.join(quote_identifier(c) for c in order)}" if order else ""
                 table = quote_identifier(name)
                 con.execute(f"CREATE TABLE {table} AS SELECT * FROM read_parquet({path}){order_sql}")
+            _write_distinct_counts(con, list(bundled_tables()))
             con.execute("CHECKPOINT")
         finally:
             con.close()
     log.info("built catalog %s in %.1f s", target, time.monotonic() - started)
+
+
+def _write_distinct_counts(con: duckdb.DuckDBPyConnection, tables: list[str]) -> None:
+    """Exact count(DISTINCT) of every scalar column (nested ones are profiled per path at run time)."""
+    con.execute(f"CREATE SCHEMA {FACTS_SCHEMA}")
+    con.execute(
+        f"CREATE TABLE {DISTINCT_COUNTS} (table_name VARCHAR, column_name VARCHAR, distinct_count BIGINT)"
+    )
+    for table in tables:
+        columns = con.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE schema_name = 'main' AND table_name = ? "
+            "AND data_type NOT LIKE '%[]' AND data_type NOT LIKE 'STRUCT%' AND data_type NOT LIKE 'MAP%'",
+            [table],
+        ).fetchall()
+        for (column,) in columns:
+            con.execute(
+                f"INSERT INTO {DISTINCT_COUNTS} SELECT ?, ?, count(DISTINCT {quote_identifier(column)}) "
+                f"FROM {quote_identifier(table)}",
+                [table, column],
+            )
 
 
 def _catalog_is_current(path: Path) -> bool:

@@ -209,7 +209,7 @@ class Catalog:
         counts: dict[str, int] = {}
         rows = conn.execute(
             "SELECT database_name, table_name, column_name, data_type FROM duckdb_columns() "
-            "WHERE NOT internal ORDER BY column_index"
+            "WHERE NOT internal AND schema_name = 'main' ORDER BY column_index"
         ).fetchall()
         main = {table for database, table, _, _ in rows if not database.startswith("x_")}
         extra: dict[str, str] = {}

@@ -15,6 +15,7 @@ from sqlglot import exp
 from idc_mcp.catalog.database import Catalog
 from idc_mcp.diagnostics.budget import Budget
 from idc_mcp.diagnostics.fuzzy import fold
+from idc_mcp.diagnostics.nested_values import nested_no_match
 from idc_mcp.diagnostics.value_hints import (
     Scope,
     among,
@@ -146,12 +147,17 @@ def _explain_empty_sources(catalog: Catalog, scope: Scope, budget: Budget, depth
 def _no_match(
     catalog: Catalog, scope: Scope, cond: exp.Expression, others: list[exp.Expression], budget: Budget
 ) -> list[str]:
+    nested = nested_no_match(catalog, scope, cond, budget, on_its_own=bool(others))
+    if nested is not None:
+        return [nested]
     head = f"{sql_text(cond)} matches no rows" + (" even on its own." if others else ".")
     test = value_test(cond)
     table = source_of(catalog, scope, test.column) if test else None
     if test is None or table is None or not is_text_column(catalog, table, test.column.name):
         span = _range(catalog, scope, cond, others, budget)
-        return [head + (f" {span}" if span else " Check the values with describe_table(table).")]
+        named = [n.name for n in scope.sources.values() if scope.is_table(n)]
+        look = f'describe_table(table="{named[0]}")' if named else "describe_table"
+        return [head + (f" {span}" if span else f" Check the values with {look}.")]
     notes, top, fixed = literal_notes(catalog, scope, cond, test, table, budget)
     if top is not None:  # None: an identifier-like column (UIDs), whose common values say nothing
         if others or not top:

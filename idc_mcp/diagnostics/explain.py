@@ -29,6 +29,7 @@ from idc_mcp.diagnostics.column_paths import (
 from idc_mcp.diagnostics.empty_result import explain_empty_result
 from idc_mcp.diagnostics.fuzzy import closest, fold, resembles
 from idc_mcp.diagnostics.related_values import related_values_notes
+from idc_mcp.diagnostics.text_formats import explain_mismatch
 from idc_mcp.diagnostics.value_hints import not_null
 from idc_mcp.sql import guard
 from idc_mcp.sql.scopes import table_aliases
@@ -103,7 +104,7 @@ def unknown_table_message(catalog: Catalog, table: str, sql: str) -> str:
             pass
     parts.append(
         f"Installed tables: {', '.join(catalog.installed_tables())} "
-        "(list_tables() shows all of them, describe_table(name) their columns)."
+        f'(list_tables() shows all of them, describe_table(table="{best or "index"}") their columns).'
     )
     return " ".join(parts)
 
@@ -175,8 +176,12 @@ def _explain_error(
             f"{wrong_alias.group(1)!r} is not a table or alias in this query. Qualify columns with "
             f"{'an alias defined in FROM/JOIN: ' + known if known else 'a table in FROM/JOIN: ' + tables}."
         )
-    if "Cannot compare values of type" in text or "Could not convert string" in text:
-        hint = _text_compared_to_number(catalog, validated, budget)
+    if any(
+        k in text for k in ("Cannot compare values of type", "Could not convert string", "Cannot mix values")
+    ):
+        hint = explain_mismatch(catalog, validated, budget) or _text_compared_to_number(
+            catalog, validated, budget
+        )
         if hint:
             return f"The query failed: {first}. {hint}"
     return None
@@ -267,7 +272,9 @@ def unknown_column_message(
     parts.extend(elsewhere + own if exact_elsewhere else own + elsewhere)
     if len(parts) == 1:
         parts.append("No table has a column with that name or a close one.")
-    parts.append("describe_table(name) lists every column with its description.")
+    parts.append(
+        f'describe_table(table="{(targets or ["index"])[0]}") lists every column with its description.'
+    )
     return " ".join(parts)
 
 

@@ -33,6 +33,8 @@ from idc_mcp.diagnostics.value_hints import (
     value_test,
     values_text,
 )
+from idc_mcp.diagnostics.word_overlap import bare_names, words
+from idc_mcp.diagnostics.word_overlap import related as is_related
 from idc_mcp.sql import guard
 
 MAX_LITERALS = 3  # literals of one IN list looked at
@@ -42,22 +44,10 @@ SHOWN = 4  # related values named in a note
 MAX_GIVEN_REPEATED = 10  # a longer IN list is not repeated in the suggestion
 MAX_IN_SUGGESTED = 12  # related values put into a suggested IN list (the largest)
 # Identifiers are never abbreviated values of one another: skip them without reading anything.
-_IDENTIFIER = re.compile(r"(UID|ID|_uuid|_url|_DOI)$")
+_IDENTIFIER = re.compile(r"(uid|id|url|doi)$", re.I)
 
 # The catalog is read-only, so a column's values do not change while it is open: keep the pools.
 _POOLS: Memo[ValuePool] = Memo(maxsize=256)
-
-
-def words(text: str) -> list[str]:
-    return re.findall(r"[^\W_]+", text.casefold())
-
-
-def contains_words(value: str, literal: list[str]) -> bool:
-    """The literal's words appear in order, as whole words, in the value ('GE' in 'GE HEALTHCARE',
-    not in 'GEMS' nor 'Gevaert')."""
-    mine = words(value)
-    n = len(literal)
-    return n > 0 and any(mine[i : i + n] == literal for i in range(len(mine) - n + 1))
 
 
 def _pool(catalog: Catalog, scope: Scope, table: exp.Table, column: str, budget: Budget) -> ValuePool | None:
@@ -116,14 +106,14 @@ def related_values_notes(catalog: Catalog, validated: guard.ValidatedQuery, budg
 def _note(column: exp.Column, table: str, literal: str, given: list[str], pool: ValuePool) -> str:
     own = pool.counts.get(literal)
     listed = set(given)
-    mine = words(literal)
-    if not own or not mine:
+    if not own or not words(literal):
         return ""
+    names = bare_names(pool.counts)
     related = sorted(
         (
             (v, n)
             for v, n in pool.counts.items()
-            if isinstance(v, str) and v not in listed and contains_words(v, mine)
+            if isinstance(v, str) and v not in listed and is_related(v, literal, names)
         ),
         key=lambda vn: -vn[1],
     )

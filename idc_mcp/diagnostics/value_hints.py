@@ -14,6 +14,7 @@ from sqlglot import exp
 from idc_mcp.catalog.database import Catalog
 from idc_mcp.diagnostics.budget import Budget
 from idc_mcp.diagnostics.fuzzy import closest, resembles
+from idc_mcp.diagnostics.word_overlap import sharing_words
 from idc_mcp.sql import scopes
 
 DISTINCT_CAP = 2_000  # most common distinct values pulled per column
@@ -231,8 +232,10 @@ def nearest_values(
         like = words_like(table, column, tokens)
         candidates.update(value_counts(catalog, scope, table, column, like, FOLDED_CAP, budget))
     texts = {str(v): (v, n) for v, n in candidates.items() if isinstance(v, str)}
-    near = [name for name in closest(word, texts, limit=8, cutoff=75) if resembles(word, name)]
-    return [texts[name] for name in near[:4]], pool
+    near = [texts[name] for name in closest(word, texts, limit=8, cutoff=75) if resembles(word, name)]
+    # Values sharing words with the one given ('Siemens Medical' -> 'SIEMENS', 'GE MEDICAL SYSTEMS').
+    near += [vn for vn in sharing_words(word, candidates) if vn not in near]
+    return near[:4], pool
 
 
 def words_like(table: exp.Table | exp.Subquery, column: str, tokens: list[str]) -> exp.ILike:

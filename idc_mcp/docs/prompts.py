@@ -75,12 +75,13 @@ def find_dataset(catalog: Catalog, topic: str) -> str:
 {candidates}
 
 Plan:
-1. `list_collections(cancer_type=..., tumor_location=..., modality=...)` with terms from the topic to see
-   candidate collections with their modalities, sizes, licenses and DOIs.
-2. `describe_table("index")` to ground exact values before filtering (Modality 'CT'/'MR'/'PT'/'SM',
+1. `list_collections(topic=..., modality=...)` with words from the topic (searched in collection ids,
+   names, cancer types, tumor locations and descriptions) to see candidate collections with their
+   modalities, sizes, licenses and DOIs, and which field each matched.
+2. `describe_table(table="index")` to ground exact values before filtering (Modality 'CT'/'MR'/'PT'/'SM',
    BodyPartExamined 'CHEST', licenses 'CC BY 4.0'); collection ids are lowercase with underscores.
 3. `query(sql=...)` to count what matches, e.g.
-   SELECT collection_id, Modality, count(*) AS series, round(sum(series_size_MB)/1024, 1) AS GB
+   SELECT collection_id, Modality, count(*) AS series, round(sum(series_size_MB) / 1000, 1) AS GB
    FROM index WHERE collection_id IN ({ids}) GROUP BY 1, 2 ORDER BY series DESC
    Cancer types and tumor locations are in `collections_index` (join on collection_id). If a query returns
    nothing, read its `diagnostics` and fix the value it names.

@@ -115,9 +115,11 @@ def _facts(catalog: Catalog) -> list[str]:
     out += [
         "### `PatientSex` and `PatientAge`",
         "",
-        "`PatientSex` is a DICOM code (`F`, `M`, `O`), not `Male`/`Female`. `PatientAge` is a string "
-        "such as `'065Y'`: use `TRY_CAST(substr(PatientAge, 1, 3) AS INTEGER)` with "
-        "`PatientAge LIKE '%Y'` for years.",
+        "`PatientSex` is a DICOM code, not `Male`/`Female`: mostly `F`, `M`, `O`, but NULL and other "
+        "values occur (the table below counts them all). `PatientAge` is DICOM age text such as `'065Y'` "
+        "(also `'018M'` months, `'003W'` weeks, bare numbers): years are "
+        "`TRY_CAST(regexp_extract(PatientAge, '^(\\d+)[Yy]?$', 1) AS INTEGER)`, NULL for the rest. "
+        "`StudyDate` and `SeriesDate` are text `'YYYY-MM-DD'`: compare `TRY_CAST(StudyDate AS DATE)`.",
         "",
         *_values_table(("PatientSex", "series"), sexes),
         "",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import textwrap
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -352,7 +353,9 @@ def not_installed_message(settings: Settings, table: str) -> str:
     """The reply to a query on a known index that is not installed yet."""
     info = get_table(table)
     name = info.name if info else table
-    about = f" ({info.description[:160].rstrip()})" if info and info.description else ""
+    # Cut at a word boundary: "...including the n)" reads as a broken reply.
+    short = textwrap.shorten(info.description, 160, placeholder=" …") if info and info.description else ""
+    about = f" ({short})" if short else ""
     size = human_size(known_size(settings, name))
     download = f" The download is {size}." if size else ""
     key = next((k for k in JOIN_KEYS if info and k in info.column_names), None)

@@ -6,6 +6,7 @@ Descriptions come from `collections_index`; counts, sizes, modalities and licens
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from pydantic import BaseModel, Field
@@ -34,7 +35,7 @@ d AS (
 )
 SELECT c.collection_id, c.collection_name, c.cancer_types, c.tumor_locations, c.subjects,
        coalesce(s.series_count, 0), coalesce(s.analysis_series_count, 0), coalesce(s.size_mb, 0),
-       coalesce(s.modalities, []), coalesce(s.licenses, []), coalesce(d.dois, [])
+       coalesce(s.modalities, []), coalesce(s.licenses, []), coalesce(d.dois, []), c.description
 FROM collections_index AS c LEFT JOIN s USING (collection_id) LEFT JOIN d USING (collection_id)
 ORDER BY c.collection_id
 """
@@ -52,6 +53,7 @@ class CollectionInfo(BaseModel):
     total_size_MB: float
     licenses: list[str]
     dois: list[str] = Field(description="DOIs of the collection's sources (cite them: get_citations)")
+    matched_fields: list[str] | None = Field(None, description="with topic: the fields the topic matched")
 
 
 class CollectionList(BaseModel):
@@ -59,6 +61,7 @@ class CollectionList(BaseModel):
     count: int = Field(description="collections matching the filters")
     truncated: bool
     filters: dict[str, str] = Field(description="the filters applied")
+    searched_fields: list[str] | None = Field(None, description="with topic: the fields searched")
     notes: list[str] = Field(default_factory=list)
     next_step: str
 
@@ -70,16 +73,39 @@ def _matches(value: str | list[str] | None, needle: str) -> bool:
     return needle.casefold() in text.casefold()
 
 
+# The fields a topic is looked for in, strongest first (a match in the description alone is weakest).
+TOPIC_FIELDS = ("collection_id", "collection_name", "cancer_types", "tumor_locations", "description")
+
+
+def _topic_words(topic: str) -> list[str]:
+    return re.findall(r"[^\W_]+", topic.casefold())
+
+
+def _topic_fields(words: list[str], texts: dict[str, str | None]) -> list[str] | None:
+    """The fields where the topic's words occur (each word must occur in one of them), or None.
+    A word matches at the start of a word of the field ('kidney' in 'Kidneys'), in any case."""
+    found: list[str] = []
+    for word in words:
+        pattern = re.compile(r"(?<![^\W_])" + re.escape(word))
+        where = [f for f in TOPIC_FIELDS if texts.get(f) and pattern.search(str(texts[f]).casefold())]
+        if not where:
+            return None
+        found.extend(f for f in where if f not in found)
+    return [f for f in TOPIC_FIELDS if f in found]
+
+
 def list_collections(
     catalog: Catalog,
     cancer_type: str | None = None,
     tumor_location: str | None = None,
     modality: str | None = None,
     license: str | None = None,
+    topic: str | None = None,
 ) -> CollectionList:
     filters = {
         k: v.strip()
         for k, v in (
+            ("topic", topic),
             ("cancer_type", cancer_type),
             ("tumor_location", tumor_location),
             ("modality", modality),
@@ -90,6 +116,7 @@ def list_collections(
     for name, value in filters.items():
         if len(value) > MAX_FILTER_CHARS:
             raise SelectionError(f"{name} is longer than {MAX_FILTER_CHARS} characters; give a short word.")
+    rows = catalog.execute(_SUMMARY).rows
     infos = [
         CollectionInfo(
             collection_id=r[0],
@@ -104,20 +131,40 @@ def list_collections(
             licenses=list(r[9]),
             dois=list(r[10]),
         )
-        for r in catalog.execute(_SUMMARY).rows
+        for r in rows
     ]
+    if "topic" in filters:
+        words = _topic_words(filters["topic"])
+        if not words:
+            raise SelectionError("topic has no words to search for; give one or more words, e.g. 'kidney'.")
+        for info, r in zip(infos, rows, strict=True):
+            texts = {"collection_id": r[0], "collection_name": r[1], "cancer_types": r[2]}
+            texts |= {"tumor_locations": r[3], "description": r[11]}
+            info.matched_fields = _topic_fields(words, texts)
     fields: dict[str, Callable[[CollectionInfo], str | list[str] | None]] = {
+        "topic": lambda c: ", ".join(c.matched_fields or []),
         "cancer_type": lambda c: c.cancer_types,
         "tumor_location": lambda c: c.tumor_locations,
         "modality": lambda c: c.modalities,
         "license": lambda c: c.licenses,
     }
+
     # A filter that matches no collection on its own is a mistake: say so, with the nearest values.
+    def keeps(c: CollectionInfo, name: str, value: str) -> bool:
+        return c.matched_fields is not None if name == "topic" else _matches(fields[name](c), value)
+
     for name, value in filters.items():
-        if not any(_matches(fields[name](c), value) for c in infos):
-            raise SelectionError(_no_match_message(infos, name, value, fields[name]))
-    matched = [c for c in infos if all(_matches(fields[n](c), v) for n, v in filters.items())]
-    notes = []
+        if not any(keeps(c, name, value) for c in infos):
+            if name == "topic":
+                raise SelectionError(
+                    f"No collection mentions {value!r} in {', '.join(TOPIC_FIELDS)}. Try a broader word "
+                    "(an organ, a cancer type), or list_collections() to see them all."
+                )
+            raise SelectionError(_no_match_message(catalog, infos, name, value, fields[name]))
+    matched = [c for c in infos if all(keeps(c, n, v) for n, v in filters.items())]
+    notes = _wider_topic(catalog, filters, matched)
+    if "topic" in filters:  # matches in the id, name, cancer types or sites before description-only ones
+        matched.sort(key=lambda c: TOPIC_FIELDS.index((c.matched_fields or ["description"])[0]))
     if not matched:
         notes.append(
             "Each filter matches some collections, but no collection matches all of them together. Drop one."
@@ -127,13 +174,38 @@ def list_collections(
         count=len(matched),
         truncated=len(matched) > MAX_COLLECTIONS,
         filters=filters,
+        searched_fields=list(TOPIC_FIELDS) if "topic" in filters else None,
         notes=notes,
-        next_step="Pass collection_ids to check_licenses, estimate_size or get_citations; query() narrows "
-        "further (e.g. by Modality or BodyPartExamined).",
+        next_step="Pass collection_ids to check_licenses, estimate_size or get_citations; the query tool "
+        "narrows further (e.g. by Modality or BodyPartExamined).",
     )
 
 
+def _wider_topic(catalog: Catalog, filters: dict[str, str], matched: list[CollectionInfo]) -> list[str]:
+    """A cancer_type or tumor_location filter sees one field: say what a topic search finds besides."""
+    word = filters.get("cancer_type") or filters.get("tumor_location")
+    if not word or "topic" in filters:
+        return []
+    others = {k: v for k, v in filters.items() if k in ("modality", "license")}
+    try:
+        found = list_collections(catalog, topic=word, **others)  # type: ignore[arg-type]
+    except SelectionError:
+        return []
+    have = {c.collection_id for c in matched}
+    extra = [c for c in found.collections if c.collection_id not in have]
+    if not extra:
+        return []
+    shown = ", ".join(f"{c.collection_id} ({', '.join(c.matched_fields or [])})" for c in extra[:5])
+    args = ", ".join(f"{k}={v!r}" for k, v in {"topic": word, **others}.items())
+    return [
+        f"{len(extra)} more collection(s) mention {word!r} in other fields: {shown}"
+        f"{', ...' if len(extra) > 5 else ''}. list_collections({args}) searches "
+        f"{', '.join(TOPIC_FIELDS)}."
+    ]
+
+
 def _no_match_message(
+    catalog: Catalog,
     infos: list[CollectionInfo],
     name: str,
     value: str,
@@ -148,7 +220,19 @@ def _no_match_message(
             values.update(part.strip() for part in field.split(","))
     near = closest(value, sorted(values), limit=5)
     hint = f" Close values: {', '.join(repr(n) for n in near)}." if near else ""
+    topic = ""
+    if name in ("cancer_type", "tumor_location"):
+        try:
+            found = list_collections(catalog, topic=value)
+        except SelectionError:
+            found = None
+        if found is not None and found.count:
+            ids = ", ".join(c.collection_id for c in found.collections[:5])
+            topic = (
+                f" A topic search finds {found.count} collection(s) mentioning it ({ids}"
+                f"{', ...' if found.count > 5 else ''}): call list_collections(topic={value!r})."
+            )
     return (
-        f"No collection has {name} containing {value!r} (case-insensitive substring).{hint} "
+        f"No collection has {name} containing {value!r} (case-insensitive substring).{hint}{topic} "
         f"Call list_collections() without {name} to see the values in use."
     )

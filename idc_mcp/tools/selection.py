@@ -32,26 +32,13 @@ _UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 AnalysisResults = Literal["include", "exclude", "only"]
 
 # Annotated argument types the selection tools share (their descriptions are what the assistant reads).
-CollectionIds = Annotated[
-    list[str] | None,
-    Field(description="collection_id values, lowercase with underscores, e.g. ['nlst', 'tcga_luad']"),
-]
-PatientIds = Annotated[list[str] | None, Field(description="PatientID values")]
-StudyUids = Annotated[list[str] | None, Field(description="StudyInstanceUID values (digits and dots)")]
-SeriesUids = Annotated[list[str] | None, Field(description="SeriesInstanceUID values (digits and dots)")]
-SelectionSql = Annotated[
-    str | None,
-    Field(
-        description="a read-only SELECT (validated like `query`) whose result has a SeriesInstanceUID column"
-    ),
-]
-AnalysisResultsArg = Annotated[
-    AnalysisResults,
-    Field(
-        description="derived data (segmentations, annotations) shares collection_id with the images: "
-        "'include' both (default), 'exclude' derived series, or 'only' derived series"
-    ),
-]
+# Kept short: seven tools repeat them, and every conversation pays for them (the names say the rest).
+CollectionIds = Annotated[list[str] | None, Field(description="e.g. ['tcga_luad']")]
+PatientIds = list[str] | None
+StudyUids = list[str] | None
+SeriesUids = list[str] | None
+SelectionSql = Annotated[str | None, Field(description="SELECT returning SeriesInstanceUID")]
+AnalysisResultsArg = Annotated[AnalysisResults, Field(description="derived series: SEG, SR, ANN...")]
 
 
 class SelectionError(ValueError):
@@ -192,7 +179,7 @@ def report_unknown(catalog: Catalog, argument: str, column: str, values: list[st
     listed = "; ".join(lines) + more
     raise SelectionError(
         f"Unknown {argument}: {listed}{'' if listed.endswith('?') else '.'} "
-        f"Look values up with query(), e.g. SELECT DISTINCT {column} FROM index WHERE ... ."
+        f"Look values up with the query tool, e.g. SELECT DISTINCT {column} FROM index WHERE ... ."
     )
 
 
@@ -218,7 +205,7 @@ def _run(catalog: Catalog, sql: str, params: list[object] | None = None, *, call
                 "This is not a mistake in the arguments; retry once, and report it if it happens again."
             ) from exc
         raise SelectionError(
-            f"sql failed: {first}. Fix it with query() first (it explains unknown columns), "
+            f"sql failed: {first}. Fix it with the query tool first (it explains unknown columns), "
             "then pass it here."
         ) from exc
 
@@ -254,7 +241,9 @@ def _explain_empty_sql(catalog: Catalog, sql: str) -> None:
         return  # it selects rows: the combination with the other arguments is what is empty
     notes = explain.explain_empty(catalog, validated)
     raise SelectionError(
-        "sql selects no series on its own. " + " ".join(notes) + " Fix it (query() shows the same hints), "
+        "sql selects no series on its own. "
+        + " ".join(notes)
+        + " Fix it (the query tool shows the same hints), "
         "then pass it here."
     )
 
@@ -264,8 +253,8 @@ def _totals_hint(selection: Selection) -> str:
     ids = [i.replace("'", "''") for i in (selection.collection_ids or [])[:5]]
     where = "collection_id IN (" + ", ".join(f"'{i}'" for i in ids) + ")" if ids else "..."
     return (
-        "For totals only (series, size, licenses), query() aggregates without this cap: SELECT "
-        "collection_id, license_short_name, count(*) AS series, round(sum(series_size_MB) / 1024, 1) AS GB "
+        "For totals only (series, size, licenses), the query tool aggregates without this cap: SELECT "
+        "collection_id, license_short_name, count(*) AS series, round(sum(series_size_MB) / 1000, 1) AS GB "
         f"FROM index WHERE {where} GROUP BY ALL"
     )
 

@@ -17,6 +17,7 @@ BYTES_PER_MB = 1_000_000  # series_size_MB is in decimal megabytes
 class CollectionSize(BaseModel):
     collection_id: str
     series_count: int
+    derived_series: int = Field(description="of which analysis results (segmentations, annotations, ...)")
     instance_count: int
     total_size_MB: float
 
@@ -31,9 +32,15 @@ class DiskSpace(BaseModel):
 
 class SizeEstimate(BaseModel):
     series_count: int
+    original_series: int = Field(description="images as acquired (analysis_result_id is NULL)")
+    derived_series: int = Field(
+        description="analysis results made from them: segmentations, annotations, SR (analysis_results="
+        "'exclude' leaves them out)"
+    )
+    derived_modalities: list[str] = Field(description="modalities of the derived series, e.g. SEG, SR")
     instance_count: int = Field(description="DICOM files (instances) in all")
     total_size_MB: float
-    total_size_GB: float
+    total_size_GB: float = Field(description="total_size_MB / 1000 (decimal units: 1 GB = 1000 MB)")
     per_collection: list[CollectionSize] = Field(description="largest first")
     per_collection_truncated: bool = Field(
         description=f"true when more than {MAX_COLLECTIONS_LISTED} collections"
@@ -63,18 +70,26 @@ def estimate_size(
     where, params = selection_where(resolved)
     rows = catalog.execute(
         f"""
-        SELECT collection_id, count(*), coalesce(sum(instanceCount), 0), coalesce(sum(series_size_MB), 0)
+        SELECT collection_id, count(*), coalesce(sum(instanceCount), 0), coalesce(sum(series_size_MB), 0),
+               count(*) FILTER (WHERE analysis_result_id IS NOT NULL),
+               coalesce(list(DISTINCT Modality) FILTER (WHERE analysis_result_id IS NOT NULL), [])
         FROM index WHERE {where} GROUP BY 1 ORDER BY 4 DESC, 1
         """,
         params,
     ).rows
     per = [
         CollectionSize(
-            collection_id=c, series_count=n, instance_count=int(i), total_size_MB=round(float(mb), 3)
+            collection_id=c,
+            series_count=n,
+            derived_series=d,
+            instance_count=int(i),
+            total_size_MB=round(float(mb), 3),
         )
-        for c, n, i, mb in rows
+        for c, n, i, mb, d, _ in rows
     ]
     series = sum(r[1] for r in rows)
+    derived = sum(r[4] for r in rows)
+    derived_modalities = sorted({m for r in rows for m in r[5] if m})
     instances = int(sum(r[2] for r in rows))
     total_mb = float(sum(r[3] for r in rows))
     disk = None
@@ -82,10 +97,18 @@ def estimate_size(
         if download_root is None:
             raise ValueError("download_root is required with download_dir")
         disk = disk_space(download_root, download_dir, total_mb)
-    summary = (
-        f"{series:,} series, {instances:,} files, {total_mb / 1000:,.2f} GB ({total_mb:,.1f} MB) "
-        f"in {len(per)} collection(s)."
+    kinds = (
+        f" ({series - derived:,} original, {derived:,} derived: analysis results, "
+        f"{', '.join(derived_modalities)})"
+        if derived
+        else " (all original)"
     )
+    summary = (
+        f"{series:,} series{kinds}, {instances:,} files, {total_mb / 1000:,.2f} GB ({total_mb:,.1f} MB; "
+        f"1 GB = 1000 MB) in {len(per)} collection(s)."
+    )
+    if derived and series - derived:
+        summary += " analysis_results='exclude' sizes the original images alone."
     if disk is not None:
         summary += (
             f" It fits in {disk.download_dir} ({disk.free_MB / 1000:,.1f} GB free)."
@@ -103,6 +126,9 @@ def estimate_size(
         )
     return SizeEstimate(
         series_count=series,
+        original_series=series - derived,
+        derived_series=derived,
+        derived_modalities=derived_modalities,
         instance_count=instances,
         total_size_MB=round(total_mb, 3),
         total_size_GB=round(total_mb / 1000, 3),

@@ -2,22 +2,35 @@
 
 from __future__ import annotations
 
+import textwrap
 from typing import Any
 
-from pydantic import BaseModel, Field
+import duckdb
+from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
 
-from idc_mcp.catalog.database import Catalog
+from idc_mcp.catalog.build import DISTINCT_COUNTS
+from idc_mcp.catalog.database import Catalog, QueryTimeout
 from idc_mcp.catalog.memo import Memo
-from idc_mcp.catalog.schemas import all_tables, get_table
-from idc_mcp.catalog.sqltext import quote_identifier
+from idc_mcp.catalog.schemas import TableInfo, all_tables, get_table
+from idc_mcp.catalog.sqltext import quote_identifier, sql_literal
 from idc_mcp.diagnostics.fuzzy import closest
+from idc_mcp.diagnostics.nested_values import is_nested, nested_paths
+from idc_mcp.diagnostics.text_formats import recognise, spelling_note, spellings
 from idc_mcp.indices import clinical, fetch
 from idc_mcp.sql.json_values import json_safe
 
 # A column with at most this many distinct values gets all of them, with counts.
 LOW_CARDINALITY = 50
-TOP_VALUES = 25
+FULL_VALUES = 500  # values listed for one column asked for in full
+TEXT_VALUES_UP_TO = 20_000  # text columns with more distinct values get examples instead
 EXAMPLES = 5
+# The compact view (one call for a whole table): short descriptions and a few values per column.
+COMPACT_VALUES = 5
+COMPACT_NESTED_VALUES = 3
+COMPACT_EXAMPLES = 2
+COMPACT_DESCRIPTION = 110
+MAX_VALUE_CHARS = 120  # a longer value (a citation, a title) is cut in the reply
+FACT_TIMEOUT_S = 2.0  # an exact distinct count computed now (fetched tables), else approximate
 
 
 class TableNotFound(ValueError):
@@ -41,16 +54,34 @@ class ValueCount(BaseModel):
     count: int
 
 
+class NestedValues(BaseModel):
+    path: str = Field(description="where the values sit: name[] = list elements, a.b = struct field")
+    type: str
+    distinct_count: int | None = None
+    values: list[ValueCount] = Field(description="element values with the rows holding each, most first")
+    values_complete: bool = Field(description="true when `values` lists every distinct value")
+    filter: str = Field(
+        description="a filter that works in the query tool, for the first value (or for <value> to replace "
+        "when the values could not be counted in time)"
+    )
+
+
 class ColumnDescription(BaseModel):
     name: str
     type: str = Field(description="type in the catalog (DuckDB), or the schema type when not installed")
     description: str
+    format: str | None = Field(None, description="how the values are written, when not what the type says")
     distinct_count: int | None = None
-    values: list[ValueCount] | None = Field(
-        None, description="all distinct values with counts (low-cardinality columns) or the most common ones"
-    )
+    distinct_count_exact: bool | None = Field(None, description="false: distinct_count is an estimate")
+    values: list[ValueCount] | None = Field(None, description="values with row counts, most common first")
     values_complete: bool = Field(False, description="true when `values` lists every distinct value")
     examples: list[Any] | None = Field(None, description="a few example values (high-cardinality columns)")
+    nested: list[NestedValues] | None = Field(None, description="values inside a list or struct column")
+
+    @model_serializer(mode="wrap")
+    def _without_empty_fields(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Unset facts are left out: a 31-column table would repeat ~60 bytes of nulls per column.
+        return {k: v for k, v in handler(self).items() if v is not None}
 
 
 class TableDescription(BaseModel):
@@ -59,6 +90,7 @@ class TableDescription(BaseModel):
     installed: bool
     row_count: int | None
     columns: list[ColumnDescription]
+    compact: bool = Field(False, description="true: descriptions shortened and value lists cut")
     notes: list[str] = Field(default_factory=list)
 
 
@@ -119,15 +151,12 @@ def _clinical_labels(catalog: Catalog, table: str) -> dict[str, str]:
     return {r["column"]: r["label"] for r in labels if r["label"]}
 
 
-def _is_simple_type(dtype: str) -> bool:
-    return not any(token in dtype for token in ("STRUCT", "[]", "MAP", "LIST", "UNION"))
-
-
 # Installed tables are read-only: a table's value profile is computed once per catalog and table.
 _PROFILES: Memo[TableDescription] = Memo(maxsize=64)
 
 
-def describe_table(catalog: Catalog, table: str) -> TableDescription:
+def describe_table(catalog: Catalog, table: str, column: str | None = None) -> TableDescription:
+    """The table's columns. Compact (a few values each) unless `column` asks for one column in full."""
     info = get_table(table)
     installed = catalog.installed_tables()
     if info is None and table not in installed:
@@ -137,63 +166,138 @@ def describe_table(catalog: Catalog, table: str) -> TableDescription:
         hint = f" Did you mean {', '.join(repr(n) for n in near)}?" if near else ""
         raise TableNotFound(f"Unknown table {table!r}.{hint} list_tables() shows every table.")
     name = info.name if info else table
-    schema_cols = {c.name: c.description for c in info.columns} if info else _clinical_labels(catalog, name)
     if name not in installed:
-        return TableDescription(
+        columns = [
+            ColumnDescription(
+                name=c.name, type=c.type + ("[]" if c.mode == "REPEATED" else ""), description=c.description
+            )
+            for c in (info.columns if info else ())
+        ]
+        described = TableDescription(
             name=name,
             description=info.description if info else "",
             installed=False,
             row_count=None,
-            columns=[
-                ColumnDescription(name=c.name, type=c.type, description=c.description) for c in info.columns
-            ]
-            if info
-            else [],
+            columns=columns,
             notes=[fetch.not_installed_message(catalog.settings, name)],
         )
+    else:
+        described = _profile(catalog, name, info)
+    if column is not None:
+        return _one_column(described, column)
+    return _compact(described)
+
+
+def _one_column(described: TableDescription, column: str) -> TableDescription:
+    found = [c for c in described.columns if c.name == column] or [
+        c for c in described.columns if c.name.lower() == column.lower()
+    ]
+    if not found:
+        near = closest(column, [c.name for c in described.columns], limit=3)
+        hint = f" Did you mean {', '.join(repr(n) for n in near)}?" if near else ""
+        raise TableNotFound(
+            f"{described.name} has no column {column!r}.{hint} "
+            f'describe_table(table="{described.name}") lists its columns.'
+        )
+    return described.model_copy(
+        update={"columns": [c.model_copy(deep=True) for c in found], "compact": False}
+    )
+
+
+def _short(text: str, width: int) -> str:
+    """Cut at a word boundary, marked with an ellipsis."""
+    return textwrap.shorten(text, width, placeholder=" …") if len(text) > width else text
+
+
+def _compact(described: TableDescription) -> TableDescription:
+    cut: list[str] = []
+    columns = []
+    for col in described.columns:
+        short = col.model_copy(deep=True)
+        short.description = _short(col.description, COMPACT_DESCRIPTION)
+        if col.values is not None and len(col.values) > COMPACT_VALUES:
+            short.values = col.values[:COMPACT_VALUES]
+            short.values_complete = False
+        if col.examples is not None:
+            short.examples = col.examples[:COMPACT_EXAMPLES]
+        if col.nested:
+            short.nested = [
+                n.model_copy(
+                    update={
+                        "values": n.values[:COMPACT_NESTED_VALUES],
+                        "values_complete": n.values_complete and len(n.values) <= COMPACT_NESTED_VALUES,
+                    }
+                )
+                for n in col.nested
+            ]
+        if short != col:
+            cut.append(col.name)
+        columns.append(short)
+    notes = list(described.notes)
+    if cut:
+        example = next((c for c in cut if c in _VALUE_COLUMNS_FIRST), cut[0])
+        notes.append(
+            f"Compact view: descriptions shortened and at most {COMPACT_VALUES} values per column. For one "
+            f'column in full (description, every value up to {FULL_VALUES}) call describe_table(table="'
+            f'{described.name}", column="{example}").'
+        )
+    return described.model_copy(update={"columns": columns, "compact": True, "notes": notes})
+
+
+# Columns worth naming first in the compact view's note (when cut): people filter on them.
+_VALUE_COLUMNS_FIRST = ("Modality", "BodyPartExamined", "Manufacturer", "license_short_name")
+
+
+def _distinct_counts(catalog: Catalog, name: str) -> dict[str, int]:
+    """Exact distinct counts computed when the catalog was built (bundled tables)."""
+    try:
+        rows = catalog.execute(
+            # A literal, not a bound parameter: binding one makes DuckDB import pandas (~0.7 s).
+            f"SELECT column_name, distinct_count FROM {DISTINCT_COUNTS} "
+            f"WHERE table_name = {sql_literal(name)}"
+        ).rows
+    except duckdb.Error:  # a catalog built before the counts were kept
+        return {}
+    return {c: int(n) for c, n in rows}
+
+
+def _distinct(catalog: Catalog, ref: str, q: str, known: dict[str, int], column: str) -> tuple[int, bool]:
+    if column in known:
+        return known[column], True
+    try:
+        (n,) = catalog.execute(f"SELECT count(DISTINCT {q}) FROM {ref}", timeout_s=FACT_TIMEOUT_S).rows[0]
+        return int(n or 0), True
+    except (QueryTimeout, duckdb.Error):
+        (n,) = catalog.execute(f"SELECT approx_count_distinct({q}) FROM {ref}").rows[0]
+        return int(n or 0), False
+
+
+def _value_counts(rows: list[tuple[Any, ...]]) -> list[ValueCount]:
+    out = []
+    for value, count in rows:
+        safe = json_safe(value)
+        if isinstance(safe, str) and len(safe) > MAX_VALUE_CHARS:
+            safe = safe[:MAX_VALUE_CHARS] + "…"
+        out.append(ValueCount(value=safe, count=int(count)))
+    return out
+
+
+def _profile(catalog: Catalog, name: str, info: TableInfo | None) -> TableDescription:
+    """Every column of an installed table with its values, computed once per catalog and table."""
     key = (catalog.key, name, catalog.row_count(name), tuple(catalog.columns(name)))
     cached = _PROFILES.get(key)
     if cached is not None:
-        return cached.model_copy(deep=True)
-    columns = []
+        return cached
+    schema_cols = {c.name: c.description for c in info.columns} if info else _clinical_labels(catalog, name)
+    known = _distinct_counts(catalog, name)
     ref = quote_identifier(name)
+    columns = []
     for column, dtype in catalog.columns(name):
-        col = ColumnDescription(
-            name=column,
-            type=dtype,
-            description=schema_cols.get(column, ""),
-        )
-        q = quote_identifier(column)
-        if _is_simple_type(dtype):
-            (distinct,) = catalog.execute(f"SELECT approx_count_distinct({q}) FROM {ref}").rows[0]
-            col.distinct_count = int(distinct or 0)
-            if (
-                col.distinct_count <= LOW_CARDINALITY
-                or col.distinct_count <= 2 * TOP_VALUES
-                and dtype == "VARCHAR"
-            ):
-                rows = catalog.execute(
-                    f"SELECT {q}, count(*) FROM {ref} GROUP BY 1 "
-                    f"ORDER BY 2 DESC, 1 LIMIT {LOW_CARDINALITY + 1}"
-                ).rows
-                col.values = [ValueCount(value=json_safe(v), count=n) for v, n in rows[:LOW_CARDINALITY]]
-                col.values_complete = len(rows) <= LOW_CARDINALITY
-                col.distinct_count = len(rows) if col.values_complete else col.distinct_count
-            elif dtype == "VARCHAR" and col.distinct_count < 20_000:
-                rows = catalog.execute(
-                    f"SELECT {q}, count(*) FROM {ref} WHERE {q} IS NOT NULL GROUP BY 1 "
-                    f"ORDER BY 2 DESC, 1 LIMIT {TOP_VALUES}"
-                ).rows
-                col.values = [ValueCount(value=json_safe(v), count=n) for v, n in rows]
-            else:
-                rows = catalog.execute(
-                    f"SELECT DISTINCT {q} FROM (SELECT {q} FROM {ref} WHERE {q} IS NOT NULL LIMIT 1000) "
-                    f"LIMIT {EXAMPLES}"
-                ).rows
-                col.examples = [json_safe(r[0]) for r in rows]
+        col = ColumnDescription(name=column, type=dtype, description=schema_cols.get(column, ""))
+        if is_nested(dtype):
+            col.nested = _nested(catalog, ref, column, dtype)
         else:
-            rows = catalog.execute(f"SELECT {q} FROM {ref} WHERE {q} IS NOT NULL LIMIT 1").rows
-            col.examples = [json_safe(r[0]) for r in rows]
+            _scalar(catalog, ref, col, known)
         columns.append(col)
     described = TableDescription(
         name=name,
@@ -203,4 +307,63 @@ def describe_table(catalog: Catalog, table: str) -> TableDescription:
         columns=columns,
     )
     _PROFILES.put(key, described)
-    return described.model_copy(deep=True)
+    return described
+
+
+def _scalar(catalog: Catalog, ref: str, col: ColumnDescription, known: dict[str, int]) -> None:
+    q = quote_identifier(col.name)
+    col.distinct_count, col.distinct_count_exact = _distinct(catalog, ref, q, known, col.name)
+    text = col.type == "VARCHAR"
+    if col.distinct_count <= LOW_CARDINALITY or (text and col.distinct_count <= TEXT_VALUES_UP_TO):
+        rows = catalog.execute(
+            f"SELECT {q}, count(*) FROM {ref} WHERE {q} IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 "
+            f"LIMIT {FULL_VALUES}"
+        ).rows
+        col.values = _value_counts(rows)
+        non_null = col.distinct_count  # count(DISTINCT) leaves NULL out, as the listing does
+        col.values_complete = len(rows) >= non_null and col.distinct_count_exact is True
+        sample = [v.value for v in col.values]
+    else:
+        rows = catalog.execute(
+            f"SELECT DISTINCT {q} FROM (SELECT {q} FROM {ref} WHERE {q} IS NOT NULL LIMIT 2000) LIMIT 200"
+        ).rows
+        sample = [r[0] for r in rows]
+        col.examples = [json_safe(v) for v in sample[:EXAMPLES]]
+    if text:
+        col.format = _format(col.name, sample)
+
+
+def _format(column: str, values: list[Any]) -> str | None:
+    recognised = recognise(values)
+    if recognised is not None:
+        return recognised.describe(column)
+    groups = spellings(values)
+    return spelling_note(column, groups) if groups else None
+
+
+def _nested(catalog: Catalog, ref: str, column: str, dtype: str) -> list[NestedValues]:
+    """Each path's element values; a path too slow to count in FACT_TIMEOUT_S is still listed (with its
+    filter idiom), so that the assistant sees where values sit."""
+    out = []
+    for path in nested_paths(column, dtype):
+        try:
+            rows = catalog.execute(path.counts_sql(ref, FULL_VALUES), timeout_s=FACT_TIMEOUT_S).rows
+        except (QueryTimeout, duckdb.Error):
+            rows = None
+        distinct: int | None = len(rows) if rows is not None and len(rows) < FULL_VALUES else None
+        if rows is not None and distinct is None:
+            try:
+                distinct = int(catalog.execute(path.distinct_sql(ref), timeout_s=FACT_TIMEOUT_S).rows[0][0])
+            except (QueryTimeout, duckdb.Error):
+                distinct = None
+        out.append(
+            NestedValues(
+                path=path.path,
+                type=path.leaf_type,
+                distinct_count=distinct,
+                values=_value_counts(rows or []),
+                values_complete=rows is not None and distinct is not None and len(rows) >= distinct,
+                filter=path.filter_text(rows[0][0] if rows else "<value>"),
+            )
+        )
+    return out

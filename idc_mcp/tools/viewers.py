@@ -92,7 +92,7 @@ def get_viewer_url(
     study = _one_uid("study_uid", study_uid)
     if not series and not study:
         raise SelectionError(
-            "Give series_uid (one UID or a list) or study_uid. Find them with query(), e.g. SELECT "
+            "Give series_uid (one UID or a list) or study_uid. Find them with the query tool, e.g. SELECT "
             "StudyInstanceUID, SeriesInstanceUID FROM index WHERE collection_id = '...' LIMIT 5."
         )
     if len(series) > MAX_VIEWER_SERIES:
@@ -152,7 +152,7 @@ def get_viewer_url(
             raise SelectionError(
                 f"Study {study} has {len(folders)} series; a VolView link takes at most "
                 f"{MAX_VOLVIEW_SERIES}. "
-                "Pass series_uid for the series to open (query() lists them), or use viewer='ohif_v3'."
+                "Pass series_uid for the series to open (the query tool lists them), or use viewer='ohif_v3'."
             )
         links.append(
             ViewerLink(

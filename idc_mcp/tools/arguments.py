@@ -1,0 +1,102 @@
+"""Argument mistakes explained like our other errors: which argument, what was wrong, what the tool takes.
+
+The MCP SDK reports a call whose arguments do not fit the tool's input schema with pydantic's own text
+(input values echoed, a link to pydantic's documentation). This turns the same errors into a message for
+the assistant: each wrong or missing argument, unknown argument names with the nearest real ones, and
+the tool's arguments with their types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from idc_mcp.diagnostics.fuzzy import closest
+
+MAX_SHOWN_INPUT = 60
+
+
+def _type_of(schema: Mapping[str, Any]) -> str:
+    if "enum" in schema:
+        return " | ".join(repr(v) for v in schema["enum"])
+    if "anyOf" in schema:
+        kinds = [_type_of(s) for s in schema["anyOf"] if s.get("type") != "null"]
+        return " or ".join(kinds) or "null"
+    kind = schema.get("type")
+    if kind == "array":
+        return f"list of {_type_of(schema.get('items', {}))}"
+    return {"string": "text", "integer": "integer", "number": "number", "boolean": "true/false"}.get(
+        str(kind), str(kind or "any")
+    )
+
+
+def signature(tool: str, schema: Mapping[str, Any]) -> str:
+    required = set(schema.get("required", []))
+    parts = []
+    for name, prop in schema.get("properties", {}).items():
+        parts.append(f"{name} ({_type_of(prop)}{', required' if name in required else ''})")
+    return f"{tool} takes: {', '.join(parts) or 'no arguments'}."
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= MAX_SHOWN_INPUT else text[:MAX_SHOWN_INPUT] + "…"
+
+
+def explain_arguments(
+    tool: str, schema: Mapping[str, Any], arguments: Mapping[str, Any], errors: Sequence[Mapping[str, Any]]
+) -> str:
+    """One message for every argument problem of a call, ending with what the tool takes."""
+    known = list(schema.get("properties", {}))
+    problems: list[str] = []
+    for name in arguments:
+        if name not in known:
+            near = closest(name, known, limit=1)
+            problems.append(
+                f"{tool} has no argument {name!r}" + (f" (did you mean {near[0]!r}?)" if near else "")
+            )
+    for error in errors:
+        loc = [str(p) for p in error.get("loc", ())]
+        if not loc:
+            continue
+        where = loc[0] + "".join(f"[{p}]" for p in loc[1:])
+        if error.get("type") == "missing":
+            problems.append(f"argument {where!r} is required")
+        else:
+            msg = str(error.get("msg", "is not valid"))
+            msg = msg[0].lower() + msg[1:] if msg else msg
+            problems.append(f"argument {where!r}: {msg}, got {_shown(error.get('input'))}")
+    unique = list(dict.fromkeys(problems))
+    # Prefixed like every other tool error the SDK reports ("Error executing tool <name>: ...").
+    return f"Error executing tool {tool}: invalid arguments: {'; '.join(unique)}. {signature(tool, schema)}"
+
+
+def compact_schema(schema: Any) -> Any:
+    """The same JSON schema, shorter: no generated titles, no `default: null` (an absent optional argument
+    is null anyway), and an `anyOf` of plain types as one `type` list (`anyOf [string, array of string,
+    null]` -> `type: [string, array, null], items: ...`; `items` applies to arrays only). It validates
+    exactly the same."""
+    if isinstance(schema, list):
+        return [compact_schema(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {
+        k: compact_schema(v) for k, v in schema.items() if k != "title" and not (k == "default" and v is None)
+    }
+    options = out.get("anyOf")
+    if isinstance(options, list) and options and all(_plain(o) for o in options):
+        merged: dict[str, Any] = {}
+        for option in options:
+            for key, value in option.items():
+                if key != "type" and merged.setdefault(key, value) != value:
+                    return out  # two options constrain the same keyword differently: keep anyOf
+        types = [o["type"] for o in options]
+        if len(set(types)) == len(types):
+            del out["anyOf"]
+            out = {**merged, **out, "type": types}
+    return out
+
+
+def _plain(option: Any) -> bool:
+    """A schema that is one type plus keywords that only apply to that type."""
+    return isinstance(option, dict) and isinstance(option.get("type"), str) and "anyOf" not in option

@@ -1,0 +1,188 @@
+"""Replies that cost the assistant little and never mislead it: the tool surface stays small, every call a
+reply names is valid as written, argument mistakes read like our own errors, cut text ends on a word."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from typing import Any
+
+import pytest
+from mcp import Client
+
+from idc_mcp.catalog.schemas import all_tables
+from idc_mcp.config import load_settings
+from idc_mcp.indices import fetch
+from idc_mcp.server import mcp
+
+# IDC's official MCP server (18 tools) sends 11.2 KB of tool descriptions and input schemas.
+PEER_BYTES = 11_200
+
+
+@pytest.mark.anyio
+async def test_tool_descriptions_and_input_schemas_cost_less_than_the_official_server():
+    async with Client(mcp) as client:
+        tools = (await client.list_tools()).tools
+    sizes = {t.name: len(t.description or "") + len(json.dumps(t.input_schema)) for t in tools}
+    total = sum(sizes.values())
+    print(f"tool descriptions + input schemas: {total:,} bytes for {len(tools)} tools (peer: {PEER_BYTES:,})")
+    print(f"server instructions: {len(mcp.instructions or ''):,} bytes")
+    assert total < PEER_BYTES
+    for tool in tools:  # still every description says when to call the tool
+        assert "Call" in (tool.description or ""), tool.name
+
+
+@pytest.mark.anyio
+async def test_compact_input_schemas_still_accept_null_and_refuse_wrong_types():
+    async with Client(mcp) as client:
+        (tool,) = [t for t in (await client.list_tools()).tools if t.name == "check_licenses"]
+        assert tool.input_schema["properties"]["collection_ids"]["type"] == ["array", "null"]
+        assert "title" not in json.dumps(tool.input_schema)
+        ok = await client.call_tool("check_licenses", {"collection_ids": ["lidc_idri"], "patient_ids": None})
+        assert not ok.is_error
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("tool", "arguments", "expected"),
+    [
+        (
+            "describe_table",
+            {"name": "index"},
+            ["describe_table has no argument 'name'", "'table' is required"],
+        ),
+        ("query", {"sql": "SELECT 1", "max_rows": "ten"}, ["argument 'max_rows'", "got 'ten'"]),
+        ("query", {"sql": "SELECT 1", "max_rows": 5000}, ["less than or equal to 1000", "got 5000"]),
+        ("check_licenses", {"collection_ids": "nlst"}, ["argument 'collection_ids'", "valid list"]),
+        ("get_citations", {"collection_ids": ["nlst"], "format": "ris"}, ["argument 'format'"]),
+    ],
+)
+async def test_argument_mistakes_read_like_our_own_errors(tool, arguments, expected):
+    async with Client(mcp) as client:
+        result = await client.call_tool(tool, arguments)
+    assert result.is_error
+    text = result.content[0].text  # type: ignore[union-attr]
+    for part in expected:
+        assert part in text, text
+    assert "pydantic" not in text and "http" not in text and "input_value" not in text
+    assert f"{tool} takes: " in text  # the arguments it does take, with their types
+
+
+# Replies of every kind that name a call to make next.
+SCENARIOS: list[tuple[str, dict[str, Any]]] = [
+    ("query", {"sql": "SELECT * FROM indx"}),
+    ("query", {"sql": "SELECT cancer_types FROM index"}),
+    ("query", {"sql": "SELECT SeriesInstanceUID FROM index WHERE instanceCount < 0"}),
+    ("query", {"sql": "SELECT * FROM seg_index"}),
+    ("query", {"sql": "SELECT count(*) FROM index WHERE Manufacturer = 'GE'"}),
+    (
+        "query",
+        {
+            "sql": "SELECT collection_id FROM collections_index "
+            "WHERE list_contains(list_transform(sources, x -> x.license.license_short_name), 'CC BY 4')"
+        },
+    ),
+    ("list_tables", {}),
+    ("describe_table", {"table": "index"}),
+    ("describe_table", {"table": "collections"}),
+    ("describe_table", {"table": "index", "column": "manufactrer"}),
+    ("list_collections", {"cancer_type": "kidney", "modality": "CT"}),
+    ("list_collections", {"cancer_type": "kidny"}),
+    ("check_licenses", {"collection_ids": ["duke_breast_cancer_mri"]}),
+    ("estimate_size", {"collection_ids": ["lidc_idri"]}),
+]
+# Tools whose named calls are run as written; the others only have their arguments checked.
+RUN_AS_WRITTEN = {
+    "list_tables",
+    "describe_table",
+    "list_collections",
+    "query",
+    "check_licenses",
+    "estimate_size",
+}
+
+
+def strings(value: Any) -> list[str]:
+    """Every text inside a structured reply."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in strings(v)]
+    return []
+
+
+def named_calls(text: str, tools: list[str]) -> list[tuple[str, str]]:
+    """(tool, argument text) of every `tool(...)` in the text, brackets and quotes respected."""
+    found = []
+    for match in re.finditer(r"\b(" + "|".join(tools) + r")\(", text):
+        depth, quote, i = 1, "", match.end()
+        while i < len(text) and depth:
+            ch = text[i]
+            if quote:
+                quote = "" if ch == quote else quote
+            elif ch in "'\"":
+                quote = ch
+            elif ch == "(":
+                depth += 1
+            elif ch == ")":
+                depth -= 1
+            i += 1
+        found.append((match.group(1), text[match.end() : i - 1]))
+    return found
+
+
+def as_arguments(tool: str, args: str, properties: list[str]) -> dict[str, Any]:
+    """The arguments as MCP would receive them; fails on a placeholder such as `describe_table(name)`."""
+    call = ast.parse(f"f({args})", mode="eval").body
+    assert isinstance(call, ast.Call)
+    try:
+        values = {properties[i]: ast.literal_eval(a) for i, a in enumerate(call.args)}
+        values |= {k.arg: ast.literal_eval(k.value) for k in call.keywords if k.arg}
+    except ValueError as exc:
+        raise AssertionError(f"{tool}({args}) is not valid as written (a placeholder?)") from exc
+    unknown = set(values) - set(properties)
+    assert not unknown, f"{tool}({args}) names unknown arguments {unknown}"
+    return values
+
+
+@pytest.mark.anyio
+async def test_every_call_named_in_a_reply_is_valid_as_written():
+    async with Client(mcp) as client:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+        texts = []
+        for tool, arguments in SCENARIOS:
+            result = await client.call_tool(tool, arguments)
+            texts += [result.content[0].text] if result.is_error else strings(result.structured_content)  # type: ignore[union-attr]
+        calls = {call for text in texts for call in named_calls(text, list(tools))}
+        assert len({tool for tool, _ in calls}) >= 4, calls  # the scenarios do name calls of several tools
+        for tool, args in sorted(calls):
+            arguments = as_arguments(tool, args, list(tools[tool].input_schema["properties"]))
+            if tool == "fetch_index":
+                assert arguments["name"] in fetch.fetchable() or arguments["name"] in all_tables()
+            elif tool in RUN_AS_WRITTEN:
+                result = await client.call_tool(tool, arguments)
+                assert not result.is_error, f"{tool}({args}): {result.content[0].text}"  # type: ignore[union-attr]
+
+
+def test_the_call_checker_catches_a_placeholder_and_a_wrong_argument_name():
+    with pytest.raises(AssertionError, match="not valid as written"):
+        as_arguments("describe_table", "name", ["table", "column"])
+    with pytest.raises(AssertionError, match="unknown arguments"):
+        as_arguments("describe_table", 'name="index"', ["table", "column"])
+
+
+@pytest.mark.parametrize("table", [n for n, t in all_tables().items() if not t.bundled])
+def test_a_not_installed_index_description_is_cut_at_a_word_boundary(table):
+    message = fetch.not_installed_message(load_settings(), table)
+    description = all_tables()[table].description
+    inside = re.search(rf"Table '{table}' is an IDC index that is not installed \((.*)\)\.", message)
+    if not description:
+        return
+    assert inside, message
+    kept = inside.group(1).removesuffix(" …")
+    assert " ".join(description.split()).startswith(kept)
+    rest = " ".join(description.split())[len(kept) :]
+    assert rest == "" or rest.startswith(" "), f"cut mid-word: ...{kept[-20:]}|{rest[:20]}"
