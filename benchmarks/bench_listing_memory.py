@@ -52,7 +52,7 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="bench-listing-"))
     os.environ["IDC_MCP_DOWNLOAD_ROOT"] = str(root)
     from idc_mcp.catalog.database import get_catalog
-    from idc_mcp.download import engine, listing, s3
+    from idc_mcp.download import bounds, engine, listing, s3
     from idc_mcp.download.plan import DEFAULT_TEMPLATE, plan_series
     from idc_mcp.tools.selection import Selection, resolve_selection
     from tests.huge_store import serve_huge_store
@@ -89,7 +89,7 @@ def main() -> None:
         # A download-sized listing: whole patients up to the per-call bound.
         chosen, total = [], 0
         for p in plans:
-            if total + p.instance_count > engine.MAX_OBJECTS_PER_CALL:
+            if total + p.instance_count > bounds.MAX_OBJECTS_PER_CALL:
                 break
             chosen.append(p)
             total += p.instance_count
@@ -110,7 +110,7 @@ def main() -> None:
                 opts.retry,
                 threading.Event(),
                 {},
-                engine.MAX_OBJECTS_PER_CALL,
+                bounds.MAX_OBJECTS_PER_CALL,
             )
             seconds = time.perf_counter() - start
             held = psutil.Process().memory_info().rss
@@ -122,7 +122,7 @@ def main() -> None:
             after = psutil.Process().memory_info().rss
             print(
                 f"round {round_}: listing {len(chosen)} series, {n:,} objects "
-                f"(bound {engine.MAX_OBJECTS_PER_CALL:,}): {seconds:.1f} s; RSS before {mib(before)}, "
+                f"(bound {bounds.MAX_OBJECTS_PER_CALL:,}): {seconds:.1f} s; RSS before {mib(before)}, "
                 f"+{mib(held - before)} held ({(held - before) / max(n, 1):,.0f} B/object), "
                 f"peak +{mib(top - before)}, after release {mib(after)}"
             )

@@ -17,7 +17,7 @@ import anyio
 import pytest
 from mcp import Client
 
-from idc_mcp.download import engine, s3, service
+from idc_mcp.download import bounds, s3, service
 from idc_mcp.download.engine import Options
 from idc_mcp.files import safe_component
 from idc_mcp.server import mcp
@@ -318,12 +318,12 @@ async def test_dry_run_of_eight_million_objects_lists_a_bounded_sample(huge_stor
     assert "index's figures" in result["next_step"] and "Split it" in result["next_step"]
     # The store was asked for a sample only (one page of overshoot at most per series listed).
     listed = series - result["series_estimated"]
-    assert huge_store.objects_listed <= engine.DRY_RUN_MAX_LISTED + listed * 1000
+    assert huge_store.objects_listed <= bounds.DRY_RUN_MAX_LISTED + listed * 1000
     assert list(root.iterdir()) == []
 
 
 async def test_a_dry_run_past_its_listing_time_answers_from_the_index(huge_store, root, monkeypatch):
-    monkeypatch.setattr(engine, "DRY_RUN_LIST_S", 0.0)  # the time is up before the first request
+    monkeypatch.setattr(bounds, "DRY_RUN_LIST_S", 0.0)  # the time is up before the first request
     series, files, size_mb = index_figures(LARGE)
     result = await download({"collection_ids": [LARGE], "dry_run": True})
     counts = (result["series_count"], result["series_estimated"], result["files_total"])
@@ -336,12 +336,12 @@ async def test_download_beyond_one_call_is_refused_with_figures_before_any_listi
     series, files, _ = index_figures(LARGE)
     is_error, text = await call("download", {"collection_ids": [LARGE]})
     assert is_error and f"{series:,} series with {files:,} files" in text
-    assert f"at most {engine.MAX_OBJECTS_PER_CALL:,} files" in text and "first" in text
+    assert f"at most {bounds.MAX_OBJECTS_PER_CALL:,} files" in text and "first" in text
     assert huge_store.requests == 0 and list(root.iterdir()) == []
 
 
 async def test_a_store_listing_more_than_the_index_says_is_cut(huge_store, root, monkeypatch):
-    monkeypatch.setattr(engine, "MAX_OBJECTS_PER_CALL", 2_500)
+    monkeypatch.setattr(bounds, "MAX_OBJECTS_PER_CALL", 2_500)
     uid, bucket, uuid = truth(
         "SELECT SeriesInstanceUID, aws_bucket, crdc_series_uuid FROM {index} WHERE instanceCount = 1 LIMIT 1"
     )[0]

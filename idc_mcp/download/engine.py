@@ -8,13 +8,12 @@ cancellation is a `threading.Event` the caller sets. Everything written lands in
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from idc_mcp.catalog.database import Catalog
 from idc_mcp.catalog.memo import Memo
-from idc_mcp.download import listing, provenance, s3, state
+from idc_mcp.download import bounds, listing, provenance, s3, state
 from idc_mcp.download.listing import SeriesFiles
 from idc_mcp.download.plan import (
     DEFAULT_TEMPLATE,
@@ -26,12 +25,6 @@ from idc_mcp.download.plan import (
 )
 from idc_mcp.files import PathRefused, ensure_inside, free_bytes, resolve_inside
 from idc_mcp.tools.selection import Selection, resolve_selection
-
-# Bounds of one call (see README, Security): what a listing may hold, and what a dry run lists before it
-# answers from the index's figures instead.
-MAX_OBJECTS_PER_CALL = 100_000
-DRY_RUN_MAX_LISTED = 20_000
-DRY_RUN_LIST_S = 20.0
 
 
 class DownloadError(Exception):
@@ -136,91 +129,6 @@ def _clean_temporaries(folders: set[Path]) -> None:
                     entry.unlink(missing_ok=True)
 
 
-def too_many_message(plans: list[SeriesPlan]) -> str:
-    """Why a selection is too large for one call, with its figures and a narrower selection to try."""
-    files = sum(p.instance_count for p in plans)
-    size_gb = sum(p.index_size_bytes for p in plans) / 1e9
-    per_patient: dict[str, int] = {}
-    for p in plans:  # plans are ordered by collection, patient, study, series
-        per_patient[p.patient_id] = per_patient.get(p.patient_id, 0) + p.instance_count
-    patients: list[str] = []
-    taken = 0
-    for patient, count in per_patient.items():
-        if taken + count > MAX_OBJECTS_PER_CALL:
-            break
-        patients.append(patient)
-        taken += count
-    first = (
-        f" For example the first {len(patients):,} patients in order ({patients[0]!r} to "
-        f"{patients[-1]!r}) hold {taken:,} files."
-        if patients
-        else " Even one patient holds more: pass series_uids in batches."
-    )
-    return (
-        f"The selection has {len(plans):,} series with {files:,} files ({size_gb:,.1f} GB) by the index; "
-        f"one download call fetches at most {MAX_OBJECTS_PER_CALL:,} files. Split it into about "
-        f"{-(-files // MAX_OBJECTS_PER_CALL)} calls by patient_ids, study_uids or series_uids (each call "
-        f"resumes and skips complete files).{first}"
-    )
-
-
-def _list_sample(
-    client: listing.LazyClient,
-    plans: list[SeriesPlan],
-    destination: Path,
-    opts: Options,
-    cancel: threading.Event,
-    records: dict[str, state.SeriesRecord],
-) -> list[SeriesFiles]:
-    """A dry run's listing: series in plan order, in rounds, until DRY_RUN_MAX_LISTED objects (by the
-    index) or DRY_RUN_LIST_S seconds (the round in flight is dropped); every other series is estimated
-    from the index's instance count and size. Raises s3.Cancelled when the caller cancels."""
-    sample: list[SeriesPlan] = []
-    budget = DRY_RUN_MAX_LISTED
-    for p in plans:
-        if p.instance_count > budget:
-            break
-        sample.append(p)
-        budget -= p.instance_count
-    stop, finished = threading.Event(), threading.Event()
-    deadline = time.monotonic() + DRY_RUN_LIST_S
-
-    def watch() -> None:
-        while not finished.wait(0.1):
-            if cancel.is_set() or time.monotonic() >= deadline:
-                stop.set()
-                return
-
-    threading.Thread(target=watch, name="dry-run-deadline", daemon=True).start()
-    done: dict[str, SeriesFiles] = {}
-    step = max(1, opts.workers * 2)
-    try:
-        for start in range(0, len(sample), step):
-            if stop.is_set() or time.monotonic() >= deadline:
-                break
-            part = sample[start : start + step]
-            try:
-                got = listing.list_all(
-                    client,
-                    part,
-                    destination,
-                    opts.endpoint_url,
-                    opts.workers,
-                    opts.retry,
-                    stop,
-                    records,
-                    2 * DRY_RUN_MAX_LISTED,
-                )
-            except s3.Cancelled:
-                break
-            done.update((sf.series.series_uid, sf) for sf in got)
-    finally:
-        finished.set()
-    if cancel.is_set():
-        raise s3.Cancelled()
-    return [done.get(p.series_uid) or SeriesFiles(p, [], estimated=True) for p in plans]
-
-
 def _recorded_stamps(records: dict[str, state.SeriesRecord]) -> dict[tuple[str, str], str]:
     """(bucket, key) -> the stamp its file had when a previous run verified it."""
     return {
@@ -250,8 +158,8 @@ def download(
     records = state.load(destination)
     plans = _plan(catalog, selection, template, records)
     expected = sum(p.instance_count for p in plans)
-    if not dry_run and expected > MAX_OBJECTS_PER_CALL:
-        raise DownloadError(too_many_message(plans))
+    if not dry_run and expected > bounds.MAX_OBJECTS_PER_CALL:
+        raise DownloadError(bounds.too_many_message(plans))
     client = listing.LazyClient(
         lambda: s3.make_client(
             opts.endpoint_url, opts.workers + 4, opts.connect_timeout_s, opts.read_timeout_s
@@ -260,7 +168,9 @@ def download(
     progress.phase = "listing"
     try:
         if dry_run:
-            listed = _list_sample(client, plans, destination, opts, cancel, records)
+            listed = bounds.list_sample(
+                client, plans, destination, opts.endpoint_url, opts.workers, opts.retry, cancel, records
+            )
         else:
             listed = listing.list_all(
                 client,
@@ -271,12 +181,12 @@ def download(
                 opts.retry,
                 cancel,
                 records,
-                MAX_OBJECTS_PER_CALL,
+                bounds.MAX_OBJECTS_PER_CALL,
             )
     except s3.TooManyObjects as exc:
         raise DownloadError(
             f"The object store lists more files than one call may hold ({exc}), more than the index "
-            f"says. {too_many_message(plans)}"
+            f"says. {bounds.too_many_message(plans)}"
         ) from exc
     except s3.Cancelled as exc:
         raise DownloadCancelled("Download cancelled while listing; nothing was written.") from exc
@@ -335,7 +245,7 @@ def download(
         dry_run=dry_run,
         renamed=[f for f in files if f.renamed_from],
         series_estimated=sum(1 for sf in listed if sf.estimated),
-        too_many_for_one_call=expected > MAX_OBJECTS_PER_CALL,
+        too_many_for_one_call=expected > bounds.MAX_OBJECTS_PER_CALL,
     )
     if outcome.bytes_needed > outcome.free_bytes and not dry_run:  # a dry run reports it (next_step)
         raise DownloadError(

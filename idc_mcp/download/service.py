@@ -20,7 +20,7 @@ from idc_mcp.catalog.database import Catalog
 from idc_mcp.catalog.license_policy import CommercialUse
 from idc_mcp.catalog.sources import series_license
 from idc_mcp.config import Settings
-from idc_mcp.download import engine
+from idc_mcp.download import bounds
 from idc_mcp.download.engine import Options, Outcome, Progress, download
 from idc_mcp.tools.selection import Selection
 
@@ -126,7 +126,7 @@ def to_result(outcome: Outcome) -> DownloadResult:
         if outcome.series_estimated:
             step += (
                 f" {outcome.series_estimated:,} of {len(outcome.series):,} series were not listed (a dry run "
-                f"lists at most {engine.DRY_RUN_MAX_LISTED:,} files or {engine.DRY_RUN_LIST_S:g} s): their "
+                f"lists at most {bounds.DRY_RUN_MAX_LISTED:,} files or {bounds.DRY_RUN_LIST_S:g} s): their "
                 "files and bytes are the index's figures."
             )
         if outcome.bytes_needed > outcome.free_bytes:
@@ -135,7 +135,7 @@ def to_result(outcome: Outcome) -> DownloadResult:
                 "free there; free space, narrow the selection, or set IDC_MCP_DOWNLOAD_ROOT to a larger disk."
             )
         if outcome.too_many_for_one_call:
-            step += " " + engine.too_many_message([sf.series for sf in outcome.series])
+            step += " " + bounds.too_many_message([sf.series for sf in outcome.series])
     elif restricted := [k for k, v in summary.items() if v.commercial_use != "allowed"]:
         step = (
             f"Done. Not for commercial use without reading the terms: {', '.join(sorted(restricted))} "
