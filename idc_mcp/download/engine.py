@@ -216,9 +216,14 @@ def download(
         seen[f.dest] = f
     folders = {f.dest.parent for f in files}
     for folder in folders:  # the folders exist nowhere yet, or exist inside the root (no links out)
-        if not folder.resolve().is_relative_to(real_root):
+        try:
+            inside = folder.resolve().is_relative_to(real_root)
+        except (OSError, RuntimeError):  # a link loop or one we may not read: not followed
+            inside = False
+        if not inside:
             raise PathRefused(
-                f"The folder {str(folder)!r} resolves outside the download root; remove the link."
+                f"The folder {str(folder)!r} resolves outside the download root or cannot be resolved; "
+                "remove the link."
             )
     if not dry_run:
         _clean_temporaries(folders)
