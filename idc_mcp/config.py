@@ -9,6 +9,7 @@
 | IDC_MCP_INDEX_DIR | folder of pre-downloaded index parquet files (air-gapped use) | unset |
 | IDC_MCP_INDEX_BASE_URL | where fetch_index downloads indices from | idc-index-data release assets |
 | IDC_MCP_FETCH_TIMEOUT | seconds fetch_index waits to connect or for the next bytes | 30 |
+| IDC_MCP_FETCH_DEADLINE | seconds one fetch_index call may take in all (a slow link gets cut) | 1800 |
 | IDC_MCP_QUERY_TIMEOUT | seconds before a query is interrupted | 20 |
 | IDC_MCP_MEMORY_LIMIT | DuckDB memory limit, shared by the queries running at once in the worker | 384MB |
 | IDC_MCP_THREADS | DuckDB threads | 2 |
@@ -55,6 +56,7 @@ class Settings:
     # Resident memory the query worker may hold (it is killed above it): with the server's own
     # ~100-150 MiB, the whole server stays under 1 GiB whatever a query does.
     worker_memory_bytes: int = 700 * 2**20
+    fetch_deadline_s: float = 1800.0
 
     @property
     def data_version(self) -> str:
@@ -82,4 +84,5 @@ def load_settings() -> Settings:
         threads=int(_env_float("IDC_MCP_THREADS", 2)),
         fetch_timeout_s=_env_float("IDC_MCP_FETCH_TIMEOUT", 30.0),
         worker_memory_bytes=int(_env_float("IDC_MCP_WORKER_MEMORY", 700) * 2**20),
+        fetch_deadline_s=_env_float("IDC_MCP_FETCH_DEADLINE", 1800.0),
     )

@@ -11,7 +11,7 @@ import functools
 import hashlib
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO, TypeVar
 
@@ -145,6 +145,26 @@ def list_objects(client: Any, bucket: str, prefix: str, limit: int | None = None
             return found
         token = page.get("NextContinuationToken")
     return found
+
+
+def iter_pages(client: Any, bucket: str, prefix: str) -> Iterator[list[dict[str, Any]]]:
+    """The objects under the prefix, one page (at most 1,000) at a time: a caller that keeps only what it
+    needs of each page holds one page of botocore's dicts, never the whole listing."""
+    token: str | None = None
+    while True:
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": 1000}
+        if token:
+            kwargs["ContinuationToken"] = token
+        try:
+            page = client.list_objects_v2(**kwargs)
+        except bce.ClientError as exc:
+            if not _retryable(exc):
+                raise ObjectError(f"s3://{bucket}/{prefix}: {_describe(exc)}") from exc
+            raise
+        yield page.get("Contents", [])
+        if not page.get("IsTruncated"):
+            return
+        token = page.get("NextContinuationToken")
 
 
 def _body(client: Any, bucket: str, key: str, byte_range: str | None = None) -> Any:

@@ -30,7 +30,7 @@ def emulator_executable() -> Path:
     value = os.environ.get(ENV_VAR, "").strip()
     path = Path(value) if value else None
     if path is not None and path.is_file() and os.access(path, os.X_OK):
-        return path
+        return path.absolute()  # the emulator starts in a temp folder: a relative path would miss
     reason = (
         f"BigQuery emulator not available: set {ENV_VAR} to the bqemulator script of a virtual "
         "environment made by `.ci/bqemulator-venv.sh <venv>` (e.g. <venv>/bin/bqemulator)"

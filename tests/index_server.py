@@ -255,6 +255,9 @@ class Route:
     hang: bool = False  # never answer (until the server stops)
     gate: threading.Event | None = None  # hold the answer until the test opens the gate...
     requested: threading.Event | None = None  # ...after telling it the request arrived
+    trickle_every_s: float | None = None  # send the body one byte at a time, this far apart (a slow link)
+    sent: int = 0  # body bytes sent so far (trickled routes)
+    ended: threading.Event = field(default_factory=threading.Event)  # the handler returned (trickled routes)
 
 
 @dataclass
@@ -353,6 +356,20 @@ def _handler(state: IndexServer) -> type[BaseHTTPRequestHandler]:
             self.send_response(200)
             self.send_header("Content-Length", str(len(route.body)))
             self.end_headers()
+            if route.trickle_every_s is not None:
+                try:
+                    for i in range(len(route.body)):
+                        self.wfile.write(route.body[i : i + 1])
+                        self.wfile.flush()
+                        route.sent += 1
+                        if state.release.wait(route.trickle_every_s):  # link speed, not a test wait
+                            break
+                except OSError:  # the client shut the connection
+                    pass
+                finally:
+                    self.close_connection = True
+                    route.ended.set()
+                return
             self.wfile.write(route.body if route.cut_after is None else route.body[: route.cut_after])
             if route.cut_after is not None:
                 self.close_connection = True

@@ -175,7 +175,7 @@ def test_state_keeps_the_newest_series_within_its_object_budget(tmp_path, monkey
     monkeypatch.setattr(state, "MAX_RECORDED_OBJECTS", 5)
     records = {
         f"1.2.{i}": state.SeriesRecord(
-            "http://e", "b", f"p{i}/", "c", ((f"p{i}/a", 1, ""), (f"p{i}/b", 2, ""))
+            "http://e", "b", f"p{i}/", "c", ((f"p{i}/a", 1, ""), (f"p{i}/b", 2, "")), ("1:1:1:1", "2:2:2:2")
         )
         for i in range(4)
     }

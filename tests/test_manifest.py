@@ -80,8 +80,10 @@ def test_manifest_is_written_inside_the_root(catalog, tmp_path):
 
 
 def test_existing_manifest_file_is_replaced(catalog, patient, tmp_path):
+    # Only a manifest export_manifest wrote is replaced (any other file is refused: see
+    # tests/test_attacks_download.py).
     target = tmp_path / "m.csv"
-    target.write_text("old")
+    _export(catalog, Selection(patient_ids=[patient]), "s5cmd", path="m.csv", root=tmp_path)
     _export(catalog, Selection(patient_ids=[patient]), "csv", path="m.csv", root=tmp_path)
     assert target.read_text().startswith("SeriesInstanceUID,")
 

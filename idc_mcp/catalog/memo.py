@@ -37,6 +37,11 @@ class Memo(Generic[V]):
             except ValueError:  # larger than the whole bound: not kept
                 pass
 
+    def discard(self, key: Hashable) -> None:
+        """Forget one entry (absent: nothing happens)."""
+        with self._lock:
+            self._cache.pop(key, None)
+
     def clear(self) -> None:
         with self._lock:
             self._cache.clear()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from idc_mcp.catalog.database import Catalog
 from idc_mcp.catalog.memo import Memo
-from idc_mcp.download import listing, provenance, s3, state
+from idc_mcp.download import bounds, listing, provenance, s3, state
 from idc_mcp.download.listing import SeriesFiles
 from idc_mcp.download.plan import (
     DEFAULT_TEMPLATE,
@@ -82,6 +82,9 @@ class Outcome:
     free_bytes: int = 0
     manifest_path: Path | None = None
     dry_run: bool = False
+    series_estimated: int = 0  # dry run: series not listed, counted from the index
+    too_many_for_one_call: bool = False
+    renamed: list[s3.RemoteFile] = field(default_factory=list)
 
 
 def clear_caches() -> None:
@@ -117,12 +120,22 @@ def _plan(
 
 
 def _clean_temporaries(folders: set[Path]) -> None:
-    """Remove temporaries an interrupted run left in the planned folders (and only there)."""
+    """Remove temporaries an interrupted run left in the planned folders (and only there); those of a
+    download still running (a concurrent call, here or in another process) stay."""
     for folder in folders:
         if folder.is_dir() and not folder.is_symlink():
             for entry in folder.iterdir():
-                if s3.is_temp(entry.name) and (entry.is_file() or entry.is_symlink()):
+                if s3.is_stale_temp(entry.name) and (entry.is_file() or entry.is_symlink()):
                     entry.unlink(missing_ok=True)
+
+
+def _recorded_stamps(records: dict[str, state.SeriesRecord]) -> dict[tuple[str, str], str]:
+    """(bucket, key) -> the stamp its file had when a previous run verified it."""
+    return {
+        (r.bucket, key): stamp
+        for r in records.values()
+        for (key, _size, _etag), stamp in zip(r.objects, r.stamps, strict=True)
+    }
 
 
 def download(
@@ -144,6 +157,9 @@ def download(
     destination = resolve_inside(real_root, download_dir)
     records = state.load(destination)
     plans = _plan(catalog, selection, template, records)
+    expected = sum(p.instance_count for p in plans)
+    if not dry_run and expected > bounds.MAX_OBJECTS_PER_CALL:
+        raise DownloadError(bounds.too_many_message(plans))
     client = listing.LazyClient(
         lambda: s3.make_client(
             opts.endpoint_url, opts.workers + 4, opts.connect_timeout_s, opts.read_timeout_s
@@ -151,9 +167,27 @@ def download(
     )
     progress.phase = "listing"
     try:
-        listed = listing.list_all(
-            client, plans, destination, opts.endpoint_url, opts.workers, opts.retry, cancel, records
-        )
+        if dry_run:
+            listed = bounds.list_sample(
+                client, plans, destination, opts.endpoint_url, opts.workers, opts.retry, cancel, records
+            )
+        else:
+            listed = listing.list_all(
+                client,
+                plans,
+                destination,
+                opts.endpoint_url,
+                opts.workers,
+                opts.retry,
+                cancel,
+                records,
+                bounds.MAX_OBJECTS_PER_CALL,
+            )
+    except s3.TooManyObjects as exc:
+        raise DownloadError(
+            f"The object store lists more files than one call may hold ({exc}), more than the index "
+            f"says. {bounds.too_many_message(plans)}"
+        ) from exc
     except s3.Cancelled as exc:
         raise DownloadCancelled("Download cancelled while listing; nothing was written.") from exc
     except s3.StoreUnavailable as exc:
@@ -164,7 +198,7 @@ def download(
         ) from exc
     except s3.ObjectError as exc:
         raise DownloadError(f"The object store refused the listing: {exc}.") from exc
-    empty = [sf.series.series_uid for sf in listed if not sf.files]
+    empty = [sf.series.series_uid for sf in listed if not sf.files and not sf.estimated]
     if empty:
         raise DownloadError(
             f"{len(empty)} selected series have no files in the object store (e.g. {empty[0]}); the "
@@ -182,26 +216,43 @@ def download(
         seen[f.dest] = f
     folders = {f.dest.parent for f in files}
     for folder in folders:  # the folders exist nowhere yet, or exist inside the root (no links out)
-        if not folder.resolve().is_relative_to(real_root):
+        try:
+            inside = folder.resolve().is_relative_to(real_root)
+        except (OSError, RuntimeError):  # a link loop or one we may not read: not followed
+            inside = False
+        if not inside:
             raise PathRefused(
-                f"The folder {str(folder)!r} resolves outside the download root; remove the link."
+                f"The folder {str(folder)!r} resolves outside the download root or cannot be resolved; "
+                "remove the link."
             )
     if not dry_run:
         _clean_temporaries(folders)
-    # Series taken from the state file were just found complete, file by file (see listing.from_state).
-    todo = [f for sf in listed if not sf.from_state for f in sf.files if not s3.is_complete(f)]
+    # Series taken from the state file were just found unchanged, file by file (see listing.from_state);
+    # any other file counts as complete only by its recorded stamp or its content (s3.is_verified).
+    stamps = _recorded_stamps(records)
+    todo = [
+        f
+        for sf in listed
+        if not sf.from_state
+        for f in sf.files
+        if not s3.is_verified(f, stamps.get((f.bucket, f.key)))
+    ]
+    verified = {f.dest for f in files}.difference(f.dest for f in todo)
     outcome = Outcome(
         destination=destination,
         series=listed,
         sources=provenance.lookup_sources(catalog, plans),
-        files_total=len(files),
-        bytes_total=sum(f.size for f in files),
+        files_total=sum(sf.count for sf in listed),
+        bytes_total=sum(sf.size for sf in listed),
         files_skipped=len(files) - len(todo),
-        bytes_needed=sum(f.size for f in todo),
+        bytes_needed=sum(f.size for f in todo) + sum(sf.size for sf in listed if sf.estimated),
         free_bytes=free_bytes(destination),
         dry_run=dry_run,
+        renamed=[f for f in files if f.renamed_from],
+        series_estimated=sum(1 for sf in listed if sf.estimated),
+        too_many_for_one_call=expected > bounds.MAX_OBJECTS_PER_CALL,
     )
-    if outcome.bytes_needed > outcome.free_bytes:
+    if outcome.bytes_needed > outcome.free_bytes and not dry_run:  # a dry run reports it (next_step)
         raise DownloadError(
             f"Not enough free disk space in {str(destination)!r}: the download needs "
             f"{outcome.bytes_needed:,} bytes and {outcome.free_bytes:,} are available. Free space, choose "
@@ -236,14 +287,17 @@ def download(
 
     def fetch(f: s3.RemoteFile) -> int:
         received = s3.fetch(client.get(), f, real_root, opts.retry, cancel, progress.add)
+        verified.add(f.dest)
         progress.file_done()
         return received
 
     try:
         received = listing.run_pool(opts.workers, todo, fetch, cancel)
     except (s3.Cancelled, s3.StoreUnavailable, s3.ObjectError, OSError) as exc:
-        _record(real_root, destination, records, listed, opts.endpoint_url, verify=True)
-        complete = sum(1 for f in files if s3.is_complete(f))
+        if not isinstance(exc, s3.Cancelled):
+            listing.forget_listings(opts.endpoint_url, plans)
+        _record(real_root, destination, records, listed, opts.endpoint_url, verified)
+        complete = sum(1 for f in files if f.dest in verified)
         where = f"{complete} of {len(files)} files are complete in {str(destination)!r}"
         if isinstance(exc, s3.Cancelled):
             raise DownloadCancelled(
@@ -262,7 +316,7 @@ def download(
         ) from exc
     finally:
         progress.phase = "finished"
-    _record(real_root, destination, records, listed, opts.endpoint_url, verify=False)
+    _record(real_root, destination, records, listed, opts.endpoint_url, None)
     outcome.files_downloaded = len(todo)
     outcome.bytes_downloaded = sum(received)
     return outcome
@@ -274,14 +328,15 @@ def _record(
     records: dict[str, state.SeriesRecord],
     listed: list[SeriesFiles],
     endpoint: str,
-    verify: bool,
+    verified: set[Path] | None,
 ) -> None:
-    """Update the state file with the series now complete (all of them after a successful run; after a
-    failed one, those whose files all check out). Skipped when nothing changed; a failure to write it
-    costs only the shortcut, so it is ignored."""
+    """Update the state file with the series now complete (all of them after a successful run, when
+    `verified` is None; after a failed one, those whose files are all in `verified`: found unchanged or
+    fetched by this run). Skipped when nothing changed; a failure to write it costs only the shortcut,
+    so it is ignored."""
     changed = False
     for sf in listed:
-        if sf.from_state or (verify and not all(s3.is_complete(f) for f in sf.files)):
+        if sf.from_state or (verified is not None and not all(f.dest in verified for f in sf.files)):
             continue
         record = sf.record(endpoint)
         if records.get(sf.series.series_uid) != record:

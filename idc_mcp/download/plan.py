@@ -15,12 +15,14 @@ from typing import Any
 from idc_mcp.catalog.database import Catalog
 from idc_mcp.catalog.sqltext import sql_literal
 from idc_mcp.diagnostics.fuzzy import closest
-from idc_mcp.files import safe_component
+from idc_mcp.files import MAX_NAME_BYTES, safe_component, shown
 from idc_mcp.tools.selection import ResolvedSelection, Selection, clean_ids, selection_where
 
 DEFAULT_TEMPLATE = "%collection_id/%PatientID/%StudyInstanceUID/%Modality_%SeriesInstanceUID"
 PLACEHOLDERS = ("collection_id", "PatientID", "StudyInstanceUID", "Modality", "SeriesInstanceUID")
 SEPARATORS = ("_", "-", "/")
+MAX_TEMPLATE_CHARS = 200
+MAX_TEMPLATE_LEVELS = 8  # folders below the download folder
 # Longest names first so that a placeholder that prefixes another is never matched short.
 _PLACEHOLDER = re.compile("%(" + "|".join(sorted(PLACEHOLDERS, key=len, reverse=True)) + ")")
 
@@ -43,6 +45,7 @@ class SeriesPlan:
     crdc_series_uuid: str
     index_size_bytes: int
     folder: str  # relative to the destination, '/'-separated ('' when the template is flat)
+    instance_count: int = 0  # files the index says the series has (bounds what a call lists)
 
     @property
     def prefix(self) -> str:
@@ -54,7 +57,14 @@ class SeriesPlan:
 
 
 def check_template(template: str) -> str:
-    """The template, if it holds only known placeholders and separators; otherwise a TemplateError."""
+    """The template, if it holds only known placeholders and separators, at most MAX_TEMPLATE_CHARS
+    characters and MAX_TEMPLATE_LEVELS folders deep; otherwise a TemplateError."""
+    if len(template) > MAX_TEMPLATE_CHARS or template.count("/") >= MAX_TEMPLATE_LEVELS:
+        raise TemplateError(
+            f"dir_template {shown(template)} is too long or too deep: at most {MAX_TEMPLATE_CHARS} "
+            f"characters and {MAX_TEMPLATE_LEVELS} folder levels. Use e.g. {DEFAULT_TEMPLATE!r} or "
+            "'%collection_id/%SeriesInstanceUID'."
+        )
     rest = _PLACEHOLDER.sub("", template)
     for sep in SEPARATORS:
         rest = rest.replace(sep, "")
@@ -67,13 +77,19 @@ def check_template(template: str) -> str:
             hints.append(f"{word!r}" + (f" (did you mean '%{near[0]}'?)" if near else ""))
         found = ", ".join(hints) or repr(rest)
         raise TemplateError(
-            f"dir_template {template!r} contains {found}. Use only the placeholders "
+            f"dir_template {shown(template)} contains {found}. Use only the placeholders "
             + ", ".join(f"%{p}" for p in PLACEHOLDERS)
             + " joined by '_', '-' or '/', e.g. "
             + repr(DEFAULT_TEMPLATE)
             + "; pass an empty string to put every file directly in the download folder."
         )
     return template
+
+
+def _fit_name(part: str) -> str:
+    """One folder name cut to MAX_NAME_BYTES (several long values joined by '_' can pass it)."""
+    data = part.encode("utf-8")
+    return part if len(data) <= MAX_NAME_BYTES else data[:MAX_NAME_BYTES].decode("utf-8", "ignore")
 
 
 def render_folder(template: str, values: dict[str, object]) -> str:
@@ -84,7 +100,7 @@ def render_folder(template: str, values: dict[str, object]) -> str:
             pieces.append(safe_component(values.get(token)))
         else:
             pieces.append(token)
-    parts = [p for p in "".join(pieces).split("/") if p]
+    parts = [_fit_name(p) for p in "".join(pieces).split("/") if p]
     # A part made only of separators ('-', '_') is harmless, but '.' or '..' can never appear: the
     # separators are not dots and every value went through safe_component.
     return "/".join(parts)
@@ -93,7 +109,7 @@ def render_folder(template: str, values: dict[str, object]) -> str:
 MAX_HINTED_UIDS = 10_000  # UIDs go into the query as literals (0.2 s to parse 10,000)
 _SERIES_SQL = """
 SELECT SeriesInstanceUID, collection_id, PatientID, StudyInstanceUID, Modality, analysis_result_id,
-       license_short_name, source_DOI, aws_bucket, crdc_series_uuid, series_size_MB
+       license_short_name, source_DOI, aws_bucket, crdc_series_uuid, series_size_MB, instanceCount
 FROM index WHERE {where}
 ORDER BY collection_id, PatientID, StudyInstanceUID, SeriesInstanceUID
 """
@@ -169,6 +185,7 @@ def _plans(rows: list[dict[str, Any]], template: str) -> list[SeriesPlan]:
                 crdc_series_uuid=row["crdc_series_uuid"],
                 index_size_bytes=int(round((row["series_size_MB"] or 0) * 1_000_000)),
                 folder=render_folder(template, row) if template else "",
+                instance_count=int(row["instanceCount"] or 0),
             )
         )
     return plans

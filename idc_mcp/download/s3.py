@@ -8,8 +8,12 @@ exponential backoff (`object_store.with_retries`); the waits are interruptible b
 
 from __future__ import annotations
 
+import hashlib
+import os
+import re
 import stat
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,12 +21,13 @@ from typing import Any
 
 from idc_mcp.files import atomic_write
 from idc_mcp.object_store import (
+    CHUNK_BYTES,
     Cancelled,
     ObjectError,
     RetryPolicy,
     StoreUnavailable,
     TransferMismatch,
-    list_objects,
+    iter_pages,
     make_client,
     stream_object,
     with_retries,
@@ -35,6 +40,7 @@ __all__ = [
     "RemoteFile",
     "RetryPolicy",
     "StoreUnavailable",
+    "TooManyObjects",
     "fetch",
     "is_complete",
     "is_temp",
@@ -53,6 +59,7 @@ class RemoteFile:
     size: int
     etag: str
     dest: Path
+    renamed_from: str | None = None  # the name the object would have had, when it is a name we keep
 
     @property
     def md5(self) -> str | None:
@@ -61,8 +68,67 @@ class RemoteFile:
         return tag.lower() if tag and "-" not in tag and len(tag) == 32 else None
 
 
+class TooManyObjects(Exception):
+    """A listing passed the number of objects one call may hold."""
+
+
+# One listed object, as compact as it can be kept: (key, size, etag). botocore's dicts (with dates,
+# owner, storage class) cost ~1.4 KB each; these ~0.25 KB.
+Listed = tuple[str, int, str]
+
+
+def list_objects(client: Any, bucket: str, prefix: str, max_objects: int | None = None) -> list[Listed]:
+    """Every object under the prefix as (key, size, etag), streamed: each page of 1,000 is cut down to
+    tuples before the next is asked for. More than `max_objects` raises TooManyObjects."""
+    found: list[Listed] = []
+    for contents in iter_pages(client, bucket, prefix):
+        found.extend((str(o["Key"]), int(o["Size"]), str(o.get("ETag", ""))) for o in contents)
+        if max_objects is not None and len(found) > max_objects:
+            raise TooManyObjects(f"s3://{bucket}/{prefix} holds more than {max_objects:,} objects")
+    return found
+
+
 def is_temp(name: str) -> bool:
     return name.startswith(".") and name.endswith(TEMP_SUFFIX)
+
+
+# Tokens of the temporaries this process is writing now: another download into the same folder (a
+# concurrent call) must leave them alone; see `is_stale_temp`. A temporary is named
+# `.<name>.<random>.<pid>-<token>.idcpart`: the writer's process and its fetch.
+_LIVE_TOKENS: set[str] = set()
+_LIVE_LOCK = threading.Lock()
+_TEMP_OWNER = re.compile(r"\.(\d+)-([0-9a-f]{12})" + re.escape(TEMP_SUFFIX) + "$")
+
+
+def temp_suffix(token: str) -> str:
+    return f".{os.getpid()}-{token}{TEMP_SUFFIX}"
+
+
+def _process_alive(pid: int) -> bool:
+    if os.name != "posix":
+        return True  # no cheap, safe probe: never remove another process's temporaries
+    try:
+        os.kill(pid, 0)  # signal 0: nothing is sent, only the process's existence is checked
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def is_stale_temp(name: str) -> bool:
+    """A temporary nobody is writing any more: its process is gone, or it is ours and no fetch of this
+    process has it open. A temporary of a concurrent download (this process or another) is not stale."""
+    if not is_temp(name):
+        return False
+    owner = _TEMP_OWNER.search(name)
+    if owner is None:
+        return True  # an older version's name (no owner): left by an interrupted run
+    pid, token = int(owner.group(1)), owner.group(2)
+    if pid == os.getpid():
+        with _LIVE_LOCK:
+            return token not in _LIVE_TOKENS
+    return not _process_alive(pid)
 
 
 def is_complete(remote: RemoteFile) -> bool:
@@ -72,6 +138,44 @@ def is_complete(remote: RemoteFile) -> bool:
     except (FileNotFoundError, NotADirectoryError):
         return False
     return stat.S_ISREG(st.st_mode) and st.st_size == remote.size
+
+
+def stamp(path: Path) -> str | None:
+    """What identifies the file we wrote: inode, size, modification and change times (ns). Replacing it,
+    writing into it or renaming another file onto it changes the stamp, even at the same size; None when
+    the path is not a regular file."""
+    try:
+        st = path.lstat()
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    return f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+
+
+def content_matches(remote: RemoteFile) -> bool:
+    """The file on disk has the object's size and its MD5 equals the object's ETag. Objects uploaded in
+    parts carry no MD5 in their ETag: for them this is False (the file is fetched again)."""
+    if remote.md5 is None or not is_complete(remote):
+        return False
+    digest = hashlib.md5(usedforsecurity=False)
+    try:
+        with open(remote.dest, "rb") as handle:
+            while chunk := handle.read(CHUNK_BYTES):
+                digest.update(chunk)
+    except OSError:
+        return False
+    return digest.hexdigest() == remote.md5
+
+
+def is_verified(remote: RemoteFile, recorded_stamp: str | None) -> bool:
+    """Complete and unchanged: the stamp recorded when we wrote (or last verified) the file still holds,
+    or else its content hashes to the object's MD5. Size alone never certifies a file."""
+    if not is_complete(remote):
+        return False
+    if recorded_stamp is not None and stamp(remote.dest) == recorded_stamp:
+        return True
+    return content_matches(remote)
 
 
 def fetch(
@@ -102,16 +206,24 @@ def fetch(
                 on_bytes(min(written, remote.size) - credited)
                 credited = min(written, remote.size)
 
-        # The temporary `.<name>.<random>.idcpart` sits in the final folder; it gets the final name
-        # only if the block ends cleanly, and is removed otherwise.
-        with atomic_write(remote.dest, binary=True, root=root, suffix=TEMP_SUFFIX) as out:
-            size, md5 = stream_object(client, remote.bucket, remote.key, out, cancel, count)
-            if cancel.is_set():  # never give a final name after cancellation was asked for
-                raise Cancelled()
-            if size != remote.size:
-                raise TransferMismatch(f"received {size} of {remote.size} bytes")
-            if remote.md5 and md5 != remote.md5:
-                raise TransferMismatch("MD5 differs from the object's ETag")
+        # The temporary `.<name>.<random>.<pid>-<token>.idcpart` sits in the final folder; it gets the
+        # final name only if the block ends cleanly, and is removed otherwise. While it is written, its
+        # token is registered live, so a concurrent download's clean-up leaves it alone.
+        token = uuid.uuid4().hex[:12]
+        with _LIVE_LOCK:
+            _LIVE_TOKENS.add(token)
+        try:
+            with atomic_write(remote.dest, binary=True, root=root, suffix=temp_suffix(token)) as out:
+                size, md5 = stream_object(client, remote.bucket, remote.key, out, cancel, count)
+                if cancel.is_set():  # never give a final name after cancellation was asked for
+                    raise Cancelled()
+                if size != remote.size:
+                    raise TransferMismatch(f"received {size} of {remote.size} bytes")
+                if remote.md5 and md5 != remote.md5:
+                    raise TransferMismatch("MD5 differs from the object's ETag")
+        finally:
+            with _LIVE_LOCK:
+                _LIVE_TOKENS.discard(token)
 
     with_retries(attempt, policy, cancel, f"s3://{remote.bucket}/{remote.key}")
     if credited < remote.size:

@@ -20,11 +20,13 @@ from idc_mcp.catalog.database import Catalog
 from idc_mcp.catalog.license_policy import CommercialUse
 from idc_mcp.catalog.sources import series_license
 from idc_mcp.config import Settings
+from idc_mcp.download import bounds
 from idc_mcp.download.engine import Options, Outcome, Progress, download
 from idc_mcp.tools.selection import Selection
 
 log = logging.getLogger(__name__)
 PLAN_ROWS = 100
+MAX_RENAMED_SHOWN = 20
 PROGRESS_INTERVAL_S = 0.5
 
 
@@ -37,6 +39,7 @@ class PlannedSeries(BaseModel):
     files: int
     bytes: int
     s3_url: str
+    estimated: bool = Field(False, description="not listed by this dry run: files and bytes from the index")
 
 
 class LicenseSummary(BaseModel):
@@ -64,6 +67,16 @@ class DownloadResult(BaseModel):
     licenses: list[LicenseSummary]
     plan: list[PlannedSeries] | None = Field(None, description=f"dry run only: first {PLAN_ROWS} series")
     plan_truncated: bool = False
+    series_estimated: int = Field(
+        0,
+        description="dry run: series not listed (beyond its listing bound); their files and bytes are the "
+        "index's figures",
+    )
+    renamed_files: list[str] = Field(
+        default_factory=list,
+        description="objects saved under another name because theirs is kept for the download's own files "
+        f"(LICENSE_*, CITATION_*, idc_manifest_*): 'old -> new', at most {MAX_RENAMED_SHOWN}",
+    )
     next_step: str
 
 
@@ -99,9 +112,10 @@ def to_result(outcome: Outcome) -> DownloadResult:
                 Modality=sf.series.modality,
                 license_short_name=sf.series.license_short_name,
                 folder=sf.series.folder,
-                files=len(sf.files),
+                files=sf.count,
                 bytes=sf.size,
                 s3_url=sf.series.s3_url,
+                estimated=sf.estimated,
             )
             for sf in outcome.series[:PLAN_ROWS]
         ]
@@ -109,6 +123,19 @@ def to_result(outcome: Outcome) -> DownloadResult:
             "Nothing was written. Check the licenses, then call download with the same arguments and "
             "dry_run=false."
         )
+        if outcome.series_estimated:
+            step += (
+                f" {outcome.series_estimated:,} of {len(outcome.series):,} series were not listed (a dry run "
+                f"lists at most {bounds.DRY_RUN_MAX_LISTED:,} files or {bounds.DRY_RUN_LIST_S:g} s): their "
+                "files and bytes are the index's figures."
+            )
+        if outcome.bytes_needed > outcome.free_bytes:
+            step += (
+                f" It does NOT fit: it needs {outcome.bytes_needed:,} bytes and {outcome.free_bytes:,} are "
+                "free there; free space, narrow the selection, or set IDC_MCP_DOWNLOAD_ROOT to a larger disk."
+            )
+        if outcome.too_many_for_one_call:
+            step += " " + bounds.too_many_message([sf.series for sf in outcome.series])
     elif restricted := [k for k, v in summary.items() if v.commercial_use != "allowed"]:
         step = (
             f"Done. Not for commercial use without reading the terms: {', '.join(sorted(restricted))} "
@@ -118,6 +145,12 @@ def to_result(outcome: Outcome) -> DownloadResult:
         step = (
             "Done. Every license allows commercial use with attribution: cite the sources in the CITATION "
             "files when you publish."
+        )
+    renamed = [f"{f.renamed_from} -> {f.dest.name}" for f in outcome.renamed[:MAX_RENAMED_SHOWN]]
+    if outcome.renamed:
+        step += (
+            f" {len(outcome.renamed)} object(s) were saved as object_<name> because their names are kept for "
+            "the LICENSE, CITATION and manifest files written beside the data (see renamed_files)."
         )
     return DownloadResult(
         destination=str(outcome.destination),
@@ -134,6 +167,8 @@ def to_result(outcome: Outcome) -> DownloadResult:
         licenses=[summary[k] for k in sorted(summary)],
         plan=plan,
         plan_truncated=outcome.dry_run and len(outcome.series) > PLAN_ROWS,
+        renamed_files=renamed,
+        series_estimated=outcome.series_estimated,
         next_step=step,
     )
 

@@ -15,6 +15,9 @@ import json
 import logging
 import re
 import textwrap
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,7 +25,7 @@ from idc_mcp.catalog.database import Catalog
 from idc_mcp.catalog.schemas import JOIN_KEYS, TableInfo, all_tables, get_table
 from idc_mcp.config import Settings
 from idc_mcp.diagnostics.fuzzy import closest
-from idc_mcp.files import atomic_output, file_lock
+from idc_mcp.files import atomic_output, shown
 from idc_mcp.indices import clinical, http_fetch
 from idc_mcp.indices.common import (
     CLINICAL_INDEX,
@@ -33,6 +36,8 @@ from idc_mcp.indices.common import (
 )
 from idc_mcp.indices.store import (
     IndexFetchError,
+    LockBusy,
+    bounded_lock,
     check_schema,
     convert,
     human_size,
@@ -64,20 +69,20 @@ def resolve_name(name: str) -> TableInfo:
     known = list(all_tables())
     if not isinstance(name, str) or not _NAME.match(name.strip()):
         raise IndexFetchError(
-            f"{name!r} is not an index name: fetch_index takes the name of an IDC index, never a path "
+            f"{shown(name)} is not an index name: fetch_index takes the name of an IDC index, never a path "
             f"or URL. Fetchable indices: {', '.join(fetchable())}."
         )
     info = get_table(name.strip())
     if info is None:
         if name.lower().startswith(CLINICAL_PREFIX):
             raise IndexFetchError(
-                f"{name!r} is not an index: clinical tables (clinical_<short_table_name>) are installed "
+                f"{shown(name)} is not an index: clinical tables (clinical_<short_table_name>) are installed "
                 f'together with clinical_index. Call fetch_index("{CLINICAL_INDEX}"), then list_tables().'
             )
         near = closest(name, known, limit=3)
         hint = f" Did you mean {', '.join(repr(n) for n in near)}?" if near else ""
         raise IndexFetchError(
-            f"Unknown index {name!r}.{hint} Fetchable indices: {', '.join(fetchable())} "
+            f"Unknown index {shown(name)}.{hint} Fetchable indices: {', '.join(fetchable())} "
             "(list_tables shows all)."
         )
     return info
@@ -109,13 +114,15 @@ def known_size(settings: Settings, name: str) -> int | None:
 
 
 # ---------------------------------------------------------------------------------------------- sources
-def published_checksum(settings: Settings, file_name: str) -> tuple[str | None, int | None, str]:
+def published_checksum(
+    settings: Settings, file_name: str, limits: http_fetch.Limits = http_fetch.NO_LIMITS
+) -> tuple[str | None, int | None, str]:
     """(sha256, size, where from) as published for a release asset; (None, None, why) when not published."""
     timeout = settings.fetch_timeout_s
     if settings.index_base_url:
         url = f"{base_url(settings)}/{file_name}.sha256"
         try:
-            sha = parse_checksum(http_fetch.get_small(url, timeout, 4096).decode("utf-8", "replace"))
+            sha = parse_checksum(http_fetch.get_small(url, timeout, 4096, limits).decode("utf-8", "replace"))
         except http_fetch.FetchFailed as exc:
             if exc.status == 404:
                 return None, None, f"no checksum published at {url}"
@@ -123,7 +130,9 @@ def published_checksum(settings: Settings, file_name: str) -> tuple[str | None, 
         return (sha, None, url) if sha else (None, None, f"{url} holds no sha256")
     url = RELEASE_API_URL.format(version=settings.data_version)
     try:
-        listing = json.loads(http_fetch.get_small(url, timeout))
+        listing = json.loads(http_fetch.get_small(url, timeout, limits=limits))
+    except (http_fetch.FetchCancelled, http_fetch.DeadlinePassed):
+        raise
     except (http_fetch.FetchFailed, ValueError) as exc:
         log.info("release listing unavailable: %s", exc)
         return None, None, f"the release listing {url} was not available"
@@ -160,7 +169,9 @@ def _offline_help(settings: Settings, file_name: str) -> str:
     )
 
 
-def _obtain(settings: Settings, info: TableInfo, work: Path, progress: Progress | None) -> dict[str, Any]:
+def _obtain(
+    settings: Settings, info: TableInfo, work: Path, progress: Progress | None, limits: http_fetch.Limits
+) -> dict[str, Any]:
     """A verified parquet file for `info` (downloaded to `work`, or in IDC_MCP_INDEX_DIR): its record."""
     file_name = f"{info.name}.parquet"
     if settings.index_dir is not None:
@@ -183,10 +194,18 @@ def _obtain(settings: Settings, info: TableInfo, work: Path, progress: Progress 
     else:
         url = f"{base_url(settings)}/{file_name}"
         try:
-            expected, expected_size, where = published_checksum(settings, file_name)
+            expected, expected_size, where = published_checksum(settings, file_name, limits)
             if progress:
                 progress(0, expected_size, f"downloading {url}")
-            got = http_fetch.download(url, work, settings.fetch_timeout_s, _bytes_progress(progress, url))
+            got = http_fetch.download(
+                url, work, settings.fetch_timeout_s, _bytes_progress(progress, url), limits
+            )
+        except http_fetch.DeadlinePassed as exc:
+            raise IndexFetchError(
+                f"Could not download {info.name}: {exc}. Nothing was cached. The link is too slow for "
+                f"IDC_MCP_FETCH_DEADLINE ({settings.fetch_deadline_s:g} s): raise it. "
+                f"{_offline_help(settings, file_name)}"
+            ) from exc
         except http_fetch.FetchFailed as exc:
             raise IndexFetchError(
                 f"Could not download {info.name}: {exc}. Nothing was cached. "
@@ -225,8 +244,14 @@ def _bytes_progress(progress: Progress | None, url: str) -> http_fetch.Progress 
 
 
 # ---------------------------------------------------------------------------------------------- fetch
-def fetch_index(catalog: Catalog, name: str, progress: Progress | None = None) -> FetchResult:
-    """Install the index `name` (download or IDC_MCP_INDEX_DIR, verify, cache, register). Idempotent."""
+def fetch_index(
+    catalog: Catalog, name: str, progress: Progress | None = None, cancel: threading.Event | None = None
+) -> FetchResult:
+    """Install the index `name` (download or IDC_MCP_INDEX_DIR, verify, cache, register). Idempotent.
+
+    The whole call ends within IDC_MCP_FETCH_DEADLINE seconds, stops when `cancel` is set (FetchCancelled,
+    nothing cached), and waits at most IDC_MCP_FETCH_TIMEOUT seconds for another fetch of the same index
+    before giving up with a message that says to call again."""
     info = resolve_name(name)
     settings = catalog.settings
     if info.bundled:
@@ -241,15 +266,16 @@ def fetch_index(catalog: Catalog, name: str, progress: Progress | None = None) -
     folder = index_folder(settings)
     target = folder / f"{info.name}.duckdb"
     status: Literal["fetched", "already installed"] = "already installed"
+    limits = http_fetch.Limits.within(settings.fetch_deadline_s, cancel)
     for attempt in range(2):
-        with file_lock(folder / f".{info.name}.lock"):
+        with _lock_or_busy(folder, info.name, settings, limits):
             if attempt:
                 # The cached file exists but cannot be attached (damaged on disk): replace it.
                 log.warning("replacing the damaged cached index %s", target)
                 target.unlink(missing_ok=True)
             if not target.is_file():
                 remove_leftovers(folder, info.name)
-                _install(settings, info, folder, target, progress)
+                _install(settings, info, folder, target, progress, limits)
                 status = "fetched"
         if not catalog.is_installed(info.name):
             catalog.register_index(info.name, target)
@@ -282,12 +308,33 @@ def fetch_index(catalog: Catalog, name: str, progress: Progress | None = None) -
     return result
 
 
+@contextmanager
+def _lock_or_busy(folder: Path, name: str, settings: Settings, limits: http_fetch.Limits) -> Iterator[None]:
+    """The index's lock; a caller that finds another fetch of it running waits a bounded time, then gets
+    a clear error (the other fetch goes on; calling again later finds the index installed)."""
+    wait_s = max(0.0, min(settings.fetch_timeout_s, limits.remaining() or 0.0))
+    try:
+        with bounded_lock(folder / f".{name}.lock", wait_s, limits.cancel):
+            yield
+    except LockBusy as exc:
+        raise IndexFetchError(
+            f"Another fetch of {name} (from this server or another process) is still running; this call "
+            f"waited {wait_s:g} s for it ({exc}). Nothing is wrong: call fetch_index({name!r}) again in a "
+            "minute; once that fetch finishes it answers at once."
+        ) from exc
+
+
 def _install(
-    settings: Settings, info: TableInfo, folder: Path, target: Path, progress: Progress | None
+    settings: Settings,
+    info: TableInfo,
+    folder: Path,
+    target: Path,
+    progress: Progress | None,
+    limits: http_fetch.Limits = http_fetch.NO_LIMITS,
 ) -> None:
     work = temp_path(folder, info.name, "part")
     try:
-        record = _obtain(settings, info, work, progress)
+        record = _obtain(settings, info, work, progress, limits)
         if progress:
             progress(1, 1, f"converting {info.name}")
         with atomic_output(target) as db_tmp:

@@ -1,16 +1,24 @@
-"""Bounded HTTP downloads for fetch_index: urllib, connect/read timeouts, size and checksum while streaming.
+"""Bounded HTTP downloads for fetch_index: urllib, connect/read timeouts, a deadline for the whole transfer,
+cancellation, size and checksum while streaming.
 
-Nothing here knows about indices; errors say which URL was tried and what went wrong.
+A per-read timeout alone does not bound a transfer (a server may send one byte every few seconds), so
+a watchdog thread shuts the connection down when the deadline passes or the cancel event is set; the
+blocked read then returns at once. Nothing here knows about indices; errors say which URL was tried
+and what went wrong.
 """
 
 from __future__ import annotations
 
 import hashlib
 import http.client
+import os
 import socket
+import threading
+import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +39,89 @@ class FetchFailed(Exception):
         self.url = url
         self.reason = reason
         self.status = status
+
+
+class FetchCancelled(FetchFailed):
+    """The caller cancelled the transfer."""
+
+
+class DeadlinePassed(FetchFailed):
+    """The whole fetch took longer than its deadline."""
+
+
+WATCH_INTERVAL_S = 0.1  # how soon a cancel request is seen
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What bounds one whole fetch: an absolute deadline (time.monotonic) and a cancel event."""
+
+    deadline: float | None = None
+    deadline_s: float | None = None  # the same deadline as a duration, for messages
+    cancel: threading.Event | None = None
+
+    @classmethod
+    def within(cls, seconds: float, cancel: threading.Event | None = None) -> Limits:
+        return cls(time.monotonic() + seconds, seconds, cancel)
+
+    def remaining(self) -> float | None:
+        return None if self.deadline is None else self.deadline - time.monotonic()
+
+    def check(self, url: str) -> None:
+        """Raise if cancelled or past the deadline."""
+        if self.cancel is not None and self.cancel.is_set():
+            raise FetchCancelled(url, "cancelled")
+        remaining = self.remaining()
+        if remaining is not None and remaining <= 0:
+            raise DeadlinePassed(url, f"the fetch did not finish within {self.deadline_s:g} s")
+
+    def timeout(self, per_read: float) -> float:
+        """The socket timeout: the per-read timeout, but never past the deadline."""
+        remaining = self.remaining()
+        return per_read if remaining is None else max(0.001, min(per_read, remaining))
+
+
+NO_LIMITS = Limits()
+
+
+def _shut(response: http.client.HTTPResponse) -> None:
+    """Shut the response's connection down from another thread: a read blocked on it returns."""
+    try:
+        sock = socket.socket(fileno=os.dup(response.fileno()))
+    except (OSError, ValueError):
+        return
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    finally:
+        sock.close()
+
+
+@contextmanager
+def _watched(response: http.client.HTTPResponse, limits: Limits) -> Iterator[None]:
+    """While inside, a watchdog shuts the connection when the deadline passes or cancel is set."""
+    if limits.deadline is None and limits.cancel is None:
+        yield
+        return
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(WATCH_INTERVAL_S):
+            remaining = limits.remaining()
+            if (limits.cancel is not None and limits.cancel.is_set()) or (
+                remaining is not None and remaining <= 0
+            ):
+                _shut(response)
+                return
+
+    watcher = threading.Thread(target=watch, name="http-fetch-watchdog", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join()
 
 
 @dataclass(frozen=True)
@@ -65,11 +156,15 @@ def _open(url: str, timeout: float, method: str = "GET"):  # type: ignore[no-unt
         raise FetchFailed(url, f"cannot connect ({exc})") from exc
 
 
-def download(url: str, dest: Path, timeout: float, progress: Progress | None = None) -> Downloaded:
-    """Stream `url` into `dest` (which the caller removes on failure), hashing as it goes."""
+def download(
+    url: str, dest: Path, timeout: float, progress: Progress | None = None, limits: Limits = NO_LIMITS
+) -> Downloaded:
+    """Stream `url` into `dest` (which the caller removes on failure), hashing as it goes; the whole
+    transfer ends at `limits` (deadline, cancel)."""
     sha, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
     size = 0
-    with _open(url, timeout) as response:
+    limits.check(url)
+    with _open(url, limits.timeout(timeout)) as response, _watched(response, limits):
         length = response.headers.get("Content-Length")
         total = int(length) if length and length.isdigit() else None
         if progress:
@@ -77,7 +172,10 @@ def download(url: str, dest: Path, timeout: float, progress: Progress | None = N
         try:
             with open(dest, "wb") as out:
                 while True:
-                    chunk = response.read(CHUNK)
+                    try:
+                        chunk = response.read1(CHUNK)
+                    finally:
+                        limits.check(url)  # the watchdog may have cut the read short
                     if not chunk:
                         break
                     out.write(chunk)
@@ -99,11 +197,15 @@ def download(url: str, dest: Path, timeout: float, progress: Progress | None = N
     return Downloaded(size=size, sha256=sha.hexdigest(), md5=md5.hexdigest())
 
 
-def get_small(url: str, timeout: float, max_bytes: int = 8 << 20) -> bytes:
-    """A small document (a checksum file, a listing), bounded in size."""
-    with _open(url, timeout) as response:
+def get_small(url: str, timeout: float, max_bytes: int = 8 << 20, limits: Limits = NO_LIMITS) -> bytes:
+    """A small document (a checksum file, a listing), bounded in size and by `limits`."""
+    limits.check(url)
+    with _open(url, limits.timeout(timeout)) as response, _watched(response, limits):
         try:
-            data = response.read(max_bytes + 1)
+            try:
+                data = response.read(max_bytes + 1)
+            finally:
+                limits.check(url)
         except TimeoutError as exc:
             raise FetchFailed(url, f"no answer within {timeout:g} s") from exc
         except (OSError, http.client.HTTPException) as exc:

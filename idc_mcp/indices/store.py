@@ -13,13 +13,16 @@ import os
 import re
 import shutil
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from idc_mcp.catalog.schemas import TableInfo
 from idc_mcp.catalog.sqltext import quote_identifier
 from idc_mcp.config import Settings
-from idc_mcp.files import write_text
+from idc_mcp.files import file_lock, write_text
 from idc_mcp.indices import http_fetch
 
 if TYPE_CHECKING:  # DuckDB loads only when an index is fetched: the server itself queries through a worker
@@ -28,6 +31,36 @@ if TYPE_CHECKING:  # DuckDB loads only when an index is fetched: the server itse
 
 class IndexFetchError(Exception):
     """fetch_index failed; the message says what was tried and what to do next."""
+
+
+class LockBusy(IndexFetchError):
+    """Another fetch holds the lock and did not release it in time."""
+
+
+LOCK_POLL_S = 0.2
+
+
+@contextmanager
+def bounded_lock(path: Path, wait_s: float, cancel: threading.Event | None = None) -> Iterator[None]:
+    """The lock of `files.file_lock`, which a waiting caller gives up on: after `wait_s` seconds
+    (LockBusy) or once `cancel` is set (http_fetch.FetchCancelled)."""
+    import filelock
+
+    lock = file_lock(path)
+    give_up = time.monotonic() + wait_s
+    while True:
+        if cancel is not None and cancel.is_set():
+            raise http_fetch.FetchCancelled(str(path), "cancelled while waiting for another fetch")
+        try:
+            lock.acquire(timeout=max(0.0, min(LOCK_POLL_S, give_up - time.monotonic())))
+            break
+        except filelock.Timeout:
+            if time.monotonic() >= give_up:
+                raise LockBusy(f"waited {wait_s:g} s") from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def temp_path(folder: Path, stem: str, suffix: str) -> Path:

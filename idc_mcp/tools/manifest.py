@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
-import os
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -66,7 +66,7 @@ def render(
     total = float(sum(r[6] or 0 for r in rows))
     if fmt == "s5cmd":
         header = [
-            f"# IDC s5cmd manifest: {len(rows)} series, {total:,.1f} MB; anonymous access.",
+            f"{S5CMD_HEADER}: {len(rows)} series, {total:,.1f} MB; anonymous access.",
             f"# Endpoint: {endpoint_url}",
             f"# Run: s5cmd --no-sign-request --endpoint-url {endpoint_url} run <this file>",
         ]
@@ -80,13 +80,42 @@ def render(
     return text, len(rows), total
 
 
+S5CMD_HEADER = "# IDC s5cmd manifest"
+
+
+def _is_our_manifest(path: Path) -> bool:
+    """An existing file export_manifest wrote (its first line is our s5cmd or CSV header)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(256)
+    except OSError:
+        return False
+    return head.startswith(S5CMD_HEADER.encode()) or head.startswith(",".join(CSV_COLUMNS).encode() + b"\n")
+
+
+def _check_replaceable(requested: str, target: Path) -> None:
+    """Refuse a name the download engine reserves, and any existing file that is not one of our manifests:
+    export_manifest must never replace downloaded data, a LICENSE/CITATION text or the state file."""
+    if files.is_own_name(target.name):
+        raise ManifestError(
+            f"path {files.shown(requested)} has a name the download engine keeps for its own files (hidden "
+            "names, LICENSE_*.txt, CITATION_*.txt, idc_manifest_*.csv). Give another file name, e.g. "
+            "'manifests/cohort.txt'."
+        )
+    if target.exists() and not _is_our_manifest(target):
+        raise ManifestError(
+            f"path {files.shown(requested)} is an existing file that export_manifest did not write (e.g. "
+            "downloaded data); it is not replaced. Give a new file name, e.g. 'manifests/cohort.txt'."
+        )
+
+
 def write_atomically(download_root: Path, requested: str, text: str) -> Path:
     """Write `text` to `requested` (relative to, or absolute inside, the download root) via temp + rename."""
     try:
         return _write(download_root, requested, text)
     except OSError as exc:  # e.g. a name too long, a parent that is a file, no permission
         raise ManifestError(
-            f"Cannot write {requested!r} in the download root: {exc.strerror or exc}. "
+            f"Cannot write {files.shown(requested)} in the download root: {exc.strerror or exc}. "
             "Give a short file name in a folder that is not a file, e.g. 'manifests/cohort.txt'."
         ) from exc
 
@@ -96,18 +125,24 @@ def _write(download_root: Path, requested: str, text: str) -> Path:
     named = named if named.is_absolute() else files.download_root(download_root) / named
     if named.is_symlink():
         raise files.PathRefused(
-            f"Refusing to write {requested!r}: it is a symbolic link. Give another file name."
+            f"Refusing to write {files.shown(requested)}: it is a symbolic link. Give another file name."
         )
     target = files.resolve_inside(download_root, requested)
     # 'manifests/' names a folder even before it exists: never write a file called 'manifests'.
-    names_folder = requested.endswith(("/", os.sep))
+    # 'manifests/.' too: pathlib drops a trailing '.', which would name the folder as a file.
+    last = re.split(r"[/\\]", requested.rstrip())[-1]
+    names_folder = last in ("", ".", "..")
     if names_folder or target == files.download_root(download_root) or target.is_dir():
+        folder = requested.rstrip().rstrip("/.") or "manifests"
         raise ManifestError(
-            f"path {requested!r} is a folder; give a file name inside it, "
-            f"e.g. '{requested.rstrip('/')}/manifest.txt'."
+            f"path {files.shown(requested)} is a folder; give a file name inside it, "
+            f"e.g. {files.shown(folder + '/manifest.txt')}."
         )
     if not target.name or target.name in (".", ".."):
-        raise ManifestError(f"path {requested!r} does not name a file; give e.g. 'manifests/lung_ct.s5cmd'.")
+        raise ManifestError(
+            f"path {files.shown(requested)} does not name a file; give e.g. 'manifests/lung_ct.s5cmd'."
+        )
+    _check_replaceable(requested, target)
     target.parent.mkdir(parents=True, exist_ok=True)
     with files.atomic_write(target, root=download_root, before_replace=_refuse_folder_or_link) as out:
         out.write(text)
