@@ -129,21 +129,10 @@ def list_objects(client: Any, bucket: str, prefix: str, limit: int | None = None
     """Every object under the prefix (Key, Size, ETag), all pages; with `limit`, paging stops as soon as
     more than `limit` objects were listed (the caller sees the excess and refuses)."""
     found: list[dict[str, Any]] = []
-    token: str | None = None
-    while limit is None or len(found) <= limit:
-        kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": 1000}
-        if token:
-            kwargs["ContinuationToken"] = token
-        try:
-            page = client.list_objects_v2(**kwargs)
-        except bce.ClientError as exc:
-            if not _retryable(exc):
-                raise ObjectError(f"s3://{bucket}/{prefix}: {_describe(exc)}") from exc
-            raise
-        found.extend(page.get("Contents", []))
-        if not page.get("IsTruncated"):
-            return found
-        token = page.get("NextContinuationToken")
+    for contents in iter_pages(client, bucket, prefix):
+        found.extend(contents)
+        if limit is not None and len(found) > limit:
+            break
     return found
 
 

@@ -19,13 +19,14 @@ import re
 from dataclasses import dataclass
 
 from sqlglot import exp
-from sqlglot.dialects.dialect import Dialect
-from sqlglot.errors import ParseError, TokenError
-from sqlglot.tokens import TokenType
 
-from idc_mcp.sql.guard import ALLOWED_FUNCTION_NODES, MAX_NESTING, MAX_NODES, MAX_SQL_CHARS
-
-_BIGQUERY = Dialect.get_or_raise("bigquery")
+from idc_mcp.sql.guard import ALLOWED_FUNCTION_NODES
+from idc_mcp.sql.statement import (
+    Rules,
+    forbidden_nodes,
+    parse_one,
+    read_only_root,
+)
 
 PUBLIC_PROJECT = "bigquery-public-data"
 DATASET_PATTERN = re.compile(r"idc_current|idc_v[1-9][0-9]{0,3}")
@@ -65,15 +66,11 @@ ALLOWED_ANONYMOUS = frozenset(
 )
 
 # Statement and clause nodes that never belong in a read-only query (scripting, DML, DDL, exports).
-_FORBIDDEN_NODES: tuple[type[exp.Expression], ...] = tuple(
-    getattr(exp, name)
-    for name in (
-        "Insert Update Delete Merge Create Drop Alter AlterColumn Command Copy Set SetItem Pragma Use "
-        "Declare DeclareItem Export Attach Detach Transaction Commit Rollback Describe Show Into LoadData "
-        "Install Placeholder Parameter SessionParameter Lateral Analyze Grant Revoke Kill Cache Uncache "
-        "Refresh TruncateTable Comment Predict Execute"
-    ).split()
-    if hasattr(exp, name)
+_FORBIDDEN_NODES = forbidden_nodes(
+    "Insert Update Delete Merge Create Drop Alter AlterColumn Command Copy Set SetItem Pragma Use "
+    "Declare DeclareItem Export Attach Detach Transaction Commit Rollback Describe Show Into LoadData "
+    "Install Placeholder Parameter SessionParameter Lateral Analyze Grant Revoke Kill Cache Uncache "
+    "Refresh TruncateTable Comment Predict Execute"
 )
 
 _NODE_FRIENDLY = {
@@ -87,9 +84,6 @@ _NODE_FRIENDLY = {
     "Predict": "ML functions (ML.PREDICT, ...)",
     "Create": "CREATE (including CREATE TEMP FUNCTION)",
 }
-
-_OPENERS = {TokenType.L_PAREN, TokenType.L_BRACKET, TokenType.L_BRACE}
-_CLOSERS = {TokenType.R_PAREN, TokenType.R_BRACKET, TokenType.R_BRACE}
 
 
 class BigQueryRejected(ValueError):
@@ -129,76 +123,12 @@ class ValidatedBigQuery:
 
 def parse_one_statement(sql: str) -> exp.Expression:
     """Parse exactly one BigQuery statement, refusing anything else with a clear reason."""
-    if not isinstance(sql, str) or not sql.strip():
-        raise BigQueryRejected(
-            f"The SQL is empty. Send one SELECT, e.g. SELECT Modality FROM {EXAMPLE_TABLE}."
-        )
-    if len(sql) > MAX_SQL_CHARS:
-        raise BigQueryRejected(
-            f"The SQL is {len(sql):,} characters; the limit is {MAX_SQL_CHARS:,}. Write a shorter query: "
-            "filter with joins or IN (subquery) instead of long literal lists."
-        )
-    if "\x00" in sql:
-        raise BigQueryRejected("The SQL contains a NUL character. Send plain text SQL.")
-    try:
-        tokens = _BIGQUERY.tokenize(sql)
-    except TokenError as exc:
-        message = str(exc).splitlines()[0][:300]
-        raise BigQueryRejected(f"The SQL could not be read: {message}. Check quotes and comments.") from exc
-    depth = deepest = 0
-    for token in tokens:
-        if token.token_type in _OPENERS:
-            depth += 1
-            deepest = max(deepest, depth)
-        elif token.token_type in _CLOSERS:
-            depth -= 1
-    if deepest > MAX_NESTING:
-        raise BigQueryRejected(
-            f"The SQL nests brackets more than {MAX_NESTING} deep. Flatten it, e.g. with WITH (CTEs)."
-        )
-    try:
-        statements = [s for s in _BIGQUERY.parser().parse(tokens, sql) if s is not None]
-    except (ParseError, TokenError) as exc:
-        message = str(exc).splitlines()[0][:300]
-        raise BigQueryRejected(
-            f"The SQL could not be parsed as BigQuery Standard SQL: {message.rstrip('.')}. "
-            "Check the syntax near that point (BigQuery quotes table names with backticks)."
-        ) from exc
-    except RecursionError as exc:
-        raise BigQueryRejected("The SQL is nested too deeply to parse. Flatten it with WITH (CTEs).") from exc
-    if len(statements) != 1:
-        raise BigQueryRejected(
-            f"Send exactly one statement; this text has {len(statements)}. Scripts (DECLARE, SET, "
-            "multiple statements) are not run: remove the extra statements."
-        )
-    return statements[0]
+    return parse_one(sql, RULES)
 
 
 def validate(sql: str, max_rows: int) -> ValidatedBigQuery:
     """Validate caller SQL and return the BigQuery SQL to run, with LIMIT max_rows + 1 enforced."""
-    tree = parse_one_statement(sql)
-    root = tree.this if isinstance(tree, exp.Subquery) and not tree.alias else tree
-    if not isinstance(root, exp.Select | exp.SetOperation):
-        kind = "a bare name" if isinstance(root, exp.Column) else type(root).__name__.upper()
-        raise BigQueryRejected(
-            f"Only read-only SELECT queries are allowed; this statement is {kind}. "
-            "Write a SELECT (WITH ... SELECT and UNION ALL/INTERSECT/EXCEPT DISTINCT are fine)."
-        )
-    node_count = 0
-    for node in root.walk():
-        node_count += 1
-        if node_count > MAX_NODES:
-            raise BigQueryRejected(
-                f"The query has more than {MAX_NODES:,} syntax nodes. Split it or use shorter lists."
-            )
-        if isinstance(node, _FORBIDDEN_NODES):
-            name = type(node).__name__
-            friendly = _NODE_FRIENDLY.get(name, name.upper())
-            raise BigQueryRejected(f"{friendly}: not allowed; only one read-only SELECT runs here.")
-        if isinstance(node, exp.With) and node.args.get("recursive"):
-            raise BigQueryRejected("WITH RECURSIVE is not allowed. Use a plain WITH or joins instead.")
-        if isinstance(node, exp.Func) and not isinstance(node, exp.Binary | exp.Connector):
-            _check_function(node)
+    root = read_only_root(parse_one_statement(sql), RULES)
 
     cte_names = {cte.alias_or_name.lower() for cte in root.find_all(exp.CTE)}
     used: list[TableRef] = []
@@ -237,6 +167,22 @@ def _check_function(node: exp.Func) -> None:
         f"Function {label}() is not allowed here (identity, ML/AI, table-valued and generator functions "
         "are refused). Use plain SELECTs over IDC's tables."
     )
+
+
+RULES = Rules(
+    dialect="bigquery",
+    error=BigQueryRejected,
+    empty_message=f"The SQL is empty. Send one SELECT, e.g. SELECT Modality FROM {EXAMPLE_TABLE}.",
+    parse_label=" as BigQuery Standard SQL",
+    parse_hint="Check the syntax near that point (BigQuery quotes table names with backticks).",
+    extra_statements_hint=(
+        "Scripts (DECLARE, SET, multiple statements) are not run: remove the extra statements."
+    ),
+    set_operations="UNION ALL/INTERSECT/EXCEPT DISTINCT",
+    forbidden=_FORBIDDEN_NODES,
+    friendly=_NODE_FRIENDLY,
+    check_function=_check_function,
+)
 
 
 def _check_table(table: exp.Table, cte_names: set[str]) -> TableRef | None:

@@ -12,12 +12,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlglot import exp
-from sqlglot.dialects.dialect import Dialect
-from sqlglot.errors import ParseError, TokenError
-from sqlglot.tokens import Token, TokenType
 
 from idc_mcp.sql.bounds import SQLRejected, bound_sizes, function_label, literal_int
 from idc_mcp.sql.scopes import cte_references
+from idc_mcp.sql.statement import (
+    Rules,
+    forbidden_nodes,
+    parse_one,
+    read_only_root,
+)
 
 __all__ = [
     "SQLRejected",
@@ -28,11 +31,6 @@ __all__ = [
     "validate",
 ]
 
-_DUCKDB = Dialect.get_or_raise("duckdb")
-
-MAX_SQL_CHARS = 20_000
-MAX_NESTING = 40
-MAX_NODES = 5_000
 
 # Typed sqlglot function nodes that are pure (no I/O, no settings, no unbounded generators).
 ALLOWED_FUNCTION_NODES: frozenset[str] = frozenset(
@@ -103,15 +101,11 @@ ALLOWED_ANONYMOUS: frozenset[str] = frozenset(
 )
 
 # Statement and clause nodes that never belong in a read-only query.
-_FORBIDDEN_NODES: tuple[type[exp.Expression], ...] = tuple(
-    getattr(exp, name)
-    for name in (
-        "Insert Update Delete Merge Create Drop Alter AlterColumn Command Copy Set SetItem Pragma Use "
-        "Attach Detach Transaction Commit Rollback Describe Show Into LoadData Install Summarize "
-        "Placeholder Parameter SessionParameter Lateral Analyze Grant Revoke Export Kill "
-        "Cache Uncache Refresh TruncateTable Comment"
-    ).split()
-    if hasattr(exp, name)
+_FORBIDDEN_NODES = forbidden_nodes(
+    "Insert Update Delete Merge Create Drop Alter AlterColumn Command Copy Set SetItem Pragma Use "
+    "Attach Detach Transaction Commit Rollback Describe Show Into LoadData Install Summarize "
+    "Placeholder Parameter SessionParameter Lateral Analyze Grant Revoke Export Kill "
+    "Cache Uncache Refresh TruncateTable Comment"
 )
 
 _NODE_FRIENDLY = {
@@ -132,69 +126,9 @@ class ValidatedQuery:
     limit: int
 
 
-_OPENERS = {TokenType.L_PAREN, TokenType.L_BRACKET, TokenType.L_BRACE}
-_CLOSERS = {TokenType.R_PAREN, TokenType.R_BRACKET, TokenType.R_BRACE}
-
-
-def _bracket_depth(tokens: list[Token]) -> int:
-    """Deepest nesting of (), [] and {} outside strings and comments (checked before the recursive parser)."""
-    depth = best = 0
-    for token in tokens:
-        if token.token_type in _OPENERS:
-            depth += 1
-            best = max(best, depth)
-        elif token.token_type in _CLOSERS:
-            depth -= 1
-    return best
-
-
-def _tree_depth(node: exp.Expression) -> int:
-    best = 0
-    stack = [(node, 1)]
-    while stack:
-        current, depth = stack.pop()
-        best = max(best, depth)
-        stack.extend((child, depth + 1) for child in current.iter_expressions())
-    return best
-
-
 def parse_one_statement(sql: str) -> exp.Expression:
     """Parse exactly one statement (duckdb dialect), refusing anything else with a clear reason."""
-    if not isinstance(sql, str) or not sql.strip():
-        raise SQLRejected("The SQL is empty. Send one SELECT statement, e.g. SELECT * FROM index LIMIT 5.")
-    if len(sql) > MAX_SQL_CHARS:
-        raise SQLRejected(
-            f"The SQL is {len(sql):,} characters; the limit is {MAX_SQL_CHARS:,}. "
-            "Write a shorter query: filter with joins or IN (subquery) instead of long literal lists."
-        )
-    if "\x00" in sql:
-        raise SQLRejected("The SQL contains a NUL character. Send plain text SQL.")
-    try:
-        tokens = _DUCKDB.tokenize(sql)
-    except TokenError as exc:
-        message = str(exc).splitlines()[0][:300]
-        raise SQLRejected(f"The SQL could not be read: {message}. Check quotes and comments.") from exc
-    if _bracket_depth(tokens) > MAX_NESTING:
-        raise SQLRejected(
-            f"The SQL nests brackets more than {MAX_NESTING} deep. Flatten it, e.g. with WITH (CTEs)."
-        )
-    try:
-        statements = [s for s in _DUCKDB.parser().parse(tokens, sql) if s is not None]
-    except (ParseError, TokenError) as exc:
-        message = str(exc).splitlines()[0][:300]
-        raise SQLRejected(
-            f"The SQL could not be parsed: {message.rstrip('.')}. Check the syntax near that point."
-        ) from exc
-    except RecursionError as exc:
-        raise SQLRejected(
-            "The SQL is nested too deeply to parse. Flatten it, e.g. with WITH (CTEs)."
-        ) from exc
-    if len(statements) != 1:
-        raise SQLRejected(
-            f"Send exactly one statement; this text has {len(statements)}. "
-            "Remove the extra statements (and any ';' in the middle)."
-        )
-    return statements[0]
+    return parse_one(sql, RULES)
 
 
 def validate(
@@ -208,31 +142,7 @@ def validate(
     `known_tables` are the installed catalog tables; `not_installed` are tables idc-index-data knows
     but that are not available yet (a reference to one gets an error naming `fetch_index`).
     """
-    tree = parse_one_statement(sql)
-    root = tree.this if isinstance(tree, exp.Subquery) and not tree.alias else tree
-    if not isinstance(root, exp.Select | exp.SetOperation):
-        kind = "a bare name" if isinstance(root, exp.Column) else type(root).__name__.upper()
-        raise SQLRejected(
-            f"Only read-only SELECT queries are allowed; this statement is {kind}. "
-            "Write a SELECT (WITH ... SELECT and UNION/INTERSECT/EXCEPT are fine)."
-        )
-    if _tree_depth(root) > 4 * MAX_NESTING:
-        raise SQLRejected("The query is nested too deeply. Flatten it with WITH (CTEs).")
-    node_count = 0
-    for node in root.walk():
-        node_count += 1
-        if node_count > MAX_NODES:
-            raise SQLRejected(
-                f"The query has more than {MAX_NODES:,} syntax nodes. Split it or use shorter lists."
-            )
-        if isinstance(node, _FORBIDDEN_NODES):
-            name = type(node).__name__
-            friendly = _NODE_FRIENDLY.get(name, name.upper())
-            raise SQLRejected(f"{friendly} is not allowed: only read-only SELECT queries run here.")
-        if isinstance(node, exp.With) and node.args.get("recursive"):
-            raise SQLRejected("WITH RECURSIVE is not allowed. Use a plain WITH or joins instead.")
-        if isinstance(node, exp.Func) and not isinstance(node, exp.Binary | exp.Connector):
-            _check_function(node)
+    root = read_only_root(parse_one_statement(sql), RULES)
 
     known = {t.lower(): t for t in known_tables}
     missing = {t.lower(): t for t in not_installed}
@@ -268,6 +178,20 @@ def _check_function(node: exp.Func) -> None:
         f"Function {function_label(node)}() is not allowed here (file access, table functions, "
         "generators and settings are refused). Use plain SELECTs over the catalog tables."
     )
+
+
+RULES = Rules(
+    dialect="duckdb",
+    error=SQLRejected,
+    empty_message="The SQL is empty. Send one SELECT statement, e.g. SELECT * FROM index LIMIT 5.",
+    parse_label="",
+    parse_hint="Check the syntax near that point.",
+    extra_statements_hint="Remove the extra statements (and any ';' in the middle).",
+    set_operations="UNION/INTERSECT/EXCEPT",
+    forbidden=_FORBIDDEN_NODES,
+    friendly=_NODE_FRIENDLY,
+    check_function=_check_function,
+)
 
 
 def _check_table(table: exp.Table, known: dict[str, str], missing: dict[str, str], is_cte: bool) -> None:
