@@ -45,24 +45,25 @@ MAX_NESTED_PYTHON_BYTES = 160 * 1024 * 1024
 MAX_CONCURRENT = 8
 
 
+def _config(settings: Settings) -> dict[str, Any]:
+    """How every query connection starts: no extension loading, capped threads and memory, no spilling."""
+    return {
+        "autoload_known_extensions": False,
+        "autoinstall_known_extensions": False,
+        "threads": settings.threads,
+        "memory_limit": settings.memory_limit,
+        # Never spill: an empty temp_directory means no spill folder at all (DuckDB 1.5 creates
+        # `<catalog>.tmp/` on a large query even when max_temp_directory_size is 0B); the size cap
+        # stays as a second line for versions that treat '' differently.
+        "temp_directory": "",
+        "max_temp_directory_size": "0B",
+    }
+
+
 def open_locked(settings: Settings, files: dict[str, Path]) -> duckdb.DuckDBPyConnection:
     """Open the catalog read-only, attach the extra index files, then lock it down (see README: Security)."""
     path = ensure_catalog_file(settings)
-    conn = duckdb.connect(
-        str(path),
-        read_only=True,
-        config={
-            "autoload_known_extensions": False,
-            "autoinstall_known_extensions": False,
-            "threads": settings.threads,
-            "memory_limit": settings.memory_limit,
-            # Never spill: an empty temp_directory means no spill folder at all (DuckDB 1.5 creates
-            # `<catalog>.tmp/` on a large query even when max_temp_directory_size is 0B); the size
-            # cap stays as a second line for versions that treat '' differently.
-            "temp_directory": "",
-            "max_temp_directory_size": "0B",
-        },
-    )
+    conn = duckdb.connect(str(path), read_only=True, config=_config(settings))
     for name, file in sorted(files.items()):
         try:
             alias = quote_identifier("x_" + name)
@@ -84,17 +85,7 @@ def open_provisional(settings: Settings, files: dict[str, Path], scratch: Path) 
     """
     from idc_mcp.catalog.schemas import bundled_tables
 
-    conn = duckdb.connect(
-        ":memory:",
-        config={
-            "autoload_known_extensions": False,
-            "autoinstall_known_extensions": False,
-            "threads": settings.threads,
-            "memory_limit": settings.memory_limit,
-            "temp_directory": "",
-            "max_temp_directory_size": "0B",
-        },
-    )
+    conn = duckdb.connect(":memory:", config=_config(settings))
     allowed = []
     for name, info in bundled_tables().items():
         copy = scratch / f"{name}.parquet"
