@@ -27,7 +27,7 @@ from pydantic import Field, ValidationError
 from idc_mcp import __version__, preview
 from idc_mcp import download as dl
 from idc_mcp.bigquery import service as bigquery
-from idc_mcp.cancellation import CallCancellation, current_call, on_cancel
+from idc_mcp.cancellation import CallCancellation, current_call, run_in_thread
 from idc_mcp.catalog.database import Catalog, get_catalog
 from idc_mcp.catalog.executor import ExecutorError
 from idc_mcp.catalog.schemas import all_tables
@@ -552,39 +552,7 @@ async def fetch_index(
     )
     with _tool_errors():
         catalog = _state(ctx).catalog
-        return await _cancellable(lambda cancel: fetch.fetch_index(catalog, name, progress, cancel))
-
-
-async def _cancellable(work: Callable[[threading.Event], T]) -> T:
-    """Run blocking `work(cancel)` in a worker thread. When this call is cancelled (by the client, or by
-    an HTTP client going away: `cancellation.on_cancel`), `cancel` is set and the thread is awaited (it
-    stops at once and cleans up) before the cancellation goes on."""
-    cancel = threading.Event()
-    result: list[T] = []
-
-    async def watch() -> None:
-        try:
-            await anyio.sleep_forever()
-        finally:
-            cancel.set()
-
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            with on_cancel(cancel.set):
-                result.append(work(cancel))
-        except BaseException as exc:  # raised below, outside the task group (not as an ExceptionGroup)
-            failure.append(exc)
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(watch)
-        await anyio.to_thread.run_sync(run)
-        tg.cancel_scope.cancel()
-    await anyio.lowlevel.checkpoint_if_cancelled()
-    if failure:
-        raise failure[0]
-    return result[0]
+        return await run_in_thread(lambda cancel: fetch.fetch_index(catalog, name, progress, cancel))
 
 
 # (end of specialized indices)

@@ -16,6 +16,7 @@ import anyio
 import anyio.lowlevel
 from pydantic import BaseModel, Field
 
+from idc_mcp.cancellation import run_in_thread
 from idc_mcp.catalog.database import Catalog
 from idc_mcp.catalog.license_policy import CommercialUse
 from idc_mcp.catalog.sources import series_license
@@ -208,7 +209,6 @@ async def download_async(
 ) -> DownloadResult:
     """Run `work(progress, cancel)` in a thread; report progress; cancel it when this task is cancelled."""
     progress = Progress()
-    cancel = threading.Event()
     last = -1
 
     async def send() -> None:
@@ -219,36 +219,15 @@ async def download_async(
             await report(done, total, message)
 
     async def pump() -> None:
-        try:
-            while True:
-                await anyio.sleep(interval_s)
-                try:
-                    await send()
-                except Exception:  # a client that stops listening must not stop the download
-                    log.debug("progress report failed", exc_info=True)
-        finally:
-            # Reached when the caller's task is cancelled (or when the work is over): stop the engine.
-            cancel.set()
-
-    outcome: list[DownloadResult] = []
-    failure: list[BaseException] = []
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(pump)
-
-        def run() -> None:
+        while True:
+            await anyio.sleep(interval_s)
             try:
-                outcome.append(work(progress, cancel))
-            except BaseException as exc:  # handed to the awaiting task below
-                failure.append(exc)
+                await send()
+            except Exception:  # a client that stops listening must not stop the download
+                log.debug("progress report failed", exc_info=True)
 
-        # Not abandoned on cancel: the thread is awaited, so cleanup is finished before we return.
-        await anyio.to_thread.run_sync(run)
-        tg.cancel_scope.cancel()
-    # If our caller was cancelled, the engine's DownloadCancelled is not the answer: let the
-    # cancellation itself propagate now that the engine has cleaned up.
-    await anyio.lowlevel.checkpoint_if_cancelled()
-    if failure:
-        raise failure[0]
+    # The engine stops at once when `cancel` is set and is awaited, so cleanup is finished on return.
+    outcome = await run_in_thread(lambda cancel: work(progress, cancel), beside=pump)
     with anyio.CancelScope(shield=True):
         await send()
-    return outcome[0]
+    return outcome
