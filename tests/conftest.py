@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -48,6 +49,23 @@ def catalog(built_catalog: Path) -> Catalog:
     catalog = get_catalog()
     catalog.conn  # noqa: B018 - open it now, so that tests see the files an open catalog has
     return catalog
+
+
+@pytest.fixture
+def make_catalog() -> Iterator[Callable[[], Catalog]]:
+    """Catalogs of their own, made from the environment as it is when called; closed after the test."""
+    from idc_mcp.catalog.database import Catalog
+    from idc_mcp.config import load_settings
+
+    made: list[Catalog] = []
+
+    def make() -> Catalog:
+        made.append(Catalog(load_settings()))
+        return made[-1]
+
+    yield make
+    for catalog in made:
+        catalog.close()
 
 
 @pytest.fixture(scope="session")

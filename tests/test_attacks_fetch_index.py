@@ -37,19 +37,6 @@ def server(env: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyp
         yield srv
 
 
-@pytest.fixture
-def make_catalog():  # type: ignore[no-untyped-def]
-    made: list[Catalog] = []
-
-    def make() -> Catalog:
-        made.append(Catalog(load_settings()))
-        return made[-1]
-
-    yield make
-    for catalog in made:
-        catalog.close()
-
-
 SLOW_BODY = b"x" * 400  # trickled at 20 bytes/s it would take 20 s: without the fixes a test fails, not hangs
 
 

@@ -61,19 +61,6 @@ def server(env: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyp
         yield srv
 
 
-@pytest.fixture
-def make_catalog():  # type: ignore[no-untyped-def]
-    made: list[Catalog] = []
-
-    def make() -> Catalog:
-        made.append(Catalog(load_settings()))
-        return made[-1]
-
-    yield make
-    for catalog in made:
-        catalog.close()
-
-
 def publish(srv: IndexServer, data: dict[str, Path], name: str, checksum: str | None = "good") -> bytes:
     body = data[name].read_bytes()
     srv.add_file(f"release/{name}.parquet", body, checksum)

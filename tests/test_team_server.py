@@ -25,6 +25,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from idc_mcp.serve.tokens import digest_of
+from tests.mcp_wire import INITIALIZE
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]  # each server is a process
 
@@ -36,16 +37,6 @@ ENDLESS_SQL = (
     "SELECT count(*) AS n FROM index a JOIN index b ON a.collection_id = b.collection_id "
     "WHERE a.series_size_MB + b.series_size_MB > 1e9"
 )
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-06-18",
-        "capabilities": {},
-        "clientInfo": {"name": "t", "version": "1"},
-    },
-}
 MCP_HEADERS = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
 
 

@@ -26,6 +26,8 @@ import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
+from tests.mcp_wire import INITIALIZE
+
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]  # each test starts a server process
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,18 +80,6 @@ async def test_stdio_handshake_does_not_wait_for_the_catalog(tmp_path: Path) -> 
                 tools = {tool.name for tool in (await client.list_tools()).tools}
                 assert CORE_TOOLS <= tools
         assert not any(version_dir.glob("catalog*.duckdb"))  # nothing was built: the lock was ours
-
-
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-06-18",
-        "capabilities": {},
-        "clientInfo": {"name": "t", "version": "1"},
-    },
-}
 
 
 def test_stdio_server_exits_cleanly_when_the_session_ends_during_the_catalog_open() -> None:
