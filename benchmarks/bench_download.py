@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from idc_mcp.catalog.database import get_catalog  # noqa: E402
 from idc_mcp.download import engine  # noqa: E402
 from idc_mcp.tools.selection import Selection  # noqa: E402
+from tests.s3_fixture import public_bucket  # noqa: E402
 
 SMALL_BYTES = 64 * 1024
 LARGE_BYTES = 48 * 1024 * 1024
@@ -83,17 +84,8 @@ def populate(endpoint: str) -> dict[str, tuple[list[str], int, int]]:
         "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
     )
     for bucket in ("idc-open-data", "idc-open-data-two", "idc-open-data-cr"):
-        s3.create_bucket(Bucket=bucket)
         # Public read, like IDC's buckets: both engines send anonymous (unsigned) requests.
-        statement = {
-            "Effect": "Allow",
-            "Principal": "*",
-            "Action": ["s3:GetObject", "s3:ListBucket"],
-            "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
-        }
-        s3.put_bucket_policy(
-            Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [statement]})
-        )
+        public_bucket(s3, bucket)
     catalog = get_catalog()
     out = {}
     for name, (sql, size) in CASES.items():

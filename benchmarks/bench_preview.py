@@ -17,7 +17,6 @@ Run: /work/venv/bin/python benchmarks/bench_preview.py
 from __future__ import annotations
 
 import io
-import json
 import logging
 import random
 import shutil
@@ -40,6 +39,7 @@ from idc_mcp.download import engine  # noqa: E402
 from idc_mcp.preview.service import make_preview  # noqa: E402
 from idc_mcp.tools.selection import Selection  # noqa: E402
 from tests import preview_fixture as fx  # noqa: E402
+from tests.s3_fixture import public_bucket  # noqa: E402
 
 
 def ct_series(case: fx.Case, slices: int = 200) -> list:
@@ -141,17 +141,8 @@ def build(endpoint: str) -> dict[str, fx.Case]:
         "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
     )
     for bucket in {c.bucket for c in cases.values()}:
-        s3.create_bucket(Bucket=bucket)
         # Public read, like IDC's buckets: preview and download both send anonymous requests.
-        statement = {
-            "Effect": "Allow",
-            "Principal": "*",
-            "Action": ["s3:GetObject", "s3:ListBucket"],
-            "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
-        }
-        s3.put_bucket_policy(
-            Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [statement]})
-        )
+        public_bucket(s3, bucket)
     for case in cases.values():
         for key, data in case.objects.items():
             s3.put_object(Bucket=case.bucket, Key=key, Body=data, ACL="public-read")

@@ -10,7 +10,6 @@ only geometry gives the order), MR, PT, an MG in MONOCHROME1, a multi-frame RGB 
 from __future__ import annotations
 
 import io
-import json
 import logging
 import random
 import uuid
@@ -39,6 +38,8 @@ from pydicom.uid import (
     RLELossless,
     generate_uid,
 )
+
+from tests.s3_fixture import public_bucket
 
 PARQUET = str(idc_index_data.IDC_INDEX_PARQUET_FILEPATH)
 CT_SIZE = 256
@@ -420,16 +421,7 @@ def start_preview_mirror(seed: int = 11) -> PreviewMirror:
     mirror = PreviewMirror(f"http://{host}:{port}", server, cases)
     s3 = mirror.client()
     for bucket in sorted({c.bucket for c in cases.values()}):
-        s3.create_bucket(Bucket=bucket)
-        policy = {
-            "Version": "2012-10-17",
-            "Statement": [{
-                "Sid": "PublicRead", "Effect": "Allow", "Principal": "*",
-                "Action": ["s3:GetObject", "s3:ListBucket"],
-                "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
-            }],
-        }  # fmt: skip
-        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+        public_bucket(s3, bucket)
     for case in cases.values():
         for key, data in case.objects.items():
             s3.put_object(Bucket=case.bucket, Key=key, Body=data, ACL="public-read")

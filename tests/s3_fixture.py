@@ -18,6 +18,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import urlsplit
 
 import boto3
@@ -143,9 +144,9 @@ def start_mirror(seed: int = 7) -> S3Mirror:
     return mirror
 
 
-def add_public_bucket(mirror: S3Mirror, bucket: str, objects: dict[str, bytes]) -> None:
-    """A bucket readable and listable anonymously (as IDC's are), holding `objects` (key -> bytes)."""
-    s3 = mirror.client()
+def public_bucket(s3: Any, bucket: str) -> None:
+    """Create `bucket` if needed and make it readable and listable anonymously, as IDC's buckets are
+    (`s3` is a boto3 client of the local server)."""
     if bucket not in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
         s3.create_bucket(Bucket=bucket)
     policy = {
@@ -161,6 +162,12 @@ def add_public_bucket(mirror: S3Mirror, bucket: str, objects: dict[str, bytes]) 
         ],
     }
     s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+
+
+def add_public_bucket(mirror: S3Mirror, bucket: str, objects: dict[str, bytes]) -> None:
+    """A bucket readable and listable anonymously (as IDC's are), holding `objects` (key -> bytes)."""
+    s3 = mirror.client()
+    public_bucket(s3, bucket)
     for key, data in objects.items():
         s3.put_object(Bucket=bucket, Key=key, Body=data, ACL="public-read")
 
