@@ -398,9 +398,11 @@ def serve_indices() -> Iterator[IndexServer]:
 
 
 @contextmanager
-def catalog_with_fetched(cache: Path, built_catalog: Path, files: SyntheticIndices, names: list[str]):  # type: ignore[no-untyped-def]
+def catalog_with_fetched(  # type: ignore[no-untyped-def]
+    cache: Path, built_catalog: Path, files: SyntheticIndices, names: list[str], check=None
+):
     """A Catalog of its own (cache folder `cache`) that fetched `names` through fetch_index from a
-    loopback server of the synthetic files; closed on exit."""
+    loopback server of the synthetic files; closed on exit. `check(result)` sees each FetchResult."""
     import pytest
 
     from idc_mcp.catalog.database import Catalog
@@ -417,7 +419,9 @@ def catalog_with_fetched(cache: Path, built_catalog: Path, files: SyntheticIndic
         catalog = Catalog(load_settings())
         try:
             for name in names:
-                fetch.fetch_index(catalog, name)
+                result = fetch.fetch_index(catalog, name)
+                if check is not None:
+                    check(result)
         except BaseException:
             catalog.close()
             raise

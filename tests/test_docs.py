@@ -40,12 +40,11 @@ from idc_index.cli import idc as idc_cli
 
 from idc_mcp.catalog.database import Catalog, get_catalog
 from idc_mcp.catalog.schemas import all_tables
-from idc_mcp.config import load_settings
 from idc_mcp.docs import resources
 from idc_mcp.indices import fetch
 from idc_mcp.sql import guard
 from idc_mcp.tools.query import run_query
-from tests.index_server import SyntheticIndices, cache_with_catalog, serve_indices
+from tests.index_server import SyntheticIndices, catalog_with_fetched
 
 REPO = Path(__file__).resolve().parent.parent
 LOCATION = resources.locate_docs()
@@ -165,25 +164,13 @@ def fetched_catalog(
     wanted: set[str] = set()
     for sql in [e.code for e in FETCH_FIRST_SQL] + _python_sql():
         wanted |= _indices_to_fetch(_validate_with_every_index(sql).tables)
-    cache = cache_with_catalog(tmp_path_factory.mktemp("fetched") / "cache", built_catalog)
-    with serve_indices() as server, pytest.MonkeyPatch.context() as env:
-        server.publish_all(synthetic_files)
-        env.setenv("IDC_MCP_CACHE_DIR", str(cache))
-        env.setenv("IDC_MCP_INDEX_BASE_URL", server.base + "/release")
-        env.setenv("IDC_MCP_S3_ENDPOINT_URL", server.base)
-        env.delenv("IDC_MCP_INDEX_DIR", raising=False)
-        catalog = Catalog(load_settings())  # settings are read now; the env is restored after the fetches
-        try:
-            for name in sorted(wanted):
-                result = fetch.fetch_index(catalog, name)
-                assert result.status == "fetched" and not [n for n in result.notes if "not installed" in n]
-        except BaseException:
-            catalog.close()
-            raise
-    try:
-        yield catalog
-    finally:
-        catalog.close()
+
+    def fetched_cleanly(result: fetch.FetchResult) -> None:
+        assert result.status == "fetched" and not [n for n in result.notes if "not installed" in n]
+
+    cache = tmp_path_factory.mktemp("fetched") / "cache"
+    with catalog_with_fetched(cache, built_catalog, synthetic_files, sorted(wanted), fetched_cleanly) as c:
+        yield c
 
 
 @pytest.mark.parametrize("example", FETCH_FIRST_SQL, ids=_ids(FETCH_FIRST_SQL))
