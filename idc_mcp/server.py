@@ -541,7 +541,7 @@ FETCH = ToolAnnotations(
 async def fetch_index(
     name: Annotated[str, Field(description="e.g. 'sm_index'")],
     ctx: Context,
-) -> fetch.FetchResult:
+) -> common.FetchResult:
     """Install a specialized IDC index so that query can use it (cached).
 
     Call it when list_tables() shows a table as not installed or a reply says to: sm_index (slides),

@@ -15,7 +15,7 @@ import idc_index_data
 
 from idc_mcp.catalog.database import INDICES_DIR, Catalog
 from idc_mcp.catalog.schemas import JOIN_KEYS, TableInfo, all_tables, get_table
-from idc_mcp.indices import clinical, fetch
+from idc_mcp.indices import clinical, common, fetch
 
 TOP_MODALITIES = 20
 TOP_BODY_PARTS = 25
@@ -170,7 +170,7 @@ def _pointers(info: TableInfo) -> list[str]:
 def _joins() -> list[str]:
     fetchable = fetch.fetchable()
     by_series = [
-        n for n, t in fetchable.items() if n != fetch.CLINICAL_INDEX and t.column("SeriesInstanceUID")
+        n for n, t in fetchable.items() if n != common.CLINICAL_INDEX and t.column("SeriesInstanceUID")
     ]
     lines = [
         "### Joins",
@@ -204,7 +204,7 @@ def _fetched_indices() -> list[str]:
     version = idc_index_data.__version__
     major = version.split(".")[0]
     fetchable = fetch.fetchable()
-    info = get_table(fetch.CLINICAL_INDEX)
+    info = get_table(common.CLINICAL_INDEX)
     assert info is not None
     # The clinical_index columns named below must exist: fail the generation (and its test) otherwise.
     for column in ("collection_id", "table_name", "short_table_name", "column", "column_label", "values"):

@@ -16,7 +16,7 @@ from idc_mcp.catalog.sqltext import quote_identifier, sql_literal
 from idc_mcp.diagnostics.fuzzy import closest
 from idc_mcp.diagnostics.nested_values import is_nested, nested_paths
 from idc_mcp.diagnostics.text_formats import recognise, spelling_note, spellings
-from idc_mcp.indices import clinical, fetch
+from idc_mcp.indices import clinical, common, fetch
 from idc_mcp.sql.json_values import json_safe
 
 # A column with at most this many distinct values gets all of them, with counts.
@@ -129,8 +129,8 @@ def list_tables(catalog: Catalog) -> list[TableSummary]:
 
 
 def _extra_description(name: str) -> str:
-    if name.startswith(fetch.CLINICAL_PREFIX):
-        short = name.removeprefix(fetch.CLINICAL_PREFIX)
+    if name.startswith(common.CLINICAL_PREFIX):
+        short = name.removeprefix(common.CLINICAL_PREFIX)
         return (
             f"Clinical data table {short!r} (clinical_index rows with short_table_name = {short!r} "
             "describe its columns; join to `index` on PatientID = dicom_patient_id)."
@@ -140,9 +140,9 @@ def _extra_description(name: str) -> str:
 
 def _clinical_labels(catalog: Catalog, table: str) -> dict[str, str]:
     """Column labels of a clinical table, from clinical_index."""
-    if not table.startswith(fetch.CLINICAL_PREFIX) or not catalog.is_installed(fetch.CLINICAL_INDEX):
+    if not table.startswith(common.CLINICAL_PREFIX) or not catalog.is_installed(common.CLINICAL_INDEX):
         return {}
-    short = table.removeprefix(fetch.CLINICAL_PREFIX)
+    short = table.removeprefix(common.CLINICAL_PREFIX)
     labels = catalog.records(
         'SELECT "column", any_value(column_label) AS label FROM clinical_index '
         "WHERE lower(short_table_name) = ? GROUP BY 1",
