@@ -195,7 +195,7 @@ class Catalog:
         return list(self._facts["columns"])
 
     def is_installed(self, table: str) -> bool:
-        return table in self.installed_tables()
+        return table in self._facts["columns"]
 
     def columns(self, table: str) -> list[tuple[str, str]]:
         """(column, DuckDB type) of an installed table; empty if not installed."""

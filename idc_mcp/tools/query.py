@@ -31,16 +31,13 @@ class QueryResult(BaseModel):
     executed_sql: str = Field(description="the validated SQL that ran (with the enforced LIMIT)")
 
 
-def not_installed_tables(catalog: Catalog) -> list[str]:
-    installed = set(catalog.installed_tables())
-    return [name for name in all_tables() if name not in installed]
-
-
 def validate_for(catalog: Catalog, sql: str, max_rows: int) -> guard.ValidatedQuery:
     """Validate caller SQL against this catalog, turning table mistakes into repair hints."""
     installed = catalog.installed_tables()
+    known = set(installed)
+    not_installed = [name for name in all_tables() if name not in known]
     try:
-        return guard.validate(sql, installed, max_rows, not_installed_tables(catalog))
+        return guard.validate(sql, installed, max_rows, not_installed)
     except guard.UnknownTable as exc:
         if clinical := fetch.clinical_not_installed(exc.table, installed):
             raise QueryError(clinical) from exc
