@@ -18,6 +18,7 @@ import idc_index_data
 import pytest
 from mcp import Client
 
+from idc_mcp.catalog import facts
 from idc_mcp.catalog.build import CATALOG_FILE
 from idc_mcp.catalog.database import Catalog, QueryTimeout, get_catalog
 from idc_mcp.catalog.memo import Memo
@@ -663,15 +664,30 @@ def test_related_values_skip_columns_with_too_many_values(
     assert budget.ran <= 2  # the sample probe and at most one capped value count
 
 
-def test_related_values_read_a_column_once(catalog: Catalog, fresh_pools: None) -> None:
+def test_related_values_scan_no_column_of_a_bundled_table(catalog: Catalog, fresh_pools: None) -> None:
+    # The column's values come from the catalog build (catalog.facts), not from a scan per process.
+    budget = Budget()
+    assert _related(catalog, "SELECT * FROM index WHERE Manufacturer = 'GE'", budget)
+    assert budget.ran == 0 and budget.skipped == 0
+
+
+def test_related_values_computed_for_a_column_are_read_once(
+    catalog: Catalog, fresh_pools: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without built facts (a first-ever start's parquet views, a fetched index) the values are
+    # computed with diagnostic queries, once: the catalog is read-only.
+    monkeypatch.setattr(facts, "text_values", lambda *_: None)
     first, second = Budget(), Budget()
     assert _related(catalog, "SELECT * FROM index WHERE Manufacturer = 'GE'", first)
     assert first.ran > 0
     assert _related(catalog, "SELECT * FROM index WHERE Manufacturer = 'Siemens'", second)
-    assert second.ran == 0  # the catalog is read-only: the column's values are kept
+    assert second.ran == 0
 
 
-def test_related_values_over_budget_are_skipped(catalog: Catalog, fresh_pools: None) -> None:
+def test_related_values_over_budget_are_skipped(
+    catalog: Catalog, fresh_pools: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(facts, "text_values", lambda *_: None)  # computed, not read from the build
     budget = Budget(total_s=0.0)
     assert _related(catalog, "SELECT * FROM index WHERE Manufacturer = 'GE'", budget) == []
     assert budget.ran == 0

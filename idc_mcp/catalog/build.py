@@ -7,33 +7,30 @@ The build runs in a child process (`python -m idc_mcp.catalog.build TARGET THREA
 from __future__ import annotations
 
 import logging
+import re
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from idc_mcp.catalog.facts import write_facts
 from idc_mcp.catalog.schemas import bundled_tables
 from idc_mcp.catalog.sqltext import quote_identifier, sql_literal
 from idc_mcp.config import Settings
 from idc_mcp.files import atomic_output, file_lock
 
-if TYPE_CHECKING:  # DuckDB loads in the build process only: the server imports this module for its names
-    import duckdb
-
 log = logging.getLogger(__name__)
 
 # Bumped when the layout of the catalog file changes, so an old cache is rebuilt. The file is written
 # atomically (temp file + rename), so its existence under this name means it is complete.
-CATALOG_LAYOUT = 2  # 2: exact distinct counts per column in FACTS_SCHEMA
+CATALOG_LAYOUT = 3  # 2: exact distinct counts per column (catalog.facts); 3: text columns' values too
 CATALOG_FILE = f"catalog-v{CATALOG_LAYOUT}.duckdb"
+_LAYOUT_FILE = re.compile(
+    r"catalog-v(\d+)\.duckdb"
+)  # older layouts' files are removed once this one is built
 # Sorting the main index clusters rows so that DuckDB's zone maps skip most row groups on the
 # columns people filter by.
 _SORT_KEYS = {"index": ("collection_id", "Modality", "PatientID", "StudyInstanceUID")}
-# Facts about the tables computed once here (exact distinct counts: ~3 s for all bundled tables), kept in
-# their own schema so that they are never listed or queryable as catalog tables.
-FACTS_SCHEMA = "idc_mcp_facts"
-DISTINCT_COUNTS = f"{FACTS_SCHEMA}.distinct_counts"
 
 
 def build_catalog_file(target: Path, threads: int = 2) -> None:
@@ -52,31 +49,14 @@ def build_catalog_file(target: Path, threads: int = 2) -> None:
                 order_sql = f" ORDER BY {', '.join(quote_identifier(c) for c in order)}" if order else ""
                 table = quote_identifier(name)
                 con.execute(f"CREATE TABLE {table} AS SELECT * FROM read_parquet({path}){order_sql}")
-            _write_distinct_counts(con, list(bundled_tables()))
+            # In storage order, as the queries that would otherwise compute them see the rows (a
+            # sample of the first rows tells identifier-like columns).
+            con.execute("SET preserve_insertion_order = true")
+            write_facts(con, list(bundled_tables()))
             con.execute("CHECKPOINT")
         finally:
             con.close()
     log.info("built catalog %s in %.1f s", target, time.monotonic() - started)
-
-
-def _write_distinct_counts(con: duckdb.DuckDBPyConnection, tables: list[str]) -> None:
-    """Exact count(DISTINCT) of every scalar column (nested ones are profiled per path at run time)."""
-    con.execute(f"CREATE SCHEMA {FACTS_SCHEMA}")
-    con.execute(
-        f"CREATE TABLE {DISTINCT_COUNTS} (table_name VARCHAR, column_name VARCHAR, distinct_count BIGINT)"
-    )
-    for table in tables:
-        columns = con.execute(
-            "SELECT column_name FROM duckdb_columns() WHERE schema_name = 'main' AND table_name = ? "
-            "AND data_type NOT LIKE '%[]' AND data_type NOT LIKE 'STRUCT%' AND data_type NOT LIKE 'MAP%'",
-            [table],
-        ).fetchall()
-        for (column,) in columns:
-            con.execute(
-                f"INSERT INTO {DISTINCT_COUNTS} SELECT ?, ?, count(DISTINCT {quote_identifier(column)}) "
-                f"FROM {quote_identifier(table)}",
-                [table, column],
-            )
 
 
 def _catalog_is_current(path: Path) -> bool:
@@ -104,7 +84,23 @@ def ensure_catalog_file(settings: Settings) -> Path:
             )
             if done.returncode != 0 or not _catalog_is_current(target):
                 raise RuntimeError(f"building the IDC catalog failed: {done.stderr.strip()[-2000:]}")
+            _remove_older_layouts(target)
     return target
+
+
+def _remove_older_layouts(target: Path) -> None:
+    """Delete the catalog files of older layouts in this version's folder: this code never opens them,
+    and each is as large as the catalog (a server still running on one keeps reading it: POSIX unlink).
+    Newer layouts are left to the newer code that built them."""
+    for old in target.parent.glob("catalog-v*.duckdb"):
+        match = _LAYOUT_FILE.fullmatch(old.name)
+        if match and int(match.group(1)) < CATALOG_LAYOUT:
+            try:
+                old.unlink()
+            except (
+                OSError
+            ) as exc:  # e.g. open in another process on Windows: tried again after the next build
+                log.info("could not remove the old catalog file %s: %s", old, exc)
 
 
 if __name__ == "__main__":

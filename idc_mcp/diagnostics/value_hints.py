@@ -11,13 +11,14 @@ from dataclasses import dataclass
 
 from sqlglot import exp
 
+from idc_mcp.catalog import facts
 from idc_mcp.catalog.database import Catalog
 from idc_mcp.diagnostics.budget import Budget
 from idc_mcp.diagnostics.fuzzy import closest, resembles
 from idc_mcp.diagnostics.word_overlap import sharing_words
 from idc_mcp.sql import scopes
 
-DISTINCT_CAP = 2_000  # most common distinct values pulled per column
+DISTINCT_CAP = facts.TOP_VALUES  # most common distinct values pulled per column
 FOLDED_CAP = 50  # extra values pulled that contain the literal's words (high-cardinality columns)
 TOP_VALUES = 6
 MAX_VALUE_CHARS = 80
@@ -174,7 +175,9 @@ def value_counts(
     query = query.where(not_null(col))
     if where is not None:
         query = query.where(where)
-    query = query.group_by(col.copy()).order_by(exp.Ordered(this=exp.column("n"), desc=True)).limit(limit)
+    # Ties by value: the same order every time, and the order the catalog build keeps (catalog.facts).
+    order = [exp.Ordered(this=exp.column("n"), desc=True), exp.Ordered(this=exp.column("v"))]
+    query = query.group_by(col.copy()).order_by(*order).limit(limit)
     if scope.with_ is not None:  # harmless when unused; needed when the source is (or reads) a CTE
         query.set("with_", scope.with_.copy())
     out = budget.run(catalog, query)
@@ -190,12 +193,16 @@ class ValuePool:
     complete: bool  # every distinct value is in `counts`
 
 
-SAMPLE_ROWS = 5_000  # rows sampled to tell identifier-like columns from categorical ones
+SAMPLE_ROWS = facts.SAMPLE_ROWS  # rows sampled to tell identifier-like columns from categorical ones
 
 
 def value_pool(
     catalog: Catalog, scope: Scope, table: exp.Table | exp.Subquery, column: str, budget: Budget
 ) -> ValuePool:
+    if isinstance(table, exp.Table) and scope.is_table(table) and not table.db and not table.catalog:
+        built = _built_pool(catalog, table.name, column)
+        if built is not None:
+            return built
     col = exp.column(column, table=table.alias_or_name, quoted=True)
     sample = exp.select(col.copy()).from_(table.copy()).limit(SAMPLE_ROWS).subquery("s")
     probe = exp.select(
@@ -205,10 +212,21 @@ def value_pool(
     if scope.with_ is not None:
         probe.set("with_", scope.with_.copy())
     out = budget.run(catalog, probe)
-    if out and out.rows[0][1] >= SAMPLE_ROWS // 5 and out.rows[0][0] > 0.9 * out.rows[0][1]:
+    if out and facts.identifier_like(*out.rows[0]):
         return ValuePool({}, complete=False)
     counts = dict(value_counts(catalog, scope, table, column, None, DISTINCT_CAP, budget))
     return ValuePool(counts, complete=len(counts) < DISTINCT_CAP)
+
+
+def _built_pool(catalog: Catalog, table: str, column: str) -> ValuePool | None:
+    """The pool `value_pool` would compute, from the facts of the catalog build (None: it has none)."""
+    found = facts.text_values(catalog, table, column)
+    if found is None:
+        return None
+    if found.identifier_like:
+        return ValuePool({}, complete=False)
+    counts: dict[object, int] = dict(found.values[:DISTINCT_CAP])
+    return ValuePool(counts, complete=found.complete and len(counts) < DISTINCT_CAP)
 
 
 def nearest_values(

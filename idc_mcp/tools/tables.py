@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
 
-from idc_mcp.catalog.build import DISTINCT_COUNTS
+from idc_mcp.catalog import facts
 from idc_mcp.catalog.database import Catalog, QueryFailed, QueryTimeout, ResultTooLarge
 from idc_mcp.catalog.memo import Memo
 from idc_mcp.catalog.schemas import TableInfo, all_tables, get_table
@@ -22,7 +22,7 @@ from idc_mcp.sql.json_values import json_safe
 # A column with at most this many distinct values gets all of them, with counts.
 LOW_CARDINALITY = 50
 FULL_VALUES = 500  # values listed for one column asked for in full
-TEXT_VALUES_UP_TO = 20_000  # text columns with more distinct values get examples instead
+TEXT_VALUES_UP_TO = facts.ALL_VALUES_UP_TO  # text columns with more distinct values get examples instead
 EXAMPLES = 5
 # The compact view (one call for a whole table): short descriptions and a few values per column.
 COMPACT_VALUES = 5
@@ -254,7 +254,7 @@ def _distinct_counts(catalog: Catalog, name: str) -> dict[str, int]:
     try:
         rows = catalog.execute(
             # A literal, not a bound parameter: binding one makes DuckDB import pandas (~0.7 s).
-            f"SELECT column_name, distinct_count FROM {DISTINCT_COUNTS} "
+            f"SELECT column_name, distinct_count FROM {facts.DISTINCT_COUNTS} "
             f"WHERE table_name = {sql_literal(name)}"
         ).rows
     except QueryFailed:  # a catalog built before the counts were kept, or the parquet of a first start
@@ -305,7 +305,7 @@ def _profile_now(catalog: Catalog, name: str, info: TableInfo | None) -> TableDe
         if is_nested(dtype):
             col.nested = _nested(catalog, ref, column, dtype)
         else:
-            _scalar(catalog, ref, col, known)
+            _scalar(catalog, name, col, known)
         columns.append(col)
     described = TableDescription(
         name=name,
@@ -317,15 +317,20 @@ def _profile_now(catalog: Catalog, name: str, info: TableInfo | None) -> TableDe
     return described
 
 
-def _scalar(catalog: Catalog, ref: str, col: ColumnDescription, known: dict[str, int]) -> None:
+def _scalar(catalog: Catalog, table: str, col: ColumnDescription, known: dict[str, int]) -> None:
+    ref = quote_identifier(table)
     q = quote_identifier(col.name)
     col.distinct_count, col.distinct_count_exact = _distinct(catalog, ref, q, known, col.name)
     text = col.type == "VARCHAR"
     if col.distinct_count <= LOW_CARDINALITY or (text and col.distinct_count <= TEXT_VALUES_UP_TO):
-        rows = catalog.execute(
-            f"SELECT {q}, count(*) FROM {ref} WHERE {q} IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 "
-            f"LIMIT {FULL_VALUES}"
-        ).rows
+        built = facts.text_values(catalog, table, col.name) if text and col.distinct_count_exact else None
+        if built is not None and built.complete:  # the catalog build counted them (the same order)
+            rows: list[tuple[Any, ...]] = list(built.values[:FULL_VALUES])
+        else:
+            rows = catalog.execute(
+                f"SELECT {q}, count(*) FROM {ref} WHERE {q} IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 "
+                f"LIMIT {FULL_VALUES}"
+            ).rows
         col.values = _value_counts(rows)
         non_null = col.distinct_count  # count(DISTINCT) leaves NULL out, as the listing does
         col.values_complete = len(rows) >= non_null and col.distinct_count_exact is True
