@@ -34,9 +34,14 @@ def without_facts(monkeypatch: pytest.MonkeyPatch):
     def off() -> None:
         monkeypatch.setattr(facts, "text_values", lambda *_: None)
         monkeypatch.setattr(related_values, "_POOLS", Memo(maxsize=256))
-        monkeypatch.setattr(tables, "_PROFILES", Memo(maxsize=64))
+        fresh_profiles(monkeypatch)
 
     return off
+
+
+def fresh_profiles(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tables, "_PROFILES", Memo(maxsize=64))
+    monkeypatch.setattr(tables, "_VIEWS", Memo(maxsize=256))
 
 
 def _computed_pool(catalog: Catalog, table: str, column: str, monkeypatch: pytest.MonkeyPatch):
@@ -142,7 +147,7 @@ def test_built_facts_give_the_same_hints_as_scanning_the_columns(
 def test_describe_table_from_built_facts_is_the_same_as_scanning(
     catalog: Catalog, without_facts, monkeypatch: pytest.MonkeyPatch, table: str
 ) -> None:
-    monkeypatch.setattr(tables, "_PROFILES", Memo(maxsize=64))
+    fresh_profiles(monkeypatch)
     built = tables.describe_table(catalog, table)
     text = [c for c, t in catalog.columns(table) if t == "VARCHAR"]
     full = tables.describe_table(catalog, table, "Modality" if table == "index" else text[0])
@@ -154,7 +159,7 @@ def test_describe_table_from_built_facts_is_the_same_as_scanning(
 def test_describe_table_scans_no_text_column_of_a_bundled_table(
     catalog: Catalog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(tables, "_PROFILES", Memo(maxsize=64))
+    fresh_profiles(monkeypatch)
     ran: list[str] = []
     execute = catalog.execute
 

@@ -93,3 +93,19 @@ def test_compact_descriptions_are_cut_at_a_word_boundary():
 def test_unknown_column_of_describe_table_gets_the_closest_names():
     with pytest.raises(TableNotFound, match="Manufacturer"):
         describe_table(get_catalog(), "index", column="manufactrer")
+
+
+def test_a_repeated_describe_table_runs_no_query_and_derives_nothing_again(monkeypatch: pytest.MonkeyPatch):
+    # Fifty HTTP clients asking for the same table once cost a deep copy of the profile per call.
+    catalog = get_catalog()
+    first = describe_table(catalog, "index")
+    full = describe_table(catalog, "index", column="Modality")
+
+    def no_query(*_: object, **__: object) -> None:
+        raise AssertionError("a repeated describe_table ran a query")
+
+    monkeypatch.setattr(catalog, "execute", no_query)
+    assert describe_table(catalog, "index") is first
+    assert describe_table(catalog, "index", column="Modality") is full
+    with pytest.raises(TableNotFound):  # a mistake is still explained, not remembered as a view
+        describe_table(catalog, "index", column="Modalty")

@@ -154,6 +154,9 @@ def _clinical_labels(catalog: Catalog, table: str) -> dict[str, str]:
 # Installed tables are read-only: a table's value profile is computed once per catalog and table.
 _PROFILES: Memo[TableDescription] = Memo(maxsize=64)
 _PROFILING = threading.Lock()
+# What a call returns (the compact view, or one column in full) is derived from the profile once:
+# replies are shared between calls, nothing downstream modifies them.
+_VIEWS: Memo[TableDescription] = Memo(maxsize=256)
 
 
 def describe_table(catalog: Catalog, table: str, column: str | None = None) -> TableDescription:
@@ -183,7 +186,13 @@ def describe_table(catalog: Catalog, table: str, column: str | None = None) -> T
             notes=[fetch.not_installed_message(catalog.settings, name)],
         )
     else:
-        described = _profile(catalog, name, info)
+        key = _profile_key(catalog, name)
+        view = _VIEWS.get((key, column))
+        if view is None:
+            described = _profile(catalog, name, info, key)
+            view = _one_column(described, column) if column is not None else _compact(described)
+            _VIEWS.put((key, column), view)
+        return view
     if column is not None:
         return _one_column(described, column)
     return _compact(described)
@@ -283,9 +292,15 @@ def _value_counts(rows: list[tuple[Any, ...]]) -> list[ValueCount]:
     return out
 
 
-def _profile(catalog: Catalog, name: str, info: TableInfo | None) -> TableDescription:
+def _profile_key(catalog: Catalog, name: str) -> tuple[object, ...]:
+    """What an installed table's profile depends on: the catalog's content and the table's shape."""
+    return (catalog.key, name, catalog.row_count(name), tuple(catalog.columns(name)))
+
+
+def _profile(
+    catalog: Catalog, name: str, info: TableInfo | None, key: tuple[object, ...]
+) -> TableDescription:
     """Every column of an installed table with its values, computed once per catalog and table."""
-    key = (catalog.key, name, catalog.row_count(name), tuple(catalog.columns(name)))
     with _PROFILING:  # one profile at a time: concurrent callers wait for it, then find it
         cached = _PROFILES.get(key)
         if cached is not None:
