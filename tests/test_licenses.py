@@ -114,3 +114,34 @@ def test_a_metadata_url_contradicting_the_license_name_is_not_passed_on(catalog)
     assert group.license == "CC BY-NC 3.0" and group.commercial_use == "not allowed"
     assert group.license_url == "https://creativecommons.org/licenses/by-nc/3.0/"
     assert any(url in note for note in report.notes)
+
+
+def test_a_repeated_check_runs_no_query(catalog, monkeypatch):
+    # The catalog is read-only: one selection by IDs has one report (50 HTTP clients once ran four
+    # queries each for the same collection).
+    selection = Selection(collection_ids=["rider_pilot", "tcga_luad"], analysis_results="exclude")
+    first = check_licenses(catalog, selection)
+
+    def no_query(*_, **__):
+        raise AssertionError("a repeated check_licenses ran a query")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(catalog, "execute", no_query)
+        again = check_licenses(
+            catalog, Selection(collection_ids=["rider_pilot", "tcga_luad"], analysis_results="exclude")
+        )
+        assert again is first
+    # Caller SQL may sample (random(), LIMIT without ORDER BY): its report is computed every time.
+    by_sql = Selection(sql="SELECT SeriesInstanceUID FROM index WHERE collection_id = 'rider_pilot'")
+    check_licenses(catalog, by_sql)
+    with monkeypatch.context() as patch:
+        patch.setattr(catalog, "execute", no_query)
+        with pytest.raises(AssertionError, match="ran a query"):
+            check_licenses(catalog, by_sql)
+
+
+def test_arguments_that_cannot_key_a_report_are_still_refused_clearly(catalog):
+    from idc_mcp.tools.selection import SelectionError
+
+    with pytest.raises(SelectionError, match="collection_ids must be a list"):
+        check_licenses(catalog, Selection(collection_ids={"tcga_luad": 1}))  # type: ignore[arg-type]

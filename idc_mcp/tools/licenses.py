@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from idc_mcp.catalog.database import Catalog
 from idc_mcp.catalog.license_policy import CommercialUse, agrees, license_terms, resolve_license
+from idc_mcp.catalog.memo import Memo
 from idc_mcp.catalog.sources import SOURCES_SQL
 from idc_mcp.tools.selection import Selection, resolve_selection, selection_where
 
@@ -70,7 +71,31 @@ def _metadata_license(
     return chosen
 
 
+# Reports by (catalog content, its generation, selection): the catalog is read-only, so a selection by
+# IDs has one report. One with caller `sql` is not kept (the SQL may sample: random(), LIMIT).
+_REPORTS: Memo[LicenseReport] = Memo(maxsize=256)
+
+
 def check_licenses(catalog: Catalog, selection: Selection) -> LicenseReport:
+    key = (catalog.key, catalog.generation, selection)
+    keep = selection.sql is None and _hashable(key)  # not: arguments resolve_selection refuses
+    if keep and (report := _REPORTS.get(key)) is not None:
+        return report
+    report = _check_licenses(catalog, selection)
+    if keep:
+        _REPORTS.put(key, report)
+    return report
+
+
+def _hashable(key: object) -> bool:
+    try:
+        hash(key)
+    except TypeError:
+        return False
+    return True
+
+
+def _check_licenses(catalog: Catalog, selection: Selection) -> LicenseReport:
     resolved = resolve_selection(catalog, selection)
     where, params = selection_where(resolved)
     rows = catalog.execute(
