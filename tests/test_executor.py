@@ -151,6 +151,17 @@ def test_duckdb_errors_come_back_with_their_kind(catalog: Catalog) -> None:
     assert "no_such_column" in str(excinfo.value)
 
 
+@pytest.mark.skipif(not Path("/proc/self/maps").is_file(), reason="reads the worker's mapped files (Linux)")
+def test_bound_parameters_do_not_load_pandas_into_the_worker(catalog: Catalog) -> None:
+    # DuckDB imports pandas and numpy to bind a parameter: ~90 MiB more in the worker, which made
+    # check_licenses (IDs bound as a list) cost the whole tree its memory bound.
+    out = catalog.execute("SELECT count(*) FROM index WHERE collection_id IN (SELECT unnest(?))", [["nlst"]])
+    assert out.rows[0][0] > 0
+    pid = catalog.conn.pid
+    mapped = Path(f"/proc/{pid}/maps").read_text()
+    assert "numpy" not in mapped and "pandas" not in mapped
+
+
 def test_the_server_process_never_imports_duckdb() -> None:
     # DuckDB (and the memory it holds) lives only in the worker process.
     import subprocess
