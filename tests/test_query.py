@@ -5,6 +5,8 @@ import json
 import pytest
 
 from idc_mcp.catalog.database import Catalog, get_catalog
+from idc_mcp.catalog.result_cache import ResultCache, ResultKey, TextKey
+from idc_mcp.tools import query as query_mod
 from idc_mcp.tools.query import MAX_REPLY_BYTES, QueryError, run_query
 from tests.parquet import parquet_sql
 
@@ -117,3 +119,31 @@ def test_a_query_duckdb_refuses_is_refused_again_from_the_cache(catalog: Catalog
         assert str(again.value) == str(first.value) and runs == []
     finally:
         del catalog.execute
+
+
+def test_a_text_refused_by_validation_is_refused_again_without_parsing(
+    catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Hostile and mistaken SQL came back under load at every repeat: parsed and explained each time.
+    catalog.results.clear()
+    with pytest.raises(QueryError) as first:
+        run_query(catalog, "SELECT * FROM idx LIMIT 3")
+    assert "idx" in str(first.value)
+
+    def no_parse(*_: object, **__: object) -> None:
+        raise AssertionError("the refused text was validated again")
+
+    monkeypatch.setattr(query_mod.guard, "validate", no_parse)
+    with pytest.raises(QueryError) as again:
+        run_query(catalog, "SELECT * FROM idx LIMIT 3")
+    assert str(again.value) == str(first.value)
+    with pytest.raises(AssertionError, match="validated again"):  # another text is validated
+        run_query(catalog, "SELECT * FROM idx LIMIT 4")
+
+
+def test_a_refused_text_is_kept_apart_from_the_reply_to_validated_sql_of_the_same_spelling() -> None:
+    cache: ResultCache[str] = ResultCache()
+    text = TextKey("SELECT 1 AS one LIMIT 100", 100, "v", 0)
+    cache.put_refusal(text, "refused", 7)
+    assert cache.get_text(text) == "refused"
+    assert cache.get(ResultKey(text.text, 100, "v", 0)) is None  # validated SQL spelled the same

@@ -4,6 +4,7 @@ Key: the SQL regenerated from the validated tree (what actually runs, so two spe
 share an entry), `max_rows`, the idc-index-data version, and the catalog's generation (bumped when a
 fetched index is attached, which changes what a name can refer to). A second map goes from the
 caller's exact text to that key, so a repeat skips parsing too; it is only a shortcut to the same key.
+A text refused by validation has no validated form: its refusal is kept under the text itself.
 
 Bounded in bytes (each entry counted by its JSON size), least recently used first out; a reply whose
 diagnostics were cut short by their time budget is never stored, so a busy moment is not pinned.
@@ -32,10 +33,11 @@ MAX_TEXT_KEYS = 4_096
 class ResultKey:
     """What makes two replies interchangeable."""
 
-    sql: str  # regenerated from the validated tree, with the enforced LIMIT
+    sql: str  # regenerated from the validated tree, with the enforced LIMIT (refused: the caller's text)
     max_rows: int
     data_version: str
     generation: int
+    refused: bool = False  # the caller's text was refused before it had a validated form
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,11 @@ class ResultCache(Generic[V]):
         if text is not None:
             self._texts.put(text, key)
         return True
+
+    def put_refusal(self, text: TextKey, value: V, nbytes: int) -> bool:
+        """Store the refusal of a text that never validated (validation is deterministic per catalog)."""
+        key = ResultKey(text.text, text.max_rows, text.data_version, text.generation, refused=True)
+        return self.put(key, value, nbytes, text)
 
     @contextmanager
     def single_flight(self, key: ResultKey) -> Iterator[None]:

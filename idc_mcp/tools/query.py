@@ -55,7 +55,13 @@ def run_query(catalog: Catalog, sql: str, max_rows: int = 100) -> QueryResult:
     # Cached replies are shared between calls: nothing downstream modifies a reply.
     if text_key is not None and (cached := catalog.results.get_text(text_key)) is not None:
         return _replay(cached)
-    validated = validate_for(catalog, sql, max_rows)
+    try:
+        validated = validate_for(catalog, sql, max_rows)
+    except QueryError as exc:
+        # The same text is refused the same way by this catalog: the next caller gets it without parsing.
+        if text_key is not None:
+            catalog.results.put_refusal(text_key, _Failure(str(exc)), len(str(exc)) + len(sql))
+        raise
     key = catalog.result_key(validated.sql, max_rows)
     with catalog.results.single_flight(key):
         if (cached := catalog.results.get(key)) is not None:
