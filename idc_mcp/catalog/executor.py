@@ -52,7 +52,8 @@ MAX_INNOCENT_RETRIES = 3
 # lanes add no throughput, and each concurrent query shares DuckDB's memory_limit: 4 leaves lanes for
 # good queries while a slow one runs, without making concurrent good queries run out of memory.
 MAX_CONCURRENT = 4
-WATCH_S = 0.01  # how often deadlines and the worker's resident memory are checked
+WATCH_S = 0.01  # how often deadlines and the worker's resident memory are checked while queries run
+IDLE_WATCH_S = 0.5  # how often an idle worker is looked at (a query wakes the watch at once)
 ADDRESS_SPACE_FACTOR = 3  # the worker's RLIMIT_AS allowance, as a multiple of its resident-memory limit
 
 
@@ -143,6 +144,7 @@ class _Process:
             raise WorkerUnavailable(f"the query worker did not start: {exc}") from exc
         self.send_lock = threading.Lock()
         self.pending: dict[int, _Request] = {}
+        self.busy = threading.Event()  # set when a query is sent: wakes the watch of an idle worker
         self.dead = False
         self.exhausted = False
         self.rss = 0
@@ -267,6 +269,7 @@ class Executor:
                     continue
                 process.pending[request.id] = request
                 request.sent_to = process
+            process.busy.set()
             try:
                 process.send(("execute", request.id, request.sql, request.params, request.timeout_s))
                 return
@@ -336,6 +339,15 @@ class Executor:
         statm = Path(f"/proc/{process.popen.pid}/statm")
         page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
         while not process.dead:
+            if not process.pending:
+                # Idle: nothing to time or to stop. Sleep until a query is sent (cleared, then looked at
+                # again, so that a query sent in between is not missed).
+                process.busy.clear()
+                if not process.pending:
+                    process.busy.wait(IDLE_WATCH_S)
+                    if process.popen.poll() is not None:
+                        return
+                    continue
             time.sleep(WATCH_S)
             if process.popen.poll() is not None:
                 return
