@@ -115,12 +115,20 @@ def _state(ctx: Context) -> AppState:
 
 class IdcServer(MCPServer[AppState]):
     """MCPServer whose argument-validation errors read like our own errors (no pydantic text or links),
-    and whose input schemas are sent without what only costs tokens (see `arguments.compact_schema`)."""
+    and whose input and output schemas are sent without what only costs tokens and validation time
+    (see `arguments.compact_schema`: a client compiles each output schema and checks every reply
+    against it)."""
 
     async def list_tools(self) -> list[MCPTool]:
         tools = await super().list_tools()
         return [
-            t.model_copy(update={"input_schema": arguments_mod.compact_schema(t.input_schema)}) for t in tools
+            t.model_copy(
+                update={
+                    "input_schema": arguments_mod.compact_schema(t.input_schema),
+                    "output_schema": arguments_mod.compact_schema(t.output_schema),
+                }
+            )
+            for t in tools
         ]
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Context | None = None) -> Any:  # type: ignore[override]

@@ -186,3 +186,29 @@ def test_a_not_installed_index_description_is_cut_at_a_word_boundary(table):
     assert " ".join(description.split()).startswith(kept)
     rest = " ".join(description.split())[len(kept) :]
     assert rest == "" or rest.startswith(" "), f"cut mid-word: ...{kept[-20:]}|{rest[:20]}"
+
+
+@pytest.mark.anyio
+async def test_compact_output_schemas_check_replies_as_strictly_and_cost_clients_less():
+    # Every client compiles each tool's output schema and checks every reply against it: pydantic's
+    # titles and `anyOf [x, null]` made describe_table's reply cost a client several ms to check.
+    from jsonschema.validators import validator_for
+
+    async with Client(mcp) as client:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+        for name in ("query", "describe_table", "check_licenses"):
+            assert "title" not in json.dumps(tools[name].output_schema), name
+        # The client checks these replies against the compact schemas: they pass.
+        described = await client.call_tool("describe_table", {"table": "collections_index"})
+        licensed = await client.call_tool("check_licenses", {"collection_ids": ["lidc_idri"]})
+        assert not described.is_error and not licensed.is_error
+    schema = tools["describe_table"].output_schema
+    reply = dict(described.structured_content or {})
+    check = validator_for(schema)(schema)
+    assert not list(check.iter_errors(reply))
+    for broken in (
+        {**reply, "row_count": "many"},
+        {**reply, "columns": [{**reply["columns"][0], "distinct_count": "7"}]},
+        {k: v for k, v in reply.items() if k != "columns"},
+    ):
+        assert list(check.iter_errors(broken)), broken
