@@ -26,7 +26,7 @@ from pydantic import Field, ValidationError
 
 from idc_mcp import __version__, preview
 from idc_mcp import download as dl
-from idc_mcp.bigquery import service as bigquery
+from idc_mcp.bigquery import models as bigquery
 from idc_mcp.cancellation import CallCancellation, current_call, run_in_thread
 from idc_mcp.catalog.database import Catalog, get_catalog
 from idc_mcp.catalog.executor import ExecutorError
@@ -34,7 +34,7 @@ from idc_mcp.catalog.schemas import all_tables
 from idc_mcp.config import Settings, load_settings
 from idc_mcp.docs import prompts, resources
 from idc_mcp.files import PathRefused
-from idc_mcp.indices import common, fetch
+from idc_mcp.indices import common
 from idc_mcp.serve.read_only import SERVER_CACHE, WRITES
 from idc_mcp.tools import arguments as arguments_mod
 from idc_mcp.tools import citations, collections, licenses, manifest, sizes, tables, viewers
@@ -142,20 +142,30 @@ mcp: MCPServer[AppState] = IdcServer(
 T = TypeVar("T")
 
 
-# Our own error types: their messages are written for the assistant (what was wrong, what to do next).
-_ASSISTANT_ERRORS = (
-    query_mod.QueryError,
-    tables.TableNotFound,
-    SelectionError,
-    manifest.ManifestError,
-    PathRefused,
-    dl.DownloadError,
-    dl.TemplateError,
-    fetch.IndexFetchError,
-    bigquery.BigQueryError,
-    preview.PreviewError,
-    ExecutorError,  # a timeout, the memory limit or a failed query inside a tool: the message says which
-)
+@functools.cache
+def _assistant_errors() -> tuple[type[Exception], ...]:
+    """Our own error types: their messages are written for the assistant (what was wrong, what to do next).
+
+    Looked up at the first error, not at import: the download engine, index fetcher and BigQuery
+    service load on the first call that needs them, which keeps the server's start quick."""
+    from idc_mcp.bigquery.models import BigQueryError
+    from idc_mcp.download.engine import DownloadError
+    from idc_mcp.download.plan import TemplateError
+    from idc_mcp.indices.fetch import IndexFetchError
+
+    return (
+        query_mod.QueryError,
+        tables.TableNotFound,
+        SelectionError,
+        manifest.ManifestError,
+        PathRefused,
+        DownloadError,
+        TemplateError,
+        IndexFetchError,
+        BigQueryError,
+        preview.PreviewError,
+        ExecutorError,  # a timeout, the memory limit or a failed query inside a tool: the message says which
+    )
 
 
 @contextmanager
@@ -163,8 +173,10 @@ def _tool_errors() -> Iterator[None]:
     """Pass our own errors on as ToolError; anything else stays masked by the server."""
     try:
         yield
-    except _ASSISTANT_ERRORS as exc:
-        raise ToolError(str(exc)) from exc
+    except Exception as exc:
+        if isinstance(exc, _assistant_errors()):
+            raise ToolError(str(exc)) from exc
+        raise
 
 
 def _call(fn: Callable[[], T]) -> T:
@@ -467,12 +479,16 @@ async def download(
     state = _state(ctx)
 
     def work(progress: dl.Progress, cancel: threading.Event) -> dl.DownloadResult:
-        return dl.run_download(
+        from idc_mcp.download.service import run_download
+
+        return run_download(
             state.catalog, state.settings, selection, download_dir, dir_template, dry_run, progress, cancel
         )
 
     with _tool_errors():
-        return await dl.download_async(work, ctx.report_progress)
+        from idc_mcp.download.service import download_async
+
+        return await download_async(work, ctx.report_progress)
 
 
 # (end of download)
@@ -552,7 +568,9 @@ async def fetch_index(
     )
     with _tool_errors():
         catalog = _state(ctx).catalog
-        return await run_in_thread(lambda cancel: fetch.fetch_index(catalog, name, progress, cancel))
+        from idc_mcp.indices.fetch import fetch_index as fetch
+
+        return await run_in_thread(lambda cancel: fetch(catalog, name, progress, cancel))
 
 
 # (end of specialized indices)
@@ -681,9 +699,9 @@ async def bigquery_query(
     """
     catalog = _state(ctx).catalog
     with _tool_errors():
-        return await bigquery.run_bigquery_query_async(
-            sql, max_rows, max_gb, lambda: catalog, ctx.report_progress
-        )
+        from idc_mcp.bigquery.service import run_bigquery_query_async
+
+        return await run_bigquery_query_async(sql, max_rows, max_gb, lambda: catalog, ctx.report_progress)
 
 
 @mcp.tool(annotations=BIGQUERY)
@@ -701,7 +719,9 @@ def describe_bigquery_table(
 
     Call it before bigquery_query to use real names (dicom_all has thousands: pass column_filter).
     """
-    return _call(lambda: bigquery.describe_bigquery_table(table, column_filter))
+    from idc_mcp.bigquery.service import describe_bigquery_table as describe
+
+    return _call(lambda: describe(table, column_filter))
 
 
 # (end of BigQuery)
