@@ -117,22 +117,37 @@ class IdcServer(MCPServer[AppState]):
     """MCPServer whose argument-validation errors read like our own errors (no pydantic text or links),
     and whose input schemas are sent without what only costs tokens (see `arguments.compact_schema`)."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._compacted: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+
+    def _compact_schema(self, name: str, schema: dict[str, Any]) -> dict[str, Any]:
+        """The compacted input schema of a tool, made once per registered schema (calls look it up)."""
+        cached = self._compacted.get(name)
+        if cached is None or cached[0] is not schema:
+            cached = (schema, arguments_mod.compact_schema(schema))
+            self._compacted[name] = cached
+        return cached[1]
+
     async def list_tools(self) -> list[MCPTool]:
         tools = await super().list_tools()
         return [
-            t.model_copy(update={"input_schema": arguments_mod.compact_schema(t.input_schema)}) for t in tools
+            t.model_copy(update={"input_schema": self._compact_schema(t.name, t.input_schema)}) for t in tools
         ]
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Context | None = None) -> Any:  # type: ignore[override]
+        raw = self._tool_input_schema(name)
+        schema = None if raw is None else self._compact_schema(name, raw)
+        if schema is not None and (unknown := arguments_mod.unknown_arguments(name, schema, arguments or {})):
+            raise ToolError(unknown)
         try:
             return await super().call_tool(name, arguments, context)
         except ToolError as exc:
             cause = exc.__cause__
             if not isinstance(cause, ValidationError):
                 raise
-            schema = next((t.input_schema for t in await self.list_tools() if t.name == name), {})
             errors = cause.errors(include_url=False)
-            raise ToolError(arguments_mod.explain_arguments(name, schema, arguments, errors)) from cause
+            raise ToolError(arguments_mod.explain_arguments(name, schema or {}, arguments, errors)) from cause
 
 
 mcp: MCPServer[AppState] = IdcServer(
