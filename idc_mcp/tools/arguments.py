@@ -42,7 +42,10 @@ def signature(tool: str, schema: Mapping[str, Any]) -> str:
 
 def _shown(value: object) -> str:
     text = repr(value)
-    return text if len(text) <= MAX_SHOWN_INPUT else text[:MAX_SHOWN_INPUT] + "…"
+    if len(text) <= MAX_SHOWN_INPUT:
+        return text
+    size = f" ({len(value):,} characters)" if isinstance(value, str) else ""
+    return text[:MAX_SHOWN_INPUT] + "…" + size
 
 
 def unknown_arguments(tool: str, schema: Mapping[str, Any], arguments: Mapping[str, Any]) -> str | None:
@@ -66,9 +69,9 @@ def explain_arguments(
     problems: list[str] = []
     for name in arguments:
         if name not in known:
-            near = closest(name, known, limit=1)
+            near = closest(name, known, limit=1) if len(name) <= MAX_SHOWN_INPUT else []
             problems.append(
-                f"{tool} has no argument {name!r}" + (f" (did you mean {near[0]!r}?)" if near else "")
+                f"{tool} has no argument {_shown(name)}" + (f" (did you mean {near[0]!r}?)" if near else "")
             )
     for error in errors:
         loc = [str(p) for p in error.get("loc", ())]
