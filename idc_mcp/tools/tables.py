@@ -350,10 +350,9 @@ def _scalar(catalog: Catalog, table: str, col: ColumnDescription, known: dict[st
         col.values_complete = len(rows) >= non_null and col.distinct_count_exact is True
         sample = [v.value for v in col.values]
     else:
-        rows = catalog.execute(
-            f"SELECT DISTINCT {q} FROM (SELECT {q} FROM {ref} WHERE {q} IS NOT NULL LIMIT 2000) LIMIT 200"
-        ).rows
-        sample = [r[0] for r in rows]
+        rows = catalog.execute(f"SELECT {q} FROM {ref} WHERE {q} IS NOT NULL LIMIT 2000").rows
+        # The first distinct values in table order: the same examples every time (DISTINCT's order is not).
+        sample = list(dict.fromkeys(r[0] for r in rows))[:200]
         col.examples = [json_safe(v) for v in sample[:EXAMPLES]]
     if text:
         col.format = _format(col.name, sample)
