@@ -128,7 +128,7 @@ class IdcServer(MCPServer[AppState]):
         it up)."""
         cached = self._compacted.get((name, output))
         if cached is None or cached[0] is not schema:
-            cached = (schema, arguments_mod.compact_schema(schema))
+            cached = (schema, arguments_mod.compact_schema(arguments_mod.inline_definitions(schema)))
             self._compacted[(name, output)] = cached
         return cached[1]
 

@@ -211,6 +211,7 @@ async def test_compact_output_schemas_check_replies_as_strictly_and_cost_clients
         tools = {t.name: t for t in (await client.list_tools()).tools}
         for name in ("query", "describe_table", "check_licenses"):
             assert "title" not in json.dumps(tools[name].output_schema), name
+            assert "$ref" not in json.dumps(tools[name].output_schema), name  # written out: no lookups
         # The client checks these replies against the compact schemas: they pass.
         described = await client.call_tool("describe_table", {"table": "collections_index"})
         licensed = await client.call_tool("check_licenses", {"collection_ids": ["lidc_idri"]})
@@ -225,3 +226,39 @@ async def test_compact_output_schemas_check_replies_as_strictly_and_cost_clients
         {k: v for k, v in reply.items() if k != "columns"},
     ):
         assert list(check.iter_errors(broken)), broken
+
+
+def test_inlined_definitions_validate_the_same_and_keep_recursion():
+    from jsonschema.validators import validator_for
+
+    from idc_mcp.tools.arguments import inline_definitions
+
+    schema = {
+        "$defs": {
+            "Count": {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]},
+            "Tree": {
+                "type": "object",
+                "properties": {"kids": {"type": "array", "items": {"$ref": "#/$defs/Tree"}}},
+            },
+        },
+        "type": "object",
+        "properties": {
+            "count": {"$ref": "#/$defs/Count", "description": "annotations merge into the definition"},
+            "strict": {"$ref": "#/$defs/Count", "type": "object", "maxProperties": 1},
+            "tree": {"$ref": "#/$defs/Tree"},
+        },
+    }
+    inlined = inline_definitions(schema)
+    assert inlined["properties"]["count"]["required"] == ["n"]
+    assert "allOf" in inlined["properties"]["strict"]  # a second `type` is checked, not overwritten
+    assert inlined["$defs"] and "#/$defs/Tree" in json.dumps(inlined["properties"]["tree"])
+    for instance, valid in (
+        ({"count": {"n": 1}, "tree": {"kids": [{"kids": []}]}}, True),
+        ({"count": {"n": "1"}}, False),
+        ({"count": {}}, False),
+        ({"strict": {"n": 1, "m": 2}}, False),
+        ({"tree": {"kids": [{"kids": "no"}]}}, False),
+    ):
+        for candidate in (schema, inlined):
+            check = validator_for(candidate)(candidate)
+            assert check.is_valid(instance) is valid, (instance, candidate is inlined)

@@ -89,6 +89,44 @@ def explain_arguments(
     return f"Error executing tool {tool}: invalid arguments: {'; '.join(unique)}. {signature(tool, schema)}"
 
 
+# Keywords that only annotate: beside a `$ref`, they can be merged into what it points to.
+_ANNOTATIONS = frozenset({"title", "description", "default", "examples"})
+
+
+def inline_definitions(schema: Any) -> Any:
+    """The same JSON schema with each `$ref` to its `$defs` replaced by the definition itself.
+
+    A validator follows a `$ref` on every value it checks (jsonschema's resolver made checking one
+    describe_table reply a third slower); written out, the check is the same. A definition that
+    refers to itself stays a `$ref` (with `$defs` kept for it)."""
+    if not isinstance(schema, dict) or not isinstance(schema.get("$defs"), dict):
+        return schema
+    defs: dict[str, Any] = schema["$defs"]
+    kept = False
+
+    def walk(node: Any, seen: tuple[str, ...]) -> Any:
+        nonlocal kept
+        if isinstance(node, list):
+            return [walk(n, seen) for n in node]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref")
+        name = ref.removeprefix("#/$defs/") if isinstance(ref, str) and ref.startswith("#/$defs/") else None
+        if name is None or name not in defs or name in seen:
+            kept |= name is not None
+            return {k: walk(v, seen) for k, v in node.items()}
+        target = walk(defs[name], (*seen, name))
+        rest = {k: walk(v, seen) for k, v in node.items() if k != "$ref"}
+        if not isinstance(target, dict) or set(rest) & set(target) - _ANNOTATIONS:
+            return {"allOf": [target, rest]} if rest else target
+        return {**target, **rest}
+
+    out = walk({k: v for k, v in schema.items() if k != "$defs"}, ())
+    if kept:  # a recursive definition still refers to $defs
+        out["$defs"] = defs
+    return out
+
+
 def compact_schema(schema: Any) -> Any:
     """The same JSON schema, shorter: no generated titles, no `default: null` (an absent optional argument
     is null anyway), and an `anyOf` of plain types as one `type` list (`anyOf [string, array of string,
