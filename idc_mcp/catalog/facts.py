@@ -111,26 +111,35 @@ def text_values(catalog: Catalog, table: str, column: str) -> TextValues | None:
     (not a bundled text column, or a catalog without facts). One query on first use, then kept."""
     key = (catalog.key, table.lower(), column.lower())
     found = _TEXT_VALUES.get(key)
-    if found is not None:
-        return found
+    if found is None:
+        found = _read(catalog, table, column).get(column.lower())
+    return found
+
+
+def load_table(catalog: Catalog, table: str) -> None:
+    """Read the facts of every text column of `table` in one query (describe_table needs them all)."""
+    _read(catalog, table, None)
+
+
+def _read(catalog: Catalog, table: str, column: str | None) -> dict[str, TextValues]:
+    """Facts of one text column (or of all of `table`'s), kept by lower-case column name."""
     # Names as SQL compares them: case-insensitively (`manufacturer = 'GE'` reads Manufacturer).
-    where = (
-        f"lower(table_name) = {sql_literal(table.lower())} "
-        f"AND lower(column_name) = {sql_literal(column.lower())}"
-    )
+    where = f"lower(table_name) = {sql_literal(table.lower())}"
+    if column is not None:
+        where += f" AND lower(column_name) = {sql_literal(column.lower())}"
     try:
         rows = catalog.execute(
-            f'SELECT identifier_like, distinct_count, "values", counts FROM {TEXT_COLUMNS} WHERE {where}'
+            f'SELECT column_name, identifier_like, distinct_count, "values", counts FROM {TEXT_COLUMNS} '
+            f"WHERE {where}"
         ).rows
     except QueryFailed:  # no facts schema: the parquet views of a first-ever start
-        return None
-    if not rows:
-        return None
-    is_identifier, distinct, values, counts = rows[0]
-    found = TextValues(
-        values=tuple(zip(values, map(int, counts), strict=True)),
-        identifier_like=bool(is_identifier),
-        distinct_count=int(distinct),
-    )
-    _TEXT_VALUES.put(key, found)
+        return {}
+    found: dict[str, TextValues] = {}
+    for name, is_identifier, distinct, values, counts in rows:
+        found[name.lower()] = facts = TextValues(
+            values=tuple(zip(values, map(int, counts), strict=True)),
+            identifier_like=bool(is_identifier),
+            distinct_count=int(distinct),
+        )
+        _TEXT_VALUES.put((catalog.key, table.lower(), name.lower()), facts)
     return found

@@ -209,9 +209,7 @@ def _one_column(described: TableDescription, column: str) -> TableDescription:
             f"{described.name} has no column {column!r}.{hint} "
             f'describe_table(table="{described.name}") lists its columns.'
         )
-    return described.model_copy(
-        update={"columns": [c.model_copy(deep=True) for c in found], "compact": False}
-    )
+    return described.model_copy(update={"columns": [c.model_copy() for c in found], "compact": False})
 
 
 def _short(text: str, width: int) -> str:
@@ -223,7 +221,7 @@ def _compact(described: TableDescription) -> TableDescription:
     cut: list[str] = []
     columns = []
     for col in described.columns:
-        short = col.model_copy(deep=True)
+        short = col.model_copy()  # shallow: what is cut gets new lists, nothing shared is changed
         short.description = _short(col.description, COMPACT_DESCRIPTION)
         if col.values is not None and len(col.values) > COMPACT_VALUES:
             short.values = col.values[:COMPACT_VALUES]
@@ -312,6 +310,7 @@ def _profile(
 def _profile_now(catalog: Catalog, name: str, info: TableInfo | None) -> TableDescription:
     schema_cols = {c.name: c.description for c in info.columns} if info else _clinical_labels(catalog, name)
     known = _distinct_counts(catalog, name)
+    facts.load_table(catalog, name)  # every text column's values in one query, not one per column
     ref = quote_identifier(name)
     columns = []
     for column, dtype in catalog.columns(name):
