@@ -129,16 +129,14 @@ def inline_definitions(schema: Any) -> Any:
 
 def compact_schema(schema: Any) -> Any:
     """The same JSON schema, shorter: no generated titles, no `default: null` (an absent optional argument
-    is null anyway), and an `anyOf` of plain types as one `type` list (`anyOf [string, array of string,
-    null]` -> `type: [string, array, null], items: ...`; `items` applies to arrays only). It validates
-    exactly the same."""
+    is null anyway), no `additionalProperties: true` (the default), and an `anyOf` of plain types as one
+    `type` list (`anyOf [string, array of string, null]` -> `type: [string, array, null], items: ...`;
+    `items` applies to arrays only). It validates exactly the same."""
     if isinstance(schema, list):
         return [compact_schema(s) for s in schema]
     if not isinstance(schema, dict):
         return schema
-    out = {
-        k: compact_schema(v) for k, v in schema.items() if k != "title" and not (k == "default" and v is None)
-    }
+    out = {k: compact_schema(v) for k, v in schema.items() if not _adds_nothing(k, v)}
     options = out.get("anyOf")
     if isinstance(options, list) and options and all(_plain(o) for o in options):
         merged: dict[str, Any] = {}
@@ -151,6 +149,16 @@ def compact_schema(schema: Any) -> Any:
             del out["anyOf"]
             out = {**merged, **out, "type": types}
     return out
+
+
+def _adds_nothing(keyword: str, value: Any) -> bool:
+    """A generated title, `default: null`, or `additionalProperties: true` (JSON Schema's default, which
+    a validator would still check against every key of every object, e.g. of each row of a query)."""
+    return (
+        keyword == "title"
+        or (keyword == "default" and value is None)
+        or (keyword == "additionalProperties" and value is True)
+    )
 
 
 def _plain(option: Any) -> bool:
