@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from idc_mcp.catalog.executor import QueryFailed
 from idc_mcp.catalog.memo import Memo
 from idc_mcp.catalog.sqltext import quote_identifier, sql_literal
 
@@ -123,6 +122,8 @@ def load_table(catalog: Catalog, table: str) -> None:
 
 def _read(catalog: Catalog, table: str, column: str | None) -> dict[str, TextValues]:
     """Facts of one text column (or of all of `table`'s), kept by lower-case column name."""
+    from idc_mcp.catalog.executor import QueryFailed  # here: the query worker imports this module too
+
     # Names as SQL compares them: case-insensitively (`manufacturer = 'GE'` reads Manufacturer).
     where = f"lower(table_name) = {sql_literal(table.lower())}"
     if column is not None:
