@@ -3,10 +3,10 @@ diagnostics and `describe_table`, so that a call does not scan a whole column to
 
 They live in their own schema of the catalog file (`idc_mcp_facts`: never listed, never a caller's
 table): the exact distinct count of every scalar column, and for every text column its values with
-their row counts. A text column keeps every value when it has at most ALL_VALUES_UP_TO of them, else
-its TOP_VALUES most common ones, and none when it is identifier-like (almost every value distinct in
-a sample of SAMPLE_ROWS rows: UIDs), where only a word search is worth running. The data never
-changes for a catalog file, so what is read back is kept for the life of the process.
+their row counts. A text column keeps its TOP_VALUES most common values (all of them when it has no
+more), and none when it is identifier-like (almost every value distinct in a sample of SAMPLE_ROWS
+rows: UIDs), where only a word search is worth running. The data never changes for a catalog file, so
+what is read back is kept for the life of the process.
 
 A catalog without the facts (the parquet views of a first-ever start, a fetched index) answers None:
 the callers then compute the same thing with a query.
@@ -31,8 +31,7 @@ DISTINCT_COUNTS = f"{FACTS_SCHEMA}.distinct_counts"
 # common first), so that reading a column's facts is one short row, not a scan of a long table.
 TEXT_COLUMNS = f"{FACTS_SCHEMA}.text_columns"
 
-ALL_VALUES_UP_TO = 20_000  # a text column with at most this many distinct values keeps them all
-TOP_VALUES = 2_000  # otherwise its most common ones
+TOP_VALUES = 2_000  # most common values kept per text column (diagnostics: 2,000; describe_table: 500)
 SAMPLE_ROWS = 5_000  # rows sampled to tell identifier-like columns from categorical ones
 
 
@@ -77,12 +76,11 @@ def _write_column(con: duckdb.DuckDBPyConnection, table: str, column: str, dtype
     if is_identifier:  # its values are not worth keeping: only a word search helps
         con.execute(f"INSERT INTO {TEXT_COLUMNS} VALUES ({names}, true, {int(distinct)}, [], [])")
         return
-    kept = distinct if distinct <= ALL_VALUES_UP_TO else TOP_VALUES
     con.execute(
         f"INSERT INTO {TEXT_COLUMNS} SELECT {names}, false, {int(distinct)}, "
         "coalesce(list(v ORDER BY n DESC, v), []), coalesce(list(n ORDER BY n DESC, v), []) FROM ("
         f"SELECT {q} AS v, count(*) AS n FROM {ref} WHERE {q} IS NOT NULL "
-        f"GROUP BY {q} ORDER BY n DESC, {q} LIMIT {int(kept)})"
+        f"GROUP BY {q} ORDER BY n DESC, {q} LIMIT {TOP_VALUES})"
     )
 
 

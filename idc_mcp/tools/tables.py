@@ -22,7 +22,7 @@ from idc_mcp.sql.json_values import json_safe
 # A column with at most this many distinct values gets all of them, with counts.
 LOW_CARDINALITY = 50
 FULL_VALUES = 500  # values listed for one column asked for in full
-TEXT_VALUES_UP_TO = facts.ALL_VALUES_UP_TO  # text columns with more distinct values get examples instead
+TEXT_VALUES_UP_TO = 20_000  # text columns with more distinct values get examples instead
 EXAMPLES = 5
 # The compact view (one call for a whole table): short descriptions and a few values per column.
 COMPACT_VALUES = 5
@@ -337,7 +337,8 @@ def _scalar(catalog: Catalog, table: str, col: ColumnDescription, known: dict[st
     text = col.type == "VARCHAR"
     if col.distinct_count <= LOW_CARDINALITY or (text and col.distinct_count <= TEXT_VALUES_UP_TO):
         built = facts.text_values(catalog, table, col.name) if text and col.distinct_count_exact else None
-        if built is not None and built.complete:  # the catalog build counted them (the same order)
+        # The catalog build counted them, most common first as below: all of them, or enough.
+        if built is not None and (built.complete or len(built.values) >= FULL_VALUES):
             rows: list[tuple[Any, ...]] = list(built.values[:FULL_VALUES])
         else:
             rows = catalog.execute(
