@@ -201,3 +201,46 @@ def test_a_catalog_of_an_older_layout_is_rebuilt_and_removed(
     assert not older.exists()  # never opened again: its space is given back
     assert newer.read_bytes() == b"a newer server's catalog"  # left to the newer code that made it
     assert build.ensure_catalog_file(settings) == target and len(builds) == 1  # current: no rebuild
+
+
+@pytest.mark.parametrize(
+    ("where", "known"),
+    [
+        (None, True),  # the table's rows
+        ("Modality = 'MR'", True),
+        ("Modality IN ('MR', 'CT', 'MR')", True),  # a repeated value counts once, as in SQL
+        ("i.Manufacturer = 'GE'", True),
+        ("Modality = 'nothing'", True),
+        ("lower(Modality) = 'mr'", False),  # a folded comparison: counted by a query
+        ("SeriesDescription = 'CT'", False),  # identifier-like: its values are not kept
+        ("instanceCount = 1", False),  # not a text column
+    ],
+)
+def test_counts_the_catalog_build_holds_are_the_counts_a_query_gives(
+    catalog: Catalog, where: str | None, known: bool
+) -> None:
+    from idc_mcp.diagnostics import empty_result
+    from idc_mcp.diagnostics.value_hints import scope_of
+    from idc_mcp.sql import guard
+    from tests.parquet import parquet_sql
+
+    sql = "SELECT * FROM index AS i" + (f" WHERE {where}" if where else "")
+    tree = guard.validate(sql, catalog.installed_tables(), 10).tree
+    conds = empty_result.conjuncts(tree.args.get("where"))
+    counted = empty_result._known_count(catalog, scope_of(tree, None), conds)
+    if not known:
+        assert counted is None
+        return
+    truth = parquet_sql('SELECT count(*) FROM "index" AS i' + (f" WHERE {where}" if where else ""))[0][0]
+    assert counted == truth
+
+
+def test_a_join_is_always_counted_by_a_query(catalog: Catalog) -> None:
+    from idc_mcp.diagnostics import empty_result
+    from idc_mcp.diagnostics.value_hints import scope_of
+    from idc_mcp.sql import guard
+
+    sql = "SELECT * FROM index i JOIN collections_index c USING (collection_id) WHERE i.Modality = 'MR'"
+    tree = guard.validate(sql, catalog.installed_tables(), 10).tree
+    conds = empty_result.conjuncts(tree.args.get("where"))
+    assert empty_result._known_count(catalog, scope_of(tree, None), conds) is None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from sqlglot import exp
 
+from idc_mcp.catalog import facts
 from idc_mcp.catalog.database import Catalog
 from idc_mcp.diagnostics.budget import Budget
 from idc_mcp.diagnostics.fuzzy import fold
@@ -68,8 +69,35 @@ def conjuncts(where: exp.Expression | None) -> list[exp.Expression]:
 def _count(catalog: Catalog, scope: Scope, conds: list[exp.Expression], budget: Budget) -> int | None:
     """Rows of the scope's FROM/JOIN matching `conds` (bounded by the budget's per-query timeout:
     a plain count(*) lets DuckDB scan in parallel and skip row groups, which a LIMIT would prevent)."""
+    known = _known_count(catalog, scope, conds)
+    if known is not None:
+        return known
     out = budget.run(catalog, filtered(scope, conds, [exp.Count(this=exp.Star())]))
     return int(out.rows[0][0]) if out else None
+
+
+def _known_count(catalog: Catalog, scope: Scope, conds: list[exp.Expression]) -> int | None:
+    """A count the catalog already holds, for a scope reading one catalog table: its rows, or the rows of
+    `column = 'value'` (or IN) on a text column whose every value the catalog build counted. None: ask."""
+    if scope.with_ is not None or scope.select.args.get("joins") or len(scope.sources) != 1:
+        return None
+    ((alias, table),) = scope.sources.items()
+    if not isinstance(table, exp.Table) or not scope.is_table(table) or table.db or table.catalog:
+        return None
+    if not catalog.is_installed(table.name):
+        return None
+    if not conds:
+        return catalog.row_count(table.name)
+    test = value_test(conds[0]) if len(conds) == 1 else None
+    if test is None or test.kind not in ("eq", "in") or test.column.parent is not conds[0]:
+        return None  # lower(col) = 'x' and the like compare folded values: counted by a query
+    if test.column.table and test.column.table.lower() != alias:
+        return None
+    built = facts.text_values(catalog, table.name, test.column.name)
+    if built is None or not built.complete:
+        return None
+    counts = dict(built.values)
+    return sum(counts.get(value, 0) for value in {lit.name for lit in test.literals})
 
 
 def _explain_scope(catalog: Catalog, scope: Scope, budget: Budget, depth: int) -> list[str]:

@@ -218,6 +218,16 @@ def value_pool(
     return ValuePool(counts, complete=len(counts) < DISTINCT_CAP)
 
 
+def _built_values(
+    catalog: Catalog, scope: Scope, table: exp.Table | exp.Subquery, column: str
+) -> dict[str, int] | None:
+    """Every value of a catalog table's text column with its rows, when the catalog build counted them."""
+    if not isinstance(table, exp.Table) or not scope.is_table(table) or table.db or table.catalog:
+        return None
+    found = facts.text_values(catalog, table.name, column)
+    return dict(found.values) if found is not None and found.complete else None
+
+
 def _built_pool(catalog: Catalog, table: str, column: str) -> ValuePool | None:
     """The pool `value_pool` would compute, from the facts of the catalog build (None: it has none)."""
     found = facts.text_values(catalog, table, column)
@@ -286,8 +296,12 @@ def literal_notes(
             this=exp.column(test.column.name, table=table.alias_or_name, quoted=True),
             expressions=[exp.Literal.string(v) for v in literals],
         )
-        found = value_counts(catalog, scope, table, test.column.name, in_list, len(literals), budget)
-        present = {str(v) for v, _ in found}
+        built = _built_values(catalog, scope, table, test.column.name)
+        if built is not None:  # every value of the column, counted by the catalog build
+            present = {v for v in literals if v in built}
+        else:
+            found = value_counts(catalog, scope, table, test.column.name, in_list, len(literals), budget)
+            present = {str(v) for v, _ in found}
         missing = [v for v in literals if v not in present]
     else:
         missing = literals
