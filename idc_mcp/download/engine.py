@@ -8,6 +8,7 @@ cancellation is a `threading.Event` the caller sets. Everything written lands in
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -166,6 +167,10 @@ def download(
         )
     )
     progress.phase = "listing"
+    # The licenses and citations (a catalog query) are looked up while the store lists the series.
+    sources_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="idc-mcp-sources")
+    sources = sources_pool.submit(provenance.lookup_sources, catalog, plans)
+    sources_pool.shutdown(wait=False)
     try:
         if dry_run:
             listed = bounds.list_sample(
@@ -241,7 +246,7 @@ def download(
     outcome = Outcome(
         destination=destination,
         series=listed,
-        sources=provenance.lookup_sources(catalog, plans),
+        sources=sources.result(),
         files_total=sum(sf.count for sf in listed),
         bytes_total=sum(sf.size for sf in listed),
         files_skipped=len(files) - len(todo),
