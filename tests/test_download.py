@@ -17,8 +17,9 @@ from idc_mcp.catalog.database import get_catalog
 from idc_mcp.download import engine
 from idc_mcp.download.engine import DownloadCancelled, DownloadError, Options, Progress
 from idc_mcp.download.plan import TemplateError
-from idc_mcp.download.s3 import RemoteFile, RetryPolicy
+from idc_mcp.download.s3 import RemoteFile, RetryPolicy, check_streamed
 from idc_mcp.files import PathRefused
+from idc_mcp.object_store import Streamed, TransferMismatch
 from idc_mcp.tools.selection import Selection, SelectionError
 from tests.s3_fixture import S3Mirror
 
@@ -152,6 +153,32 @@ def test_bytes_corrupted_in_transit_are_caught_by_the_md5_etag_and_fetched_again
     assert fault_proxy.corruptions_served == 2
     assert data_files(tmp_path) == expected_files(s3_mirror, tmp_path)
     assert temporaries(tmp_path) == []
+
+
+def test_bytes_corrupted_in_transit_are_caught_by_the_stores_checksum_and_fetched_again(
+    s3_mirror, fault_proxy, tmp_path
+):
+    # Same length, one byte flipped, the store's CRC32 header kept: the engine hashes no MD5 for such
+    # bodies (botocore checks the CRC32 while streaming), and that check alone must refuse them.
+    fault_proxy.corrupt_next(2, keep_checksum=True)
+    run(fault_proxy.endpoint, tmp_path, everything(s3_mirror))
+    assert fault_proxy.corruptions_served == 2
+    assert data_files(tmp_path) == expected_files(s3_mirror, tmp_path)
+    assert temporaries(tmp_path) == []
+
+
+def test_a_store_checked_body_of_another_object_version_is_refused():
+    # The store's checksum proves the bytes are the object it holds now; its ETag must also be the one
+    # listed, or the file would not be the version the listing (and the state file) describe.
+    listed = RemoteFile("b", "k", 3, '"0cc175b9c0f1b6a831c399e269772661"', Path("x"))
+    check_streamed(listed, Streamed(3, '"0cc175b9c0f1b6a831c399e269772661"', "crc32", None))
+    with pytest.raises(TransferMismatch, match="ETag changed"):
+        check_streamed(listed, Streamed(3, '"92eb5ffee6ae2fec3ad71c777531578f"', "crc32", None))
+    with pytest.raises(TransferMismatch, match="received 2 of 3"):
+        check_streamed(listed, Streamed(2, '"0cc175b9c0f1b6a831c399e269772661"', "crc32", None))
+    # Without a store checksum, the MD5 of the bytes must equal the single-part ETag.
+    with pytest.raises(TransferMismatch, match="MD5"):
+        check_streamed(listed, Streamed(3, "", None, "92eb5ffee6ae2fec3ad71c777531578f"))
 
 
 def test_unreachable_store_is_reported_with_what_to_do(s3_mirror, fault_proxy, tmp_path):
