@@ -191,6 +191,7 @@ class FaultProxy:
         self.corruptions_served = 0
         self.corruptions_keep_checksum = False
         self.requests = 0
+        self.range_requests = 0  # GETs of a byte range (parts of an object)
         self.body_bytes_sent = 0
         self.die_at: int | None = None
         self.rate_bytes_per_s: float | None = None
@@ -231,6 +232,7 @@ class FaultProxy:
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
         with self._lock:
             self.requests += 1
+            self.range_requests += 1 if h.headers.get("Range") else 0
             fail = self.failures_left > 0
             if fail:
                 self.failures_left -= 1
@@ -253,7 +255,7 @@ class FaultProxy:
         reply = conn.getresponse()
         data = reply.read()
         conn.close()
-        is_object = "list-type" not in h.path and reply.status == 200
+        is_object = "list-type" not in h.path and reply.status in (200, 206)  # whole or a range
         corrupt = False
         if is_object and data:
             with self._lock:

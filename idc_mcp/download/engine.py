@@ -14,7 +14,7 @@ from pathlib import Path
 
 from idc_mcp.catalog.database import Catalog
 from idc_mcp.catalog.memo import Memo
-from idc_mcp.download import bounds, listing, provenance, s3, state
+from idc_mcp.download import bounds, listing, provenance, ranged, s3, state
 from idc_mcp.download.listing import SeriesFiles
 from idc_mcp.download.plan import (
     DEFAULT_TEMPLATE,
@@ -163,7 +163,7 @@ def download(
         raise DownloadError(bounds.too_many_message(plans))
     client = listing.LazyClient(
         lambda: s3.make_client(
-            opts.endpoint_url, opts.workers + 4, opts.connect_timeout_s, opts.read_timeout_s
+            opts.endpoint_url, 2 * opts.workers + 4, opts.connect_timeout_s, opts.read_timeout_s
         )
     )
     progress.phase = "listing"
@@ -290,8 +290,12 @@ def download(
     # Large files first: they bound the total time, small ones fill the gaps.
     todo.sort(key=lambda f: f.size, reverse=True)
 
+    # Objects of PART_THRESHOLD bytes or more are fetched in concurrent ranges (s3transfer).
+    large = any(f.size >= ranged.PART_THRESHOLD for f in todo)
+    parts = ranged.RangedFetcher(client.get(), opts.workers) if large else None
+
     def fetch(f: s3.RemoteFile) -> int:
-        received = s3.fetch(client.get(), f, real_root, opts.retry, cancel, progress.add)
+        received = s3.fetch(client.get(), f, real_root, opts.retry, cancel, progress.add, parts)
         verified.add(f.dest)
         progress.file_done()
         return received
@@ -320,6 +324,8 @@ def download(
             "to resume (complete files are skipped)."
         ) from exc
     finally:
+        if parts is not None:
+            parts.close(cancel=cancel.is_set())
         progress.phase = "finished"
     _record(real_root, destination, records, listed, opts.endpoint_url, None)
     outcome.files_downloaded = len(todo)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from idc_mcp.download import ranged
 from idc_mcp.files import atomic_write
 from idc_mcp.object_store import (
     CHUNK_BYTES,
@@ -202,8 +203,10 @@ def fetch(
     policy: RetryPolicy,
     cancel: threading.Event,
     on_bytes: Callable[[int], None],
+    parts: ranged.RangedFetcher | None = None,
 ) -> int:
-    """Download one object to its final path via a verified temporary; returns bytes received.
+    """Download one object to its final path via a verified temporary; returns bytes received. With
+    `parts`, an object of at least `ranged.PART_THRESHOLD` bytes is fetched in concurrent ranges.
 
     `on_bytes` is called with increments that never exceed the object's size in total, so progress
     stays monotonic even when an attempt fails halfway and starts over.
@@ -231,9 +234,14 @@ def fetch(
             _LIVE_TOKENS.add(token)
         try:
             with atomic_write(remote.dest, binary=True, root=root, suffix=temp_suffix(token)) as out:
-                got = stream_object(
-                    client, remote.bucket, remote.key, out, cancel, count, md5_if_store_checked=False
-                )
+                if parts is not None and remote.size >= ranged.PART_THRESHOLD:
+                    got = parts.fetch(
+                        remote.bucket, remote.key, remote.size, remote.etag, remote.md5, out, cancel, count
+                    )
+                else:
+                    got = stream_object(
+                        client, remote.bucket, remote.key, out, cancel, count, md5_if_store_checked=False
+                    )
                 if cancel.is_set():  # never give a final name after cancellation was asked for
                     raise Cancelled()
                 check_streamed(remote, got)
