@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from idc_mcp.catalog.database import Catalog
+from idc_mcp.catalog.database import Catalog, QueryFailed
 from idc_mcp.catalog.sqltext import sql_literal
 from idc_mcp.diagnostics.fuzzy import closest
 from idc_mcp.files import MAX_NAME_BYTES, safe_component, shown
@@ -118,7 +118,7 @@ ORDER BY collection_id, PatientID, StudyInstanceUID, SeriesInstanceUID
 def plan_series(catalog: Catalog, resolved: ResolvedSelection, template: str) -> list[SeriesPlan]:
     """One SeriesPlan per selected series, with its bucket, prefix and destination folder."""
     where, params = selection_where(resolved)
-    return _plans(catalog.records(_SERIES_SQL.format(where=where), params), template)
+    return _plans(_rows_where(catalog, where, params), template)
 
 
 def plan_with_hints(
@@ -167,14 +167,28 @@ def plan_uids_with_hints(
     hinted = all(uid in collection_of for uid in uids)
     if not hinted and hints_required:
         return None
-    where = "SeriesInstanceUID IN (SELECT unnest(?))"  # a parameter: 3x faster than literals to plan
+    where = "SeriesInstanceUID IN (SELECT unnest(?))"
     if hinted:
         collections = sorted({collection_of[uid] for uid in uids})
         where = f"collection_id IN ({', '.join(map(sql_literal, collections))}) AND {where}"
-    rows = catalog.records(_SERIES_SQL.format(where=where + extra), [uids])
+    rows = _rows_where(catalog, where + extra, [uids])
     if len(rows) != len(uids) or {r["SeriesInstanceUID"] for r in rows} != set(uids):
         return None
     return _plans(rows, template)
+
+
+def _rows_where(catalog: Catalog, where: str, params: list[object]) -> list[dict[str, Any]]:
+    """The plan's rows of `index` that match `where`, found first by a scan of the filtered columns
+    alone, then read by rowid: filtering the whole projection read all twelve columns of the million
+    rows (3x slower for a few series, the same for thousands). One statement: one snapshot. While the
+    catalog file is being built, `index` is a view over the parquet file, without rowids: then the
+    plain filter."""
+    try:
+        return catalog.records(
+            _SERIES_SQL.format(where=f"rowid IN (SELECT rowid FROM index WHERE {where})"), params
+        )
+    except QueryFailed:
+        return catalog.records(_SERIES_SQL.format(where=where), params)
 
 
 def _plans(rows: list[dict[str, Any]], template: str) -> list[SeriesPlan]:
