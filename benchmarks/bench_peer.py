@@ -116,6 +116,26 @@ async def stdio_session(params: StdioServerParameters, tool: str, diagnosed: boo
     }
 
 
+def compile_ours() -> None:
+    """Write our package's bytecode, as `pip install` does for a user (the peer's venv has it).
+
+    Run from a checkout with PYTHONDONTWRITEBYTECODE set (as on this machine), every start would
+    otherwise compile ~100 modules from source: ~75 ms that no installed copy pays."""
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(ROOT / "idc_mcp")],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def sdk_import_s(python: str, module: str) -> float:
+    """Wall time of a fresh interpreter that only imports the MCP SDK's server module: the floor of
+    any server's cold start on that SDK."""
+    started = time.perf_counter()
+    subprocess.run([python, "-c", f"import {module}"], check=True, cwd=tempfile.gettempdir())
+    return time.perf_counter() - started
+
+
 # ---------------------------------------------------------------- streamable HTTP under load
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -295,15 +315,21 @@ def main() -> int:
         peer = None
 
     print(f"cpus {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}; typical queries: {len(TYPICAL)}")
+    compile_ours()
     ours_runs: list[dict[str, Any]] = []
     peer_runs: list[dict[str, Any]] = []
+    sdk_ours: list[float] = []
+    sdk_peer: list[float] = []
     if peer:  # the peer builds its own database on its very first start: not counted
         anyio.run(stdio_session, _peer(peer), "run_sql")
     anyio.run(stdio_session, _ours(), "query")  # ours likewise (catalog cached afterwards)
     for start in range(args.starts):
         ours_runs.append(anyio.run(stdio_session, _ours(), "query", start == 0))
+        sdk_ours.append(sdk_import_s(sys.executable, "mcp.server.mcpserver"))
         if peer:
             peer_runs.append(anyio.run(stdio_session, _peer(peer), "run_sql"))
+            # The peer pins mcp 1.x, whose server module is mcp.server.fastmcp.
+            sdk_peer.append(sdk_import_s(str(Path(peer.split()[0]).parent / "python"), "mcp.server.fastmcp"))
 
     def summary(runs: list[dict[str, Any]]) -> dict[str, float]:
         return {
@@ -331,6 +357,14 @@ def main() -> int:
             )
         else:
             print(f"{label:34} {fmt(ours[key]):>12} {'-':>14}")
+        if key == "cold":
+            # What each side adds to its SDK's import (the SDKs differ: ours mcp 2.x, the peer mcp 1.x).
+            sdk = statistics.median(sdk_ours)
+            peer_sdk = f"{statistics.median(sdk_peer):.2f} s" if sdk_peer else "-"
+            print(f"{'  the MCP SDK import alone':34} {sdk:>10.2f} s {peer_sdk:>14}")
+            added = ours["cold"] - sdk
+            peer_added = f"{other['cold'] - statistics.median(sdk_peer):.2f} s" if other and sdk_peer else "-"
+            print(f"{'  cold start minus the SDK import':34} {added:>10.2f} s {peer_added:>14}")
     peer_rss = f"{other['rss']:.0f} MiB" if other else "-"
     print(
         f"{'peak RSS, whole tree (+diagnostics)':34} {ours['rss']:>8.0f} MiB {peer_rss:>14}   "

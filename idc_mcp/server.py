@@ -26,7 +26,7 @@ from pydantic import Field, ValidationError
 
 from idc_mcp import __version__, preview
 from idc_mcp import download as dl
-from idc_mcp.bigquery import service as bigquery
+from idc_mcp.bigquery import models as bigquery
 from idc_mcp.cancellation import CallCancellation, current_call, run_in_thread
 from idc_mcp.catalog.database import Catalog, get_catalog
 from idc_mcp.catalog.executor import ExecutorError
@@ -34,7 +34,7 @@ from idc_mcp.catalog.schemas import all_tables
 from idc_mcp.config import Settings, load_settings
 from idc_mcp.docs import prompts, resources
 from idc_mcp.files import PathRefused
-from idc_mcp.indices import common, fetch
+from idc_mcp.indices import common
 from idc_mcp.serve.read_only import SERVER_CACHE, WRITES
 from idc_mcp.tools import arguments as arguments_mod
 from idc_mcp.tools import citations, collections, licenses, manifest, sizes, tables, viewers
@@ -117,22 +117,37 @@ class IdcServer(MCPServer[AppState]):
     """MCPServer whose argument-validation errors read like our own errors (no pydantic text or links),
     and whose input schemas are sent without what only costs tokens (see `arguments.compact_schema`)."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._compacted: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+
+    def _compact_schema(self, name: str, schema: dict[str, Any]) -> dict[str, Any]:
+        """The compacted input schema of a tool, made once per registered schema (calls look it up)."""
+        cached = self._compacted.get(name)
+        if cached is None or cached[0] is not schema:
+            cached = (schema, arguments_mod.compact_schema(schema))
+            self._compacted[name] = cached
+        return cached[1]
+
     async def list_tools(self) -> list[MCPTool]:
         tools = await super().list_tools()
         return [
-            t.model_copy(update={"input_schema": arguments_mod.compact_schema(t.input_schema)}) for t in tools
+            t.model_copy(update={"input_schema": self._compact_schema(t.name, t.input_schema)}) for t in tools
         ]
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Context | None = None) -> Any:  # type: ignore[override]
+        raw = self._tool_input_schema(name)
+        schema = None if raw is None else self._compact_schema(name, raw)
+        if schema is not None and (unknown := arguments_mod.unknown_arguments(name, schema, arguments or {})):
+            raise ToolError(unknown)
         try:
             return await super().call_tool(name, arguments, context)
         except ToolError as exc:
             cause = exc.__cause__
             if not isinstance(cause, ValidationError):
                 raise
-            schema = next((t.input_schema for t in await self.list_tools() if t.name == name), {})
             errors = cause.errors(include_url=False)
-            raise ToolError(arguments_mod.explain_arguments(name, schema, arguments, errors)) from cause
+            raise ToolError(arguments_mod.explain_arguments(name, schema or {}, arguments, errors)) from cause
 
 
 mcp: MCPServer[AppState] = IdcServer(
@@ -142,20 +157,30 @@ mcp: MCPServer[AppState] = IdcServer(
 T = TypeVar("T")
 
 
-# Our own error types: their messages are written for the assistant (what was wrong, what to do next).
-_ASSISTANT_ERRORS = (
-    query_mod.QueryError,
-    tables.TableNotFound,
-    SelectionError,
-    manifest.ManifestError,
-    PathRefused,
-    dl.DownloadError,
-    dl.TemplateError,
-    fetch.IndexFetchError,
-    bigquery.BigQueryError,
-    preview.PreviewError,
-    ExecutorError,  # a timeout, the memory limit or a failed query inside a tool: the message says which
-)
+@functools.cache
+def _assistant_errors() -> tuple[type[Exception], ...]:
+    """Our own error types: their messages are written for the assistant (what was wrong, what to do next).
+
+    Looked up at the first error, not at import: the download engine, index fetcher and BigQuery
+    service load on the first call that needs them, which keeps the server's start quick."""
+    from idc_mcp.bigquery.models import BigQueryError
+    from idc_mcp.download.engine import DownloadError
+    from idc_mcp.download.plan import TemplateError
+    from idc_mcp.indices.fetch import IndexFetchError
+
+    return (
+        query_mod.QueryError,
+        tables.TableNotFound,
+        SelectionError,
+        manifest.ManifestError,
+        PathRefused,
+        DownloadError,
+        TemplateError,
+        IndexFetchError,
+        BigQueryError,
+        preview.PreviewError,
+        ExecutorError,  # a timeout, the memory limit or a failed query inside a tool: the message says which
+    )
 
 
 @contextmanager
@@ -163,8 +188,10 @@ def _tool_errors() -> Iterator[None]:
     """Pass our own errors on as ToolError; anything else stays masked by the server."""
     try:
         yield
-    except _ASSISTANT_ERRORS as exc:
-        raise ToolError(str(exc)) from exc
+    except Exception as exc:
+        if isinstance(exc, _assistant_errors()):
+            raise ToolError(str(exc)) from exc
+        raise
 
 
 def _call(fn: Callable[[], T]) -> T:
@@ -467,12 +494,16 @@ async def download(
     state = _state(ctx)
 
     def work(progress: dl.Progress, cancel: threading.Event) -> dl.DownloadResult:
-        return dl.run_download(
+        from idc_mcp.download.service import run_download
+
+        return run_download(
             state.catalog, state.settings, selection, download_dir, dir_template, dry_run, progress, cancel
         )
 
     with _tool_errors():
-        return await dl.download_async(work, ctx.report_progress)
+        from idc_mcp.download.service import download_async
+
+        return await download_async(work, ctx.report_progress)
 
 
 # (end of download)
@@ -552,7 +583,9 @@ async def fetch_index(
     )
     with _tool_errors():
         catalog = _state(ctx).catalog
-        return await run_in_thread(lambda cancel: fetch.fetch_index(catalog, name, progress, cancel))
+        from idc_mcp.indices.fetch import fetch_index as fetch
+
+        return await run_in_thread(lambda cancel: fetch(catalog, name, progress, cancel))
 
 
 # (end of specialized indices)
@@ -681,9 +714,9 @@ async def bigquery_query(
     """
     catalog = _state(ctx).catalog
     with _tool_errors():
-        return await bigquery.run_bigquery_query_async(
-            sql, max_rows, max_gb, lambda: catalog, ctx.report_progress
-        )
+        from idc_mcp.bigquery.service import run_bigquery_query_async
+
+        return await run_bigquery_query_async(sql, max_rows, max_gb, lambda: catalog, ctx.report_progress)
 
 
 @mcp.tool(annotations=BIGQUERY)
@@ -701,7 +734,9 @@ def describe_bigquery_table(
 
     Call it before bigquery_query to use real names (dicom_all has thousands: pass column_filter).
     """
-    return _call(lambda: bigquery.describe_bigquery_table(table, column_filter))
+    from idc_mcp.bigquery.service import describe_bigquery_table as describe
+
+    return _call(lambda: describe(table, column_filter))
 
 
 # (end of BigQuery)

@@ -69,6 +69,19 @@ async def test_argument_mistakes_read_like_our_own_errors(tool, arguments, expec
     assert f"{tool} takes: " in text  # the arguments it does take, with their types
 
 
+@pytest.mark.anyio
+async def test_a_misspelled_argument_is_refused_not_dropped():
+    # The SDK drops unknown names: series_uids=[...] for series_uid would run the tool without the UIDs
+    # the caller gave and answer that no series was given.
+    async with Client(mcp) as client:
+        result = await client.call_tool("get_viewer_url", {"series_uids": ["1.2.3"]})
+    assert result.is_error
+    text = result.content[0].text  # type: ignore[union-attr]
+    assert "get_viewer_url has no argument 'series_uids' (did you mean 'series_uid'?)" in text
+    # The arguments it takes, with readable types (not the schema's raw type lists).
+    assert "series_uid (text or list of text)" in text and "['" not in text
+
+
 # Replies of every kind that name a call to make next.
 SCENARIOS: list[tuple[str, dict[str, Any]]] = [
     ("query", {"sql": "SELECT * FROM indx"}),

@@ -23,6 +23,8 @@ def _type_of(schema: Mapping[str, Any]) -> str:
         kinds = [_type_of(s) for s in schema["anyOf"] if s.get("type") != "null"]
         return " or ".join(kinds) or "null"
     kind = schema.get("type")
+    if isinstance(kind, list):  # a compacted anyOf (see compact_schema): one name per type but null
+        return " or ".join(_type_of({**schema, "type": k}) for k in kind if k != "null") or "null"
     if kind == "array":
         return f"list of {_type_of(schema.get('items', {}))}"
     return {"string": "text", "integer": "integer", "number": "number", "boolean": "true/false"}.get(
@@ -40,7 +42,23 @@ def signature(tool: str, schema: Mapping[str, Any]) -> str:
 
 def _shown(value: object) -> str:
     text = repr(value)
-    return text if len(text) <= MAX_SHOWN_INPUT else text[:MAX_SHOWN_INPUT] + "…"
+    if len(text) <= MAX_SHOWN_INPUT:
+        return text
+    size = f" ({len(value):,} characters)" if isinstance(value, str) else ""
+    return text[:MAX_SHOWN_INPUT] + "…" + size
+
+
+def unknown_arguments(tool: str, schema: Mapping[str, Any], arguments: Mapping[str, Any]) -> str | None:
+    """The message for a call that names an argument the tool does not have, or None.
+
+    Checked before the call runs: the SDK drops unknown names, so `series_uids=[...]` for `series_uid`
+    would otherwise run the tool without it and answer about a missing argument the caller did give."""
+    if all(name in schema.get("properties", {}) for name in arguments):
+        return None
+    missing = [
+        {"loc": (name,), "type": "missing"} for name in schema.get("required", []) if name not in arguments
+    ]
+    return explain_arguments(tool, schema, arguments, missing)
 
 
 def explain_arguments(
@@ -51,9 +69,9 @@ def explain_arguments(
     problems: list[str] = []
     for name in arguments:
         if name not in known:
-            near = closest(name, known, limit=1)
+            near = closest(name, known, limit=1) if len(name) <= MAX_SHOWN_INPUT else []
             problems.append(
-                f"{tool} has no argument {name!r}" + (f" (did you mean {near[0]!r}?)" if near else "")
+                f"{tool} has no argument {_shown(name)}" + (f" (did you mean {near[0]!r}?)" if near else "")
             )
     for error in errors:
         loc = [str(p) for p in error.get("loc", ())]

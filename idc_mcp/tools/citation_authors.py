@@ -20,9 +20,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
 
-from nameparser import HumanName
-from nameparser.config import CONSTANTS
+
+@cache
+def _nameparser() -> tuple[Any, Any]:
+    """nameparser's HumanName and its constants, loaded when a name is first parsed (not at server start)."""
+    from nameparser import HumanName
+    from nameparser.config import CONSTANTS
+
+    return HumanName, CONSTANTS
+
 
 # A token that is a given name by its form: it starts with an initial ("G.", "Ch.", "P.-C.", "S.-ting").
 _STARTS_WITH_INITIAL = re.compile(r"^[^\W\d_]{1,2}\.")
@@ -136,9 +145,10 @@ def _person(family: str, given: str) -> dict[str, str]:
     words = family.split()
     if len(words) > 1 and words[-1].rstrip(".").lower() in _GENERATIONAL:
         name["suffix"] = words.pop()
-    if len(words) > 1 and words[0].islower() and words[0].lower() in CONSTANTS.prefixes:
+    prefixes = _nameparser()[1].prefixes
+    if len(words) > 1 and words[0].islower() and words[0].lower() in prefixes:
         particle = [words.pop(0)]
-        while len(words) > 1 and words[0].islower() and words[0] in CONSTANTS.prefixes:
+        while len(words) > 1 and words[0].islower() and words[0] in prefixes:
             particle.append(words.pop(0))
         name["non-dropping-particle"] = " ".join(particle)
     name["family"] = " ".join(words)
@@ -155,7 +165,7 @@ def _all_given_first(tokens: list[str]) -> bool:
 
 
 def _given_first(token: str) -> dict[str, str]:
-    parsed = HumanName(token)
+    parsed = _nameparser()[0](token)
     given = " ".join(p for p in (parsed.title, parsed.first, parsed.middle) if p)
     family = " ".join(p for p in (parsed.last, parsed.suffix) if p)
     if not given or not parsed.last:

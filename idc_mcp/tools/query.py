@@ -10,7 +10,6 @@ from idc_mcp.catalog.database import Catalog, QueryFailed, QueryTimeout, ResultT
 from idc_mcp.catalog.schemas import all_tables
 from idc_mcp.diagnostics import explain
 from idc_mcp.diagnostics.budget import Budget
-from idc_mcp.indices import fetch
 from idc_mcp.sql import guard
 from idc_mcp.sql.json_values import MAX_REPLY_BYTES as MAX_REPLY_BYTES  # the bound tests check
 from idc_mcp.sql.json_values import bounded_records
@@ -39,10 +38,15 @@ def validate_for(catalog: Catalog, sql: str, max_rows: int) -> guard.ValidatedQu
     try:
         return guard.validate(sql, installed, max_rows, not_installed)
     except guard.UnknownTable as exc:
+        # Only a reply about a missing table needs the index fetcher (and its S3 and HTTP clients).
+        from idc_mcp.indices import fetch
+
         if clinical := fetch.clinical_not_installed(exc.table, installed):
             raise QueryError(clinical) from exc
         raise QueryError(explain.unknown_table_message(catalog, exc.table, sql)) from exc
     except guard.TableNotInstalled as exc:
+        from idc_mcp.indices import fetch
+
         raise QueryError(fetch.not_installed_message(catalog.settings, exc.table)) from exc
     except guard.SQLRejected as exc:
         raise QueryError(str(exc)) from exc
