@@ -72,7 +72,7 @@ CASES = {
 }
 TARGET = 1.0  # throughput ours / s5cmd
 PEER = "s5cmd binary alone"
-OURS = "idc-mcp (boto3 pool)"
+OURS = "idc-mcp engine"
 
 
 def free_port() -> int:
