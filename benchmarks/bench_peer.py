@@ -1,6 +1,6 @@
 """Benchmark against IDC's official server (IDC-REST-MCP): every ratio of issue 14 from one run.
 
-    .venv/bin/python benchmarks/bench_peer.py --peer-command /tmp/peer/venv/bin/idc-mcp
+    .venv/bin/python benchmarks/bench_peer.py --peer-command /tmp/peer/venv/bin/idc-mcp --downloads 7
     .venv/bin/python benchmarks/bench_peer.py            # no peer: our figures only, no ratios
 
 The peer is not published as a package: clone github.com/ImagingDataCommons/IDC-REST-MCP into a
@@ -14,7 +14,8 @@ queries again). Then, ours only: peak RSS of our whole process tree (server + qu
 the workload with diagnostics, the first-ever start with an empty cache folder, and streamable HTTP
 with `--clients` concurrent clients x `--calls` mixed calls (good, flawed and hostile SQL,
 describe_table, check_licenses), against a trivial call (`SELECT 1`) under the same load, and the
-latency of good queries while a slow hostile query runs.
+latency of good queries while a slow hostile query runs. `--downloads ROUNDS` adds bench_download.py's
+throughput against the bare s5cmd binary on a local S3 mirror (the peer has no download engine).
 """
 
 from __future__ import annotations
@@ -308,6 +309,13 @@ def main() -> int:
     parser.add_argument("--http-timeout", type=float, default=20.0, help="query timeout of the HTTP server")
     parser.add_argument("--skip-first-ever", action="store_true")
     parser.add_argument("--skip-http", action="store_true")
+    parser.add_argument(
+        "--downloads",
+        type=int,
+        default=0,
+        metavar="ROUNDS",
+        help="also run bench_download.py (ours vs the bare s5cmd binary) with this many rounds",
+    )
     args = parser.parse_args()
     peer = args.peer_command
     if peer and not Path(peer.split()[0]).exists():
@@ -412,6 +420,14 @@ def main() -> int:
                 f"{_ms(statistics.median(during))}, max {_ms(max(during))} over {len(during)} calls "
                 f"(same queries before it: median {_ms(statistics.median(stall['baseline']))})"
             )
+    if args.downloads:
+        # Download throughput against the bare s5cmd binary (the peer has no download engine).
+        print(
+            f"\n== downloads: ours vs the bare s5cmd binary, {args.downloads} alternated rounds ==",
+            flush=True,
+        )
+        command = [sys.executable, str(HERE / "bench_download.py"), "--rounds", str(args.downloads)]
+        subprocess.run([*command, "--skip-idc-index"], check=True, cwd=ROOT)
     return 0
 
 

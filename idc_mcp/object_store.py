@@ -50,10 +50,12 @@ def make_client(
 ) -> Any:
     """An unsigned (anonymous) S3 client; retries are ours (see RetryPolicy), so botocore tries once.
 
-    Clients are thread-safe and slow to build (~0.4 s), so one is kept per endpoint and settings.
-    boto3 is imported here (~0.25 s): a rerun with nothing to fetch or list never needs it.
+    Clients are thread-safe and slow to build (~0.3 s), so one is kept per endpoint and settings.
+    botocore is imported here: a rerun with nothing to fetch or list never needs it. Timestamps in
+    replies (LastModified of every listed object and every GET) stay text: nothing here reads them,
+    and parsing them with dateutil was a tenth of the CPU time of a download of small files.
     """
-    import boto3
+    import botocore.session
     from botocore import UNSIGNED
     from botocore.config import Config
 
@@ -64,10 +66,13 @@ def make_client(
         read_timeout=read_timeout_s,
         max_pool_connections=max_pool,
         tcp_keepalive=True,
+        # The store's checksum of an object is asked for (and checked) per request, by `_response`:
+        # whole-object reads ask for it, ranged reads cannot use it.
+        response_checksum_validation="when_required",
     )
-    return boto3.session.Session().client(
-        "s3", endpoint_url=endpoint_url, region_name="us-east-1", config=config
-    )
+    session = botocore.session.Session()
+    session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=str)
+    return session.create_client("s3", endpoint_url=endpoint_url, region_name="us-east-1", config=config)
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -156,14 +161,18 @@ def iter_pages(client: Any, bucket: str, prefix: str) -> Iterator[list[dict[str,
         token = page.get("NextContinuationToken")
 
 
-def _body(client: Any, bucket: str, key: str, byte_range: str | None = None) -> Any:
-    """The streaming body of a GET; ObjectError for a missing or forbidden object (asking again will
-    not help), retryable errors as raised."""
+def _response(client: Any, bucket: str, key: str, byte_range: str | None, store_checksum: bool) -> Any:
+    """The reply to a GET (its streaming body unread); ObjectError for a missing or forbidden object
+    (asking again will not help), retryable errors as raised. With `store_checksum`, botocore checks the
+    body as it is read against the checksum the store sends with a whole object, if it sends one (a
+    mismatch raises FlexibleChecksumError at the end of the body, retried)."""
     kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
     if byte_range:
         kwargs["Range"] = byte_range
+    if store_checksum:
+        kwargs["ChecksumMode"] = "ENABLED"
     try:
-        return client.get_object(**kwargs)["Body"]
+        return client.get_object(**kwargs)
     except bce.ClientError as exc:
         if not _retryable(exc):
             raise ObjectError(f"s3://{bucket}/{key}: {_describe(exc)}") from exc
@@ -174,11 +183,27 @@ def get_bytes(client: Any, bucket: str, key: str, start: int | None = None, end:
     """One GET of an object, or of bytes [start, end) with a Range request; ObjectError when asking again
     will not help. The caller checks the length it expected (a cut body is retried by `with_retries`)."""
     byte_range = f"bytes={start}-{end - 1}" if start is not None and end is not None else None
-    body = _body(client, bucket, key, byte_range)
+    body = _response(client, bucket, key, byte_range, store_checksum=byte_range is None)["Body"]
     try:
         return body.read()
     finally:
         body.close()
+
+
+_CHECKSUMS = ("crc64nvme", "crc32c", "crc32", "sha1", "sha256")  # botocore's order of preference
+
+
+@dataclass(frozen=True)
+class Streamed:
+    """One object as `stream_object` wrote it: its size, the ETag the store answered with, and what
+    checked the bytes: `store_checksum`, the algorithm (e.g. 'crc32') botocore checked them with against
+    the checksum the store keeps for the object (a mismatch raises before this is returned), and `md5`,
+    their MD5 in hex when it was computed here (None when the store's checksum made it unnecessary)."""
+
+    size: int
+    etag: str
+    store_checksum: str | None
+    md5: str | None
 
 
 def stream_object(
@@ -188,23 +213,40 @@ def stream_object(
     out: BinaryIO,
     cancel: threading.Event,
     on_chunk: Callable[[int], None] | None = None,
-) -> tuple[int, str]:
-    """Write one object's body to `out` chunk by chunk; returns (bytes written, MD5 hex digest).
+    md5_if_store_checked: bool = True,
+) -> Streamed:
+    """Write one object's body to `out` chunk by chunk, checked by the store's own checksum when it
+    sends one with the object, and hashed (MD5) unless `md5_if_store_checked` is False and the store's
+    checksum already checks it (hashing every byte twice costs a large file half its CPU time).
 
-    A missing or forbidden object raises ObjectError (asking again will not help); cancellation is
-    seen between chunks. The caller compares size and MD5 with the listing (TransferMismatch)."""
-    body = _body(client, bucket, key)
-    digest = hashlib.md5(usedforsecurity=False)
+    A missing or forbidden object raises ObjectError (asking again will not help); a body that fails
+    the store's checksum raises botocore's FlexibleChecksumError (retryable); cancellation is seen
+    between chunks. The caller compares size and MD5 (or ETag) with the listing (TransferMismatch)."""
+    from botocore.httpchecksum import StreamingChecksumBody  # loaded by then (the client uses it)
+
+    response = _response(client, bucket, key, None, store_checksum=True)
+    body = response["Body"]
+    algorithm = None
+    if isinstance(body, StreamingChecksumBody):  # botocore found the store's checksum and checks it
+        headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+        algorithm = next((a for a in _CHECKSUMS if f"x-amz-checksum-{a}" in headers), "checksum")
+    digest = hashlib.md5(usedforsecurity=False) if algorithm is None or md5_if_store_checked else None
     written = 0
     try:
         for chunk in body.iter_chunks(CHUNK_BYTES):
             if cancel.is_set():
                 raise Cancelled()
             out.write(chunk)
-            digest.update(chunk)
+            if digest is not None:
+                digest.update(chunk)
             written += len(chunk)
             if on_chunk is not None:
                 on_chunk(len(chunk))
     finally:
         body.close()
-    return written, digest.hexdigest()
+    return Streamed(
+        size=written,
+        etag=str(response.get("ETag", "")),
+        store_checksum=algorithm,
+        md5=digest.hexdigest() if digest is not None else None,
+    )

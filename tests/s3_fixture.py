@@ -176,7 +176,8 @@ class FaultProxy:
     """A loopback HTTP proxy in front of the mirror that can misbehave on request.
 
     - `fail_next(n)`: the next n requests get HTTP 500 (an S3 'InternalError' reply).
-    - `corrupt_next(n)`: the next n object bodies arrive with one byte changed (same length).
+    - `corrupt_next(n)`: the next n object bodies arrive with one byte changed (same length), without
+      the store's checksum header (so only the MD5 = ETag can tell); `keep_checksum=True` keeps it.
     - `die_after_bytes(n)`: once n body bytes of object downloads were sent, the response in flight is
       cut mid-body and the proxy stops listening, like a server that died.
     - `rate_bytes_per_s`: object bodies trickle at this rate (a slow network).
@@ -188,7 +189,9 @@ class FaultProxy:
         self.failures_served = 0
         self.corruptions_left = 0
         self.corruptions_served = 0
+        self.corruptions_keep_checksum = False
         self.requests = 0
+        self.range_requests = 0  # GETs of a byte range (parts of an object)
         self.body_bytes_sent = 0
         self.die_at: int | None = None
         self.rate_bytes_per_s: float | None = None
@@ -214,8 +217,9 @@ class FaultProxy:
     def fail_next(self, n: int) -> None:
         self.failures_left = n
 
-    def corrupt_next(self, n: int) -> None:
+    def corrupt_next(self, n: int, keep_checksum: bool = False) -> None:
         self.corruptions_left = n
+        self.corruptions_keep_checksum = keep_checksum
 
     def die_after_bytes(self, n: int) -> None:
         self.die_at = n
@@ -228,6 +232,7 @@ class FaultProxy:
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
         with self._lock:
             self.requests += 1
+            self.range_requests += 1 if h.headers.get("Range") else 0
             fail = self.failures_left > 0
             if fail:
                 self.failures_left -= 1
@@ -250,7 +255,7 @@ class FaultProxy:
         reply = conn.getresponse()
         data = reply.read()
         conn.close()
-        is_object = "list-type" not in h.path and reply.status == 200
+        is_object = "list-type" not in h.path and reply.status in (200, 206)  # whole or a range
         corrupt = False
         if is_object and data:
             with self._lock:
@@ -264,8 +269,10 @@ class FaultProxy:
         h.send_response(reply.status)
         for k, v in reply.getheaders():
             if k.lower() not in ("connection", "transfer-encoding", "content-length", "server", "date"):
-                # A corrupted body goes without its CRC header: only the MD5 (ETag) check can catch it.
-                if not (corrupt and k.lower().startswith("x-amz-checksum")):
+                # A corrupted body goes without its CRC header (unless asked): only the MD5 (ETag) check
+                # can catch it.
+                strip = corrupt and not self.corruptions_keep_checksum
+                if not (strip and k.lower().startswith("x-amz-checksum")):
                     h.send_header(k, v)
         h.send_header("Content-Length", str(len(data)))
         h.end_headers()

@@ -14,11 +14,12 @@ import idc_index_data
 import pytest
 
 from idc_mcp.catalog.database import get_catalog
-from idc_mcp.download import engine
+from idc_mcp.download import engine, ranged
 from idc_mcp.download.engine import DownloadCancelled, DownloadError, Options, Progress
 from idc_mcp.download.plan import TemplateError
-from idc_mcp.download.s3 import RemoteFile, RetryPolicy
+from idc_mcp.download.s3 import RemoteFile, RetryPolicy, check_streamed
 from idc_mcp.files import PathRefused
+from idc_mcp.object_store import Streamed, TransferMismatch, make_client
 from idc_mcp.tools.selection import Selection, SelectionError
 from tests.s3_fixture import S3Mirror
 
@@ -154,6 +155,32 @@ def test_bytes_corrupted_in_transit_are_caught_by_the_md5_etag_and_fetched_again
     assert temporaries(tmp_path) == []
 
 
+def test_bytes_corrupted_in_transit_are_caught_by_the_stores_checksum_and_fetched_again(
+    s3_mirror, fault_proxy, tmp_path
+):
+    # Same length, one byte flipped, the store's CRC32 header kept: the engine hashes no MD5 for such
+    # bodies (botocore checks the CRC32 while streaming), and that check alone must refuse them.
+    fault_proxy.corrupt_next(2, keep_checksum=True)
+    run(fault_proxy.endpoint, tmp_path, everything(s3_mirror))
+    assert fault_proxy.corruptions_served == 2
+    assert data_files(tmp_path) == expected_files(s3_mirror, tmp_path)
+    assert temporaries(tmp_path) == []
+
+
+def test_a_store_checked_body_of_another_object_version_is_refused():
+    # The store's checksum proves the bytes are the object it holds now; its ETag must also be the one
+    # listed, or the file would not be the version the listing (and the state file) describe.
+    listed = RemoteFile("b", "k", 3, '"0cc175b9c0f1b6a831c399e269772661"', Path("x"))
+    check_streamed(listed, Streamed(3, '"0cc175b9c0f1b6a831c399e269772661"', "crc32", None))
+    with pytest.raises(TransferMismatch, match="ETag changed"):
+        check_streamed(listed, Streamed(3, '"92eb5ffee6ae2fec3ad71c777531578f"', "crc32", None))
+    with pytest.raises(TransferMismatch, match="received 2 of 3"):
+        check_streamed(listed, Streamed(2, '"0cc175b9c0f1b6a831c399e269772661"', "crc32", None))
+    # Without a store checksum, the MD5 of the bytes must equal the single-part ETag.
+    with pytest.raises(TransferMismatch, match="MD5"):
+        check_streamed(listed, Streamed(3, "", None, "92eb5ffee6ae2fec3ad71c777531578f"))
+
+
 def test_unreachable_store_is_reported_with_what_to_do(s3_mirror, fault_proxy, tmp_path):
     fault_proxy.stop()
     with pytest.raises(DownloadError, match="IDC_MCP_S3_ENDPOINT_URL"):
@@ -190,6 +217,76 @@ def test_cancellation_stops_and_leaves_no_temporaries(s3_mirror, tmp_path):
     assert len(on_disk) < len(expected)
     assert all(expected[p] == d for p, d in on_disk.items())
     assert temporaries(tmp_path) == []
+
+
+@pytest.fixture
+def small_parts(monkeypatch):
+    """Objects of 16 KiB or more (all of the mirror's) are fetched as ranged parts of 8 KiB."""
+    monkeypatch.setattr(ranged, "PART_THRESHOLD", 16 * 1024)
+    monkeypatch.setattr(ranged, "PART_BYTES", 8 * 1024)
+
+
+def test_large_objects_are_fetched_in_ranged_parts_verified_and_atomic(
+    s3_mirror, fault_proxy, small_parts, tmp_path
+):
+    outcome = run(fault_proxy.endpoint, tmp_path, everything(s3_mirror))
+    files = sum(len(s.objects) for s in s3_mirror.series)
+    assert outcome.files_downloaded == files
+    assert fault_proxy.range_requests >= 3 * files  # every object came in parts (18-37 KB: 3-5 each)
+    assert data_files(tmp_path) == expected_files(s3_mirror, tmp_path)
+    assert temporaries(tmp_path) == []
+
+
+def test_a_corrupted_part_is_caught_by_the_md5_of_the_assembled_file_and_fetched_again(
+    s3_mirror, fault_proxy, small_parts, tmp_path
+):
+    # Ranged replies carry no store checksum: the file read back must hash to the single-part ETag.
+    fault_proxy.corrupt_next(2)
+    run(fault_proxy.endpoint, tmp_path, everything(s3_mirror))
+    assert fault_proxy.corruptions_served == 2
+    assert data_files(tmp_path) == expected_files(s3_mirror, tmp_path)
+    assert temporaries(tmp_path) == []
+
+
+def test_cancellation_mid_part_leaves_no_partial_file(s3_mirror, fault_proxy, small_parts, tmp_path):
+    fault_proxy.rate_bytes_per_s = 50_000  # parts trickle: the cancel arrives while they stream
+    cancel = threading.Event()
+    with pytest.raises(DownloadCancelled, match="no partial files"):
+        run(
+            fault_proxy.endpoint,
+            tmp_path,
+            everything(s3_mirror),
+            progress=CancelAfterFirstBytes(cancel),
+            cancel=cancel,
+        )
+    expected = expected_files(s3_mirror, tmp_path)
+    on_disk = data_files(tmp_path)
+    assert len(on_disk) < len(expected)
+    assert all(expected[p] == d for p, d in on_disk.items())
+    assert temporaries(tmp_path) == []
+
+
+def test_parts_of_another_object_version_are_refused(s3_mirror, small_parts, tmp_path):
+    # Every range asks If-Match with the listed ETag: an object replaced since the listing (another
+    # ETag) answers 412, and no part of it is taken.
+    series = s3_mirror.series[0]
+    key, data = next(iter(series.objects.items()))
+    client = make_client(s3_mirror.endpoint, 4)
+    parts = ranged.RangedFetcher(client, 4)
+    try:
+        with open(tmp_path / "part", "w+b") as out, pytest.raises(TransferMismatch, match="ETag changed"):
+            parts.fetch(
+                series.bucket,
+                key,
+                len(data),
+                '"' + "0" * 32 + '"',
+                None,
+                out,
+                threading.Event(),
+                lambda n: None,
+            )
+    finally:
+        parts.close()
 
 
 @pytest.mark.parametrize(

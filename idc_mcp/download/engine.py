@@ -8,12 +8,13 @@ cancellation is a `threading.Event` the caller sets. Everything written lands in
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from idc_mcp.catalog.database import Catalog
 from idc_mcp.catalog.memo import Memo
-from idc_mcp.download import bounds, listing, provenance, s3, state
+from idc_mcp.download import bounds, listing, provenance, ranged, s3, state
 from idc_mcp.download.listing import SeriesFiles
 from idc_mcp.download.plan import (
     DEFAULT_TEMPLATE,
@@ -162,10 +163,14 @@ def download(
         raise DownloadError(bounds.too_many_message(plans))
     client = listing.LazyClient(
         lambda: s3.make_client(
-            opts.endpoint_url, opts.workers + 4, opts.connect_timeout_s, opts.read_timeout_s
+            opts.endpoint_url, 2 * opts.workers + 4, opts.connect_timeout_s, opts.read_timeout_s
         )
     )
     progress.phase = "listing"
+    # The licenses and citations (a catalog query) are looked up while the store lists the series.
+    sources_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="idc-mcp-sources")
+    sources = sources_pool.submit(provenance.lookup_sources, catalog, plans)
+    sources_pool.shutdown(wait=False)
     try:
         if dry_run:
             listed = bounds.list_sample(
@@ -241,7 +246,7 @@ def download(
     outcome = Outcome(
         destination=destination,
         series=listed,
-        sources=provenance.lookup_sources(catalog, plans),
+        sources=sources.result(),
         files_total=sum(sf.count for sf in listed),
         bytes_total=sum(sf.size for sf in listed),
         files_skipped=len(files) - len(todo),
@@ -285,8 +290,12 @@ def download(
     # Large files first: they bound the total time, small ones fill the gaps.
     todo.sort(key=lambda f: f.size, reverse=True)
 
+    # Objects of PART_THRESHOLD bytes or more are fetched in concurrent ranges (s3transfer).
+    large = any(f.size >= ranged.PART_THRESHOLD for f in todo)
+    parts = ranged.RangedFetcher(client.get(), opts.workers) if large else None
+
     def fetch(f: s3.RemoteFile) -> int:
-        received = s3.fetch(client.get(), f, real_root, opts.retry, cancel, progress.add)
+        received = s3.fetch(client.get(), f, real_root, opts.retry, cancel, progress.add, parts)
         verified.add(f.dest)
         progress.file_done()
         return received
@@ -315,6 +324,8 @@ def download(
             "to resume (complete files are skipped)."
         ) from exc
     finally:
+        if parts is not None:
+            parts.close(cancel=cancel.is_set())
         progress.phase = "finished"
     _record(real_root, destination, records, listed, opts.endpoint_url, None)
     outcome.files_downloaded = len(todo)

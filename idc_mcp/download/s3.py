@@ -1,9 +1,10 @@
 """Fetching one object of a series safely, with the one S3 client (`idc_mcp.object_store`).
 
 A fetched object is written to a temporary name in its final folder and renamed only once its size
-(and, for single-part uploads, its MD5 = ETag) matches the listing, so a file under its final name is
-always complete. Connection errors, timeouts, cut-off bodies and 5xx replies are retried with
-exponential backoff (`object_store.with_retries`); the waits are interruptible by the cancel event.
+matches the listing and its bytes passed their check (`check_streamed`: the store's checksum, else the
+MD5 of a single-part upload = its ETag), so a file under its final name is always complete.
+Connection errors, timeouts, cut-off bodies and 5xx replies are retried with exponential backoff
+(`object_store.with_retries`); the waits are interruptible by the cancel event.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from idc_mcp.download import ranged
 from idc_mcp.files import atomic_write
 from idc_mcp.object_store import (
     CHUNK_BYTES,
@@ -26,6 +28,7 @@ from idc_mcp.object_store import (
     ObjectError,
     RetryPolicy,
     StoreUnavailable,
+    Streamed,
     TransferMismatch,
     iter_pages,
     make_client,
@@ -178,6 +181,21 @@ def is_verified(remote: RemoteFile, recorded_stamp: str | None) -> bool:
     return content_matches(remote)
 
 
+def check_streamed(remote: RemoteFile, got: Streamed) -> None:
+    """Refuse (TransferMismatch) bytes that are not the listed object: another size, or content that
+    fails its check. The check is the store's own checksum of the object when it sent one (verified by
+    botocore while streaming) and the reply's ETag equals the listed one (the same object version);
+    else the MD5 of the bytes against a single-part ETag; a multipart object without a store checksum
+    is checked by its size only (its ETag is no MD5)."""
+    if got.size != remote.size:
+        raise TransferMismatch(f"received {got.size} of {remote.size} bytes")
+    if got.store_checksum is not None:
+        if remote.etag and got.etag and got.etag.strip('"') != remote.etag.strip('"'):
+            raise TransferMismatch("the object's ETag changed since it was listed")
+    elif remote.md5 and got.md5 != remote.md5:
+        raise TransferMismatch("MD5 differs from the object's ETag")
+
+
 def fetch(
     client: Any,
     remote: RemoteFile,
@@ -185,8 +203,10 @@ def fetch(
     policy: RetryPolicy,
     cancel: threading.Event,
     on_bytes: Callable[[int], None],
+    parts: ranged.RangedFetcher | None = None,
 ) -> int:
-    """Download one object to its final path via a verified temporary; returns bytes received.
+    """Download one object to its final path via a verified temporary; returns bytes received. With
+    `parts`, an object of at least `ranged.PART_THRESHOLD` bytes is fetched in concurrent ranges.
 
     `on_bytes` is called with increments that never exceed the object's size in total, so progress
     stays monotonic even when an attempt fails halfway and starts over.
@@ -214,13 +234,17 @@ def fetch(
             _LIVE_TOKENS.add(token)
         try:
             with atomic_write(remote.dest, binary=True, root=root, suffix=temp_suffix(token)) as out:
-                size, md5 = stream_object(client, remote.bucket, remote.key, out, cancel, count)
+                if parts is not None and remote.size >= ranged.PART_THRESHOLD:
+                    got = parts.fetch(
+                        remote.bucket, remote.key, remote.size, remote.etag, remote.md5, out, cancel, count
+                    )
+                else:
+                    got = stream_object(
+                        client, remote.bucket, remote.key, out, cancel, count, md5_if_store_checked=False
+                    )
                 if cancel.is_set():  # never give a final name after cancellation was asked for
                     raise Cancelled()
-                if size != remote.size:
-                    raise TransferMismatch(f"received {size} of {remote.size} bytes")
-                if remote.md5 and md5 != remote.md5:
-                    raise TransferMismatch("MD5 differs from the object's ETag")
+                check_streamed(remote, got)
         finally:
             with _LIVE_LOCK:
                 _LIVE_TOKENS.discard(token)

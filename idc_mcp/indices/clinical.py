@@ -109,7 +109,8 @@ def _fetch_object(settings: Settings, obj: RemoteObject, local: Path) -> None:
 
     def attempt() -> None:
         with open(local, "wb") as out:
-            size, md5 = object_store.stream_object(_client(settings), BUCKET, obj.key, out, _NEVER)
+            got = object_store.stream_object(_client(settings), BUCKET, obj.key, out, _NEVER)
+        size, md5 = got.size, got.md5
         if size != obj.size:
             raise object_store.TransferMismatch(f"received {size} bytes but the listing says {obj.size}")
         if _MD5.match(obj.etag) and md5 != obj.etag:
