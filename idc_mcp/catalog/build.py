@@ -25,9 +25,8 @@ log = logging.getLogger(__name__)
 # atomically (temp file + rename), so its existence under this name means it is complete.
 CATALOG_LAYOUT = 3  # 2: exact distinct counts per column (catalog.facts); 3: text columns' values too
 CATALOG_FILE = f"catalog-v{CATALOG_LAYOUT}.duckdb"
-_LAYOUT_FILE = re.compile(
-    r"catalog-v(\d+)\.duckdb"
-)  # older layouts' files are removed once this one is built
+# The files of older layouts are removed once this one is built.
+_LAYOUT_FILE = re.compile(r"catalog-v(\d+)\.duckdb")
 # Sorting the main index clusters rows so that DuckDB's zone maps skip most row groups on the
 # columns people filter by.
 _SORT_KEYS = {"index": ("collection_id", "Modality", "PatientID", "StudyInstanceUID")}
@@ -97,9 +96,7 @@ def _remove_older_layouts(target: Path) -> None:
         if match and int(match.group(1)) < CATALOG_LAYOUT:
             try:
                 old.unlink()
-            except (
-                OSError
-            ) as exc:  # e.g. open in another process on Windows: tried again after the next build
+            except OSError as exc:  # e.g. open in another process on Windows: left in place
                 log.info("could not remove the old catalog file %s: %s", old, exc)
 
 
