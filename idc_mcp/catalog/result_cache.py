@@ -26,7 +26,9 @@ V = TypeVar("V")
 
 MAX_CACHE_BYTES = 32 * 2**20
 MAX_ENTRY_BYTES = 2 * 2**20
-MAX_TEXT_KEYS = 4_096
+# The map from callers' texts (each up to sql.statement.MAX_SQL_CHARS) to keys, bounded in characters
+# held (the text and the key's SQL), not in entries: 4,096 texts of 20,000 characters could hold 160 MB.
+MAX_TEXT_CHARS = 8 * 2**20
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,7 @@ class ResultCache(Generic[V]):
     def __init__(self, max_bytes: int = MAX_CACHE_BYTES, max_entry_bytes: int = MAX_ENTRY_BYTES) -> None:
         self.max_entry_bytes = max_entry_bytes
         self._entries: Memo[tuple[V, int]] = Memo(max_bytes, getsizeof=lambda entry: entry[1])
-        self._texts: Memo[ResultKey] = Memo(MAX_TEXT_KEYS)
+        self._texts: Memo[tuple[ResultKey, int]] = Memo(MAX_TEXT_CHARS, getsizeof=lambda entry: entry[1])
         self._lock = threading.Lock()
         self._flights: dict[ResultKey, tuple[threading.Lock, int]] = {}
 
@@ -73,8 +75,8 @@ class ResultCache(Generic[V]):
 
     def get_text(self, key: TextKey) -> V | None:
         """The reply stored for this exact text, if its entry is still there."""
-        result_key = self._texts.get(key)
-        return self.get(result_key) if result_key is not None else None
+        entry = self._texts.get(key)
+        return self.get(entry[0]) if entry is not None else None
 
     def put(self, key: ResultKey, value: V, nbytes: int, text: TextKey | None = None) -> bool:
         """Store a reply of `nbytes`; False when it is too large to keep."""
@@ -82,7 +84,7 @@ class ResultCache(Generic[V]):
             return False
         self._entries.put(key, (value, max(1, nbytes)))
         if text is not None:
-            self._texts.put(text, key)
+            self._texts.put(text, (key, len(text.text) + len(key.sql)))
         return True
 
     def put_refusal(self, text: TextKey, value: V, nbytes: int) -> bool:

@@ -13,6 +13,7 @@ from idc_mcp.diagnostics.budget import Budget
 from idc_mcp.sql import guard
 from idc_mcp.sql.json_values import MAX_REPLY_BYTES as MAX_REPLY_BYTES  # the bound tests check
 from idc_mcp.sql.json_values import bounded_records
+from idc_mcp.sql.statement import MAX_SQL_CHARS
 
 MAX_ROWS_CAP = 1_000
 
@@ -63,7 +64,7 @@ def run_query(catalog: Catalog, sql: str, max_rows: int = 100) -> QueryResult:
         validated = validate_for(catalog, sql, max_rows)
     except QueryError as exc:
         # The same text is refused the same way by this catalog: the next caller gets it without parsing.
-        if text_key is not None:
+        if text_key is not None and len(sql) <= MAX_SQL_CHARS:  # a longer text is refused at a glance
             catalog.results.put_refusal(text_key, _Failure(str(exc)), len(str(exc)) + len(sql))
         raise
     key = catalog.result_key(validated.sql, max_rows)
