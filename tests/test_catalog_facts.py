@@ -189,12 +189,16 @@ def test_a_catalog_of_an_older_layout_is_rebuilt_and_removed(
     builds: list[list[str]] = []
 
     def child(command: list[str], **_: Any) -> subprocess.CompletedProcess[str]:
-        # The build child, without its minute of work: it leaves the file the real one would.
+        # The build child's work, in this process and without its minute of building (see below).
         builds.append(command)
-        os.link(built_catalog, command[-2])
+        build.build_once(Path(command[-2]), int(command[-1]))
         return subprocess.CompletedProcess(command, 0, "", "")
 
+    def materialize(target: Path, threads: int) -> None:  # leaves the file the real build would
+        os.link(built_catalog, target)
+
     monkeypatch.setattr(build.subprocess, "run", child)
+    monkeypatch.setattr(build, "build_catalog_file", materialize)
     target = build.ensure_catalog_file(settings)
     assert target == folder / build.CATALOG_FILE and target.is_file()
     assert len(builds) == 1 and builds[0][-2] == str(target)

@@ -1,7 +1,9 @@
 """Build the catalog file: the bundled parquet materialized once per idc-index-data version.
 
 The build runs in a child process (`python -m idc_mcp.catalog.build TARGET THREADS`): it peaks above
-1 GB, and the server must stay small. Concurrent servers wait on one portable file lock (`files.file_lock`).
+1 GB, and the server must stay small. That child holds the one portable file lock (`files.file_lock`)
+while it builds, so concurrent servers wait for it, and a query worker killed during a first-ever build
+(its child lives on and finishes) does not let a second build start beside it.
 """
 
 from __future__ import annotations
@@ -72,19 +74,30 @@ def ensure_catalog_file(settings: Settings) -> Path:
     target = catalog_file(settings)
     if _catalog_is_current(target):
         return target
-    with file_lock(target.parent / ".catalog.lock"):
-        if not _catalog_is_current(target):
-            # A child process: the build peaks above 1 GB, the server must stay small.
-            done = subprocess.run(
-                [sys.executable, "-m", "idc_mcp.catalog.build", str(target), str(settings.threads)],
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            if done.returncode != 0 or not _catalog_is_current(target):
-                raise RuntimeError(f"building the IDC catalog failed: {done.stderr.strip()[-2000:]}")
-            _remove_older_layouts(target)
+    # A child process: the build peaks above 1 GB, the server must stay small. It takes the lock (see
+    # `build_once`): this process may be killed while it waits, the build goes on and stays the only one.
+    done = subprocess.run(
+        [sys.executable, "-m", "idc_mcp.catalog.build", str(target), str(settings.threads)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0 or not _catalog_is_current(target):
+        raise RuntimeError(f"building the IDC catalog failed: {done.stderr.strip()[-2000:]}")
     return target
+
+
+def lock_path(target: Path) -> Path:
+    """The lock that the one build of `target`'s folder holds."""
+    return target.parent / ".catalog.lock"
+
+
+def build_once(target: Path, threads: int) -> None:
+    """Build `target` unless another process did while this one waited for the lock (the child's work)."""
+    with file_lock(lock_path(target)):
+        if not _catalog_is_current(target):
+            build_catalog_file(target, threads)
+            _remove_older_layouts(target)
 
 
 def _remove_older_layouts(target: Path) -> None:
@@ -101,4 +114,4 @@ def _remove_older_layouts(target: Path) -> None:
 
 
 if __name__ == "__main__":
-    build_catalog_file(Path(sys.argv[1]), int(sys.argv[2]))
+    build_once(Path(sys.argv[1]), int(sys.argv[2]))
