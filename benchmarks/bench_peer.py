@@ -44,9 +44,10 @@ sys.path.insert(0, str(HERE))
 from measure import MIB, TreeSampler  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
+from workload import WORKLOAD  # noqa: E402
+
 from idc_mcp.catalog.build import ensure_catalog_file  # noqa: E402
 from idc_mcp.config import load_settings  # noqa: E402
-from workload import WORKLOAD  # noqa: E402
 
 TYPICAL = WORKLOAD[:6]  # the six typical queries of issue 14
 # Replies that repair mistakes, measured for memory (the peer has no such diagnostics).
