@@ -7,9 +7,12 @@ event. Downloads (`download/`) and the clinical tables (`indices/clinical.py`) b
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
+import os
 import random
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -17,6 +20,7 @@ from typing import Any, BinaryIO, TypeVar
 
 import botocore.exceptions as bce
 
+CANCEL_WATCH_S = 0.1  # how soon a watched body sees a cancel request (stream_object(close_on_cancel=True))
 CHUNK_BYTES = 1 << 20  # a cancel request is seen after at most one chunk (measured: 1 MiB beats 256 KiB)
 T = TypeVar("T")
 
@@ -206,6 +210,42 @@ class Streamed:
     md5: str | None
 
 
+def shut_down(connection: Any) -> None:
+    """Shut down the socket under `connection` (anything with `fileno()`) from another thread: a read
+    blocked on it returns at once. Closing would not do: the reading thread keeps the socket open."""
+    try:
+        sock = socket.socket(fileno=os.dup(connection.fileno()))
+    except (OSError, ValueError, AttributeError):
+        return
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    finally:
+        sock.close()
+
+
+@contextlib.contextmanager
+def _closed_on(cancel: threading.Event, body: Any) -> Iterator[None]:
+    """While inside, a watchdog shuts the body's connection once `cancel` is set (a read blocked on it
+    then fails). botocore keeps the urllib3 response as the body's `_raw_stream`."""
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(CANCEL_WATCH_S):
+            if cancel.is_set():
+                shut_down(getattr(body, "_raw_stream", body))
+                return
+
+    watcher = threading.Thread(target=watch, name="s3-body-watchdog", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join()
+
+
 def stream_object(
     client: Any,
     bucket: str,
@@ -214,6 +254,7 @@ def stream_object(
     cancel: threading.Event,
     on_chunk: Callable[[int], None] | None = None,
     md5_if_store_checked: bool = True,
+    close_on_cancel: bool = False,
 ) -> Streamed:
     """Write one object's body to `out` chunk by chunk, checked by the store's own checksum when it
     sends one with the object, and hashed (MD5) unless `md5_if_store_checked` is False and the store's
@@ -221,7 +262,9 @@ def stream_object(
 
     A missing or forbidden object raises ObjectError (asking again will not help); a body that fails
     the store's checksum raises botocore's FlexibleChecksumError (retryable); cancellation is seen
-    between chunks. The caller compares size and MD5 (or ETag) with the listing (TransferMismatch)."""
+    between chunks, and with `close_on_cancel` also inside one: a watchdog shuts the connection down, so
+    a store that trickles bytes or goes silent cannot hold the read. The caller compares size and MD5
+    (or ETag) with the listing (TransferMismatch)."""
     from botocore.httpchecksum import StreamingChecksumBody  # loaded by then (the client uses it)
 
     response = _response(client, bucket, key, None, store_checksum=True)
@@ -233,15 +276,20 @@ def stream_object(
     digest = hashlib.md5(usedforsecurity=False) if algorithm is None or md5_if_store_checked else None
     written = 0
     try:
-        for chunk in body.iter_chunks(CHUNK_BYTES):
-            if cancel.is_set():
-                raise Cancelled()
-            out.write(chunk)
-            if digest is not None:
-                digest.update(chunk)
-            written += len(chunk)
-            if on_chunk is not None:
-                on_chunk(len(chunk))
+        with _closed_on(cancel, body) if close_on_cancel else contextlib.nullcontext():
+            for chunk in body.iter_chunks(CHUNK_BYTES):
+                if cancel.is_set():
+                    raise Cancelled()
+                out.write(chunk)
+                if digest is not None:
+                    digest.update(chunk)
+                written += len(chunk)
+                if on_chunk is not None:
+                    on_chunk(len(chunk))
+    except Exception as exc:
+        if cancel.is_set() and not isinstance(exc, Cancelled):
+            raise Cancelled() from exc  # whatever the closed body raised in the reading thread
+        raise
     finally:
         body.close()
     return Streamed(

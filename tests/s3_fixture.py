@@ -181,6 +181,7 @@ class FaultProxy:
     - `die_after_bytes(n)`: once n body bytes of object downloads were sent, the response in flight is
       cut mid-body and the proxy stops listening, like a server that died.
     - `rate_bytes_per_s`: object bodies trickle at this rate (a slow network).
+    - `body_abandoned`: set once a client closed its connection before the end of a body.
     """
 
     def __init__(self, upstream: str) -> None:
@@ -193,6 +194,7 @@ class FaultProxy:
         self.requests = 0
         self.range_requests = 0  # GETs of a byte range (parts of an object)
         self.body_bytes_sent = 0
+        self.body_abandoned = threading.Event()  # a client closed its connection before a body's end
         self.die_at: int | None = None
         self.rate_bytes_per_s: float | None = None
         self.dead = threading.Event()
@@ -293,7 +295,12 @@ class FaultProxy:
                     return
                 if self.rate_bytes_per_s:
                     time.sleep(len(chunk) / self.rate_bytes_per_s)  # simulated link speed, not a test wait
-            h.wfile.write(chunk)
+            try:
+                h.wfile.write(chunk)
+            except OSError:  # the client closed the connection mid-body
+                self.body_abandoned.set()
+                h.close_connection = True
+                return
 
     def stop(self) -> None:
         self.httpd.shutdown()

@@ -678,3 +678,27 @@ def test_synthetic_derived_series_point_at_image_series_of_their_own_study(data)
     ).fetchone()
     con.close()
     assert both > 0
+
+
+def test_clinical_tables_stop_at_the_fetch_deadline_even_inside_a_trickling_object(
+    server, data, make_catalog, s3_mirror, fault_proxy, monkeypatch
+):
+    # A store that keeps sending a few bytes never trips the per-read timeout: without the whole
+    # fetch's deadline reaching the S3 reads, fetch_index("clinical_index") could run for hours.
+    objects = clinical_objects(data)
+    ((key, _),) = objects.items()
+    big = os.urandom(256 * 1024)  # listed after the real table; never converted (the fetch stops first)
+    objects[key.replace(f"/{data.clinical.short_table_name}/", "/zz_large_table/")] = big
+    publish(server, data, "clinical_index")
+    add_public_bucket(s3_mirror, "idc-open-metadata", objects)
+    monkeypatch.setenv("IDC_MCP_S3_ENDPOINT_URL", fault_proxy.endpoint)
+    monkeypatch.setenv("IDC_MCP_FETCH_DEADLINE", "3")
+    fault_proxy.rate_bytes_per_s = 16_384  # the large object would take 16 s
+    catalog = make_catalog()
+    result = fetch.fetch_index(catalog, "clinical_index")
+    assert result.tables == ["clinical_index"] and catalog.is_installed("clinical_index")
+    assert any("IDC_MCP_FETCH_DEADLINE (3 s" in n and "again" in n for n in result.notes), result.notes
+    # The large object's read was stopped mid-body: its connection was shut, not read to the end.
+    assert fault_proxy.body_abandoned.wait(30) and fault_proxy.body_bytes_sent < len(big)
+    folder = fetch.index_folder(catalog.settings)
+    assert not (folder / "clinical.duckdb").exists() and not list(folder.glob(".clinical.*.parts"))

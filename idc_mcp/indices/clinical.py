@@ -18,6 +18,8 @@ from __future__ import annotations
 import re
 import shutil
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,7 @@ from idc_mcp.catalog.database import Catalog
 from idc_mcp.catalog.schemas import all_tables
 from idc_mcp.config import DEFAULT_S3_ENDPOINT, Settings
 from idc_mcp.files import atomic_output, file_lock
+from idc_mcp.indices import http_fetch
 from idc_mcp.indices.common import CLINICAL_PREFIX, FetchResult, Progress, index_folder
 from idc_mcp.indices.store import (
     IndexFetchError,
@@ -86,13 +89,13 @@ def _client(settings: Settings) -> Any:
     return object_store.make_client(settings.s3_endpoint_url, 4, timeout, timeout)
 
 
-def list_objects(settings: Settings) -> list[RemoteObject]:
+def list_objects(settings: Settings, stop: threading.Event = _NEVER) -> list[RemoteObject]:
     """The parquet objects under the clinical prefix (bounded: at most MAX_OBJECTS)."""
     prefix = source_prefix(settings)
     listed = object_store.with_retries(
         lambda: object_store.list_objects(_client(settings), BUCKET, prefix, limit=MAX_OBJECTS),
         RETRY,
-        _NEVER,
+        stop,
         f"listing s3://{BUCKET}/{prefix}",
     )
     if len(listed) > MAX_OBJECTS:
@@ -104,19 +107,21 @@ def list_objects(settings: Settings) -> list[RemoteObject]:
     ]
 
 
-def _fetch_object(settings: Settings, obj: RemoteObject, local: Path) -> None:
-    """One object into `local`, checked against the listing's size and MD5; retried like downloads."""
+def _fetch_object(settings: Settings, obj: RemoteObject, local: Path, stop: threading.Event) -> None:
+    """One object into `local`, checked against the listing's size and MD5; retried like downloads.
+    Stopped (object_store.Cancelled) as soon as `stop` is set, even inside a read."""
 
     def attempt() -> None:
         with open(local, "wb") as out:
-            got = object_store.stream_object(_client(settings), BUCKET, obj.key, out, _NEVER)
+            client = _client(settings)
+            got = object_store.stream_object(client, BUCKET, obj.key, out, stop, close_on_cancel=True)
         size, md5 = got.size, got.md5
         if size != obj.size:
             raise object_store.TransferMismatch(f"received {size} bytes but the listing says {obj.size}")
         if _MD5.match(obj.etag) and md5 != obj.etag:
             raise object_store.TransferMismatch(f"failed its checksum: md5 {md5} != ETag {obj.etag}")
 
-    object_store.with_retries(attempt, RETRY, _NEVER, f"s3://{BUCKET}/{obj.key}")
+    object_store.with_retries(attempt, RETRY, stop, f"s3://{BUCKET}/{obj.key}")
 
 
 def _table_for(relative: str) -> str | None:
@@ -126,11 +131,11 @@ def _table_for(relative: str) -> str | None:
 
 
 def _download_all(
-    settings: Settings, work: Path, progress: Progress | None
+    settings: Settings, work: Path, progress: Progress | None, stop: threading.Event
 ) -> tuple[dict[str, list[Path]], str]:
     bucket = bucket_url(settings)
     prefix = source_prefix(settings)
-    objects = list_objects(settings)
+    objects = list_objects(settings, stop)
     if not objects:
         raise IndexFetchError(f"no clinical parquet files under {bucket}/{prefix}")
     total = sum(o.size for o in objects)
@@ -145,7 +150,7 @@ def _download_all(
         if table is None:
             continue
         local = work / f"{number}.parquet"  # never a name taken from the listing
-        _fetch_object(settings, obj, local)
+        _fetch_object(settings, obj, local, stop)
         tables.setdefault(table, []).append(local)
         done += obj.size
         if progress:
@@ -171,7 +176,39 @@ def _local_tables(settings: Settings) -> tuple[dict[str, list[Path]], str]:
     return tables, str(folder)
 
 
-def _install(settings: Settings, folder: Path, target: Path, progress: Progress | None) -> None:
+@contextmanager
+def _stop_at(limits: http_fetch.Limits) -> Iterator[threading.Event]:
+    """An event set once the whole fetch is cancelled or past its deadline, for the S3 calls to watch."""
+    stop = threading.Event()
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(http_fetch.WATCH_INTERVAL_S):
+            if limits.over():
+                stop.set()
+                return
+
+    watcher = threading.Thread(target=watch, name="clinical-fetch-deadline", daemon=True)
+    watcher.start()
+    try:
+        yield stop
+    finally:
+        done.set()
+        watcher.join()
+
+
+def _stopped_message(settings: Settings, limits: http_fetch.Limits) -> str:
+    if limits.cancel is not None and limits.cancel.is_set():
+        return "the fetch was cancelled while the clinical tables were downloading"
+    return (
+        f"they did not finish within IDC_MCP_FETCH_DEADLINE ({settings.fetch_deadline_s:g} s, counted from "
+        "the start of fetch_index): raise it if the network is slow"
+    )
+
+
+def _install(
+    settings: Settings, folder: Path, target: Path, progress: Progress | None, limits: http_fetch.Limits
+) -> None:
     work = temp_path(folder, STEM, "parts")
     work.mkdir(parents=True)
     try:
@@ -179,7 +216,10 @@ def _install(settings: Settings, folder: Path, target: Path, progress: Progress 
             if settings.index_dir is not None:
                 tables, source = _local_tables(settings)
             else:
-                tables, source = _download_all(settings, work, progress)
+                with _stop_at(limits) as stop:
+                    tables, source = _download_all(settings, work, progress, stop)
+        except object_store.Cancelled as exc:
+            raise IndexFetchError(_stopped_message(settings, limits)) from exc
         except (object_store.ObjectError, object_store.StoreUnavailable) as exc:
             raise IndexFetchError(str(exc)) from exc
         if progress:
@@ -208,8 +248,14 @@ def table_sizes(settings: Settings) -> dict[str, int]:
     }
 
 
-def install_clinical_tables(catalog: Catalog, result: FetchResult, progress: Progress | None) -> None:
-    """After clinical_index: install the clinical tables too (as idc-index does); failures become a note."""
+def install_clinical_tables(
+    catalog: Catalog,
+    result: FetchResult,
+    progress: Progress | None,
+    limits: http_fetch.Limits = http_fetch.NO_LIMITS,
+) -> None:
+    """After clinical_index: install the clinical tables too (as idc-index does), within what is left of
+    the fetch's deadline and stopped by its cancel; failures become a note."""
     settings = catalog.settings
     folder = index_folder(settings)
     target = folder / f"{STEM}.duckdb"
@@ -217,7 +263,7 @@ def install_clinical_tables(catalog: Catalog, result: FetchResult, progress: Pro
         with file_lock(folder / f".{STEM}.lock"):
             if not target.is_file():
                 remove_leftovers(folder, STEM)
-                _install(settings, folder, target, progress)
+                _install(settings, folder, target, progress, limits)
     except IndexFetchError as exc:
         result.notes.append(
             f"clinical_index is installed, but the clinical tables are not: {exc}. Call "

@@ -304,7 +304,7 @@ def fetch_index(
         checksum=checksum,
     )
     if info.name == CLINICAL_INDEX:
-        clinical.install_clinical_tables(catalog, result, progress)
+        clinical.install_clinical_tables(catalog, result, progress, limits)
     return result
 
 

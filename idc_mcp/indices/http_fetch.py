@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import os
 import socket
 import threading
 import time
@@ -22,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from idc_mcp import __version__
+from idc_mcp import __version__, object_store
 
 CHUNK = 1 << 20
 USER_AGENT = f"idc-mcp/{__version__}"
@@ -75,6 +74,13 @@ class Limits:
         if remaining is not None and remaining <= 0:
             raise DeadlinePassed(url, f"the fetch did not finish within {self.deadline_s:g} s")
 
+    def over(self) -> bool:
+        """Cancelled, or past the deadline."""
+        remaining = self.remaining()
+        return (self.cancel is not None and self.cancel.is_set()) or (
+            remaining is not None and remaining <= 0
+        )
+
     def timeout(self, per_read: float) -> float:
         """The socket timeout: the per-read timeout, but never past the deadline."""
         remaining = self.remaining()
@@ -82,20 +88,6 @@ class Limits:
 
 
 NO_LIMITS = Limits()
-
-
-def _shut(response: http.client.HTTPResponse) -> None:
-    """Shut the response's connection down from another thread: a read blocked on it returns."""
-    try:
-        sock = socket.socket(fileno=os.dup(response.fileno()))
-    except (OSError, ValueError):
-        return
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-    finally:
-        sock.close()
 
 
 @contextmanager
@@ -108,11 +100,8 @@ def _watched(response: http.client.HTTPResponse, limits: Limits) -> Iterator[Non
 
     def watch() -> None:
         while not done.wait(WATCH_INTERVAL_S):
-            remaining = limits.remaining()
-            if (limits.cancel is not None and limits.cancel.is_set()) or (
-                remaining is not None and remaining <= 0
-            ):
-                _shut(response)
+            if limits.over():
+                object_store.shut_down(response)
                 return
 
     watcher = threading.Thread(target=watch, name="http-fetch-watchdog", daemon=True)
