@@ -226,24 +226,33 @@ def shut_down(connection: Any) -> None:
 
 
 @contextlib.contextmanager
-def _closed_on(cancel: threading.Event, body: Any) -> Iterator[None]:
-    """While inside, a watchdog shuts the body's connection once `cancel` is set (a read blocked on it
-    then fails). botocore keeps the urllib3 response as the body's `_raw_stream`."""
+def watching(
+    condition: Callable[[], bool], act: Callable[[], object], name: str, interval_s: float
+) -> Iterator[None]:
+    """While inside, a watchdog thread checks `condition` every `interval_s` and, once it holds, calls
+    `act` once (e.g. shuts a connection a read is blocked on). Leaving the block stops the watchdog."""
     done = threading.Event()
 
     def watch() -> None:
-        while not done.wait(CANCEL_WATCH_S):
-            if cancel.is_set():
-                shut_down(getattr(body, "_raw_stream", body))
+        while not done.wait(interval_s):
+            if condition():
+                act()
                 return
 
-    watcher = threading.Thread(target=watch, name="s3-body-watchdog", daemon=True)
+    watcher = threading.Thread(target=watch, name=name, daemon=True)
     watcher.start()
     try:
         yield
     finally:
         done.set()
         watcher.join()
+
+
+def _closed_on(cancel: threading.Event, body: Any) -> contextlib.AbstractContextManager[None]:
+    """While inside, the body's connection is shut once `cancel` is set (a read blocked on it then
+    fails). botocore keeps the urllib3 response as the body's `_raw_stream`."""
+    shut = functools.partial(shut_down, getattr(body, "_raw_stream", body))
+    return watching(cancel.is_set, shut, "s3-body-watchdog", CANCEL_WATCH_S)
 
 
 def stream_object(

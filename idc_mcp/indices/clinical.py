@@ -47,7 +47,6 @@ STEM = "clinical"  # clinical.duckdb, clinical.json
 MAX_BYTES = 1 << 30
 MAX_OBJECTS = 10_000
 RETRY = object_store.RetryPolicy(attempts=3)  # a failing mirror costs seconds, not a minute
-_NEVER = threading.Event()  # fetch_index is not cancelled midway
 _MD5 = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -89,8 +88,8 @@ def _client(settings: Settings) -> Any:
     return object_store.make_client(settings.s3_endpoint_url, 4, timeout, timeout)
 
 
-def list_objects(settings: Settings, stop: threading.Event = _NEVER) -> list[RemoteObject]:
-    """The parquet objects under the clinical prefix (bounded: at most MAX_OBJECTS)."""
+def list_objects(settings: Settings, stop: threading.Event) -> list[RemoteObject]:
+    """The parquet objects under the clinical prefix (bounded: at most MAX_OBJECTS; stopped by `stop`)."""
     prefix = source_prefix(settings)
     listed = object_store.with_retries(
         lambda: object_store.list_objects(_client(settings), BUCKET, prefix, limit=MAX_OBJECTS),
@@ -180,21 +179,8 @@ def _local_tables(settings: Settings) -> tuple[dict[str, list[Path]], str]:
 def _stop_at(limits: http_fetch.Limits) -> Iterator[threading.Event]:
     """An event set once the whole fetch is cancelled or past its deadline, for the S3 calls to watch."""
     stop = threading.Event()
-    done = threading.Event()
-
-    def watch() -> None:
-        while not done.wait(http_fetch.WATCH_INTERVAL_S):
-            if limits.over():
-                stop.set()
-                return
-
-    watcher = threading.Thread(target=watch, name="clinical-fetch-deadline", daemon=True)
-    watcher.start()
-    try:
+    with object_store.watching(limits.over, stop.set, "clinical-fetch-deadline", http_fetch.WATCH_INTERVAL_S):
         yield stop
-    finally:
-        done.set()
-        watcher.join()
 
 
 def _stopped_message(settings: Settings, limits: http_fetch.Limits) -> str:

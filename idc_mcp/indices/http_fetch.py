@@ -9,6 +9,7 @@ and what went wrong.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import http.client
 import socket
@@ -96,21 +97,9 @@ def _watched(response: http.client.HTTPResponse, limits: Limits) -> Iterator[Non
     if limits.deadline is None and limits.cancel is None:
         yield
         return
-    done = threading.Event()
-
-    def watch() -> None:
-        while not done.wait(WATCH_INTERVAL_S):
-            if limits.over():
-                object_store.shut_down(response)
-                return
-
-    watcher = threading.Thread(target=watch, name="http-fetch-watchdog", daemon=True)
-    watcher.start()
-    try:
+    shut = functools.partial(object_store.shut_down, response)
+    with object_store.watching(limits.over, shut, "http-fetch-watchdog", WATCH_INTERVAL_S):
         yield
-    finally:
-        done.set()
-        watcher.join()
 
 
 @dataclass(frozen=True)
