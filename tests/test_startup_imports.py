@@ -12,15 +12,20 @@ ROOT = Path(__file__).resolve().parent.parent
 HEAVY = ("pandas", "idc_index", "pyarrow", "numpy")
 
 
-def test_importing_the_server_does_not_import_pandas_or_idc_index() -> None:
-    # A fresh interpreter: this test process may already have imported them for other tests.
+def loaded_by_server_start(modules: tuple[str, ...]) -> list[str]:
+    """Which of `modules` importing the server loads, in a fresh interpreter (this test process may
+    already have imported them for other tests)."""
     code = (
         "import json, sys; import idc_mcp.cli, idc_mcp.server; "
-        f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
+        f"print(json.dumps([m for m in {modules!r} if m in sys.modules]))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert json.loads(done.stdout) == []
+    return list(json.loads(done.stdout))
+
+
+def test_importing_the_server_does_not_import_pandas_or_idc_index() -> None:
+    assert loaded_by_server_start(HEAVY) == []
 
 
 # What only some tools need: loaded by their first call, so that a start (and the first query, which
@@ -37,13 +42,7 @@ DEFERRED = (
 
 
 def test_tools_publish_their_schemas_without_loading_what_only_their_calls_need() -> None:
-    code = (
-        "import json, sys; import idc_mcp.cli, idc_mcp.server; "
-        f"print(json.dumps([m for m in {DEFERRED!r} if m in sys.modules]))"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert json.loads(done.stdout) == []
+    assert loaded_by_server_start(DEFERRED) == []
 
 
 def test_the_download_package_still_offers_its_names() -> None:

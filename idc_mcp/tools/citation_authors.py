@@ -24,13 +24,20 @@ from functools import cache
 from typing import Any
 
 
+# nameparser loads when a name is first parsed, not at server start.
 @cache
-def _nameparser() -> tuple[Any, Any]:
-    """nameparser's HumanName and its constants, loaded when a name is first parsed (not at server start)."""
+def _human_name() -> Any:
     from nameparser import HumanName
+
+    return HumanName
+
+
+@cache
+def _particles() -> Any:
+    """nameparser's particles ("van", "de", "von", ...): its `CONSTANTS.prefixes`."""
     from nameparser.config import CONSTANTS
 
-    return HumanName, CONSTANTS
+    return CONSTANTS.prefixes
 
 
 # A token that is a given name by its form: it starts with an initial ("G.", "Ch.", "P.-C.", "S.-ting").
@@ -145,7 +152,7 @@ def _person(family: str, given: str) -> dict[str, str]:
     words = family.split()
     if len(words) > 1 and words[-1].rstrip(".").lower() in _GENERATIONAL:
         name["suffix"] = words.pop()
-    prefixes = _nameparser()[1].prefixes
+    prefixes = _particles()
     if len(words) > 1 and words[0].islower() and words[0].lower() in prefixes:
         particle = [words.pop(0)]
         while len(words) > 1 and words[0].islower() and words[0] in prefixes:
@@ -165,7 +172,7 @@ def _all_given_first(tokens: list[str]) -> bool:
 
 
 def _given_first(token: str) -> dict[str, str]:
-    parsed = _nameparser()[0](token)
+    parsed = _human_name()(token)
     given = " ".join(p for p in (parsed.title, parsed.first, parsed.middle) if p)
     family = " ".join(p for p in (parsed.last, parsed.suffix) if p)
     if not given or not parsed.last:
