@@ -199,10 +199,10 @@ SAMPLE_ROWS = facts.SAMPLE_ROWS  # rows sampled to tell identifier-like columns 
 def value_pool(
     catalog: Catalog, scope: Scope, table: exp.Table | exp.Subquery, column: str, budget: Budget
 ) -> ValuePool:
-    if isinstance(table, exp.Table) and scope.is_table(table) and not table.db and not table.catalog:
-        built = _built_pool(catalog, table.name, column)
-        if built is not None:
-            return built
+    name = _catalog_table(scope, table)
+    built = _built_pool(catalog, name, column) if name is not None else None
+    if built is not None:
+        return built
     col = exp.column(column, table=table.alias_or_name, quoted=True)
     sample = exp.select(col.copy()).from_(table.copy()).limit(SAMPLE_ROWS).subquery("s")
     probe = exp.select(
@@ -218,13 +218,22 @@ def value_pool(
     return ValuePool(counts, complete=len(counts) < DISTINCT_CAP)
 
 
+def _catalog_table(scope: Scope, table: exp.Table | exp.Subquery) -> str | None:
+    """The name of the catalog table `table` reads, unqualified (one the build kept facts for), or None
+    for a subquery, a CTE or a qualified name."""
+    if isinstance(table, exp.Table) and scope.is_table(table) and not table.db and not table.catalog:
+        return table.name
+    return None
+
+
 def _built_values(
     catalog: Catalog, scope: Scope, table: exp.Table | exp.Subquery, column: str
 ) -> dict[str, int] | None:
     """Every value of a catalog table's text column with its rows, when the catalog build counted them."""
-    if not isinstance(table, exp.Table) or not scope.is_table(table) or table.db or table.catalog:
+    name = _catalog_table(scope, table)
+    if name is None:
         return None
-    found = facts.text_values(catalog, table.name, column)
+    found = facts.text_values(catalog, name, column)
     return dict(found.values) if found is not None and found.complete else None
 
 
