@@ -26,6 +26,7 @@ import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
+from idc_mcp.catalog.build import CATALOG_FILE, lock_path
 from tests.mcp_wire import INITIALIZE
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]  # each test starts a server process
@@ -74,7 +75,7 @@ async def test_stdio_handshake_does_not_wait_for_the_catalog(tmp_path: Path) -> 
     env = dict(os.environ, IDC_MCP_CACHE_DIR=str(tmp_path))
     version_dir = tmp_path / idc_index_data.__version__
     version_dir.mkdir()
-    with filelock.FileLock(version_dir / ".catalog.lock"):
+    with filelock.FileLock(lock_path(version_dir / CATALOG_FILE)):
         with anyio.fail_after(30):
             async with Client(_server(env=env), mode="legacy") as client:
                 tools = {tool.name for tool in (await client.list_tools()).tools}
