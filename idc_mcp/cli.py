@@ -7,7 +7,6 @@ to the server's start-up state, or to the subcommand. Nothing is written back in
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import os
 import sys
@@ -79,13 +78,11 @@ def _serve(args: argparse.Namespace) -> int:
         if args.transport == "stdio":
             options = None
         else:
-            tokens_file = args.tokens_file or os.environ.get("IDC_MCP_TOKENS_FILE") or None
+            tokens = settings.tokens.get_secret_value() if settings.tokens is not None else None
             options = run.HttpOptions(
                 host=args.host,
                 port=args.port,
-                tokens=load_tokens(
-                    Path(tokens_file) if tokens_file else None, os.environ.get("IDC_MCP_TOKENS")
-                ),
+                tokens=load_tokens(settings.tokens_file, tokens),
                 allow_unauthenticated=args.allow_unauthenticated,
                 allowed_hosts=args.allowed_host or [],
                 limits=Limits(args.max_concurrent, args.calls_per_minute),
@@ -104,9 +101,9 @@ def _serve(args: argparse.Namespace) -> int:
     if audit_path:
         audit = AuditLog(Path(audit_path), args.audit_max_mb * 1024 * 1024, args.audit_backups)
 
-    from idc_mcp.server import mcp, start
+    from idc_mcp.app import create_server
 
-    start(settings, catalog)
+    server = create_server(settings, catalog)
 
     def on_exit() -> None:
         if opener is not None:
@@ -114,9 +111,9 @@ def _serve(args: argparse.Namespace) -> int:
 
     try:
         if options is None:
-            run.serve_stdio(mcp, settings, read_only=args.read_only, audit=audit, on_exit=on_exit)
+            run.serve_stdio(server, settings, read_only=args.read_only, audit=audit, on_exit=on_exit)
         else:
-            run.serve_http(mcp, settings, options, read_only=args.read_only, audit=audit, on_exit=on_exit)
+            run.serve_http(server, settings, options, read_only=args.read_only, audit=audit, on_exit=on_exit)
     except HostConfigError as exc:
         print(f"idc-mcp: error: {exc}", file=sys.stderr)
         on_exit()
@@ -160,9 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--transport", choices=["stdio", "streamable-http"], default="stdio")
     parser.add_argument("--host", default="127.0.0.1", help="HTTP address to bind (streamable-http)")
     parser.add_argument("--port", type=_port, default=8000, help="HTTP port (streamable-http)")
-    parser.add_argument("--download-root", help="overrides IDC_MCP_DOWNLOAD_ROOT")
-    parser.add_argument("--s3-endpoint-url", help="overrides IDC_MCP_S3_ENDPOINT_URL")
-    parser.add_argument("--cache-dir", help="overrides IDC_MCP_CACHE_DIR")
+    team = parser.add_argument_group("team server (streamable-http; see docs/team-server.md)")
+    _add_setting_flags({"": parser, "team": team})
     parser.add_argument("--log-level", type=_log_level, default="WARNING", help=", ".join(LOG_LEVELS))
     parser.add_argument(
         "--lazy-catalog",
@@ -172,8 +168,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--read-only", action="store_true", help="do not offer the tools that write files (download, ...)"
     )
-    team = parser.add_argument_group("team server (streamable-http; see docs/team-server.md)")
-    team.add_argument("--tokens-file", help="bearer tokens, one '<id> <token> [expiry]' per line")
     team.add_argument(
         "--allow-unauthenticated",
         action="store_true",
@@ -276,18 +270,31 @@ def main(argv: list[str] | None = None) -> int:
         # The SDK logs one line per registered resource/tool/prompt at start: noise, not news.
         for manager in ("resources", "tools", "prompts"):
             logging.getLogger(f"mcp.server.mcpserver.{manager}").setLevel(logging.INFO)
-    args.settings = settings_from(args)
+    from idc_mcp.config import SettingError
+
+    try:
+        args.settings = settings_from(args)
+    except SettingError as exc:
+        print(f"idc-mcp: error: {exc}", file=sys.stderr)
+        return 2
     return int(args.func(args) or 0)
 
 
-def settings_from(args: argparse.Namespace) -> Settings:
-    """The settings of this run: the environment's, with the flags given on the command line instead."""
-    from idc_mcp.config import load_settings
+def _add_setting_flags(groups: dict[str, argparse._ActionsContainer]) -> None:
+    """One flag for each setting that declares one (config.Settings), with its description as help."""
+    from idc_mcp.config import declared, flag_of
 
-    flags: dict[str, object] = {}
-    for name in ("download_root", "cache_dir"):
-        if value := getattr(args, name, None):
-            flags[name] = Path(value).expanduser()
-    if value := getattr(args, "s3_endpoint_url", None):
-        flags["s3_endpoint_url"] = value
-    return dataclasses.replace(load_settings(), **flags)
+    for name, env, description, _default, group in declared():
+        if group is not None:
+            groups[group].add_argument(
+                flag_of(name), dest=name, metavar=name.upper(), help=f"{description} (overrides {env})"
+            )
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """The settings of this run: the environment's, with the flags given on the command line instead.
+    Raises SettingError naming each value that cannot be used."""
+    from idc_mcp.config import declared, load_settings
+
+    flags = {name: value for name, *_ in declared() if (value := getattr(args, name, None)) not in (None, "")}
+    return load_settings(**flags)

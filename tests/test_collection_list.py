@@ -127,9 +127,9 @@ def test_topic_matches_words_not_fragments_inside_words():
 async def test_topic_search_through_the_mcp_tool():
     from mcp import Client
 
-    from idc_mcp.server import mcp
+    from tests.servers import server_from_environment
 
-    async with Client(mcp) as client:
+    async with Client(server_from_environment()) as client:
         result = await client.call_tool("list_collections", {"topic": "kidney"})
     assert not result.is_error
     assert any(c["collection_id"] == "cptac_ccrcc" for c in result.structured_content["collections"])

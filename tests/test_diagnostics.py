@@ -33,9 +33,9 @@ from idc_mcp.diagnostics import (
     word_overlap,
 )
 from idc_mcp.diagnostics.budget import Budget
-from idc_mcp.server import mcp
 from idc_mcp.sql import guard
 from idc_mcp.tools.query import QueryError, QueryResult, run_query
+from tests.servers import server_from_environment
 
 
 # -- independent ground truth: plain DuckDB over the bundled parquet ---------------------------------
@@ -485,7 +485,7 @@ def test_known_but_not_installed_table_says_fetch_index(catalog: Catalog) -> Non
 # -- through the MCP client ------------------------------------------------------------------------------
 @pytest.mark.anyio
 async def test_mcp_query_empty_result_carries_the_fix() -> None:
-    async with Client(mcp) as client:
+    async with Client(server_from_environment()) as client:
         result = await client.call_tool("query", {"sql": "SELECT * FROM index WHERE Modality = 'CTs'"})
     assert not result.is_error
     data = result.structured_content
@@ -494,7 +494,7 @@ async def test_mcp_query_empty_result_carries_the_fix() -> None:
 
 @pytest.mark.anyio
 async def test_mcp_query_correct_query_has_empty_diagnostics() -> None:
-    async with Client(mcp) as client:
+    async with Client(server_from_environment()) as client:
         result = await client.call_tool(
             "query", {"sql": "SELECT collection_id FROM collections_index LIMIT 2"}
         )
@@ -503,7 +503,7 @@ async def test_mcp_query_correct_query_has_empty_diagnostics() -> None:
 
 @pytest.mark.anyio
 async def test_mcp_unknown_column_is_a_tool_error_with_the_join() -> None:
-    async with Client(mcp) as client:
+    async with Client(server_from_environment()) as client:
         result = await client.call_tool("query", {"sql": "SELECT cancer_types FROM index"})
     assert result.is_error
     assert "join collections_index on collection_id" in result.content[0].text
@@ -513,7 +513,7 @@ async def test_mcp_unknown_column_is_a_tool_error_with_the_join() -> None:
 async def test_mcp_zero_budget_skips_diagnostics_but_answers(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(budget_mod, "BUDGET_S", 0.0)
     get_catalog().results.clear()  # an earlier reply to the same SQL would be served from the cache
-    async with Client(mcp) as client:
+    async with Client(server_from_environment()) as client:
         result = await client.call_tool("query", {"sql": "SELECT * FROM index WHERE PatientSex = 'Male'"})
     assert not result.is_error
     data = result.structured_content

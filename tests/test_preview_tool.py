@@ -10,7 +10,7 @@ from mcp import Client
 from PIL import Image
 
 from idc_mcp import cli
-from idc_mcp.server import mcp as server
+from tests.servers import server_from_environment
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def env(preview_mirror, catalog, tmp_path, monkeypatch):
 
 @pytest.mark.anyio
 async def test_reply_carries_image_content_the_client_decodes_and_the_facts(env):
-    async with Client(server) as client:
+    async with Client(server_from_environment()) as client:
         result = await client.call_tool(
             "preview_series", {"series_uid": env.cases["ct"].uid, "kind": "montage", "slices": 4}
         )
@@ -42,7 +42,7 @@ async def test_reply_carries_image_content_the_client_decodes_and_the_facts(env)
 
 @pytest.mark.anyio
 async def test_bad_input_is_a_tool_error_saying_what_to_do(env):
-    async with Client(server) as client:
+    async with Client(server_from_environment()) as client:
         unknown = await client.call_tool("preview_series", {"series_uid": "1.2.3.4.5.6.7.8.9.10"})
         no_pixels = await client.call_tool("preview_series", {"series_uid": env.cases["rtstruct"].uid})
         too_many = await client.call_tool("preview_series", {"series_uid": env.cases["ct"].uid, "slices": 99})

@@ -14,7 +14,7 @@ from mcp import Client
 from idc_mcp.catalog.schemas import all_tables
 from idc_mcp.config import load_settings
 from idc_mcp.indices import fetch
-from idc_mcp.server import mcp
+from tests.servers import server_from_environment
 
 # IDC's official MCP server (18 tools) sends 11.2 KB of tool descriptions and input schemas.
 PEER_BYTES = 11_200
@@ -22,12 +22,13 @@ PEER_BYTES = 11_200
 
 @pytest.mark.anyio
 async def test_tool_descriptions_and_input_schemas_cost_less_than_the_official_server():
-    async with Client(mcp) as client:
+    server = server_from_environment()
+    async with Client(server) as client:
         tools = (await client.list_tools()).tools
     sizes = {t.name: len(t.description or "") + len(json.dumps(t.input_schema)) for t in tools}
     total = sum(sizes.values())
     print(f"tool descriptions + input schemas: {total:,} bytes for {len(tools)} tools (peer: {PEER_BYTES:,})")
-    print(f"server instructions: {len(mcp.instructions or ''):,} bytes")
+    print(f"server instructions: {len(server.instructions or ''):,} bytes")
     assert total < PEER_BYTES
     for tool in tools:  # still every description says when to call the tool
         assert "Call" in (tool.description or ""), tool.name
@@ -35,7 +36,7 @@ async def test_tool_descriptions_and_input_schemas_cost_less_than_the_official_s
 
 @pytest.mark.anyio
 async def test_compact_input_schemas_still_accept_null_and_refuse_wrong_types():
-    async with Client(mcp) as client:
+    async with Client(server_from_environment()) as client:
         (tool,) = [t for t in (await client.list_tools()).tools if t.name == "check_licenses"]
         assert tool.input_schema["properties"]["collection_ids"]["type"] == ["array", "null"]
         assert "title" not in json.dumps(tool.input_schema)
@@ -59,7 +60,7 @@ async def test_compact_input_schemas_still_accept_null_and_refuse_wrong_types():
     ],
 )
 async def test_argument_mistakes_read_like_our_own_errors(tool, arguments, expected):
-    async with Client(mcp) as client:
+    async with Client(server_from_environment()) as client:
         result = await client.call_tool(tool, arguments)
     assert result.is_error
     text = result.content[0].text  # type: ignore[union-attr]
@@ -73,7 +74,7 @@ async def test_argument_mistakes_read_like_our_own_errors(tool, arguments, expec
 async def test_a_misspelled_argument_is_refused_not_dropped():
     # The SDK drops unknown names: series_uids=[...] for series_uid would run the tool without the UIDs
     # the caller gave and answer that no series was given.
-    async with Client(mcp) as client:
+    async with Client(server_from_environment()) as client:
         result = await client.call_tool("get_viewer_url", {"series_uids": ["1.2.3"]})
     assert result.is_error
     text = result.content[0].text  # type: ignore[union-attr]
@@ -163,7 +164,7 @@ def as_arguments(tool: str, args: str, properties: list[str]) -> dict[str, Any]:
 
 @pytest.mark.anyio
 async def test_every_call_named_in_a_reply_is_valid_as_written():
-    async with Client(mcp) as client:
+    async with Client(server_from_environment()) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
         texts = []
         for tool, arguments in SCENARIOS:
@@ -207,7 +208,7 @@ async def test_compact_output_schemas_check_replies_as_strictly_and_cost_clients
     # titles and `anyOf [x, null]` made describe_table's reply cost a client several ms to check.
     from jsonschema.validators import validator_for
 
-    async with Client(mcp) as client:
+    async with Client(server_from_environment()) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
         for name in ("query", "describe_table", "check_licenses"):
             assert "title" not in json.dumps(tools[name].output_schema), name

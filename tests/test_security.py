@@ -21,10 +21,10 @@ import psutil
 import pytest
 from mcp import Client
 
-from idc_mcp import server
 from idc_mcp.catalog.database import Catalog, QueryFailed, get_catalog
 from idc_mcp.config import load_settings
 from idc_mcp.tools.query import MAX_REPLY_BYTES, QueryError, run_query
+from tests.servers import server_from_environment, server_with
 
 QUERY_TIMEOUT_S = 1.0
 ONE_GIB = 1 << 30
@@ -464,8 +464,7 @@ async def test_hostile_sql_through_the_mcp_query_tool(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # The server this test starts: its own catalog (short timeout), handed to every session.
-    monkeypatch.setattr(server, "started", server.AppState(catalog.settings, catalog))
-    async with Client(server.mcp) as client:
+    async with Client(server_with(catalog.settings, catalog)) as client:
         reply = await client.call_tool("query", {"sql": CORPUS[group][name], "max_rows": 50})
         text = reply.content[0].text if reply.content else ""
         _assert_no_leak(text + json.dumps(reply.structured_content or {}))
@@ -484,8 +483,7 @@ async def test_string_doubling_through_the_sql_selection_argument_is_bounded(
 ) -> None:
     # Issue 16: the same CTE doubling through a selection tool's `sql` passed 5 GiB (check_licenses) and
     # 3.6 GiB (get_dicomweb_urls). Now the worker's memory cap stops it with a clear error.
-    monkeypatch.setattr(server, "get_catalog", lambda: catalog)
-    async with Client(server.mcp) as client:
+    async with Client(server_from_environment(catalog)) as client:
         reply = await client.call_tool(tool, {"sql": SELECTION_DOUBLING})
         text = reply.content[0].text if reply.content else ""
         assert reply.is_error, text[:300]

@@ -7,10 +7,12 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from idc_mcp.errors import AssistantError
+
 MAX_ROWS_CAP = 1_000
 
 
-class BigQueryError(ValueError):
+class BigQueryError(AssistantError, ValueError):
     """A BigQuery call could not be made or was refused; the message says what to do next."""
 
 

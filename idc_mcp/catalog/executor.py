@@ -37,6 +37,7 @@ from typing import Any
 
 from idc_mcp.cancellation import cancelled, on_cancel
 from idc_mcp.config import Settings
+from idc_mcp.errors import AssistantError
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ IDLE_WATCH_S = 0.5  # how often an idle worker is looked at (a query wakes the w
 ADDRESS_SPACE_FACTOR = 3  # the worker's RLIMIT_AS allowance, as a multiple of its resident-memory limit
 
 
-class ExecutorError(Exception):
+class ExecutorError(AssistantError):
     """Base of the errors a query can end with in the executor (each message is for the assistant)."""
 
 

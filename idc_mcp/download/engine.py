@@ -24,11 +24,12 @@ from idc_mcp.download.plan import (
     plan_uids_with_hints,
     plan_with_hints,
 )
+from idc_mcp.errors import AssistantError
 from idc_mcp.files import PathRefused, ensure_inside, free_bytes, resolve_inside
 from idc_mcp.tools.selection import Selection, resolve_selection
 
 
-class DownloadError(Exception):
+class DownloadError(AssistantError):
     """The download cannot start or could not finish; the message says what to do."""
 
 

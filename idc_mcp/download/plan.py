@@ -15,6 +15,7 @@ from typing import Any
 from idc_mcp.catalog.database import Catalog, QueryFailed
 from idc_mcp.catalog.sqltext import sql_literal
 from idc_mcp.diagnostics.fuzzy import closest
+from idc_mcp.errors import AssistantError
 from idc_mcp.files import MAX_NAME_BYTES, safe_component, shown
 from idc_mcp.tools.selection import ResolvedSelection, Selection, clean_ids, selection_where
 
@@ -27,7 +28,7 @@ MAX_TEMPLATE_LEVELS = 8  # folders below the download folder
 _PLACEHOLDER = re.compile("%(" + "|".join(sorted(PLACEHOLDERS, key=len, reverse=True)) + ")")
 
 
-class TemplateError(ValueError):
+class TemplateError(AssistantError, ValueError):
     """The folder template uses something other than the known placeholders and separators."""
 
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from idc_mcp.catalog.schemas import TableInfo
 from idc_mcp.catalog.sqltext import quote_identifier
 from idc_mcp.config import Settings
+from idc_mcp.errors import AssistantError
 from idc_mcp.files import file_lock, write_text
 from idc_mcp.indices import http_fetch
 
@@ -29,7 +30,7 @@ if TYPE_CHECKING:  # DuckDB loads only when an index is fetched: the server itse
     import duckdb
 
 
-class IndexFetchError(Exception):
+class IndexFetchError(AssistantError):
     """fetch_index failed; the message says what was tried and what to do next."""
 
 

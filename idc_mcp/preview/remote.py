@@ -44,8 +44,9 @@ class Store:
     _prefix: dict[tuple[str, str], bytes] = field(default_factory=dict)
 
     @classmethod
-    def open(cls, endpoint: str) -> Store:
-        return cls(endpoint, object_store.make_client(endpoint, 16, 10, 60))
+    def open(cls, endpoint: str, cancel: threading.Event | None = None) -> Store:
+        client = object_store.make_client(endpoint, 16, 10, 60)
+        return cls(endpoint, client, cancel=cancel or threading.Event())
 
     def _count(self, n: int) -> None:
         with self._lock:

@@ -7,6 +7,7 @@ a `PreviewInfo`. Finished previews are cached (bounded) under the cache folder.
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -50,7 +51,9 @@ def make_preview(
     kind: Kind = "auto",
     window: str | None = None,
     slices: int = DEFAULT_SLICES,
+    cancel: threading.Event | None = None,
 ) -> Preview:
+    """A preview of one series; setting `cancel` (from another thread) stops it before its next request."""
     if kind not in ("auto", "slice", "montage"):
         raise PreviewError(f"kind {kind!r} is not one of 'auto', 'slice', 'montage'.")
     if not 2 <= slices <= MAX_SLICES:
@@ -76,7 +79,7 @@ def make_preview(
             {**stored["info"], "cached": True, "bytes_fetched": 0, "requests": 0}
         )
         return Preview(data, stored["mime_type"], info)
-    store = Store.open(endpoint)
+    store = Store.open(endpoint, cancel)
     objects = sorted(store.list_series(row.bucket, row.prefix), key=lambda o: o.key)
     if not objects:
         raise PreviewError(

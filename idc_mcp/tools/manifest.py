@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 
 from idc_mcp import files
 from idc_mcp.catalog.database import Catalog
+from idc_mcp.errors import AssistantError
 from idc_mcp.tools.selection import Selection, resolve_selection, selection_where
 
 ManifestFormat = Literal["s5cmd", "csv"]
@@ -34,7 +35,7 @@ CSV_COLUMNS = (
 )
 
 
-class ManifestError(ValueError):
+class ManifestError(AssistantError, ValueError):
     """The manifest cannot be produced as asked; the message says what to pass instead."""
 
 

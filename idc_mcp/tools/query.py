@@ -10,6 +10,7 @@ from idc_mcp.catalog.database import Catalog, QueryFailed, QueryTimeout, ResultT
 from idc_mcp.catalog.schemas import all_tables
 from idc_mcp.diagnostics import explain
 from idc_mcp.diagnostics.budget import Budget
+from idc_mcp.errors import AssistantError
 from idc_mcp.sql import guard
 from idc_mcp.sql.json_values import MAX_REPLY_BYTES as MAX_REPLY_BYTES  # the bound tests check
 from idc_mcp.sql.json_values import bounded_records
@@ -18,7 +19,7 @@ from idc_mcp.sql.statement import MAX_SQL_CHARS
 MAX_ROWS_CAP = 1_000
 
 
-class QueryError(ValueError):
+class QueryError(AssistantError, ValueError):
     """A query failed; the message tells the assistant what to change."""
 
 

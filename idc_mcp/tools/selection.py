@@ -6,11 +6,13 @@ ones are reported by name with the closest known ones, never dropped silently.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import Field
 
@@ -18,9 +20,11 @@ from idc_mcp.catalog.database import Catalog, QueryFailed, QueryOutput, QueryTim
 from idc_mcp.catalog.sqltext import quote_identifier
 from idc_mcp.diagnostics import explain
 from idc_mcp.diagnostics.fuzzy import closest, resembles
+from idc_mcp.errors import AssistantError
 from idc_mcp.tools.query import QueryError, validate_for
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MAX_SELECTION_SERIES = 100_000
 MAX_IDS_PER_ARGUMENT = 10_000
@@ -40,7 +44,7 @@ SelectionSql = Annotated[str | None, Field(description="SELECT returning SeriesI
 AnalysisResultsArg = Annotated[AnalysisResults, Field(description="derived series: SEG, SR, ANN...")]
 
 
-class SelectionError(ValueError):
+class SelectionError(AssistantError, ValueError):
     """The selection is invalid; the message says what to change."""
 
 
@@ -322,3 +326,51 @@ def selection_where(resolved: ResolvedSelection) -> tuple[str, list[object]]:
     if resolved.predicate is not None:
         return f"({resolved.predicate})", list(resolved.params)
     return "SeriesInstanceUID IN (SELECT unnest(?))", [resolved.series_uids]
+
+
+# ---------------------------------------------------------------- publishing a selection as tool arguments
+# The six arguments every selection tool takes, in this order, in place of its `selection` parameter.
+_SELECTION_ARGUMENTS = [
+    inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=annotation, default=default)
+    for name, annotation, default in (
+        ("collection_ids", CollectionIds, None),
+        ("patient_ids", PatientIds, None),
+        ("study_uids", StudyUids, None),
+        ("series_uids", SeriesUids, None),
+        ("sql", SelectionSql, None),
+        ("analysis_results", AnalysisResultsArg, "include"),
+    )
+]
+
+
+def takes_selection(fn: Callable[..., T]) -> Callable[..., T]:
+    """Publish `fn(..., selection: Selection, ...)` as a tool taking the six selection arguments in place
+    of `selection`; the call bundles them into one Selection. Name, docstring and the other arguments stay
+    as `fn` declares them. (The SDK builds a tool's input schema from its signature: this is the signature
+    it sees.)"""
+    signature = inspect.signature(fn, eval_str=True)
+    if "selection" not in signature.parameters:
+        raise TypeError(f"{fn.__name__} has no `selection` parameter to publish as the selection arguments")
+    parameters: list[inspect.Parameter] = []
+    for parameter in signature.parameters.values():
+        parameters += _SELECTION_ARGUMENTS if parameter.name == "selection" else [parameter]
+
+    def bundle(kwargs: dict[str, Any]) -> dict[str, Any]:
+        values = {p.name: kwargs.pop(p.name, p.default) for p in _SELECTION_ARGUMENTS}
+        return {**kwargs, "selection": Selection(**values)}
+
+    if inspect.iscoroutinefunction(fn):
+
+        async def tool(**kwargs: Any) -> Any:
+            return await fn(**bundle(kwargs))
+    else:
+
+        def tool(**kwargs: Any) -> Any:
+            return fn(**bundle(kwargs))
+
+    functools.update_wrapper(tool, fn)
+    tool.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    # The SDK finds the Context argument through the annotations, the schema through the signature.
+    tool.__annotations__ = {p.name: p.annotation for p in parameters}
+    tool.__annotations__["return"] = signature.return_annotation
+    return tool  # type: ignore[return-value]

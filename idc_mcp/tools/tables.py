@@ -16,6 +16,7 @@ from idc_mcp.catalog.sqltext import quote_identifier, sql_literal
 from idc_mcp.diagnostics.fuzzy import closest
 from idc_mcp.diagnostics.nested_values import is_nested, nested_paths
 from idc_mcp.diagnostics.text_formats import recognise, spelling_note, spellings
+from idc_mcp.errors import AssistantError
 from idc_mcp.indices import clinical, common, fetch
 from idc_mcp.sql.json_values import json_safe
 
@@ -33,7 +34,7 @@ MAX_VALUE_CHARS = 120  # a longer value (a citation, a title) is cut in the repl
 FACT_TIMEOUT_S = 2.0  # an exact distinct count computed now (fetched tables), else approximate
 
 
-class TableNotFound(ValueError):
+class TableNotFound(AssistantError, ValueError):
     pass
 
 
