@@ -14,8 +14,8 @@ A tool is a thin async declaration (see server.py) whose body is one `run_call`:
   the session ending, an HTTP client that went away). Catalog queries the work runs are interrupted then
   too, without the work doing anything; long loops and blocking waits should check or wait on the event.
 - `call.report(done, total=None, message=None)`: progress, from any thread, as often as convenient: it
-  only records the latest value. The runner sends the first report at once, then at most one every
-  `PROGRESS_INTERVAL_S` (only when it changed), and the last one when the work ends. A client that stops
+  only records the value. The runner sends the first report, then the latest at most every
+  `PROGRESS_INTERVAL_S` (when it changed), and the last one when the work ends. A client that stops
   listening never stops the work: a failed send is logged and dropped.
 
 When the call is cancelled it returns at once by default: the work is told to stop (`call.cancel`) and
@@ -77,6 +77,7 @@ class Call:
     settings: Settings
     catalog: Catalog
     cancel: threading.Event = field(default_factory=threading.Event)
+    _first: Update | None = None
     _latest: Update | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -84,10 +85,16 @@ class Call:
         """Record progress; never blocks and never raises."""
         with self._lock:
             self._latest = (done, total, message)
+            if self._first is None:
+                self._first = self._latest
 
     def latest(self) -> Update | None:
         with self._lock:
             return self._latest
+
+    def first(self) -> Update | None:
+        with self._lock:
+            return self._first
 
 
 async def run_call(
@@ -123,8 +130,14 @@ async def run_call(
             current_call.reset(token)
 
     sent: list[Update | None] = [None]
+    first_sent = False
 
     async def send(update: Update | None) -> None:
+        nonlocal first_sent
+        if not first_sent and (first := call.first()) is not None:
+            first_sent = True  # the first report always goes out, however soon the next one replaces it
+            if first != update:
+                await send(first)
         if update is None or update == sent[0]:
             return
         sent[0] = update

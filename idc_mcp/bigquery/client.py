@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from idc_mcp.bigquery.guard import PUBLIC_PROJECT
+from idc_mcp.cancellation import on_cancel
 from idc_mcp.config import Settings
 
 log = logging.getLogger(__name__)
@@ -128,6 +129,27 @@ class Backend:
             on_submit(job_id)
         if cancel.is_set():
             raise BigQueryCancelled(job_id)
+        asked = threading.Event()  # jobs.cancel was sent
+
+        def cancel_job(wait: bool) -> None:
+            if not asked.is_set():
+                asked.set()
+                self.cancel(job_id) if wait else self.cancel_soon(job_id)
+
+        # A cancelled call cancels the job at once, also while jobs.insert is still waiting for its answer.
+        with on_cancel(lambda: cancel_job(wait=False)):
+            return self._submit_and_wait(sql, job_id, config, started, cancel, cap_rows, cancel_job)
+
+    def _submit_and_wait(
+        self,
+        sql: str,
+        job_id: str,
+        config: Any,
+        started: float,
+        cancel: threading.Event,
+        cap_rows: int,
+        cancel_job: Callable[[bool], None],
+    ) -> JobOutcome:
         try:
             # BigQuery answers at once with a running job; an emulator may answer only when it is done.
             job = _api(
@@ -147,7 +169,7 @@ class Backend:
         deadline = started + self.timeout_s
         while not _api(lambda: job.done(retry=_retry(), timeout=REQUEST_TIMEOUT_S)):
             if cancel.wait(POLL_INTERVAL_S):
-                self.cancel(job_id)
+                cancel_job(True)
                 raise BigQueryCancelled(job_id)
             if time.monotonic() > deadline:
                 self.cancel(job_id)
