@@ -9,18 +9,17 @@ tool declared here on a server.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NamedTuple, TypeVar
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.utilities.types import Image
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 
-from idc_mcp import download as dl
 from idc_mcp import preview
 from idc_mcp.bigquery import models as bigquery
 from idc_mcp.calls import run_call
+from idc_mcp.download import models as dl
 from idc_mcp.indices import common
 from idc_mcp.serve.read_only import SERVER_CACHE, WRITES
 from idc_mcp.tools import citations, collections, licenses, manifest, sizes, tables, viewers
@@ -30,8 +29,7 @@ from idc_mcp.tools.selection import Selection, takes_selection
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-@dataclass(frozen=True)
-class Declared:
+class Declared(NamedTuple):
     fn: Callable[..., Any]
     annotations: ToolAnnotations
     meta: dict[str, Any] | None
@@ -163,15 +161,9 @@ async def estimate_size(
 @tool(READ_ONLY)
 async def get_viewer_url(
     ctx: Context,
-    series_uid: Annotated[
-        str | list[str] | None,
-        Field(description=f"one SeriesInstanceUID, or a list of up to {viewers.MAX_VIEWER_SERIES}"),
-    ] = None,
-    study_uid: Annotated[str | None, Field(description="StudyInstanceUID (the whole study)")] = None,
-    viewer: Annotated[
-        viewers.Viewer,
-        Field(description="auto: SLIM for slide microscopy, else OHIF v3"),
-    ] = "auto",
+    series_uid: viewers.SeriesUidArg = None,
+    study_uid: viewers.StudyUidArg = None,
+    viewer: viewers.ViewerArg = "auto",
 ) -> viewers.ViewerLinks:
     """Make browser links to look at series or a study in a web viewer (no download, no login).
 
@@ -212,14 +204,8 @@ async def get_dicomweb_urls(ctx: Context, selection: Selection) -> viewers.Dicom
 async def export_manifest(
     ctx: Context,
     selection: Selection,
-    format: Annotated[
-        manifest.ManifestFormat,
-        Field(description="s5cmd: cp lines; csv: UIDs, license, size, URL"),
-    ] = "s5cmd",
-    path: Annotated[
-        str | None,
-        Field(description="file in the download root; omit: inline"),
-    ] = None,
+    format: manifest.FormatArg = "s5cmd",
+    path: manifest.PathArg = None,
 ) -> manifest.Manifest:
     """Export a selection as an s5cmd download manifest or a CSV, inline or as a file.
 
@@ -239,27 +225,19 @@ async def export_manifest(
 async def download(
     ctx: Context,
     selection: Selection,
-    download_dir: Annotated[
-        str | None,
-        Field(description="folder in the download root"),
-    ] = None,
-    dir_template: Annotated[
-        str | None,
-        Field(
-            description="folders from %collection_id %PatientID %StudyInstanceUID %Modality "
-            "%SeriesInstanceUID joined by _ - /; '' = one folder"
-        ),
-    ] = None,
-    dry_run: Annotated[bool, Field(description="plan only")] = False,
+    download_dir: dl.DownloadDir = None,
+    dir_template: dl.DirTemplate = None,
+    dry_run: dl.DryRun = False,
 ) -> dl.DownloadResult:
     """Download the DICOM files of a selection to the local download root.
 
     Call after check_licenses and estimate_size; start with dry_run=true. Files are verified; calling
     again resumes. LICENSE and CITATION texts are written with the data.
     """
+    from idc_mcp.download.engine import Progress
     from idc_mcp.download.service import progress_update, run_download
 
-    progress = dl.Progress()
+    progress = Progress()
     return await run_call(
         ctx,
         lambda call: run_download(
@@ -275,20 +253,9 @@ async def download(
 async def preview_series(
     series_uid: Annotated[str, Field(description="one SeriesInstanceUID (from query or a selection)")],
     ctx: Context,
-    kind: Annotated[
-        preview.Kind,
-        Field(
-            description="auto: middle slice, slide thumbnail (SM) or segments over the image (SEG); "
-            "montage: evenly spaced slices"
-        ),
-    ] = "auto",
-    window: Annotated[
-        str | None,
-        Field(description="CT window: lung, mediastinum, soft_tissue, bone, brain or 'center,width'"),
-    ] = None,
-    slices: Annotated[
-        int, Field(ge=2, le=preview.MAX_SLICES, description="number of slices in a montage")
-    ] = preview.DEFAULT_SLICES,
+    kind: preview.KindArg = "auto",
+    window: preview.WindowArg = None,
+    slices: preview.SlicesArg = preview.DEFAULT_SLICES,
 ) -> Annotated[CallToolResult, preview.PreviewInfo]:
     """Show a series as an image (PNG/JPEG, at most 1024 px) before anyone downloads it.
 
@@ -341,16 +308,10 @@ async def fetch_index(
 # ---------------------------------------------------------------- BigQuery
 @tool(BIGQUERY)
 async def bigquery_query(
-    sql: Annotated[
-        str,
-        Field(description="one SELECT in BigQuery SQL over `bigquery-public-data.idc_current.<table>`"),
-    ],
+    sql: bigquery.BigQuerySql,
     ctx: Context,
-    max_rows: Annotated[int, Field(ge=1, le=bigquery.MAX_ROWS_CAP, description="rows to return")] = 100,
-    max_gb: Annotated[
-        float | None,
-        Field(gt=0, description="refuse above this many GB scanned (lowers the server cap)"),
-    ] = None,
+    max_rows: bigquery.MaxRows = 100,
+    max_gb: bigquery.MaxGb = None,
 ) -> bigquery.BigQueryResult:
     """Query IDC's full DICOM metadata in Google BigQuery (the user's Google Cloud project pays per
     byte scanned; each query is dry-run and refused above a cap).
@@ -372,14 +333,9 @@ async def bigquery_query(
 
 @tool(BIGQUERY)
 async def describe_bigquery_table(
-    table: Annotated[
-        str,
-        Field(description="e.g. 'dicom_all', 'idc_v22.segmentations'"),
-    ],
+    table: bigquery.TableArg,
     ctx: Context,
-    column_filter: Annotated[
-        str | None, Field(description="substring of field names or descriptions, e.g. 'Slice'")
-    ] = None,
+    column_filter: bigquery.ColumnFilter = None,
 ) -> bigquery.BigQueryTableDescription:
     """Describe an IDC BigQuery table from its live schema: columns and nested fields, type, mode,
     description; size and rows. Free.

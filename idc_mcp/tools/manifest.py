@@ -11,7 +11,7 @@ import csv
 import io
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
@@ -21,6 +21,9 @@ from idc_mcp.errors import AssistantError
 from idc_mcp.tools.selection import Selection, resolve_selection, selection_where
 
 ManifestFormat = Literal["s5cmd", "csv"]
+# The tool's own arguments (besides the selection); their descriptions are what the assistant reads.
+FormatArg = Annotated[ManifestFormat, Field(description="s5cmd: cp lines; csv: UIDs, license, size, URL")]
+PathArg = Annotated[str | None, Field(description="file in the download root; omit: inline")]
 MAX_INLINE_SERIES = 200
 MAX_INLINE_BYTES = 64 * 1024
 CSV_COLUMNS = (
