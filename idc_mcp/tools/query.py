@@ -45,7 +45,7 @@ def validate_for(catalog: Catalog, sql: str, max_rows: int) -> guard.ValidatedQu
 
         if clinical := fetch.clinical_not_installed(exc.table, installed):
             raise QueryError(clinical) from exc
-        raise QueryError(explain.unknown_table_message(catalog, exc.table, sql)) from exc
+        raise QueryError(explain.unknown_table_message(catalog, exc.table, exc.tree)) from exc
     except guard.TableNotInstalled as exc:
         from idc_mcp.indices import fetch
 

@@ -21,6 +21,7 @@ from idc_mcp.catalog.sqltext import quote_identifier
 from idc_mcp.diagnostics import explain
 from idc_mcp.diagnostics.fuzzy import closest, resembles
 from idc_mcp.errors import AssistantError
+from idc_mcp.sql.guard import ValidatedQuery
 from idc_mcp.tools.query import QueryError, validate_for
 
 log = logging.getLogger(__name__)
@@ -213,8 +214,9 @@ def _run(catalog: Catalog, sql: str, params: list[object] | None = None, *, call
         ) from exc
 
 
-def _sql_predicate(catalog: Catalog, sql: str) -> str:
-    """Validate the caller's `sql` exactly like `query` and return a predicate on index.SeriesInstanceUID."""
+def _sql_predicate(catalog: Catalog, sql: str) -> tuple[str, ValidatedQuery]:
+    """Validate the caller's `sql` exactly like `query`: a predicate on index.SeriesInstanceUID, and the
+    validated query (for `_explain_empty_sql`)."""
     try:
         # No row cap here: the rows only feed an IN (...) filter, and a cap would silently cut the selection.
         validated = validate_for(catalog, sql, SQL_ROW_CEILING)
@@ -234,12 +236,11 @@ def _sql_predicate(catalog: Catalog, sql: str) -> str:
             f"{found}). Add SeriesInstanceUID to the SELECT list."
         )
     column = quote_identifier(matches[0])
-    return f"SeriesInstanceUID IN (SELECT {column} FROM ({validated.sql}) AS _sel)"
+    return f"SeriesInstanceUID IN (SELECT {column} FROM ({validated.sql}) AS _sel)", validated
 
 
-def _explain_empty_sql(catalog: Catalog, sql: str) -> None:
+def _explain_empty_sql(catalog: Catalog, validated: ValidatedQuery) -> None:
     """When the caller's `sql` returns nothing by itself, say why (a wrong value, like `query` does)."""
-    validated = validate_for(catalog, sql, SQL_ROW_CEILING)  # already passed in _sql_predicate
     if _run(catalog, f"SELECT 1 FROM ({validated.sql}) AS _sel LIMIT 1", caller_sql=True).rows:
         return  # it selects rows: the combination with the other arguments is what is empty
     notes = explain.explain_empty(catalog, validated)
@@ -282,8 +283,10 @@ def resolve_selection(catalog: Catalog, selection: Selection) -> ResolvedSelecti
         report_unknown(catalog, argument, column, values)
         where.append(f'"{column}" IN (SELECT unnest(?))')
         params.append(values)
+    validated = None
     if selection.sql:
-        where.append(_sql_predicate(catalog, selection.sql))
+        predicate, validated = _sql_predicate(catalog, selection.sql)
+        where.append(predicate)
     if selection.analysis_results == "exclude":
         where.append("analysis_result_id IS NULL")
     elif selection.analysis_results == "only":
@@ -296,8 +299,8 @@ def resolve_selection(catalog: Catalog, selection: Selection) -> ResolvedSelecti
     )
     uids = [r[0] for r in _run(catalog, sql, params, caller_sql=bool(selection.sql)).rows]
     if not uids:
-        if selection.sql:
-            _explain_empty_sql(catalog, selection.sql)
+        if validated is not None:
+            _explain_empty_sql(catalog, validated)
         raise SelectionError(
             f"The selection ({selection.describe()}) matches no series. Each value exists, but together they "
             "select nothing: drop one filter, or check analysis_results (derived series have "
