@@ -263,3 +263,24 @@ def test_inlined_definitions_validate_the_same_and_keep_recursion():
         for candidate in (schema, inlined):
             check = validator_for(candidate)(candidate)
             assert check.is_valid(instance) is valid, (instance, candidate is inlined)
+
+
+def test_compacting_a_schema_drops_its_titles_but_keeps_a_property_named_title():
+    # Regression: every key named "title" was dropped, so a citation's `title` field vanished from its
+    # schema (and stayed in `required`, a schema no reply could pass).
+    from pydantic import BaseModel
+
+    from idc_mcp.tools.arguments import compact_schema, inline_definitions
+
+    class Parsed(BaseModel):
+        title: str | None
+        year: str = "n.d."
+
+    class Reply(BaseModel):
+        citations: list[Parsed]
+
+    schema = compact_schema(inline_definitions(Reply.model_json_schema()))
+    item = schema["properties"]["citations"]["items"]
+    assert set(item["properties"]) == {"title", "year"} and item["required"] == ["title"]
+    assert item["properties"]["title"] == {"type": ["string", "null"]}
+    assert "title" not in schema and "title" not in item and "title" not in item["properties"]["year"]
