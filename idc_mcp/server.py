@@ -22,6 +22,7 @@ from idc_mcp.calls import run_call
 from idc_mcp.download import models as dl
 from idc_mcp.indices import common
 from idc_mcp.serve.read_only import SERVER_CACHE, WRITES
+from idc_mcp.sql.json_values import MaxRows
 from idc_mcp.tools import citations, collections, licenses, manifest, sizes, tables, viewers
 from idc_mcp.tools import query as query_mod
 from idc_mcp.tools.selection import Selection, takes_selection
@@ -92,7 +93,7 @@ async def describe_table(
 async def query(
     sql: Annotated[str, Field(description="one read-only SELECT in DuckDB SQL over the catalog tables")],
     ctx: Context,
-    max_rows: Annotated[int, Field(ge=1, le=query_mod.MAX_ROWS_CAP, description="rows to return")] = 100,
+    max_rows: MaxRows = 100,
 ) -> query_mod.QueryResult:
     """Run one read-only SQL SELECT (DuckDB dialect) over the IDC tables.
 
@@ -310,7 +311,7 @@ async def fetch_index(
 async def bigquery_query(
     sql: bigquery.BigQuerySql,
     ctx: Context,
-    max_rows: bigquery.MaxRows = 100,
+    max_rows: MaxRows = 100,
     max_gb: bigquery.MaxGb = None,
 ) -> bigquery.BigQueryResult:
     """Query IDC's full DICOM metadata in Google BigQuery (the user's Google Cloud project pays per

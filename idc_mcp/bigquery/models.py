@@ -9,13 +9,10 @@ from pydantic import BaseModel, Field
 
 from idc_mcp.errors import AssistantError
 
-MAX_ROWS_CAP = 1_000
-
 # The bigquery_query tool's arguments (their descriptions are what the assistant reads).
 BigQuerySql = Annotated[
     str, Field(description="one SELECT in BigQuery SQL over `bigquery-public-data.idc_current.<table>`")
 ]
-MaxRows = Annotated[int, Field(ge=1, le=MAX_ROWS_CAP, description="rows to return")]
 TableArg = Annotated[str, Field(description="e.g. 'dicom_all', 'idc_v22.segmentations'")]
 ColumnFilter = Annotated[
     str | None, Field(description="substring of field names or descriptions, e.g. 'Slice'")

@@ -21,7 +21,6 @@ from idc_mcp.bigquery.guard import (
 )
 from idc_mcp.bigquery.local_first import LOCAL_EQUIVALENTS, local_note
 from idc_mcp.bigquery.models import (
-    MAX_ROWS_CAP,
     BigQueryError,
     BigQueryField,
     BigQueryResult,
@@ -34,7 +33,7 @@ from idc_mcp.cancellation import Report
 from idc_mcp.catalog.database import Catalog
 from idc_mcp.catalog.schemas import all_tables
 from idc_mcp.config import GB, MIN_BQ_CAP_GB, Settings
-from idc_mcp.sql.json_values import bounded_records
+from idc_mcp.sql.json_values import MAX_ROWS_CAP, bounded_records, max_rows_refused
 
 MAX_DESCRIBED_FIELDS = 400
 COLUMN_PROBES = 8
@@ -221,8 +220,8 @@ def run_bigquery_query(
     """Validate, resolve names, dry-run, refuse above the cap, run capped, shape the reply.
 
     `cancel` (set from another thread) cancels the job; `progress` hears each step (dry run, submitted)."""
-    if not isinstance(max_rows, int) or isinstance(max_rows, bool) or not 1 <= max_rows <= MAX_ROWS_CAP:
-        raise BigQueryError(f"max_rows must be between 1 and {MAX_ROWS_CAP}; got {max_rows!r}.")
+    if refused := max_rows_refused(max_rows):
+        raise BigQueryError(refused)
     cap = byte_cap(settings, max_gb)
     try:
         validated = validate(sql, max_rows)

@@ -13,10 +13,8 @@ from idc_mcp.diagnostics.budget import Budget
 from idc_mcp.errors import AssistantError
 from idc_mcp.sql import guard
 from idc_mcp.sql.json_values import MAX_REPLY_BYTES as MAX_REPLY_BYTES  # the bound tests check
-from idc_mcp.sql.json_values import bounded_records
+from idc_mcp.sql.json_values import MAX_ROWS_CAP, bounded_records, max_rows_refused
 from idc_mcp.sql.statement import MAX_SQL_CHARS
-
-MAX_ROWS_CAP = 1_000
 
 
 class QueryError(AssistantError, ValueError):
@@ -55,8 +53,8 @@ def validate_for(catalog: Catalog, sql: str, max_rows: int) -> guard.ValidatedQu
 
 
 def run_query(catalog: Catalog, sql: str, max_rows: int = 100) -> QueryResult:
-    if not isinstance(max_rows, int) or max_rows < 1 or max_rows > MAX_ROWS_CAP:
-        raise QueryError(f"max_rows must be between 1 and {MAX_ROWS_CAP}; got {max_rows!r}.")
+    if refused := max_rows_refused(max_rows):
+        raise QueryError(refused)
     text_key = catalog.text_key(sql, max_rows) if isinstance(sql, str) else None
     # Cached replies are shared between calls: nothing downstream modifies a reply.
     if text_key is not None and (cached := catalog.results.get_text(text_key)) is not None:
