@@ -24,7 +24,7 @@ LAYERS: list[set[str]] = [
     {"indices"},
     {"diagnostics"},
     {"calls"},
-    {"sql", "catalog", "files", "config", "object_store", "cancellation", "errors", "__init__"},
+    {"sql", "catalog", "files", "config", "object_store", "cancellation", "errors", "units", "__init__"},
 ]
 LAYER_OF = {name: depth for depth, names in enumerate(LAYERS) for name in names}
 

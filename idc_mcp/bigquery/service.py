@@ -34,6 +34,7 @@ from idc_mcp.catalog.database import Catalog
 from idc_mcp.catalog.schemas import all_tables
 from idc_mcp.config import GB, MIN_BQ_CAP_GB, Settings
 from idc_mcp.sql.json_values import MAX_ROWS_CAP, bounded_records, max_rows_refused
+from idc_mcp.units import size_text
 
 MAX_DESCRIBED_FIELDS = 400
 COLUMN_PROBES = 8
@@ -61,7 +62,7 @@ def byte_cap(settings: Settings, max_gb: float | None) -> int:
 
 
 def gb(n: int) -> str:
-    return f"{n / GB:,.2f} GB"
+    return size_text(n, "GB", 2)
 
 
 def cost_usd(n: int, settings: Settings) -> float:
