@@ -72,6 +72,6 @@ def test_catalogs_are_keyed_by_what_they_hold_not_by_identity(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first, second = Catalog(load_settings()), Catalog(load_settings())
-    assert first.key == second.key  # the same files: the same cached facts apply
+    assert first.cache_key == second.cache_key  # the same files: the same cached facts apply
     monkeypatch.setenv("IDC_MCP_CACHE_DIR", str(tmp_path / "elsewhere"))
-    assert Catalog(load_settings()).key != first.key  # other files: nothing shared
+    assert Catalog(load_settings()).cache_key != first.cache_key  # other files: nothing shared

@@ -117,10 +117,13 @@ class Catalog:
         self.results: ResultCache[Any] = ResultCache()
 
     @property
-    def key(self) -> str:
-        """The catalog's content as a value, to key caches with: its version's cache folder. The
-        catalog file and the indices fetched into that folder never change while they are open."""
-        return str(self.settings.version_cache_dir)
+    def cache_key(self) -> tuple[str, int]:
+        """What the catalog holds now, as a value: the one key every cache of answers computed from it
+        starts with (query replies, table profiles, facts, license reports, download plans, value pools).
+
+        Its version's cache folder (the catalog file and the indices fetched into it never change while
+        open) and the generation, bumped when a fetched index is attached (a name may then mean more)."""
+        return (str(self.settings.version_cache_dir), self.generation)
 
     # -- opening -----------------------------------------------------------------------------------
     def _discover_cached_indices(self) -> None:
@@ -185,10 +188,10 @@ class Catalog:
 
     def result_key(self, sql: str, max_rows: int) -> ResultKey:
         """The cache key of a reply to validated `sql` on this catalog as it is now."""
-        return ResultKey(sql, max_rows, self.settings.data_version, self.generation)
+        return ResultKey(sql, max_rows, self.cache_key)
 
     def text_key(self, text: str, max_rows: int) -> TextKey:
-        return TextKey(text, max_rows, self.settings.data_version, self.generation)
+        return TextKey(text, max_rows, self.cache_key)
 
     # -- facts -------------------------------------------------------------------------------------
     def installed_tables(self) -> list[str]:

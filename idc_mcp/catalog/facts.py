@@ -99,14 +99,14 @@ class TextValues:
         return not self.identifier_like and len(self.values) >= self.distinct_count
 
 
-# Keyed by the catalog's content (`Catalog.key`): the facts of one catalog file never change.
+# Keyed by what the catalog holds (`Catalog.cache_key`), like every cache of answers.
 _TEXT_VALUES: Memo[TextValues] = Memo(maxsize=512)
 
 
 def text_values(catalog: Catalog, table: str, column: str) -> TextValues | None:
     """The built facts of a text column of a bundled table; None when the catalog has none for it
     (not a bundled text column, or a catalog without facts). One query on first use, then kept."""
-    key = (catalog.key, table.lower(), column.lower())
+    key = (catalog.cache_key, table.lower(), column.lower())
     found = _TEXT_VALUES.get(key)
     if found is None:
         found = _read(catalog, table, column).get(column.lower())
@@ -140,5 +140,5 @@ def _read(catalog: Catalog, table: str, column: str | None) -> dict[str, TextVal
             identifier_like=bool(is_identifier),
             distinct_count=int(distinct),
         )
-        _TEXT_VALUES.put((catalog.key, table.lower(), name.lower()), facts)
+        _TEXT_VALUES.put((catalog.cache_key, table.lower(), name.lower()), facts)
     return found

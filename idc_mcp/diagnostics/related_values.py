@@ -51,7 +51,7 @@ _POOLS: Memo[ValuePool] = Memo(maxsize=256)
 
 
 def _pool(catalog: Catalog, scope: Scope, table: exp.Table, column: str, budget: Budget) -> ValuePool | None:
-    key = (catalog.key, table.name.lower(), catalog.row_count(table.name), column.lower())
+    key = (catalog.cache_key, table.name.lower(), column.lower())
     cached = _POOLS.get(key)
     if cached is not None:
         return cached

@@ -106,7 +106,7 @@ def _plan(
     """Resolve and plan a selection, remembering recent plans: the catalog never changes while it is
     open, and a rerun (resume) should not pay for three scans of the million-row index again. From a
     new process, the collections recorded in the state file let one narrowed query plan the series."""
-    key = (catalog.key, selection, template)
+    key = (catalog.cache_key, selection, template)
     cached = _PLANS.get(key)
     if cached is not None:
         return cached

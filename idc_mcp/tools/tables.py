@@ -291,8 +291,8 @@ def _value_counts(rows: list[tuple[Any, ...]]) -> list[ValueCount]:
 
 
 def _profile_key(catalog: Catalog, name: str) -> tuple[object, ...]:
-    """What an installed table's profile depends on: the catalog's content and the table's shape."""
-    return (catalog.key, name, catalog.row_count(name), tuple(catalog.columns(name)))
+    """What an installed table's profile depends on: what the catalog holds (`Catalog.cache_key`)."""
+    return (catalog.cache_key, name)
 
 
 def _profile(
