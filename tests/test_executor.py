@@ -28,7 +28,7 @@ DOUBLING_32 = (
 @pytest.fixture
 def catalog(built_catalog: Path) -> Iterator[Catalog]:
     catalog = Catalog(load_settings())
-    catalog.conn  # noqa: B018 - start the worker
+    catalog.executor  # noqa: B018 - start the worker
     yield catalog
     catalog.close()
 
@@ -64,7 +64,7 @@ class WorkerPeakRss:
 
 def test_string_growth_outside_duckdbs_limit_hits_the_worker_cap_not_the_server(catalog: Catalog) -> None:
     # Trusted path (no validator): only the worker's address-space cap stands between this and 6 GiB.
-    pid = catalog.conn.pid
+    pid = catalog.executor.pid
     assert pid is not None
     with WorkerPeakRss(pid) as sampler, pytest.raises(MemoryExceeded, match="memory"):
         catalog.execute(DOUBLING_32)
@@ -72,23 +72,23 @@ def test_string_growth_outside_duckdbs_limit_hits_the_worker_cap_not_the_server(
     assert 0 < sampler.peak < catalog.settings.worker_memory_bytes + 100 * 2**20
     assert catalog.execute("SELECT count(*) FROM collections_index").rows[0][0] > 0
     # The worker that ran out of room is replaced, so its memory goes back to the system.
-    assert catalog.conn.pid != pid
+    assert catalog.executor.pid != pid
 
 
 def test_a_query_that_ignores_its_interrupt_is_killed_with_its_worker_and_replaced(catalog: Catalog) -> None:
     # A stopped worker cannot honour the interrupt: the deadline (timeout + grace) kills it.
-    first = catalog.conn.pid
+    first = catalog.executor.pid
     assert first is not None
     os.kill(first, signal.SIGSTOP)
     with pytest.raises(QueryTimeout, match="longer than 0.5 s"):
         catalog.execute("SELECT 1", timeout_s=0.5)
     assert catalog.execute("SELECT 42").rows == [(42,)]
-    assert catalog.conn.pid not in (None, first)
+    assert catalog.executor.pid not in (None, first)
 
 
 def test_queries_in_flight_beside_a_killed_one_run_again_and_succeed(catalog: Catalog) -> None:
     # One hostile query must not fail the other clients' queries sharing its worker.
-    pid = catalog.conn.pid
+    pid = catalog.executor.pid
     assert pid is not None
     os.kill(pid, signal.SIGSTOP)
     results: list[object] = []
@@ -107,7 +107,7 @@ def test_queries_in_flight_beside_a_killed_one_run_again_and_succeed(catalog: Ca
 
 
 def test_a_worker_that_dies_under_a_query_is_replaced_and_the_query_runs_again(catalog: Catalog) -> None:
-    pid = catalog.conn.pid
+    pid = catalog.executor.pid
     assert pid is not None
     os.kill(pid, signal.SIGSTOP)
     answer: list[object] = []
@@ -157,7 +157,7 @@ def test_bound_parameters_do_not_load_pandas_into_the_worker(catalog: Catalog) -
     # check_licenses (IDs bound as a list) cost the whole tree its memory bound.
     out = catalog.execute("SELECT count(*) FROM index WHERE collection_id IN (SELECT unnest(?))", [["nlst"]])
     assert out.rows[0][0] > 0
-    pid = catalog.conn.pid
+    pid = catalog.executor.pid
     mapped = Path(f"/proc/{pid}/maps").read_text()
     assert "numpy" not in mapped and "pandas" not in mapped
 
@@ -192,16 +192,16 @@ def test_first_ever_start_answers_from_the_parquet_then_moves_to_the_built_file(
     try:
         assert not catalog_file(catalog.settings).is_file()
         assert catalog.execute("SELECT count(*) FROM index").rows[0][0] > 1_000_000
-        provisional = catalog.conn.pid
+        provisional = catalog.executor.pid
         # The lockdown holds on the provisional connection too: no other file is readable.
         with pytest.raises(QueryFailed):
             catalog.execute("SELECT * FROM read_csv('/etc/passwd')")
         deadline = time.monotonic() + 600
-        while catalog.conn.pid in (None, provisional) and time.monotonic() < deadline:
+        while catalog.executor.pid in (None, provisional) and time.monotonic() < deadline:
             time.sleep(0.5)
             catalog.execute("SELECT 1")
         assert catalog_file(catalog.settings).is_file()
-        assert catalog.conn.pid not in (None, provisional)
+        assert catalog.executor.pid not in (None, provisional)
         assert catalog.execute("SELECT count(*) FROM index").rows[0][0] > 1_000_000
     finally:
         catalog.close()

@@ -202,7 +202,7 @@ def test_query_running_while_an_index_is_attached_is_not_disturbed(server, data,
     publish(server, data, "sm_index")
     catalog = make_catalog()
     done = threading.Event()
-    worker = catalog.conn
+    worker = catalog.executor
     with catalog._gate.query():  # a query in flight, as Catalog.execute holds it
         fetcher = threading.Thread(target=lambda: (fetch.fetch_index(catalog, "sm_index"), done.set()))
         fetcher.start()

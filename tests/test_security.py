@@ -337,7 +337,7 @@ def catalog(built_catalog: Path, workdir: Path) -> Iterator[Catalog]:
         catalog = Catalog(settings)
         # The worker process resolves relative paths from its own working folder: the canary's.
         mp.chdir(workdir)
-        catalog.conn  # noqa: B018 - open it before the disk snapshot
+        catalog.executor  # noqa: B018 - open it before the disk snapshot
     yield catalog
     catalog.close()
 

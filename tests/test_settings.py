@@ -91,7 +91,7 @@ async def test_the_server_stops_its_query_worker_when_its_last_session_ends(tmp_
     server = create_server(load_settings())
     async with Client(server) as client:
         assert not (await client.call_tool("query", {"sql": "SELECT 1 AS one"})).is_error
-        worker = server.state.catalog.conn.pid
+        worker = server.state.catalog.executor.pid
         assert worker is not None and psutil.pid_exists(worker)
     assert server.state.catalog._executor is None
     assert not psutil.pid_exists(worker) or psutil.Process(worker).status() == psutil.STATUS_ZOMBIE

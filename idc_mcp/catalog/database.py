@@ -29,6 +29,7 @@ from idc_mcp.catalog.executor import (
     MemoryExceeded,
     QueryCancelled,
     QueryFailed,
+    QueryStopped,
     QueryTimeout,
     ResultTooLarge,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "QueryCancelled",
     "QueryFailed",
     "QueryOutput",
+    "QueryStopped",
     "QueryTimeout",
     "ResultTooLarge",
     "get_catalog",
@@ -138,7 +140,7 @@ class Catalog:
                     self._files.setdefault(file.stem, file)
 
     @property
-    def conn(self) -> Executor:
+    def executor(self) -> Executor:
         """The executor that runs this catalog's queries, started (and the catalog opened) on first use."""
         if self._executor is None:
             with self._lock:
@@ -162,7 +164,7 @@ class Catalog:
 
     @property
     def _facts(self) -> dict[str, Any]:
-        return self.conn.facts
+        return self.executor.facts
 
     def register_index(self, name: str, db_file: Path) -> None:
         """Attach a fetched index (a DuckDB file holding its table(s)): the worker restarts with it.
@@ -213,12 +215,12 @@ class Catalog:
     ) -> QueryOutput:
         """Run SQL that our own code wrote, or that `sqlguard` validated and regenerated.
 
-        Never pass SQL from a caller that did not go through `sql.guard.validate`. Raises QueryTimeout
-        (and its kinds ResultTooLarge, MemoryExceeded), QueryFailed (DuckDB's error) or QueryCancelled.
+        Never pass SQL from a caller that did not go through `sql.guard.validate`. Raises QueryStopped
+        (QueryTimeout, MemoryExceeded), ResultTooLarge, QueryFailed (DuckDB's error) or QueryCancelled.
         """
         timeout = self.settings.query_timeout_s if timeout_s is None else timeout_s
         with self._gate.query():
-            columns, types, rows, elapsed = self.conn.run(sql, list(params) if params else None, timeout)
+            columns, types, rows, elapsed = self.executor.run(sql, list(params) if params else None, timeout)
         return QueryOutput(columns=columns, types=types, rows=rows, elapsed_s=elapsed)
 
     def records(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:

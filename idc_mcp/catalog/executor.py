@@ -62,16 +62,22 @@ class ExecutorError(AssistantError):
     """Base of the errors a query can end with in the executor (each message is for the assistant)."""
 
 
-class QueryTimeout(ExecutorError):
-    """A query ran longer than the allowed time and was interrupted (or hit another run-time bound)."""
+class QueryStopped(ExecutorError):
+    """A run-time bound stopped the query (its time or the worker's memory): the same query may pass at
+    a quieter moment, so its answer is never kept; narrowing it is the lasting fix."""
+
+
+class QueryTimeout(QueryStopped):
+    """A query ran longer than the allowed time and was interrupted."""
+
+
+class MemoryExceeded(QueryStopped):
+    """A query needed more memory than the worker may use; it was stopped (the worker replaced if need be)."""
 
 
 class ResultTooLarge(ExecutorError):
-    """A result holds more nested data than the server converts (a size refusal, not a timeout)."""
-
-
-class MemoryExceeded(QueryTimeout):
-    """A query needed more memory than the worker may use; caught wherever QueryTimeout is."""
+    """A result holds more nested data than the server converts (a size refusal: the same query gets it
+    every time)."""
 
 
 class QueryCancelled(ExecutorError):

@@ -14,7 +14,6 @@ starts in a fraction of a second and stays small.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import pickle
 import queue
@@ -406,7 +405,7 @@ def _build_then_report(settings: Settings, worker: Worker) -> None:
     """Build the catalog file (one thread: the provisional worker answers meanwhile), then tell the
     server, which replaces this worker by one on the file once no query runs."""
     try:
-        ensure_catalog_file(dataclasses.replace(settings, threads=1))
+        ensure_catalog_file(settings.model_copy(update={"threads": 1}))
     except Exception:  # noqa: BLE001 - the next worker's open retries the build and reports it
         log.exception("building the catalog failed")
     worker.send((0, "built", None, current_rss()))

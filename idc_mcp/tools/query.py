@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from idc_mcp.catalog.database import Catalog, QueryFailed, QueryTimeout, ResultTooLarge
+from idc_mcp.catalog.database import Catalog, QueryFailed, QueryStopped, ResultTooLarge
 from idc_mcp.catalog.schemas import all_tables
 from idc_mcp.diagnostics import explain
 from idc_mcp.diagnostics.budget import Budget
@@ -100,7 +100,7 @@ def _run_validated(
     """The reply, its size in bytes, and whether it is complete enough to cache (no check was skipped)."""
     try:
         output = catalog.execute(validated.sql)
-    except QueryTimeout as exc:
+    except QueryStopped as exc:
         raise QueryError(
             f"{exc}. Narrow the query: filter on collection_id or Modality first, avoid cross joins, "
             "and aggregate instead of listing rows."

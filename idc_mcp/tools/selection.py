@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import Field
 
-from idc_mcp.catalog.database import Catalog, QueryFailed, QueryOutput, QueryTimeout
+from idc_mcp.catalog.database import Catalog, QueryFailed, QueryOutput, QueryStopped
 from idc_mcp.catalog.sqltext import quote_identifier
 from idc_mcp.diagnostics import explain
 from idc_mcp.diagnostics.fuzzy import closest, resembles
@@ -195,7 +195,7 @@ def _run(catalog: Catalog, sql: str, params: list[object] | None = None, *, call
     """
     try:
         return catalog.execute(sql, params)
-    except QueryTimeout as exc:
+    except QueryStopped as exc:
         raise SelectionError(
             f"{exc}. Narrow the selection: filter on collection_id or Modality in `sql`, "
             "or pass collection_ids."
@@ -226,7 +226,7 @@ def _sql_predicate(catalog: Catalog, sql: str) -> tuple[str, ValidatedQuery]:
         probe = catalog.execute(f"SELECT * FROM ({validated.sql}) AS _sel LIMIT 0")
     except QueryFailed as exc:
         raise SelectionError(f"sql: {explain.explain_error(catalog, validated, exc)}") from exc
-    except QueryTimeout as exc:
+    except QueryStopped as exc:
         raise SelectionError(f"sql: {exc}. Simplify it (filter on collection_id first).") from exc
     matches = [c for c in probe.columns if c.lower() == "seriesinstanceuid"]
     if not matches:

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
 
 from idc_mcp.catalog import facts
-from idc_mcp.catalog.database import Catalog, QueryFailed, QueryTimeout, ResultTooLarge
+from idc_mcp.catalog.database import Catalog, QueryFailed, QueryStopped, ResultTooLarge
 from idc_mcp.catalog.memo import Memo
 from idc_mcp.catalog.schemas import TableInfo, all_tables, get_table
 from idc_mcp.catalog.sqltext import quote_identifier, sql_literal
@@ -275,7 +275,7 @@ def _distinct(catalog: Catalog, ref: str, q: str, known: dict[str, int], column:
     try:
         (n,) = catalog.execute(f"SELECT count(DISTINCT {q}) FROM {ref}", timeout_s=FACT_TIMEOUT_S).rows[0]
         return int(n or 0), True
-    except (QueryTimeout, QueryFailed, ResultTooLarge):
+    except (QueryStopped, QueryFailed, ResultTooLarge):
         (n,) = catalog.execute(f"SELECT approx_count_distinct({q}) FROM {ref}").rows[0]
         return int(n or 0), False
 
@@ -374,13 +374,13 @@ def _nested(catalog: Catalog, ref: str, column: str, dtype: str) -> list[NestedV
     for path in nested_paths(column, dtype):
         try:
             rows = catalog.execute(path.counts_sql(ref, FULL_VALUES), timeout_s=FACT_TIMEOUT_S).rows
-        except (QueryTimeout, QueryFailed, ResultTooLarge):
+        except (QueryStopped, QueryFailed, ResultTooLarge):
             rows = None
         distinct: int | None = len(rows) if rows is not None and len(rows) < FULL_VALUES else None
         if rows is not None and distinct is None:
             try:
                 distinct = int(catalog.execute(path.distinct_sql(ref), timeout_s=FACT_TIMEOUT_S).rows[0][0])
-            except (QueryTimeout, QueryFailed, ResultTooLarge):
+            except (QueryStopped, QueryFailed, ResultTooLarge):
                 distinct = None
         out.append(
             NestedValues(
