@@ -98,13 +98,19 @@ def _repository_url(tmp_path: Path) -> Path:
     return bare
 
 
-def _claude(claude: Path, home: Path, *args: str, path: str | None = None) -> str:
+def _claude(claude: Path, home: Path, *args: str, path: str | None = None, cwd: Path | None = None) -> str:
     """Run the real `claude` as a user with this home (not logged in, no telemetry)."""
     env = dict(os.environ, HOME=str(home), CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1")
     if path is not None:
         env["PATH"] = path
     done = subprocess.run(
-        [str(claude), *args], capture_output=True, text=True, timeout=300, env=env, cwd=home, check=False
+        [str(claude), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=cwd or home,
+        check=False,
     )
     assert done.returncode == 0, f"claude {' '.join(args)}:\n{done.stdout}{done.stderr}"
     return done.stdout
@@ -206,7 +212,7 @@ async def test_plugin_installed_from_the_repository_url_runs_from_its_own_copy(
     home = tmp_path / "home"
     home.mkdir()  # a user with nothing installed yet
     with serve_repository(bare) as url:
-        for line in _readme_commands("claude plugin"):
+        for line in _plugin_commands("REPO_URL"):
             _claude(claude, home, *[arg.replace("REPO_URL", url) for arg in line[1:]])
     shutil.rmtree(bare)  # the repository moved away
     details = _claude(claude, home, "plugin", "details", "idc-mcp")
@@ -233,14 +239,14 @@ def test_plugin_from_a_local_clone_copies_no_virtual_environment_or_caches(tmp_p
     # Issue 22: installing from a clone that had been used (.venv, caches) copied 1.1 GB into Claude Code's
     # plugin cache. The plugin is its own folder now, linking only to what it ships.
     claude = npm_tool("claude")
-    clone = _repository_copy(tmp_path / "clone")
+    clone = _repository_copy(tmp_path / "idc-mcp")  # the README's ./idc-mcp, seen from tmp_path
     for junk in (".venv/lib/python3.11/site-packages", "__pycache__", ".pytest_cache", "idc_mcp/__pycache__"):
         (clone / junk).mkdir(parents=True, exist_ok=True)
         (clone / junk / "big.bin").write_bytes(b"\0" * 4_000_000)
     home = tmp_path / "home"
     home.mkdir()
-    _claude(claude, home, "plugin", "marketplace", "add", str(clone))
-    _claude(claude, home, "plugin", "install", "idc-mcp@idc-mcp")
+    for line in _plugin_commands("./idc-mcp"):  # the README's commands for a local clone
+        _claude(claude, home, *line[1:], cwd=tmp_path)
     installed = json.loads((home / ".claude" / "plugins" / "installed_plugins.json").read_text())
     (entry,) = installed["plugins"]["idc-mcp@idc-mcp"]
     copied = [p for p in Path(entry["installPath"]).rglob("*") if p.is_file()]
@@ -340,6 +346,15 @@ async def test_mcpb_bundle_validates_packs_and_starts_as_its_manifest_says(
 
 
 # ---------------------------------------------------------------- uvx, no clone (the README's commands)
+def _plugin_commands(source: str) -> list[list[str]]:
+    """The README's plugin install for one source (REPO_URL or a local clone): add, then install."""
+    lines = _readme_commands("claude plugin")
+    adds = [line for line in lines if line[2:4] == ["marketplace", "add"] and line[4] == source]
+    installs = {tuple(line) for line in lines if line[2] == "install"}
+    assert len(adds) == 1 and len(installs) == 1, lines
+    return [adds[0], list(installs.pop())]
+
+
 def _readme_commands(start: str) -> list[list[str]]:
     """The README's shell commands that start with `start`, as argument lists."""
     lines = [line.strip() for line in shell_lines(README) if line.strip().startswith(start)]
@@ -355,7 +370,7 @@ def _desktop_config() -> dict[str, object]:
 
 @pytest.mark.slow
 @pytest.mark.anyio
-async def test_uvx_from_a_git_url_runs_the_server_as_the_readme_says(
+async def test_uvx_from_a_git_url_or_a_local_clone_runs_the_server_as_the_readme_says(
     tmp_path: Path, built_catalog: Path
 ) -> None:
     clone = tmp_path / "idc-mcp.git"
@@ -365,17 +380,21 @@ async def test_uvx_from_a_git_url_runs_the_server_as_the_readme_says(
         return [arg.replace("REPO_URL", clone.as_uri()) for arg in args]
 
     env = _server_env()
-    (command,) = [c for c in _readme_commands("uvx --from") if "--version" in c]  # the install check
-    version = subprocess.run(
-        [str(_uv().parent / "uvx"), *local(command[1:])],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-        env=env,
-        check=False,
-    )
-    assert version.returncode == 0, version.stderr[-2000:]
-    assert version.stdout.strip().startswith("idc-mcp ")
+    _repository_copy(tmp_path / "idc-mcp")  # the README's local clone, ./idc-mcp from tmp_path
+    checks = [c for c in _readme_commands("uvx --from") if "--version" in c]  # the install checks
+    assert sorted(c[2] for c in checks) == ["./idc-mcp", "git+REPO_URL"]
+    for command in checks:
+        version = subprocess.run(
+            [str(_uv().parent / "uvx"), *local(command[1:])],
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT_S,
+            env=env,
+            cwd=tmp_path,
+            check=False,
+        )
+        assert version.returncode == 0, version.stderr[-2000:]
+        assert version.stdout.strip().startswith("idc-mcp ")
     # The Claude Desktop configuration the README shows, as Claude Desktop would start it.
     desktop = _desktop_config()
     assert desktop["command"] == "uvx"
