@@ -227,7 +227,10 @@ async def test_plugin_installed_from_the_repository_url_runs_from_its_own_copy(
     listed = _claude(claude, home, "mcp", "list", path="/usr/bin:/bin")
     assert f"plugin:idc-mcp:idc: uvx --from {root} idc-mcp" in listed, listed
     # Only the plugin's own files were copied: no tests, benchmarks or development files.
-    shipped = {p.name for p in (REPO / PLUGIN).iterdir()}
+    tracked = subprocess.run(
+        ["git", "ls-files", PLUGIN], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split()
+    shipped = {Path(name).relative_to(PLUGIN).parts[0] for name in tracked}
     assert {p.name for p in root.iterdir()} - {".in_use"} == shipped  # .in_use: Claude Code's marker
     server = json.loads((root / ".mcp.json").read_text())["mcpServers"]["idc"]
     args = [arg.replace("${CLAUDE_PLUGIN_ROOT}", str(root)) for arg in server["args"]]
