@@ -41,11 +41,15 @@ def unreachable(endpoint_url: str, failure: Exception) -> str:
     """
     from idc_mcp.config import DEFAULT_S3_ENDPOINT  # its one definition
 
+    answered = "HTTP " in str(failure)  # it answered, with errors (5xx): not the network
     if endpoint_url.rstrip("/") == DEFAULT_S3_ENDPOINT:
+        if answered:
+            return f"IDC's storage kept failing: {failure}. Try again later."
         return f"Cannot reach IDC's storage (network): {failure}."
     return (
-        f"Cannot reach the S3 endpoint {endpoint_url} (set by IDC_MCP_S3_ENDPOINT_URL or --s3-endpoint-url): "
-        f"{failure}. Check that server, or unset the setting to use IDC's storage."
+        f"The S3 endpoint {endpoint_url} (set by IDC_MCP_S3_ENDPOINT_URL or --s3-endpoint-url) "
+        f"{'kept failing' if answered else 'cannot be reached'}: {failure}. Check that server, or unset the "
+        "setting to use IDC's storage."
     )
 
 
