@@ -10,7 +10,7 @@ import pytest
 
 from idc_mcp.catalog.database import get_catalog
 from idc_mcp.tools.query import QueryError, run_query
-from idc_mcp.tools.tables import describe_table
+from idc_mcp.tools.tables import describe_table, profile
 from tests.parquet import parquet_sql
 
 
@@ -78,7 +78,7 @@ def test_study_date_compared_with_a_number_or_a_date_gets_the_text_date_format(c
 
 
 def test_describe_table_states_the_formats_in_the_column_entries():
-    columns = {c.name: c for c in describe_table(get_catalog(), "index").columns}
+    columns = {c.name: c for c in profile(get_catalog(), "index").columns}
     assert "DICOM age format" in (columns["PatientAge"].format or "")
     assert "'YYYY-MM-DD'" in (columns["StudyDate"].format or "")
     assert "'YYYY-MM-DD'" in (columns["SeriesDate"].format or "")
@@ -87,7 +87,16 @@ def test_describe_table_states_the_formats_in_the_column_entries():
     assert columns["Modality"].format is None  # a clean vocabulary gets no warning
 
 
+def test_the_compact_view_keeps_the_format_warnings_in_a_few_words():
+    # The warnings that made answers right: ages and dates written as text, one vendor spelled several ways.
+    lines = describe_table(get_catalog(), "index").summary or {}
+    assert "'066Y'" in lines["PatientAge"] and "years: TRY_CAST(REGEXP_EXTRACT(PatientAge" in lines["PatientAge"]
+    assert "TRY_CAST(StudyDate AS DATE)" in lines["StudyDate"]
+    assert "spelled several ways" in lines["Manufacturer"] and "'GE MEDICAL SYSTEMS'" in lines["Manufacturer"]
+    assert "spelled" not in lines["Modality"] and "text like" not in lines["Modality"]
+
+
 def test_format_notes_never_call_uid_columns_spellings_of_one_another():
     # '1.2.840.10008.5.1.4.1.1.12.1' and '...1.1.2.1' differ by a dot, not by case or punctuation.
-    columns = {c.name: c for c in describe_table(get_catalog(), "index").columns}
+    columns = {c.name: c for c in profile(get_catalog(), "index").columns}
     assert columns["SOPClassUID"].format is None

@@ -41,12 +41,23 @@ class TextFormat:
     # The column converted to what the assistant meant to compare with (a number or a date).
     convert: Callable[[exp.Expression], exp.Expression]
     converted_type: str  # 'number' or 'date'
+    example: str  # how one value looks, for the one-line description
 
     def describe(self, column: str, examples: list[str], others: list[str]) -> str:
         shown = ", ".join(repr(v) for v in examples[:4])
         odd = f"; other values seen: {', '.join(repr(v) for v in others[:4])}" if others else ""
         use = self.convert(exp.column(column)).sql(dialect="duckdb")
         return f"{self.explanation} (e.g. {shown}{odd}). Compare as a {self.converted_type} with {use}."
+
+    def brief(self, column: str) -> str:
+        """One line: how a value looks and the expression that converts it."""
+        use = self.convert(exp.column(column)).sql(dialect="duckdb")
+        return f"text like {self.example}; as a {self.converted_type.split(' (')[0]}: {use}"
+
+    def brief_with_values(self, column: str) -> str:
+        """One line, beside values that show how they look: the expression that converts them."""
+        use = self.convert(exp.column(column)).sql(dialect="duckdb")
+        return f"as a {self.converted_type.split(' (')[0]}: {use}"
 
 
 FORMATS = (
@@ -56,6 +67,7 @@ FORMATS = (
         "text in DICOM age format (AS): three digits and a unit, Y years, M months, W weeks, D days",
         _age_years,
         "number of years (months, weeks and days give NULL)",
+        "'065Y'",
     ),
     TextFormat(
         "ISO date as text",
@@ -63,6 +75,7 @@ FORMATS = (
         "a date written as text 'YYYY-MM-DD'",
         lambda c: _try_cast(c, "DATE"),
         "date",
+        "'2001-01-02'",
     ),
     TextFormat(
         "DICOM date as text",
@@ -70,6 +83,7 @@ FORMATS = (
         "a date written as text 'YYYYMMDD'",
         lambda c: exp.Anonymous(this="try_strptime", expressions=[c, exp.Literal.string("%Y%m%d")]),
         "date",
+        "'20010102'",
     ),
     TextFormat(
         "number as text",
@@ -77,6 +91,7 @@ FORMATS = (
         "a number written as text",
         lambda c: _try_cast(c, "DOUBLE"),
         "number",
+        "'501'",
     ),
 )
 
@@ -112,6 +127,12 @@ def spellings(values: Iterable[object]) -> list[list[str]]:
             groups[key].append(v)
     found = [g for g in groups.values() if len(g) > 1]
     return sorted(found, key=len, reverse=True)
+
+
+def spelling_brief(groups: list[list[str]]) -> str:
+    """One line: how many values are spelled several ways, with the first group."""
+    shown = "/".join(repr(v if len(v) <= 24 else v[:24] + "…") for v in groups[0][:2])
+    return f"{len(groups)} spelled several ways, e.g. {shown}: match all spellings"
 
 
 def spelling_note(column: str, groups: list[list[str]]) -> str:
