@@ -27,6 +27,7 @@ from idc_mcp.diagnostics.column_paths import (
 )
 from idc_mcp.diagnostics.empty_result import explain_empty_result
 from idc_mcp.diagnostics.fuzzy import closest, fold, resembles
+from idc_mcp.diagnostics.placeholders import query_notes as placeholder_notes
 from idc_mcp.diagnostics.related_values import related_values_notes
 from idc_mcp.diagnostics.text_formats import explain_mismatch
 from idc_mcp.diagnostics.value_hints import not_null
@@ -429,6 +430,14 @@ def explain_related(
 ) -> list[str]:
     """For a result with rows: an equality whose literal has related values with many more rows."""
     return _notes(related_values_notes, catalog, validated, budget, "looking for related values", [])
+
+
+def explain_placeholders(
+    catalog: Catalog, validated: guard.ValidatedQuery, budget: Budget | None = None
+) -> list[str]:
+    """For a query that filters, groups or computes on a date column: the collections whose dates
+    there are placeholders (one day of the year for every patient)."""
+    return _notes(placeholder_notes, catalog, validated, budget, "looking for placeholder dates", [])
 
 
 def counts_nothing(validated: guard.ValidatedQuery, records: list[dict[str, object]]) -> bool:
