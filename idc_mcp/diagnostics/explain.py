@@ -30,6 +30,7 @@ from idc_mcp.diagnostics.fuzzy import closest, fold, resembles
 from idc_mcp.diagnostics.placeholders import query_notes as placeholder_notes
 from idc_mcp.diagnostics.related_values import related_values_notes
 from idc_mcp.diagnostics.text_formats import explain_mismatch
+from idc_mcp.diagnostics.unknown_columns import other_unknown_columns
 from idc_mcp.diagnostics.value_hints import not_null
 from idc_mcp.sql import guard
 from idc_mcp.sql.scopes import table_aliases
@@ -119,6 +120,9 @@ _MISSING_COLUMN = [
 ]
 
 
+_DESCRIBE_TAIL = re.compile(r'describe_table\(table="[^"]*"\) lists every column with its description\.$')
+
+
 def missing_column(error: str) -> tuple[str | None, str] | None:
     """(qualifier, column) named by a DuckDB binder error about a missing column or field."""
     for pattern in _MISSING_COLUMN:
@@ -167,7 +171,16 @@ def _explain_error(
     missing = missing_column(text)
     if missing:
         qualifier, column = missing
-        return unknown_column_message(catalog, column, validated, qualifier, budget)
+        first = unknown_column_message(catalog, column, validated, qualifier, budget)
+        others = other_unknown_columns(catalog, validated, column)
+        if not others:
+            return first
+        # One reply for every unknown name; the describe_table pointer once, at the end.
+        parts = [first, *(unknown_column_message(catalog, n, validated, q, budget) for q, n in others)]
+        tail = _DESCRIBE_TAIL.search(first)
+        if tail is None:
+            return " ".join(parts)
+        return " ".join([*(_DESCRIBE_TAIL.sub("", p).rstrip() for p in parts), tail.group(0)])
     wrong_alias = re.search(r'Referenced table "([^"]+)" not found', text)
     if wrong_alias:
         known = ", ".join(f"{a} ({t})" for a, t in table_aliases(validated.tree).items() if a != t.lower())
