@@ -29,7 +29,7 @@ from idc_mcp.diagnostics.empty_result import explain_empty_result
 from idc_mcp.diagnostics.fuzzy import closest, fold, resembles
 from idc_mcp.diagnostics.placeholders import query_notes as placeholder_notes
 from idc_mcp.diagnostics.related_values import related_values_notes
-from idc_mcp.diagnostics.text_formats import explain_mismatch
+from idc_mcp.diagnostics.text_formats import explain_mismatch, explain_text_function
 from idc_mcp.diagnostics.unknown_columns import other_unknown_columns
 from idc_mcp.diagnostics.value_hints import not_null
 from idc_mcp.sql import guard
@@ -120,6 +120,8 @@ _MISSING_COLUMN = [
 ]
 
 
+# DuckDB's generic advice after a function that met the wrong type, left out where ours replaces it.
+_NO_ADVICE = re.compile(r"\. (?:You might need|In order to)")
 _DESCRIBE_TAIL = re.compile(r'describe_table\(table="[^"]*"\) lists every column with its description\.$')
 
 
@@ -189,6 +191,10 @@ def _explain_error(
             f"{wrong_alias.group(1)!r} is not a table or alias in this query. Qualify columns with "
             f"{'an alias defined in FROM/JOIN: ' + known if known else 'a table in FROM/JOIN: ' + tables}."
         )
+    if any(k in text for k in ("No function matches the given name", "Could not choose a best candidate")):
+        hint = explain_text_function(catalog, validated, budget)
+        if hint:
+            return f"The query failed: {_NO_ADVICE.split(first)[0]}. {hint}"
     if any(
         k in text for k in ("Cannot compare values of type", "Could not convert string", "Cannot mix values")
     ):

@@ -63,9 +63,9 @@ def _used(tree: exp.Expression, column: str) -> bool:
     for node in tree.find_all(exp.Column):
         if node.name.lower() != column.lower():
             continue
-        if isinstance(node.parent, exp.Func) or node.find_ancestor(exp.Where, exp.Group, exp.Having, exp.Order):
+        if isinstance(node.parent, exp.Func):
             return True
-        if node.find_ancestor(exp.Join, exp.Qualify):
+        if node.find_ancestor(exp.Where, exp.Group, exp.Having, exp.Order, exp.Join, exp.Qualify):
             return True
     return False
 

@@ -309,3 +309,74 @@ def _check(
     if out is None:
         return " (not checked: it did not run within the time allowed)"
     return f" (checked: the query runs with it and returns {len(out.rows):,} row(s))"
+
+
+# -- a function or arithmetic applied to a text column ----------------------------------------------------
+_COMPUTED = (exp.Func, exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Extract)
+_NOT_COMPUTED = (exp.Cast, exp.Alias, exp.Paren, *_COMPARISONS, exp.Between, exp.In, exp.Like, exp.ILike)
+
+
+def computed_columns(tree: exp.Expression) -> dict[str, list[exp.Column]]:
+    """Columns (by lower-case name) that a function or arithmetic takes as an argument: year(StudyDate),
+    avg(PatientAge), PatientAge + 1, extract(year FROM StudyDate), anywhere in the query."""
+    found: dict[str, list[exp.Column]] = {}
+    for column in tree.find_all(exp.Column):
+        parent = column.parent
+        if isinstance(parent, _COMPUTED) and not isinstance(parent, (*_NOT_COMPUTED, exp.AggFunc)):
+            found.setdefault(column.name.lower(), []).append(column)
+        elif isinstance(parent, exp.AggFunc) and not isinstance(parent, exp.Count | exp.AnyValue):
+            found.setdefault(column.name.lower(), []).append(column)  # avg(PatientAge), sum(...)
+    return found
+
+
+def _year_filter(column: exp.Column, found: Recognised) -> str:
+    """`StudyDate LIKE '2001-%'` for `year(StudyDate) = 2001`: the text as stored, by its year."""
+    year = column.parent
+    compared = year.parent if isinstance(year, exp.Year) else None
+    if not isinstance(compared, exp.EQ) or found.format.pattern.pattern != r"^\d{4}-\d{2}-\d{2}$":
+        return ""
+    other = compared.expression if compared.this is year else compared.this
+    if not (_number(other) and re.fullmatch(r"\d{4}", other.name)):
+        return ""
+    like = exp.Like(this=exp.column(column.name), expression=exp.Literal.string(f"{other.name}-%"))
+    return f" To filter by year, {like.sql(dialect='duckdb')} works on the text as stored."
+
+
+def explain_text_function(catalog: Catalog, validated: ValidatedQuery, budget: Budget) -> str | None:
+    """For a function or arithmetic that met a text column written as a date, an age or a number
+    (year(StudyDate), avg(PatientAge)): the column's format and the query with the column converted
+    wherever it is computed on, run once to check it works."""
+    tree = validated.tree
+    for name, columns in computed_columns(tree).items():
+        table = _owner(catalog, tree, validated.tables, columns[0])
+        if table is None:
+            continue
+        col = exp.column(columns[0].name, quoted=True)
+        not_null = exp.Not(this=exp.Is(this=col.copy(), expression=exp.Null()))
+        sample = exp.select(col).from_(exp.Table(this=exp.to_identifier(table))).where(not_null)
+        out = budget.run(catalog, sample.distinct().limit(SAMPLE_VALUES))
+        found = recognise([r[0] for r in out.rows] if out else [])
+        if found is None:
+            continue
+        fixed = tree.copy()
+        originals = {id(c) for c in columns}
+        first: tuple[str, str] | None = None
+        for old, new in zip(tree.walk(), fixed.walk(), strict=True):
+            if id(old) in originals and isinstance(new, exp.Column):
+                computed = new.parent
+                before = computed.sql(dialect="duckdb") if computed is not None else name
+                new.replace(found.format.convert(new.copy()))
+                if first is None and computed is not None:
+                    first = (before, computed.sql(dialect="duckdb"))
+        if first is None:
+            continue
+        ran = budget.run(catalog, fixed)
+        if ran is None:
+            continue
+        before, after = first
+        checked = f"(checked: the query runs with it and returns {len(ran.rows):,} row(s))."
+        return (
+            f"{columns[0].name} is {found.describe(columns[0].name)} Use {after} in place of {before} "
+            f"{checked}{_year_filter(columns[0], found)}"
+        )
+    return None

@@ -36,7 +36,8 @@ def other_unknown_columns(
     """(qualifier, name) of the query's columns, other than `reported`, that nothing in the query or its
     tables has."""
     tree = validated.tree
-    known = {c.lower() for t in validated.tables if catalog.is_installed(t) for c in table_columns(catalog, t)}
+    installed = [t for t in validated.tables if catalog.is_installed(t)]
+    known = {c.lower() for t in installed for c in table_columns(catalog, t)}
     defined = _defined_names(tree)
     tables = {t.alias_or_name.lower() for t in tree.find_all(exp.Table)}
     found: list[tuple[str | None, str]] = []

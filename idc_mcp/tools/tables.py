@@ -10,9 +10,9 @@ from idc_mcp.catalog.database import Catalog, QueryFailed, QueryTimeout, ResultT
 from idc_mcp.catalog.memo import Memo
 from idc_mcp.catalog.schemas import TableInfo, all_tables, get_table
 from idc_mcp.catalog.sqltext import quote_identifier, sql_literal
+from idc_mcp.diagnostics import placeholders
 from idc_mcp.diagnostics.fuzzy import closest
 from idc_mcp.diagnostics.nested_values import is_nested, nested_paths
-from idc_mcp.diagnostics import placeholders
 from idc_mcp.diagnostics.text_formats import recognise, spelling_brief, spelling_note, spellings
 from idc_mcp.indices import clinical, common, fetch
 from idc_mcp.sql.json_values import MAX_REPLY_BYTES, json_safe
@@ -224,9 +224,7 @@ def _profile_key(catalog: Catalog, name: str) -> tuple[object, ...]:
     return (catalog.key, name, catalog.row_count(name), tuple(catalog.columns(name)))
 
 
-def _profile(
-    catalog: Catalog, name: str, info: TableInfo | None, key: tuple[object, ...]
-) -> TableProfile:
+def _profile(catalog: Catalog, name: str, info: TableInfo | None, key: tuple[object, ...]) -> TableProfile:
     """Every column of an installed table with its values, computed once per catalog and table."""
     with _PROFILING:  # one profile at a time: concurrent callers wait for it, then find it
         cached = _PROFILES.get(key)
