@@ -159,7 +159,8 @@ def test_a_short_term_is_not_matched_inside_longer_words():
     assert ids
     for cid in ids:
         (row,) = truth(
-            "SELECT concat_ws(' ', collection_id, collection_name, cancer_types, tumor_locations, description) "
+            "SELECT concat_ws(' ', collection_id, collection_name, cancer_types, tumor_locations, "
+            "description) "
             f"FROM {{collections}} WHERE collection_id = '{cid}'"
         )
         assert re.search(r"(?<![^\W_])t2(?![^\W_])", row[0].casefold()), cid
