@@ -452,6 +452,9 @@ def export_manifest(
         str | None,
         Field(description="file in the download root; omit: inline"),
     ] = None,
+    dir_template: Annotated[
+        str | None, Field(description="s5cmd folders, as download's dir_template (default: the same)")
+    ] = None,
 ) -> manifest.Manifest:
     """Export a selection as an s5cmd download manifest or a CSV, inline or as a file.
 
@@ -462,7 +465,13 @@ def export_manifest(
         state = _state(ctx)
         settings = state.settings
         return manifest.export_manifest(
-            state.catalog, selection, format, path, settings.download_root, settings.s3_endpoint_url
+            state.catalog,
+            selection,
+            format,
+            path,
+            settings.download_root,
+            settings.s3_endpoint_url,
+            dir_template,
         )
 
     return _call(run)
