@@ -453,9 +453,7 @@ def export_manifest(
         str | None,
         Field(description="file in the download root; omit: inline"),
     ] = None,
-    dir_template: Annotated[
-        str | None, Field(description="as in download")
-    ] = None,
+    dir_template: Annotated[str | None, Field(description="as in download")] = None,
 ) -> manifest.Manifest:
     """Export a selection as an s5cmd manifest (a folder per series) or a CSV, inline or as a file.
 

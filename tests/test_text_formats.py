@@ -149,6 +149,15 @@ def test_a_function_of_a_text_date_or_age_gets_the_format_and_a_checked_expressi
         assert run_query(get_catalog(), repaired, max_rows=5).rows
 
 
+def test_a_comparison_deep_inside_an_expression_gets_the_same_repair():
+    # `PatientAge > 80` inside a CASE inside a SUM: found wherever it stands.
+    sql = "SELECT sum(CASE WHEN PatientAge > 80 THEN 1 ELSE 0 END) AS old FROM index"
+    message = failure(sql)
+    fixed = suggested(message)
+    assert "REGEXP_EXTRACT(PatientAge" in fixed
+    assert run_query(get_catalog(), sql.replace("PatientAge > 80", fixed)).rows[0]["old"] > 0
+
+
 def test_a_year_filter_on_a_text_date_also_gets_the_like_pattern_that_reads_the_text_as_stored():
     message = failure("SELECT count(*) AS n FROM index WHERE year(StudyDate) = 2001")
     assert "StudyDate LIKE '2001-%'" in message
