@@ -485,7 +485,7 @@ def slow_to_time_out(built_catalog: Path, workdir: Path) -> Iterator[Catalog]:
         mp.setenv("IDC_MCP_QUERY_TIMEOUT", "300")
         catalog = Catalog(load_settings())
         mp.chdir(workdir)
-        catalog.conn  # noqa: B018 - open it before the disk snapshot
+        catalog.executor  # noqa: B018 - open it before the disk snapshot
     yield catalog
     catalog.close()
 
