@@ -254,8 +254,9 @@ def test_sql_cookbook_covers_the_topics_the_issue_asks_for():
 
 
 def test_sql_cookbook_answers_the_research_questions_the_docs_lacked():
-    # Issue 11: stains, objective power and tumour vs normal; segmented structures; diffusion b-values;
-    # patients with both radiology and pathology. Each is a tested recipe (runs in the tests above).
+    # Research questions: stains, objective power and tumour vs normal; segmented structures;
+    # diffusion b-values; patients with both radiology and pathology. Each is a tested recipe (runs in
+    # the tests above).
     fetched = "\n".join(e.code for e in FETCH_FIRST_SQL if e.file.endswith("sql_cookbook.md"))
     bundled = "\n".join(e.code for e in RUNNABLE_SQL if e.file.endswith("sql_cookbook.md"))
     for needle in (
