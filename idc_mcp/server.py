@@ -235,10 +235,10 @@ async def download(
     Call after check_licenses and estimate_size; start with dry_run=true. Files are verified; calling
     again resumes. LICENSE and CITATION texts are written with the data.
     """
-    from idc_mcp.download.engine import Progress
+    from idc_mcp.download.engine import DownloadCounter
     from idc_mcp.download.service import progress_update, run_download
 
-    progress = Progress()
+    progress = DownloadCounter()
     return await run_call(
         ctx,
         lambda call: run_download(

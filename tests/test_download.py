@@ -15,7 +15,7 @@ import pytest
 
 from idc_mcp.catalog.database import get_catalog
 from idc_mcp.download import engine, ranged
-from idc_mcp.download.engine import DownloadCancelled, DownloadError, Options, Progress
+from idc_mcp.download.engine import DownloadCancelled, DownloadCounter, DownloadError, Options
 from idc_mcp.download.plan import TemplateError
 from idc_mcp.download.s3 import RemoteFile, RetryPolicy, check_streamed
 from idc_mcp.files import PathRefused
@@ -196,7 +196,7 @@ def test_offline_dry_run_names_the_tools_that_work_without_the_network(s3_mirror
     assert list(tmp_path.iterdir()) == []
 
 
-class CancelAfterFirstBytes(Progress):
+class CancelAfterFirstBytes(DownloadCounter):
     """Asks for cancellation as soon as the first bytes are written, as a client would mid-download."""
 
     def __init__(self, cancel: threading.Event) -> None:
