@@ -25,7 +25,7 @@ from idc_mcp import __version__
 from idc_mcp.calls import AppState
 from idc_mcp.catalog.database import Catalog
 from idc_mcp.config import Settings
-from idc_mcp.docs import surface
+from idc_mcp.guides import surface
 from idc_mcp.tools import arguments
 
 log = logging.getLogger(__name__)

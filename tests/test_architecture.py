@@ -19,7 +19,7 @@ LAYERS: list[set[str]] = [
     {"server"},
     {"serve"},
     {"bigquery", "preview"},
-    {"download", "docs"},
+    {"download", "guides"},
     {"tools"},
     {"indices"},
     {"diagnostics"},

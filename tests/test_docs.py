@@ -40,7 +40,7 @@ from idc_index.cli import idc as idc_cli
 
 from idc_mcp.catalog.database import Catalog, get_catalog
 from idc_mcp.catalog.schemas import all_tables
-from idc_mcp.docs import resources
+from idc_mcp.guides import resources
 from idc_mcp.indices import fetch
 from idc_mcp.sql import guard
 from idc_mcp.tools.query import run_query

@@ -13,7 +13,7 @@ from pydantic import Field
 
 from idc_mcp.catalog.database import Catalog
 from idc_mcp.catalog.schemas import all_tables
-from idc_mcp.docs import prompts, resources
+from idc_mcp.guides import prompts, resources
 
 INSTRUCTIONS = """\
 Tools for the NCI Imaging Data Commons (IDC): public cancer imaging (CT, MR, PET, slide microscopy and
