@@ -9,6 +9,7 @@ server here; tests build as many servers as they need, each with its own setting
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -71,7 +72,13 @@ class IdcServer(MCPServer[AppState]):
     async def list_tools(self) -> list[MCPTool]:
         schemas = await self._compacted()
         return [
-            t.model_copy(update={"input_schema": schemas[t.name][0], "output_schema": schemas[t.name][1]})
+            t.model_copy(
+                update={
+                    "description": inspect.cleandoc(t.description or ""),  # no docstring indentation
+                    "input_schema": schemas[t.name][0],
+                    "output_schema": schemas[t.name][1],
+                }
+            )
             for t in await super().list_tools()
         ]
 

@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from idc_mcp.cli_terms import argument_flags, in_cli_terms
+
 if TYPE_CHECKING:
     from idc_mcp.catalog.database import Catalog
     from idc_mcp.config import Settings
@@ -38,7 +40,14 @@ def _open_catalog_in_background(catalog: Catalog) -> threading.Thread:
         except Exception:  # noqa: BLE001 - the first query retries and reports the error
             log.warning("opening the catalog in the background failed", exc_info=True)
             return
-        log.info("catalog ready in %.1f s: %d tables installed", time.monotonic() - started, len(tables))
+        if catalog.building:  # "ready" is said by the query worker once the build is done
+            log.info(
+                "catalog building (first start of this IDC data version, up to a minute); meanwhile "
+                "queries are answered from the bundled metadata (%d tables), 2-3x slower",
+                len(tables),
+            )
+        else:
+            log.info("catalog ready in %.1f s: %d tables installed", time.monotonic() - started, len(tables))
 
     thread = threading.Thread(target=open_catalog, name="catalog-open", daemon=True)
     thread.start()
@@ -154,7 +163,12 @@ def build_parser() -> argparse.ArgumentParser:
         "which is how Claude Desktop and Claude Code start it.",
     )
     parser.add_argument("--version", action="version", version=f"idc-mcp {__version__}")
-    parser.add_argument("--transport", choices=["stdio", "streamable-http"], default="stdio")
+    parser.add_argument(
+        "--transport",
+        choices=["stdio", "streamable-http"],
+        default="stdio",
+        help="stdio (default: a client starts the server) or streamable-http (a server for a team)",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="HTTP address to bind (streamable-http)")
     parser.add_argument("--port", type=_port, default=8000, help="HTTP port (streamable-http)")
     team = parser.add_argument_group("team server (streamable-http; see docs/team-server.md)")
@@ -193,7 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="install a specialized index (sm_index, seg_index, clinical_index, ...) into the cache",
         description="Download (or take from IDC_MCP_INDEX_DIR), verify and cache an IDC index.",
     )
-    fetch.add_argument("name", help="index name, e.g. sm_index (see list_tables)")
+    fetch.add_argument(
+        "name", help="index name: sm_index, seg_index, clinical_index, ... (an unknown name lists them all)"
+    )
     fetch.set_defaults(func=_fetch_index)
     token = commands.add_parser(
         "new-token",
@@ -209,6 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
     from idc_mcp.preview.cli import add_parser as add_preview_parser
 
     add_preview_parser(commands)
+    from idc_mcp.tools.query_cli import add_parser as add_query_parser
+
+    add_query_parser(commands)
     return parser
 
 
@@ -231,9 +250,16 @@ def _fetch_index(args: argparse.Namespace) -> int:
     from idc_mcp.catalog.database import Catalog
     from idc_mcp.indices import fetch
 
-    bar = tqdm(unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr, desc=args.name, leave=False)
+    bars: list[tqdm] = []  # made at the first progress report: a refused name shows no empty bar
 
     def progress(done: float, total: float | None, message: str) -> None:
+        if not bars:
+            bars.append(
+                tqdm(
+                    unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr, desc=args.name, leave=False
+                )
+            )
+        bar = bars[0]
         if total and total > 1 and bar.total != total:
             bar.reset(total=int(total))
         if total and total > 1:
@@ -244,10 +270,12 @@ def _fetch_index(args: argparse.Namespace) -> int:
     try:
         result = fetch.fetch_index(Catalog(args.settings), args.name, progress)
     except fetch.IndexFetchError as exc:
-        bar.close()
-        print(f"error: {exc}", file=sys.stderr)
+        for bar in bars:
+            bar.close()
+        print(f"error: {args.terms(str(exc))}", file=sys.stderr)
         return 1
-    bar.close()
+    for bar in bars:
+        bar.close()
     size = fetch.human_size(result.size_bytes)
     print(f"{result.name}: {result.status}, {result.row_count} rows" + (f", {size}" if size else ""))
     print(f"  source: {result.source}")
@@ -277,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     except SettingError as exc:
         print(f"idc-mcp: error: {exc}", file=sys.stderr)
         return 2
+    flags = argument_flags(parser)
+    args.terms = lambda message: in_cli_terms(message, flags)  # errors in flags and commands, not tools
     return int(args.func(args) or 0)
 
 

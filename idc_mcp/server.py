@@ -79,26 +79,27 @@ async def list_tables(ctx: Context) -> list[tables.TableSummary]:
 async def describe_table(
     table: Annotated[str, Field(description="table name from list_tables(), e.g. 'index'")],
     ctx: Context,
-    column: Annotated[str | None, Field(description="one column in full: every value, full text")] = None,
+    column: Annotated[str | None, Field(description="one column in full: every value, whole")] = None,
 ) -> tables.TableDescription:
-    """Describe a table's columns: type, format, real values with counts (also inside lists and
-    structs, with the filter that works).
+    """Describe a table's columns, one line each: type, description, NULLs, top values with counts,
+    format warnings.
 
-    Call this before filtering, to use exact values. Pass column for one column's full value list.
+    Call this before filtering, to use exact values; column= gives one column in full (also the values
+    inside lists and structs, with the filter that works).
     """
     return await run_call(ctx, lambda call: tables.describe_table(call.catalog, table, column))
 
 
 @tool(READ_ONLY)
 async def query(
-    sql: Annotated[str, Field(description="one read-only SELECT in DuckDB SQL over the catalog tables")],
+    sql: Annotated[str, Field(description="one read-only SELECT, DuckDB SQL")],
     ctx: Context,
     max_rows: MaxRows = 100,
 ) -> query_mod.QueryResult:
-    """Run one read-only SQL SELECT (DuckDB dialect) over the IDC tables.
+    """Run one read-only SQL SELECT (DuckDB) over the IDC tables.
 
-    Call it to count, filter or list series (`index` has one row per DICOM series). When a name or
-    value is wrong or nothing matches, `diagnostics` says what to change.
+    Call it to count, filter or list series (`index`: one row per DICOM series). A wrong name or value,
+    or no match, gets `diagnostics` saying what to change.
     """
     return await run_call(ctx, lambda call: query_mod.run_query(call.catalog, sql, max_rows))
 
@@ -108,17 +109,16 @@ async def query(
 async def list_collections(
     ctx: Context,
     topic: Annotated[
-        str | None, Field(description="words to find in id, name, cancer types, sites, description")
+        str | None, Field(description="words in id, name, cancer types, sites, modalities, description")
     ] = None,
-    cancer_type: Annotated[str | None, Field(description="substring of cancer_types, e.g. 'lung'")] = None,
-    tumor_location: Annotated[str | None, Field(description="substring of tumor_locations")] = None,
-    modality: Annotated[str | None, Field(description="e.g. 'MR', 'SM'")] = None,
+    cancer_type: Annotated[str | None, Field(description="in cancer_types, e.g. 'lung'")] = None,
+    tumor_location: str | None = None,
+    modality: Annotated[str | None, Field(description="e.g. 'MR'")] = None,
     license: Annotated[str | None, Field(description="e.g. 'CC BY 4.0', 'NC'")] = None,
 ) -> collections.CollectionList:
-    """List IDC collections: cancer types, sites, modalities, subjects, series, size, licenses, DOIs.
+    """List IDC collections with cancer types, sites, modalities, series, size, licenses, DOIs.
 
-    Call this to find collections for a topic before selecting data; filters are case-insensitive and
-    combine with AND.
+    Call this to find collections for a topic before selecting data; filters combine with AND.
     """
     return await run_call(
         ctx,
@@ -131,10 +131,10 @@ async def list_collections(
 @tool(READ_ONLY)
 @takes_selection
 async def check_licenses(ctx: Context, selection: Selection) -> licenses.LicenseReport:
-    """Say which licenses cover a selection and whether it may be used commercially.
+    """Say which licenses cover a selection (series, size, URL each) and whether it may be used
+    commercially.
 
-    Call this before any download, redistribution or commercial use: per license the series, size,
-    collections and URL, and a verdict.
+    Call this before any download, redistribution or commercial use.
     """
     return await run_call(ctx, lambda call: licenses.check_licenses(call.catalog, selection))
 
@@ -146,7 +146,7 @@ async def estimate_size(
     selection: Selection,
     download_dir: Annotated[
         str | None,
-        Field(description="folder in the download root: check free space there"),
+        Field(description="download root folder to check free space in"),
     ] = None,
 ) -> sizes.SizeEstimate:
     """Count the series (original and derived), files and size of a selection; check free space.
@@ -166,7 +166,7 @@ async def get_viewer_url(
     study_uid: viewers.StudyUidArg = None,
     viewer: viewers.ViewerArg = "auto",
 ) -> viewers.ViewerLinks:
-    """Make browser links to look at series or a study in a web viewer (no download, no login).
+    """Make web-viewer links for series or a study (no download, no login).
 
     Call this when the user wants to see the images: a link per series (up to 50) or for a study.
     """
@@ -192,10 +192,10 @@ async def get_citations(
 @tool(READ_ONLY)
 @takes_selection
 async def get_dicomweb_urls(ctx: Context, selection: Selection) -> viewers.DicomwebUrls:
-    """List DICOMweb URLs (IDC's public proxy) for the series of a selection.
+    """List DICOMweb URLs (IDC's public proxy) for a selection's series.
 
-    Call this when a DICOMweb client or viewer needs the series. The proxy is quota-limited, for viewing
-    only: to download, use download or export_manifest.
+    Call this when a DICOMweb client or viewer needs them; the proxy is quota-limited, for viewing
+    only (to download: download or export_manifest).
     """
     return await run_call(ctx, lambda call: viewers.get_dicomweb_urls(call.catalog, selection))
 
@@ -207,15 +207,22 @@ async def export_manifest(
     selection: Selection,
     format: manifest.FormatArg = "s5cmd",
     path: manifest.PathArg = None,
+    dir_template: Annotated[str | None, Field(description="as in download")] = None,
 ) -> manifest.Manifest:
-    """Export a selection as an s5cmd download manifest or a CSV, inline or as a file.
+    """Export a selection as an s5cmd manifest (a folder per series) or a CSV, inline or as a file.
 
-    Call this when the user wants to download with their own tools or keep a record of a cohort.
+    Call this when the user downloads with their own tools or keeps a record of a cohort.
     """
     return await run_call(
         ctx,
         lambda call: manifest.export_manifest(
-            call.catalog, selection, format, path, call.settings.download_root, call.settings.s3_endpoint_url
+            call.catalog,
+            selection,
+            format,
+            path,
+            call.settings.download_root,
+            call.settings.s3_endpoint_url,
+            dir_template,
         ),
     )
 
@@ -230,10 +237,10 @@ async def download(
     dir_template: dl.DirTemplate = None,
     dry_run: dl.DryRun = False,
 ) -> dl.DownloadResult:
-    """Download the DICOM files of a selection to the local download root.
+    """Download a selection's DICOM files to the local download root (verified; a new call resumes),
+    with LICENSE and CITATION texts.
 
-    Call after check_licenses and estimate_size; start with dry_run=true. Files are verified; calling
-    again resumes. LICENSE and CITATION texts are written with the data.
+    Call after check_licenses and estimate_size; start with dry_run=true.
     """
     from idc_mcp.download.engine import DownloadCounter
     from idc_mcp.download.service import progress_update, run_download
@@ -252,17 +259,16 @@ async def download(
 # ---------------------------------------------------------------- previews
 @tool(PREVIEW)
 async def preview_series(
-    series_uid: Annotated[str, Field(description="one SeriesInstanceUID (from query or a selection)")],
+    series_uid: Annotated[str, Field(description="a SeriesInstanceUID")],
     ctx: Context,
     kind: preview.KindArg = "auto",
     window: preview.WindowArg = None,
     slices: preview.SlicesArg = preview.DEFAULT_SLICES,
 ) -> Annotated[CallToolResult, preview.PreviewInfo]:
-    """Show a series as an image (PNG/JPEG, at most 1024 px) before anyone downloads it.
+    """Show a series as an image (PNG/JPEG, at most 1024 px), fetching only the bytes it needs.
 
     Call this to check that a series is what the user means (anatomy, contrast, quality, the right
-    segmentation) before download, or when asked what a series looks like. Only the bytes the picture
-    needs are fetched; the reply says how many.
+    segmentation) before download, or when asked what a series looks like.
     """
     from idc_mcp.preview.service import make_preview
 
@@ -292,10 +298,10 @@ async def fetch_index(
     name: Annotated[str, Field(description="e.g. 'sm_index'")],
     ctx: Context,
 ) -> common.FetchResult:
-    """Install a specialized IDC index so that query can use it (cached).
+    """Install a specialized IDC index for query (cached).
 
-    Call it when list_tables() shows a table as not installed or a reply says to: sm_index (slides),
-    seg_index (segmentations), mr_index, clinical_index (and the clinical_* tables), ...
+    Call it when list_tables() shows a table not installed or a reply says to: sm_index (slides),
+    seg_index (segmentations), mr_index, clinical_index (and clinical_* tables), ...
     """
     from idc_mcp.indices.fetch import fetch_index as fetch
 
@@ -314,12 +320,12 @@ async def bigquery_query(
     max_rows: MaxRows = 100,
     max_gb: bigquery.MaxGb = None,
 ) -> bigquery.BigQueryResult:
-    """Query IDC's full DICOM metadata in Google BigQuery (the user's Google Cloud project pays per
-    byte scanned; each query is dry-run and refused above a cap).
+    """Query IDC's full DICOM metadata in BigQuery (the user's Google Cloud project pays per byte
+    scanned; dry-run first, refused above a cap).
 
-    Call it only when the local tables cannot answer: instance-level rows (dicom_all), other DICOM
-    attributes, segments, SR measurements, past releases (idc_v<N>). Read few columns. A result with
-    SeriesInstanceUID returns `selection` for the selection tools. Call describe_bigquery_table first.
+    Call it only when the local tables cannot answer: instance rows (dicom_all), other DICOM attributes,
+    segments, SR measurements, past releases (idc_v<N>). Read few columns; call describe_bigquery_table
+    first. SeriesInstanceUID in the result gives a `selection`.
     """
     from idc_mcp.bigquery.service import run_bigquery_query
 
@@ -338,8 +344,8 @@ async def describe_bigquery_table(
     ctx: Context,
     column_filter: bigquery.ColumnFilter = None,
 ) -> bigquery.BigQueryTableDescription:
-    """Describe an IDC BigQuery table from its live schema: columns and nested fields, type, mode,
-    description; size and rows. Free.
+    """Describe an IDC BigQuery table from its live schema (columns, nested fields, types,
+    descriptions; size, rows). Free.
 
     Call it before bigquery_query to use real names (dicom_all has thousands: pass column_filter).
     """

@@ -139,7 +139,7 @@ MCP_SAMPLE = [
 
 @pytest.mark.anyio
 async def test_through_the_tool_hostile_sql_is_a_tool_error_and_no_job_reaches_the_emulator(bq_env):
-    jobs_before = len(bq_env.emulator.requests("POST", "/jobs"))
+    jobs_before = len(bq_env.emulator.answered("POST", "/jobs"))
     async with Client(server_from_environment()) as client:
         for key in MCP_SAMPLE:
             result = await client.call_tool("bigquery_query", {"sql": CORPUS[key]})
@@ -148,4 +148,4 @@ async def test_through_the_tool_hostile_sql_is_a_tool_error_and_no_job_reaches_t
         # The server still answers an ordinary query afterwards.
         ok = await client.call_tool("bigquery_query", {"sql": f"SELECT Modality FROM {T} LIMIT 1"})
         assert not ok.is_error, ok.content[0].text
-    assert len(bq_env.emulator.requests("POST", "/jobs")) == jobs_before + 2  # the dry run and the job
+    assert len(bq_env.emulator.answered("POST", "/jobs")) == jobs_before + 2  # the dry run and the job

@@ -190,7 +190,7 @@ async def test_a_query_over_the_cap_is_refused_with_bytes_cost_and_the_columns_t
             "Modality": GB,
         },
     )
-    jobs_before = len(bq_env.emulator.requests("POST", "/jobs"))
+    jobs_before = len(bq_env.emulator.answered("POST", "/jobs"))
     text = await refused(
         "bigquery_query",
         {
@@ -207,7 +207,7 @@ async def test_a_query_over_the_cap_is_refused_with_bytes_cost_and_the_columns_t
     )
     # Only dry runs went to BigQuery (the query and one per column): no job ran.
     assert all(job.dry_run for job in seen) and len(seen) == 5
-    assert len(bq_env.emulator.requests("POST", "/jobs")) == jobs_before + len(seen)
+    assert len(bq_env.emulator.answered("POST", "/jobs")) == jobs_before + len(seen)
 
 
 async def test_select_star_over_the_cap_is_told_to_name_columns(bq_env, monkeypatch):
@@ -241,14 +241,14 @@ async def test_the_server_cap_comes_from_the_environment_and_the_job_carries_it(
 
 # ------------------------------------------------------------------------ names that do not exist
 async def test_an_unknown_column_gets_the_nearest_real_names_before_anything_runs(bq_env):
-    jobs_before = len(bq_env.emulator.requests("POST", "/jobs"))
+    jobs_before = len(bq_env.emulator.answered("POST", "/jobs"))
     text = await refused("bigquery_query", {"sql": f"SELECT SeriesInstanceUID, SliceThicknes FROM {T}"})
     assert (
         "'SliceThicknes'" in text and "SliceThickness (FLOAT)" in text and "describe_bigquery_table" in text
     )
     nested = await refused("bigquery_query", {"sql": f"SELECT SegmentedPropertyType.CodeMeanin FROM {SEG}"})
     assert "SegmentedPropertyType.CodeMeaning (STRING)" in nested
-    assert len(bq_env.emulator.requests("POST", "/jobs")) == jobs_before
+    assert len(bq_env.emulator.answered("POST", "/jobs")) == jobs_before
 
 
 async def test_a_name_bigquery_itself_refuses_also_gets_the_nearest_real_names(bq_env):

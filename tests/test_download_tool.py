@@ -169,4 +169,68 @@ def test_cli_download_error_goes_to_stderr_with_exit_code_1(s3_mirror, root, cap
     code = cli.main(["--s3-endpoint-url", s3_mirror.endpoint, "download", "--series-uids", "1.2.3.999"])
     assert code == 1
     captured = capsys.readouterr()
-    assert captured.out == "" and "Unknown series_uids" in captured.err
+    assert captured.out == "" and "Unknown --series-uids" in captured.err
+
+
+# ---------------------------------------------------------------- offline (issue 22)
+@pytest.fixture
+def offline(monkeypatch, built_catalog):
+    """No way to IDC's storage: HTTPS goes to a proxy on a closed loopback port (nothing leaves the
+    machine); IDC_MCP_S3_ENDPOINT_URL is not set, as for a user who never touched it."""
+    from idc_mcp.download import s3
+
+    monkeypatch.delenv("IDC_MCP_S3_ENDPOINT_URL", raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("NO_PROXY", "")
+    s3.make_client.cache_clear()  # clients read the proxy when they are made
+    yield
+    s3.make_client.cache_clear()
+
+
+async def test_offline_a_dry_run_answers_from_the_catalog_and_says_the_file_list_needs_the_network(
+    s3_mirror, root, offline
+):
+    async with Client(server_from_environment()) as client:
+        result = await client.call_tool("download", {"series_uids": uids(s3_mirror), "dry_run": True})
+    assert not result.is_error, result.content[0].text
+    data = result.structured_content
+    assert data["series_count"] == len(s3_mirror.series) == data["series_estimated"]
+    assert data["files_total"] > 0 and data["bytes_total"] > 0  # the index's figures
+    assert all(p["estimated"] for p in data["plan"]) and data["licenses"]
+    step = data["next_step"]
+    assert step.startswith("Cannot reach IDC's storage (network)")
+    assert "the exact file list needs the network" in step and "IDC_MCP_S3_ENDPOINT_URL" not in step
+    assert list(root.iterdir()) == []
+
+
+async def test_offline_a_download_says_the_network_and_what_still_works(s3_mirror, root, offline):
+    async with Client(server_from_environment()) as client:
+        result = await client.call_tool("download", {"series_uids": uids(s3_mirror)[:1]})
+    assert result.is_error
+    text = result.content[0].text
+    assert "Cannot reach IDC's storage (network)" in text and "Nothing was written" in text
+    assert "download(dry_run=true) still answers from the catalog" in text
+    assert "IDC_MCP_S3_ENDPOINT_URL" not in text  # a setting this user never touched
+
+
+def test_offline_the_cli_says_it_in_command_line_terms(s3_mirror, root, offline, capsys):
+    assert cli.main(["download", "--series-uids", uids(s3_mirror)[0], "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "Cannot reach IDC's storage (network)" in err
+    assert "`idc-mcp download --dry-run` still answers from the catalog" in err and "dry_run" not in err
+
+
+def test_a_store_the_user_chose_is_named_when_it_does_not_answer(s3_mirror, root, built_catalog, capsys):
+    from idc_mcp.download import s3
+
+    s3.make_client.cache_clear()
+    code = cli.main(
+        ["--s3-endpoint-url", "http://127.0.0.1:9", "download", "--series-uids", uids(s3_mirror)[0]]
+    )
+    s3.make_client.cache_clear()
+    assert code == 1
+    err = capsys.readouterr().err
+    assert (
+        "The S3 endpoint http://127.0.0.1:9 (set by IDC_MCP_S3_ENDPOINT_URL" in err
+        and "cannot be reached" in err
+    )

@@ -179,18 +179,35 @@ def test_the_server_process_never_imports_duckdb() -> None:
 
 @pytest.mark.slow
 def test_first_ever_start_answers_from_the_parquet_then_moves_to_the_built_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     # An empty cache: the worker answers at once from locked-down views over private copies of the
     # bundled parquet while the catalog file is built, then is replaced by a worker on the file.
+    # The log tells the truth meanwhile (issue 22): "building", and "ready" only once the file exists.
+    import logging
     import time
 
     from idc_mcp.catalog.build import catalog_file
+    from idc_mcp.cli import _open_catalog_in_background
 
     monkeypatch.setenv("IDC_MCP_CACHE_DIR", str(tmp_path))
+    caplog.set_level(logging.INFO, logger="idc_mcp")
     catalog = Catalog(load_settings())
+    ready_said_with_file: list[bool] = []
+
+    class ReadyWatcher(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "catalog ready" in record.getMessage():
+                ready_said_with_file.append(catalog_file(catalog.settings).is_file())
+
+    watcher = ReadyWatcher()
+    logging.getLogger("idc_mcp").addHandler(watcher)
     try:
         assert not catalog_file(catalog.settings).is_file()
+        _open_catalog_in_background(catalog).join()
+        assert catalog.building or catalog_file(catalog.settings).is_file()
+        if catalog.building:
+            assert any("catalog building" in m for m in caplog.messages), caplog.messages
         assert catalog.execute("SELECT count(*) FROM index").rows[0][0] > 1_000_000
         provisional = catalog.executor.pid
         # The lockdown holds on the provisional connection too: no other file is readable.
@@ -203,5 +220,9 @@ def test_first_ever_start_answers_from_the_parquet_then_moves_to_the_built_file(
         assert catalog_file(catalog.settings).is_file()
         assert catalog.executor.pid not in (None, provisional)
         assert catalog.execute("SELECT count(*) FROM index").rows[0][0] > 1_000_000
+        assert not catalog.building
+        # "ready" was said, and only when the file was there.
+        assert ready_said_with_file and all(ready_said_with_file), caplog.messages
     finally:
+        logging.getLogger("idc_mcp").removeHandler(watcher)
         catalog.close()

@@ -158,7 +158,7 @@ def test_describe_table_works_on_a_fetched_index(server, data, make_catalog):
     publish(server, data, "sm_index")
     catalog = make_catalog()
     fetch.fetch_index(catalog, "sm_index")
-    described = tables.describe_table(catalog, "sm_index")
+    described = tables.profile(catalog, "sm_index")
     power = next(c for c in described.columns if c.name == "ObjectiveLensPower")
     assert described.installed and power.values_complete
     assert sorted(v.value for v in power.values or []) == [20, 40]
@@ -464,7 +464,7 @@ def test_clinical_index_brings_the_clinical_tables(server, data, make_catalog):
     )
     assert got.rows[0]["n"] == expected[0] > 0
 
-    described = tables.describe_table(catalog, table)
+    described = tables.profile(catalog, table)
     labels = {c.name: c.description for c in described.columns}
     assert labels["age_at_diagnosis"] == "Age at diagnosis (years)"
     listed = {t.name: t for t in tables.list_tables(catalog)}

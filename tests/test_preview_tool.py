@@ -63,5 +63,14 @@ def test_cli_writes_the_image_and_prints_the_summary(env, tmp_path, capsys):
 
 def test_cli_reports_errors_without_a_traceback(env, tmp_path, capsys):
     assert cli.main(["preview", "not-a-uid", "-o", str(tmp_path / "x.png")]) == 1
-    assert "error: series_uid value 'not-a-uid' is not a DICOM UID" in capsys.readouterr().err
+    assert "error: SERIES_UID value 'not-a-uid' is not a DICOM UID" in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists()
+
+
+def test_cli_error_that_points_to_the_viewer_prints_the_viewer_link(env, tmp_path, capsys):
+    # The MCP reply says "open it with get_viewer_url()": a terminal has no such tool, so the link itself.
+    assert cli.main(["preview", env.cases["rtstruct"].uid, "-o", str(tmp_path / "x.png")]) == 1
+    err = capsys.readouterr().err
+    assert "holds no image pixels" in err and "get_viewer_url" not in err
+    link = next(line for line in err.splitlines() if line.startswith("view it in the browser: "))
+    assert link.split(": ", 1)[1].startswith("https://") and env.cases["rtstruct"].study_uid in link

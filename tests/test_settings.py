@@ -45,7 +45,7 @@ def test_command_line_flags_are_not_written_into_the_environment(tmp_path: Path,
         ["--download-root", str(tmp_path / "root"), "--s3-endpoint-url", "http://127.0.0.1:9", "download"]
         + ["--series-uids", "1.2.3.999"]
     )
-    assert code == 1 and "Unknown series_uids" in capsys.readouterr().err
+    assert code == 1 and "Unknown --series-uids" in capsys.readouterr().err
     assert dict(os.environ) == before
 
 

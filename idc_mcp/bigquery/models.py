@@ -17,9 +17,7 @@ TableArg = Annotated[str, Field(description="e.g. 'dicom_all', 'idc_v22.segmenta
 ColumnFilter = Annotated[
     str | None, Field(description="substring of field names or descriptions, e.g. 'Slice'")
 ]
-MaxGb = Annotated[
-    float | None, Field(gt=0, description="refuse above this many GB scanned (lowers the server cap)")
-]
+MaxGb = Annotated[float | None, Field(gt=0, description="GB scanned to refuse above (below the server cap)")]
 
 
 class BigQueryError(AssistantError, ValueError):

@@ -179,6 +179,9 @@ class Executor:
         # The worker's own address-space cap: a backstop for one allocation too big to be sampled.
         self.address_space_bytes = ADDRESS_SPACE_FACTOR * memory_limit_bytes
         self.facts: dict[str, Any] = {}
+        # Set while the first worker answers from the bundled parquet and builds the catalog file: the
+        # catalog is not ready until that worker says "built" (issue 22: the log said "ready" too early).
+        self.building_since: float | None = None
         self.restarts = 0
         self._ids = itertools.count(1)
         self._lock = threading.RLock()
@@ -199,6 +202,8 @@ class Executor:
             process.kill()
             raise WorkerUnavailable(f"opening the IDC catalog failed: {first[1]}")
         self.facts, process.rss = first[1], first[2]
+        if self.facts.get("provisional") and self.building_since is None:
+            self.building_since = time.monotonic()
         self._process = process
         threading.Thread(target=self._read, args=(process,), name="catalog-reader", daemon=True).start()
         threading.Thread(target=self._watch, args=(process,), name="catalog-watchdog", daemon=True).start()
@@ -310,8 +315,14 @@ class Executor:
             request_id, status, payload, rss = reply
             process.rss = rss
             if status == "built":  # it answered from the parquet while the catalog file was built
+                if self.building_since is not None:
+                    log.info(
+                        "catalog ready: built in %.1f s; the next queries run on it",
+                        time.monotonic() - self.building_since,
+                    )
+                    self.building_since = None
                 process.exhausted = True  # replaced (by a worker on the file) once no query runs
-                self._recycle_if_idle(process)
+                self._recycle_if_idle(process, "to move to the catalog just built")
                 continue
             with self._lock:
                 request = process.pending.pop(request_id, None)
@@ -328,11 +339,12 @@ class Executor:
                 self._recycle_if_idle(process)
         self._died(process)
 
-    def _recycle_if_idle(self, process: _Process) -> None:
+    def _recycle_if_idle(self, process: _Process, why: str | None = None) -> None:
         with self._lock:
             if process.pending or process is not self._process:
                 return
-            log.info("replacing the query worker: it holds %d MiB after its queries", process.rss >> 20)
+            why = why or f"it holds {process.rss >> 20} MiB after its queries"
+            log.info("replacing the query worker: %s", why)
             self._process = None
         self._retire(process)
 

@@ -386,6 +386,7 @@ def main() -> int:
     try:
         conn = open_locked(settings, files) if scratch is None else open_provisional(settings, files, scratch)
         facts = load_facts(conn)
+        facts["provisional"] = scratch is not None  # answering from the parquet while the file is built
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises it on the next query
         channel.send(("failed", f"{type(exc).__name__}: {exc}"))
         return 1

@@ -27,8 +27,10 @@ from idc_mcp.diagnostics.column_paths import (
 )
 from idc_mcp.diagnostics.empty_result import explain_empty_result
 from idc_mcp.diagnostics.fuzzy import closest, fold, resembles
+from idc_mcp.diagnostics.placeholders import query_notes as placeholder_notes
 from idc_mcp.diagnostics.related_values import related_values_notes
-from idc_mcp.diagnostics.text_formats import explain_mismatch
+from idc_mcp.diagnostics.text_formats import explain_mismatch, explain_text_function
+from idc_mcp.diagnostics.unknown_columns import other_unknown_columns
 from idc_mcp.diagnostics.value_hints import not_null
 from idc_mcp.sql import guard
 
@@ -114,6 +116,11 @@ _MISSING_COLUMN = [
 ]
 
 
+# DuckDB's generic advice after a function that met the wrong type, left out where ours replaces it.
+_NO_ADVICE = re.compile(r"\. (?:You might need|In order to)")
+_DESCRIBE_TAIL = re.compile(r'describe_table\(table="[^"]*"\) lists every column with its description\.$')
+
+
 def missing_column(error: str) -> tuple[str | None, str] | None:
     """(qualifier, column) named by a DuckDB binder error about a missing column or field."""
     for pattern in _MISSING_COLUMN:
@@ -162,7 +169,16 @@ def _explain_error(
     missing = missing_column(text)
     if missing:
         qualifier, column = missing
-        return unknown_column_message(catalog, column, validated, qualifier, budget)
+        first = unknown_column_message(catalog, column, validated, qualifier, budget)
+        others = other_unknown_columns(catalog, validated, column)
+        if not others:
+            return first
+        # One reply for every unknown name; the describe_table pointer once, at the end.
+        parts = [first, *(unknown_column_message(catalog, n, validated, q, budget) for q, n in others)]
+        tail = _DESCRIBE_TAIL.search(first)
+        if tail is None:
+            return " ".join(parts)
+        return " ".join([*(_DESCRIBE_TAIL.sub("", p).rstrip() for p in parts), tail.group(0)])
     wrong_alias = re.search(r'Referenced table "([^"]+)" not found', text)
     if wrong_alias:
         known = ", ".join(f"{a} ({t})" for a, t in validated.aliases.items() if a != t.lower())
@@ -171,6 +187,10 @@ def _explain_error(
             f"{wrong_alias.group(1)!r} is not a table or alias in this query. Qualify columns with "
             f"{'an alias defined in FROM/JOIN: ' + known if known else 'a table in FROM/JOIN: ' + tables}."
         )
+    if any(k in text for k in ("No function matches the given name", "Could not choose a best candidate")):
+        hint = explain_text_function(catalog, validated, budget)
+        if hint:
+            return f"The query failed: {_NO_ADVICE.split(first)[0]}. {hint}"
     if any(
         k in text for k in ("Cannot compare values of type", "Could not convert string", "Cannot mix values")
     ):
@@ -425,6 +445,14 @@ def explain_related(
 ) -> list[str]:
     """For a result with rows: an equality whose literal has related values with many more rows."""
     return _notes(related_values_notes, catalog, validated, budget, "looking for related values", [])
+
+
+def explain_placeholders(
+    catalog: Catalog, validated: guard.ValidatedQuery, budget: Budget | None = None
+) -> list[str]:
+    """For a query that filters, groups or computes on a date column: the collections whose dates
+    there are placeholders (one day of the year for every patient)."""
+    return _notes(placeholder_notes, catalog, validated, budget, "looking for placeholder dates", [])
 
 
 def counts_nothing(validated: guard.ValidatedQuery, records: list[dict[str, object]]) -> bool:

@@ -14,8 +14,8 @@ DownloadDir = Annotated[str | None, Field(description="folder in the download ro
 DirTemplate = Annotated[
     str | None,
     Field(
-        description="folders from %collection_id %PatientID %StudyInstanceUID %Modality "
-        "%SeriesInstanceUID joined by _ - /; '' = one folder"
+        description="%collection_id %PatientID %StudyInstanceUID %Modality %SeriesInstanceUID "
+        "joined by _ - /; '' = one folder"
     ),
 ]
 DryRun = Annotated[bool, Field(description="plan only")]

@@ -67,7 +67,13 @@ def to_result(outcome: Outcome) -> DownloadResult:
             "Nothing was written. Check the licenses, then call download with the same arguments and "
             "dry_run=false."
         )
-        if outcome.series_estimated:
+        if outcome.unreachable:
+            step = (
+                f"{outcome.unreachable} Answered offline from the catalog: the series, files and bytes are "
+                "the index's figures; the exact file list needs the network (run the dry run again online). "
+                + step
+            )
+        elif outcome.series_estimated:
             step += (
                 f" {outcome.series_estimated:,} of {len(outcome.series):,} series were not listed (a dry run "
                 f"lists at most {bounds.DRY_RUN_MAX_LISTED:,} files or {bounds.DRY_RUN_LIST_S:g} s): their "

@@ -14,10 +14,7 @@ MAX_SLICES = 25
 # The preview tool's arguments (their descriptions are what the assistant reads).
 KindArg = Annotated[
     Kind,
-    Field(
-        description="auto: middle slice, slide thumbnail (SM) or segments over the image (SEG); "
-        "montage: evenly spaced slices"
-    ),
+    Field(description="auto: middle slice, slide thumbnail or SEG overlay; montage: evenly spaced slices"),
 ]
 WindowArg = Annotated[
     str | None, Field(description="CT window: lung, mediastinum, soft_tissue, bone, brain or 'center,width'")

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from idc_mcp.catalog.database import Catalog
+from idc_mcp.config import DEFAULT_S3_ENDPOINT
 from idc_mcp.preview import headers as hdr
 from idc_mcp.preview import montage, pixels, render, seg, slide
 from idc_mcp.preview.cache import PreviewCache
@@ -82,10 +83,12 @@ def make_preview(
     store = Store.open(endpoint, cancel)
     objects = sorted(store.list_series(row.bucket, row.prefix), key=lambda o: o.key)
     if not objects:
-        raise PreviewError(
-            f"s3://{row.bucket}/{row.prefix} holds no objects at {endpoint}. If "
-            "IDC_MCP_S3_ENDPOINT_URL points to a mirror, it lacks this series; otherwise retry later."
+        mirror = (
+            "retry later"
+            if endpoint.rstrip("/") == DEFAULT_S3_ENDPOINT
+            else "the mirror set by IDC_MCP_S3_ENDPOINT_URL lacks this series"
         )
+        raise PreviewError(f"s3://{row.bucket}/{row.prefix} holds no objects at {endpoint}: {mirror}.")
     if modality == "SM":
         if kind == "montage":
             raise PreviewError(

@@ -129,7 +129,8 @@ def inline_definitions(schema: Any) -> Any:
 
 def compact_schema(schema: Any) -> Any:
     """The same JSON schema, shorter: no generated titles, no `default: null` (an absent optional argument
-    is null anyway), no `additionalProperties: true` (the default), and an `anyOf` of plain types as one
+    is null anyway), no `additionalProperties: true` (the default), no `type: string` beside an `enum`
+    of strings (the enum admits nothing else), and an `anyOf` of plain types as one
     `type` list (`anyOf [string, array of string, null]` -> `type: [string, array, null], items: ...`;
     `items` applies to arrays only). It validates exactly the same."""
     if isinstance(schema, list):
@@ -146,6 +147,8 @@ def compact_schema(schema: Any) -> Any:
             out[key] = value
         else:
             out[key] = compact_schema(value)
+    if out.get("type") == "string" and all(isinstance(v, str) for v in out.get("enum") or [None]):
+        del out["type"]  # an enum of strings admits strings only
     options = out.get("anyOf")
     if isinstance(options, list) and options and all(_plain(o) for o in options):
         merged: dict[str, Any] = {}

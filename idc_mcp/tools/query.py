@@ -133,6 +133,7 @@ def _run_validated(
         notes.extend(explain.explain_empty(catalog, validated, budget))
     elif records:
         notes.extend(explain.explain_related(catalog, validated, budget))
+    notes.extend(explain.explain_placeholders(catalog, validated, budget))
     result = QueryResult(
         columns=columns,
         rows=records,

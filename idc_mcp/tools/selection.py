@@ -35,14 +35,25 @@ _UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 
 AnalysisResults = Literal["include", "exclude", "only"]
 
-# Annotated argument types the selection tools share (their descriptions are what the assistant reads).
-# Kept short: seven tools repeat them, and every conversation pays for them (the names say the rest).
-CollectionIds = Annotated[list[str] | None, Field(description="e.g. ['tcga_luad']")]
+# Argument types the selection tools share. Seven tools take them, so they are described once, in the
+# server's instructions (SELECTION_ARGUMENTS), not in every tool's schema (the names say the rest).
+CollectionIds = list[str] | None
 PatientIds = list[str] | None
 StudyUids = list[str] | None
 SeriesUids = list[str] | None
-SelectionSql = Annotated[str | None, Field(description="SELECT returning SeriesInstanceUID")]
-AnalysisResultsArg = Annotated[AnalysisResults, Field(description="derived series: SEG, SR, ANN...")]
+SelectionSql = str | None
+
+
+def _default_said_once(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)  # 'include': SELECTION_ARGUMENTS says it
+
+
+AnalysisResultsArg = Annotated[AnalysisResults, Field(json_schema_extra=_default_said_once)]
+SELECTION_ARGUMENTS = (
+    "Selection tools take collection_ids, patient_ids, study_uids, series_uids, sql (a "
+    "SELECT returning SeriesInstanceUID) and analysis_results (derived series: SEG, SR, ANN...: "
+    "include (default), exclude or only), combined with AND."
+)
 
 
 class SelectionError(AssistantError, ValueError):
