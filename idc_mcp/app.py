@@ -126,7 +126,7 @@ def create_server(
     server = IdcServer(
         state, name="idc-mcp", version=__version__, instructions=surface.INSTRUCTIONS, lifespan=lifespan
     )
-    for declared in table.TOOLS:
-        server.add_tool(declared.fn, annotations=declared.annotations, meta=declared.meta)
+    for fn, hints, meta in table.TOOLS:
+        server.add_tool(fn, annotations=hints, meta=meta)
     surface.register(server, state.catalog)
     return server
