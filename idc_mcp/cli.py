@@ -215,6 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     from idc_mcp.preview.cli import add_parser as add_preview_parser
 
     add_preview_parser(commands)
+    from idc_mcp.prepare.cli import add_parser as add_prepare_parser
+
+    add_prepare_parser(commands)
     return parser
 
 

@@ -26,6 +26,7 @@ from pydantic import Field, ValidationError
 
 from idc_mcp import __version__, preview
 from idc_mcp import download as dl
+from idc_mcp import prepare as prep
 from idc_mcp.bigquery import models as bigquery
 from idc_mcp.cancellation import CallCancellation, current_call, run_in_thread
 from idc_mcp.catalog.database import Catalog, get_catalog
@@ -188,6 +189,7 @@ def _assistant_errors() -> tuple[type[Exception], ...]:
         IndexFetchError,
         BigQueryError,
         preview.PreviewError,
+        prep.PrepareError,
         ExecutorError,  # a timeout, the memory limit or a failed query inside a tool: the message says which
     )
 
@@ -516,6 +518,46 @@ async def download(
 
 
 # (end of download)
+
+
+# ---------------------------------------------------------------- analysis-ready data (issue 23)
+@mcp.tool(annotations=DOWNLOAD)
+@_takes_selection
+async def prepare_dataset(
+    ctx: Context,
+    selection: Selection,
+    layout: Annotated[prep.Layout, Field(description="nnunet: v2 raw dataset; monai: datalist")] = "plain",
+    output_dir: Annotated[str | None, Field(description="folder in the download root")] = None,
+    commercial: Annotated[bool, Field(description="refuse non-commercial licenses")] = False,
+    split: Annotated[tuple[float, float, float], Field(description="train,val,test ratios")] = (
+        0.7,
+        0.15,
+        0.15,
+    ),
+    seed: int = 0,
+    dry_run: bool = False,
+) -> prep.PrepareResult:
+    """Make training data: NIfTI volumes, SEG/RTSTRUCT label maps on the image grid, SR measurement
+    tables, a layout and a dataset card (license, citations, patient-level split).
+
+    Call when the user wants to train or analyse, after check_licenses; try dry_run=true first. Reruns resume.
+    """
+    state = _state(ctx)
+
+    def work(progress: Any, cancel: threading.Event) -> prep.PrepareResult:
+        from idc_mcp.prepare.engine import Request
+        from idc_mcp.prepare.service import run_prepare
+
+        request = Request(layout, output_dir, commercial, split, seed, dry_run)
+        return run_prepare(state.catalog, state.settings, selection, request, progress, cancel)
+
+    with _tool_errors():
+        from idc_mcp.prepare.service import prepare_async
+
+        return await prepare_async(work, ctx.report_progress)
+
+
+# (end of analysis-ready data)
 
 
 # ---------------------------------------------------------------- previews (issue 13)
