@@ -13,8 +13,10 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+import highdicom as hd
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.sr.codedict import codes
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 ROWS, COLS = 20, 24
@@ -141,3 +143,138 @@ def write_series(folder: Path, datasets: list[Dataset], seed: int = 1) -> list[P
         path.write_bytes(save(datasets[i]))
         paths.append(path)
     return paths
+
+
+def _algorithm() -> hd.AlgorithmIdentificationSequence:
+    return hd.AlgorithmIdentificationSequence(
+        name="test", version="1", family=codes.cid7162.ArtificialIntelligence
+    )
+
+
+def make_seg(
+    ct: list[Dataset],
+    mask: np.ndarray,
+    labels: list[str],
+    kind: str = "BINARY",
+    series_uid: str | None = None,
+) -> Dataset:
+    """A SEG over `ct` (slices in the CT's stored order): `mask` holds segment numbers (BINARY), or one
+    plane per segment (stacked on the last axis) for overlapping or FRACTIONAL segments."""
+    descriptions = [
+        hd.seg.SegmentDescription(
+            segment_number=n,
+            segment_label=label,
+            segmented_property_category=codes.cid7150.Tissue,
+            segmented_property_type=codes.cid7166.ConnectiveTissue,
+            algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+            algorithm_identification=_algorithm(),
+        )
+        for n, label in enumerate(labels, start=1)
+    ]
+    return hd.seg.Segmentation(
+        source_images=ct,
+        pixel_array=mask,
+        segmentation_type=hd.seg.SegmentationTypeValues[kind],
+        segment_descriptions=descriptions,
+        series_instance_uid=series_uid or generate_uid(),
+        series_number=2,
+        sop_instance_uid=generate_uid(),
+        instance_number=1,
+        manufacturer="test",
+        manufacturer_model_name="test",
+        software_versions="1",
+        device_serial_number="1",
+        omit_empty_frames=True,
+    )
+
+
+def make_rtstruct(
+    ct: list[Dataset], rois: dict[str, list[np.ndarray]], series_uid: str | None = None
+) -> Dataset:
+    """An RTSTRUCT over `ct`: per ROI name, closed planar contours given as (n, 3) LPS points."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.481.3"
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    first = ct[0]
+    ds.PatientID, ds.PatientName, ds.StudyInstanceUID = (
+        first.PatientID,
+        first.PatientName,
+        first.StudyInstanceUID,
+    )
+    ds.SeriesInstanceUID, ds.Modality, ds.SeriesNumber = series_uid or generate_uid(), "RTSTRUCT", 3
+    ds.StructureSetLabel, ds.StructureSetDate, ds.StructureSetTime = "test", "20200101", "120000"
+    series_ref = Dataset()
+    series_ref.SeriesInstanceUID = first.SeriesInstanceUID
+    study_ref = Dataset()
+    study_ref.ReferencedSOPClassUID = "1.2.840.10008.3.1.2.3.1"
+    study_ref.ReferencedSOPInstanceUID = first.StudyInstanceUID
+    study_ref.RTReferencedSeriesSequence = [series_ref]
+    frame = Dataset()
+    frame.FrameOfReferenceUID = first.FrameOfReferenceUID
+    frame.RTReferencedStudySequence = [study_ref]
+    ds.ReferencedFrameOfReferenceSequence = [frame]
+    ds.StructureSetROISequence, ds.ROIContourSequence = [], []
+    for number, (name, contours) in enumerate(rois.items(), start=1):
+        roi = Dataset()
+        roi.ROINumber, roi.ROIName, roi.ReferencedFrameOfReferenceUID = (
+            number,
+            name,
+            first.FrameOfReferenceUID,
+        )
+        roi.ROIGenerationAlgorithm = "MANUAL"
+        ds.StructureSetROISequence.append(roi)
+        item = Dataset()
+        item.ReferencedROINumber, item.ROIDisplayColor = number, [255, 0, 0]
+        item.ContourSequence = []
+        for points in contours:
+            contour = Dataset()
+            contour.ContourGeometricType = "CLOSED_PLANAR"
+            contour.NumberOfContourPoints = len(points)
+            contour.ContourData = [f"{v:.4f}" for v in np.asarray(points).ravel()]
+            item.ContourSequence.append(contour)
+        ds.ROIContourSequence.append(item)
+    return ds
+
+
+def make_sr(
+    ct: list[Dataset], measurements: list[tuple[str, float, str]], series_uid: str | None = None
+) -> Dataset:
+    """A TID 1500 measurement report over `ct`: one image-level measurement group, tracking identifier
+    'lesion 1', finding 'Nodule' at 'Lung', holding (name, value, UCUM unit) measurements."""
+    from pydicom.sr.coding import Code
+
+    observer = hd.sr.ObserverContext(
+        observer_type=codes.cid270.Person,
+        observer_identifying_attributes=hd.sr.PersonObserverIdentifyingAttributes(name="Test^Reader"),
+    )
+    group = hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(uid=generate_uid(), identifier="lesion 1"),
+        finding_type=Code("M-03010", "SRT", "Nodule"),
+        finding_sites=[hd.sr.FindingSite(anatomic_location=Code("T-28000", "SRT", "Lung"))],
+        measurements=[
+            hd.sr.Measurement(
+                name=Code(name.replace(" ", ""), "99TEST", name),
+                value=value,
+                unit=Code(unit, "UCUM", unit),
+            )
+            for name, value, unit in measurements
+        ],
+    )
+    report = hd.sr.MeasurementReport(
+        observation_context=hd.sr.ObservationContext(observer_person_context=observer),
+        procedure_reported=Code("P5-0905E", "SRT", "CT of chest"),
+        imaging_measurements=[group],
+    )
+    return hd.sr.Comprehensive3DSR(
+        evidence=ct,
+        content=report,
+        series_instance_uid=series_uid or generate_uid(),
+        series_number=4,
+        sop_instance_uid=generate_uid(),
+        instance_number=1,
+        manufacturer="test",
+    )
