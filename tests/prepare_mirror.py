@@ -44,7 +44,8 @@ def _pick() -> dict[str, dict]:
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
     base = f"""
-        SELECT SeriesInstanceUID AS uid, StudyInstanceUID AS study, PatientID AS patient, Modality AS modality,
+        SELECT SeriesInstanceUID AS uid, StudyInstanceUID AS study, PatientID AS patient,
+               Modality AS modality,
                aws_bucket AS bucket, crdc_series_uuid AS prefix, collection_id
         FROM read_parquet('{PARQUET}')"""
     studies = _rows(

@@ -1,0 +1,245 @@
+"""prepare_dataset end to end through an in-memory MCP client and a local S3 mirror (tests/prepare_mirror.py):
+what it writes for each layout, what it refuses before any work, reruns, and the dataset card."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+from mcp import Client
+
+from idc_mcp.server import mcp
+from tests import prepare_fixture as f
+from tests.prepare_mirror import MEASUREMENTS, start_prepare_mirror
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(scope="module")
+def mirror():
+    m = start_prepare_mirror()
+    yield m
+    m.server.stop()
+
+
+@pytest.fixture
+def root(tmp_path, monkeypatch, mirror) -> Path:
+    monkeypatch.setenv("IDC_MCP_DOWNLOAD_ROOT", str(tmp_path))
+    monkeypatch.setenv("IDC_MCP_S3_ENDPOINT_URL", mirror.endpoint)
+    return tmp_path
+
+
+def uids(mirror, *roles: str) -> list[str]:
+    return [mirror.series[r]["uid"] for r in roles]
+
+
+async def call(arguments: dict, progress=None):  # type: ignore[no-untyped-def]
+    async with Client(mcp) as client:
+        return await client.call_tool("prepare_dataset", arguments, progress_callback=progress)
+
+
+def files_under(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+
+async def test_plain_layout_converts_each_kind_reports_failures_and_skips_by_name(root, mirror):
+    seen: list[float] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append(progress)
+
+    everything = uids(mirror, "ct1", "seg1", "rtstruct1", "sr1", "ct2", "seg2", "ct3", "sm")
+    result = await call({"series_uids": everything, "output_dir": "ds"}, on_progress)
+    assert not result.is_error, result.content[0].text
+    data = result.structured_content
+    out = root / "ds"
+    assert data["series_converted"] == 6 and data["series_reused"] == 0
+    # the CT whose objects are not DICOM fails by name with dcm2niix's reason; the others go on
+    assert [(x["SeriesInstanceUID"], "dcm2niix" in x["reason"]) for x in data["failures"]] == [
+        (mirror.series["ct3"]["uid"], True)
+    ]
+    assert [(x["SeriesInstanceUID"], x["Modality"]) for x in data["skipped"]] == [
+        (mirror.series["sm"]["uid"], "SM")
+    ]
+    assert "slide microscopy" in data["skipped"][0]["reason"]
+    assert seen == sorted(seen) and seen[-1] == 1000
+    # the image: every voxel at its patient coordinate
+    ct1 = mirror.series["ct1"]
+    study = out / ct1["collection_id"] / ct1["patient"] / ct1["study"]
+    image = nib.load(study / f"CT_{ct1['uid']}.nii.gz")
+    g = mirror.facts["geometry"]
+    assert f.nifti_value_at(image, f.pixel_lps(g, 2, 5, 6)) == f.voxel_value(2, 5, 6)
+    assert json.loads((study / f"CT_{ct1['uid']}.json").read_text())["Modality"] == "CT"
+    # the SEG on the image grid, the labels where the mask was
+    seg = nib.load(study / f"SEG_{mirror.series['seg1']['uid']}.nii.gz")
+    assert seg.shape == image.shape and np.allclose(seg.affine, image.affine)
+    mask = mirror.facts["mask1"]
+    for k, r, c in [(2, 4, 5), (2, 7, 10), (3, 10, 3), (2, 8, 5), (0, 0, 0)]:
+        assert f.nifti_value_at(seg, f.pixel_lps(g, k, r, c)) == mask[k, r, c]
+    meta = json.loads((study / f"SEG_{mirror.series['seg1']['uid']}.json").read_text())
+    assert [(s["value"], s["label"]) for s in meta["segments"]] == [(1, "Tumour"), (2, "Node")]
+    # the RTSTRUCT as one mask per ROI, named by ROI name
+    roi = nib.load(study / f"RTSTRUCT_{mirror.series['rtstruct1']['uid']}_GTV_1.nii.gz")
+    assert roi.shape == image.shape and int(np.asarray(roi.dataobj).sum()) > 0
+    # the SR as the measurements table
+    with (out / "measurements.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["measurement"], float(r["value"]), r["unit"]) for r in rows] == MEASUREMENTS
+    assert {r["SeriesInstanceUID"] for r in rows} == {mirror.series["sr1"]["uid"]}
+    assert (out / "measurements.parquet").is_file()
+    # nothing half-written: no temporaries anywhere
+    hidden = [p for p in files_under(out) if "/." in "/" + p and not p.startswith("dicom/")]
+    assert hidden == [".idc-mcp-prepare.json"]  # the rerun record only
+    assert not list(out.glob(".idc-mcp-prepare-*"))
+
+
+async def test_the_card_cites_with_get_citations_text_and_splits_by_patient(root, mirror):
+    selection = uids(mirror, "ct1", "seg1", "ct2", "seg2")
+    result = await call({"series_uids": selection, "output_dir": "card", "split": [0.5, 0, 0.5], "seed": 3})
+    assert not result.is_error, result.content[0].text
+    out = root / "card"
+    async with Client(mcp) as client:
+        cited = (await client.call_tool("get_citations", {"series_uids": selection})).structured_content
+    with (out / "cases.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 2 and {r["split"] for r in rows} == {"train", "test"}
+    texts = {e["citation"] for e in cited["entries"] if e["kind"] == "dataset"}
+    for row in rows:
+        assert (
+            row["idc_data_version"] and row["license_short_name"] and row["source_urls"].startswith("s3://")
+        )
+        assert all(part in texts for part in row["citation"].split(" | "))
+    readme = (out / "README.md").read_text()
+    assert cited["bibliography"] in readme and "seed 3" in readme
+    # the same call gives the same split
+    again = await call({"series_uids": selection, "output_dir": "card", "split": [0.5, 0, 0.5], "seed": 3})
+    with (out / "cases.csv").open() as fh:
+        assert [r["split"] for r in csv.DictReader(fh)] == [r["split"] for r in rows]
+    assert (
+        again.structured_content["series_reused"] == 4 and again.structured_content["series_converted"] == 0
+    )
+
+
+async def test_a_rerun_redoes_only_a_series_whose_output_changed(root, mirror):
+    selection = uids(mirror, "ct2", "seg2")
+    first = await call({"series_uids": selection, "output_dir": "rerun"})
+    assert first.structured_content["series_converted"] == 2
+    ct2 = mirror.series["ct2"]
+    label = (
+        root
+        / "rerun"
+        / ct2["collection_id"]
+        / ct2["patient"]
+        / ct2["study"]
+        / f"SEG_{mirror.series['seg2']['uid']}.nii.gz"
+    )
+    label.write_bytes(b"tampered")
+    second = (await call({"series_uids": selection, "output_dir": "rerun"})).structured_content
+    assert (second["series_converted"], second["series_reused"]) == (1, 1)
+    assert nib.load(label).shape[:3] == (f.COLS, f.ROWS, 6)
+
+
+def check_nnunet_raw(folder: Path) -> None:
+    """nnU-Net v2's documented rules for a raw dataset (what its verify_dataset_integrity checks):
+    dataset.json with channel_names, labels (background 0, consecutive integers), numTraining and
+    file_ending; every training case has each channel and one label file; numTraining matches; label
+    files hold only declared values; images and labels share shape and geometry."""
+    meta = json.loads((folder / "dataset.json").read_text())
+    assert {"channel_names", "labels", "numTraining", "file_ending"} <= set(meta)
+    values = sorted(meta["labels"].values())
+    assert meta["labels"]["background"] == 0 and values == list(range(len(values)))
+    ending = meta["file_ending"]
+    labels = sorted((folder / "labelsTr").glob(f"*{ending}"))
+    assert len(labels) == meta["numTraining"]
+    for label_path in labels:
+        case = label_path.name[: -len(ending)]
+        label = nib.load(label_path)
+        assert set(np.unique(np.asarray(label.dataobj)).tolist()) <= set(values)
+        for channel in meta["channel_names"]:
+            image = nib.load(folder / "imagesTr" / f"{case}_{int(channel):04d}{ending}")
+            assert image.shape == label.shape and np.allclose(image.affine, label.affine, atol=1e-4)
+    images = {p.name[: -len(ending) - 5] for p in (folder / "imagesTr").glob(f"*{ending}")}
+    assert images == {p.name[: -len(ending)] for p in labels}
+
+
+async def test_nnunet_layout_passes_nnunets_documented_integrity_rules(root, mirror):
+    selection = uids(mirror, "ct1", "seg1", "ct2", "seg2")
+    result = await call(
+        {"series_uids": selection, "layout": "nnunet", "output_dir": "nn", "split": [1, 0, 0]}
+    )
+    assert not result.is_error, result.content[0].text
+    out = root / "nn"
+    check_nnunet_raw(out)
+    meta = json.loads((out / "dataset.json").read_text())
+    assert meta["channel_names"] == {"0": "CT"} and meta["labels"] == {
+        "background": 0,
+        "Node": 1,
+        "Tumour": 2,
+    }
+    assert meta["numTraining"] == 2
+
+
+async def test_monai_layout_lists_each_image_with_its_label(root, mirror):
+    selection = uids(mirror, "ct1", "seg1", "ct2", "seg2")
+    result = await call({"series_uids": selection, "layout": "monai", "output_dir": "mo", "split": [1, 0, 0]})
+    assert not result.is_error, result.content[0].text
+    datalist = json.loads((root / "mo" / "datalist.json").read_text())
+    assert len(datalist["training"]) == 2
+    for entry in datalist["training"]:
+        image = nib.load(root / "mo" / entry["image"])
+        assert nib.load(root / "mo" / entry["label"]).shape == image.shape
+
+
+# ---------------------------------------------------------------- refusals, before any work
+async def test_commercial_true_refuses_non_commercial_series_before_any_download(root, catalog):
+    row = catalog.records(
+        "SELECT SeriesInstanceUID FROM index WHERE collection_id = 'nsclc_radiomics' AND Modality = 'CT' LIMIT 1"
+    )[0]
+    result = await call({"series_uids": [row["SeriesInstanceUID"]], "commercial": True, "output_dir": "c"})
+    assert result.is_error
+    text = result.content[0].text
+    assert "not licensed for commercial use" in text and "nsclc_radiomics (CC BY-NC 3.0)" in text
+    assert not (root / "c").exists()
+
+
+async def test_nnunet_refuses_a_study_without_labels_before_any_work(root, mirror):
+    result = await call(
+        {"series_uids": uids(mirror, "ct1", "seg1", "ct3"), "layout": "nnunet", "output_dir": "n"}
+    )
+    assert (
+        result.is_error
+        and "needs a label" in result.content[0].text
+        and "layout='monai'" in result.content[0].text
+    )
+    assert not (root / "n").exists()
+
+
+async def test_nnunet_refuses_two_label_series_in_one_case(root, mirror):
+    result = await call({"series_uids": uids(mirror, "ct1", "seg1", "rtstruct1"), "layout": "nnunet"})
+    assert result.is_error and "one label map per case" in result.content[0].text
+
+
+async def test_a_segmentation_without_its_image_is_refused(root, mirror):
+    result = await call({"series_uids": uids(mirror, "seg1")})
+    assert result.is_error and "no image series" in result.content[0].text
+
+
+async def test_output_dir_outside_the_root_is_refused(root, mirror, tmp_path_factory):
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    for bad in ("../escape", str(elsewhere)):
+        result = await call({"series_uids": uids(mirror, "ct2"), "output_dir": bad})
+        assert result.is_error and "download root" in result.content[0].text
+    assert not list(elsewhere.iterdir())
+
+
+async def test_a_dry_run_plans_and_writes_nothing(root, mirror):
+    result = await call(
+        {"series_uids": uids(mirror, "ct1", "seg1", "sm"), "dry_run": True, "output_dir": "dry"}
+    )
+    data = result.structured_content
+    assert data["dry_run"] and data["cases"] == 1 and len(data["skipped"]) == 1
+    assert not (root / "dry").exists()
