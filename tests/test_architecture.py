@@ -17,7 +17,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 LAYERS: list[set[str]] = [
     {"__main__", "cli", "server"},
     {"serve"},
-    {"bigquery", "preview"},
+    {"bigquery", "preview", "prepare"},
     {"download", "docs"},
     {"tools"},
     {"indices"},

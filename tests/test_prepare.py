@@ -197,7 +197,8 @@ async def test_monai_layout_lists_each_image_with_its_label(root, mirror):
 # ---------------------------------------------------------------- refusals, before any work
 async def test_commercial_true_refuses_non_commercial_series_before_any_download(root, catalog):
     row = catalog.records(
-        "SELECT SeriesInstanceUID FROM index WHERE collection_id = 'nsclc_radiomics' AND Modality = 'CT' LIMIT 1"
+        "SELECT SeriesInstanceUID FROM index "
+        "WHERE collection_id = 'nsclc_radiomics' AND Modality = 'CT' LIMIT 1"
     )[0]
     result = await call({"series_uids": [row["SeriesInstanceUID"]], "commercial": True, "output_dir": "c"})
     assert result.is_error
