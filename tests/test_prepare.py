@@ -244,3 +244,75 @@ async def test_a_dry_run_plans_and_writes_nothing(root, mirror):
     data = result.structured_content
     assert data["dry_run"] and data["cases"] == 1 and len(data["skipped"]) == 1
     assert not (root / "dry").exists()
+
+
+# ---------------------------------------------------------------- cancellation, tool surface, command line
+def test_cancelling_keeps_finished_series_leaves_nothing_half_written_and_a_rerun_resumes(
+    root, mirror, catalog
+):
+    import threading
+
+    from idc_mcp.config import load_settings
+    from idc_mcp.prepare import PrepareCancelled
+    from idc_mcp.prepare.engine import Progress, Request
+    from idc_mcp.prepare.service import run_prepare
+    from idc_mcp.tools.selection import Selection
+
+    cancel = threading.Event()
+
+    class CancelAfterFirstSeries(Progress):
+        def series_finished(self) -> None:
+            super().series_finished()
+            cancel.set()  # as a client's cancellation would, while the next series waits
+
+    selection = Selection(series_uids=tuple(uids(mirror, "ct1", "seg1", "ct2", "seg2")))
+    settings = load_settings()
+    with pytest.raises(PrepareCancelled, match="1 series converted and kept"):
+        run_prepare(catalog, settings, selection, Request(output_dir="cx"), CancelAfterFirstSeries(), cancel)
+    out = root / "cx"
+    assert len(list(out.rglob("*.nii.gz"))) == 1 and not list(out.glob(".idc-mcp-prepare-*"))
+    again = run_prepare(catalog, settings, selection, Request(output_dir="cx"))
+    assert (again.series_reused, again.series_converted) == (1, 3)
+
+
+async def test_the_tool_is_declared_as_writing_and_its_text_fits_the_budget():
+    async with Client(mcp) as client:
+        tool = next(t for t in (await client.list_tools()).tools if t.name == "prepare_dataset")
+    assert tool.annotations.read_only_hint is False and tool.annotations.destructive_hint is False
+    size = len(tool.description or "") + len(json.dumps(tool.input_schema, separators=(",", ":")))
+    assert size <= 1536, size
+    assert {"layout", "output_dir", "commercial", "split", "seed", "dry_run", "series_uids"} <= set(
+        tool.input_schema["properties"]
+    )
+
+
+def test_cli_prepare_writes_the_dataset_and_prints_the_result(root, mirror, capsys):
+    from idc_mcp import cli
+
+    code = cli.main(
+        ["--s3-endpoint-url", mirror.endpoint, "prepare", "--series-uids", *uids(mirror, "ct2", "seg2"),
+         "--layout", "monai", "--output-dir", "cli", "--no-progress"]
+    )  # fmt: skip
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["series_converted"] == 2 and (root / "cli" / "datalist.json").is_file()
+
+
+def test_cli_prepare_refusal_goes_to_stderr_with_exit_code_1(root, mirror, capsys):
+    from idc_mcp import cli
+
+    code = cli.main(["--s3-endpoint-url", mirror.endpoint, "prepare", "--series-uids", *uids(mirror, "seg1")])
+    assert code == 1 and "no image series" in capsys.readouterr().err
+
+
+def test_missing_converters_are_named_with_the_extra_to_install(monkeypatch):
+    import importlib.util
+
+    from idc_mcp.prepare.errors import MissingConverters, require_converters
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "dcm2niix" else real(name, *a)
+    )
+    with pytest.raises(MissingConverters, match=r"idc-mcp\[prepare\]"):
+        require_converters()
