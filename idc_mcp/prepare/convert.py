@@ -55,8 +55,14 @@ class Run:
     measurements: list[dict[str, Any]] = field(default_factory=list)
     info: dict[str, dict[str, Any]] = field(default_factory=dict)  # series uid -> what it produced
 
-    def convert_case(self, case: Case) -> None:
+    def convert_all(self, cases: list[Case]) -> None:
+        """Every image first (a label may lie on an image of another study), then labels, then SR."""
         for role in ("image", "label", "sr"):
+            for case in cases:
+                self.convert_case(case, (role,))
+
+    def convert_case(self, case: Case, roles: tuple[str, ...] = ("image", "label", "sr")) -> None:
+        for role in roles:
             for s in case.with_role(role):
                 if self.cancel.is_set():
                     raise PrepareCancelled("cancelled between series")

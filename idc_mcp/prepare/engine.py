@@ -187,8 +187,7 @@ def prepare(
     progress.phase = "converting"
     run = convert.Run(real_root, output, records, files_of, folder_of, cancel, progress.series_finished)
     try:
-        for case in cases:
-            run.convert_case(case)
+        run.convert_all(cases)
     except PrepareCancelled as exc:
         prepare_state.save(real_root, output, run.records)
         raise PrepareCancelled(
