@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import nibabel as nib
@@ -181,6 +183,26 @@ async def test_nnunet_layout_passes_nnunets_documented_integrity_rules(root, mir
         "Tumour": 2,
     }
     assert meta["numTraining"] == 2
+
+
+NNUNET_PYTHON = os.environ.get("IDC_MCP_TEST_NNUNET_PYTHON")
+
+
+@pytest.mark.skipif(not NNUNET_PYTHON, reason="IDC_MCP_TEST_NNUNET_PYTHON (a Python with nnunetv2) not set")
+async def test_nnunet_layout_passes_nnunetv2s_own_verify_dataset_integrity(root, mirror):
+    # nnunetv2 needs torch (~200 MB), so it lives in its own environment (see docs/prepare.md).
+    selection = uids(mirror, "ct1", "seg1", "ct2", "seg2")
+    result = await call(
+        {"series_uids": selection, "layout": "nnunet", "output_dir": "nnv", "split": [1, 0, 0]}
+    )
+    assert not result.is_error, result.content[0].text
+    check = (
+        "import sys\n"
+        "from nnunetv2.experiment_planning.verify_dataset_integrity import verify_dataset_integrity\n"
+        "verify_dataset_integrity(sys.argv[1], 1)\n"
+    )
+    done = subprocess.run([NNUNET_PYTHON, "-c", check, str(root / "nnv")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
 
 async def test_monai_layout_lists_each_image_with_its_label(root, mirror):
