@@ -338,3 +338,15 @@ def test_missing_converters_are_named_with_the_extra_to_install(monkeypatch):
     )
     with pytest.raises(MissingConverters, match=r"idc-mcp\[prepare\]"):
         require_converters()
+
+
+async def test_not_enough_free_space_is_refused_before_any_download(root, mirror, monkeypatch):
+    import shutil
+
+    usage = shutil.disk_usage(root)
+    # a disk with 64 KiB free, as it would report it (the estimate: the index's sizes of the series, twice)
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage._replace(free=64 * 1024))
+    result = await call({"series_uids": uids(mirror, "ct1", "seg1"), "output_dir": "full"})
+    assert result.is_error and "Not enough free disk space" in result.content[0].text
+    assert "65,536 are free" in result.content[0].text
+    assert not (root / "full" / "dicom").exists()
