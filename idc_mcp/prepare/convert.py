@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from idc_mcp.download.plan import SeriesPlan
 from idc_mcp.files import safe_component
@@ -19,6 +19,11 @@ from idc_mcp.prepare import images, measurements, outputs
 from idc_mcp.prepare import state as prepare_state
 from idc_mcp.prepare.errors import ConversionFailed, PrepareCancelled
 from idc_mcp.prepare.plan import Case, role_of
+
+if TYPE_CHECKING:
+    from idc_mcp.prepare.grid import Grid
+
+Writer = Callable[..., None]
 
 
 def package_version(name: str) -> str:
@@ -196,13 +201,22 @@ class Run:
                 reasons.append(str(exc))
         raise ConversionFailed("; ".join(reasons) or "its image series gave no volume")
 
-    def _seg(self, s, path, grid, reference, folder, work, write_on_grid):  # type: ignore[no-untyped-def]
+    def _seg(
+        self,
+        s: SeriesPlan,
+        path: Path,
+        grid: Grid,
+        reference: str,
+        folder: Path,
+        work: Path,
+        write_on_grid: Writer,
+    ) -> tuple[list[Path], dict[str, Any]]:
         from idc_mcp.prepare.segmentations import seg_to_labels
 
         labels = seg_to_labels(path, grid)
-        made = []
+        made: list[Path] = []
         stem = series_stem(s)
-        files = {}
+        files: dict[str, str] = {}
         for suffix, array in labels.arrays.items():
             staged = work / f"{stem}{suffix}.nii.gz"
             write_on_grid(array, grid, staged)
@@ -227,11 +241,22 @@ class Run:
         made.append(outputs.write_json(self.root, folder / f"{stem}.json", info))
         return made, info
 
-    def _rtstruct(self, s, path, grid, reference, folder, work, write_on_grid):  # type: ignore[no-untyped-def]
+    def _rtstruct(
+        self,
+        s: SeriesPlan,
+        path: Path,
+        grid: Grid,
+        reference: str,
+        folder: Path,
+        work: Path,
+        write_on_grid: Writer,
+    ) -> tuple[list[Path], dict[str, Any]]:
         from idc_mcp.prepare.rtstruct import rtstruct_to_masks
 
         masks = rtstruct_to_masks(path, grid)
-        made, rois, used = [], [], set()
+        made: list[Path] = []
+        rois: list[dict[str, Any]] = []
+        used: set[str] = set()
         stem = series_stem(s)
         for roi in masks.rois:
             name = safe_component(roi.name).replace(" ", "_")
