@@ -1,6 +1,7 @@
 """prepare_dataset's conversion against the bare dcm2niix binary on the same series, in one run.
 
-A synthetic CT series (default 1,000 slices of 512 x 512 int16, ~525 MB of DICOM, in shuffled files)
+A synthetic CT series (default 1,000 slices of 512 x 512 int16, ~525 MB of DICOM, in shuffled files;
+a body-like phantom with noise, so that it compresses as CT does)
 and a SEG over it (two segments on 40 slices) are written to a temporary folder. Then, alternating,
 3 times each (median):
   - bare: the `dcm2niix` binary of the wheel on the folder (`-z y -b y -ba y`, as prepare runs it);
@@ -51,9 +52,14 @@ def make_series(folder: Path, slices: int, size: int) -> tuple[Path, Path]:
     datasets = f.make_ct(g)
     order = list(range(slices))
     random.Random(1).shuffle(order)
+    # A body-like phantom (air, a soft-tissue ellipse, a bone ring) with noise: it compresses as CT does.
+    yy, xx = np.mgrid[:size, :size] / size - 0.5
+    radius = (xx / 0.42) ** 2 + (yy / 0.32) ** 2
+    body = np.where(radius < 1, 40, -1000) + np.where((radius > 0.8) & (radius < 0.9), 700, 0)
     for i in order:
         ds = datasets[i]
-        ds.PixelData = rng.integers(-1024, 2000, (size, size), dtype=np.int16).tobytes()
+        noise = rng.integers(-30, 30, (size, size))
+        ds.PixelData = (body + noise + 1024).astype(np.int16).tobytes()  # stored = HU - intercept
         (ct_dir / f"{generate_uid()[-16:]}.dcm").write_bytes(f.save(ds))
     mask = np.zeros((slices, size, size), np.uint8)
     mid = slices // 2

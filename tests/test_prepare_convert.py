@@ -71,9 +71,10 @@ def _labels_on_grid(tmp_path: Path, g: f.Geometry, mask: np.ndarray, labels, kin
     seg_path.write_bytes(f.save(f.make_seg(ct, mask, labels, kind)))
     out = seg_to_labels(seg_path, grid)
     written = {}
-    for suffix, array in out.arrays.items():
+    for suffix, make in out.arrays.items():
         path = tmp_path / f"label{suffix}.nii.gz"
-        write_on_grid(array, grid, path)
+        array, slope = make()
+        write_on_grid(array, grid, path, slope)
         written[suffix] = nib.load(path)
     return grid, out, written
 

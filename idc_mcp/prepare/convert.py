@@ -217,9 +217,14 @@ class Run:
         made: list[Path] = []
         stem = series_stem(s)
         files: dict[str, str] = {}
-        for suffix, array in labels.arrays.items():
+        staged_files = []
+        for suffix, make in labels.arrays.items():  # one full-size array in memory at a time
             staged = work / f"{stem}{suffix}.nii.gz"
-            write_on_grid(array, grid, staged)
+            array, slope = make()
+            write_on_grid(array, grid, staged, slope)
+            del array
+            staged_files.append((suffix, staged))
+        for suffix, staged in staged_files:  # all made: now into place
             final = outputs.place(self.root, staged, folder / staged.name)
             made.append(final)
             files[suffix] = str(final.relative_to(self.output))
@@ -265,17 +270,19 @@ class Run:
             used.add(name)
             staged = work / f"{stem}_{name}.nii.gz"
             write_on_grid(roi.mask, grid, staged)
-            final = outputs.place(self.root, staged, folder / staged.name)
-            made.append(final)
             rois.append(
                 {
                     "roi_number": roi.number,
                     "name": roi.name,
-                    "file": str(final.relative_to(self.output)),
+                    "file": staged.name,
                     "contours": roi.contours,
                     "contours_left_out": roi.skipped,
                 }
             )
+        for entry in rois:  # all made: now into place
+            final = outputs.place(self.root, work / entry["file"], folder / entry["file"])
+            made.append(final)
+            entry["file"] = str(final.relative_to(self.output))
         self.notes += masks.notes
         info = {
             "kind": "rtstruct",

@@ -40,7 +40,7 @@ def image_grid(nifti: Path) -> Grid:
     return Grid((shape[0], shape[1], shape[2]), np.asarray(image.affine, dtype=float), nifti)
 
 
-def write_on_grid(array: np.ndarray, grid: Grid, path: Path, extra: dict[str, str] | None = None) -> None:
+def write_on_grid(array: np.ndarray, grid: Grid, path: Path, slope: float | None = None) -> None:
     """Write `array` (the grid's shape, or its shape plus one axis) with the grid's affine, then read
     the header back and check shape and affine against the image's."""
     import nibabel as nib
@@ -48,6 +48,8 @@ def write_on_grid(array: np.ndarray, grid: Grid, path: Path, extra: dict[str, st
     if array.shape[:3] != grid.shape:
         raise ValueError(f"label array {array.shape} is not on the image grid {grid.shape}")
     image = nib.Nifti1Image(array, grid.affine)
+    if slope is not None:  # stored values x slope = what readers get (fractions of a FRACTIONAL SEG)
+        image.header.set_slope_inter(slope, 0.0)
     image.set_qform(grid.affine, code=1)
     image.set_sform(grid.affine, code=1)
     nib.save(image, path)
