@@ -7,6 +7,7 @@ checksums, is reused; a series that fails is reported with the converter's reaso
 from __future__ import annotations
 
 import importlib.metadata
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from idc_mcp.prepare.grid import Grid
 
 Writer = Callable[..., None]
+log = logging.getLogger(__name__)
 
 
 def package_version(name: str) -> str:
@@ -75,8 +77,11 @@ class Run:
                     self._one(case, s, role)
                 except ConversionFailed as exc:
                     self.failures.append((s, str(exc)))
-                except (OSError, ValueError, MemoryError) as exc:  # one series' problem, not the run's
-                    self.failures.append((s, f"{type(exc).__name__}: {exc}"))
+                except PrepareCancelled:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - a converter's error on one series' data: reported, the run goes on
+                    log.warning("converting series %s failed", s.series_uid, exc_info=True)
+                    self.failures.append((s, f"{type(exc).__name__}: {exc}"[:400]))
                 finally:
                     self.on_series()
 
