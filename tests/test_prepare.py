@@ -350,3 +350,12 @@ async def test_not_enough_free_space_is_refused_before_any_download(root, mirror
     assert result.is_error and "Not enough free disk space" in result.content[0].text
     assert "65,536 are free" in result.content[0].text
     assert not (root / "full" / "dicom").exists()
+
+
+async def test_a_selection_of_only_slides_is_refused_with_the_reason(root, mirror):
+    result = await call({"series_uids": uids(mirror, "sm")})
+    assert (
+        result.is_error
+        and "slide microscopy" in result.content[0].text
+        and "download" in result.content[0].text
+    )

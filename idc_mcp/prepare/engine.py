@@ -113,9 +113,16 @@ def prepare(
             names = sorted({f"{s.collection_id} ({s.license_short_name or 'no license'})" for s in barred})
             raise PrepareError(
                 f"commercial=true, and {len(barred)} of {len(convertible)} series are not licensed for "
-                f"commercial use: {', '.join(names[:10])}. Nothing was downloaded. Drop them from the "
+                f"commercial use (or their terms must be read first): {', '.join(names[:10])}. Nothing was "
+                "downloaded. Drop them from the "
                 "selection (check_licenses shows each license), or pass commercial=false for research use."
             )
+    if not convertible and skipped:
+        raise PrepareError(
+            f"Nothing in the selection can be prepared: its {len(skipped)} series are skipped (e.g. "
+            f"{skipped[0].Modality}: {skipped[0].reason}). Select image series (CT, MR, PT, ...) with their "
+            "SEG, RTSTRUCT or SR, or use download for these files."
+        )
     cases = planning.make_cases(convertible)
     planning.check_layout(request.layout, cases)
     planning.assign_splits(cases, ratios, request.seed)
