@@ -25,7 +25,8 @@ from idc_mcp.prepare.errors import PrepareCancelled, PrepareError, require_conve
 from idc_mcp.prepare.models import MAX_LISTED, Layout, PrepareResult, SeriesIssue
 from idc_mcp.tools.selection import Selection, resolve_selection
 
-MAX_SERIES = 2_000  # one call; more is split by the caller (the message says how)
+MAX_SERIES = 2_000  # series converted by one call; more is split by the caller (the message says how)
+MAX_PLANNED = 20_000  # series planned by one call, skipped ones (e.g. presentation states) included
 DEFAULT_OUTPUT = "prepared"
 DICOM_FOLDER = "dicom"
 DOWNLOAD_SHARE = 500  # progress: the download fills 0-500 of 1000, the conversion the rest
@@ -93,15 +94,21 @@ def prepare(
     if not request.dry_run:
         require_converters()
     resolved = resolve_selection(catalog, selection)
-    if resolved.count > MAX_SERIES:
+    if resolved.count > MAX_PLANNED:
         raise PrepareError(
-            f"The selection has {resolved.count:,} series; one prepare_dataset call takes at most "
-            f"{MAX_SERIES:,}. Split it (e.g. by collection_ids or patient_ids) into calls with different "
+            f"The selection has {resolved.count:,} series; one prepare_dataset call plans at most "
+            f"{MAX_PLANNED:,}. Split it (e.g. by collection_ids or patient_ids) into calls with different "
             "output_dir values."
         )
     plans = plan_series(catalog, resolved, DEFAULT_TEMPLATE)
     skipped = [_issue(s, reason) for s in plans if (reason := planning.role_of(s.modality)[1])]
     convertible = [s for s in plans if planning.role_of(s.modality)[0] != "skip"]
+    if len(convertible) > MAX_SERIES:
+        raise PrepareError(
+            f"The selection has {len(convertible):,} series to convert; one prepare_dataset call converts at "
+            f"most {MAX_SERIES:,}. Split it (e.g. by patient_ids) into calls with different output_dir "
+            "values."
+        )
     sources = provenance.lookup_sources(catalog, convertible)
     licenses = {
         s.series_uid: series_license(s.license_short_name, sources.get((s.source_doi or "").lower()))
