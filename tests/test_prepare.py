@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from mcp import Client
 
-from idc_mcp.server import mcp
 from tests import prepare_fixture as f
 from tests.prepare_mirror import MEASUREMENTS, start_prepare_mirror
+from tests.servers import server_from_environment
 
 pytestmark = pytest.mark.anyio
 
@@ -40,7 +40,7 @@ def uids(mirror, *roles: str) -> list[str]:
 
 
 async def call(arguments: dict, progress=None):  # type: ignore[no-untyped-def]
-    async with Client(mcp) as client:
+    async with Client(server_from_environment()) as client:
         return await client.call_tool("prepare_dataset", arguments, progress_callback=progress)
 
 
@@ -104,7 +104,7 @@ async def test_the_card_cites_with_get_citations_text_and_splits_by_patient(root
     result = await call({"series_uids": selection, "output_dir": "card", "split": [0.5, 0, 0.5], "seed": 3})
     assert not result.is_error, result.content[0].text
     out = root / "card"
-    async with Client(mcp) as client:
+    async with Client(server_from_environment()) as client:
         cited = (await client.call_tool("get_citations", {"series_uids": selection})).structured_content
     with (out / "cases.csv").open() as fh:
         rows = list(csv.DictReader(fh))
@@ -298,7 +298,7 @@ def test_cancelling_keeps_finished_series_leaves_nothing_half_written_and_a_reru
 
 
 async def test_the_tool_is_declared_as_writing_and_its_text_fits_the_budget():
-    async with Client(mcp) as client:
+    async with Client(server_from_environment()) as client:
         tool = next(t for t in (await client.list_tools()).tools if t.name == "prepare_dataset")
     assert tool.annotations.read_only_hint is False and tool.annotations.destructive_hint is False
     size = len(tool.description or "") + len(json.dumps(tool.input_schema, separators=(",", ":")))

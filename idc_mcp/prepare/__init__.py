@@ -16,9 +16,9 @@ from idc_mcp.prepare.models import Layout, PrepareResult
 
 if TYPE_CHECKING:
     from idc_mcp.prepare.engine import Progress, Request
-    from idc_mcp.prepare.service import prepare_async, run_prepare
+    from idc_mcp.prepare.service import run_prepare
 
-_LAZY = {"Progress": "engine", "Request": "engine", "prepare_async": "service", "run_prepare": "service"}
+_LAZY = {"Progress": "engine", "Request": "engine", "run_prepare": "service"}
 
 __all__ = [
     "ConversionFailed",
@@ -29,7 +29,6 @@ __all__ = [
     "PrepareResult",
     "Progress",
     "Request",
-    "prepare_async",
     "run_prepare",
 ]
 

@@ -7,10 +7,10 @@ import sys
 import threading
 from typing import TYPE_CHECKING
 
-from idc_mcp.files import PathRefused
-from idc_mcp.prepare.errors import PrepareCancelled, PrepareError
+from idc_mcp.errors import AssistantError
+from idc_mcp.prepare.errors import PrepareCancelled
 from idc_mcp.prepare.models import PrepareResult
-from idc_mcp.tools.selection import Selection, SelectionError
+from idc_mcp.tools.selection import Selection
 
 if TYPE_CHECKING:
     from idc_mcp.prepare.engine import Progress
@@ -58,8 +58,6 @@ def _show_progress(progress: Progress, finished: threading.Event) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from idc_mcp.catalog.database import Catalog
-    from idc_mcp.download.engine import DownloadError
-    from idc_mcp.download.plan import TemplateError
     from idc_mcp.prepare.engine import Progress, Request
     from idc_mcp.prepare.service import run_prepare
 
@@ -104,9 +102,11 @@ def run(args: argparse.Namespace) -> int:
         bar.join()
     if failure:
         exc = failure[0]
-        if isinstance(exc, SelectionError | PrepareError | DownloadError | TemplateError | PathRefused):
-            print(f"error: {exc}", file=sys.stderr)
+        if isinstance(exc, AssistantError):
+            print(f"error: {args.terms(str(exc))}", file=sys.stderr)
             return 130 if isinstance(exc, PrepareCancelled) else 1
         raise exc
-    print(outcome[0].model_dump_json(indent=2))
+    result = outcome[0]
+    result.next_step = args.terms(result.next_step)  # the command line's words, not the tool's
+    print(result.model_dump_json(indent=2))
     return 0

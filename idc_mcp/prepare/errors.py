@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from idc_mcp.errors import AssistantError
+
 EXTRA = "prepare"
 INSTALL_HINT = (
     f"pip install 'idc-mcp[{EXTRA}]' (or, for a uvx or plugin install, add the extra: "
@@ -9,7 +11,7 @@ INSTALL_HINT = (
 )
 
 
-class PrepareError(Exception):
+class PrepareError(AssistantError):
     """The preparation cannot start or could not finish; the message says what to do."""
 
 
