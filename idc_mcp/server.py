@@ -263,27 +263,22 @@ async def download(
 async def prepare_dataset(
     ctx: Context,
     selection: Selection,
-    layout: Annotated[prep.Layout, Field(description="nnunet: v2 raw dataset; monai: datalist")] = "plain",
-    output_dir: Annotated[str | None, Field(description="folder in the download root")] = None,
-    commercial: Annotated[bool, Field(description="refuse non-commercial licenses")] = False,
-    split: Annotated[tuple[float, float, float], Field(description="train,val,test ratios")] = (
-        0.7,
-        0.15,
-        0.15,
-    ),
+    layout: prep.Layout = "plain",
+    output_dir: str | None = None,
+    commercial: bool = False,
+    split: list[float] | None = None,
     seed: int = 0,
     dry_run: bool = False,
 ) -> prep.PrepareResult:
-    """Make training data: NIfTI volumes, SEG/RTSTRUCT label maps on the image grid, SR measurement
-    tables, a layout and a dataset card (license, citations, patient-level split).
+    """NIfTI, label maps, SR tables, nnunet/monai layout, card; split=[train,val,test] by patient.
 
-    Call when the user wants to train or analyse, after check_licenses; try dry_run=true first. Reruns resume.
+    Call to train or analyse, after check_licenses; dry_run first.
     """
     from idc_mcp.prepare.engine import Progress, Request
     from idc_mcp.prepare.service import progress_update, run_prepare
 
     progress = Progress()
-    request = Request(layout, output_dir, commercial, split, seed, dry_run)
+    request = Request(layout, output_dir, commercial, tuple(split or (0.7, 0.15, 0.15)), seed, dry_run)
     return await run_call(
         ctx,
         lambda call: run_prepare(call.catalog, call.settings, selection, request, progress, call.cancel),
