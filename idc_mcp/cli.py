@@ -228,6 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
     from idc_mcp.tools.query_cli import add_parser as add_query_parser
 
     add_query_parser(commands)
+    from idc_mcp.prepare.cli import add_parser as add_prepare_parser
+
+    add_prepare_parser(commands)
     return parser
 
 

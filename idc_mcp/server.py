@@ -21,6 +21,7 @@ from idc_mcp.bigquery import models as bigquery
 from idc_mcp.calls import run_call
 from idc_mcp.download import models as dl
 from idc_mcp.indices import common
+from idc_mcp.prepare import models as prep
 from idc_mcp.serve.read_only import SERVER_CACHE, WRITES
 from idc_mcp.sql.json_values import MaxRows
 from idc_mcp.tools import citations, collections, licenses, manifest, sizes, tables, viewers
@@ -246,6 +247,36 @@ async def download(
             call.catalog, call.settings, selection, download_dir, dir_template, dry_run, progress, call.cancel
         ),
         wait_for_stop=True,  # the engine removes its temporaries before the call ends
+        progress=lambda: progress_update(progress),
+    )
+
+
+# ---------------------------------------------------------------- analysis-ready data
+@tool(DOWNLOAD)
+@takes_selection
+async def prepare_dataset(
+    ctx: Context,
+    selection: Selection,
+    layout: prep.Layout = "plain",
+    output_dir: str | None = None,
+    commercial: bool = False,
+    split: list[float] | None = None,
+    seed: int = 0,
+    dry_run: bool = False,
+) -> prep.PrepareResult:
+    """NIfTI, label maps, SR tables, nnunet/monai layout, card; split=[train,val,test] by patient.
+
+    Call to train or analyse, after check_licenses; dry_run first.
+    """
+    from idc_mcp.prepare.engine import Progress, Request
+    from idc_mcp.prepare.service import progress_update, run_prepare
+
+    progress = Progress()
+    request = Request(layout, output_dir, commercial, tuple(split or (0.7, 0.15, 0.15)), seed, dry_run)
+    return await run_call(
+        ctx,
+        lambda call: run_prepare(call.catalog, call.settings, selection, request, progress, call.cancel),
+        wait_for_stop=True,  # finished series stay, the converter is stopped and its temporaries removed
         progress=lambda: progress_update(progress),
     )
 

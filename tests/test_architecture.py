@@ -18,7 +18,7 @@ LAYERS: list[set[str]] = [
     {"__main__", "cli", "cli_terms", "app"},
     {"server"},
     {"serve"},
-    {"bigquery", "preview"},
+    {"bigquery", "preview", "prepare"},
     {"download", "guides"},
     {"tools"},
     {"indices"},

@@ -1,0 +1,112 @@
+"""`idc-mcp prepare …`: prepare_dataset for people at a terminal, with a progress bar on stderr."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+from typing import TYPE_CHECKING
+
+from idc_mcp.errors import AssistantError
+from idc_mcp.prepare.errors import PrepareCancelled
+from idc_mcp.prepare.models import PrepareResult
+from idc_mcp.tools.selection import Selection
+
+if TYPE_CHECKING:
+    from idc_mcp.prepare.engine import Progress
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = subparsers.add_parser(
+        "prepare",
+        help="turn a selection into NIfTI volumes, label maps, measurement tables and a training layout",
+        description="Download what is missing, convert (dcm2niix, highdicom, scikit-image), lay out for "
+        "training and write a dataset card. Rerunning skips converted series. Prints the result as JSON.",
+    )
+    p.add_argument("--collection-ids", nargs="+", metavar="ID", help="collection_id values, e.g. nlst")
+    p.add_argument("--patient-ids", nargs="+", metavar="ID", help="PatientID values")
+    p.add_argument("--study-uids", nargs="+", metavar="UID", help="StudyInstanceUID values")
+    p.add_argument("--series-uids", nargs="+", metavar="UID", help="SeriesInstanceUID values")
+    p.add_argument("--sql", help="a read-only SELECT returning a SeriesInstanceUID column")
+    p.add_argument("--analysis-results", choices=["include", "exclude", "only"], default="include")
+    p.add_argument("--layout", choices=["plain", "nnunet", "monai"], default="plain")
+    p.add_argument("--output-dir", help="folder inside the download root (default: prepared)")
+    p.add_argument("--commercial", action="store_true", help="refuse series not licensed for commercial use")
+    p.add_argument(
+        "--split", nargs=3, type=float, metavar=("TRAIN", "VAL", "TEST"), default=[0.7, 0.15, 0.15]
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the patient-level split")
+    p.add_argument("--dry-run", action="store_true", help="plan and check only; write nothing")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--download-root", default=argparse.SUPPRESS, help="overrides IDC_MCP_DOWNLOAD_ROOT")
+    p.add_argument("--s3-endpoint-url", default=argparse.SUPPRESS, help="overrides IDC_MCP_S3_ENDPOINT_URL")
+    p.set_defaults(func=run)
+
+
+def _show_progress(progress: Progress, finished: threading.Event) -> None:
+    from tqdm import tqdm
+
+    with tqdm(total=1000, file=sys.stderr, desc="prepare", bar_format="{l_bar}{bar}| {postfix}") as bar:
+        while not finished.wait(0.25):
+            done, _, message = progress.snapshot()
+            bar.n = done
+            bar.set_postfix_str(message, refresh=False)
+            bar.refresh()
+        bar.n = progress.snapshot()[0]
+        bar.refresh()
+
+
+def run(args: argparse.Namespace) -> int:
+    from idc_mcp.catalog.database import Catalog
+    from idc_mcp.prepare.engine import Progress, Request
+    from idc_mcp.prepare.service import run_prepare
+
+    settings = args.settings
+    selection = Selection(
+        args.collection_ids,
+        args.patient_ids,
+        args.study_uids,
+        args.series_uids,
+        args.sql,
+        args.analysis_results,
+    )
+    request = Request(
+        args.layout, args.output_dir, args.commercial, tuple(args.split), args.seed, args.dry_run
+    )
+    progress, cancel, finished = Progress(), threading.Event(), threading.Event()
+    outcome: list[PrepareResult] = []
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            outcome.append(run_prepare(Catalog(settings), settings, selection, request, progress, cancel))
+        except BaseException as exc:  # reported by the main thread
+            failure.append(exc)
+        finally:
+            finished.set()
+
+    worker = threading.Thread(target=work, name="idc-prepare")
+    bar = None
+    if not args.dry_run and not args.no_progress:
+        bar = threading.Thread(target=_show_progress, args=(progress, finished), daemon=True)
+        bar.start()
+    worker.start()
+    try:
+        while not finished.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        cancel.set()
+        print("\ncancelling: waiting for the converter to stop…", file=sys.stderr)
+    worker.join()
+    if bar is not None:
+        bar.join()
+    if failure:
+        exc = failure[0]
+        if isinstance(exc, AssistantError):
+            print(f"error: {args.terms(str(exc))}", file=sys.stderr)
+            return 130 if isinstance(exc, PrepareCancelled) else 1
+        raise exc
+    result = outcome[0]
+    result.next_step = args.terms(result.next_step)  # the command line's words, not the tool's
+    print(result.model_dump_json(indent=2))
+    return 0
