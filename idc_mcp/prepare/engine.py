@@ -46,7 +46,7 @@ class Request:
 class Progress:
     """Polled by whoever reports progress: the download's bytes, then series converted."""
 
-    download: downloads.Progress = field(default_factory=downloads.Progress)
+    download: downloads.DownloadCounter = field(default_factory=downloads.DownloadCounter)
     series_total: int = 0
     series_done: int = 0
     phase: str = "planning"
