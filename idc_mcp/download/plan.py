@@ -16,7 +16,7 @@ from idc_mcp.catalog.database import Catalog, QueryFailed
 from idc_mcp.catalog.sqltext import sql_literal
 from idc_mcp.diagnostics.fuzzy import closest
 from idc_mcp.files import MAX_NAME_BYTES, safe_component, shown
-from idc_mcp.tools.selection import ResolvedSelection, Selection, clean_ids, selection_where
+from idc_mcp.tools.selection import ResolvedSelection, Selection, clean_ids, selection_where, with_pins
 
 DEFAULT_TEMPLATE = "%collection_id/%PatientID/%StudyInstanceUID/%Modality_%SeriesInstanceUID"
 PLACEHOLDERS = ("collection_id", "PatientID", "StudyInstanceUID", "Modality", "SeriesInstanceUID")
@@ -116,9 +116,10 @@ ORDER BY collection_id, PatientID, StudyInstanceUID, SeriesInstanceUID
 
 
 def plan_series(catalog: Catalog, resolved: ResolvedSelection, template: str) -> list[SeriesPlan]:
-    """One SeriesPlan per selected series, with its bucket, prefix and destination folder."""
+    """One SeriesPlan per selected series, with its bucket, prefix and destination folder (a cohort's
+    members at their saved versions)."""
     where, params = selection_where(resolved)
-    return _plans(_rows_where(catalog, where, params), template)
+    return _plans(with_pins(resolved, _rows_where(catalog, where, params)), template)
 
 
 def plan_with_hints(
@@ -129,6 +130,8 @@ def plan_with_hints(
     run recorded (`collection_of`: uid -> collection_id) when every UID has one. None when the selection
     has other filters or a UID does not come back (see `plan_uids_with_hints`)."""
     if selection.sql or selection.collection_ids or selection.patient_ids or selection.study_uids:
+        return None
+    if selection.cohort:
         return None
     uids = clean_ids("series_uids", selection.series_uids, uid=True)
     if not uids:

@@ -78,7 +78,7 @@ _REPORTS: Memo[LicenseReport] = Memo(maxsize=256)
 
 def check_licenses(catalog: Catalog, selection: Selection) -> LicenseReport:
     key = (catalog.key, catalog.generation, selection)
-    keep = selection.sql is None and _hashable(key)  # not: arguments resolve_selection refuses
+    keep = selection.cacheable and _hashable(key)  # not: arguments resolve_selection refuses
     if keep and (report := _REPORTS.get(key)) is not None:
         return report
     report = _check_licenses(catalog, selection)

@@ -16,6 +16,9 @@ from pydantic import Field
 
 from idc_mcp.catalog.database import Catalog, QueryFailed, QueryOutput, QueryTimeout
 from idc_mcp.catalog.sqltext import quote_identifier
+from idc_mcp.cohorts import store as cohort_store
+from idc_mcp.cohorts.format import CohortError
+from idc_mcp.cohorts.versions import plan_row, standings
 from idc_mcp.diagnostics import explain
 from idc_mcp.diagnostics.fuzzy import closest, resembles
 from idc_mcp.tools.query import QueryError, validate_for
@@ -38,6 +41,7 @@ StudyUids = list[str] | None
 SeriesUids = list[str] | None
 SelectionSql = Annotated[str | None, Field(description="SELECT returning SeriesInstanceUID")]
 AnalysisResultsArg = Annotated[AnalysisResults, Field(description="derived series: SEG, SR, ANN...")]
+CohortArg = Annotated[str | None, Field(description="a saved cohort (alone): its members as saved")]
 
 
 class SelectionError(ValueError):
@@ -58,6 +62,7 @@ class Selection:
     series_uids: tuple[str, ...] | None = None
     sql: str | None = None
     analysis_results: AnalysisResults = "include"
+    cohort: str | None = None  # a saved cohort's name: its members, each at its saved version
 
     def __post_init__(self) -> None:
         for argument, _ in _ID_COLUMNS:
@@ -66,7 +71,15 @@ class Selection:
                 object.__setattr__(self, argument, tuple(values))
 
     def is_empty(self) -> bool:
-        return not any([self.collection_ids, self.patient_ids, self.study_uids, self.series_uids, self.sql])
+        return not any(
+            [self.collection_ids, self.patient_ids, self.study_uids, self.series_uids, self.sql, self.cohort]
+        )
+
+    @property
+    def cacheable(self) -> bool:
+        """True when the same selection always picks the same series from one catalog: not with caller
+        sql (it may sample) nor with a cohort (its file may be saved again)."""
+        return self.sql is None and self.cohort is None
 
     def describe(self) -> str:
         parts = []
@@ -79,6 +92,8 @@ class Selection:
             if values:
                 shown = ", ".join(values[:3]) + (f" (+{len(values) - 3} more)" if len(values) > 3 else "")
                 parts.append(f"{label}=[{shown}]")
+        if self.cohort:
+            parts.append(f"cohort={self.cohort!r}")
         if self.sql:
             parts.append("sql=…")
         if self.analysis_results != "include":
@@ -94,6 +109,9 @@ class ResolvedSelection:
     # by it is ~20x faster than by a long UID list, and it picks exactly `series_uids`.
     predicate: str | None = None
     params: list[object] = field(default_factory=list)
+    # A cohort's members whose saved version is not the current one (revised or removed since), by
+    # SeriesInstanceUID: the saved version as a row of `index` (see `with_pins`).
+    pinned: dict[str, dict[str, object]] = field(default_factory=dict)
 
     @property
     def count(self) -> int:
@@ -262,9 +280,11 @@ def resolve_selection(catalog: Catalog, selection: Selection) -> ResolvedSelecti
     """The SeriesInstanceUIDs a selection names, checked and bounded."""
     if selection.is_empty():
         raise SelectionError(
-            "Empty selection: give at least one of collection_ids, patient_ids, study_uids, series_uids or "
-            "sql (a query returning SeriesInstanceUID)."
+            "Empty selection: give at least one of collection_ids, patient_ids, study_uids, series_uids, "
+            "sql (a query returning SeriesInstanceUID) or cohort (a saved cohort's name)."
         )
+    if selection.cohort is not None:
+        return _resolve_cohort(catalog, selection)
     if selection.analysis_results not in ("include", "exclude", "only"):
         raise SelectionError(
             f"analysis_results must be 'include', 'exclude' or 'only', not {selection.analysis_results!r}."
@@ -314,6 +334,78 @@ def resolve_selection(catalog: Catalog, selection: Selection) -> ResolvedSelecti
         series_uids=list(dict.fromkeys(uids)),
         predicate=" AND ".join(where) if deterministic else None,
         params=params if deterministic else [],
+    )
+
+
+def _resolve_cohort(catalog: Catalog, selection: Selection) -> ResolvedSelection:
+    """A saved cohort's members: those still current as they are, the others at their saved version
+    (from prior_versions_index); a member whose saved version IDC no longer serves stops the call."""
+    others = [a for a, _ in _ID_COLUMNS if getattr(selection, a)] + (["sql"] if selection.sql else [])
+    if others or selection.analysis_results != "include":
+        given = ", ".join(others + (["analysis_results"] if selection.analysis_results != "include" else []))
+        raise SelectionError(
+            f"cohort is used alone, not with {given}: it stands for exactly its saved members. To narrow it, "
+            "save a new cohort from a selection (e.g. series_uids of the members you want)."
+        )
+    try:
+        cohort = cohort_store.load(catalog.settings.download_root, selection.cohort or "")
+    except CohortError as exc:
+        raise SelectionError(str(exc)) from exc
+    if not cohort.members:
+        raise SelectionError(f"Cohort {cohort.name!r} has no members.")
+    found = standings(catalog, cohort.members)
+    if lost := found.unavailable:
+        listed = "; ".join(
+            f"{s.member.SeriesInstanceUID} ({s.member.collection_id}, patient {s.member.PatientID}, "
+            f"version {s.member.crdc_series_uuid})"
+            for s in lost[:10]
+        )
+        more = f" and {len(lost) - 10} more" if len(lost) > 10 else ""
+        raise SelectionError(
+            f"Cohort {cohort.name!r}: {len(lost)} of {len(found.statuses)} members are no longer served by IDC "
+            f"at their saved version: {listed}{more}. They are not replaced by another version. "
+            "compare_cohort shows every member's standing; to go on without them, save_cohort a new cohort "
+            f"with cohort={cohort.name!r} (it keeps the members still available)."
+        )
+    members = sorted(
+        found.statuses,
+        key=lambda s: (
+            s.member.collection_id, s.member.PatientID or "", s.member.StudyInstanceUID or "",
+            s.member.SeriesInstanceUID,
+        ),
+    )  # fmt: skip
+    return ResolvedSelection(
+        selection=selection,
+        series_uids=[s.member.SeriesInstanceUID for s in members if s.standing != "removed"],
+        pinned={s.member.SeriesInstanceUID: plan_row(s) for s in members if s.standing != "unchanged"},
+    )
+
+
+# The columns of `index` that name one version of a series: a pinned member overrides these.
+_VERSION_COLUMNS = ("crdc_series_uuid", "aws_bucket", "series_aws_url", "series_size_MB", "instanceCount")
+
+
+def with_pins(resolved: ResolvedSelection, rows: list[dict[str, object]]) -> list[dict[str, object]]:
+    """Rows of `index` for the resolved series, with each pinned member at its saved version (and the
+    members no longer in the index added), sorted as the index is."""
+    if not resolved.pinned:
+        return rows
+    out = []
+    for row in rows:
+        pin = resolved.pinned.get(str(row["SeriesInstanceUID"]))
+        if pin is not None:
+            row = {**row, **{c: pin[c] for c in _VERSION_COLUMNS if c in row and pin.get(c) is not None}}
+            if "instanceCount" in row and pin.get("instanceCount") is None:
+                row["instanceCount"] = None  # the saved version's count is not known
+        out.append(row)
+    present = {str(r["SeriesInstanceUID"]) for r in rows}
+    columns = list(rows[0]) if rows else list(next(iter(resolved.pinned.values())))
+    out += [{c: pin.get(c) for c in columns} for uid, pin in resolved.pinned.items() if uid not in present]
+    return sorted(
+        out,
+        key=lambda r: tuple(
+            str(r.get(c) or "") for c in ("collection_id", "PatientID", "StudyInstanceUID", "SeriesInstanceUID")
+        ),
     )
 
 
