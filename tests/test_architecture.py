@@ -20,7 +20,7 @@ LAYERS: list[set[str]] = [
     {"bigquery", "preview"},
     {"download", "docs"},
     {"tools"},
-    {"indices"},
+    {"indices", "cohorts"},
     {"diagnostics"},
     {"sql", "catalog", "files", "config", "object_store", "cancellation", "__init__"},
 ]

@@ -154,6 +154,7 @@ def new_cohort(
 def to_text(cohort: Cohort) -> str:
     """The file's text: readable, diff-able (one member per line, sorted)."""
     head = cohort.model_dump(exclude={"members"})
+    head["definition"] = cohort.definition.model_dump(exclude_defaults=True)
     body = json.dumps(head, ensure_ascii=False, indent=2)
     lines = [member_line(m) for m in cohort.members]
     members = "[\n" + ",\n".join("    " + line for line in lines) + "\n  ]" if lines else "[]"

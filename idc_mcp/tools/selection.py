@@ -276,15 +276,8 @@ def _totals_hint(selection: Selection) -> str:
     )
 
 
-def resolve_selection(catalog: Catalog, selection: Selection) -> ResolvedSelection:
-    """The SeriesInstanceUIDs a selection names, checked and bounded."""
-    if selection.is_empty():
-        raise SelectionError(
-            "Empty selection: give at least one of collection_ids, patient_ids, study_uids, series_uids, "
-            "sql (a query returning SeriesInstanceUID) or cohort (a saved cohort's name)."
-        )
-    if selection.cohort is not None:
-        return _resolve_cohort(catalog, selection)
+def _filters(catalog: Catalog, selection: Selection) -> tuple[list[str], list[object]]:
+    """The checked filters of a selection's arguments (a cohort aside), as predicates on `index`."""
     if selection.analysis_results not in ("include", "exclude", "only"):
         raise SelectionError(
             f"analysis_results must be 'include', 'exclude' or 'only', not {selection.analysis_results!r}."
@@ -304,6 +297,28 @@ def resolve_selection(catalog: Catalog, selection: Selection) -> ResolvedSelecti
         where.append("analysis_result_id IS NULL")
     elif selection.analysis_results == "only":
         where.append("analysis_result_id IS NOT NULL")
+    return where, params
+
+
+def selection_filter(catalog: Catalog, selection: Selection) -> tuple[str, list[object]]:
+    """A predicate on `index` for a selection, without resolving (or capping) its series: for
+    aggregates over selections of any size. A cohort is resolved (it names at most 100,000 series)."""
+    if selection.is_empty() or selection.cohort is not None:
+        return selection_where(resolve_selection(catalog, selection))
+    where, params = _filters(catalog, selection)
+    return "(" + " AND ".join(where) + ")", params
+
+
+def resolve_selection(catalog: Catalog, selection: Selection) -> ResolvedSelection:
+    """The SeriesInstanceUIDs a selection names, checked and bounded."""
+    if selection.is_empty():
+        raise SelectionError(
+            "Empty selection: give at least one of collection_ids, patient_ids, study_uids, series_uids, "
+            "sql (a query returning SeriesInstanceUID) or cohort (a saved cohort's name)."
+        )
+    if selection.cohort is not None:
+        return _resolve_cohort(catalog, selection)
+    where, params = _filters(catalog, selection)
     sql = (
         "SELECT SeriesInstanceUID FROM index WHERE "
         + " AND ".join(where)
