@@ -512,10 +512,9 @@ def save_cohort(
     selection: Selection,
     overwrite: bool = False,
 ) -> cohorts_mod.CohortSaved:
-    """Save a selection as a named cohort file: its members pinned to today's versions, to reuse,
-    share and reproduce exactly later.
+    """Save a selection as a named, shareable cohort file, each series pinned to today's version.
 
-    Call it before any download the user may need to reproduce (a paper, a trained model).
+    Call this before any download the user may need to reproduce (a paper, a model).
     """
     state = _state(ctx)
     root = state.settings.download_root
@@ -524,18 +523,20 @@ def save_cohort(
 
 @mcp.tool(annotations=READ_ONLY)
 def list_cohorts(ctx: Context) -> cohorts_mod.CohortList:
-    """List the saved cohorts (name, description, release, series). Call it when the user mentions a
-    cohort by name or asks what was saved."""
+    """List the saved cohorts: name, description, release, series.
+
+    Call this when the user names a cohort or asks what was saved.
+    """
     return _call(lambda: cohorts_mod.list_cohorts(_state(ctx).settings.download_root))
 
 
 @mcp.tool(annotations=READ_ONLY)
 @_cancellable
 def compare_cohort(name: str, ctx: Context) -> cohorts_mod.CohortComparison:
-    """Compare a saved cohort with the current IDC release: members unchanged, revised (and when),
+    """Compare a saved cohort with the current IDC release: members unchanged, revised (when),
     removed; series its query would add today.
 
-    Call it before reusing an old cohort or when a new release lands.
+    Call this before reusing an old cohort.
     """
     state = _state(ctx)
     return _call(lambda: cohorts_mod.compare_cohort(state.catalog, state.settings.download_root, name))
@@ -551,10 +552,10 @@ def import_cohort(
     description: str = "",
     overwrite: bool = False,
 ) -> cohorts_mod.CohortSaved:
-    """Save an IDC portal export (s5cmd manifest, or CSV/JSON with its idc_data_version) as a cohort,
+    """Save an IDC portal export (s5cmd manifest, or CSV/JSON with idc_data_version) as a cohort
     at the versions it names.
 
-    Call it when the user has a manifest or cohort export from the IDC portal or a paper.
+    Call this when the user has a manifest or portal export.
     """
     state = _state(ctx)
     root = state.settings.download_root
@@ -576,7 +577,7 @@ def whats_new(
 ) -> cohorts_mod.WhatsNew:
     """Count and list the series of a selection added or revised after an IDC release.
 
-    Call it when the user asks what changed or is new since a release.
+    Call this when asked what is new since a release.
     """
     return _call(lambda: cohorts_mod.whats_new(_state(ctx).catalog, selection, since_release))
 

@@ -41,7 +41,7 @@ StudyUids = list[str] | None
 SeriesUids = list[str] | None
 SelectionSql = Annotated[str | None, Field(description="SELECT returning SeriesInstanceUID")]
 AnalysisResultsArg = Annotated[AnalysisResults, Field(description="derived series: SEG, SR, ANN...")]
-CohortArg = Annotated[str | None, Field(description="a saved cohort (alone): its members as saved")]
+CohortArg = Annotated[str | None, Field(description="saved cohort name")]
 
 
 class SelectionError(ValueError):
@@ -71,9 +71,8 @@ class Selection:
                 object.__setattr__(self, argument, tuple(values))
 
     def is_empty(self) -> bool:
-        return not any(
-            [self.collection_ids, self.patient_ids, self.study_uids, self.series_uids, self.sql, self.cohort]
-        )
+        named = [self.collection_ids, self.patient_ids, self.study_uids, self.series_uids, self.sql]
+        return not any(named) and self.cohort is None
 
     @property
     def cacheable(self) -> bool:
