@@ -215,6 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     from idc_mcp.preview.cli import add_parser as add_preview_parser
 
     add_preview_parser(commands)
+    from idc_mcp.tools.cohorts_cli import add_parser as add_cohort_parser
+
+    add_cohort_parser(commands)
     return parser
 
 
