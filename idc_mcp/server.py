@@ -667,6 +667,7 @@ async def preview_series(
     slices: Annotated[
         int, Field(ge=2, le=preview.MAX_SLICES, description="number of slices in a montage")
     ] = preview.DEFAULT_SLICES,
+    cohort: CohortArg = None,
 ) -> Annotated[CallToolResult, preview.PreviewInfo]:
     """Show a series as an image (PNG/JPEG, at most 1024 px) before anyone downloads it.
 
@@ -682,7 +683,7 @@ async def preview_series(
 
         return make_preview(
             state.catalog, settings.s3_endpoint_url, settings.cache_dir / "previews",
-            series_uid, kind, window, slices,
+            series_uid, kind, window, slices, cohort,
         )  # fmt: skip
 
     with _tool_errors():

@@ -57,7 +57,7 @@ def next_release(built_catalog, tmp_path_factory, root, s3_mirror, saved) -> Nex
         tmp_path_factory.mktemp("next-release-cache"),
         root,
         collections=sorted({s.collection_id for s in series}),
-        revised=[series[0].uid, series[2].uid],
+        revised=[series[0].uid, series[4].uid],  # an RTSTRUCT and an MG
         removed=[series[1].uid, series[3].uid],
         added_from=ct.uid,
     )
@@ -137,3 +137,17 @@ def test_whats_new_since_a_release_counts_added_and_revised_series(next_release,
     )
     assert (real.added_count, real.revised_count) == (added, revised)
 
+
+
+def test_a_member_is_previewed_at_its_saved_version(next_release, s3_mirror):
+    from idc_mcp.preview.errors import PreviewError
+    from idc_mcp.preview.service import make_preview
+
+    revised = next(s for s in s3_mirror.series if s.uid in next_release.revised and s.modality == "MG")
+    shown = make_preview(next_release.catalog, s3_mirror.endpoint, None, revised.uid, cohort="mirror")
+    assert shown.info.series_uid == revised.uid and shown.info.bytes_fetched > 0
+    # Without the cohort, the current (revised) version is previewed: the mirror does not hold it.
+    with pytest.raises(PreviewError):
+        make_preview(next_release.catalog, s3_mirror.endpoint, None, revised.uid)
+    with pytest.raises(PreviewError, match="is not a member of cohort 'mirror'"):
+        make_preview(next_release.catalog, s3_mirror.endpoint, None, next_release.added[0], cohort="mirror")
