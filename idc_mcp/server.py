@@ -32,15 +32,15 @@ from idc_mcp.cancellation import CallCancellation, current_call, run_in_thread
 from idc_mcp.catalog.database import Catalog, get_catalog
 from idc_mcp.catalog.executor import ExecutorError
 from idc_mcp.catalog.schemas import all_tables
+from idc_mcp.cohorts.format import CohortError
 from idc_mcp.config import Settings, load_settings
 from idc_mcp.docs import prompts, resources
 from idc_mcp.files import PathRefused
 from idc_mcp.indices import common
 from idc_mcp.serve.read_only import SERVER_CACHE, WRITES
-from idc_mcp.cohorts.format import CohortError
 from idc_mcp.tools import arguments as arguments_mod
-from idc_mcp.tools import cohorts as cohorts_mod
 from idc_mcp.tools import citations, collections, licenses, manifest, sizes, tables, viewers
+from idc_mcp.tools import cohorts as cohorts_mod
 from idc_mcp.tools import query as query_mod
 from idc_mcp.tools.selection import (
     AnalysisResultsArg,
@@ -517,7 +517,9 @@ def save_cohort(
     """
     state = _state(ctx)
     root = state.settings.download_root
-    return _call(lambda: cohorts_mod.save_cohort(state.catalog, root, name, description, selection, overwrite))
+    return _call(
+        lambda: cohorts_mod.save_cohort(state.catalog, root, name, description, selection, overwrite)
+    )
 
 
 @mcp.tool(annotations=READ_ONLY)
@@ -581,11 +583,9 @@ def whats_new(
     return _call(lambda: cohorts_mod.whats_new(_state(ctx).catalog, selection, since_release))
 
 
-@mcp.resource(
-    "idc://cohorts/{name}", name="cohort", title="Saved cohort", mime_type="application/json"
-)
+@mcp.resource("idc://cohorts/{name}", name="cohort", title="Saved cohort", mime_type="application/json")
 def cohort_resource(name: str, ctx: Context) -> str:
-    """A saved cohort file (see docs/cohorts.md): its definition and its members, each pinned to one version."""
+    """A saved cohort file (docs/cohorts.md): its definition and members, each pinned to one version."""
     from idc_mcp.cohorts.format import to_text
     from idc_mcp.cohorts.store import load
 

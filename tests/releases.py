@@ -56,7 +56,10 @@ def build_next_release(
         release = con.execute("SELECT max(idc_version) FROM real.version_metadata_index").fetchone()[0] + 1
         for name in bundled_tables():
             where = " WHERE collection_id IN (SELECT unnest(?))" if name == "index" else ""
-            con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM real."{name}"{where}', [collections] if where else None)
+            con.execute(
+                f'CREATE TABLE "{name}" AS SELECT * FROM real."{name}"{where}',
+                [collections] if where else None,
+            )
         con.execute("DETACH real")
         con.execute("INSERT INTO version_metadata_index VALUES (?, '2027-01-01')", [release])
         new_uuids = {uid: str(uuid.uuid4()) for uid in revised}
@@ -78,7 +81,8 @@ def build_next_release(
             new_uuid = str(uuid.uuid4())
             con.execute(
                 "INSERT INTO index SELECT * REPLACE (? AS SeriesInstanceUID, ? AS crdc_series_uuid, "
-                "? AS series_init_idc_version, ? AS series_revised_idc_version) FROM index WHERE SeriesInstanceUID = ?",
+                "? AS series_init_idc_version, ? AS series_revised_idc_version) FROM index "
+                "WHERE SeriesInstanceUID = ?",
                 [new_uid, new_uuid, release, release, added_from],
             )
             added.append(new_uid)

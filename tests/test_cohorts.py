@@ -57,7 +57,9 @@ def test_a_saved_file_validates_against_the_schema_and_reads_as_one_member_per_l
     text = saved.read_text()
     jsonschema.validate(json.loads(text), json.loads(SCHEMA_FILE.read_text()))  # an independent validator
     member_lines = [line for line in text.splitlines() if '"SeriesInstanceUID"' in line]
-    assert len(member_lines) == 6 and [json.loads(line.strip().rstrip(","))["SeriesInstanceUID"] for line in member_lines] == sorted(UIDS)
+    assert len(member_lines) == 6 and [
+        json.loads(line.strip().rstrip(","))["SeriesInstanceUID"] for line in member_lines
+    ] == sorted(UIDS)
     cohort = parse(text, "x")
     assert to_text(cohort) == text  # stable: saving again changes nothing (diff-able)
     rows = parquet_sql(
@@ -65,7 +67,10 @@ def test_a_saved_file_validates_against_the_schema_and_reads_as_one_member_per_l
         "WHERE SeriesInstanceUID IN (SELECT unnest(?)) ORDER BY 1",
         [UIDS],
     )
-    assert [(m.SeriesInstanceUID, m.crdc_series_uuid, m.instanceCount, m.license_short_name) for m in cohort.members] == rows
+    assert [
+        (m.SeriesInstanceUID, m.crdc_series_uuid, m.instanceCount, m.license_short_name)
+        for m in cohort.members
+    ] == rows
     assert cohort.idc_release == parquet_sql("SELECT max(idc_version) FROM version_metadata_index")[0][0]
     assert cohort.definition.series_uids == UIDS
 
@@ -111,8 +116,12 @@ def test_a_hand_edited_or_corrupted_file_is_refused_with_what_is_wrong(
     assert fingerprint(root) == before  # nothing written, not even a repaired file
 
 
-@pytest.mark.parametrize("name", ["../rider", "rider/../../x", "/etc/passwd", "..", ".hidden", "a" * 65, "c:x", ""])
-def test_a_name_that_is_a_path_is_refused_before_any_file_is_touched(own_catalog, root: Path, saved: Path, name):
+@pytest.mark.parametrize(
+    "name", ["../rider", "rider/../../x", "/etc/passwd", "..", ".hidden", "a" * 65, "c:x", ""]
+)
+def test_a_name_that_is_a_path_is_refused_before_any_file_is_touched(
+    own_catalog, root: Path, saved: Path, name
+):
     before = fingerprint(root)
     with pytest.raises(CohortError, match="is not allowed"):
         cohorts.save_cohort(own_catalog, root, name, "", Selection(series_uids=UIDS), True)
@@ -150,13 +159,24 @@ pytestmark = pytest.mark.anyio
 async def test_tools_resources_and_the_cohort_argument_over_mcp(root: Path):
     async with Client(mcp) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
-        for name in ("check_licenses", "estimate_size", "get_citations", "export_manifest", "download", "whats_new"):
+        for name in (
+            "check_licenses",
+            "estimate_size",
+            "get_citations",
+            "export_manifest",
+            "download",
+            "whats_new",
+        ):
             assert "cohort" in tools[name].input_schema["properties"], name
         for name in ("save_cohort", "list_cohorts", "compare_cohort", "import_cohort", "whats_new"):
             assert "Call this" in (tools[name].description or ""), name
-        saved = await client.call_tool("save_cohort", {"name": "rider", "description": "d", "series_uids": UIDS})
+        saved = await client.call_tool(
+            "save_cohort", {"name": "rider", "description": "d", "series_uids": UIDS}
+        )
         assert not saved.is_error and saved.structured_content["member_count"] == 6
-        again = await client.call_tool("save_cohort", {"name": "rider", "description": "d", "series_uids": UIDS})
+        again = await client.call_tool(
+            "save_cohort", {"name": "rider", "description": "d", "series_uids": UIDS}
+        )
         assert again.is_error and "overwrite=true" in again.content[0].text
         listed = await client.call_tool("list_cohorts", {})
         assert [c["name"] for c in listed.structured_content["cohorts"]] == ["rider"]

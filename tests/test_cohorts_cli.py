@@ -27,14 +27,21 @@ def idc_mcp(*args: str, root: Path, endpoint: str | None = None) -> subprocess.C
     if endpoint:
         env["IDC_MCP_S3_ENDPOINT_URL"] = endpoint
     return subprocess.run(
-        [sys.executable, "-m", "idc_mcp", *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "idc_mcp", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
 def test_save_share_and_reproduce_at_the_terminal(tmp_path: Path, s3_mirror, built_catalog):
     mine, theirs = tmp_path / "mine", tmp_path / "theirs"
     uids = [s.uid for s in s3_mirror.series]
-    saved = idc_mcp("cohort", "save", "shared", "--description", "for a colleague", "--series-uids", *uids, root=mine)
+    saved = idc_mcp(
+        "cohort", "save", "shared", "--description", "for a colleague", "--series-uids", *uids, root=mine
+    )
     assert saved.returncode == 0, saved.stderr
     assert json.loads(saved.stdout)["member_count"] == len(uids)
     again = idc_mcp("cohort", "save", "shared", "--series-uids", uids[0], root=mine)
@@ -47,7 +54,14 @@ def test_save_share_and_reproduce_at_the_terminal(tmp_path: Path, s3_mirror, bui
     compared = idc_mcp("cohort", "compare", "shared", root=theirs)
     assert json.loads(compared.stdout)["unchanged"] == len(uids)
     got = idc_mcp(
-        "download", "--cohort", "shared", "--download-dir", "data", "--no-progress", root=theirs, endpoint=s3_mirror.endpoint
+        "download",
+        "--cohort",
+        "shared",
+        "--download-dir",
+        "data",
+        "--no-progress",
+        root=theirs,
+        endpoint=s3_mirror.endpoint,
     )
     assert got.returncode == 0, got.stderr
     files = {p.name: p.read_bytes() for p in (theirs / "data").rglob("*.dcm")}

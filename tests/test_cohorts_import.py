@@ -51,7 +51,9 @@ def test_a_cohort_as_of_an_earlier_release_resolves_to_the_versions_that_release
     csv_text = "SeriesInstanceUID,idc_data_version\n" + "".join(f"{uid},v{RELEASE}\n" for uid, *_ in REVISED)
     saved = cohorts.import_cohort(own_catalog, root, "as_of", "", csv_text, "export.csv", False)
     assert saved.idc_release == RELEASE and saved.member_count == 20
-    plans = plan_series(own_catalog, resolve_selection(own_catalog, Selection(cohort="as_of")), DEFAULT_TEMPLATE)
+    plans = plan_series(
+        own_catalog, resolve_selection(own_catalog, Selection(cohort="as_of")), DEFAULT_TEMPLATE
+    )
     assert {p.series_uid: (p.crdc_series_uuid, p.bucket) for p in plans} == {
         uid: (old, bucket) for uid, old, bucket, _ in REVISED
     }
@@ -62,8 +64,9 @@ def test_a_cohort_as_of_an_earlier_release_resolves_to_the_versions_that_release
 
 
 def test_a_series_current_at_the_release_keeps_its_current_version(own_catalog, root):
-    (uid, uuid), = parquet_sql(
-        f"SELECT SeriesInstanceUID, crdc_series_uuid FROM index WHERE series_revised_idc_version <= {RELEASE} "
+    ((uid, uuid),) = parquet_sql(
+        f"SELECT SeriesInstanceUID, crdc_series_uuid FROM index "
+        f"WHERE series_revised_idc_version <= {RELEASE} "
         "AND series_init_idc_version <= ? ORDER BY 1 LIMIT 1",
         [RELEASE],
     )
@@ -73,7 +76,10 @@ def test_a_series_current_at_the_release_keeps_its_current_version(own_catalog, 
 
 
 def test_an_s5cmd_manifest_is_imported_at_the_versions_it_names(own_catalog, root):
-    current = parquet_sql("SELECT series_aws_url, SeriesInstanceUID FROM index WHERE collection_id = 'rider_pilot' ORDER BY 2 LIMIT 2")
+    current = parquet_sql(
+        "SELECT series_aws_url, SeriesInstanceUID FROM index WHERE collection_id = 'rider_pilot' "
+        "ORDER BY 2 LIMIT 2"
+    )
     old_uid, old_uuid, bucket, _ = REVISED[0]
     manifest = (
         f"# IDC manifest; idc_data_version: v{RELEASE}\n"
@@ -87,7 +93,7 @@ def test_an_s5cmd_manifest_is_imported_at_the_versions_it_names(own_catalog, roo
 
 
 def test_unknown_and_unreadable_lines_are_reported_by_line_and_nothing_is_saved(own_catalog, root):
-    (url,), = parquet_sql("SELECT series_aws_url FROM index ORDER BY SeriesInstanceUID LIMIT 1")
+    ((url,),) = parquet_sql("SELECT series_aws_url FROM index ORDER BY SeriesInstanceUID LIMIT 1")
     manifest = (
         "# a manifest\n"
         f"cp {url} .\n"
@@ -106,9 +112,15 @@ def test_unknown_and_unreadable_lines_are_reported_by_line_and_nothing_is_saved(
 
 
 def test_a_series_the_release_did_not_serve_is_named(own_catalog, root):
-    (uid,), = parquet_sql("SELECT SeriesInstanceUID FROM index WHERE series_init_idc_version = 25 ORDER BY 1 LIMIT 1")
-    with pytest.raises(CohortError, match=rf"line 2: SeriesInstanceUID {uid} is unknown: release 10 did not serve it"):
-        cohorts.import_cohort(own_catalog, root, "x", "", f"SeriesInstanceUID\n{uid}\n# idc_data_version: v10\n", "e.csv", False)
+    ((uid,),) = parquet_sql(
+        "SELECT SeriesInstanceUID FROM index WHERE series_init_idc_version = 25 ORDER BY 1 LIMIT 1"
+    )
+    with pytest.raises(
+        CohortError, match=rf"line 2: SeriesInstanceUID {uid} is unknown: release 10 did not serve it"
+    ):
+        cohorts.import_cohort(
+            own_catalog, root, "x", "", f"SeriesInstanceUID\n{uid}\n# idc_data_version: v10\n", "e.csv", False
+        )
 
 
 def test_an_export_mixing_releases_is_refused(own_catalog, root):

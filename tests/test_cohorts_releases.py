@@ -84,7 +84,9 @@ def test_compare_of_a_query_cohort_says_what_rerunning_it_adds(next_release, roo
     assert report.would_add == next_release.added and report.would_add_count == 1
 
 
-def test_the_saved_cohort_is_planned_and_downloaded_at_its_saved_versions(next_release, root, s3_mirror, saved):
+def test_the_saved_cohort_is_planned_and_downloaded_at_its_saved_versions(
+    next_release, root, s3_mirror, saved
+):
     catalog = next_release.catalog
     plans = plan_series(catalog, resolve_selection(catalog, Selection(cohort="mirror")), DEFAULT_TEMPLATE)
     assert {p.series_uid: p.crdc_series_uuid for p in plans} == saved  # never the revised versions
@@ -108,11 +110,17 @@ def test_a_member_no_release_serves_is_reported_by_name_never_replaced(built_cat
     today = Catalog(dataclasses.replace(load_settings(), download_root=root))
     gone = s3_mirror.series[0]
     try:
-        cohorts.save_cohort(today, root, "c", "", Selection(series_uids=[s.uid for s in s3_mirror.series]), False)
+        cohorts.save_cohort(
+            today, root, "c", "", Selection(series_uids=[s.uid for s in s3_mirror.series]), False
+        )
     finally:
         today.close()
     later = build_next_release(
-        built_catalog, tmp_path / "cache", root, [s.collection_id for s in s3_mirror.series], withdrawn=[gone.uid]
+        built_catalog,
+        tmp_path / "cache",
+        root,
+        [s.collection_id for s in s3_mirror.series],
+        withdrawn=[gone.uid],
     )
     try:
         with pytest.raises(SelectionError, match=rf"no longer served .*{gone.uid}.*not replaced"):
@@ -126,17 +134,19 @@ def test_a_member_no_release_serves_is_reported_by_name_never_replaced(built_cat
 
 def test_whats_new_since_a_release_counts_added_and_revised_series(next_release, s3_mirror, catalog):
     collection = sorted({s.collection_id for s in s3_mirror.series})
-    new = cohorts.whats_new(next_release.catalog, Selection(collection_ids=collection), next_release.release - 1)
+    new = cohorts.whats_new(
+        next_release.catalog, Selection(collection_ids=collection), next_release.release - 1
+    )
     assert new.added_count == 1 and new.revised_count == 2
     assert set(new.series_uids) == {*next_release.added, *next_release.revised}
     # On the real catalog: what the bundled index says was added or revised after release 20.
     real = cohorts.whats_new(catalog, Selection(collection_ids=["nlst"]), 20)
-    (added, revised), = parquet_sql(
-        "SELECT count(*) FILTER (series_init_idc_version > 20), count(*) FILTER (series_init_idc_version <= 20 "
+    ((added, revised),) = parquet_sql(
+        "SELECT count(*) FILTER (series_init_idc_version > 20), "
+        "count(*) FILTER (series_init_idc_version <= 20 "
         "AND series_revised_idc_version > 20) FROM index WHERE collection_id = 'nlst'"
     )
     assert (real.added_count, real.revised_count) == (added, revised)
-
 
 
 def test_a_member_is_previewed_at_its_saved_version(next_release, s3_mirror):

@@ -47,7 +47,9 @@ async def test_save_then_reopen_in_a_new_server_gives_the_same_answers(tmp_path:
     root = tmp_path / "downloads"
     monkeypatch.setenv("IDC_MCP_DOWNLOAD_ROOT", str(root))
     async with Client(mcp) as client:
-        saved = await client.call_tool("save_cohort", {"name": "lung", "description": "for a paper", **SELECTION})
+        saved = await client.call_tool(
+            "save_cohort", {"name": "lung", "description": "for a paper", **SELECTION}
+        )
         assert not saved.is_error, saved.content
         original = await _answers(client, SELECTION)
         manifest = (root / "manifests" / "cohort.csv").read_bytes()

@@ -285,7 +285,15 @@ def test_mcp_tools_reference_documents_the_fields_list_tables_and_fetch_index_re
         assert f'"{status}"' in sections["fetch_index"], status
 
 
-SELECTION_ARGS = {"collection_ids", "patient_ids", "study_uids", "series_uids", "sql", "analysis_results", "cohort"}
+SELECTION_ARGS = {
+    "collection_ids",
+    "patient_ids",
+    "study_uids",
+    "series_uids",
+    "sql",
+    "analysis_results",
+    "cohort",
+}
 
 
 async def test_mcp_tools_reference_documents_every_resource_template_and_prompt():

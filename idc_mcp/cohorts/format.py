@@ -168,9 +168,13 @@ def parse(text: str, source: str) -> Cohort:
     except json.JSONDecodeError as exc:
         raise CohortError(f"{source} is not valid JSON ({exc.msg} at line {exc.lineno}).") from exc
     if not isinstance(raw, dict):
-        raise CohortError(f"{source} is not a cohort file: it holds a JSON {type(raw).__name__}, not an object.")
+        raise CohortError(
+            f"{source} is not a cohort file: it holds a JSON {type(raw).__name__}, not an object."
+        )
     if raw.get("format") != FORMAT:
-        raise CohortError(f"{source} is not a cohort file: its 'format' is {raw.get('format')!r}, not {FORMAT!r}.")
+        raise CohortError(
+            f"{source} is not a cohort file: its 'format' is {raw.get('format')!r}, not {FORMAT!r}."
+        )
     version = raw.get("format_version")
     if version != FORMAT_VERSION:
         raise CohortError(
@@ -208,7 +212,8 @@ def _check_members(cohort: Cohort, source: str) -> None:
     actual = digest(members)
     if actual != cohort.members_sha256:
         raise CohortError(
-            f"{source}: the members do not match members_sha256 (the file says {cohort.members_sha256[:12]}…, "
+            f"{source}: the members do not match members_sha256 (the file says "
+            f"{cohort.members_sha256[:12]}…, "
             f"the members give {actual[:12]}…): the member list was changed after it was saved. Ask for the "
             "original file, or save a new cohort from a selection."
         )

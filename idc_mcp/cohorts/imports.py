@@ -53,7 +53,9 @@ def release_of(value: object) -> int | None:
         return None
     match = re.fullmatch(r"\s*v?(\d+)\s*", str(value), re.IGNORECASE)
     if not match:
-        raise CohortError(f"idc_data_version {str(value)[:40]!r} is not a release number such as 'v21' or 21.")
+        raise CohortError(
+            f"idc_data_version {str(value)[:40]!r} is not a release number such as 'v21' or 21."
+        )
     return int(match.group(1))
 
 
@@ -66,7 +68,9 @@ def parse_export(text: str, name: str) -> Export:
     else:
         export = _csv(stripped)
     if len(export.entries) > MAX_ENTRIES:
-        raise CohortError(f"{name} lists {len(export.entries):,} series; a cohort holds at most {MAX_ENTRIES:,}.")
+        raise CohortError(
+            f"{name} lists {len(export.entries):,} series; a cohort holds at most {MAX_ENTRIES:,}."
+        )
     if not export.entries and not export.problems:
         raise CohortError(
             f"{name} names no series. Give an s5cmd manifest (cp s3://... lines), a CSV with a "
@@ -91,7 +95,9 @@ def _s5cmd(text: str) -> Export:
             continue
         match = _S3_URL.search(line)
         if not line.startswith("cp ") or match is None:
-            export.problems.append(f"line {number}: not a 'cp s3://<bucket>/<crdc_series_uuid>/* ...' line: {line[:80]!r}")
+            export.problems.append(
+                f"line {number}: not a 'cp s3://<bucket>/<crdc_series_uuid>/* ...' line: {line[:80]!r}"
+            )
             continue
         export.entries.append(Entry(number, crdc_series_uuid=match.group(2)))
     return export
@@ -100,7 +106,9 @@ def _s5cmd(text: str) -> Export:
 def _csv(text: str) -> Export:
     lines = text.splitlines()
     version = _comment_version(lines)
-    body = [(n, line) for n, line in enumerate(lines, 1) if line.strip() and not line.lstrip().startswith("#")]
+    body = [
+        (n, line) for n, line in enumerate(lines, 1) if line.strip() and not line.lstrip().startswith("#")
+    ]
     if not body:
         return Export("csv", version)
     rows = list(csv.reader(io.StringIO("\n".join(line for _, line in body))))
@@ -169,7 +177,11 @@ def _json(text: str) -> Export:
         if (v := release_of(data.get("idc_data_version"))) is not None:
             versions.add(v)
         items = next(
-            (data[k] for k in ("series", "manifest", "rows", "data", "SeriesInstanceUID", "series_uids") if k in data),
+            (
+                data[k]
+                for k in ("series", "manifest", "rows", "data", "SeriesInstanceUID", "series_uids")
+                if k in data
+            ),
             None,
         )
     else:

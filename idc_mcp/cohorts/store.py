@@ -67,13 +67,15 @@ def load(download_root: Path, name: str) -> Cohort:
         known = names(download_root)
         listed = ", ".join(known[:20]) if known else "none yet"
         raise CohortError(
-            f"No cohort named {name!r} in {target.parent} (saved cohorts: {listed}). Save one with save_cohort, "
+            f"No cohort named {name!r} in {target.parent} (saved cohorts: {listed}). "
+            "Save one with save_cohort, "
             "or import_cohort a file a colleague shared."
         )
     cohort = parse(read_text(target, f"Cohort file {target.name}"), f"Cohort file {target.name}")
     if cohort.name != name:
         raise CohortError(
-            f"Cohort file {target.name} holds the cohort named {cohort.name!r}, not {name!r} (renamed by hand?). "
+            f"Cohort file {target.name} holds the cohort named {cohort.name!r}, not {name!r} "
+            "(renamed by hand?). "
             f"Rename the file to {cohort.name}{SUFFIX}."
         )
     return cohort

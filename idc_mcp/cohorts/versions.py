@@ -40,7 +40,9 @@ def members_of(catalog: Catalog, uids: list[str]) -> list[Member]:
     if not uids:
         return []
     columns = ", ".join(f'"{c}"' for c in MEMBER_COLUMNS)
-    rows = catalog.records(f"SELECT {columns} FROM index WHERE SeriesInstanceUID IN (SELECT unnest(?))", [uids])
+    rows = catalog.records(
+        f"SELECT {columns} FROM index WHERE SeriesInstanceUID IN (SELECT unnest(?))", [uids]
+    )
     return [Member.model_validate(row) for row in rows]
 
 
@@ -87,7 +89,11 @@ def standings(catalog: Catalog, members: list[Member]) -> Standings:
             [uids],
         ).rows
     }
-    elsewhere = [m.crdc_series_uuid for m in members if current.get(m.SeriesInstanceUID, (None,))[0] != m.crdc_series_uuid]
+    elsewhere = [
+        m.crdc_series_uuid
+        for m in members
+        if current.get(m.SeriesInstanceUID, (None,))[0] != m.crdc_series_uuid
+    ]
     prior: dict[str, tuple[str, int]] = {}
     if elsewhere:
         prior = {
@@ -156,13 +162,20 @@ def as_of(catalog: Catalog, uids: list[str], release: int) -> AsOf:
     missing: list[str] = []
     for uid in uids:
         now = current.get(uid)
-        if now is not None and now["series_init_idc_version"] <= release and now["series_revised_idc_version"] <= release:
+        if (
+            now is not None
+            and now["series_init_idc_version"] <= release
+            and now["series_revised_idc_version"] <= release
+        ):
             members.append(Member.model_validate({c: now[c] for c in MEMBER_COLUMNS}))
         elif (old := prior.get(uid)) is not None:
             same = now or {}
             members.append(
                 Member(
-                    **{k: old[k] for k in ("SeriesInstanceUID", "crdc_series_uuid", "collection_id", "PatientID")},
+                    **{
+                        k: old[k]
+                        for k in ("SeriesInstanceUID", "crdc_series_uuid", "collection_id", "PatientID")
+                    },
                     StudyInstanceUID=old["StudyInstanceUID"],
                     Modality=old["Modality"],
                     series_size_MB=old["series_size_MB"],
@@ -185,7 +198,9 @@ def by_uuid(catalog: Catalog, uuids: list[str]) -> dict[str, Member]:
     columns = ", ".join(f'"{c}"' for c in MEMBER_COLUMNS)
     found = {
         r["crdc_series_uuid"]: Member.model_validate(r)
-        for r in catalog.records(f"SELECT {columns} FROM index WHERE crdc_series_uuid IN (SELECT unnest(?))", [uuids])
+        for r in catalog.records(
+            f"SELECT {columns} FROM index WHERE crdc_series_uuid IN (SELECT unnest(?))", [uuids]
+        )
     }
     rest = [u for u in uuids if u not in found]
     if rest:
@@ -193,7 +208,8 @@ def by_uuid(catalog: Catalog, uuids: list[str]) -> dict[str, Member]:
             "SELECT p.crdc_series_uuid, any_value(p.SeriesInstanceUID) AS SeriesInstanceUID, "
             "any_value(p.collection_id) AS collection_id, any_value(p.PatientID) AS PatientID, "
             "any_value(p.StudyInstanceUID) AS StudyInstanceUID, any_value(p.Modality) AS Modality, "
-            "any_value(p.series_size_MB) AS series_size_MB, any_value(i.license_short_name) AS license_short_name, "
+            "any_value(p.series_size_MB) AS series_size_MB, "
+            "any_value(i.license_short_name) AS license_short_name, "
             "any_value(i.source_DOI) AS source_DOI, any_value(i.analysis_result_id) AS analysis_result_id "
             "FROM prior_versions_index p LEFT JOIN index i ON i.SeriesInstanceUID = p.SeriesInstanceUID "
             "WHERE p.crdc_series_uuid IN (SELECT unnest(?)) GROUP BY 1",

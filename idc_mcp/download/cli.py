@@ -26,7 +26,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     p.add_argument("--series-uids", nargs="+", metavar="UID", help="SeriesInstanceUID values")
     p.add_argument("--sql", help="a read-only SELECT returning a SeriesInstanceUID column")
     p.add_argument("--analysis-results", choices=["include", "exclude", "only"], default="include")
-    p.add_argument("--cohort", metavar="NAME", help="a saved cohort (alone): each member at its saved version")
+    p.add_argument(
+        "--cohort", metavar="NAME", help="a saved cohort (alone): each member at its saved version"
+    )
     p.add_argument("--download-dir", help="folder inside the download root (default: the root)")
     p.add_argument(
         "--dir-template",

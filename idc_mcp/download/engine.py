@@ -114,7 +114,9 @@ def _plan(
     if plans is None:
         resolved = resolve_selection(catalog, selection)
         # A cohort's pinned members are planned at their saved versions, by plan_series.
-        plans = None if resolved.pinned else plan_uids_with_hints(catalog, resolved.series_uids, template, hints)
+        plans = (
+            None if resolved.pinned else plan_uids_with_hints(catalog, resolved.series_uids, template, hints)
+        )
         if plans is None:
             plans = plan_series(catalog, resolved, template)
     if selection.cohort is None:

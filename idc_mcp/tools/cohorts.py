@@ -157,7 +157,8 @@ def _saved(cohort: Cohort, path: Path, notes: list[str]) -> CohortSaved:
         members_sha256=cohort.members_sha256,
         notes=notes,
         next_step=(
-            f"Pass cohort={cohort.name!r} to check_licenses, estimate_size, get_citations, export_manifest or "
+            f"Pass cohort={cohort.name!r} to check_licenses, estimate_size, get_citations, export_manifest "
+            "or "
             "download: each member is used at its saved version. Share the file; a colleague puts it in the "
             "cohorts folder of their download root (or import_cohort it) to reproduce the cohort. "
             "compare_cohort shows what later IDC releases changed."
@@ -183,7 +184,9 @@ def save_cohort(
         if not members:
             raise SelectionError(f"No member of cohort {source.name!r} is still served: nothing to save.")
         definition = Definition(cohort=source.name)
-        return _store(catalog, root, name, description, definition, members, overwrite, notes, source.idc_release)
+        return _store(
+            catalog, root, name, description, definition, members, overwrite, notes, source.idc_release
+        )
     resolved = resolve_selection(catalog, selection)
     members = members_of(catalog, resolved.series_uids)
     return _store(catalog, root, name, description, _definition(selection), members, overwrite, notes)
@@ -259,11 +262,14 @@ def compare_cohort(catalog: Catalog, root: Path, name: str) -> CohortComparison:
     step = f"download(cohort={name!r}) fetches every member at its saved version"
     if unavailable:
         step = (
-            f"{len(unavailable)} member(s) cannot be fetched at their saved version any more; save_cohort with "
+            f"{len(unavailable)} member(s) cannot be fetched at their saved version any more; "
+            "save_cohort with "
             f"cohort={name!r} saves a copy without them"
         )
     if would_add:
-        step += "; to include the new series, save_cohort again with the definition's arguments under a new name"
+        step += (
+            "; to include the new series, save_cohort again with the definition's arguments under a new name"
+        )
     return CohortComparison(
         name=name,
         saved_release=cohort.idc_release,
@@ -318,7 +324,8 @@ def whats_new(catalog: Catalog, selection: Selection, since_release: int) -> Wha
             f"{since_release}) AND <the selection's filters>"
         ),
         summary=(
-            f"Since release {since_release} (current: {release}), the selection gained {added:,} new series and "
+            f"Since release {since_release} (current: {release}), the selection gained {added:,} new "
+            "series and "
             f"{revised:,} of its series were revised."
         ),
     )
@@ -344,7 +351,9 @@ def import_cohort(
     problems = export.problems + problems
     if problems:
         shown = "\n".join(problems[:MAX_PROBLEMS_SHOWN])
-        more = f"\n(and {len(problems) - MAX_PROBLEMS_SHOWN} more)" if len(problems) > MAX_PROBLEMS_SHOWN else ""
+        more = (
+            f"\n(and {len(problems) - MAX_PROBLEMS_SHOWN} more)" if len(problems) > MAX_PROBLEMS_SHOWN else ""
+        )
         raise CohortError(
             f"{source}: {len(problems)} of {len(export.entries) + len(export.problems)} entries cannot be "
             f"imported; nothing was saved:\n{shown}{more}\nFix or remove those lines and import again."

@@ -376,7 +376,8 @@ def _resolve_cohort(catalog: Catalog, selection: Selection) -> ResolvedSelection
         )
         more = f" and {len(lost) - 10} more" if len(lost) > 10 else ""
         raise SelectionError(
-            f"Cohort {cohort.name!r}: {len(lost)} of {len(found.statuses)} members are no longer served by IDC "
+            f"Cohort {cohort.name!r}: {len(lost)} of {len(found.statuses)} members are no longer served "
+            "by IDC "
             f"at their saved version: {listed}{more}. They are not replaced by another version. "
             "compare_cohort shows every member's standing; to go on without them, save_cohort a new cohort "
             f"with cohort={cohort.name!r} (it keeps the members still available)."
@@ -418,7 +419,8 @@ def with_pins(resolved: ResolvedSelection, rows: list[dict[str, object]]) -> lis
     return sorted(
         out,
         key=lambda r: tuple(
-            str(r.get(c) or "") for c in ("collection_id", "PatientID", "StudyInstanceUID", "SeriesInstanceUID")
+            str(r.get(c) or "")
+            for c in ("collection_id", "PatientID", "StudyInstanceUID", "SeriesInstanceUID")
         ),
     )
 
