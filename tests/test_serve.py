@@ -130,7 +130,7 @@ async def test_read_only_classifies_the_real_tools_by_their_annotations() -> Non
     from idc_mcp.server import mcp
 
     writing = sorted(tool.name for tool in await mcp.list_tools() if writes_for_caller(tool))
-    assert writing == ["download", "export_manifest"]
+    assert writing == ["download", "export_manifest", "import_cohort", "save_cohort"]
 
 
 async def test_read_only_hides_an_unannotated_tool_and_keeps_declared_ones() -> None:
