@@ -161,3 +161,14 @@ def test_a_member_is_previewed_at_its_saved_version(next_release, s3_mirror):
         make_preview(next_release.catalog, s3_mirror.endpoint, None, revised.uid)
     with pytest.raises(PreviewError, match="is not a member of cohort 'mirror'"):
         make_preview(next_release.catalog, s3_mirror.endpoint, None, next_release.added[0], cohort="mirror")
+
+
+def test_tools_that_read_the_index_say_which_members_they_leave_out(next_release, s3_mirror):
+    from idc_mcp.tools import citations, licenses, sizes
+
+    catalog, cohort = next_release.catalog, Selection(cohort="mirror")
+    note = "2 member(s) of cohort 'mirror' are no longer in the current IDC release"
+    report = licenses.check_licenses(catalog, cohort)
+    assert report.series_count == len(s3_mirror.series) - 2 and any(note in n for n in report.notes)
+    assert note in sizes.estimate_size(catalog, cohort, None, next_release.settings.download_root).summary
+    assert any(note in n for n in citations.get_citations(catalog, cohort).notes)

@@ -396,6 +396,19 @@ def _resolve_cohort(catalog: Catalog, selection: Selection) -> ResolvedSelection
     )
 
 
+def outside_index_note(resolved: ResolvedSelection) -> str | None:
+    """For a cohort whose members include series the current index no longer holds: what a tool that
+    reads the index (licenses, sizes, citations) leaves out, and which tools still fetch them."""
+    removed = [uid for uid in resolved.pinned if uid not in set(resolved.series_uids)]
+    if not removed:
+        return None
+    return (
+        f"{len(removed)} member(s) of cohort {resolved.selection.cohort!r} are no longer in the current IDC "
+        "release and are not counted here (compare_cohort lists them); download, export_manifest and "
+        "preview_series still fetch them at their saved versions."
+    )
+
+
 # The columns of `index` that name one version of a series: a pinned member overrides these.
 _VERSION_COLUMNS = ("crdc_series_uuid", "aws_bucket", "series_aws_url", "series_size_MB", "instanceCount")
 
