@@ -26,6 +26,15 @@ Standing = Literal["unchanged", "revised", "removed"]
 MEMBER_COLUMNS = tuple(Member.model_fields)
 
 
+# A list of up to 100,000 UIDs or UUIDs goes to the query worker as one comma-joined text (neither holds
+# a comma): converting it into a DuckDB list parameter took 2.2 s for 99,000 UIDs, the text 0.8 s.
+_IDS = "SELECT unnest(string_split(?, ','))"
+
+
+def _ids(values: list[str]) -> str:
+    return ",".join(values)
+
+
 def current_release(catalog: Catalog) -> int:
     """The IDC release the catalog holds (the newest in version_metadata_index)."""
     rows = catalog.execute("SELECT max(idc_version) FROM version_metadata_index").rows
@@ -40,9 +49,7 @@ def members_of(catalog: Catalog, uids: list[str]) -> list[Member]:
     if not uids:
         return []
     columns = ", ".join(f'"{c}"' for c in MEMBER_COLUMNS)
-    rows = catalog.records(
-        f"SELECT {columns} FROM index WHERE SeriesInstanceUID IN (SELECT unnest(?))", [uids]
-    )
+    rows = catalog.records(f"SELECT {columns} FROM index WHERE SeriesInstanceUID IN ({_IDS})", [_ids(uids)])
     return [Member.model_validate(row) for row in rows]
 
 
@@ -76,19 +83,34 @@ class Standings:
         return [s for s in self.statuses if not s.available]
 
 
+_CURRENT_SQL = (
+    "SELECT SeriesInstanceUID, crdc_series_uuid, aws_bucket, series_revised_idc_version FROM index "
+    "WHERE {hint}SeriesInstanceUID IN (" + _IDS + ")"
+)
+
+
+def _current_versions(catalog: Catalog, members: list[Member]) -> dict[str, tuple[Any, ...]]:
+    """SeriesInstanceUID -> (crdc_series_uuid, aws_bucket, series_revised_idc_version) in the index.
+
+    Looked up first within the members' collections (the index is sorted by collection_id, so DuckDB
+    skips most of it: 4x faster for 100,000 members), then, for the members not found there, in the
+    whole index (a series that moved to another collection is still found)."""
+    collections = sorted({m.collection_id for m in members})
+    uids = [m.SeriesInstanceUID for m in members]
+    hint = "collection_id IN (SELECT unnest(?)) AND "
+    rows = catalog.execute(_CURRENT_SQL.format(hint=hint), [collections, _ids(uids)]).rows
+    current = {r[0]: r[1:] for r in rows}
+    if missing := [u for u in uids if u not in current]:
+        found = catalog.execute(_CURRENT_SQL.format(hint=""), [_ids(missing)]).rows
+        current.update({r[0]: r[1:] for r in found})
+    return current
+
+
 def standings(catalog: Catalog, members: list[Member]) -> Standings:
     """Each member's standing in the catalog's release, and where its saved version is served."""
     if not members:
         return Standings()
-    uids = [m.SeriesInstanceUID for m in members]
-    current = {
-        r[0]: r[1:]
-        for r in catalog.execute(
-            "SELECT SeriesInstanceUID, crdc_series_uuid, aws_bucket, series_revised_idc_version FROM index "
-            "WHERE SeriesInstanceUID IN (SELECT unnest(?))",
-            [uids],
-        ).rows
-    }
+    current = _current_versions(catalog, members)
     elsewhere = [
         m.crdc_series_uuid
         for m in members
@@ -100,8 +122,8 @@ def standings(catalog: Catalog, members: list[Member]) -> Standings:
             r[0]: (r[1], int(r[2]))
             for r in catalog.execute(
                 "SELECT crdc_series_uuid, arg_max(aws_bucket, max_idc_version), max(max_idc_version) "
-                "FROM prior_versions_index WHERE crdc_series_uuid IN (SELECT unnest(?)) GROUP BY 1",
-                [elsewhere],
+                f"FROM prior_versions_index WHERE crdc_series_uuid IN ({_IDS}) GROUP BY 1",
+                [_ids(elsewhere)],
             ).rows
         }
     result = Standings()
@@ -142,8 +164,8 @@ def as_of(catalog: Catalog, uids: list[str], release: int) -> AsOf:
         r["SeriesInstanceUID"]: r
         for r in catalog.records(
             f"SELECT {columns}, series_init_idc_version, series_revised_idc_version FROM index "
-            "WHERE SeriesInstanceUID IN (SELECT unnest(?))",
-            [uids],
+            f"WHERE SeriesInstanceUID IN ({_IDS})",
+            [_ids(uids)],
         )
     }
     prior = {
@@ -153,9 +175,9 @@ def as_of(catalog: Catalog, uids: list[str], release: int) -> AsOf:
             "any_value(collection_id) AS collection_id, any_value(PatientID) AS PatientID, "
             "any_value(StudyInstanceUID) AS StudyInstanceUID, any_value(Modality) AS Modality, "
             "arg_max(series_size_MB, max_idc_version) AS series_size_MB "
-            "FROM prior_versions_index WHERE SeriesInstanceUID IN (SELECT unnest(?)) "
+            f"FROM prior_versions_index WHERE SeriesInstanceUID IN ({_IDS}) "
             "AND min_idc_version <= ? AND max_idc_version >= ? GROUP BY 1",
-            [uids, release, release],
+            [_ids(uids), release, release],
         )
     }
     members: list[Member] = []
@@ -199,7 +221,7 @@ def by_uuid(catalog: Catalog, uuids: list[str]) -> dict[str, Member]:
     found = {
         r["crdc_series_uuid"]: Member.model_validate(r)
         for r in catalog.records(
-            f"SELECT {columns} FROM index WHERE crdc_series_uuid IN (SELECT unnest(?))", [uuids]
+            f"SELECT {columns} FROM index WHERE crdc_series_uuid IN ({_IDS})", [_ids(uuids)]
         )
     }
     rest = [u for u in uuids if u not in found]
@@ -212,8 +234,8 @@ def by_uuid(catalog: Catalog, uuids: list[str]) -> dict[str, Member]:
             "any_value(i.license_short_name) AS license_short_name, "
             "any_value(i.source_DOI) AS source_DOI, any_value(i.analysis_result_id) AS analysis_result_id "
             "FROM prior_versions_index p LEFT JOIN index i ON i.SeriesInstanceUID = p.SeriesInstanceUID "
-            "WHERE p.crdc_series_uuid IN (SELECT unnest(?)) GROUP BY 1",
-            [rest],
+            f"WHERE p.crdc_series_uuid IN ({_IDS}) GROUP BY 1",
+            [_ids(rest)],
         )
         for r in rows:
             found[r["crdc_series_uuid"]] = Member(instanceCount=None, **r)
