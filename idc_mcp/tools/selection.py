@@ -376,9 +376,8 @@ def _resolve_cohort(catalog: Catalog, selection: Selection) -> ResolvedSelection
         )
         more = f" and {len(lost) - 10} more" if len(lost) > 10 else ""
         raise SelectionError(
-            f"Cohort {cohort.name!r}: {len(lost)} of {len(found.statuses)} members are no longer served "
-            "by IDC "
-            f"at their saved version: {listed}{more}. They are not replaced by another version. "
+            f"Cohort {cohort.name!r}: {len(lost)} of {len(found.statuses)} members are no longer served by "
+            f"IDC at their saved version: {listed}{more}. They are not replaced by another version. "
             "compare_cohort shows every member's standing; to go on without them, save_cohort a new cohort "
             f"with cohort={cohort.name!r} (it keeps the members still available)."
         )
@@ -399,7 +398,8 @@ def _resolve_cohort(catalog: Catalog, selection: Selection) -> ResolvedSelection
 def outside_index_note(resolved: ResolvedSelection) -> str | None:
     """For a cohort whose members include series the current index no longer holds: what a tool that
     reads the index (licenses, sizes, citations) leaves out, and which tools still fetch them."""
-    removed = [uid for uid in resolved.pinned if uid not in set(resolved.series_uids)]
+    in_index = set(resolved.series_uids)
+    removed = [uid for uid in resolved.pinned if uid not in in_index]
     if not removed:
         return None
     return (
