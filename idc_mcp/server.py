@@ -337,6 +337,8 @@ def _takes_selection(fn: Callable[..., T]) -> Callable[..., T]:
 
     def bundle(kwargs: dict[str, Any]) -> dict[str, Any]:
         values = {p.name: kwargs.pop(p.name, p.default) for p in _SELECTION_ARGUMENTS}
+        if values["cohort"] is not None and isinstance(ctx := kwargs.get("ctx"), Context):
+            values["cohort_root"] = _state(ctx).settings.download_root  # where this session's cohorts are
         return {**kwargs, "selection": Selection(**values)}
 
     if inspect.iscoroutinefunction(fn):
@@ -683,7 +685,7 @@ async def preview_series(
 
         return make_preview(
             state.catalog, settings.s3_endpoint_url, settings.cache_dir / "previews",
-            series_uid, kind, window, slices, cohort,
+            series_uid, kind, window, slices, cohort, settings.download_root,
         )  # fmt: skip
 
     with _tool_errors():

@@ -156,7 +156,10 @@ def test_an_unknown_cohort_lists_the_saved_ones(own_catalog, saved):
 pytestmark = pytest.mark.anyio
 
 
-async def test_tools_resources_and_the_cohort_argument_over_mcp(root: Path):
+async def test_tools_resources_and_the_cohort_argument_over_mcp(catalog, root: Path):
+    # `catalog`: the process's catalog was opened before this test set its download root, as in a long
+    # test run; the tools must look for cohorts where this session's settings say, not where it was.
+    assert catalog.settings.download_root != root
     async with Client(mcp) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
         for name in (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from idc_mcp.catalog.database import Catalog
@@ -65,10 +66,11 @@ def find_series(catalog: Catalog, series_uid: str) -> SeriesRow:
     return SeriesRow.from_record(rows[0])
 
 
-def find_member(catalog: Catalog, series_uid: str, cohort: str) -> SeriesRow:
-    """A member of a saved cohort at its saved version (which a later release may have revised or removed)."""
+def find_member(catalog: Catalog, series_uid: str, cohort: str, root: Path | None = None) -> SeriesRow:
+    """A member of a saved cohort (in `root`'s cohorts folder) at its saved version, which a later
+    release may have revised or removed."""
     try:
-        resolved = resolve_selection(catalog, Selection(cohort=cohort))
+        resolved = resolve_selection(catalog, Selection(cohort=cohort, cohort_root=root))
     except SelectionError as exc:
         raise PreviewError(str(exc)) from exc
     pin = resolved.pinned.get(series_uid)

@@ -51,6 +51,7 @@ def make_preview(
     window: str | None = None,
     slices: int = DEFAULT_SLICES,
     cohort: str | None = None,
+    cohort_root: Path | None = None,
 ) -> Preview:
     if kind not in ("auto", "slice", "montage"):
         raise PreviewError(f"kind {kind!r} is not one of 'auto', 'slice', 'montage'.")
@@ -58,7 +59,9 @@ def make_preview(
         raise PreviewError(f"slices={slices} is out of range: give 2 to {MAX_SLICES} slices for a montage.")
     if window:
         render.parse_window(window)  # refuse a bad window before any byte moves
-    row = find_member(catalog, series_uid, cohort) if cohort else find_series(catalog, series_uid)
+    row = (
+        find_member(catalog, series_uid, cohort, cohort_root) if cohort else find_series(catalog, series_uid)
+    )
     modality = row.modality.upper()
     if modality in NO_PIXELS:
         raise PreviewError(

@@ -10,6 +10,7 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field
@@ -63,6 +64,9 @@ class Selection:
     sql: str | None = None
     analysis_results: AnalysisResults = "include"
     cohort: str | None = None  # a saved cohort's name: its members, each at its saved version
+    # The download root whose cohorts/ folder holds `cohort` (the server's settings); None: the one in
+    # the catalog's settings (the same, when the server was started with one set of settings).
+    cohort_root: Path | None = None
 
     def __post_init__(self) -> None:
         for argument, _ in _ID_COLUMNS:
@@ -362,7 +366,8 @@ def _resolve_cohort(catalog: Catalog, selection: Selection) -> ResolvedSelection
             "save a new cohort from a selection (e.g. series_uids of the members you want)."
         )
     try:
-        cohort = cohort_store.load(catalog.settings.download_root, selection.cohort or "")
+        root = selection.cohort_root or catalog.settings.download_root
+        cohort = cohort_store.load(root, selection.cohort or "")
     except CohortError as exc:
         raise SelectionError(str(exc)) from exc
     if not cohort.members:
