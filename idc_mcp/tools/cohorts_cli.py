@@ -82,8 +82,8 @@ def _run(args: argparse.Namespace, work) -> int:  # type: ignore[no-untyped-def]
         return 1
     finally:
         catalog.close()
-    print(result.model_dump_json(indent=2) if isinstance(result, BaseModel) else result, end="")
-    print() if isinstance(result, BaseModel) else None
+    # A reply as JSON; `show` prints the cohort file's own text (it ends with a newline).
+    print(result.model_dump_json(indent=2) if isinstance(result, BaseModel) else result.rstrip("\n"))
     return 0
 
 
