@@ -16,11 +16,11 @@ from mcp import Client
 
 from idc_mcp.cohorts import store
 from idc_mcp.cohorts.format import SCHEMA_FILE, CohortError, json_schema, parse, to_text
-from idc_mcp.server import mcp
 from idc_mcp.tools import cohorts
 from idc_mcp.tools.selection import Selection, SelectionError, resolve_selection
 from tests.isolation import fingerprint
 from tests.parquet import parquet_sql
+from tests.servers import server_from_environment
 
 UIDS = [
     r[0]
@@ -160,7 +160,7 @@ async def test_tools_resources_and_the_cohort_argument_over_mcp(catalog, root: P
     # `catalog`: the process's catalog was opened before this test set its download root, as in a long
     # test run; the tools must look for cohorts where this session's settings say, not where it was.
     assert catalog.settings.download_root != root
-    async with Client(mcp) as client:
+    async with Client(server_from_environment()) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
         for name in (
             "check_licenses",

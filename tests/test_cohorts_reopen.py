@@ -17,7 +17,7 @@ import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
-from idc_mcp.server import mcp
+from tests.servers import server_from_environment
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]  # starts a server process
 
@@ -46,7 +46,7 @@ async def _answers(client: Client, selection: dict[str, Any]) -> dict[str, Any]:
 async def test_save_then_reopen_in_a_new_server_gives_the_same_answers(tmp_path: Path, monkeypatch):
     root = tmp_path / "downloads"
     monkeypatch.setenv("IDC_MCP_DOWNLOAD_ROOT", str(root))
-    async with Client(mcp) as client:
+    async with Client(server_from_environment()) as client:
         saved = await client.call_tool(
             "save_cohort", {"name": "lung", "description": "for a paper", **SELECTION}
         )

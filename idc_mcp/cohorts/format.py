@@ -30,6 +30,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from idc_mcp.errors import AssistantError
+
 FORMAT = "idc-mcp-cohort"
 FORMAT_VERSION = 1
 SCHEMA_FILE = Path(__file__).with_name("cohort.schema.json")
@@ -41,7 +43,7 @@ _UID = r"^[0-9]+(\.[0-9]+)*$"
 _UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 
 
-class CohortError(ValueError):
+class CohortError(AssistantError, ValueError):
     """A cohort that cannot be saved, read or used; the message says what is wrong and what to do."""
 
 
