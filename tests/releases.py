@@ -9,7 +9,6 @@ folder of its own, so that a `Catalog` opened on it is an ordinary catalog of "r
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,5 +91,5 @@ def build_next_release(
         con.execute("CHECKPOINT")
     finally:
         con.close()
-    settings = dataclasses.replace(load_settings(), cache_dir=cache, download_root=download_root)
+    settings = load_settings(cache_dir=cache, download_root=download_root)
     return NextRelease(release, Catalog(settings), settings, new_uuids, added)

@@ -8,7 +8,6 @@ member at the version it saved, from the local S3 mirror that holds those versio
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pytest
@@ -32,7 +31,7 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def today(built_catalog: Path, root: Path) -> Catalog:
     """The catalog of this release, with the test's download root (where its cohorts are saved)."""
-    catalog = Catalog(dataclasses.replace(load_settings(), download_root=root))
+    catalog = Catalog(load_settings(download_root=root))
     yield catalog
     catalog.close()
 
@@ -107,7 +106,7 @@ def test_the_manifest_of_the_saved_cohort_names_its_saved_versions(next_release,
 
 def test_a_member_no_release_serves_is_reported_by_name_never_replaced(built_catalog, tmp_path, s3_mirror):
     root = tmp_path / "downloads"
-    today = Catalog(dataclasses.replace(load_settings(), download_root=root))
+    today = Catalog(load_settings(download_root=root))
     gone = s3_mirror.series[0]
     try:
         cohorts.save_cohort(
