@@ -57,8 +57,7 @@ AnalysisResultsArg = Annotated[AnalysisResults, Field(json_schema_extra=_default
 SELECTION_ARGUMENTS = (
     "Selection tools take collection_ids, patient_ids, study_uids, series_uids, sql (a "
     "SELECT returning SeriesInstanceUID) and analysis_results (derived series: SEG, SR, ANN...: "
-    "include (default), exclude or only), combined with AND; or cohort alone (a save_cohort name: its "
-    "series at their saved versions)."
+    "include (default), exclude or only), combined with AND; or cohort alone."
 )
 
 
@@ -484,6 +483,10 @@ _SELECTION_ARGUMENTS = [
         ("cohort", CohortName, None),
     )
 ]
+
+
+# The argument names a selection tool publishes: Selection's fields but `cohort_root` (the call sets it).
+SELECTION_ARGUMENT_NAMES = tuple(p.name for p in _SELECTION_ARGUMENTS)
 
 
 def _session_download_root(ctx: Any) -> Path | None:
