@@ -19,6 +19,7 @@ import anyio
 import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import Resource as MCPResource
 from mcp_types import Tool as MCPTool
 from pydantic import ValidationError
 
@@ -82,6 +83,26 @@ class IdcServer(MCPServer[AppState]):
             for t in await super().list_tools()
         ]
 
+    async def list_resources(self) -> list[MCPResource]:
+        """The fixed resources, and one `idc://cohorts/{name}` per saved cohort (cohort files come and go)."""
+        from idc_mcp.cohorts.store import names
+        from idc_mcp.errors import AssistantError
+
+        try:
+            saved = await anyio.to_thread.run_sync(names, self.state.settings.download_root)
+        except (OSError, AssistantError):  # a download root that cannot be created: no cohorts to list
+            saved = []
+        cohorts = [
+            MCPResource(
+                uri=f"idc://cohorts/{n}",
+                name=f"cohort:{n}",
+                title=f"cohort {n}",
+                mime_type="application/json",
+            )
+            for n in saved
+        ]
+        return await super().list_resources() + cohorts
+
     async def call_tool(self, name: str, arguments_: dict[str, Any], context: Context | None = None) -> Any:  # type: ignore[override]
         schema = (await self._compacted()).get(name, (None, None))[0]
         if schema is not None and (unknown := arguments.unknown_arguments(name, schema, arguments_ or {})):
@@ -129,4 +150,22 @@ def create_server(
     for fn, hints, meta in table.TOOLS:
         server.add_tool(fn, annotations=hints, meta=meta)
     surface.register(server, state.catalog)
+    _register_cohort_resource(server, state)
     return server
+
+
+def _register_cohort_resource(server: IdcServer, state: AppState) -> None:
+    from mcp.server.mcpserver.exceptions import ResourceNotFoundError
+
+    from idc_mcp.cohorts.format import CohortError, to_text
+    from idc_mcp.cohorts.store import load
+
+    @server.resource(
+        "idc://cohorts/{name}", name="cohort", title="Saved cohort", mime_type="application/json"
+    )
+    def cohort_resource(name: str) -> str:
+        """A saved cohort file (docs/cohorts.md): its definition and members, each pinned to one version."""
+        try:
+            return to_text(load(state.settings.download_root, name))
+        except CohortError as exc:
+            raise ResourceNotFoundError(str(exc)) from exc

@@ -231,6 +231,10 @@ def build_parser() -> argparse.ArgumentParser:
     from idc_mcp.prepare.cli import add_parser as add_prepare_parser
 
     add_prepare_parser(commands)
+
+    from idc_mcp.tools.cohorts_cli import add_parser as add_cohort_parser
+
+    add_cohort_parser(commands)
     return parser
 
 

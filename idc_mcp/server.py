@@ -25,8 +25,9 @@ from idc_mcp.prepare import models as prep
 from idc_mcp.serve.read_only import SERVER_CACHE, WRITES
 from idc_mcp.sql.json_values import MaxRows
 from idc_mcp.tools import citations, collections, licenses, manifest, sizes, tables, viewers
+from idc_mcp.tools import cohorts as cohorts_mod
 from idc_mcp.tools import query as query_mod
-from idc_mcp.tools.selection import Selection, takes_selection
+from idc_mcp.tools.selection import CohortName, Selection, takes_selection
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -222,6 +223,86 @@ async def export_manifest(
     )
 
 
+# ---------------------------------------------------------------- saved cohorts (docs/cohorts.md)
+@tool(WRITES_FILE)
+@takes_selection
+async def save_cohort(
+    name: Annotated[str, Field(description="file name: letters, digits, _ - .")],
+    description: Annotated[str, Field(max_length=4000, description="what the cohort is, for whom")],
+    ctx: Context,
+    selection: Selection,
+    overwrite: bool = False,
+) -> cohorts_mod.CohortSaved:
+    """Save a selection as a named, shareable cohort file, each series pinned to today's version.
+
+    Call this before any download the user may need to reproduce (a paper, a model).
+    """
+    return await run_call(
+        ctx,
+        lambda call: cohorts_mod.save_cohort(
+            call.catalog, call.settings.download_root, name, description, selection, overwrite
+        ),
+    )
+
+
+@tool(READ_ONLY)
+async def list_cohorts(ctx: Context) -> cohorts_mod.CohortList:
+    """List the saved cohorts: name, description, release, series.
+
+    Call this when the user names a cohort or asks what was saved.
+    """
+    return await run_call(ctx, lambda call: cohorts_mod.list_cohorts(call.settings.download_root))
+
+
+@tool(READ_ONLY)
+async def compare_cohort(name: str, ctx: Context) -> cohorts_mod.CohortComparison:
+    """Compare a saved cohort with the current IDC release: members unchanged, revised (when),
+    removed; series its query would add today.
+
+    Call this before reusing an old cohort.
+    """
+    return await run_call(
+        ctx, lambda call: cohorts_mod.compare_cohort(call.catalog, call.settings.download_root, name)
+    )
+
+
+@tool(WRITES_FILE)
+async def import_cohort(
+    name: Annotated[str, Field(description="cohort name to save as")],
+    ctx: Context,
+    path: Annotated[str | None, Field(description="export file in the download root")] = None,
+    content: Annotated[str | None, Field(description="or the export's text")] = None,
+    description: str = "",
+    overwrite: bool = False,
+) -> cohorts_mod.CohortSaved:
+    """Save an IDC portal export (s5cmd manifest, or CSV/JSON with idc_data_version) as a cohort
+    at the versions it names.
+
+    Call this when the user has a manifest or portal export.
+    """
+
+    def work(call: Any) -> cohorts_mod.CohortSaved:
+        root = call.settings.download_root
+        text, source = cohorts_mod.read_export(root, path, content)
+        return cohorts_mod.import_cohort(call.catalog, root, name, description, text, source, overwrite)
+
+    return await run_call(ctx, work)
+
+
+@tool(READ_ONLY)
+@takes_selection
+async def whats_new(
+    since_release: Annotated[int, Field(ge=1, description="IDC release number, e.g. 21")],
+    ctx: Context,
+    selection: Selection,
+) -> cohorts_mod.WhatsNew:
+    """Count and list the series of a selection added or revised after an IDC release.
+
+    Call this when asked what is new since a release.
+    """
+    return await run_call(ctx, lambda call: cohorts_mod.whats_new(call.catalog, selection, since_release))
+
+
 # ---------------------------------------------------------------- download
 @tool(DOWNLOAD)
 @takes_selection
@@ -289,6 +370,7 @@ async def preview_series(
     kind: preview.KindArg = "auto",
     window: preview.WindowArg = None,
     slices: preview.SlicesArg = preview.DEFAULT_SLICES,
+    cohort: CohortName = None,
 ) -> Annotated[CallToolResult, preview.PreviewInfo]:
     """Show a series as an image (PNG/JPEG, at most 1024 px), fetching only the bytes it needs.
 
@@ -307,6 +389,8 @@ async def preview_series(
             kind,
             window,
             slices,
+            cohort,
+            call.settings.download_root,
             cancel=call.cancel,
         ),  # fmt: skip
     )

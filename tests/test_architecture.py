@@ -21,7 +21,7 @@ LAYERS: list[set[str]] = [
     {"bigquery", "preview", "prepare"},
     {"download", "guides"},
     {"tools"},
-    {"indices"},
+    {"indices", "cohorts"},
     {"diagnostics"},
     {"calls"},
     {"sql", "catalog", "files", "config", "object_store", "cancellation", "errors", "units", "__init__"},

@@ -14,7 +14,6 @@ from mcp import Client
 from idc_mcp.catalog.schemas import all_tables
 from idc_mcp.config import load_settings
 from idc_mcp.indices import fetch
-from idc_mcp.tools.selection import Selection
 from tests.servers import server_from_environment
 
 # IDC's official MCP server sends 11,248 B of tool descriptions and input schemas for 18 tools: 625 B a
@@ -65,7 +64,7 @@ def test_the_budget_counts_what_the_model_reads_and_leaves_app_only_tools_out():
 @pytest.mark.anyio
 async def test_shared_selection_arguments_are_described_once_in_the_instructions():
     # Seven tools take the selection arguments: described in each, they cost every conversation ~1 KB.
-    from idc_mcp.tools.selection import SELECTION_ARGUMENTS
+    from idc_mcp.tools.selection import SELECTION_ARGUMENT_NAMES, SELECTION_ARGUMENTS
 
     async with Client(server_from_environment()) as client:
         tools = [
@@ -73,12 +72,10 @@ async def test_shared_selection_arguments_are_described_once_in_the_instructions
         ]
     assert len(tools) >= 5
     for tool in tools:
-        shared = {
-            k: v for k, v in tool.input_schema["properties"].items() if k in Selection.__dataclass_fields__
-        }
+        shared = {k: v for k, v in tool.input_schema["properties"].items() if k in SELECTION_ARGUMENT_NAMES}
         assert not [v for v in shared.values() if "description" in v or "default" in v], tool.name
     assert SELECTION_ARGUMENTS in (server_from_environment().instructions or "")
-    for name in Selection.__dataclass_fields__:
+    for name in SELECTION_ARGUMENT_NAMES:
         assert name in SELECTION_ARGUMENTS
 
 

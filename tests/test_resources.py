@@ -36,6 +36,8 @@ OFFLINE_READ_ONLY = {
     "estimate_size",
     "get_viewer_url",
     "get_dicomweb_urls",
+    "list_cohorts",
+    "whats_new",
 }
 
 
@@ -284,7 +286,15 @@ def test_mcp_tools_reference_documents_the_fields_list_tables_and_fetch_index_re
         assert f'"{status}"' in sections["fetch_index"], status
 
 
-SELECTION_ARGS = {"collection_ids", "patient_ids", "study_uids", "series_uids", "sql", "analysis_results"}
+SELECTION_ARGS = {
+    "collection_ids",
+    "patient_ids",
+    "study_uids",
+    "series_uids",
+    "sql",
+    "analysis_results",
+    "cohort",
+}
 
 
 async def test_mcp_tools_reference_documents_every_resource_template_and_prompt():

@@ -131,7 +131,7 @@ async def test_read_only_classifies_the_real_tools_by_their_annotations() -> Non
 
     server = server_from_environment()
     writing = sorted(tool.name for tool in await server.list_tools() if writes_for_caller(tool))
-    assert writing == ["download", "export_manifest", "prepare_dataset"]
+    assert writing == ["download", "export_manifest", "import_cohort", "prepare_dataset", "save_cohort"]
 
 
 async def test_read_only_hides_an_unannotated_tool_and_keeps_declared_ones() -> None:

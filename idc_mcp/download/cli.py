@@ -32,6 +32,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
         help="series derived by analyses (segmentations, annotations): include them (default), exclude "
         "them or take only them",
     )
+    p.add_argument(
+        "--cohort", metavar="NAME", help="a saved cohort (alone): each member at its saved version"
+    )
     p.add_argument("--download-dir", help="folder inside the download root (default: the root)")
     p.add_argument(
         "--dir-template",
@@ -80,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
         args.series_uids,
         args.sql,
         args.analysis_results,
+        args.cohort,
     )
     progress, cancel, finished = DownloadCounter(), threading.Event(), threading.Event()
     outcome: list[DownloadResult] = []

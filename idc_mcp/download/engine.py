@@ -118,17 +118,21 @@ def _plan(
     open, and a rerun (resume) should not pay for three scans of the million-row index again. From a
     new process, the collections recorded in the state file let one narrowed query plan the series."""
     key = (catalog.cache_key, selection, template)
-    cached = _PLANS.get(key)
+    cached = _PLANS.get(key) if selection.cohort is None else None  # a cohort file may be saved again
     if cached is not None:
         return cached
     hints = {uid: r.collection_id for uid, r in records.items()}
     plans = plan_with_hints(catalog, selection, template, hints)
     if plans is None:
         resolved = resolve_selection(catalog, selection)
-        plans = plan_uids_with_hints(catalog, resolved.series_uids, template, hints)
+        # A cohort's pinned members are planned at their saved versions, by plan_series.
+        plans = (
+            None if resolved.pinned else plan_uids_with_hints(catalog, resolved.series_uids, template, hints)
+        )
         if plans is None:
             plans = plan_series(catalog, resolved, template)
-    _PLANS.put(key, plans)
+    if selection.cohort is None:
+        _PLANS.put(key, plans)
     return plans
 
 

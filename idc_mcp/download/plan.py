@@ -17,7 +17,7 @@ from idc_mcp.tools.layout import (  # the folder template lives with the tools: 
     check_template,
     render_folder,
 )
-from idc_mcp.tools.selection import ResolvedSelection, Selection, clean_ids, selection_where
+from idc_mcp.tools.selection import ResolvedSelection, Selection, clean_ids, selection_where, with_pins
 
 __all__ = [
     "DEFAULT_TEMPLATE",
@@ -64,9 +64,10 @@ ORDER BY collection_id, PatientID, StudyInstanceUID, SeriesInstanceUID
 
 
 def plan_series(catalog: Catalog, resolved: ResolvedSelection, template: str) -> list[SeriesPlan]:
-    """One SeriesPlan per selected series, with its bucket, prefix and destination folder."""
+    """One SeriesPlan per selected series, with its bucket, prefix and destination folder (a cohort's
+    members at their saved versions)."""
     where, params = selection_where(resolved)
-    return _plans(_rows_where(catalog, where, params), template)
+    return _plans(with_pins(resolved, _rows_where(catalog, where, params)), template)
 
 
 def plan_with_hints(
@@ -77,6 +78,8 @@ def plan_with_hints(
     run recorded (`collection_of`: uid -> collection_id) when every UID has one. None when the selection
     has other filters or a UID does not come back (see `plan_uids_with_hints`)."""
     if selection.sql or selection.collection_ids or selection.patient_ids or selection.study_uids:
+        return None
+    if selection.cohort:
         return None
     uids = clean_ids("series_uids", selection.series_uids, uid=True)
     if not uids:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from idc_mcp.catalog.database import Catalog
 from idc_mcp.preview.errors import PreviewError
-from idc_mcp.tools.selection import SelectionError, clean_ids, report_unknown
+from idc_mcp.tools.selection import Selection, SelectionError, clean_ids, report_unknown, resolve_selection
 
 _SQL = """
 SELECT SeriesInstanceUID, collection_id, StudyInstanceUID, Modality, BodyPartExamined, SeriesDescription,
@@ -63,6 +64,33 @@ def find_series(catalog: Catalog, series_uid: str) -> SeriesRow:
     except SelectionError as exc:
         raise PreviewError(str(exc)) from exc
     return SeriesRow.from_record(rows[0])
+
+
+def find_member(catalog: Catalog, series_uid: str, cohort: str, root: Path | None = None) -> SeriesRow:
+    """A member of a saved cohort (in `root`'s cohorts folder) at its saved version, which a later
+    release may have revised or removed."""
+    try:
+        resolved = resolve_selection(catalog, Selection(cohort=cohort, cohort_root=root))
+    except SelectionError as exc:
+        raise PreviewError(str(exc)) from exc
+    pin = resolved.pinned.get(series_uid)
+    if pin is None and series_uid not in resolved.series_uids:
+        raise PreviewError(
+            f"Series {series_uid!r} is not a member of cohort {cohort!r}. Pick one of its members "
+            "(export_manifest with format='csv' lists them), or leave cohort out."
+        )
+    if pin is None:
+        return find_series(catalog, series_uid)
+    rows = catalog.records(_SQL, [series_uid])
+    current: dict[str, Any] = rows[0] if rows else {"BodyPartExamined": None, "SeriesDescription": None}
+    return SeriesRow.from_record({**current, **{k: v for k, v in pin.items() if k in _PINNED}})
+
+
+# What a cohort's saved version of a series sets (the rest of the row is the series' current metadata).
+_PINNED = (
+    "SeriesInstanceUID", "collection_id", "StudyInstanceUID", "Modality", "instanceCount", "aws_bucket",
+    "crdc_series_uuid", "series_size_MB", "license_short_name",
+)  # fmt: skip
 
 
 def find_series_quietly(catalog: Catalog, series_uid: str) -> SeriesRow | None:

@@ -29,7 +29,7 @@ from idc_mcp.preview.models import (
     ShownImage,
 )
 from idc_mcp.preview.remote import RemoteObject, Store
-from idc_mcp.preview.series import SeriesRow, find_series, find_series_quietly
+from idc_mcp.preview.series import SeriesRow, find_member, find_series, find_series_quietly
 
 MAX_SEG_BYTES = 512 << 20  # a SEG is read whole to find its largest slice
 # Modalities whose objects hold no image pixels: a preview of them has nothing to draw.
@@ -52,6 +52,8 @@ def make_preview(
     kind: Kind = "auto",
     window: str | None = None,
     slices: int = DEFAULT_SLICES,
+    cohort: str | None = None,
+    cohort_root: Path | None = None,
     cancel: threading.Event | None = None,
 ) -> Preview:
     """A preview of one series; setting `cancel` (from another thread) stops it before its next request."""
@@ -61,7 +63,9 @@ def make_preview(
         raise PreviewError(f"slices={slices} is out of range: give 2 to {MAX_SLICES} slices for a montage.")
     if window:
         render.parse_window(window)  # refuse a bad window before any byte moves
-    row = find_series(catalog, series_uid)
+    row = (
+        find_member(catalog, series_uid, cohort, cohort_root) if cohort else find_series(catalog, series_uid)
+    )
     modality = row.modality.upper()
     if modality in NO_PIXELS:
         raise PreviewError(

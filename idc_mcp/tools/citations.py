@@ -18,7 +18,13 @@ from pydantic import BaseModel, Field
 from idc_mcp.catalog.database import Catalog
 from idc_mcp.catalog.sources import clean_citation, lookup_sources
 from idc_mcp.tools.citation_authors import full_family, parse_authors
-from idc_mcp.tools.selection import Selection, SelectionError, resolve_selection, selection_where
+from idc_mcp.tools.selection import (
+    Selection,
+    SelectionError,
+    outside_index_note,
+    resolve_selection,
+    selection_where,
+)
 
 CitationFormat = Literal["text", "apa", "bibtex", "csl-json"]
 MAX_COLLECTIONS_PER_ENTRY = 20
@@ -242,7 +248,7 @@ def get_citations(catalog: Catalog, selection: Selection, fmt: CitationFormat = 
         f"SELECT count(*) FROM index WHERE {where} AND source_DOI IS NULL", params
     ).rows[0][0]
     entries: list[CitationEntry] = []
-    notes: list[str] = []
+    notes: list[str] = [note] if (note := outside_index_note(resolved)) else []
     if len(rows) > MAX_DATASET_ENTRIES:
         notes.append(
             f"The selection cites {len(rows)} DOIs; the {MAX_DATASET_ENTRIES} covering most series are "

@@ -13,7 +13,7 @@ from idc_mcp.catalog.database import Catalog
 from idc_mcp.catalog.license_policy import CommercialUse, agrees, license_terms, resolve_license
 from idc_mcp.catalog.memo import Memo
 from idc_mcp.catalog.sources import SOURCES_SQL
-from idc_mcp.tools.selection import Selection, resolve_selection, selection_where
+from idc_mcp.tools.selection import Selection, outside_index_note, resolve_selection, selection_where
 
 __all__ = ["check_licenses", "license_terms"]
 
@@ -78,7 +78,7 @@ _REPORTS: Memo[LicenseReport] = Memo(maxsize=256)
 
 def check_licenses(catalog: Catalog, selection: Selection) -> LicenseReport:
     key = (catalog.cache_key, selection)
-    keep = selection.sql is None and _hashable(key)  # not: arguments resolve_selection refuses
+    keep = selection.cacheable and _hashable(key)  # not: arguments resolve_selection refuses
     if keep and (report := _REPORTS.get(key)) is not None:
         return report
     report = _check_licenses(catalog, selection)
@@ -138,6 +138,8 @@ def _check_licenses(catalog: Catalog, selection: Selection) -> LicenseReport:
         overall = "check the terms"
     else:
         overall = "allowed"
+    if note := outside_index_note(resolved):
+        notes.append(note)
     verdict, next_step = _verdict(groups, nc, check, resolved.count, commercial_use_filter(catalog))
     return LicenseReport(
         verdict=verdict,

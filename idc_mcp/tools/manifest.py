@@ -21,7 +21,7 @@ from idc_mcp import files
 from idc_mcp.catalog.database import Catalog
 from idc_mcp.errors import AssistantError
 from idc_mcp.tools.layout import DEFAULT_TEMPLATE, TemplateError, check_template, render_folder
-from idc_mcp.tools.selection import Selection, resolve_selection, selection_where
+from idc_mcp.tools.selection import Selection, resolve_selection, selection_where, with_pins
 
 ManifestFormat = Literal["s5cmd", "csv"]
 # The tool's own arguments (besides the selection); their descriptions are what the assistant reads.
@@ -98,6 +98,9 @@ def render(
         "ORDER BY collection_id, PatientID, StudyInstanceUID, SeriesInstanceUID",
         params,
     ).rows
+    if resolved.pinned:  # a cohort's members at their saved versions
+        pinned = with_pins(resolved, [dict(zip(CSV_COLUMNS, r, strict=True)) for r in rows])
+        rows = [tuple(r[c] for c in CSV_COLUMNS) for r in pinned]
     total = float(sum(r[6] or 0 for r in rows))
     if fmt == "s5cmd":
         header = [

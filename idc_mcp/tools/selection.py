@@ -12,12 +12,16 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import Field
 
 from idc_mcp.catalog.database import Catalog, QueryFailed, QueryOutput, QueryStopped
 from idc_mcp.catalog.sqltext import quote_identifier
+from idc_mcp.cohorts import store as cohort_store
+from idc_mcp.cohorts.format import CohortError
+from idc_mcp.cohorts.versions import plan_row, standings
 from idc_mcp.diagnostics import explain
 from idc_mcp.diagnostics.fuzzy import closest, resembles
 from idc_mcp.errors import AssistantError
@@ -42,6 +46,7 @@ PatientIds = list[str] | None
 StudyUids = list[str] | None
 SeriesUids = list[str] | None
 SelectionSql = str | None
+CohortName = str | None
 
 
 def _default_said_once(schema: dict[str, Any]) -> None:
@@ -52,7 +57,7 @@ AnalysisResultsArg = Annotated[AnalysisResults, Field(json_schema_extra=_default
 SELECTION_ARGUMENTS = (
     "Selection tools take collection_ids, patient_ids, study_uids, series_uids, sql (a "
     "SELECT returning SeriesInstanceUID) and analysis_results (derived series: SEG, SR, ANN...: "
-    "include (default), exclude or only), combined with AND."
+    "include (default), exclude or only), combined with AND; or cohort alone."
 )
 
 
@@ -74,6 +79,10 @@ class Selection:
     series_uids: tuple[str, ...] | None = None
     sql: str | None = None
     analysis_results: AnalysisResults = "include"
+    cohort: str | None = None  # a saved cohort's name: its members, each at its saved version
+    # The download root whose cohorts/ folder holds `cohort` (the server's settings); None: the one in
+    # the catalog's settings (the same, when the server was started with one set of settings).
+    cohort_root: Path | None = None
 
     def __post_init__(self) -> None:
         for argument, _ in _ID_COLUMNS:
@@ -82,7 +91,14 @@ class Selection:
                 object.__setattr__(self, argument, tuple(values))
 
     def is_empty(self) -> bool:
-        return not any([self.collection_ids, self.patient_ids, self.study_uids, self.series_uids, self.sql])
+        named = [self.collection_ids, self.patient_ids, self.study_uids, self.series_uids, self.sql]
+        return not any(named) and self.cohort is None
+
+    @property
+    def cacheable(self) -> bool:
+        """True when the same selection always picks the same series from one catalog: not with caller
+        sql (it may sample) nor with a cohort (its file may be saved again)."""
+        return self.sql is None and self.cohort is None
 
     def describe(self) -> str:
         parts = []
@@ -95,6 +111,8 @@ class Selection:
             if values:
                 shown = ", ".join(values[:3]) + (f" (+{len(values) - 3} more)" if len(values) > 3 else "")
                 parts.append(f"{label}=[{shown}]")
+        if self.cohort:
+            parts.append(f"cohort={self.cohort!r}")
         if self.sql:
             parts.append("sql=…")
         if self.analysis_results != "include":
@@ -110,6 +128,9 @@ class ResolvedSelection:
     # by it is ~20x faster than by a long UID list, and it picks exactly `series_uids`.
     predicate: str | None = None
     params: list[object] = field(default_factory=list)
+    # A cohort's members whose saved version is not the current one (revised or removed since), by
+    # SeriesInstanceUID: the saved version as a row of `index` (see `with_pins`).
+    pinned: dict[str, dict[str, object]] = field(default_factory=dict)
 
     @property
     def count(self) -> int:
@@ -274,13 +295,9 @@ def _totals_hint(selection: Selection) -> str:
     )
 
 
-def resolve_selection(catalog: Catalog, selection: Selection) -> ResolvedSelection:
-    """The SeriesInstanceUIDs a selection names, checked and bounded."""
-    if selection.is_empty():
-        raise SelectionError(
-            "Empty selection: give at least one of collection_ids, patient_ids, study_uids, series_uids or "
-            "sql (a query returning SeriesInstanceUID)."
-        )
+def _filters(catalog: Catalog, selection: Selection) -> tuple[list[str], list[object], ValidatedQuery | None]:
+    """The checked filters of a selection's arguments (a cohort aside), as predicates on `index`, and the
+    caller's validated `sql` if any."""
     if selection.analysis_results not in ("include", "exclude", "only"):
         raise SelectionError(
             f"analysis_results must be 'include', 'exclude' or 'only', not {selection.analysis_results!r}."
@@ -302,6 +319,28 @@ def resolve_selection(catalog: Catalog, selection: Selection) -> ResolvedSelecti
         where.append("analysis_result_id IS NULL")
     elif selection.analysis_results == "only":
         where.append("analysis_result_id IS NOT NULL")
+    return where, params, validated
+
+
+def selection_filter(catalog: Catalog, selection: Selection) -> tuple[str, list[object]]:
+    """A predicate on `index` for a selection, without resolving (or capping) its series: for
+    aggregates over selections of any size. A cohort is resolved (it names at most 100,000 series)."""
+    if selection.is_empty() or selection.cohort is not None:
+        return selection_where(resolve_selection(catalog, selection))
+    where, params, _ = _filters(catalog, selection)
+    return "(" + " AND ".join(where) + ")", params
+
+
+def resolve_selection(catalog: Catalog, selection: Selection) -> ResolvedSelection:
+    """The SeriesInstanceUIDs a selection names, checked and bounded."""
+    if selection.is_empty():
+        raise SelectionError(
+            "Empty selection: give at least one of collection_ids, patient_ids, study_uids, series_uids, "
+            "sql (a query returning SeriesInstanceUID) or cohort (a saved cohort's name)."
+        )
+    if selection.cohort is not None:
+        return _resolve_cohort(catalog, selection)
+    where, params, validated = _filters(catalog, selection)
     sql = (
         "SELECT SeriesInstanceUID FROM index WHERE "
         + " AND ".join(where)
@@ -335,6 +374,94 @@ def resolve_selection(catalog: Catalog, selection: Selection) -> ResolvedSelecti
     )
 
 
+def _resolve_cohort(catalog: Catalog, selection: Selection) -> ResolvedSelection:
+    """A saved cohort's members: those still current as they are, the others at their saved version
+    (from prior_versions_index); a member whose saved version IDC no longer serves stops the call."""
+    others = [a for a, _ in _ID_COLUMNS if getattr(selection, a)] + (["sql"] if selection.sql else [])
+    if others or selection.analysis_results != "include":
+        given = ", ".join(others + (["analysis_results"] if selection.analysis_results != "include" else []))
+        raise SelectionError(
+            f"cohort is used alone, not with {given}: it stands for exactly its saved members. To narrow it, "
+            "save a new cohort from a selection (e.g. series_uids of the members you want)."
+        )
+    try:
+        root = selection.cohort_root or catalog.settings.download_root
+        cohort = cohort_store.load(root, selection.cohort or "")
+    except CohortError as exc:
+        raise SelectionError(str(exc)) from exc
+    if not cohort.members:
+        raise SelectionError(f"Cohort {cohort.name!r} has no members.")
+    found = standings(catalog, cohort.members)
+    if lost := found.unavailable:
+        listed = "; ".join(
+            f"{s.member.SeriesInstanceUID} ({s.member.collection_id}, patient {s.member.PatientID}, "
+            f"version {s.member.crdc_series_uuid})"
+            for s in lost[:10]
+        )
+        more = f" and {len(lost) - 10} more" if len(lost) > 10 else ""
+        raise SelectionError(
+            f"Cohort {cohort.name!r}: {len(lost)} of {len(found.statuses)} members are no longer served by "
+            f"IDC at their saved version: {listed}{more}. They are not replaced by another version. "
+            "compare_cohort shows every member's standing; to go on without them, save_cohort a new cohort "
+            f"with cohort={cohort.name!r} (it keeps the members still available)."
+        )
+    members = sorted(
+        found.statuses,
+        key=lambda s: (
+            s.member.collection_id, s.member.PatientID or "", s.member.StudyInstanceUID or "",
+            s.member.SeriesInstanceUID,
+        ),
+    )  # fmt: skip
+    return ResolvedSelection(
+        selection=selection,
+        series_uids=[s.member.SeriesInstanceUID for s in members if s.standing != "removed"],
+        pinned={s.member.SeriesInstanceUID: plan_row(s) for s in members if s.standing != "unchanged"},
+    )
+
+
+def outside_index_note(resolved: ResolvedSelection) -> str | None:
+    """For a cohort whose members include series the current index no longer holds: what a tool that
+    reads the index (licenses, sizes, citations) leaves out, and which tools still fetch them."""
+    in_index = set(resolved.series_uids)
+    removed = [uid for uid in resolved.pinned if uid not in in_index]
+    if not removed:
+        return None
+    return (
+        f"{len(removed)} member(s) of cohort {resolved.selection.cohort!r} are no longer in the current IDC "
+        "release and are not counted here (compare_cohort lists them); download, export_manifest and "
+        "preview_series still fetch them at their saved versions."
+    )
+
+
+# The columns of `index` that name one version of a series: a pinned member overrides these.
+_VERSION_COLUMNS = ("crdc_series_uuid", "aws_bucket", "series_aws_url", "series_size_MB", "instanceCount")
+
+
+def with_pins(resolved: ResolvedSelection, rows: list[dict[str, object]]) -> list[dict[str, object]]:
+    """Rows of `index` for the resolved series, with each pinned member at its saved version (and the
+    members no longer in the index added), sorted as the index is."""
+    if not resolved.pinned:
+        return rows
+    out = []
+    for row in rows:
+        pin = resolved.pinned.get(str(row["SeriesInstanceUID"]))
+        if pin is not None:
+            row = {**row, **{c: pin[c] for c in _VERSION_COLUMNS if c in row and pin.get(c) is not None}}
+            if "instanceCount" in row and pin.get("instanceCount") is None:
+                row["instanceCount"] = None  # the saved version's count is not known
+        out.append(row)
+    present = {str(r["SeriesInstanceUID"]) for r in rows}
+    columns = list(rows[0]) if rows else list(next(iter(resolved.pinned.values())))
+    out += [{c: pin.get(c) for c in columns} for uid, pin in resolved.pinned.items() if uid not in present]
+    return sorted(
+        out,
+        key=lambda r: tuple(
+            str(r.get(c) or "")
+            for c in ("collection_id", "PatientID", "StudyInstanceUID", "SeriesInstanceUID")
+        ),
+    )
+
+
 def selection_where(resolved: ResolvedSelection) -> tuple[str, list[object]]:
     """A predicate (and its parameters) on `index` that picks exactly the resolved series."""
     if resolved.predicate is not None:
@@ -343,7 +470,7 @@ def selection_where(resolved: ResolvedSelection) -> tuple[str, list[object]]:
 
 
 # ---------------------------------------------------------------- publishing a selection as tool arguments
-# The six arguments every selection tool takes, in this order, in place of its `selection` parameter.
+# The seven arguments every selection tool takes, in this order, in place of its `selection` parameter.
 _SELECTION_ARGUMENTS = [
     inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=annotation, default=default)
     for name, annotation, default in (
@@ -353,8 +480,21 @@ _SELECTION_ARGUMENTS = [
         ("series_uids", SeriesUids, None),
         ("sql", SelectionSql, None),
         ("analysis_results", AnalysisResultsArg, "include"),
+        ("cohort", CohortName, None),
     )
 ]
+
+
+# The argument names a selection tool publishes: Selection's fields but `cohort_root` (the call sets it).
+SELECTION_ARGUMENT_NAMES = tuple(p.name for p in _SELECTION_ARGUMENTS)
+
+
+def _session_download_root(ctx: Any) -> Path | None:
+    """The download root in the settings of the session a tool call belongs to (its lifespan state has
+    `settings`), where its cohorts are saved; None outside a session."""
+    state = getattr(getattr(ctx, "request_context", None), "lifespan_context", None)
+    settings = getattr(state, "settings", None)
+    return getattr(settings, "download_root", None)
 
 
 def takes_selection(fn: Callable[..., T]) -> Callable[..., T]:
@@ -371,6 +511,8 @@ def takes_selection(fn: Callable[..., T]) -> Callable[..., T]:
 
     def bundle(kwargs: dict[str, Any]) -> dict[str, Any]:
         values = {p.name: kwargs.pop(p.name, p.default) for p in _SELECTION_ARGUMENTS}
+        if values["cohort"] is not None:  # looked up where this session's settings keep cohorts
+            values["cohort_root"] = _session_download_root(kwargs.get("ctx"))
         return {**kwargs, "selection": Selection(**values)}
 
     if inspect.iscoroutinefunction(fn):

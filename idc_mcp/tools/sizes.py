@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 
 from idc_mcp import files
 from idc_mcp.catalog.database import Catalog
-from idc_mcp.tools.selection import Selection, resolve_selection, selection_where
+from idc_mcp.tools.selection import Selection, outside_index_note, resolve_selection, selection_where
 from idc_mcp.units import size_text
 
 MAX_COLLECTIONS_LISTED = 50
@@ -110,6 +110,8 @@ def estimate_size(
     )
     if derived and series - derived:
         summary += " analysis_results='exclude' sizes the original images alone."
+    if note := outside_index_note(resolved):
+        summary += " " + note
     if disk is not None:
         summary += (
             f" It fits in {disk.download_dir} ({size_text(disk.free_MB * 1e6, 'GB')} free)."
