@@ -168,12 +168,26 @@ def _cost_refusal(
 
 
 def _shape_rows(
-    columns: list[str], rows: list[dict[str, Any]], max_rows: int, more: bool
+    columns: list[str], rows: bq.ResultRows, max_rows: int
 ) -> tuple[list[dict[str, Any]], bool, list[str]]:
-    truncated = more or len(rows) > max_rows
-    bounded = bounded_records(columns, ([row.get(name) for name in columns] for row in rows[:max_rows]))
+    """The first rows as bounded records; reading stops at the reply's cap (rows or bytes)."""
+    try:
+        bounded = bounded_records(columns, ([row.get(name) for name in columns] for row in rows))
+    except bq.BigQueryJobError as exc:
+        raise BigQueryError(str(exc)) from exc
     records, notes = bounded.rows, bounded.notes
-    truncated |= bounded.cut_at_size
+    if rows.oversized_row is not None and not records:
+        raise BigQueryError(
+            f"The first row of the result is larger than {bq.PAGE_BYTES // 2**20} MiB, more than a reply "
+            "can carry, so it was not read. Select fewer or shorter values: SUBSTR(text, 1, 1000), "
+            "ARRAY_LENGTH(array) or an array's first elements (arr[SAFE_OFFSET(0)]), or aggregate."
+        )
+    if rows.oversized_row is not None:
+        notes.append(
+            f"Row {rows.oversized_row + 1} is larger than {bq.PAGE_BYTES // 2**20} MiB and was not read; "
+            "the rows before it are shown. Select shorter values (SUBSTR, ARRAY_LENGTH) to see the rest."
+        )
+    truncated = rows.more or bounded.cut_at_size
     if truncated and len(records) == max_rows:
         notes.append(
             f"Only the first {max_rows} rows are shown. Aggregate (GROUP BY, ARRAY_AGG), filter, or raise "
@@ -269,7 +283,7 @@ def run_bigquery_query(
 
         try:
             outcome = backend.run(
-                validated.sql, job_id, cap, max_rows + 1, cancel or threading.Event(), submitted
+                validated.sql, job_id, cap, max_rows, cancel or threading.Event(), submitted
             )
         except bq.BigQueryJobError as exc:
             if exc.reason == "bytesBilledLimitExceeded":
@@ -280,7 +294,7 @@ def run_bigquery_query(
     except (bq.BigQueryUnavailable, bq.BigQueryJobError) as exc:
         raise BigQueryError(str(exc)) from exc
 
-    records, truncated, notes = _shape_rows(outcome.columns, outcome.rows, max_rows, outcome.more_rows)
+    records, truncated, notes = _shape_rows(outcome.columns, outcome.rows, max_rows)
     note = local_note(validated)
     if note:
         notes.insert(0, note)
