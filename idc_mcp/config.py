@@ -57,6 +57,8 @@ class Settings:
     # ~100-150 MiB, the whole server stays under 1 GiB whatever a query does.
     worker_memory_bytes: int = 700 * 2**20
     fetch_deadline_s: float = 1800.0
+    # --read-only: nothing is written for a caller, and no tool tells a caller about the server's disk.
+    read_only: bool = False
 
     @property
     def data_version(self) -> str:

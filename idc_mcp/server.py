@@ -20,7 +20,8 @@ import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
 from mcp.server.mcpserver.utilities.types import Image
-from mcp_types import CallToolResult, TextContent, ToolAnnotations
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_PARAMS, CallToolResult, TextContent, ToolAnnotations
 from mcp_types import Tool as MCPTool
 from pydantic import Field, ValidationError
 
@@ -143,6 +144,18 @@ class IdcServer(MCPServer[AppState]):
             )
             for t in tools
         ]
+
+    async def get_prompt(
+        self, name: str, arguments: dict[str, Any] | None = None, context: Any = None
+    ) -> Any:
+        """Arguments checked against the prompt's declaration first: a wrong name answers with what the
+        prompt takes (the SDK would log a traceback and answer 'Internal server error')."""
+        known = {
+            p.name: [(a.name, bool(a.required)) for a in p.arguments or []] for p in await self.list_prompts()
+        }
+        if problem := prompts.argument_problem(name, known, arguments):
+            raise MCPError(code=INVALID_PARAMS, message=problem)
+        return await super().get_prompt(name, arguments, context)
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Context | None = None) -> Any:  # type: ignore[override]
         raw = self._tool_input_schema(name)
@@ -386,7 +399,9 @@ def estimate_size(
     """
     state = _state(ctx)
     return _call(
-        lambda: sizes.estimate_size(state.catalog, selection, download_dir, state.settings.download_root)
+        lambda: sizes.estimate_size(
+            state.catalog, selection, download_dir, state.settings.download_root, state.settings.read_only
+        )
     )
 
 
