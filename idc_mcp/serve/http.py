@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -161,6 +162,7 @@ def build_http_app(
     sessions_per_caller: int,
     callers: int,
     on_session_refused: Callable[[str, str], None] = lambda caller, reason: None,
+    on_shutdown: Callable[[], None] = lambda: None,
 ) -> Starlette:
     """The app: /health, and /mcp behind the Host check, the token check and the per-caller sessions."""
     mcp_app = server.streamable_http_app(
@@ -188,5 +190,20 @@ def build_http_app(
             Mount("/", app=HostCheck(protected, allowed_names(bind_host, allowed_hosts))),
         ],
         middleware=middleware,
-        lifespan=mcp_app.router.lifespan_context,  # runs the SDK's session manager
+        lifespan=_lifespan_then(mcp_app.router.lifespan_context, on_shutdown),
     )
+
+
+def _lifespan_then(lifespan: Any, on_shutdown: Callable[[], None]) -> Any:
+    """The SDK's lifespan (it runs the session manager), then `on_shutdown`: uvicorn re-raises SIGTERM
+    once it has stopped, so code after `Server.run()` never runs on a signal."""
+
+    @asynccontextmanager
+    async def run(app: Starlette) -> AsyncIterator[None]:
+        try:
+            async with lifespan(app):
+                yield
+        finally:
+            on_shutdown()
+
+    return run

@@ -13,6 +13,7 @@ import logging
 import re
 
 MAX_LOGGED_CHARS = 200  # one caller-supplied field in a log line or an audit record
+MAX_MESSAGE_CHARS = 2_000  # one log record's message, whoever logged it (tracebacks aside)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
@@ -39,12 +40,13 @@ def printable(value: object, limit: int = MAX_LOGGED_CHARS) -> str:
 
 
 class EscapingFormatter(logging.Formatter):
-    """A formatter whose records cannot span lines: the message is escaped, and each line of an attached
-    traceback starts with `  | `, so nothing in it can pass for a record of its own."""
+    """A formatter whose records cannot span lines: the message is escaped and cut to
+    `MAX_MESSAGE_CHARS`, and each line of an attached traceback starts with `  | `, so nothing in it can
+    pass for a record of its own."""
 
     def format(self, record: logging.LogRecord) -> str:
         original_msg, original_args = record.msg, record.args
-        record.msg, record.args = escaped(record.getMessage()), None
+        record.msg, record.args = printable(record.getMessage(), MAX_MESSAGE_CHARS), None
         try:
             line = super().format(record)
         finally:

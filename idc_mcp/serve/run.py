@@ -134,6 +134,7 @@ def serve_http(
         on_session_refused=lambda caller, reason: gate.refused(
             caller, "initialize", "refused_sessions", reason
         ),
+        on_shutdown=gate.close,
     )
     scheme = "https" if options.ssl_certfile else "http"
     host = f"[{options.host}]" if ":" in options.host else options.host
@@ -161,7 +162,6 @@ def serve_http(
         ssl_keyfile=options.ssl_keyfile,
     )
     uvicorn.Server(config).run()
-    gate.close()
     on_exit()
     say("stopped")
 
