@@ -173,7 +173,7 @@ def _shape_rows(
     """The first rows as bounded records; reading stops at the reply's cap (rows or bytes)."""
     try:
         bounded = bounded_records(columns, ([row.get(name) for name in columns] for row in rows))
-    except bq.BigQueryJobError as exc:
+    except (bq.BigQueryJobError, bq.BigQueryUnavailable) as exc:  # raised while a page is read
         raise BigQueryError(str(exc)) from exc
     records, notes = bounded.rows, bounded.notes
     if rows.oversized_row is not None and not records:
