@@ -9,6 +9,8 @@ call's deadline passes, so the most a response costs is its cap, whatever the qu
 The cap and the deadline are set per call by `reading(...)` (a context variable: the library's requests
 run in the calling thread); outside it a response may have `METADATA_BYTES` (table schemas, job
 resources) and no deadline beyond each request's own timeout.
+
+`requests` comes with the optional `bigquery` extra: it is imported only when a session is made.
 """
 
 from __future__ import annotations
@@ -18,10 +20,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import requests
-from requests.adapters import HTTPAdapter
+if TYPE_CHECKING:
+    import requests
 
 METADATA_BYTES = 32 * 2**20  # a table schema or a job resource; IDC's widest schema is far below
 CHUNK_BYTES = 64 * 1024
@@ -94,23 +96,25 @@ class _CappedBody:
         return getattr(self._raw, name)
 
 
-class CappedAdapter(HTTPAdapter):
-    """An HTTPAdapter whose responses are read through the current budget."""
-
-    def build_response(self, req: Any, resp: Any) -> requests.Response:
-        response = super().build_response(req, resp)
-        budget = _budget.get()
-        declared = response.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > budget.max_bytes:  # said up front: read none of it
-            resp.close()
-            raise ResponseTooLarge(budget.max_bytes, int(declared))
-        response.raw = _CappedBody(resp, budget)
-        return response
+def _capped_response(response: requests.Response, resp: Any) -> requests.Response:
+    """The response of `resp` (urllib3's), read through the current budget."""
+    budget = _budget.get()
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > budget.max_bytes:  # said up front: read none of it
+        resp.close()
+        raise ResponseTooLarge(budget.max_bytes, int(declared))
+    response.raw = _CappedBody(resp, budget)
+    return response
 
 
 def capped_session(credentials: Any) -> requests.Session:
-    """An authorized session (the library's own kind) whose responses go through `CappedAdapter`."""
+    """An authorized session (the library's own kind) whose responses are read through the budget."""
     from google.auth.transport.requests import AuthorizedSession
+    from requests.adapters import HTTPAdapter
+
+    class CappedAdapter(HTTPAdapter):
+        def build_response(self, req: Any, resp: Any) -> requests.Response:
+            return _capped_response(super().build_response(req, resp), resp)
 
     session = AuthorizedSession(credentials)
     adapter = CappedAdapter()

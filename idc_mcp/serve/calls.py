@@ -92,10 +92,8 @@ class CallGate:
             return
         log.info("%s: %s refused: %s", caller, what, reason)
         if self.audit is not None:
-            self.audit.write(
-                {"time": datetime.now(UTC).isoformat(timespec="microseconds"), "token_id": caller}
-                | {"tool": what, "outcome": outcome}
-            )
+            now = datetime.now(UTC).isoformat(timespec="microseconds")
+            self.audit.write({"time": now, "token_id": caller, "tool": what, "outcome": outcome})
 
     def _write_summaries(self, everything: bool = False) -> None:
         for summary in self.refusals.due(everything=everything):
