@@ -7,7 +7,8 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
+from itertools import islice
 from typing import Any
 
 import anyio
@@ -168,26 +169,31 @@ def _cost_refusal(
 
 
 def _shape_rows(
-    columns: list[str], rows: bq.ResultRows, max_rows: int
+    columns: list[str], rows: Iterable[dict[str, Any]], max_rows: int, more: bool = False
 ) -> tuple[list[dict[str, Any]], bool, list[str]]:
-    """The first rows as bounded records; reading stops at the reply's cap (rows or bytes)."""
+    """The first rows as bounded records; reading stops at the reply's cap (rows or bytes). When `rows`
+    is a job's `ResultRows`, what it says once read (rows left unread, a row over the page cap) counts."""
     try:
-        bounded = bounded_records(columns, ([row.get(name) for name in columns] for row in rows))
+        bounded = bounded_records(
+            columns, ([row.get(name) for name in columns] for row in islice(rows, max_rows))
+        )
     except (bq.BigQueryJobError, bq.BigQueryUnavailable) as exc:  # raised while a page is read
         raise BigQueryError(str(exc)) from exc
     records, notes = bounded.rows, bounded.notes
-    if rows.oversized_row is not None and not records:
+    oversized = rows.oversized_row if isinstance(rows, bq.ResultRows) else None
+    more = more or (isinstance(rows, bq.ResultRows) and rows.more)
+    if oversized is not None and not records:
         raise BigQueryError(
             f"The first row of the result is larger than {bq.PAGE_BYTES // 2**20} MiB, more than a reply "
             "can carry, so it was not read. Select fewer or shorter values: SUBSTR(text, 1, 1000), "
             "ARRAY_LENGTH(array) or an array's first elements (arr[SAFE_OFFSET(0)]), or aggregate."
         )
-    if rows.oversized_row is not None:
+    if oversized is not None:
         notes.append(
-            f"Row {rows.oversized_row + 1} is larger than {bq.PAGE_BYTES // 2**20} MiB and was not read; "
+            f"Row {oversized + 1} is larger than {bq.PAGE_BYTES // 2**20} MiB and was not read; "
             "the rows before it are shown. Select shorter values (SUBSTR, ARRAY_LENGTH) to see the rest."
         )
-    truncated = rows.more or bounded.cut_at_size
+    truncated = more or bounded.cut_at_size
     if truncated and len(records) == max_rows:
         notes.append(
             f"Only the first {max_rows} rows are shown. Aggregate (GROUP BY, ARRAY_AGG), filter, or raise "
