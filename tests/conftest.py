@@ -47,7 +47,7 @@ def catalog(built_catalog: Path) -> Catalog:
     from idc_mcp.catalog.database import get_catalog
 
     catalog = get_catalog()
-    catalog.conn  # noqa: B018 - open it now, so that tests see the files an open catalog has
+    catalog.executor  # noqa: B018 - open it now, so that tests see the files an open catalog has
     return catalog
 
 

@@ -167,9 +167,10 @@ def test_refusals_past_ten_a_minute_are_counted_in_one_summary() -> None:
 
 # ---------------------------------------------------------------- read-only
 async def test_read_only_classifies_the_real_tools_by_their_annotations() -> None:
-    from idc_mcp.server import mcp
+    from tests.servers import server_from_environment
 
-    writing = sorted(tool.name for tool in await mcp.list_tools() if writes_for_caller(tool))
+    server = server_from_environment()
+    writing = sorted(tool.name for tool in await server.list_tools() if writes_for_caller(tool))
     assert writing == ["download", "export_manifest"]
 
 

@@ -18,7 +18,8 @@ from typing import Any
 
 from idc_mcp.bigquery import transport
 from idc_mcp.bigquery.guard import PUBLIC_PROJECT
-from idc_mcp.bigquery.settings import BigQuerySettings
+from idc_mcp.cancellation import on_cancel
+from idc_mcp.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +179,7 @@ class Backend:
     client: Any
     project: str
     endpoint: str | None
-    settings: BigQuerySettings
+    timeout_s: float  # IDC_MCP_BQ_TIMEOUT
     _submitted: dict[str, str | None] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ cost
@@ -216,6 +217,27 @@ class Backend:
             on_submit(job_id)
         if cancel.is_set():
             raise BigQueryCancelled(job_id)
+        asked = threading.Event()  # jobs.cancel was sent
+
+        def cancel_job(wait: bool) -> None:
+            if not asked.is_set():
+                asked.set()
+                self.cancel(job_id) if wait else self.cancel_soon(job_id)
+
+        # A cancelled call cancels the job at once, also while jobs.insert is still waiting for its answer.
+        with on_cancel(lambda: cancel_job(wait=False)):
+            return self._submit_and_wait(sql, job_id, config, started, cancel, cap_rows, cancel_job)
+
+    def _submit_and_wait(
+        self,
+        sql: str,
+        job_id: str,
+        config: Any,
+        started: float,
+        cancel: threading.Event,
+        cap_rows: int,
+        cancel_job: Callable[[bool], None],
+    ) -> JobOutcome:
         try:
             # BigQuery answers at once with a running job; an emulator may answer only when it is done.
             job = _api(
@@ -223,7 +245,7 @@ class Backend:
                     sql,
                     job_config=config,
                     job_id=job_id,
-                    timeout=self.settings.timeout_s,
+                    timeout=self.timeout_s,
                     retry=None,  # a job id can be submitted once
                     job_retry=None,
                 )
@@ -232,10 +254,10 @@ class Backend:
             self.cancel_soon(job_id)
             raise self.too_long() from exc
         self._submitted[job_id] = job.location
-        deadline = started + self.settings.timeout_s
+        deadline = started + self.timeout_s
         while not _api(lambda: job.done(retry=_retry(), timeout=REQUEST_TIMEOUT_S)):
             if cancel.wait(POLL_INTERVAL_S):
-                self.cancel(job_id)
+                cancel_job(True)
                 raise BigQueryCancelled(job_id)
             if time.monotonic() > deadline:
                 self.cancel(job_id)
@@ -256,7 +278,7 @@ class Backend:
 
     def too_long(self, doing: str = "") -> BigQueryJobError:
         return BigQueryJobError(
-            f"The job ran longer than {self.settings.timeout_s:g} s (IDC_MCP_BQ_TIMEOUT)"
+            f"The job ran longer than {self.timeout_s:g} s (IDC_MCP_BQ_TIMEOUT)"
             + (f" with {doing}" if doing else "")
             + " and was cancelled. Narrow it: filter on collection_id or Modality, read fewer columns, or "
             "aggregate."
@@ -310,25 +332,25 @@ _BACKENDS: dict[tuple[str | None, str | None], Backend] = {}
 _BACKENDS_LOCK = threading.Lock()
 
 
-def connect(settings: BigQuerySettings) -> Backend:
+def connect(settings: Settings) -> Backend:
     """A client for the configured billing project: ADC credentials, or anonymous for an emulator."""
-    key = (settings.project, settings.api_endpoint)
+    key = (settings.bq_project, settings.bq_api_endpoint)
     with _BACKENDS_LOCK:
         cached = _BACKENDS.get(key)
-        if cached is not None and cached.settings == settings:
+        if cached is not None and cached.timeout_s == settings.bq_timeout_s:
             return cached
         bigquery = library()
         from google.api_core.client_options import ClientOptions
 
-        if settings.api_endpoint:
+        if settings.bq_api_endpoint:
             from google.auth.credentials import AnonymousCredentials
 
             credentials: Any = AnonymousCredentials()
-            project = settings.project or PUBLIC_PROJECT
-            options = ClientOptions(api_endpoint=settings.api_endpoint)
+            project = settings.bq_project or PUBLIC_PROJECT
+            options = ClientOptions(api_endpoint=settings.bq_api_endpoint)
         else:
             credentials, adc_project = _default_credentials()
-            project = settings.project or adc_project
+            project = settings.bq_project or adc_project
             options = None
             if not project:
                 raise BigQueryUnavailable(
@@ -342,7 +364,9 @@ def connect(settings: BigQuerySettings) -> Backend:
             client_options=options,
             _http=transport.capped_session(credentials),  # every response capped in bytes and time
         )
-        backend = Backend(client=client, project=project, endpoint=settings.api_endpoint, settings=settings)
+        backend = Backend(
+            client=client, project=project, endpoint=settings.bq_api_endpoint, timeout_s=settings.bq_timeout_s
+        )
         _BACKENDS[key] = backend
         return backend
 

@@ -7,12 +7,14 @@ a `PreviewInfo`. Finished previews are cached (bounded) under the cache folder.
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from idc_mcp.catalog.database import Catalog
+from idc_mcp.config import DEFAULT_S3_ENDPOINT
 from idc_mcp.preview import headers as hdr
 from idc_mcp.preview import montage, pixels, render, seg, slide
 from idc_mcp.preview.cache import PreviewCache
@@ -50,7 +52,9 @@ def make_preview(
     kind: Kind = "auto",
     window: str | None = None,
     slices: int = DEFAULT_SLICES,
+    cancel: threading.Event | None = None,
 ) -> Preview:
+    """A preview of one series; setting `cancel` (from another thread) stops it before its next request."""
     if kind not in ("auto", "slice", "montage"):
         raise PreviewError(f"kind {kind!r} is not one of 'auto', 'slice', 'montage'.")
     if not 2 <= slices <= MAX_SLICES:
@@ -76,13 +80,15 @@ def make_preview(
             {**stored["info"], "cached": True, "bytes_fetched": 0, "requests": 0}
         )
         return Preview(data, stored["mime_type"], info)
-    store = Store.open(endpoint)
+    store = Store.open(endpoint, cancel)
     objects = sorted(store.list_series(row.bucket, row.prefix), key=lambda o: o.key)
     if not objects:
-        raise PreviewError(
-            f"s3://{row.bucket}/{row.prefix} holds no objects at {endpoint}. If "
-            "IDC_MCP_S3_ENDPOINT_URL points to a mirror, it lacks this series; otherwise retry later."
+        mirror = (
+            "retry later"
+            if endpoint.rstrip("/") == DEFAULT_S3_ENDPOINT
+            else "the mirror set by IDC_MCP_S3_ENDPOINT_URL lacks this series"
         )
+        raise PreviewError(f"s3://{row.bucket}/{row.prefix} holds no objects at {endpoint}: {mirror}.")
     if modality == "SM":
         if kind == "montage":
             raise PreviewError(
