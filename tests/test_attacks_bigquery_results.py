@@ -56,18 +56,16 @@ def _text(result) -> str:  # type: ignore[no-untyped-def]
     return result.content[0].text  # type: ignore[union-attr]
 
 
-def test_a_page_over_its_byte_cap_is_read_again_in_fewer_rows(
-    emulator: str, built_catalog: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_page_over_its_byte_cap_is_read_again_in_fewer_rows(emulator: str, built_catalog: Path) -> None:
     # 100 rows of 200,000 characters: a 20 MB page. Asked again in pages that fit, every row arrives
     # (each value cut for the reply), none of the pages over 8 MiB is kept.
     from idc_mcp.bigquery.service import run_bigquery_query
     from idc_mcp.catalog.database import get_catalog
+    from idc_mcp.config import load_settings
 
-    monkeypatch.setenv("IDC_MCP_BQ_API_ENDPOINT", emulator)
-    monkeypatch.setenv("IDC_MCP_BQ_PROJECT", "idc-mcp-attacks")
+    settings = load_settings(bq_api_endpoint=emulator, bq_project="idc-mcp-attacks")
     sql = "SELECT n, RPAD('x', 200000, 'y') AS s FROM UNNEST(GENERATE_ARRAY(1, 100)) AS n ORDER BY n"
-    result = run_bigquery_query(sql, 100, catalog_getter=get_catalog)
+    result = run_bigquery_query(settings, get_catalog(), sql, 100)
     assert [row["n"] for row in result.rows] == list(range(1, 101))
     assert all(row["s"].endswith("…[cut: 200,000 chars in all]") for row in result.rows)
     assert not result.truncated

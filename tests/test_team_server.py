@@ -460,6 +460,7 @@ async def test_a_read_only_server_tells_no_paths_or_disk_and_creates_nothing(sta
 async def test_an_unexpected_prompt_argument_gets_a_clear_error_and_no_traceback(team: TeamServer) -> None:
     from mcp.shared.exceptions import MCPError
 
+    logged_before = len(team.stderr.read_text())
     with anyio.fail_after(TIMEOUT_S):
         async with team.client("alice") as client:
             for name, arguments, expected in [
@@ -472,4 +473,5 @@ async def test_an_unexpected_prompt_argument_gets_a_clear_error_and_no_traceback
                     await client.get_prompt(name, arguments)
                 assert expected in str(refused.value)
             assert (await client.get_prompt("find_dataset", {"topic": "lung CT"})).messages
-    assert "Traceback" not in team.stderr.read_text()
+    logged = team.stderr.read_text()[logged_before:]
+    assert "Traceback" not in logged and "Error rendering prompt" not in logged
