@@ -90,7 +90,8 @@ class Settings(BaseSettings):
         env="CACHE_DIR",
         flag="",
         shown_default="`~/.cache/idc-mcp`",
-        description="catalog database and fetched indices, per data version; cached previews (64 MB at most)",
+        description="catalog database and fetched indices, per data version; cached previews "
+        "(64 MiB at most)",
     )
     index_dir: Path | None = _setting(
         env="INDEX_DIR",

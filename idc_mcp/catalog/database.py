@@ -55,6 +55,10 @@ log = logging.getLogger(__name__)
 INDICES_DIR = "indices"
 
 
+# Catalog.cache_key: (version cache folder, generation, answering from the parquet during the first build)
+CacheKey = tuple[str, int, bool]
+
+
 @dataclass
 class QueryOutput:
     columns: list[str]
@@ -119,13 +123,17 @@ class Catalog:
         self.results: ResultCache[Any] = ResultCache()
 
     @property
-    def cache_key(self) -> tuple[str, int]:
+    def cache_key(self) -> CacheKey:
         """What the catalog holds now, as a value: the one key every cache of answers computed from it
         starts with (query replies, table profiles, facts, license reports, download plans, value pools).
 
         Its version's cache folder (the catalog file and the indices fetched into it never change while
-        open) and the generation, bumped when a fetched index is attached (a name may then mean more)."""
-        return (str(self.settings.version_cache_dir), self.generation)
+        open), the generation, bumped when a fetched index is attached (a name may then mean more), and
+        whether it still answers from the parquet during its first build (without the build's facts:
+        what was computed then is not what the built catalog answers)."""
+        executor = self._executor
+        provisional = executor is None or bool(executor.facts.get("provisional"))
+        return (str(self.settings.version_cache_dir), self.generation, provisional)
 
     # -- opening -----------------------------------------------------------------------------------
     def _discover_cached_indices(self) -> None:
@@ -165,6 +173,16 @@ class Catalog:
     @property
     def _facts(self) -> dict[str, Any]:
         return self.executor.facts
+
+    def settle(self) -> None:
+        """Once the first build of the catalog file has finished, move this catalog onto it now (with its
+        build-time facts) instead of when its worker is next idle. Nothing to do otherwise."""
+        if not self._facts.get("provisional"):
+            return
+        with self._gate.reopen(), self._lock:
+            if self._executor is not None and self._executor.facts.get("provisional"):
+                self._executor.restart(self._files)
+                self._keep_attached(self._executor)
 
     def register_index(self, name: str, db_file: Path) -> None:
         """Attach a fetched index (a DuckDB file holding its table(s)): the worker restarts with it.

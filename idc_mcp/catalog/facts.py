@@ -201,7 +201,7 @@ def placeholder_dates(catalog: Catalog, table: str, column: str) -> tuple[Placeh
     catalog without these facts). One query on first use, then kept."""
     from idc_mcp.catalog.executor import QueryFailed  # here: the query worker imports this module too
 
-    key = (catalog.key, table.lower(), column.lower())
+    key = (catalog.cache_key, table.lower(), column.lower())
     found = _PLACEHOLDERS.get(key)
     if found is None:
         try:

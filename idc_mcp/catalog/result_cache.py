@@ -38,7 +38,7 @@ class ResultKey:
 
     sql: str  # regenerated from the validated tree, with the enforced LIMIT (refused: the caller's text)
     max_rows: int
-    catalog: tuple[str, int]  # Catalog.cache_key
+    catalog: tuple[str, int, bool]  # Catalog.cache_key
     refused: bool = False  # the caller's text was refused before it had a validated form
 
 
@@ -48,7 +48,7 @@ class TextKey:
 
     text: str
     max_rows: int
-    catalog: tuple[str, int]  # Catalog.cache_key
+    catalog: tuple[str, int, bool]  # Catalog.cache_key
 
 
 class ResultCache(Generic[V]):
