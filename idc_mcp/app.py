@@ -20,6 +20,8 @@ import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import Resource as MCPResource
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_PARAMS
 from mcp_types import Tool as MCPTool
 from pydantic import ValidationError
 
@@ -27,7 +29,7 @@ from idc_mcp import __version__
 from idc_mcp.calls import AppState
 from idc_mcp.catalog.database import Catalog
 from idc_mcp.config import Settings
-from idc_mcp.guides import surface
+from idc_mcp.guides import prompts, surface
 from idc_mcp.tools import arguments
 
 log = logging.getLogger(__name__)
@@ -102,6 +104,18 @@ class IdcServer(MCPServer[AppState]):
             for n in saved
         ]
         return await super().list_resources() + cohorts
+
+    async def get_prompt(
+        self, name: str, arguments: dict[str, Any] | None = None, context: Any = None
+    ) -> Any:
+        """Arguments checked against the prompt's declaration first: a wrong name answers with what the
+        prompt takes (the SDK would log a traceback and answer 'Internal server error')."""
+        known = {
+            p.name: [(a.name, bool(a.required)) for a in p.arguments or []] for p in await self.list_prompts()
+        }
+        if problem := prompts.argument_problem(name, known, arguments):
+            raise MCPError(code=INVALID_PARAMS, message=problem)
+        return await super().get_prompt(name, arguments, context)
 
     async def call_tool(self, name: str, arguments_: dict[str, Any], context: Context | None = None) -> Any:  # type: ignore[override]
         schema = (await self._compacted()).get(name, (None, None))[0]

@@ -95,6 +95,7 @@ def _serve(args: argparse.Namespace) -> int:
                 allow_unauthenticated=args.allow_unauthenticated,
                 allowed_hosts=args.allowed_host or [],
                 limits=Limits(args.max_concurrent, args.calls_per_minute),
+                sessions_per_token=args.max_sessions,
                 ssl_certfile=args.ssl_certfile,
                 ssl_keyfile=args.ssl_keyfile,
                 log_level=args.log_level,
@@ -120,9 +121,11 @@ def _serve(args: argparse.Namespace) -> int:
 
     try:
         if options is None:
-            run.serve_stdio(server, settings, read_only=args.read_only, audit=audit, on_exit=on_exit)
+            run.serve_stdio(server, settings, read_only=settings.read_only, audit=audit, on_exit=on_exit)
         else:
-            run.serve_http(server, settings, options, read_only=args.read_only, audit=audit, on_exit=on_exit)
+            run.serve_http(
+                server, settings, options, read_only=settings.read_only, audit=audit, on_exit=on_exit
+            )
     except HostConfigError as exc:
         print(f"idc-mcp: error: {exc}", file=sys.stderr)
         on_exit()
@@ -195,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     team.add_argument("--max-concurrent", type=_positive, default=4, help="tool calls at once, per token")
     team.add_argument("--calls-per-minute", type=_positive, default=60, help="tool calls a minute, per token")
+    team.add_argument("--max-sessions", type=_positive, default=16, help="open MCP sessions, per token")
     team.add_argument("--audit-log", help="JSON-lines audit file (HTTP default: <cache>/audit/audit.jsonl)")
     team.add_argument("--audit-max-mb", type=_positive, default=10, help="rotate the audit log at this size")
     team.add_argument("--audit-backups", type=_positive, default=5, help="rotated audit files kept")
@@ -298,9 +302,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     # Logs go to stderr only: stdout is the MCP channel.
-    logging.basicConfig(
-        level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    # Caller text (tool names, headers) reaches log lines: the formatter escapes it (serve/log_text.py).
+    from idc_mcp.serve.log_text import EscapingFormatter
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(EscapingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=args.log_level, handlers=[handler])
     if args.log_level == "DEBUG":
         # The SDK logs one line per registered resource/tool/prompt at start: noise, not news.
         for manager in ("resources", "tools", "prompts"):
@@ -334,4 +341,6 @@ def settings_from(args: argparse.Namespace) -> Settings:
     from idc_mcp.config import declared, load_settings
 
     flags = {name: value for name, *_ in declared() if (value := getattr(args, name, None)) not in (None, "")}
+    if getattr(args, "read_only", False):
+        flags["read_only"] = True  # the --read-only switch (a flag of its own, not a valued one)
     return load_settings(**flags)

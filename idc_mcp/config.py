@@ -162,6 +162,12 @@ class Settings(BaseSettings):
         shown_default="unset",
         description="the tokens file's lines themselves (';' may separate them), e.g. from a secret store",
     )
+    read_only: bool = _setting(
+        False,
+        env="READ_ONLY",
+        shown_default="off",
+        description="what `--read-only` sets: no tool writes for a caller or tells it the server's disk",
+    )
     # -- BigQuery (the optional tools; docs/bigquery.md)
     bq_project: str | None = _setting(
         env="BQ_PROJECT",

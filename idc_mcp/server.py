@@ -151,7 +151,9 @@ async def estimate_size(
     """
     return await run_call(
         ctx,
-        lambda call: sizes.estimate_size(call.catalog, selection, download_dir, call.settings.download_root),
+        lambda call: sizes.estimate_size(
+            call.catalog, selection, download_dir, call.settings.download_root, call.settings.read_only
+        ),
     )
 
 

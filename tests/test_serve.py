@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,9 +14,18 @@ from mcp_types import ToolAnnotations
 
 from idc_mcp.serve import tokens as tokens_mod
 from idc_mcp.serve.audit import AuditLog, argument_digest
-from idc_mcp.serve.http import HostConfigError, is_loopback, transport_security
+from idc_mcp.serve.http import (
+    HostConfigError,
+    allowed_names,
+    host_allowed,
+    is_loopback,
+    origin_allowed,
+    transport_security,
+)
 from idc_mcp.serve.limits import CallLimiter, Limits
+from idc_mcp.serve.log_text import EscapingFormatter, printable
 from idc_mcp.serve.read_only import SERVER_CACHE, WRITES, restrict_to_read_only, writes_for_caller
+from idc_mcp.serve.refusals import RefusalLedger
 from idc_mcp.serve.run import HttpOptions, ServeRefused, check_exposure
 from idc_mcp.serve.tokens import StaticTokenVerifier, TokenConfigError, digest_of, load_tokens, parse_tokens
 
@@ -125,6 +136,35 @@ def test_rate_limit_says_when_to_call_again_and_the_window_slides() -> None:
     assert limiter.admit("alice") is None
 
 
+def test_refused_calls_count_so_a_flooding_caller_stays_refused() -> None:
+    # Issue 21: refused calls were not counted, so a caller calling non-stop got 3 calls every minute.
+    clock = Clock()
+    limiter = CallLimiter(Limits(max_concurrent=100, calls_per_minute=3), clock)
+    admitted = 0
+    for _ in range(240):  # four minutes, one call a second
+        if limiter.admit("mallory") is None:
+            admitted += 1
+            limiter.release("mallory")
+        clock.now += 1
+    assert admitted == 3  # the first three; every later attempt found three in the last minute
+    assert limiter.admit("bob") is None  # others keep their budget
+    clock.now += 60  # once mallory stops for a minute, she may call again
+    assert limiter.admit("mallory") is None
+
+
+def test_refusals_past_ten_a_minute_are_counted_in_one_summary() -> None:
+    clock = Clock()
+    ledger = RefusalLedger(per_minute=10, clock=clock)
+    recorded = [ledger.record_one_by_one("mallory") for _ in range(1000)]
+    assert recorded.count(True) == 10 and recorded[:10] == [True] * 10
+    assert ledger.record_one_by_one("bob") is True  # per caller
+    assert ledger.due() == []  # the minute is not over
+    clock.now += 60
+    (summary,) = ledger.due()
+    assert summary["token_id"] == "mallory" and summary["refused"] == 990
+    assert summary["outcome"] == "refused_summary" and ledger.due() == []
+
+
 # ---------------------------------------------------------------- read-only
 async def test_read_only_classifies_the_real_tools_by_their_annotations() -> None:
     from tests.servers import server_from_environment
@@ -186,7 +226,60 @@ def test_binding_every_interface_needs_the_public_host_name() -> None:
     assert "10.1.2.3:*" in transport_security("10.1.2.3", []).allowed_hosts
 
 
+@pytest.mark.parametrize(
+    "host",
+    [
+        "idc.lab.example.org:evil@x",  # issue 21: passed the SDK's prefix match on 'name:*'
+        "idc.lab.example.org.attacker.example",
+        "idc.lab.example.org:",
+        "idc.lab.example.org:99999",
+        "idc.lab.example.org:80/path",
+        "idc.lab.example.org\r\nx: y",
+        "127.0.0.1:8000@attacker.example",
+        "[::1]:evil",
+        "",
+    ],
+)
+def test_host_values_that_only_start_like_an_allowed_host_are_refused(host: str) -> None:
+    assert not host_allowed(host, allowed_names("0.0.0.0", ["idc.lab.example.org"]))
+
+
+def test_allowed_hosts_with_or_without_a_port_and_origins() -> None:
+    allowed = allowed_names("0.0.0.0", ["idc.lab.example.org", "other.example:8443"])
+    for host in ["idc.lab.example.org", "IDC.lab.example.org:443", "127.0.0.1:8000", "[::1]:9", "localhost"]:
+        assert host_allowed(host, allowed), host
+    assert host_allowed("other.example:8443", allowed) and not host_allowed("other.example:8444", allowed)
+    assert origin_allowed("https://idc.lab.example.org", allowed)
+    assert not origin_allowed("https://idc.lab.example.org:evil@attacker.example", allowed)
+    assert not origin_allowed("https://user@idc.lab.example.org", allowed)
+    assert not origin_allowed("javascript://idc.lab.example.org", allowed)
+
+
+# ---------------------------------------------------------------- logs
+def test_caller_text_is_escaped_and_cut_in_log_lines() -> None:
+    forged = "q\x1b[2J\r\n2026-01-01 00:00:00,000 WARNING idc_mcp: forged\u2028\x85"
+    assert printable(forged) == ("q\\x1b[2J\\r\\n2026-01-01 00:00:00,000 WARNING idc_mcp: forged\\u2028\\x85")
+    assert printable("q" * 3_900_000) == "q" * 200 + "…[3,900,000 chars]"
+    record = logging.LogRecord("mcp", logging.WARNING, "x", 1, "Unknown tool: %s", (forged,), None)
+    line = EscapingFormatter("%(levelname)s %(name)s: %(message)s").format(record)
+    assert "\n" not in line and "\x1b" not in line and "\r" not in line
+    try:
+        raise ValueError(f"bad {forged}")
+    except ValueError:
+        record.exc_info = sys.exc_info()
+    lines = EscapingFormatter("%(message)s").format(record).split("\n")
+    assert all(line.startswith("  | ") for line in lines[1:]) and len(lines) > 2
+
+
 # ---------------------------------------------------------------- audit
+def test_audit_records_cut_every_text_field(tmp_path: Path) -> None:
+    audit = AuditLog(tmp_path / "audit.jsonl")
+    audit.write({"token_id": "alice", "tool": "q" * 3_900_000, "outcome": "tool_error"})
+    audit.close()
+    line = (tmp_path / "audit.jsonl").read_text()
+    assert len(line) < 400 and json.loads(line)["tool"].endswith("…[3,900,000 chars]")
+
+
 def test_audit_log_rotates_and_is_private(tmp_path: Path) -> None:
     audit = AuditLog(tmp_path / "a" / "audit.jsonl", max_bytes=400, backups=2)
     for number in range(60):

@@ -3,6 +3,9 @@
 Each test names the abuse it stops: callers without a valid token, writing tools on a read-only server,
 one caller starving the others, an audit log that leaks tokens or misses calls, orphaned calls that keep
 running after their client left, and pages on other sites driving the server through DNS rebinding.
+Issue 21 (section 2) adds one token taking every session, refusals flushing the audit log, caller text
+forging operator log lines, a read-only server telling its paths and disk, and a Host that only starts
+like an allowed one.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ class TeamServer:
     audit: Path
     stderr: Path
     download_root: Path
+    process: subprocess.Popen[bytes] | None = None
 
     def audit_records(self) -> list[dict]:
         return (
@@ -113,6 +117,7 @@ def start_server(tmp_path_factory: pytest.TempPathFactory, built_catalog: Path) 
         environment = dict(os.environ, IDC_MCP_DOWNLOAD_ROOT=str(server.download_root), **(env or {}))
         proc = subprocess.Popen(command, stderr=server.stderr.open("w"), cwd=ROOT, env=environment)
         started.append(proc)
+        server.process = proc
         _wait_for_health(proc, base, server.stderr)
         return server
 
@@ -176,7 +181,14 @@ async def test_health_answers_without_a_token_and_tells_nothing_secret(team: Tea
 
 @pytest.mark.parametrize(
     ("header", "value", "status"),
-    [("host", "attacker.example:80", 421), ("origin", "http://attacker.example", 403)],
+    [
+        ("host", "attacker.example:80", 421),
+        ("origin", "http://attacker.example", 403),
+        # Issue 21: the SDK's `name:*` patterns matched these by prefix.
+        ("host", "127.0.0.1:evil@attacker.example", 421),
+        ("host", "localhost:80@attacker.example", 421),
+        ("origin", "http://127.0.0.1:evil@attacker.example", 403),
+    ],
 )
 async def test_dns_rebinding_requests_from_other_sites_are_refused(
     team: TeamServer, header, value, status
@@ -288,7 +300,7 @@ async def _one_call_each(server: TeamServer, clients: int, token_id: str = "alic
 
 
 async def test_calls_per_minute_limit_holds_under_50_concurrent_clients(start_server) -> None:
-    server = start_server("--calls-per-minute", "10", "--max-concurrent", "50")
+    server = start_server("--calls-per-minute", "10", "--max-concurrent", "50", "--max-sessions", "50")
     replies = await _one_call_each(server, 50)
     assert replies.count("ok") == 10
     refused = [reply for reply in replies if reply != "ok"]
@@ -298,12 +310,15 @@ async def test_calls_per_minute_limit_holds_under_50_concurrent_clients(start_se
 
 
 async def test_concurrency_limit_holds_under_50_concurrent_clients(start_server) -> None:
-    server = start_server("--max-concurrent", "2", "--calls-per-minute", "1000")
+    server = start_server("--max-concurrent", "2", "--calls-per-minute", "1000", "--max-sessions", "50")
     replies = await _one_call_each(server, 50)
     refused = [reply for reply in replies if reply != "ok"]
     assert all("2 tool calls at a time" in reply for reply in refused)
-    records = server.audit_records()
-    assert len(records) == 50
+    _stop(server)  # writes the count of the refusals past the first 10 of the minute
+    records = [r for r in server.audit_records() if r["outcome"] != "refused_summary"]
+    summarised = sum(r["refused"] for r in server.audit_records() if r["outcome"] == "refused_summary")
+    assert len(records) + summarised == 50  # every call is accounted for
+    assert len([r for r in records if r["outcome"] == "refused_limit"]) == min(10, len(refused))
     # From the audit log's own clock: at no moment did more than 2 admitted calls of alice overlap.
     events = []
     for record in records:
@@ -316,3 +331,147 @@ async def test_concurrency_limit_holds_under_50_concurrent_clients(start_server)
         peak = max(peak, running)
     assert 1 <= peak <= 2
     assert replies.count("ok") == len([r for r in records if r["outcome"] == "ok"])
+
+
+# ---------------------------------------------------------------- issue 21: one caller's flood
+async def _open_session(http: httpx2.AsyncClient, server: TeamServer, token_id: str) -> dict[str, str]:
+    """Headers of a new MCP session of `token_id` (initialize, then initialized), for raw requests."""
+    headers = {**MCP_HEADERS, "authorization": f"Bearer {server.tokens[token_id]}"}
+    opened = await http.post(server.url, json=INITIALIZE, headers=headers)
+    assert opened.status_code == 200, opened.text
+    session = {
+        **headers,
+        "mcp-session-id": opened.headers["mcp-session-id"],
+        "mcp-protocol-version": "2025-06-18",
+    }
+    await http.post(
+        server.url, json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=session
+    )
+    return session
+
+
+def _stop(server: TeamServer) -> None:
+    """SIGTERM, as systemd stops it: the server writes what it still holds (refusal counts) and exits."""
+    assert server.process is not None
+    server.process.terminate()
+    server.process.wait(timeout=60)
+
+
+async def test_repeated_initialize_from_one_token_cannot_take_the_sessions_others_need(start_server) -> None:
+    # Before: one token opened 9,993 sessions in a minute, up to the SDK's cap, and every other token
+    # got 503 for the 30 minutes the sessions stayed open.
+    server = start_server("--max-sessions", "3")
+    alice = {**MCP_HEADERS, "authorization": f"Bearer {server.tokens['alice']}"}
+    with anyio.fail_after(TIMEOUT_S):
+        async with httpx2.AsyncClient(timeout=TIMEOUT_S) as http:
+            answers = [await http.post(server.url, json=INITIALIZE, headers=alice) for _ in range(6)]
+            assert [a.status_code for a in answers] == [200, 200, 200, 429, 429, 429]
+            refusal = answers[-1].json()["error"]["message"]
+            assert "'alice' may hold 3 MCP sessions" in refusal and "Close sessions" in refusal
+            # Another token is not affected.
+            assert (
+                await http.post(
+                    server.url,
+                    json=INITIALIZE,
+                    headers={**alice, "authorization": f"Bearer {server.tokens['bob']}"},
+                )
+            ).status_code == 200
+            # A session alice closes is hers to open again.
+            closing = {**alice, "mcp-session-id": answers[0].headers["mcp-session-id"]}
+            assert (await http.delete(server.url, headers=closing)).status_code < 300
+            assert (await http.post(server.url, json=INITIALIZE, headers=alice)).status_code == 200
+            assert (await http.post(server.url, json=INITIALIZE, headers=alice)).status_code == 429
+    refused = [r for r in server.audit_records() if r["outcome"] == "refused_sessions"]
+    assert len(refused) == 4 and {r["token_id"] for r in refused} == {"alice"}
+
+
+HUGE_NAME = "q" * 3_900_000  # 3.9 MB: a request body under the SDK's 4 MiB limit
+
+
+async def test_one_caller_cannot_flush_the_audit_log_with_refused_calls(start_server) -> None:
+    # Before: 18 calls with a 3.9 MB tool name, each audited in full, pushed every earlier record out of a
+    # 60 MB rotated log in seconds; refused calls were not counted, so a flood never slowed down.
+    server = start_server(
+        "--calls-per-minute", "5", "--audit-max-mb", "1", "--audit-backups", "1", "--log-level", "INFO"
+    )
+    with anyio.fail_after(TIMEOUT_S * 2):
+        async with server.client("bob") as client:  # the record that must survive the flood
+            assert not (await client.call_tool("list_tables", {})).is_error
+        async with httpx2.AsyncClient(timeout=TIMEOUT_S) as http:
+            session = await _open_session(http, server, "alice")
+            for number in range(18):
+                call = {"jsonrpc": "2.0", "id": 10 + number, "method": "tools/call"}
+                call["params"] = {"name": HUGE_NAME, "arguments": {}}
+                assert (await http.post(server.url, json=call, headers=session)).status_code == 200
+        async with server.client("alice") as client:
+            replies = [await client.call_tool("list_tables", {}) for _ in range(100)]
+    # Refused calls count: alice's budget went to the 5 first huge calls; every later call is refused.
+    assert all(reply.is_error and "5 tool calls per minute" in reply.content[0].text for reply in replies)  # type: ignore[union-attr]
+    _stop(server)
+    lines = [
+        line for f in sorted(server.audit.parent.glob("audit.jsonl*")) for line in f.read_text().splitlines()
+    ]
+    assert all(len(line.encode()) < 1024 for line in lines)  # every field bounded: a record stays small
+    records = [json.loads(line) for line in lines]
+    assert [r["token_id"] for r in records if r["token_id"] == "bob"] == ["bob"]  # still there
+    alice = [r for r in records if r["token_id"] == "alice"]
+    one_by_one = [r for r in alice if r["outcome"] != "refused_summary"]
+    assert len(one_by_one) == 5 + 10  # her 5 calls, then the first 10 refusals of the minute
+    assert all(len(r["tool"]) < 300 for r in one_by_one)
+    (summary,) = [r for r in alice if r["outcome"] == "refused_summary"]
+    assert summary["refused"] == 18 + 100 - 15  # the rest counted, written at shutdown
+    stderr = server.stderr.read_text()
+    assert len(stderr) < 100_000 and max(len(line) for line in stderr.splitlines()) < 2_200
+
+
+FORGED = "x\x1b[2J\r\n2026-01-01 00:00:00,000 WARNING idc_mcp: the operator's forged line\u2028"
+
+
+async def test_caller_text_cannot_forge_operator_log_lines(team: TeamServer) -> None:
+    # With --log-level INFO the tool name went raw into stderr: ESC cleared the operator's terminal and
+    # CR/LF began a line that looked like the server's own.
+    with anyio.fail_after(TIMEOUT_S):
+        async with team.client("alice") as client:
+            assert (await client.call_tool(FORGED, {})).is_error
+    stderr = team.stderr.read_text()
+    assert "\x1b" not in stderr and "\r" not in stderr and "\u2028" not in stderr
+    assert not any(line.startswith("2026-01-01 00:00:00,000 WARNING") for line in stderr.splitlines())
+    assert "x\\x1b[2J\\r\\n2026-01-01 00:00:00,000 WARNING" in stderr  # shown, escaped, in alice's line
+
+
+async def test_a_read_only_server_tells_no_paths_or_disk_and_creates_nothing(start_server) -> None:
+    # Before: estimate_size(..., download_dir="x") answered with the server's absolute path and free disk
+    # space, and created the download folder.
+    server = start_server("--read-only")
+    with anyio.fail_after(TIMEOUT_S):
+        async with server.client() as client:
+            result = await client.call_tool(
+                "estimate_size", {"collection_ids": ["rider_pilot"], "download_dir": "x"}
+            )
+    assert not result.is_error, result.content
+    reply = result.structured_content or {}
+    assert reply["disk"] is None and reply["series_count"] > 0
+    assert "read-only" in reply["summary"]
+    everything = json.dumps(reply)
+    assert str(server.download_root) not in everything and "free_MB" not in everything
+    assert not server.download_root.exists()
+
+
+async def test_an_unexpected_prompt_argument_gets_a_clear_error_and_no_traceback(team: TeamServer) -> None:
+    from mcp.shared.exceptions import MCPError
+
+    logged_before = len(team.stderr.read_text())
+    with anyio.fail_after(TIMEOUT_S):
+        async with team.client("alice") as client:
+            for name, arguments, expected in [
+                ("cite_selection", {"bogus": "x"}, "has no argument 'bogus': it takes no arguments"),
+                ("find_dataset", {"topic": "lung", "bogus": "x"}, "has no argument 'bogus': it takes topic"),
+                ("find_dataset", {}, "needs topic"),
+                ("no_such_prompt", {}, "the prompts are: cite_selection, find_dataset"),
+            ]:
+                with pytest.raises(MCPError) as refused:
+                    await client.get_prompt(name, arguments)
+                assert expected in str(refused.value)
+            assert (await client.get_prompt("find_dataset", {"topic": "lung CT"})).messages
+    logged = team.stderr.read_text()[logged_before:]
+    assert "Traceback" not in logged and "Error rendering prompt" not in logged

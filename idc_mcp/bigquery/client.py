@@ -12,10 +12,11 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from idc_mcp.bigquery import transport
 from idc_mcp.bigquery.guard import PUBLIC_PROJECT
 from idc_mcp.cancellation import on_cancel
 from idc_mcp.config import Settings
@@ -23,6 +24,10 @@ from idc_mcp.config import Settings
 log = logging.getLogger(__name__)
 
 REQUEST_TIMEOUT_S = 30.0
+# A result is read in pages of at most this many rows and bytes (decoded JSON), so a reply costs at most
+# one page of memory whatever a row holds (see transport.py).
+PAGE_ROWS = 100
+PAGE_BYTES = 8 * 2**20
 POLL_INTERVAL_S = 0.5
 BIGQUERY_SCOPE = "https://www.googleapis.com/auth/bigquery"
 
@@ -76,12 +81,95 @@ class JobOutcome:
     job_id: str
     location: str | None
     columns: list[str]
-    rows: list[dict[str, Any]]
-    more_rows: bool
+    rows: ResultRows
     bytes_processed: int | None
     bytes_billed: int | None
     cache_hit: bool | None
     elapsed_s: float
+
+
+class ResultRows:
+    """A finished job's rows, read lazily in pages bounded in rows (`PAGE_ROWS`) and bytes (`PAGE_BYTES`).
+
+    Iterate to read: a page is requested only when the rows before it have been taken, so a reader that
+    stops at its reply's cap reads no further. A page over its byte cap is asked for again in smaller
+    pages, down to one row; a single row over the cap ends the rows there (`oversized_row` is its index).
+    The call's deadline holds while the pages are read; `cancel` is checked between pages.
+    """
+
+    def __init__(
+        self, backend: Backend, job: Any, cap_rows: int, deadline: float, cancel: threading.Event
+    ) -> None:
+        self._backend = backend
+        self._job = job
+        self._cap_rows = cap_rows
+        self._deadline = deadline
+        self._cancel = cancel
+        self.read = 0
+        self.oversized_row: int | None = None
+        self.total_rows: int | None = None
+        self._page_rows = min(PAGE_ROWS, cap_rows)
+        self._columns: list[str] = []
+        self._pages = self._open()  # the first page comes with the iterator (its schema names the columns)
+        self.columns: list[str] = self._columns
+
+    def _open(self) -> Iterator[Any] | None:
+        """Ask for the rows from `self.read` on; None when even one row is over the byte cap."""
+        while True:
+            try:
+                with transport.reading(PAGE_BYTES, self._deadline):
+                    iterator = _api(
+                        lambda: self._job.result(
+                            page_size=self._page_rows,
+                            max_results=self._cap_rows - self.read,
+                            start_index=self.read or None,
+                            timeout=transport.seconds_left(REQUEST_TIMEOUT_S),
+                            retry=_retry(),
+                        )
+                    )
+                self._columns = [f.name for f in iterator.schema]
+                if self.total_rows is None:
+                    self.total_rows = iterator.total_rows
+                return iter(iterator.pages)
+            except transport.ResponseTooLarge as exc:
+                if self._page_rows == 1:
+                    self.oversized_row = self.read
+                    return None
+                self._smaller_pages(exc)
+            except transport.DeadlinePassed as exc:
+                raise self._backend.too_long("reading its results") from exc
+
+    def _smaller_pages(self, too_large: transport.ResponseTooLarge) -> None:
+        """Fewer rows per page: as many as half the cap holds by the size the page announced, else 1/10."""
+        if too_large.declared:
+            fitting = self._page_rows * too_large.limit // (2 * too_large.declared)
+        else:
+            fitting = self._page_rows // 10
+        self._page_rows = max(1, min(fitting, self._page_rows - 1))
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        while self._pages is not None and self.read < self._cap_rows:
+            if self._cancel.is_set():
+                raise BigQueryCancelled(self._job.job_id)
+            try:
+                with transport.reading(PAGE_BYTES, self._deadline):
+                    page = _api(lambda: next(self._pages, None))  # type: ignore[arg-type]
+            except transport.ResponseTooLarge as exc:
+                self._smaller_pages(exc)
+                self._pages = self._open()
+                continue
+            except transport.DeadlinePassed as exc:
+                raise self._backend.too_long("reading its results") from exc
+            if page is None:
+                return
+            for row in page:
+                self.read += 1
+                yield dict(row.items())
+
+    @property
+    def more(self) -> bool:
+        """True when the result has rows that were not read."""
+        return self.oversized_row is not None or (self.total_rows is not None and self.total_rows > self.read)
 
 
 @dataclass
@@ -164,7 +252,7 @@ class Backend:
             )
         except BigQueryTimeout as exc:
             self.cancel_soon(job_id)
-            raise self._too_long() from exc
+            raise self.too_long() from exc
         self._submitted[job_id] = job.location
         deadline = started + self.timeout_s
         while not _api(lambda: job.done(retry=_retry(), timeout=REQUEST_TIMEOUT_S)):
@@ -173,29 +261,27 @@ class Backend:
                 raise BigQueryCancelled(job_id)
             if time.monotonic() > deadline:
                 self.cancel(job_id)
-                raise self._too_long()
+                raise self.too_long()
         if cancel.is_set():
             raise BigQueryCancelled(job_id)
-        iterator = _api(lambda: job.result(max_results=cap_rows, timeout=REQUEST_TIMEOUT_S, retry=_retry()))
-        columns = [f.name for f in iterator.schema]
-        rows = [dict(row.items()) for row in iterator]
-        total = iterator.total_rows
+        rows = ResultRows(self, job, cap_rows, deadline, cancel)
         return JobOutcome(
             job_id=job.job_id,
             location=job.location,
-            columns=columns,
+            columns=rows.columns,
             rows=rows,
-            more_rows=total is not None and total > len(rows),
             bytes_processed=job.total_bytes_processed,
             bytes_billed=job.total_bytes_billed,
             cache_hit=job.cache_hit,
             elapsed_s=round(time.monotonic() - started, 3),
         )
 
-    def _too_long(self) -> BigQueryJobError:
+    def too_long(self, doing: str = "") -> BigQueryJobError:
         return BigQueryJobError(
-            f"The job ran longer than {self.timeout_s:g} s (IDC_MCP_BQ_TIMEOUT) and was cancelled. "
-            "Narrow it: filter on collection_id or Modality, read fewer columns, or aggregate."
+            f"The job ran longer than {self.timeout_s:g} s (IDC_MCP_BQ_TIMEOUT)"
+            + (f" with {doing}" if doing else "")
+            + " and was cancelled. Narrow it: filter on collection_id or Modality, read fewer columns, or "
+            "aggregate."
         )
 
     def cancel_soon(self, job_id: str) -> None:
@@ -272,7 +358,12 @@ def connect(settings: Settings) -> Backend:
                     "may run BigQuery jobs in (or `gcloud config set project ID` before "
                     f"`gcloud auth application-default login`). {SETUP_STEPS}"
                 )
-        client = bigquery.Client(project=project, credentials=credentials, client_options=options)
+        client = bigquery.Client(
+            project=project,
+            credentials=credentials,
+            client_options=options,
+            _http=transport.capped_session(credentials),  # every response capped in bytes and time
+        )
         backend = Backend(
             client=client, project=project, endpoint=settings.bq_api_endpoint, timeout_s=settings.bq_timeout_s
         )

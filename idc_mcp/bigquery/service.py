@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Iterable
+from itertools import islice
 from typing import Any
 
 from sqlglot import exp
@@ -155,12 +157,31 @@ def _cost_refusal(
 
 
 def _shape_rows(
-    columns: list[str], rows: list[dict[str, Any]], max_rows: int, more: bool
+    columns: list[str], rows: Iterable[dict[str, Any]], max_rows: int, more: bool = False
 ) -> tuple[list[dict[str, Any]], bool, list[str]]:
-    truncated = more or len(rows) > max_rows
-    bounded = bounded_records(columns, ([row.get(name) for name in columns] for row in rows[:max_rows]))
+    """The first rows as bounded records; reading stops at the reply's cap (rows or bytes). When `rows`
+    is a job's `ResultRows`, what it says once read (rows left unread, a row over the page cap) counts."""
+    try:
+        bounded = bounded_records(
+            columns, ([row.get(name) for name in columns] for row in islice(rows, max_rows))
+        )
+    except (bq.BigQueryJobError, bq.BigQueryUnavailable) as exc:  # raised while a page is read
+        raise BigQueryError(str(exc)) from exc
     records, notes = bounded.rows, bounded.notes
-    truncated |= bounded.cut_at_size
+    oversized = rows.oversized_row if isinstance(rows, bq.ResultRows) else None
+    more = more or (isinstance(rows, bq.ResultRows) and rows.more)
+    if oversized is not None and not records:
+        raise BigQueryError(
+            f"The first row of the result is larger than {bq.PAGE_BYTES // 2**20} MiB, more than a reply "
+            "can carry, so it was not read. Select fewer or shorter values: SUBSTR(text, 1, 1000), "
+            "ARRAY_LENGTH(array) or an array's first elements (arr[SAFE_OFFSET(0)]), or aggregate."
+        )
+    if oversized is not None:
+        notes.append(
+            f"Row {oversized + 1} is larger than {bq.PAGE_BYTES // 2**20} MiB and was not read; "
+            "the rows before it are shown. Select shorter values (SUBSTR, ARRAY_LENGTH) to see the rest."
+        )
+    truncated = more or bounded.cut_at_size
     if truncated and len(records) == max_rows:
         notes.append(
             f"Only the first {max_rows} rows are shown. Aggregate (GROUP BY, ARRAY_AGG), filter, or raise "
@@ -257,7 +278,7 @@ def run_bigquery_query(
 
         try:
             outcome = backend.run(
-                validated.sql, job_id, cap, max_rows + 1, cancel or threading.Event(), submitted
+                validated.sql, job_id, cap, max_rows, cancel or threading.Event(), submitted
             )
         except bq.BigQueryJobError as exc:
             if exc.reason == "bytesBilledLimitExceeded":
@@ -268,7 +289,7 @@ def run_bigquery_query(
     except (bq.BigQueryUnavailable, bq.BigQueryJobError) as exc:
         raise BigQueryError(str(exc)) from exc
 
-    records, truncated, notes = _shape_rows(outcome.columns, outcome.rows, max_rows, outcome.more_rows)
+    records, truncated, notes = _shape_rows(outcome.columns, outcome.rows, max_rows)
     note = local_note(validated)
     if note:
         notes.insert(0, note)

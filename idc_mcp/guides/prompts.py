@@ -7,6 +7,7 @@ query parameters to suggest matching collections, never spliced into SQL or inst
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from idc_mcp.catalog.database import Catalog
 from idc_mcp.tools.licenses import commercial_use_filter, licenses_by_commercial_use
@@ -125,3 +126,26 @@ Plan:
 4. Give the user the citations and a short data statement, e.g. "Data from the NCI Imaging Data Commons
    (IDC, release vN): <collections>, licensed <licenses>."
 """
+
+
+def argument_problem(
+    name: str, known: dict[str, list[tuple[str, bool]]], arguments: dict[str, Any] | None
+) -> str | None:
+    """Why `arguments` do not fit prompt `name` (unknown prompt, unknown or missing argument), or None.
+
+    `known` maps each prompt to its (argument, required) pairs. The caller's names are echoed cut short.
+    """
+    prompts = ", ".join(sorted(known))
+    if name not in known:
+        return f"There is no prompt {_short(repr(name), 80)}; the prompts are: {prompts}."
+    declared = known[name]
+    names = [argument for argument, _ in declared]
+    takes = f"it takes {', '.join(names)}" if names else "it takes no arguments"
+    unknown = sorted(set(arguments or {}) - set(names))
+    if unknown:
+        shown = ", ".join(_short(repr(u), 80) for u in unknown[:5])
+        return f"Prompt {name!r} has no argument {shown}: {takes}."
+    missing = [argument for argument, required in declared if required and argument not in (arguments or {})]
+    if missing:
+        return f"Prompt {name!r} needs {', '.join(missing)}: {takes}."
+    return None

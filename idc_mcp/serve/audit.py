@@ -4,6 +4,10 @@ A record says when, who (the token id, never the token), which tool, a SHA-256 d
 (so a call can be matched to a claimed argument set without the log holding cohort details), the
 outcome, how long it took and how many bytes the reply had. Rotation is the standard library's
 `RotatingFileHandler` (`audit.jsonl`, `audit.jsonl.1`, ...).
+
+Every text field is cut to `MAX_LOGGED_CHARS` (a caller chooses the tool name: 3.9 MB of it must not
+become 3.9 MB of log), so a record stays under 1 KB; how many records one caller can cause a minute is
+bounded by its call limits and by `refusals.RefusalLedger`.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import os
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from typing import Any
+
+from idc_mcp.serve.log_text import MAX_LOGGED_CHARS, printable
 
 
 def argument_digest(arguments: Any) -> str:
@@ -45,7 +51,11 @@ class AuditLog:
         self._logger.addHandler(self._handler)
 
     def write(self, record: dict[str, Any]) -> None:
-        self._logger.info(json.dumps(record, separators=(",", ":"), default=str))
+        bounded = {
+            key: printable(value, MAX_LOGGED_CHARS) if isinstance(value, str) else value
+            for key, value in record.items()
+        }
+        self._logger.info(json.dumps(bounded, separators=(",", ":"), default=str))
 
     def close(self) -> None:
         self._handler.close()

@@ -3,6 +3,9 @@
 It sits on the SDK's middleware chain (`MCPServer.middleware`), so it sees the same calls on stdio and
 HTTP, before the arguments are validated. The caller is the token id the SDK's bearer middleware put on
 the HTTP request, `anonymous` on an HTTP server without tokens, and `local` on stdio.
+
+The tool name is the caller's text: log lines and audit records show it escaped and cut
+(`log_text.printable`), and refusals past the first few a minute are only counted (`refusals`).
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import anyio
-from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp_types import CallToolResult, TextContent
 from pydantic import BaseModel
@@ -23,6 +25,9 @@ from starlette.requests import Request
 from idc_mcp.cancellation import CallCancellation, current_call
 from idc_mcp.serve.audit import AuditLog, argument_digest
 from idc_mcp.serve.limits import CallLimiter
+from idc_mcp.serve.log_text import printable
+from idc_mcp.serve.refusals import RefusalLedger
+from idc_mcp.serve.sessions import caller_of_scope
 
 log = logging.getLogger("idc_mcp.calls")
 DISCONNECT_POLL_S = 0.25  # how soon a call notices that its HTTP client went away
@@ -32,10 +37,7 @@ def caller_of(ctx: ServerRequestContext[Any, Any]) -> str:
     request = ctx.request
     if request is None:
         return "local"
-    user = request.scope.get("user") if hasattr(request, "scope") else None
-    if isinstance(user, AuthenticatedUser):
-        return user.access_token.client_id
-    return "anonymous"
+    return caller_of_scope(request.scope) if hasattr(request, "scope") else "anonymous"
 
 
 def _reply_size(result: HandlerResult) -> int:
@@ -64,15 +66,49 @@ class CallGate:
         self.limiter = limiter
         self.audit = audit
         self.read_only_hidden = read_only_hidden or set()
+        self.refusals = RefusalLedger()
 
-    def _refusal(self, tool: str, caller: str) -> str | None:
+    def _refusal(self, tool: str, caller: str) -> tuple[str, str] | None:
+        """(outcome, message) when the call is refused. Every call counts against the caller's limits,
+        a call of a hidden tool too."""
+        limited = self.limiter.admit(caller) if self.limiter else None
+        if limited is not None:
+            return "refused_limit", limited
         if tool in self.read_only_hidden:
-            return (
+            if self.limiter is not None:
+                self.limiter.release(caller)
+            return "refused_read_only", (
                 f"{tool} is not available: this server is read-only, so tools that write files are turned "
                 "off. Plan here (query, estimate_size, check_licenses, get_citations), then download on "
                 "your own machine with idc-mcp"
             )
-        return self.limiter.admit(caller) if self.limiter else None
+        return None
+
+    def refused(self, caller: str, what: str, outcome: str, reason: str) -> None:
+        """A refusal made outside a tool call (a session the caller may not open): logged and audited
+        like a refused call, within the caller's refusal records."""
+        self._write_summaries()
+        if not self.refusals.record_one_by_one(caller):
+            return
+        log.info("%s: %s refused: %s", caller, what, reason)
+        if self.audit is not None:
+            now = datetime.now(UTC).isoformat(timespec="microseconds")
+            self.audit.write({"time": now, "token_id": caller, "tool": what, "outcome": outcome})
+
+    def _write_summaries(self, everything: bool = False) -> None:
+        for summary in self.refusals.due(everything=everything):
+            log.warning(
+                "%s: %d more refusals in the minute from %s were counted, not logged one by one",
+                summary["token_id"],
+                summary["refused"],
+                summary["time"],
+            )
+            if self.audit is not None:
+                self.audit.write(summary)
+
+    def close(self) -> None:
+        """At shutdown: write the refusal counts still held."""
+        self._write_summaries(everything=True)
 
     async def _run(
         self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
@@ -111,18 +147,21 @@ class CallGate:
         if ctx.method != "tools/call":
             return await call_next(ctx)
         params = ctx.params or {}
-        tool = str(params.get("name", ""))
+        tool = printable(params.get("name", ""))  # the caller's text: escaped and cut wherever it is shown
         caller = caller_of(ctx)
         started_at = datetime.now(UTC)
         started = time.monotonic()
-        refusal = self._refusal(tool, caller)
-        log.info("%s calls %s%s", caller, tool, f" (refused: {refusal})" if refusal else "")
+        self._write_summaries()
+        refusal = self._refusal(str(params.get("name", "")), caller)
+        one_by_one = refusal is None or self.refusals.record_one_by_one(caller)
+        if one_by_one:
+            log.info("%s calls %s%s", caller, tool, f" (refused: {refusal[1]})" if refusal else "")
         outcome, size = "error", 0
         try:
             if refusal is not None:
-                outcome = "refused_read_only" if tool in self.read_only_hidden else "refused_limit"
+                outcome = refusal[0]
                 result: HandlerResult = CallToolResult(
-                    content=[TextContent(type="text", text=refusal)], is_error=True
+                    content=[TextContent(type="text", text=refusal[1])], is_error=True
                 )
             else:
                 result, disconnected = await self._run(ctx, call_next)
@@ -136,8 +175,9 @@ class CallGate:
             if refusal is None and self.limiter is not None:
                 self.limiter.release(caller)
             duration_ms = round((time.monotonic() - started) * 1000, 3)
-            log.info("%s called %s: %s in %.0f ms, %d bytes", caller, tool, outcome, duration_ms, size)
-            if self.audit is not None:
+            if one_by_one:
+                log.info("%s called %s: %s in %.0f ms, %d bytes", caller, tool, outcome, duration_ms, size)
+            if self.audit is not None and one_by_one:
                 self.audit.write(
                     {
                         "time": started_at.isoformat(timespec="microseconds"),

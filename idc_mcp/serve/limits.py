@@ -1,7 +1,10 @@
 """Per-caller limits on tool calls: how many at once, and how many per minute.
 
 Plain bookkeeping, no I/O: `admit` either reserves a slot (released by `release`) or says why not.
-All calls happen on the server's event loop, between awaits, so no lock is needed.
+Every attempt counts against the per-minute budget, refused ones too: a caller that keeps calling past
+its limit stays refused until it slows down, and the bookkeeping per caller is at most
+`calls_per_minute` timestamps (the latest attempts). All calls happen on the server's event loop,
+between awaits, so no lock is needed.
 """
 
 from __future__ import annotations
@@ -28,27 +31,29 @@ class CallLimiter:
         self.limits = limits
         self._clock = clock
         self._running: dict[str, int] = defaultdict(int)
-        self._started: dict[str, deque[float]] = defaultdict(deque)
+        # The latest attempts of each caller, admitted or refused: at most calls_per_minute of them.
+        self._attempts: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=limits.calls_per_minute))
 
     def admit(self, caller: str) -> str | None:
         """Reserve a slot for `caller` and return None, or return why the call is refused."""
         now = self._clock()
-        started = self._started[caller]
-        while started and now - started[0] >= WINDOW_S:
-            started.popleft()
+        attempts = self._attempts[caller]
+        while attempts and now - attempts[0] >= WINDOW_S:
+            attempts.popleft()
+        over_budget = len(attempts) >= self.limits.calls_per_minute
+        attempts.append(now)  # counted whatever the answer (the oldest falls out when full)
+        if over_budget:
+            retry = max(1, math.ceil(WINDOW_S - (now - attempts[0])))
+            return (
+                f"too many calls: {caller!r} may make {self.limits.calls_per_minute} tool calls per minute "
+                f"on this server, refused ones included; call again in {retry} s without calling meanwhile"
+            )
         if self._running[caller] >= self.limits.max_concurrent:
             return (
                 f"too many calls at once: {caller!r} may run {self.limits.max_concurrent} tool calls at a "
                 "time on this server; wait for one to finish, then call again"
             )
-        if len(started) >= self.limits.calls_per_minute:
-            retry = max(1, math.ceil(WINDOW_S - (now - started[0])))
-            return (
-                f"too many calls: {caller!r} may start {self.limits.calls_per_minute} tool calls per minute "
-                f"on this server; call again in {retry} s"
-            )
         self._running[caller] += 1
-        started.append(now)
         return None
 
     def release(self, caller: str) -> None:

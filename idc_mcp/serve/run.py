@@ -26,6 +26,7 @@ from idc_mcp.serve.calls import CallGate
 from idc_mcp.serve.http import Health, build_http_app, is_loopback
 from idc_mcp.serve.limits import CallLimiter, Limits
 from idc_mcp.serve.read_only import restrict_to_read_only
+from idc_mcp.serve.sessions import DEFAULT_SESSIONS_PER_CALLER
 from idc_mcp.serve.tokens import StaticTokenVerifier, TokenEntry
 
 
@@ -37,6 +38,7 @@ class HttpOptions:
     allow_unauthenticated: bool = False
     allowed_hosts: list[str] = field(default_factory=list)
     limits: Limits = Limits(max_concurrent=4, calls_per_minute=60)
+    sessions_per_token: int = DEFAULT_SESSIONS_PER_CALLER
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
     log_level: str = "WARNING"
@@ -58,11 +60,12 @@ def say(message: str) -> None:
 
 def _prepare(
     server: MCPServer[Any], read_only: bool, limiter: CallLimiter | None, audit: AuditLog | None
-) -> list[str]:
+) -> tuple[list[str], CallGate]:
     """Remove the writing tools (read-only), then put the call middleware on the server."""
     removed = anyio.run(restrict_to_read_only, server) if read_only else []
-    server.middleware.append(CallGate(limiter, audit, read_only_hidden=set(removed)))
-    return removed
+    gate = CallGate(limiter, audit, read_only_hidden=set(removed))
+    server.middleware.append(gate)
+    return removed, gate
 
 
 def serve_stdio(
@@ -73,7 +76,7 @@ def serve_stdio(
     audit: AuditLog | None = None,
     on_exit: Callable[[], None] = lambda: None,
 ) -> None:
-    removed = _prepare(server, read_only, None, audit)
+    removed, _ = _prepare(server, read_only, None, audit)
 
     def stop(signum: int, _: FrameType | None) -> None:
         # The stdin reader is a thread blocked in read(): no graceful path reaches it. Files are only
@@ -119,21 +122,28 @@ def serve_http(
 
     check_exposure(options)
     verifier = StaticTokenVerifier(options.tokens) if options.tokens else None
+    removed, gate = _prepare(server, read_only, CallLimiter(options.limits), audit)
     app = build_http_app(
         server,
         bind_host=options.host,
         allowed_hosts=options.allowed_hosts,
         verifier=verifier,
         health=Health(__version__, settings.data_version, read_only, verifier is not None),
+        sessions_per_caller=options.sessions_per_token,
+        callers=len(options.tokens),
+        on_session_refused=lambda caller, reason: gate.refused(
+            caller, "initialize", "refused_sessions", reason
+        ),
+        on_shutdown=gate.close,
     )
-    removed = _prepare(server, read_only, CallLimiter(options.limits), audit)
     scheme = "https" if options.ssl_certfile else "http"
     host = f"[{options.host}]" if ":" in options.host else options.host
     auth = f"{len(options.tokens)} bearer token(s)" if verifier else "NO authentication"
     details = [
         auth,
         f"read-only (hidden: {', '.join(removed)})" if read_only else "all tools",
-        f"limits {options.limits.max_concurrent} at once, {options.limits.calls_per_minute}/min per caller",
+        f"limits {options.limits.max_concurrent} at once, {options.limits.calls_per_minute}/min, "
+        f"{options.sessions_per_token} sessions per caller",
         f"audit log {audit.path}" if audit else "no audit log",
     ]
     say(
@@ -146,6 +156,7 @@ def serve_http(
         host=options.host,
         port=options.port,
         log_level=options.log_level.lower(),
+        log_config=None,  # uvicorn's records go through the root handler, which escapes caller text
         timeout_graceful_shutdown=5,
         ssl_certfile=options.ssl_certfile,
         ssl_keyfile=options.ssl_keyfile,

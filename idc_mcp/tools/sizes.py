@@ -64,9 +64,21 @@ def disk_space(download_root: Path, download_dir: str, needed_mb: float) -> Disk
     )
 
 
+READ_ONLY_NOTE = (
+    " This server is read-only: it downloads nothing, so it does not look at its disk for download_dir. "
+    "Check free space where you download (idc-mcp on your machine: estimate_size with download_dir)."
+)
+
+
 def estimate_size(
-    catalog: Catalog, selection: Selection, download_dir: str | None = None, download_root: Path | None = None
+    catalog: Catalog,
+    selection: Selection,
+    download_dir: str | None = None,
+    download_root: Path | None = None,
+    read_only: bool = False,
 ) -> SizeEstimate:
+    """Sizes of a selection; with `download_dir`, free space there, unless the server is `read_only`
+    (then nothing on its disk is looked at or created, and no server path is shown)."""
     resolved = resolve_selection(catalog, selection)
     where, params = selection_where(resolved)
     rows = catalog.execute(
@@ -94,7 +106,7 @@ def estimate_size(
     instances = int(sum(r[2] for r in rows))
     total_mb = float(sum(r[3] for r in rows))
     disk = None
-    if download_dir is not None:
+    if download_dir is not None and not read_only:
         if download_root is None:
             raise ValueError("download_root is required with download_dir")
         disk = disk_space(download_root, download_dir, total_mb)
@@ -112,6 +124,8 @@ def estimate_size(
         summary += " analysis_results='exclude' sizes the original images alone."
     if note := outside_index_note(resolved):
         summary += " " + note
+    if download_dir is not None and read_only:
+        summary += READ_ONLY_NOTE
     if disk is not None:
         summary += (
             f" It fits in {disk.download_dir} ({size_text(disk.free_MB * 1e6, 'GB')} free)."
