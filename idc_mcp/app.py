@@ -19,9 +19,9 @@ import anyio
 import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp_types import Resource as MCPResource
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS
+from mcp_types import Resource as MCPResource
 from mcp_types import Tool as MCPTool
 from pydantic import ValidationError
 
