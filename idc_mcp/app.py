@@ -65,7 +65,9 @@ class IdcServer(MCPServer[AppState]):
         if self._schemas is None:
             self._schemas = {
                 t.name: (
-                    arguments.compact_schema(arguments.inline_definitions(t.input_schema)),
+                    arguments.omittable_without_null(
+                        arguments.compact_schema(arguments.inline_definitions(t.input_schema))
+                    ),
                     arguments.compact_schema(arguments.inline_definitions(t.output_schema)),
                 )
                 for t in await super().list_tools()

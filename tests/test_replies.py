@@ -14,6 +14,7 @@ from mcp import Client
 from idc_mcp.catalog.schemas import all_tables
 from idc_mcp.config import load_settings
 from idc_mcp.indices import fetch
+from idc_mcp.tools.arguments import omittable_without_null
 from tests.servers import server_from_environment
 
 # IDC's official MCP server sends 11,248 B of tool descriptions and input schemas for 18 tools: 625 B a
@@ -94,10 +95,32 @@ def test_descriptions_go_out_without_the_docstrings_indentation():
 async def test_compact_input_schemas_still_accept_null_and_refuse_wrong_types():
     async with Client(server_from_environment()) as client:
         (tool,) = [t for t in (await client.list_tools()).tools if t.name == "check_licenses"]
-        assert tool.input_schema["properties"]["collection_ids"]["type"] == ["array", "null"]
-        assert "title" not in json.dumps(tool.input_schema)
+        # An optional argument is left out rather than set to null: `null` is not listed (~10 B each)...
+        assert tool.input_schema["properties"]["collection_ids"]["type"] == "array"
+        assert "null" not in json.dumps(tool.input_schema) and "title" not in json.dumps(tool.input_schema)
+        # ... yet an explicit null is still accepted, and a wrong type still refused.
         ok = await client.call_tool("check_licenses", {"collection_ids": ["lidc_idri"], "patient_ids": None})
         assert not ok.is_error
+        wrong = await client.call_tool("check_licenses", {"collection_ids": 5})
+        assert wrong.is_error
+
+
+def test_only_optional_arguments_lose_null_and_output_schemas_keep_it():
+    schema = {
+        "type": "object",
+        "properties": {
+            "needed": {"type": ["string", "null"]},
+            "optional": {"type": ["array", "null"], "items": {"type": "string"}},
+            "either": {"type": ["string", "array", "null"]},
+            "defaulted": {"type": ["integer", "null"], "default": 5},
+        },
+        "required": ["needed"],
+    }
+    out = omittable_without_null(schema)["properties"]
+    assert out["needed"]["type"] == ["string", "null"]  # required: null must stay sayable
+    assert out["optional"] == {"type": "array", "items": {"type": "string"}}
+    assert out["either"]["type"] == ["string", "array"]
+    assert out["defaulted"]["type"] == ["integer", "null"]  # null would not mean the default
 
 
 @pytest.mark.anyio

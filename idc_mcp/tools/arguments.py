@@ -163,6 +163,29 @@ def compact_schema(schema: Any) -> Any:
     return out
 
 
+def omittable_without_null(schema: Any) -> Any:
+    """An input schema whose optional arguments do not also list `null` among their types: leaving an
+    argument out says the same, and the server still accepts an explicit null. The model reads every
+    tool's input schema in every conversation; `"null"` on each optional argument cost ~10 B apiece
+    (about 30 B a tool on average). Only for input schemas: replies may hold nulls."""
+    if not isinstance(schema, dict) or not isinstance(schema.get("properties"), dict):
+        return schema
+    required = set(schema.get("required") or ())
+    properties: dict[str, Any] = {}
+    for name, prop in schema["properties"].items():
+        types = prop.get("type") if isinstance(prop, dict) else None
+        if (
+            name not in required
+            and isinstance(types, list)
+            and "null" in types
+            and prop.get("default") is None
+        ):
+            rest = [t for t in types if t != "null"]
+            prop = {**prop, "type": rest[0] if len(rest) == 1 else rest}
+        properties[name] = prop
+    return {**schema, "properties": properties}
+
+
 # Keywords whose value maps names to schemas, and keywords whose value is data, not a schema.
 _NAMED_SCHEMAS = frozenset({"properties", "patternProperties", "$defs", "definitions", "dependentSchemas"})
 _DATA = frozenset({"default", "const", "enum", "examples"})
