@@ -347,9 +347,10 @@ async def prepare_dataset(
     seed: int = 0,
     dry_run: bool = False,
 ) -> prep.PrepareResult:
-    """NIfTI, label maps, SR tables, nnunet/monai layout, card; split=[train,val,test] by patient.
+    """Make a selection analysis-ready: NIfTI volumes, SEG/RTSTRUCT label maps on the image grid, SR
+    measurement tables, a plain/nnunet/monai layout and a dataset card; split=[train,val,test] by patient.
 
-    Call to train or analyse, after check_licenses; dry_run first.
+    Call when the user wants to train or analyse, after check_licenses; dry_run=true first.
     """
     from idc_mcp.prepare.engine import Progress, Request
     from idc_mcp.prepare.service import progress_update, run_prepare
