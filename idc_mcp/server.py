@@ -25,6 +25,7 @@ from mcp_types import Tool as MCPTool
 from pydantic import Field, ValidationError
 
 from idc_mcp import __version__, preview
+from idc_mcp.apps.surface import apps as explorer_app
 from idc_mcp import download as dl
 from idc_mcp.bigquery import models as bigquery
 from idc_mcp.cancellation import CallCancellation, current_call, run_in_thread
@@ -160,7 +161,11 @@ class IdcServer(MCPServer[AppState]):
 
 
 mcp: MCPServer[AppState] = IdcServer(
-    name="idc-mcp", version=__version__, instructions=INSTRUCTIONS, lifespan=_lifespan
+    name="idc-mcp",
+    version=__version__,
+    instructions=INSTRUCTIONS,
+    lifespan=_lifespan,
+    extensions=[explorer_app],  # the explorer MCP App: `explore`, its ui:// resource, app-only tools
 )
 
 T = TypeVar("T")
