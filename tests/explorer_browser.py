@@ -35,21 +35,34 @@ HOST_PATH = "/explorer-test-host"
 def need_browser() -> None:
     """Skip, saying why, when the browser tests cannot run here."""
     if not CHROMIUM.exists():
-        pytest.skip(f"no chromium at {CHROMIUM}: install Debian's `chromium` (.ci/run does) to run the app tests")
+        pytest.skip(
+            f"no chromium at {CHROMIUM}: install Debian's `chromium` (.ci/run does) to run the app tests"
+        )
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
-        pytest.skip("Playwright is not installed (pip install '.[test]'): the app's browser tests did not run")
+        pytest.skip(
+            "Playwright is not installed (pip install '.[test]'): the app's browser tests did not run"
+        )
     if shutil.which("npm") is None:
-        pytest.skip("npm is not installed: the test host cannot be bundled, so the app's browser tests did not run")
+        pytest.skip(
+            "npm is not installed: the test host cannot be bundled, so the app's browser tests did not run"
+        )
 
 
 def npm_ci() -> None:
     """Install the app's locked npm dependencies (once); skip if the registry cannot be reached."""
-    if (APP_SRC / "node_modules" / "esbuild").exists() and (APP_SRC / "node_modules" / "@modelcontextprotocol" / "client").exists():
+    if (APP_SRC / "node_modules" / "esbuild").exists() and (
+        APP_SRC / "node_modules" / "@modelcontextprotocol" / "client"
+    ).exists():
         return
     done = subprocess.run(
-        ["npm", "ci", "--no-audit", "--no-fund"], cwd=APP_SRC, capture_output=True, text=True, timeout=600, check=False
+        ["npm", "ci", "--no-audit", "--no-fund"],
+        cwd=APP_SRC,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     if done.returncode != 0:
         if subprocess.run(["npm", "ping"], capture_output=True, timeout=60, check=False).returncode != 0:
@@ -67,7 +80,8 @@ def host_page(out: Path) -> str:
         check=True, env=dict(os.environ, NODE_PATH=str(APP_SRC / "node_modules")), timeout=300,
     )  # fmt: skip
     script = bundle.read_text(encoding="utf-8").replace("</script", "<\\/script")
-    return f"<!doctype html><html><head><meta charset='utf-8'></head><body><script type='module'>{script}</script></body></html>"
+    head = "<!doctype html><html><head><meta charset='utf-8'></head><body>"
+    return f"{head}<script type='module'>{script}</script></body></html>"
 
 
 def _free_port() -> int:
@@ -138,7 +152,9 @@ def open_host(chromium, served: Served, page_html: str, args: dict, width: int =
     """A page of the test host (served at the server's own origin, so the MCP client is same-origin),
     with the explorer opened by `explore(args)`. Returns (page, app frame, start reply)."""
     page = chromium.new_page(viewport={"width": width + 40, "height": 900})
-    page.route(f"{served.base}{HOST_PATH}", lambda route: route.fulfill(body=page_html, content_type="text/html"))
+    page.route(
+        f"{served.base}{HOST_PATH}", lambda route: route.fulfill(body=page_html, content_type="text/html")
+    )
     page.goto(f"{served.base}{HOST_PATH}")
     page.wait_for_function("typeof window.startHost === 'function'")
     started = page.evaluate(

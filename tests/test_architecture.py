@@ -16,7 +16,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 # Top to bottom; a module may import its own layer's modules and anything below, never above.
 LAYERS: list[set[str]] = [
     {"__main__", "cli", "server"},
-    {"serve"},
+    {"serve", "apps"},
     {"bigquery", "preview"},
     {"download", "docs"},
     {"tools"},

@@ -41,7 +41,8 @@ async def test_without_apps_the_text_reply_answers_the_question():
     text = reply.content[0].text
     assert f"{series:,} series, {patients:,} patients, {studies:,} studies" in text
     modalities = truth(
-        "SELECT Modality, count(*) n FROM {index} WHERE collection_id = 'lidc_idri' GROUP BY 1 ORDER BY n DESC"
+        "SELECT Modality, count(*) n FROM {index} WHERE collection_id = 'lidc_idri' "
+        "GROUP BY 1 ORDER BY n DESC"
     )
     assert f"By modality: {modalities[0][0]} {modalities[0][1]:,}" in text
     assert reply.structured_content["series"] == series
@@ -79,13 +80,16 @@ async def test_a_filter_narrows_the_counts_to_what_a_query_gives():
 
 
 async def test_a_null_value_is_its_own_bar_and_filter():
-    overview = await _overview({"collection_ids": ["lidc_idri"]}, None)
+    # the smallest collection where some series have no Manufacturer and others have one
+    collection, missing = truth(
+        "SELECT collection_id, count(*) FILTER (WHERE Manufacturer IS NULL) AS missing FROM {index} "
+        "GROUP BY 1 HAVING missing > 0 AND count(Manufacturer) > 0 ORDER BY count(*) LIMIT 1"
+    )[0]
+    overview = await _overview({"collection_ids": [collection]}, None)
     bars = next(f for f in overview["facets"] if f["facet"] == "manufacturer")["bars"]
-    missing = truth("SELECT count(*) FROM {index} WHERE collection_id = 'lidc_idri' AND Manufacturer IS NULL")
-    if missing[0][0]:
-        assert {"value": explorer.NOT_GIVEN} .items() <= next(b for b in bars if b["value"] == explorer.NOT_GIVEN).items()
-        narrowed = await _overview({"collection_ids": ["lidc_idri"]}, {"manufacturer": [explorer.NOT_GIVEN]})
-        assert narrowed["series"] == missing[0][0]
+    assert any(b["value"] == explorer.NOT_GIVEN and b["series"] == missing for b in bars), bars
+    narrowed = await _overview({"collection_ids": [collection]}, {"manufacturer": [explorer.NOT_GIVEN]})
+    assert narrowed["series"] == missing
 
 
 async def _overview(selection: dict, filters: dict | None) -> dict:
@@ -128,7 +132,8 @@ async def test_forged_app_calls_are_refused_like_the_tools_refuse_them():
         unknown = await client.call_tool("explorer_image", {"series_uid": "1.2.3.4.5.6.7.8.9.10"})
         tool_unknown = await client.call_tool("preview_series", {"series_uid": "1.2.3.4.5.6.7.8.9.10"})
         bad_facet = await client.call_tool(
-            "explorer_overview", {"selection": {"collection_ids": ["lidc_idri"]}, "filters": {"PatientID; --": ["x"]}}
+            "explorer_overview",
+            {"selection": {"collection_ids": ["lidc_idri"]}, "filters": {"PatientID; --": ["x"]}},
         )
         sql_in_value = await client.call_tool(
             "explorer_overview",
@@ -147,24 +152,39 @@ async def test_forged_app_calls_are_refused_like_the_tools_refuse_them():
     assert manifest_escape.is_error and "download root" in manifest_escape.content[0].text
 
 
-async def test_the_viewer_steps_through_slices_and_the_seg_overlay_is_drawn(preview_mirror, catalog, tmp_path, monkeypatch):
+async def test_the_viewer_steps_through_slices_and_the_seg_overlay_is_drawn(
+    preview_mirror, catalog, tmp_path, monkeypatch
+):
     catalog.installed_tables()
     monkeypatch.setenv("IDC_MCP_S3_ENDPOINT_URL", preview_mirror.endpoint)
     monkeypatch.setenv("IDC_MCP_CACHE_DIR", str(tmp_path / "cache"))
     ct = preview_mirror.cases["ct"]
     async with Client(server) as client:
-        first = await client.call_tool("explorer_image", {"series_uid": ct.uid, "kind": "slice", "slice_index": 0})
-        last = await client.call_tool("explorer_image", {"series_uid": ct.uid, "kind": "slice", "slice_index": 8})
-        beyond = await client.call_tool("explorer_image", {"series_uid": ct.uid, "kind": "slice", "slice_index": 9})
+        first = await client.call_tool(
+            "explorer_image", {"series_uid": ct.uid, "kind": "slice", "slice_index": 0}
+        )
+        last = await client.call_tool(
+            "explorer_image", {"series_uid": ct.uid, "kind": "slice", "slice_index": 8}
+        )
+        beyond = await client.call_tool(
+            "explorer_image", {"series_uid": ct.uid, "kind": "slice", "slice_index": 9}
+        )
         seg = await client.call_tool("explorer_image", {"series_uid": preview_mirror.cases["seg"].uid})
         under = seg.structured_content["shown"][1]["sop_instance_uid"]
         plain = await client.call_tool(
             "explorer_image",
-            {"series_uid": seg.structured_content["referenced_series_uid"], "kind": "slice", "instance": under},
+            {
+                "series_uid": seg.structured_content["referenced_series_uid"],
+                "kind": "slice",
+                "instance": under,
+            },
         )
     assert first.structured_content["slice_count"] == 9
     assert (first.structured_content["slice_index"], last.structured_content["slice_index"]) == (0, 8)
-    assert first.structured_content["shown"][0]["position_mm"] < last.structured_content["shown"][0]["position_mm"]
+    assert (
+        first.structured_content["shown"][0]["position_mm"]
+        < last.structured_content["shown"][0]["position_mm"]
+    )
     assert _pixels(first) != _pixels(last)
     assert beyond.is_error and "has 9 slices" in beyond.content[0].text
     assert seg.structured_content["preview"] == "seg_overlay" and seg.structured_content["segments"]

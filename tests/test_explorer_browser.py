@@ -66,7 +66,9 @@ def test_the_app_loads_and_shows_the_overview_with_the_right_counts(opened):
     expect(frame.locator("#total-series b")).to_have_text(f"{series:,}")
     expect(frame.locator("#total-patients b")).to_have_text(f"{patients:,}")
     expect(frame.locator("#total-studies b")).to_have_text(f"{studies:,}")
-    modalities = truth(f"SELECT Modality, count(*) FROM {{index}} WHERE SeriesInstanceUID IN ({_uid_list(uids)}) GROUP BY 1")
+    modalities = truth(
+        f"SELECT Modality, count(*) FROM {{index}} WHERE SeriesInstanceUID IN ({_uid_list(uids)}) GROUP BY 1"
+    )
     for modality, count in modalities:
         bar = frame.locator(f'.bar[data-facet="modality"][data-value="{modality}"] .n')
         expect(bar).to_have_text(f"{count:,}")
@@ -158,7 +160,9 @@ def test_forged_calls_through_the_app_channel_get_the_tools_refusals(opened):
                 answers.push(await new Promise((resolve) => {
                     const id = 90000 + i;
                     const listen = (event) => {
-                        if (event.data?.id === id) { window.removeEventListener("message", listen); resolve(event.data); }
+                        if (event.data?.id !== id) return;
+                        window.removeEventListener("message", listen);
+                        resolve(event.data);
                     };
                     window.addEventListener("message", listen);
                     window.parent.postMessage({ jsonrpc: "2.0", id, method: "tools/call", params }, "*");

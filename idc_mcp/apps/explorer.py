@@ -115,7 +115,9 @@ def narrowed(selection: Selection, filters: Filters) -> Selection:
         return selection
     conditions = [_condition(facet, values) for facet, values in sorted(filters.items())]
     if selection.sql:
-        conditions.insert(0, f"SeriesInstanceUID IN (SELECT SeriesInstanceUID FROM ({selection.sql}) AS _base)")
+        conditions.insert(
+            0, f"SeriesInstanceUID IN (SELECT SeriesInstanceUID FROM ({selection.sql}) AS _base)"
+        )
     sql = "SELECT SeriesInstanceUID FROM index WHERE " + " AND ".join(conditions)
     return replace(selection, sql=sql)
 
@@ -200,8 +202,14 @@ def series_page(
     ).rows
     cards = [
         SeriesCard(
-            series_uid=r[0], collection_id=r[1], patient_id=r[2], modality=r[3], body_part=r[4],
-            description=r[5], instances=r[6], size_MB=None if r[7] is None else round(float(r[7]), 2),
+            series_uid=r[0],
+            collection_id=r[1],
+            patient_id=r[2],
+            modality=r[3],
+            body_part=r[4],
+            description=r[5],
+            instances=r[6],
+            size_MB=None if r[7] is None else round(float(r[7]), 2),
             license=r[8],
         )  # fmt: skip
         for r in rows

@@ -134,7 +134,7 @@ async def explore(
 async def explorer_overview(
     ctx: Context, selection: SelectionArgs, filters: FiltersArg = None
 ) -> explorer.Overview:
-    """Totals and counts by facet of the selection narrowed by filters (the explorer app's charts)."""
+    """Called by the explorer app only: totals and counts by facet of the selection narrowed by filters."""
     catalog = _state(ctx).catalog
     return await _run(lambda: explorer.overview(catalog, selection.selection(), filters))  # type: ignore[arg-type]
 
@@ -147,7 +147,7 @@ async def explorer_series(
     page: Annotated[int, Field(ge=1, le=explorer.MAX_PAGE)] = 1,
     page_size: Annotated[int, Field(ge=1, le=explorer.MAX_PAGE_SIZE)] = explorer.PAGE_SIZE,
 ) -> explorer.SeriesPage:
-    """One page of series cards of the narrowed selection (the explorer app's grid)."""
+    """Called by the explorer app only: one page of series cards of the narrowed selection."""
     catalog = _state(ctx).catalog
     return await _run(
         lambda: explorer.series_page(catalog, selection.selection(), filters, page, page_size)  # type: ignore[arg-type]
@@ -164,8 +164,8 @@ async def explorer_image(
     window: str | None = None,
     slices: Annotated[int, Field(ge=2, le=preview.MAX_SLICES)] = preview.DEFAULT_SLICES,
 ) -> Annotated[CallToolResult, preview.PreviewInfo]:
-    """One rendered picture of a series (a slice by index or instance, a montage, a slide thumbnail or a
-    SEG overlay) for the explorer app's cards and viewer: the preview service's image and facts."""
+    """Called by the explorer app only: one picture of a series (a slice by index or instance, a montage,
+    a slide thumbnail or a SEG overlay) from the preview service, with its facts."""
     settings = _state(ctx).settings
     catalog = _state(ctx).catalog
     at: int | str | None = instance if instance is not None else slice_index
@@ -184,4 +184,3 @@ async def explorer_image(
         content=[image, TextContent(type="text", text=made.summary())],
         structured_content=made.info.model_dump(mode="json"),
     )
-
