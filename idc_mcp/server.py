@@ -25,8 +25,8 @@ from mcp_types import Tool as MCPTool
 from pydantic import Field, ValidationError
 
 from idc_mcp import __version__, preview
-from idc_mcp.apps.surface import apps as explorer_app
 from idc_mcp import download as dl
+from idc_mcp.apps.surface import apps as explorer_app
 from idc_mcp.bigquery import models as bigquery
 from idc_mcp.cancellation import CallCancellation, current_call, run_in_thread
 from idc_mcp.catalog.database import Catalog, get_catalog

@@ -140,26 +140,36 @@ def overview(catalog: Catalog, selection: Selection, filters: Filters | None = N
     filters = clean_filters(filters)  # type: ignore[arg-type]
     effective = narrowed(selection, filters)
     where, params = selection_where(resolve_selection(catalog, effective))
-    series, patients, studies, size = catalog.execute(
-        "SELECT count(*), count(DISTINCT PatientID), count(DISTINCT StudyInstanceUID), "
-        f"coalesce(sum(series_size_MB), 0) FROM index WHERE {where}",
+    # One scan: the rows of the selection, grouped by each facet and once in all (GROUPING SETS).
+    columns = [quote_identifier(c) for c in FACET_COLUMNS.values()]
+    sets = ", ".join(f"({c})" for c in columns)
+    rows = catalog.execute(
+        f"SELECT grouping({', '.join(columns)}) AS g, {', '.join(columns)}, count(*) AS n, "
+        "coalesce(sum(series_size_MB), 0) AS mb, count(DISTINCT PatientID), count(DISTINCT StudyInstanceUID) "
+        f"FROM index WHERE {where} GROUP BY GROUPING SETS ({sets}, ()) ORDER BY g, n DESC",
         params,
-    ).rows[0]
+    ).rows
+    everything = len(columns)
+    by_facet: dict[int, list[tuple]] = {i: [] for i in range(everything)}
+    totals = (0, 0, 0, 0.0)
+    for g, *values, n, mb, patients, studies in rows:
+        grouped = [i for i in range(everything) if not g >> (everything - 1 - i) & 1]
+        if not grouped:
+            totals = (n, patients, studies, mb)
+        else:
+            by_facet[grouped[0]].append((values[grouped[0]], n, mb))
+    series, patients, studies, size = totals
     facets = []
-    for facet, column in FACET_COLUMNS.items():
-        rows = catalog.execute(
-            f"SELECT {quote_identifier(column)} AS v, count(*) AS n, coalesce(sum(series_size_MB), 0) "
-            f"FROM index WHERE {where} GROUP BY 1 ORDER BY n DESC, v NULLS LAST",
-            params,
-        ).rows
+    for i, facet in enumerate(FACET_COLUMNS):
+        found = sorted(by_facet[i], key=lambda r: (-r[1], r[0] is None, str(r[0])))
         bars = [Bar(value=NOT_GIVEN if v is None else str(v), series=n, size_MB=round(float(mb), 1))
-                for v, n, mb in rows[:MAX_BARS]]  # fmt: skip
+                for v, n, mb in found[:MAX_BARS]]  # fmt: skip
         facets.append(
             FacetCounts(
                 facet=facet,  # type: ignore[arg-type]
                 bars=bars,
-                others=sum(n for _, n, _ in rows[MAX_BARS:]),
-                distinct=len(rows),
+                others=sum(n for _, n, _ in found[MAX_BARS:]),
+                distinct=len(found),
             )
         )
     return Overview(

@@ -87,7 +87,9 @@ def make_preview(
         )
         return Preview(data, stored["mime_type"], info)
     store = Store.open(endpoint)
-    objects = sorted(store.list_series(row.bucket, row.prefix), key=lambda o: o.key)
+    # Stepping through slices (a chosen `at`) lists a series once; a preview asked afresh lists it again.
+    listed = store.list_series_once if at is not None else store.list_series
+    objects = sorted(listed(row.bucket, row.prefix), key=lambda o: o.key)
     if not objects:
         raise PreviewError(
             f"s3://{row.bucket}/{row.prefix} holds no objects at {endpoint}. If "
@@ -151,7 +153,9 @@ def _chosen(count: int, at: int | str | None, uids: list[str]) -> int:
             raise PreviewError(f"Instance {at[:80]!r} is not an image of this series.")
         return uids.index(at)
     if at >= count:
-        raise PreviewError(f"Slice index {at} is out of range: this series has {count} slices (0 to {count - 1}).")
+        raise PreviewError(
+            f"Slice index {at} is out of range: this series has {count} slices (0 to {count - 1})."
+        )
     return at
 
 
@@ -164,8 +168,7 @@ def _images(
     slices: int,
     at: int | str | None = None,
 ):  # type: ignore[no-untyped-def]
-    heads = hdr.read_headers(store, objects)
-    stack = hdr.anatomical_order(heads)
+    stack = hdr.read_stack(store, objects)
     info = _base_info(row, objects)
     picks: list[tuple[hdr.Header, int | None, float | None]] = []  # (instance, frame, position)
     order = stack.note

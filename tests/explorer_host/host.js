@@ -64,7 +64,7 @@ async function start({ tool, args, theme, width }) {
   await initialised;
   record.timings.initialised = performance.now();
 
-  record.timings.called = performance.now();
+  record.timings.calledAt = performance.timeOrigin + performance.now(); // comparable across frames
   bridge.sendToolInput({ arguments: args });
   const result = await client.callTool({ name: tool, arguments: args });
   record.results.push(result);

@@ -127,7 +127,11 @@ function paintOverview(view) {
     }),
   );
   status(`${number(view.series)} series`);
-  document.body.dataset.painted = String((Number(document.body.dataset.painted) || 0) + 1);
+  requestAnimationFrame(() => {
+    // When the overview reached the screen (a wall-clock time the host's can be compared with).
+    document.body.dataset.paintedAt = String(performance.timeOrigin + performance.now());
+    document.body.dataset.painted = String((Number(document.body.dataset.painted) || 0) + 1);
+  });
 }
 
 async function refresh(reason) {
@@ -267,6 +271,7 @@ async function show(change) {
   const v = state.viewer;
   Object.assign(v, change);
   const request = ++state.sliceRequest;
+  const started = performance.now();
   let args;
   if (v.card.modality === "SEG" && (v.overlay || !v.referenced)) {
     args = { series_uid: v.card.series_uid, window: v.window || null };
@@ -285,9 +290,13 @@ async function show(change) {
     const info = got.info;
     const img = $("viewer-img");
     img.src = got.url;
+    await img.decode().catch(() => {});
+    if (request !== state.sliceRequest) return;
     img.alt = `${info.modality} ${info.preview.replace("_", " ")} of series ${info.series_uid}`;
     img.dataset.bytes = String(got.bytes);
     img.dataset.request = String(request);
+    img.dataset.fetched = String(info.bytes_fetched);
+    img.dataset.ms = (performance.now() - started).toFixed(1); // from the request to the decoded picture
     if (info.preview === "seg_overlay") {
       v.referenced = info.referenced_series_uid;
       v.under = info.shown[1]?.sop_instance_uid;
