@@ -183,3 +183,44 @@ def test_forged_calls_through_the_app_channel_get_the_tools_refusals(opened):
     assert "past the last page" in texts[1]
     assert "Unknown series_uid" in texts[2]
     assert "download root" in texts[3]
+
+
+def test_the_app_follows_the_host_theme_and_fits_a_narrow_column(setup):
+    from playwright.sync_api import expect
+
+    served, chromium, page_html, mirror = setup
+    uids = [mirror.cases[name].uid for name in CASES]
+    page, frame, _ = eb.open_host(chromium, served, page_html, {"series_uids": uids}, width=340, theme="dark")
+    try:
+        expect(frame.locator("#total-series b")).to_have_text(str(len(uids)))
+        expect(frame.locator("html")).to_have_attribute("data-theme", "dark")
+        app = page.locator("#app").element_handle().content_frame()
+        # nothing wider than the column: no sideways scrolling in a chat
+        assert app.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth")
+        _shot(page, "8-dark-narrow")
+        page.evaluate("window.setTheme('light')")
+        expect(frame.locator("html")).to_have_attribute("data-theme", "light")
+        # keyboard: Tab reaches the first action and Enter runs it
+        frame.locator('[data-action="size"]').focus()
+        page.keyboard.press("Enter")
+        expect(frame.locator("#action-result")).to_have_attribute("data-state", "done")
+        expect(frame.locator("#action-result .verdict")).to_contain_text(f"{len(uids)} series")
+        assert _calls(page, "estimate_size")[-1]["arguments"]["download_dir"] == "idc_explorer"
+    finally:
+        page.close()
+
+
+def test_export_manifest_and_a_planned_download_are_real_tool_calls(opened):
+    from playwright.sync_api import expect
+
+    page, frame, _, uids = opened
+    expect(frame.locator("#total-series b")).to_have_text(str(len(uids)))
+    frame.locator('[data-action="manifest"]').click()
+    expect(frame.locator("#action-result")).to_have_attribute("data-state", "done")
+    manifest = frame.locator("#action-result pre").inner_text()
+    assert manifest.count("cp ") == len(uids)  # one s5cmd line per series
+    frame.locator('[data-action="download"]').click()
+    expect(frame.locator("#confirm-download")).to_be_visible()  # a dry run first: nothing written yet
+    assert _calls(page, "download")[-1]["arguments"]["dry_run"] is True
+    assert "planned a download" in page.evaluate("window.host.context")[-1]["content"][0]["text"]
+    _shot(page, "9-download-plan")
