@@ -139,6 +139,9 @@ async def test_forged_app_calls_are_refused_like_the_tools_refuse_them():
             "explorer_overview",
             {"selection": {"collection_ids": ["lidc_idri"]}, "filters": {"modality": ["CT') OR 1=1 --"]}},
         )
+        forged_field = await client.call_tool(
+            "explorer_overview", {"selection": {"collection_ids": ["lidc_idri"], "path": "/etc/passwd"}}
+        )
         manifest_escape = await client.call_tool(
             "export_manifest", {"collection_ids": ["lidc_idri"], "path": "../../outside.txt"}
         )
@@ -149,6 +152,7 @@ async def test_forged_app_calls_are_refused_like_the_tools_refuse_them():
     assert bad_facet.is_error
     # A quote in a value stays a value: it matches nothing, and the selection says so.
     assert sql_in_value.is_error and "selects no series" in sql_in_value.content[0].text
+    assert forged_field.is_error and "path" in forged_field.content[0].text
     assert manifest_escape.is_error and "download root" in manifest_escape.content[0].text
 
 

@@ -131,6 +131,14 @@ def test_the_viewer_shows_slices_and_the_seg_overlay_toggles(opened):
     assert plain != overlay
     _shot(page, "6-seg-off")
 
+    frame.locator(f'.card[data-uid="{mirror.cases["sm_full"].uid}"]').click()
+    expect(frame.locator("#viewer-caption")).to_contain_text("slide thumbnail")
+    expect(frame.locator("#slice-label")).to_be_hidden()  # a slide has one picture, no slices
+    frame.locator("#open-viewer").click()  # through get_viewer_url and the host's open-link request
+    expect(frame.locator("#viewer-caption")).to_contain_text("Opened https://viewer.imaging.datacommons")
+    assert page.evaluate("window.host.links")[-1].startswith("https://viewer.imaging.datacommons.cancer.gov/")
+    _shot(page, "6b-slide")
+
 
 def test_the_license_action_shows_check_licenses_verdict(opened, catalog):
     from playwright.sync_api import expect

@@ -20,7 +20,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.resources import FileResource
 from mcp.server.mcpserver.utilities.types import Image
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from idc_mcp import preview
 from idc_mcp.apps import explorer
@@ -70,6 +70,8 @@ apps.add_resource(
 
 class SelectionArgs(BaseModel):
     """The selection the app was opened with (the arguments of every selection tool)."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelled or forged field is refused, not dropped
 
     collection_ids: list[str] | None = None
     patient_ids: list[str] | None = None
