@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import anyio
 import anyio.to_thread
 from mcp.server.apps import APP_MIME_TYPE, Apps, ResourceCsp
 from mcp.server.mcpserver import Context
@@ -24,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from idc_mcp import preview
 from idc_mcp.apps import explorer
+from idc_mcp.cancellation import CallCancellation, current_call
 from idc_mcp.catalog.executor import ExecutorError
 from idc_mcp.tools.selection import (
     AnalysisResults,
@@ -102,8 +104,24 @@ def _refusals() -> Iterator[None]:
 
 
 async def _run(fn: Callable[[], T]) -> T:
+    """Run `fn` in a worker thread; a cancelled call interrupts its catalog queries (as the tools do)."""
+    call = current_call.get()
+    cancellation = call if call is not None else CallCancellation()
+
+    def work() -> T:
+        reset = current_call.set(cancellation) if call is None else None
+        try:
+            return fn()
+        finally:
+            if reset is not None:
+                current_call.reset(reset)
+
     with _refusals():
-        return await anyio.to_thread.run_sync(fn, abandon_on_cancel=True)
+        try:
+            return await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
+        except anyio.get_cancelled_exc_class():
+            cancellation.cancel()
+            raise
 
 
 @apps.tool(resource_uri=URI, annotations=READ_ONLY)
