@@ -42,6 +42,7 @@ const state = {
   queue: [],
   running: 0,
   sliceRequest: 0,
+  viewerBusy: false, // a viewer picture is being made: card previews wait
 };
 
 const app = new App({ name: "IDC explorer", version: "1.0.0" }, {}, { autoResize: true });
@@ -227,7 +228,8 @@ function preview(uid) {
 }
 
 function pump() {
-  while (state.running < PREVIEWS_AT_ONCE && state.queue.length) {
+  // The viewer's picture goes first: no card preview starts while it is being made.
+  while (state.running < PREVIEWS_AT_ONCE && state.queue.length && !state.viewerBusy) {
     const { uid, resolve } = state.queue.shift();
     state.running++;
     image({ series_uid: uid })
@@ -284,6 +286,7 @@ async function show(change) {
     args = { series_uid: v.card.series_uid, kind: v.card.modality === "SM" ? "auto" : "slice", slice_index: v.index, window: v.window || null };
   }
   $("viewer-img").closest("figure").setAttribute("aria-busy", "true");
+  state.viewerBusy = true;
   try {
     const got = await image(args);
     if (request !== state.sliceRequest) return; // a newer slice was asked for meanwhile
@@ -321,6 +324,11 @@ async function show(change) {
     if (request === state.sliceRequest) {
       $("viewer-caption").textContent = error.message;
       document.body.dataset.shown = String(request);
+    }
+  } finally {
+    if (request === state.sliceRequest) {
+      state.viewerBusy = false;
+      pump();
     }
   }
 }
