@@ -75,6 +75,10 @@ def find_series(catalog: Catalog, series_uid: str) -> SeriesRow:
     return row
 
 
+def forget_rows() -> None:
+    _ROWS.clear()
+
+
 def find_series_quietly(catalog: Catalog, series_uid: str) -> SeriesRow | None:
     """The row of a UID read from a file (e.g. a SEG's referenced series), or None if not in the index."""
     rows = catalog.records(_SQL, [series_uid])

@@ -35,6 +35,17 @@ MAX_SEG_BYTES = 512 << 20  # a SEG is read whole to find its largest slice
 NO_PIXELS = {"SR", "RTSTRUCT", "RTPLAN", "RTRECORD", "KO", "PR", "ANN", "REG", "FID", "RWV", "DOC", "PLAN"}
 
 
+def clear_caches() -> None:
+    """Forget what is kept per series in this process (rows, listings, sorted headers): a benchmark
+    timing a preview from scratch calls it before each run."""
+    from idc_mcp.preview import remote, series
+
+    series.forget_rows()
+    remote.LISTINGS.clear()
+    hdr.SERIES_HEADERS.clear()
+    hdr.SERIES_STACKS.clear()
+
+
 def _evenly(count: int, wanted: int) -> list[int]:
     return sorted({int(round(x)) for x in np.linspace(0, count - 1, min(wanted, count))})
 
