@@ -13,6 +13,7 @@ from PIL import Image
 
 from idc_mcp.apps import explorer
 from idc_mcp.apps.surface import URI
+from idc_mcp.preview.service import clear_caches
 from idc_mcp.server import mcp as server
 from tests.parquet import truth
 
@@ -163,6 +164,7 @@ async def test_the_viewer_steps_through_slices_and_the_seg_overlay_is_drawn(
     monkeypatch.setenv("IDC_MCP_S3_ENDPOINT_URL", preview_mirror.endpoint)
     monkeypatch.setenv("IDC_MCP_CACHE_DIR", str(tmp_path / "cache"))
     ct = preview_mirror.cases["ct"]
+    clear_caches()  # this test reads the series' headers itself
     async with Client(server) as client:
         first = await client.call_tool(
             "explorer_image", {"series_uid": ct.uid, "kind": "slice", "slice_index": 0}
@@ -190,6 +192,10 @@ async def test_the_viewer_steps_through_slices_and_the_seg_overlay_is_drawn(
         < last.structured_content["shown"][0]["position_mm"]
     )
     assert _pixels(first) != _pixels(last)
+    # The next slice reads one instance, not the series' headers again.
+    shown_key = last.structured_content["shown"][0]["object_key"]
+    assert last.structured_content["bytes_fetched"] == len(ct.objects[shown_key])
+    assert first.structured_content["bytes_fetched"] > last.structured_content["bytes_fetched"]
     assert beyond.is_error and "has 9 slices" in beyond.content[0].text
     assert seg.structured_content["preview"] == "seg_overlay" and seg.structured_content["segments"]
     assert plain.structured_content["shown"][0]["sop_instance_uid"] == under
