@@ -27,6 +27,11 @@ CASES = ("ct", "seg", "mr", "pt", "sm_full", "rtstruct")
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory, built_catalog, preview_mirror):
     eb.need_browser()
+    from playwright.sync_api import expect
+
+    # Expectations wait for the page to get there (they poll, they do not sleep); the bound is generous
+    # because previews come from a server sharing a loaded machine with the rest of the suite.
+    expect.set_options(timeout=60_000)
     folder = tmp_path_factory.mktemp("explorer")
     page_html = eb.host_page(folder)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
