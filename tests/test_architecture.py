@@ -15,14 +15,16 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 # Top to bottom; a module may import its own layer's modules and anything below, never above.
 LAYERS: list[set[str]] = [
-    {"__main__", "cli", "server"},
+    {"__main__", "cli", "cli_terms", "app"},
+    {"server"},
     {"serve", "apps"},
     {"bigquery", "preview"},
     {"download", "docs"},
     {"tools"},
     {"indices"},
     {"diagnostics"},
-    {"sql", "catalog", "files", "config", "object_store", "cancellation", "__init__"},
+    {"calls"},
+    {"sql", "catalog", "files", "config", "object_store", "cancellation", "errors", "units", "__init__"},
 ]
 LAYER_OF = {name: depth for depth, names in enumerate(LAYERS) for name in names}
 

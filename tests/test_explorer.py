@@ -14,8 +14,8 @@ from PIL import Image
 from idc_mcp.apps import explorer
 from idc_mcp.apps.surface import URI
 from idc_mcp.preview.service import clear_caches
-from idc_mcp.server import mcp as server
 from tests.parquet import truth
+from tests.servers import server_from_environment
 
 pytestmark = pytest.mark.anyio
 COLLECTION = "nlst"  # many series, several modalities and manufacturers
@@ -35,7 +35,7 @@ def _counts(where: str = "") -> tuple:
 
 
 async def test_without_apps_the_text_reply_answers_the_question():
-    async with Client(server) as client:  # a plain client: it did not negotiate MCP Apps
+    async with Client(server_from_environment()) as client:  # a plain client: it did not negotiate MCP Apps
         reply = await client.call_tool("explore", {"collection_ids": ["lidc_idri"]})
     assert not reply.is_error
     series, patients, studies = _counts()
@@ -50,7 +50,7 @@ async def test_without_apps_the_text_reply_answers_the_question():
 
 
 async def test_the_tool_names_its_app_and_the_app_only_tools_say_so():
-    async with Client(server) as client:
+    async with Client(server_from_environment()) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
         resource = await client.read_resource(URI)
     assert tools["explore"].meta["ui"]["resourceUri"] == URI
@@ -65,7 +65,7 @@ async def test_the_tool_names_its_app_and_the_app_only_tools_say_so():
 
 
 async def test_a_filter_narrows_the_counts_to_what_a_query_gives():
-    async with Client(server) as client:
+    async with Client(server_from_environment()) as client:
         reply = await client.call_tool(
             "explorer_overview",
             {"selection": {"collection_ids": ["lidc_idri"]}, "filters": {"modality": ["CT"]}},
@@ -75,7 +75,7 @@ async def test_a_filter_narrows_the_counts_to_what_a_query_gives():
     assert (data["series"], data["patients"], data["studies"]) == _counts("AND Modality = 'CT'")
     assert {b["value"] for b in next(f for f in data["facets"] if f["facet"] == "modality")["bars"]} == {"CT"}
     # The selection handed to the actions selects the same series.
-    async with Client(server) as client:
+    async with Client(server_from_environment()) as client:
         licenses = await client.call_tool("check_licenses", data["selection"])
     assert licenses.structured_content["series_count"] == data["series"]
 
@@ -94,14 +94,14 @@ async def test_a_null_value_is_its_own_bar_and_filter():
 
 
 async def _overview(selection: dict, filters: dict | None) -> dict:
-    async with Client(server) as client:
+    async with Client(server_from_environment()) as client:
         reply = await client.call_tool("explorer_overview", {"selection": selection, "filters": filters})
     assert not reply.is_error, reply.content
     return reply.structured_content
 
 
 async def test_series_pages_cover_the_selection_in_order():
-    async with Client(server) as client:
+    async with Client(server_from_environment()) as client:
         first = await client.call_tool(
             "explorer_series", {"selection": {"collection_ids": ["lidc_idri"]}, "page_size": 5}
         )
@@ -121,7 +121,7 @@ async def test_series_pages_cover_the_selection_in_order():
 
 
 async def test_forged_app_calls_are_refused_like_the_tools_refuse_them():
-    async with Client(server) as client:
+    async with Client(server_from_environment()) as client:
         huge_page = await client.call_tool(
             "explorer_series", {"selection": {"collection_ids": ["lidc_idri"]}, "page": 9999}
         )
@@ -165,7 +165,7 @@ async def test_the_viewer_steps_through_slices_and_the_seg_overlay_is_drawn(
     monkeypatch.setenv("IDC_MCP_CACHE_DIR", str(tmp_path / "cache"))
     ct = preview_mirror.cases["ct"]
     clear_caches()  # this test reads the series' headers itself
-    async with Client(server) as client:
+    async with Client(server_from_environment()) as client:
         first = await client.call_tool(
             "explorer_image", {"series_uid": ct.uid, "kind": "slice", "slice_index": 0}
         )

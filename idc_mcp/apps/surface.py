@@ -8,16 +8,11 @@ server's own tools called through the host, so they refuse exactly what they ref
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
-import anyio
-import anyio.to_thread
 from mcp.server.apps import APP_MIME_TYPE, Apps, ResourceCsp
 from mcp.server.mcpserver import Context
-from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.resources import FileResource
 from mcp.server.mcpserver.utilities.types import Image
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
@@ -25,15 +20,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from idc_mcp import preview
 from idc_mcp.apps import explorer
-from idc_mcp.cancellation import CallCancellation, current_call
-from idc_mcp.catalog.executor import ExecutorError
+from idc_mcp.calls import run_call
 from idc_mcp.tools.selection import (
     AnalysisResults,
     AnalysisResultsArg,
     CollectionIds,
     PatientIds,
     Selection,
-    SelectionError,
     SelectionSql,
     SeriesUids,
     StudyUids,
@@ -48,7 +41,6 @@ CSP = ResourceCsp(connect_domains=[], resource_domains=[], frame_domains=[], bas
 READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
 IMAGES = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=True)
 
-T = TypeVar("T")
 apps = Apps()
 apps.add_resource(
     FileResource(
@@ -89,41 +81,6 @@ class SelectionArgs(BaseModel):
 FiltersArg = Annotated[dict[explorer.Facet, list[str]] | None, Field(description="facet -> exact values")]
 
 
-def _state(ctx: Context) -> Any:
-    """The server's state for this session (settings and catalog), handed down by its lifespan."""
-    return ctx.request_context.lifespan_context
-
-
-@contextmanager
-def _refusals() -> Iterator[None]:
-    """Our errors reach the app (and the model) as ToolError, worded as the tools word them."""
-    try:
-        yield
-    except (SelectionError, preview.PreviewError, ExecutorError) as exc:
-        raise ToolError(str(exc)) from exc
-
-
-async def _run(fn: Callable[[], T]) -> T:
-    """Run `fn` in a worker thread; a cancelled call interrupts its catalog queries (as the tools do)."""
-    call = current_call.get()
-    cancellation = call if call is not None else CallCancellation()
-
-    def work() -> T:
-        reset = current_call.set(cancellation) if call is None else None
-        try:
-            return fn()
-        finally:
-            if reset is not None:
-                current_call.reset(reset)
-
-    with _refusals():
-        try:
-            return await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
-        except anyio.get_cancelled_exc_class():
-            cancellation.cancel()
-            raise
-
-
 @apps.tool(resource_uri=URI, annotations=READ_ONLY)
 async def explore(
     ctx: Context,
@@ -142,8 +99,7 @@ async def explore(
         collection_ids=collection_ids, patient_ids=patient_ids, study_uids=study_uids,
         series_uids=series_uids, sql=sql, analysis_results=analysis_results,
     )  # fmt: skip
-    catalog = _state(ctx).catalog
-    view = await _run(lambda: explorer.overview(catalog, args.selection()))
+    view = await run_call(ctx, lambda call: explorer.overview(call.catalog, args.selection()))
     return CallToolResult(
         content=[TextContent(type="text", text=explorer.summary(view))],
         structured_content=view.model_dump(mode="json"),
@@ -155,8 +111,10 @@ async def explorer_overview(
     ctx: Context, selection: SelectionArgs, filters: FiltersArg = None
 ) -> explorer.Overview:
     """Called by the explorer app only: totals and counts by facet of the selection narrowed by filters."""
-    catalog = _state(ctx).catalog
-    return await _run(lambda: explorer.overview(catalog, selection.selection(), filters))  # type: ignore[arg-type]
+    return await run_call(
+        ctx,
+        lambda call: explorer.overview(call.catalog, selection.selection(), filters),  # type: ignore[arg-type]
+    )
 
 
 @apps.tool(resource_uri=URI, visibility=["app"], annotations=READ_ONLY)
@@ -168,9 +126,15 @@ async def explorer_series(
     page_size: Annotated[int, Field(ge=1, le=explorer.MAX_PAGE_SIZE)] = explorer.PAGE_SIZE,
 ) -> explorer.SeriesPage:
     """Called by the explorer app only: one page of series cards of the narrowed selection."""
-    catalog = _state(ctx).catalog
-    return await _run(
-        lambda: explorer.series_page(catalog, selection.selection(), filters, page, page_size)  # type: ignore[arg-type]
+    return await run_call(
+        ctx,
+        lambda call: explorer.series_page(
+            call.catalog,
+            selection.selection(),
+            filters,
+            page,
+            page_size,  # type: ignore[arg-type]
+        ),
     )
 
 
@@ -186,19 +150,23 @@ async def explorer_image(
 ) -> Annotated[CallToolResult, preview.PreviewInfo]:
     """Called by the explorer app only: one picture of a series (a slice by index or instance, a montage,
     a slide thumbnail or a SEG overlay) from the preview service, with its facts."""
-    settings = _state(ctx).settings
-    catalog = _state(ctx).catalog
     at: int | str | None = instance if instance is not None else slice_index
+    from idc_mcp.preview.service import make_preview
 
-    def work() -> preview.Preview:
-        from idc_mcp.preview.service import make_preview
-
-        return make_preview(
-            catalog, settings.s3_endpoint_url, settings.cache_dir / "previews",
-            series_uid, kind, window, slices, at,
-        )  # fmt: skip
-
-    made = await _run(work)
+    made = await run_call(
+        ctx,
+        lambda call: make_preview(
+            call.catalog,
+            call.settings.s3_endpoint_url,
+            call.settings.cache_dir / "previews",
+            series_uid,
+            kind,
+            window,
+            slices,
+            cancel=call.cancel,
+            at=at,
+        ),  # fmt: skip
+    )
     image = Image(data=made.image, format=made.mime_type.split("/")[1]).to_image_content()
     return CallToolResult(
         content=[image, TextContent(type="text", text=made.summary())],

@@ -9,6 +9,25 @@ heavy libraries (numpy, pydicom, Pillow) load only with `service`, when a previe
 from __future__ import annotations
 
 from idc_mcp.preview.errors import PreviewError
-from idc_mcp.preview.models import DEFAULT_SLICES, MAX_SLICES, Kind, Preview, PreviewInfo
+from idc_mcp.preview.models import (
+    DEFAULT_SLICES,
+    MAX_SLICES,
+    Kind,
+    KindArg,
+    Preview,
+    PreviewInfo,
+    SlicesArg,
+    WindowArg,
+)
 
-__all__ = ["DEFAULT_SLICES", "MAX_SLICES", "Kind", "Preview", "PreviewError", "PreviewInfo"]
+__all__ = [
+    "DEFAULT_SLICES",
+    "MAX_SLICES",
+    "Kind",
+    "KindArg",
+    "Preview",
+    "PreviewError",
+    "PreviewInfo",
+    "SlicesArg",
+    "WindowArg",
+]

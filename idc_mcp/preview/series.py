@@ -62,7 +62,7 @@ def find_series(catalog: Catalog, series_uid: str) -> SeriesRow:
         uids = clean_ids("series_uid", [series_uid] if isinstance(series_uid, str) else series_uid, uid=True)
         if not uids or len(uids) != 1:
             raise PreviewError("series_uid takes exactly one SeriesInstanceUID.")
-        key = (catalog.key, catalog.generation, uids[0])
+        key = (catalog.cache_key, uids[0])
         if (known := _ROWS.get(key)) is not None:
             return known
         rows = catalog.records(_SQL, [uids[0]])

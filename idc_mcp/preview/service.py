@@ -7,12 +7,14 @@ a `PreviewInfo`. Finished previews are cached (bounded) under the cache folder.
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from idc_mcp.catalog.database import Catalog
+from idc_mcp.config import DEFAULT_S3_ENDPOINT
 from idc_mcp.preview import headers as hdr
 from idc_mcp.preview import montage, pixels, render, seg, slide
 from idc_mcp.preview.cache import PreviewCache
@@ -62,9 +64,12 @@ def make_preview(
     kind: Kind = "auto",
     window: str | None = None,
     slices: int = DEFAULT_SLICES,
+    cancel: threading.Event | None = None,
     at: int | str | None = None,
 ) -> Preview:
-    """`at` picks the slice of a single-slice preview: its 0-based index in anatomical order, or the
+    """A preview of one series; setting `cancel` (from another thread) stops it before its next request.
+
+    `at` picks the slice of a single-slice preview: its 0-based index in anatomical order, or the
     SOPInstanceUID of the instance to show (None: the middle slice). The info says which slice was shown
     and how many there are (`slice_index`, `slice_count`), so a viewer can step through them."""
     if kind not in ("auto", "slice", "montage"):
@@ -97,15 +102,17 @@ def make_preview(
             {**stored["info"], "cached": True, "bytes_fetched": 0, "requests": 0}
         )
         return Preview(data, stored["mime_type"], info)
-    store = Store.open(endpoint)
+    store = Store.open(endpoint, cancel)
     # Stepping through slices (a chosen `at`) lists a series once; a preview asked afresh lists it again.
     listed = store.list_series_once if at is not None else store.list_series
     objects = sorted(listed(row.bucket, row.prefix), key=lambda o: o.key)
     if not objects:
-        raise PreviewError(
-            f"s3://{row.bucket}/{row.prefix} holds no objects at {endpoint}. If "
-            "IDC_MCP_S3_ENDPOINT_URL points to a mirror, it lacks this series; otherwise retry later."
+        mirror = (
+            "retry later"
+            if endpoint.rstrip("/") == DEFAULT_S3_ENDPOINT
+            else "the mirror set by IDC_MCP_S3_ENDPOINT_URL lacks this series"
         )
+        raise PreviewError(f"s3://{row.bucket}/{row.prefix} holds no objects at {endpoint}: {mirror}.")
     if at is not None and modality in ("SM", "SEG"):
         raise PreviewError(
             f"A {modality} preview has one picture: pick slices of image series only (omit the slice)."
