@@ -5,7 +5,7 @@ series of the bundled index: (a) hundreds of small files, (b) a few large ones, 
 files uploaded without a checksum (like IDC's older objects: the store keeps only the ETag, so we
 check each body by its MD5, where the store's own CRC32 checks the others).
 
-Target (issue 14): our throughput >= the bare s5cmd binary's, for many small and for a few large files.
+Target: our throughput >= the bare s5cmd binary's, for many small and for a few large files.
 Both run alternately (order swapped every round) into empty folders, `--rounds` times after one untimed
 warm-up each; the medians are compared. Ours is `engine.download` in this process as a running MCP
 server calls it (its S3 client built once; remembered plans and listings forgotten before each run,

@@ -1,4 +1,4 @@
-"""Memory and time of listings at their bounds (issue 16, class 2), against a listing-only loopback store
+"""Memory and time of listings at their bounds, against a listing-only loopback store
 (tests/huge_store.py) that mirrors ldct_and_projection_data with its real instance counts (8.04 M objects).
 
 1. A dry run of the whole collection (the attack of the issue): seconds, objects the store listed, and the

@@ -1,4 +1,4 @@
-"""Benchmark against IDC's official server (IDC-REST-MCP): every ratio of issue 14 from one run.
+"""Benchmark against IDC's official server (IDC-REST-MCP): every ratio of docs/performance.md from one run.
 
     .venv/bin/python benchmarks/bench_peer.py --peer-command /tmp/peer/venv/bin/idc-mcp --downloads 7
     .venv/bin/python benchmarks/bench_peer.py            # no peer: our figures only, no ratios
@@ -49,7 +49,7 @@ from workload import WORKLOAD  # noqa: E402
 from idc_mcp.catalog.build import ensure_catalog_file  # noqa: E402
 from idc_mcp.config import load_settings  # noqa: E402
 
-TYPICAL = WORKLOAD[:6]  # the six typical queries of issue 14
+TYPICAL = WORKLOAD[:6]  # the six typical queries (docs/performance.md)
 # Replies that repair mistakes, measured for memory (the peer has no such diagnostics).
 DIAGNOSED = [
     "SELECT SeriesInstanceUID FROM index WHERE Modality = 'MR' AND collection_id = 'TCGA-LUAD'",

@@ -26,7 +26,7 @@ from idc_mcp import __version__
 from idc_mcp.calls import AppState
 from idc_mcp.catalog.database import Catalog
 from idc_mcp.config import Settings
-from idc_mcp.docs import surface
+from idc_mcp.guides import surface
 from idc_mcp.tools import arguments
 
 log = logging.getLogger(__name__)
@@ -133,7 +133,7 @@ def create_server(
         lifespan=lifespan,
         extensions=[apps],
     )
-    for declared in table.TOOLS:
-        server.add_tool(declared.fn, annotations=declared.annotations, meta=declared.meta)
+    for fn, hints, meta in table.TOOLS:
+        server.add_tool(fn, annotations=hints, meta=meta)
     surface.register(server, state.catalog)
     return server

@@ -9,7 +9,7 @@ tool declared here on a server.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any, NamedTuple, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.utilities.types import Image
@@ -30,20 +30,15 @@ from idc_mcp.tools.selection import Selection, takes_selection
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class Declared(NamedTuple):
-    fn: Callable[..., Any]
-    annotations: ToolAnnotations
-    meta: dict[str, Any] | None
-
-
-TOOLS: list[Declared] = []
+# (function, annotations, meta) of each tool, in this table's order.
+TOOLS: list[tuple[Callable[..., Any], ToolAnnotations, dict[str, Any] | None]] = []
 
 
 def tool(annotations: ToolAnnotations, meta: dict[str, Any] | None = None) -> Callable[[F], F]:
     """Declare a tool (in this table's order); `app.create_server` registers it."""
 
     def declare(fn: F) -> F:
-        TOOLS.append(Declared(fn, annotations, meta))
+        TOOLS.append((fn, annotations, meta))
         return fn
 
     return declare
@@ -57,10 +52,9 @@ DOWNLOAD = ToolAnnotations(
     read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=True
 )
 PREVIEW = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=True)
-# Writes only verified index files to the server's cache: offered in --read-only (see serve/read_only.py).
-FETCH = ToolAnnotations(
-    read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=True
-)
+# As a download, but it writes only verified index files to the server's cache: its meta keeps it in
+# --read-only (see serve/read_only.py).
+FETCH = DOWNLOAD
 # Read-only, but open world: it reaches Google Cloud and scanned bytes are billed to the user's project.
 BIGQUERY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=True)
 
@@ -242,10 +236,10 @@ async def download(
 
     Call after check_licenses and estimate_size; start with dry_run=true.
     """
-    from idc_mcp.download.engine import Progress
+    from idc_mcp.download.engine import DownloadCounter
     from idc_mcp.download.service import progress_update, run_download
 
-    progress = Progress()
+    progress = DownloadCounter()
     return await run_call(
         ctx,
         lambda call: run_download(

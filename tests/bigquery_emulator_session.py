@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from idc_mcp.docs import resources as docs
+from idc_mcp.guides import resources as docs
 from tests.bigquery_data import SyntheticIdc, seed, synthetic_idc
 from tests.bqemulator import DATA_PROJECT, Emulator, emulator_executable, start_emulator
 

@@ -19,7 +19,7 @@ LAYERS: list[set[str]] = [
     {"server"},
     {"serve", "apps"},
     {"bigquery", "preview"},
-    {"download", "docs"},
+    {"download", "guides"},
     {"tools"},
     {"indices"},
     {"diagnostics"},
@@ -111,3 +111,16 @@ def test_readme_map_names_every_folder_with_its_layer():
     folders = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").is_file()}
     named = set(re.findall(r"`(\w+)/`", section))
     assert folders <= named, f"README's architecture map lacks {folders - named}"
+
+
+def test_readme_map_gives_every_module_and_folder_its_layer_from_this_test():
+    # The map's layer numbers are the code's: a row's number is its names' place in LAYERS (1 = top).
+    section = README.read_text(encoding="utf-8").split("## Architecture", 1)[1].split("\n## ", 1)[0]
+    shown: dict[str, int] = {}
+    for row in re.findall(r"^\| (\d+) \| ([^|]+) \|", section, re.M):
+        for name in re.findall(r"`(\w+)(?:/|\.py)`", row[1]):
+            shown[name] = int(row[0])
+    tops = {_top(_module_name(p)) for p in PACKAGE.rglob("*.py")} - {"__init__", "__main__"}
+    assert tops <= set(shown), f"README's map lacks {tops - set(shown)}"
+    wrong = {n: (layer, LAYER_OF[n] + 1) for n, layer in shown.items() if LAYER_OF[n] + 1 != layer}
+    assert not wrong, f"README layer vs code layer: {wrong}"

@@ -2,7 +2,7 @@
 
 Everything goes through the MCP tools in memory, against local mirrors only: the moto S3 server of
 tests/s3_fixture.py, or a fake S3 bucket served by tests/index_server.py when a test must change the
-store's content. Grouped by the class of issue 16 it holds against.
+store's content. Grouped by the class of attack each holds against.
 """
 
 from __future__ import annotations

@@ -111,7 +111,7 @@ def test_no_facts_for_what_the_build_did_not_count(catalog: Catalog) -> None:
 
 def test_a_catalog_without_facts_answers_none_so_the_caller_computes() -> None:
     class ParquetViews:  # what a first-ever start queries: no idc_mcp_facts schema
-        key = "first-ever"
+        cache_key = ("first-ever", 0, True)
 
         def execute(self, sql: str, *_: Any, **__: Any) -> None:
             raise QueryFailed(

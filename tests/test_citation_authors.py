@@ -14,9 +14,10 @@ from bibtexparser.middlewares import SeparateCoAuthors, SplitNameParts
 from idc_mcp.tools.citation_authors import apa_form, full_family, parse_authors
 from idc_mcp.tools.citations import IDC_PAPER_DOI, get_citations, parse_citation
 from idc_mcp.tools.selection import Selection
-from tests.parquet import truth
+from tests.parquet import bundled_citation_count, truth
 
-# Every citation of the metadata (334 rows, 242 DOIs), with one series citing each DOI.
+# Every citation of the metadata (one row per collection source or analysis result), with one series
+# citing each DOI.
 _CITATIONS = """
 WITH s AS (
     SELECT collection_id AS owner, lower(u.s.source_doi) AS doi, u.s.citation AS citation
@@ -33,7 +34,7 @@ FROM s ORDER BY 1, 2
 @pytest.fixture(scope="module")
 def citations():
     rows = truth(_CITATIONS)
-    assert len(rows) == 334
+    assert len(rows) == bundled_citation_count()
     return rows
 
 
@@ -109,7 +110,7 @@ def test_bibtex_and_csl_json_name_the_same_authors_as_the_source(citations, tool
                 assert " ".join(bib.von) == name.get("non-dropping-particle", ""), (owner, bib, name)
                 assert " ".join(bib.jr) == name.get("suffix", ""), (owner, bib, name)
         checked += 1
-    assert checked == 334
+    assert checked == bundled_citation_count()
 
 
 def test_bibtex_keys_are_short_unique_and_start_with_the_first_family_name(citations, tool_output):

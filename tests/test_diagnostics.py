@@ -24,7 +24,6 @@ from idc_mcp.catalog.database import Catalog, QueryTimeout, get_catalog
 from idc_mcp.catalog.memo import Memo
 from idc_mcp.diagnostics import budget as budget_mod
 from idc_mcp.diagnostics import (
-    column_paths,
     empty_result,
     explain,
     fuzzy,
@@ -453,11 +452,21 @@ def test_resembles_accepts_abbreviations_and_spellings_not_coincidences(
 
 
 def test_struct_fields_of_duckdb_types() -> None:
-    fields, is_list = column_paths.struct_fields(
-        'STRUCT(a VARCHAR, "Access" VARCHAR, b STRUCT(c INTEGER, d VARCHAR))[]'
-    )
-    assert is_list and [f for f, _ in fields] == ["a", "Access", "b"]
-    assert fields[2][1] == "STRUCT(c INTEGER, d VARCHAR)"
+    # Read by sqlglot (sql.types), not by hand: quoted names, nested structs, lists of structs.
+    from idc_mcp.sql import types
+
+    text = 'STRUCT(a VARCHAR, "Access" VARCHAR, b STRUCT(c INTEGER, d VARCHAR))[]'
+    assert types.field_paths("s", text) == ["s[].a", "s[].Access", "s[].b", "s[].b.c", "s[].b.d"]
+    leaves = [(leaf.fields, leaf.in_list, leaf.type) for leaf in types.scalar_leaves(text)]
+    assert leaves == [
+        (("a",), True, "VARCHAR"),
+        (("Access",), True, "VARCHAR"),
+        (("b", "c"), True, "INTEGER"),
+        (("b", "d"), True, "VARCHAR"),
+    ]
+    assert types.is_nested(text) and types.is_nested("MAP(VARCHAR, INTEGER)")
+    assert not types.is_nested("BIGINT")
+    assert types.scalar_leaves("DECIMAL(10,2)[]")[0].type == "DECIMAL(10,2)"
 
 
 # -- unknown and not installed tables --------------------------------------------------------------------

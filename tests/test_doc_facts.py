@@ -18,7 +18,7 @@ import pytest
 
 from idc_mcp.catalog.database import get_catalog
 from idc_mcp.catalog.license_policy import license_terms
-from idc_mcp.docs import prompts, resources
+from idc_mcp.guides import prompts, resources
 from idc_mcp.tools.query import run_query
 
 LOCATION = resources.locate_docs()

@@ -40,7 +40,7 @@ from idc_index.cli import idc as idc_cli
 
 from idc_mcp.catalog.database import Catalog, get_catalog
 from idc_mcp.catalog.schemas import all_tables
-from idc_mcp.docs import resources
+from idc_mcp.guides import resources
 from idc_mcp.indices import fetch
 from idc_mcp.sql import guard
 from idc_mcp.tools.query import run_query
@@ -254,8 +254,9 @@ def test_sql_cookbook_covers_the_topics_the_issue_asks_for():
 
 
 def test_sql_cookbook_answers_the_research_questions_the_docs_lacked():
-    # Issue 11: stains, objective power and tumour vs normal; segmented structures; diffusion b-values;
-    # patients with both radiology and pathology. Each is a tested recipe (runs in the tests above).
+    # Research questions: stains, objective power and tumour vs normal; segmented structures;
+    # diffusion b-values; patients with both radiology and pathology. Each is a tested recipe (runs in
+    # the tests above).
     fetched = "\n".join(e.code for e in FETCH_FIRST_SQL if e.file.endswith("sql_cookbook.md"))
     bundled = "\n".join(e.code for e in RUNNABLE_SQL if e.file.endswith("sql_cookbook.md"))
     for needle in (

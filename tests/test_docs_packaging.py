@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from idc_mcp.docs import resources
+from idc_mcp.guides import resources
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -74,7 +74,7 @@ def test_a_built_wheel_carries_the_docs_and_serves_them_from_the_package(tmp_pat
     script = (
         "import asyncio, json\n"
         "from mcp import Client\n"
-        "from idc_mcp.docs import resources\n"
+        "from idc_mcp.guides import resources\n"
         "from idc_mcp.app import create_server\n"
         "from idc_mcp.config import load_settings\n"
         "async def main():\n"

@@ -15,7 +15,7 @@ import pytest
 
 from idc_mcp.catalog.database import get_catalog
 from idc_mcp.download import engine, ranged
-from idc_mcp.download.engine import DownloadCancelled, DownloadError, Options, Progress
+from idc_mcp.download.engine import DownloadCancelled, DownloadCounter, DownloadError, Options
 from idc_mcp.download.plan import TemplateError
 from idc_mcp.download.s3 import RemoteFile, RetryPolicy, check_streamed
 from idc_mcp.files import PathRefused
@@ -203,7 +203,7 @@ def test_offline_a_dry_run_answers_from_the_index_and_a_download_says_what_still
     assert list(tmp_path.iterdir()) == []
 
 
-class CancelAfterFirstBytes(Progress):
+class CancelAfterFirstBytes(DownloadCounter):
     """Asks for cancellation as soon as the first bytes are written, as a client would mid-download."""
 
     def __init__(self, cancel: threading.Event) -> None:

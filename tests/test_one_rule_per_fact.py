@@ -17,7 +17,7 @@ from idc_mcp.download.service import to_result
 from idc_mcp.tools.citations import get_citations, idc_paper_text
 from idc_mcp.tools.licenses import check_licenses
 from idc_mcp.tools.selection import Selection, resolve_selection
-from tests.parquet import truth
+from tests.parquet import bundled_citation_count, truth
 
 # Every (collection or analysis result, source DOI) pair of the metadata, with one series citing it.
 _CITED_PAIRS = """
@@ -68,7 +68,7 @@ def _sidecars(catalog, plans, folder: Path, kind: str) -> dict[str, str]:
 
 def test_every_bundled_citation_reads_the_same_in_get_citations_and_the_citation_files(catalog, tmp_path):
     pairs = truth(_CITED_PAIRS)
-    assert len(pairs) == 334 and all(uid for _, _, uid in pairs)
+    assert len(pairs) == bundled_citation_count() and all(uid for _, _, uid in pairs)
     uids = sorted({uid for _, _, uid in pairs})
     tool = get_citations(catalog, Selection(series_uids=uids), "text")
     text_of = {e.doi.lower(): e.citation for e in tool.entries if e.kind == "dataset"}
@@ -84,7 +84,7 @@ def test_every_bundled_citation_reads_the_same_in_get_citations_and_the_citation
         assert isinstance(cited, str) and "\n" not in cited and "<" not in cited
         assert cited in paragraphs[collection_of[uid]], (doi, collection_of[uid])
         checked += 1
-    assert checked == 334
+    assert checked == bundled_citation_count()
     paper = next(e.citation for e in tool.entries if e.kind == "platform paper")
     assert paper == idc_paper_text()
     assert all(p[-1] == f"Also cite the Imaging Data Commons: {paper}" for p in paragraphs.values())

@@ -12,7 +12,7 @@ from mcp import Client
 from mcp.shared.exceptions import MCPError
 
 from idc_mcp.catalog.database import get_catalog
-from idc_mcp.docs import resources
+from idc_mcp.guides import resources
 from tests.servers import server_from_environment
 
 pytestmark = pytest.mark.anyio

@@ -8,14 +8,14 @@ import duckdb
 import idc_index_data
 
 from idc_mcp.catalog.database import get_catalog
-from idc_mcp.docs import resources
-from idc_mcp.docs.schema_reference import generate_schema_reference
+from idc_mcp.guides import resources
+from idc_mcp.guides.schema_reference import generate_schema_reference
 
 LOCATION = resources.locate_docs()
 
 
 def test_metadata_schema_reference_is_a_fresh_generation():
-    # Regenerate with: python -m idc_mcp.docs --write-schema-reference
+    # Regenerate with: python -m idc_mcp.guides --write-schema-reference
     on_disk = (LOCATION.references_dir / "metadata_schema.md").read_text(encoding="utf-8")
     assert on_disk == generate_schema_reference(get_catalog())
 

@@ -263,7 +263,7 @@ RESOURCE_EXHAUSTION = {
     "huge_in_list": "SELECT * FROM index WHERE PatientID IN (" + ",".join(["'p'"] * 4000) + ")",
     "node_cap": "SELECT " + "+".join(["1"] * 6000),
     "many_unions": " UNION ALL ".join(["SELECT * FROM index"] * 2000),
-    # Issue 16 section 1: string intermediates outside DuckDB's memory_limit (6.49 GiB, 23 s before).
+    # String intermediates outside DuckDB's memory_limit (6.49 GiB, 23 s before).
     "string_agg_doubled_32_times": "SELECT length(" + "||".join(["s"] * 32) + ") FROM (SELECT "
     "string_agg(SeriesInstanceUID, ',') AS s FROM (SELECT SeriesInstanceUID FROM index LIMIT 200000) b) z",
     "string_agg_small_enough_doubled_32_times": "SELECT length(" + "||".join(["s"] * 32) + ") FROM (SELECT "
@@ -485,7 +485,7 @@ def slow_to_time_out(built_catalog: Path, workdir: Path) -> Iterator[Catalog]:
         mp.setenv("IDC_MCP_QUERY_TIMEOUT", "300")
         catalog = Catalog(load_settings())
         mp.chdir(workdir)
-        catalog.conn  # noqa: B018 - open it before the disk snapshot
+        catalog.executor  # noqa: B018 - open it before the disk snapshot
     yield catalog
     catalog.close()
 
@@ -499,7 +499,7 @@ async def test_string_doubling_through_the_sql_selection_argument_is_bounded(
     peak_rss: PeakRss,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Issue 16: the same CTE doubling through a selection tool's `sql` passed 5 GiB (check_licenses) and
+    # The same CTE doubling through a selection tool's `sql` passed 5 GiB (check_licenses) and
     # 3.6 GiB (get_dicomweb_urls). Now the worker's memory cap stops it with a clear error: the memory
     # cap, not the timeout, whatever the machine's load (the event waited for is the worker's kill).
     async with Client(server_from_environment(slow_to_time_out)) as client:

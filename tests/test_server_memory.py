@@ -70,7 +70,7 @@ async def test_server_process_memory_stays_under_one_gib_under_the_exhaustion_co
                 result = await client.call_tool("query", {"sql": sql})
                 if not result.is_error:
                     assert result.structured_content is not None, name
-            # Issue 16: the CTE doubling through the `sql` selection argument (5 GiB, 3.6 GiB before).
+            # The CTE doubling through the `sql` selection argument (5 GiB, 3.6 GiB before).
             for tool in ("check_licenses", "get_dicomweb_urls"):
                 result = await client.call_tool(tool, {"sql": SELECTION_DOUBLING})
                 assert result.is_error

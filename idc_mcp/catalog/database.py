@@ -218,7 +218,7 @@ class Catalog:
     def building(self) -> bool:
         """True while the catalog file is being built (a first start of this data version): queries are
         answered from the bundled parquet meanwhile."""
-        return self.conn.building_since is not None
+        return self.executor.building_since is not None
 
     def installed_tables(self) -> list[str]:
         return list(self._facts["columns"])

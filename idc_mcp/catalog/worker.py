@@ -134,8 +134,13 @@ def table_ref(table: str, extra: dict[str, str]) -> str:
     return quote_identifier(table)
 
 
-def _is_nested(duckdb_type: str) -> bool:
-    return "[" in duckdb_type or duckdb_type.startswith(("STRUCT", "MAP", "UNION"))
+# DuckDB's own kinds of nested type (DuckDBPyType.id). The worker asks DuckDB, which typed the result;
+# code that only has a type's text reads it with sqlglot (sql.types), never by hand.
+_NESTED_TYPE_IDS = frozenset({"list", "array", "struct", "map", "union"})
+
+
+def _is_nested(duckdb_type: Any) -> bool:
+    return getattr(duckdb_type, "id", None) in _NESTED_TYPE_IDS
 
 
 class _Refused(Exception):
@@ -151,7 +156,7 @@ def _fetch_rows(result: duckdb.DuckDBPyConnection) -> list[tuple[Any, ...]]:
     thread pool, which cannot start under the worker's address-space cap.)
     """
     description = result.description or []
-    nested = [i for i, d in enumerate(description) if _is_nested(str(d[1]))]
+    nested = [i for i, d in enumerate(description) if _is_nested(d[1])]
     if not nested:
         return result.fetchall()
     rows: list[tuple[Any, ...]] = []

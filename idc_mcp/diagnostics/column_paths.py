@@ -6,13 +6,13 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from sqlglot import exp
 
 from idc_mcp.catalog.database import Catalog
 from idc_mcp.catalog.schemas import JOIN_KEYS, all_tables, get_table
+from idc_mcp.sql.types import field_paths
 
 
 @dataclass(frozen=True)
@@ -32,44 +32,6 @@ class ColumnPath:
         return self.path.split(".", 1)[0].removesuffix("[]")
 
 
-def struct_fields(duck_type: str) -> tuple[list[tuple[str, str]], bool]:
-    """The (field, type) pairs of a DuckDB STRUCT type, and whether it is a list of structs."""
-    text = duck_type.strip()
-    is_list = text.endswith("[]")
-    text = text.removesuffix("[]")
-    if not (text.upper().startswith("STRUCT(") and text.endswith(")")):
-        return [], is_list
-    body, fields, depth, start = text[7:-1], [], 0, 0
-    for pos, char in enumerate(body + ","):
-        if char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-        elif char == "," and depth == 0:
-            item = body[start:pos].strip()
-            start = pos + 1
-            match = re.match(r'^("(?:[^"]|"")+"|\S+)\s+(.+)$', item, re.S)
-            if match:
-                name = match.group(1)
-                if name.startswith('"'):
-                    name = name[1:-1].replace('""', '"')
-                fields.append((name, match.group(2)))
-    return fields, is_list
-
-
-def _nested_paths(prefix: str, duck_type: str, depth: int = 0) -> list[str]:
-    fields, is_list = struct_fields(duck_type)
-    if not fields or depth > 4:
-        return []
-    base = prefix + ("[]" if is_list else "")
-    paths = []
-    for name, sub in fields:
-        path = f"{base}.{name}"
-        paths.append(path)
-        paths.extend(_nested_paths(path, sub, depth + 1))
-    return paths
-
-
 def column_paths(catalog: Catalog) -> list[ColumnPath]:
     """Every column of every table idc-index-data knows (and of any other installed table, such as
     fetched clinical tables), with the nested struct fields of the installed ones."""
@@ -80,7 +42,7 @@ def column_paths(catalog: Catalog) -> list[ColumnPath]:
         if name in installed:
             for column, duck_type in catalog.columns(name):
                 paths.append(ColumnPath(name, column, True))
-                paths.extend(ColumnPath(name, p, True) for p in _nested_paths(column, duck_type))
+                paths.extend(ColumnPath(name, p, True) for p in field_paths(column, duck_type))
         else:
             paths.extend(ColumnPath(name, c, False) for c in known[name].column_names)
     return paths

@@ -18,16 +18,10 @@ from sqlglot import exp
 from idc_mcp.catalog.database import Catalog
 from idc_mcp.catalog.sqltext import quote_identifier
 from idc_mcp.diagnostics.budget import Budget
-from idc_mcp.diagnostics.column_paths import struct_fields
 from idc_mcp.diagnostics.fuzzy import closest, resembles
 from idc_mcp.diagnostics.value_hints import Scope, quote, values_text
 from idc_mcp.diagnostics.word_overlap import sharing_words
-
-MAX_DEPTH = 4
-
-
-def is_nested(dtype: str) -> bool:
-    return any(token in dtype.upper() for token in ("STRUCT", "[]", "MAP", "LIST", "UNION"))
+from idc_mcp.sql.types import is_nested, scalar_leaves
 
 
 @dataclass(frozen=True)
@@ -111,27 +105,7 @@ def _literal(value: object) -> exp.Expression:
 
 def nested_paths(column: str, dtype: str) -> list[NestedPath]:
     """Every scalar path inside a nested column (none for a scalar column or a MAP)."""
-    text = dtype.strip()
-    in_list = text.endswith("[]")
-    inner = text.removesuffix("[]")
-    if in_list and not is_nested(inner):
-        return [NestedPath(column, (), True, inner)]
-    if inner.endswith("[]") or not inner.upper().startswith("STRUCT("):
-        return []  # lists of lists, maps, unions: not described
-    return [NestedPath(column, fields, in_list, leaf) for fields, leaf in _leaves(inner, ())]
-
-
-def _leaves(struct_type: str, prefix: tuple[str, ...]) -> list[tuple[tuple[str, ...], str]]:
-    if len(prefix) > MAX_DEPTH:
-        return []
-    fields, _ = struct_fields(struct_type)
-    out: list[tuple[tuple[str, ...], str]] = []
-    for name, sub in fields:
-        if sub.upper().startswith("STRUCT(") and not sub.endswith("[]"):
-            out.extend(_leaves(sub, (*prefix, name)))
-        elif not is_nested(sub):
-            out.append(((*prefix, name), sub))
-    return out
+    return [NestedPath(column, leaf.fields, leaf.in_list, leaf.type) for leaf in scalar_leaves(dtype)]
 
 
 # -- diagnostics: a nested filter that matches nothing -----------------------------------------------

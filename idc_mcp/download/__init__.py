@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from idc_mcp.download.models import DownloadResult
 
 if TYPE_CHECKING:
-    from idc_mcp.download.engine import DownloadCancelled, DownloadError, Options, Progress
+    from idc_mcp.download.engine import DownloadCancelled, DownloadCounter, DownloadError, Options
     from idc_mcp.download.plan import DEFAULT_TEMPLATE, TemplateError
     from idc_mcp.download.service import run_download
 
@@ -20,7 +20,7 @@ _LAZY = {
     "DownloadCancelled": "engine",
     "DownloadError": "engine",
     "Options": "engine",
-    "Progress": "engine",
+    "DownloadCounter": "engine",
     "DEFAULT_TEMPLATE": "plan",
     "TemplateError": "plan",
     "run_download": "service",
@@ -32,7 +32,7 @@ __all__ = [
     "DownloadError",
     "DownloadResult",
     "Options",
-    "Progress",
+    "DownloadCounter",
     "TemplateError",
     "run_download",
 ]

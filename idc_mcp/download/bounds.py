@@ -1,5 +1,5 @@
 """What one download call may hold: a bound on the objects it lists, and a dry run that lists a sample
-for a bounded time and counts the rest from the index (issue 16).
+for a bounded time and counts the rest from the index.
 
 A listing costs ~0.65 KB per object held (measured: benchmarks/bench_listing_memory.py), so a call lists at
 most MAX_OBJECTS_PER_CALL objects: a larger selection is refused before anything is listed, with its

@@ -6,7 +6,7 @@ import argparse
 import sys
 import threading
 
-from idc_mcp.download.engine import DownloadCancelled, DownloadError, Progress
+from idc_mcp.download.engine import DownloadCancelled, DownloadCounter, DownloadError
 from idc_mcp.download.plan import DEFAULT_TEMPLATE, TemplateError
 from idc_mcp.download.service import DownloadResult, run_download
 from idc_mcp.files import PathRefused
@@ -51,7 +51,7 @@ def bar_note(message: str) -> str:
     return files or phase
 
 
-def _show_progress(progress: Progress, finished: threading.Event) -> None:
+def _show_progress(progress: DownloadCounter, finished: threading.Event) -> None:
     from tqdm import tqdm
 
     with tqdm(total=0, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr, desc="download") as bar:
@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         args.sql,
         args.analysis_results,
     )
-    progress, cancel, finished = Progress(), threading.Event(), threading.Event()
+    progress, cancel, finished = DownloadCounter(), threading.Event(), threading.Event()
     outcome: list[DownloadResult] = []
     failure: list[BaseException] = []
 

@@ -38,7 +38,7 @@ class DownloadCancelled(DownloadError):
 
 
 @dataclass
-class Progress:
+class DownloadCounter:
     """Bytes done of total, updated by the workers and polled by whoever reports progress."""
 
     total: int = 0
@@ -159,11 +159,11 @@ def download(
     download_dir: str | None = None,
     dir_template: str | None = None,
     dry_run: bool = False,
-    progress: Progress | None = None,
+    progress: DownloadCounter | None = None,
     cancel: threading.Event | None = None,
 ) -> Outcome:
     """Download a selection into `root`/`download_dir`; see the module docstring of `s3` for the rules."""
-    progress = progress or Progress()
+    progress = progress or DownloadCounter()
     cancel = cancel or threading.Event()
     template = check_template(DEFAULT_TEMPLATE if dir_template is None else dir_template)
     real_root = resolve_inside(root, None)

@@ -13,7 +13,7 @@ from idc_mcp.catalog.database import Catalog
 from idc_mcp.catalog.sources import series_license
 from idc_mcp.config import Settings
 from idc_mcp.download import bounds
-from idc_mcp.download.engine import Options, Outcome, Progress, download
+from idc_mcp.download.engine import DownloadCounter, Options, Outcome, download
 from idc_mcp.download.models import (
     MAX_RENAMED_SHOWN,
     PLAN_ROWS,
@@ -130,7 +130,7 @@ def run_download(
     download_dir: str | None,
     dir_template: str | None,
     dry_run: bool,
-    progress: Progress | None = None,
+    progress: DownloadCounter | None = None,
     cancel: threading.Event | None = None,
     options: Options | None = None,
 ) -> DownloadResult:
@@ -148,7 +148,7 @@ def run_download(
     return to_result(outcome)
 
 
-def progress_update(progress: Progress) -> tuple[int, int, str] | None:
+def progress_update(progress: DownloadCounter) -> tuple[int, int, str] | None:
     """The engine's counter as a progress update: (bytes done, bytes in all, phase and files); nothing
     before the total is known."""
     done, total, message = progress.snapshot()

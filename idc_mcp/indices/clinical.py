@@ -25,12 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from idc_mcp import object_store
+from idc_mcp.cancellation import Report
 from idc_mcp.catalog.database import Catalog
 from idc_mcp.catalog.schemas import all_tables
 from idc_mcp.config import DEFAULT_S3_ENDPOINT, Settings
 from idc_mcp.files import atomic_output, file_lock
 from idc_mcp.indices import http_fetch
-from idc_mcp.indices.common import CLINICAL_PREFIX, FetchResult, Progress, index_folder
+from idc_mcp.indices.common import CLINICAL_PREFIX, FetchResult, index_folder
 from idc_mcp.indices.store import (
     IndexFetchError,
     convert,
@@ -130,7 +131,7 @@ def _table_for(relative: str) -> str | None:
 
 
 def _download_all(
-    settings: Settings, work: Path, progress: Progress | None, stop: threading.Event
+    settings: Settings, work: Path, progress: Report | None, stop: threading.Event
 ) -> tuple[dict[str, list[Path]], str]:
     bucket = bucket_url(settings)
     prefix = source_prefix(settings)
@@ -193,7 +194,7 @@ def _stopped_message(settings: Settings, limits: http_fetch.Limits) -> str:
 
 
 def _install(
-    settings: Settings, folder: Path, target: Path, progress: Progress | None, limits: http_fetch.Limits
+    settings: Settings, folder: Path, target: Path, progress: Report | None, limits: http_fetch.Limits
 ) -> None:
     work = temp_path(folder, STEM, "parts")
     work.mkdir(parents=True)
@@ -242,7 +243,7 @@ def table_sizes(settings: Settings) -> dict[str, int]:
 def install_clinical_tables(
     catalog: Catalog,
     result: FetchResult,
-    progress: Progress | None,
+    progress: Report | None,
     limits: http_fetch.Limits = http_fetch.NO_LIMITS,
 ) -> None:
     """After clinical_index: install the clinical tables too (as idc-index does), within what is left of

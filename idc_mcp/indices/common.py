@@ -1,8 +1,7 @@
-"""Shared by fetching an index and installing the clinical tables: names, progress, result, folder."""
+"""Shared by fetching an index and installing the clinical tables: names, result, folder."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -13,9 +12,6 @@ from idc_mcp.config import Settings
 
 CLINICAL_INDEX = "clinical_index"
 CLINICAL_PREFIX = "clinical_"
-
-# progress(done, total_or_None, message)
-Progress = Callable[[float, float | None, str], None]
 
 
 class FetchResult(BaseModel):

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
+from idc_mcp.cancellation import Report
 from idc_mcp.catalog.database import Catalog
 from idc_mcp.catalog.schemas import JOIN_KEYS, TableInfo, all_tables, get_table
 from idc_mcp.config import Settings
@@ -31,7 +32,6 @@ from idc_mcp.indices.common import (
     CLINICAL_INDEX,
     CLINICAL_PREFIX,
     FetchResult,
-    Progress,
     index_folder,
 )
 from idc_mcp.indices.store import (
@@ -170,7 +170,7 @@ def _offline_help(settings: Settings, file_name: str) -> str:
 
 
 def _obtain(
-    settings: Settings, info: TableInfo, work: Path, progress: Progress | None, limits: http_fetch.Limits
+    settings: Settings, info: TableInfo, work: Path, progress: Report | None, limits: http_fetch.Limits
 ) -> dict[str, Any]:
     """A verified parquet file for `info` (downloaded to `work`, or in IDC_MCP_INDEX_DIR): its record."""
     file_name = f"{info.name}.parquet"
@@ -237,7 +237,7 @@ def _obtain(
     return record
 
 
-def _bytes_progress(progress: Progress | None, url: str) -> http_fetch.Progress | None:
+def _bytes_progress(progress: Report | None, url: str) -> http_fetch.BytesReport | None:
     if progress is None:
         return None
     return lambda done, total: progress(done, total, f"downloading {url}")
@@ -245,7 +245,7 @@ def _bytes_progress(progress: Progress | None, url: str) -> http_fetch.Progress 
 
 # ---------------------------------------------------------------------------------------------- fetch
 def fetch_index(
-    catalog: Catalog, name: str, progress: Progress | None = None, cancel: threading.Event | None = None
+    catalog: Catalog, name: str, progress: Report | None = None, cancel: threading.Event | None = None
 ) -> FetchResult:
     """Install the index `name` (download or IDC_MCP_INDEX_DIR, verify, cache, register). Idempotent.
 
@@ -329,7 +329,7 @@ def _install(
     info: TableInfo,
     folder: Path,
     target: Path,
-    progress: Progress | None,
+    progress: Report | None,
     limits: http_fetch.Limits = http_fetch.NO_LIMITS,
 ) -> None:
     work = temp_path(folder, info.name, "part")

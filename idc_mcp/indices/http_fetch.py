@@ -28,7 +28,7 @@ CHUNK = 1 << 20
 USER_AGENT = f"idc-mcp/{__version__}"
 
 # progress(bytes_so_far, total_bytes_or_None)
-Progress = Callable[[int, int | None], None]
+BytesReport = Callable[[int, int | None], None]
 
 
 class FetchFailed(Exception):
@@ -135,7 +135,7 @@ def _open(url: str, timeout: float, method: str = "GET"):  # type: ignore[no-unt
 
 
 def download(
-    url: str, dest: Path, timeout: float, progress: Progress | None = None, limits: Limits = NO_LIMITS
+    url: str, dest: Path, timeout: float, progress: BytesReport | None = None, limits: Limits = NO_LIMITS
 ) -> Downloaded:
     """Stream `url` into `dest` (which the caller removes on failure), hashing as it goes; the whole
     transfer ends at `limits` (deadline, cancel)."""

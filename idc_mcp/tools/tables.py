@@ -12,11 +12,12 @@ from idc_mcp.catalog.schemas import TableInfo, all_tables, get_table
 from idc_mcp.catalog.sqltext import quote_identifier, sql_literal
 from idc_mcp.diagnostics import placeholders
 from idc_mcp.diagnostics.fuzzy import closest
-from idc_mcp.diagnostics.nested_values import is_nested, nested_paths
+from idc_mcp.diagnostics.nested_values import nested_paths
 from idc_mcp.diagnostics.text_formats import recognise, spelling_brief, spelling_note, spellings
 from idc_mcp.errors import AssistantError
 from idc_mcp.indices import clinical, common, fetch
 from idc_mcp.sql.json_values import MAX_REPLY_BYTES, json_safe
+from idc_mcp.sql.types import is_nested
 from idc_mcp.tools import table_summary as summary
 from idc_mcp.tools.table_models import (
     ColumnDescription,

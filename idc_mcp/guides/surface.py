@@ -13,7 +13,7 @@ from pydantic import Field
 
 from idc_mcp.catalog.database import Catalog
 from idc_mcp.catalog.schemas import all_tables
-from idc_mcp.docs import prompts, resources
+from idc_mcp.guides import prompts, resources
 from idc_mcp.tools.selection import SELECTION_ARGUMENTS
 
 INSTRUCTIONS = f"""\

@@ -4,7 +4,7 @@ The markdown lives in `skill/` and `references/` at the repository root. A wheel
 under `idc_mcp/_docs/skill` and `idc_mcp/_docs/references` (pyproject force-include), so the installed
 copy is preferred and the repository folders are the fallback for editable and development installs.
 
-Run `python -m idc_mcp.docs --write-schema-reference` to regenerate `references/metadata_schema.md`
+Run `python -m idc_mcp.guides --write-schema-reference` to regenerate `references/metadata_schema.md`
 from the bundled schema JSON and the data (a test fails when the file is stale).
 """
 
@@ -158,7 +158,7 @@ def all_code_examples(location: DocsLocation | None = None) -> list[CodeExample]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m idc_mcp.docs", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m idc_mcp.guides", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--write-schema-reference",
         action="store_true",
@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     from idc_mcp.catalog.database import get_catalog
-    from idc_mcp.docs.schema_reference import generate_schema_reference
+    from idc_mcp.guides.schema_reference import generate_schema_reference
 
     target = args.output or locate_docs().references_dir / "metadata_schema.md"
     target.parent.mkdir(parents=True, exist_ok=True)
