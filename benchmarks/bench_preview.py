@@ -36,7 +36,7 @@ from bench_download import start_moto  # noqa: E402
 
 from idc_mcp.catalog.database import get_catalog  # noqa: E402
 from idc_mcp.download import engine  # noqa: E402
-from idc_mcp.preview.service import make_preview  # noqa: E402
+from idc_mcp.preview.service import clear_caches, make_preview  # noqa: E402
 from idc_mcp.tools.selection import Selection  # noqa: E402
 from tests import preview_fixture as fx  # noqa: E402
 from tests.s3_fixture import public_bucket  # noqa: E402
@@ -172,6 +172,7 @@ def main() -> None:
         for name, case in cases.items():
             times, fetched = [], []
             for _ in range(3):
+                clear_caches()  # each run from scratch: no headers, listing or row kept from the last
                 started = time.perf_counter()
                 made = make_preview(catalog, endpoint, None, case.uid)
                 times.append(time.perf_counter() - started)

@@ -160,8 +160,15 @@ def create_server(
                 with anyio.move_on_after(CLOSE_WAIT_S, shield=True):
                     await anyio.to_thread.run_sync(state.catalog.close, abandon_on_cancel=True)
 
+    from idc_mcp.apps.surface import apps  # the explorer MCP App: `explore`, its ui:// page, app-only tools
+
     server = IdcServer(
-        state, name="idc-mcp", version=__version__, instructions=surface.INSTRUCTIONS, lifespan=lifespan
+        state,
+        name="idc-mcp",
+        version=__version__,
+        instructions=surface.INSTRUCTIONS,
+        lifespan=lifespan,
+        extensions=[apps],
     )
     for fn, hints, meta in table.TOOLS:
         server.add_tool(fn, annotations=hints, meta=meta)

@@ -17,7 +17,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 LAYERS: list[set[str]] = [
     {"__main__", "cli", "cli_terms", "app"},
     {"server"},
-    {"serve"},
+    {"serve", "apps"},
     {"bigquery", "preview", "prepare"},
     {"download", "guides"},
     {"tools"},

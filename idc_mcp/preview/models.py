@@ -50,6 +50,8 @@ class PreviewInfo(BaseModel):
     pixel_spacing_mm: list[float] | None = Field(None, description="row, column spacing of the source")
     scaling: str = Field(description="window or scaling used to map pixel values to grey levels")
     order: str | None = Field(None, description="how slices were ordered")
+    slice_index: int | None = Field(None, description="0-based slice shown, in anatomical order")
+    slice_count: int | None = Field(None, description="slices (or frames) of the series")
     shown: list[ShownImage]
     instances_in_series: int
     series_bytes: int = Field(description="bytes of every object listed for the preview")

@@ -14,12 +14,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from idc_mcp import object_store
+from idc_mcp.catalog.memo import Memo
 from idc_mcp.preview.errors import PreviewError
 
 HEADER_BUFFER = 8 << 10  # one GET holds the header (groups 0002-0028) of a typical CT/MR instance
 WHOLE_OBJECT_LIMIT = 4 << 20  # smaller objects are fetched in one GET when they are read entirely
 PREFIX_LIMIT = 1 << 20  # the first bytes of each object read are kept (<= 1 MiB each) and never fetched twice
 RETRY = object_store.RetryPolicy(attempts=4, base_delay_s=0.25, max_delay_s=2.0)
+# Listings of the series previewed last (see `Store.list_series_once`): at most 100,000 objects.
+LISTINGS: Memo[tuple[RemoteObject, ...]] = Memo(maxsize=100_000, getsizeof=len)
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,16 @@ class Store:
             ) from exc
         except object_store.ObjectError as exc:
             raise PreviewError(f"Listing the series failed: {exc}.") from exc
-        return [RemoteObject(bucket, o["Key"], int(o["Size"])) for o in found if int(o["Size"]) > 0]
+        objects = [RemoteObject(bucket, o["Key"], int(o["Size"])) for o in found if int(o["Size"]) > 0]
+        if objects:
+            LISTINGS.put((self.endpoint, bucket, prefix), tuple(objects))
+        return objects
+
+    def list_series_once(self, bucket: str, prefix: str) -> list[RemoteObject]:
+        """The series' objects, listed once per process: an IDC series' objects never change under its
+        crdc_series_uuid (a changed series gets a new one), so stepping through its slices lists it once."""
+        known = LISTINGS.get((self.endpoint, bucket, prefix))
+        return list(known) if known is not None else self.list_series(bucket, prefix)
 
     def get(self, obj: RemoteObject, start: int = 0, end: int | None = None) -> bytes:
         """Bytes [start, end) of an object (the whole object by default); known first bytes are reused."""

@@ -235,7 +235,8 @@ def encode(image: Image.Image, max_bytes: int = MAX_BYTES) -> tuple[bytes, str, 
     image = fit(image)
     while True:
         buf = io.BytesIO()
-        image.save(buf, "PNG", optimize=True)
+        # zlib level 3: ~10% larger than optimize=True and 3-5x faster (a viewer steps slice by slice)
+        image.save(buf, "PNG", compress_level=3)
         if buf.tell() <= max_bytes:
             return buf.getvalue(), "image/png", image.size
         for quality in (90, 80, 70):

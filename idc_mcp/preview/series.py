@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from idc_mcp.catalog.database import Catalog
+from idc_mcp.catalog.memo import Memo
 from idc_mcp.preview.errors import PreviewError
 from idc_mcp.tools.selection import Selection, SelectionError, clean_ids, report_unknown, resolve_selection
 
@@ -15,6 +16,10 @@ SELECT SeriesInstanceUID, collection_id, StudyInstanceUID, Modality, BodyPartExa
        instanceCount, aws_bucket, crdc_series_uuid, series_size_MB, license_short_name
 FROM index WHERE SeriesInstanceUID = ?
 """
+
+
+# Rows found last, per catalog content: a viewer stepping through one series looks it up once.
+_ROWS: Memo[SeriesRow] = Memo(maxsize=256)
 
 
 @dataclass(frozen=True)
@@ -58,12 +63,21 @@ def find_series(catalog: Catalog, series_uid: str) -> SeriesRow:
         uids = clean_ids("series_uid", [series_uid] if isinstance(series_uid, str) else series_uid, uid=True)
         if not uids or len(uids) != 1:
             raise PreviewError("series_uid takes exactly one SeriesInstanceUID.")
+        key = (catalog.cache_key, uids[0])
+        if (known := _ROWS.get(key)) is not None:
+            return known
         rows = catalog.records(_SQL, [uids[0]])
         if not rows:
             report_unknown(catalog, "series_uid", "SeriesInstanceUID", uids)
     except SelectionError as exc:
         raise PreviewError(str(exc)) from exc
-    return SeriesRow.from_record(rows[0])
+    row = SeriesRow.from_record(rows[0])
+    _ROWS.put(key, row)
+    return row
+
+
+def forget_rows() -> None:
+    _ROWS.clear()
 
 
 def find_member(catalog: Catalog, series_uid: str, cohort: str, root: Path | None = None) -> SeriesRow:

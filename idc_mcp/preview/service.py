@@ -31,9 +31,21 @@ from idc_mcp.preview.models import (
 from idc_mcp.preview.remote import RemoteObject, Store
 from idc_mcp.preview.series import SeriesRow, find_member, find_series, find_series_quietly
 
+MAX_SLICE_INDEX = 1 << 20  # more slices than any series has
 MAX_SEG_BYTES = 512 << 20  # a SEG is read whole to find its largest slice
 # Modalities whose objects hold no image pixels: a preview of them has nothing to draw.
 NO_PIXELS = {"SR", "RTSTRUCT", "RTPLAN", "RTRECORD", "KO", "PR", "ANN", "REG", "FID", "RWV", "DOC", "PLAN"}
+
+
+def clear_caches() -> None:
+    """Forget what is kept per series in this process (rows, listings, sorted headers): a benchmark
+    timing a preview from scratch calls it before each run."""
+    from idc_mcp.preview import remote, series
+
+    series.forget_rows()
+    remote.LISTINGS.clear()
+    hdr.SERIES_HEADERS.clear()
+    hdr.SERIES_STACKS.clear()
 
 
 def _evenly(count: int, wanted: int) -> list[int]:
@@ -55,14 +67,23 @@ def make_preview(
     cohort: str | None = None,
     cohort_root: Path | None = None,
     cancel: threading.Event | None = None,
+    at: int | str | None = None,
 ) -> Preview:
-    """A preview of one series; setting `cancel` (from another thread) stops it before its next request."""
+    """A preview of one series; setting `cancel` (from another thread) stops it before its next request.
+
+    `at` picks the slice of a single-slice preview: its 0-based index in anatomical order, or the
+    SOPInstanceUID of the instance to show (None: the middle slice). The info says which slice was shown
+    and how many there are (`slice_index`, `slice_count`), so a viewer can step through them."""
     if kind not in ("auto", "slice", "montage"):
         raise PreviewError(f"kind {kind!r} is not one of 'auto', 'slice', 'montage'.")
     if not 2 <= slices <= MAX_SLICES:
         raise PreviewError(f"slices={slices} is out of range: give 2 to {MAX_SLICES} slices for a montage.")
     if window:
         render.parse_window(window)  # refuse a bad window before any byte moves
+    if at is not None and kind == "montage":
+        raise PreviewError("A montage shows evenly spaced slices: pick one slice with kind='slice' instead.")
+    if isinstance(at, int) and not 0 <= at < MAX_SLICE_INDEX:
+        raise PreviewError(f"Slice index {at} is out of range: give 0 (the first slice) or more.")
     row = (
         find_member(catalog, series_uid, cohort, cohort_root) if cohort else find_series(catalog, series_uid)
     )
@@ -77,6 +98,7 @@ def make_preview(
     key = PreviewCache.key(
         endpoint=endpoint, bucket=row.bucket, uuid=row.crdc_series_uuid, series=row.series_uid,
         kind=kind, window=window, slices=slices if kind == "montage" else None,
+        **({"at": at} if at is not None else {}),
     )  # fmt: skip
     if cache and (hit := cache.get(key)):
         data, stored = hit
@@ -85,7 +107,9 @@ def make_preview(
         )
         return Preview(data, stored["mime_type"], info)
     store = Store.open(endpoint, cancel)
-    objects = sorted(store.list_series(row.bucket, row.prefix), key=lambda o: o.key)
+    # Stepping through slices (a chosen `at`) lists a series once; a preview asked afresh lists it again.
+    listed = store.list_series_once if at is not None else store.list_series
+    objects = sorted(listed(row.bucket, row.prefix), key=lambda o: o.key)
     if not objects:
         mirror = (
             "retry later"
@@ -93,6 +117,10 @@ def make_preview(
             else "the mirror set by IDC_MCP_S3_ENDPOINT_URL lacks this series"
         )
         raise PreviewError(f"s3://{row.bucket}/{row.prefix} holds no objects at {endpoint}: {mirror}.")
+    if at is not None and modality in ("SM", "SEG"):
+        raise PreviewError(
+            f"A {modality} preview has one picture: pick slices of image series only (omit the slice)."
+        )
     if modality == "SM":
         if kind == "montage":
             raise PreviewError(
@@ -108,7 +136,7 @@ def make_preview(
             )
         image, info = _segmentation(catalog, row, store, objects, window)
     else:
-        image, info = _images(row, store, objects, kind, window, slices)
+        image, info = _images(row, store, objects, kind, window, slices, at)
     data, mime, (width, height) = render.encode(image)
     info.update(
         image_format=mime, image_bytes=len(data), image_width=width, image_height=height,
@@ -138,16 +166,38 @@ def _base_info(row: SeriesRow, objects: list[RemoteObject]) -> dict:
     }
 
 
+def _chosen(count: int, at: int | str | None, uids: list[str]) -> int:
+    """The index of the slice to show among `count` (`uids`: their SOPInstanceUIDs, or [] for frames)."""
+    if at is None:
+        return count // 2
+    if isinstance(at, str):
+        if at not in uids:
+            raise PreviewError(f"Instance {at[:80]!r} is not an image of this series.")
+        return uids.index(at)
+    if at >= count:
+        raise PreviewError(
+            f"Slice index {at} is out of range: this series has {count} slices (0 to {count - 1})."
+        )
+    return at
+
+
 def _images(
-    row: SeriesRow, store: Store, objects: list[RemoteObject], kind: Kind, window: str | None, slices: int
+    row: SeriesRow,
+    store: Store,
+    objects: list[RemoteObject],
+    kind: Kind,
+    window: str | None,
+    slices: int,
+    at: int | str | None = None,
 ):  # type: ignore[no-untyped-def]
-    heads = hdr.read_headers(store, objects)
-    stack = hdr.anatomical_order(heads)
+    stack = hdr.read_stack(store, objects)
     info = _base_info(row, objects)
     picks: list[tuple[hdr.Header, int | None, float | None]] = []  # (instance, frame, position)
     order = stack.note
-    if len(stack.headers) >= 2:
-        chosen = _evenly(len(stack.headers), slices) if kind == "montage" else [len(stack.headers) // 2]
+    count = len(stack.headers)
+    if count >= 2:
+        uids = [h.sop_instance_uid for h in stack.headers]
+        chosen = _evenly(count, slices) if kind == "montage" else [_chosen(count, at, uids)]
         for i in chosen:
             h = stack.headers[i]
             picks.append((h, h.frames // 2 if h.frames > 1 else None, stack.offsets[i]))
@@ -155,13 +205,15 @@ def _images(
         h = stack.headers[0]
         if h.frames > 1:
             frames, offsets, order = hdr.frame_order(hdr.read_full_header(store, h.obj))
-            chosen = _evenly(len(frames), slices) if kind == "montage" else [len(frames) // 2]
+            count = len(frames)
+            chosen = _evenly(count, slices) if kind == "montage" else [_chosen(count, at, [])]
             picks = [(h, frames[i], offsets[i]) for i in chosen]
         else:
             if kind == "montage":
                 raise PreviewError(
                     "This series has a single image: a montage needs several; use kind='auto'."
                 )
+            chosen = [_chosen(1, at, [h.sop_instance_uid])]
             picks = [(h, None, stack.offsets[0])]
             order = None
 
@@ -203,6 +255,8 @@ def _images(
         pixel_spacing_mm=list(spacing) if spacing else None,
         scaling=how0 if len({how for _, how in shown}) == 1 else f"{how0} (middle image; each scaled alone)",
         order=order,
+        slice_index=None if kind == "montage" else chosen[0],
+        slice_count=count,
         shown=[
             ShownImage(
                 sop_instance_uid=h.sop_instance_uid, object_key=h.obj.key, frame=frame, position_mm=pos

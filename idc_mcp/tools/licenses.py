@@ -102,7 +102,7 @@ def _check_licenses(catalog: Catalog, selection: Selection) -> LicenseReport:
         f"""
         SELECT license_short_name, count(*) AS n, coalesce(sum(series_size_MB), 0) AS mb,
                list(DISTINCT collection_id ORDER BY collection_id) AS collections
-        FROM index WHERE {where} GROUP BY 1 ORDER BY n DESC
+        FROM index WHERE {where} GROUP BY 1 ORDER BY n DESC, 1
         """,
         params,
     ).rows
