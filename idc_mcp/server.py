@@ -352,10 +352,10 @@ async def prepare_dataset(
 
     Call when the user wants to train or analyse, after check_licenses; dry_run=true first.
     """
-    from idc_mcp.prepare.engine import Progress, Request
+    from idc_mcp.prepare.engine import PrepareCounter, Request
     from idc_mcp.prepare.service import progress_update, run_prepare
 
-    progress = Progress()
+    progress = PrepareCounter()
     request = Request(layout, output_dir, commercial, tuple(split or (0.7, 0.15, 0.15)), seed, dry_run)
     return await run_call(
         ctx,

@@ -17,7 +17,7 @@ from mcp import Client
 from idc_mcp import cli
 from idc_mcp.cli_terms import argument_flags, in_cli_terms
 from idc_mcp.download.cli import bar_note
-from idc_mcp.download.engine import Progress
+from idc_mcp.download.engine import DownloadCounter
 from tests.servers import server_from_environment
 
 
@@ -143,7 +143,7 @@ def test_query_prints_a_table_and_says_when_rows_were_cut(
 
 # ---------------------------------------------------------------- the progress bar
 def test_the_progress_bar_says_what_it_does_before_sizes_are_known() -> None:
-    progress = Progress()
+    progress = DownloadCounter()
     assert bar_note(progress.snapshot()[2]) == "selecting the series"
     progress.phase = "listing the files of 12 series"
     assert bar_note(progress.snapshot()[2]) == "listing the files of 12 series"

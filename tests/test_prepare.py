@@ -276,13 +276,13 @@ def test_cancelling_keeps_finished_series_leaves_nothing_half_written_and_a_reru
 
     from idc_mcp.config import load_settings
     from idc_mcp.prepare import PrepareCancelled
-    from idc_mcp.prepare.engine import Progress, Request
+    from idc_mcp.prepare.engine import PrepareCounter, Request
     from idc_mcp.prepare.service import run_prepare
     from idc_mcp.tools.selection import Selection
 
     cancel = threading.Event()
 
-    class CancelAfterFirstSeries(Progress):
+    class CancelAfterFirstSeries(PrepareCounter):
         def series_finished(self) -> None:
             super().series_finished()
             cancel.set()  # as a client's cancellation would, while the next series waits

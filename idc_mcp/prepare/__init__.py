@@ -15,10 +15,10 @@ from idc_mcp.prepare.errors import ConversionFailed, MissingConverters, PrepareC
 from idc_mcp.prepare.models import Layout, PrepareResult
 
 if TYPE_CHECKING:
-    from idc_mcp.prepare.engine import Progress, Request
+    from idc_mcp.prepare.engine import PrepareCounter, Request
     from idc_mcp.prepare.service import run_prepare
 
-_LAZY = {"Progress": "engine", "Request": "engine", "run_prepare": "service"}
+_LAZY = {"PrepareCounter": "engine", "Request": "engine", "run_prepare": "service"}
 
 __all__ = [
     "ConversionFailed",
@@ -27,7 +27,7 @@ __all__ = [
     "PrepareCancelled",
     "PrepareError",
     "PrepareResult",
-    "Progress",
+    "PrepareCounter",
     "Request",
     "run_prepare",
 ]

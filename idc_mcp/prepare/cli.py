@@ -13,7 +13,7 @@ from idc_mcp.prepare.models import PrepareResult
 from idc_mcp.tools.selection import Selection
 
 if TYPE_CHECKING:
-    from idc_mcp.prepare.engine import Progress
+    from idc_mcp.prepare.engine import PrepareCounter
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -43,7 +43,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     p.set_defaults(func=run)
 
 
-def _show_progress(progress: Progress, finished: threading.Event) -> None:
+def _show_progress(progress: PrepareCounter, finished: threading.Event) -> None:
     from tqdm import tqdm
 
     with tqdm(total=1000, file=sys.stderr, desc="prepare", bar_format="{l_bar}{bar}| {postfix}") as bar:
@@ -58,7 +58,7 @@ def _show_progress(progress: Progress, finished: threading.Event) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from idc_mcp.catalog.database import Catalog
-    from idc_mcp.prepare.engine import Progress, Request
+    from idc_mcp.prepare.engine import PrepareCounter, Request
     from idc_mcp.prepare.service import run_prepare
 
     settings = args.settings
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     request = Request(
         args.layout, args.output_dir, args.commercial, tuple(args.split), args.seed, args.dry_run
     )
-    progress, cancel, finished = Progress(), threading.Event(), threading.Event()
+    progress, cancel, finished = PrepareCounter(), threading.Event(), threading.Event()
     outcome: list[PrepareResult] = []
     failure: list[BaseException] = []
 

@@ -1,7 +1,7 @@
 """The preparation: plan and refuse early, download what is missing through the download engine, convert
 series by series (skipping what an earlier call converted), then the layout and the dataset card.
 
-Plain blocking code that knows nothing of MCP: progress is polled from `Progress`, cancellation is a
+Plain blocking code that knows nothing of MCP: progress is polled from `PrepareCounter`, cancellation is a
 `threading.Event`. Everything lands inside the download root, each file whole.
 """
 
@@ -43,7 +43,7 @@ class Request:
 
 
 @dataclass
-class Progress:
+class PrepareCounter:
     """Polled by whoever reports progress: the download's bytes, then series converted."""
 
     download: downloads.DownloadCounter = field(default_factory=downloads.DownloadCounter)
@@ -81,10 +81,10 @@ def prepare(
     opts: downloads.Options,
     data_version: str,
     request: Request,
-    progress: Progress | None = None,
+    progress: PrepareCounter | None = None,
     cancel: threading.Event | None = None,
 ) -> PrepareResult:
-    progress = progress or Progress()
+    progress = progress or PrepareCounter()
     cancel = cancel or threading.Event()
     ratios = planning.check_ratios(request.split)
     if request.layout not in ("plain", "nnunet", "monai"):

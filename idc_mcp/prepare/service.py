@@ -9,7 +9,7 @@ from pathlib import Path
 from idc_mcp.catalog.database import Catalog
 from idc_mcp.config import Settings
 from idc_mcp.download.service import options_from
-from idc_mcp.prepare.engine import Progress, Request, prepare
+from idc_mcp.prepare.engine import PrepareCounter, Request, prepare
 from idc_mcp.prepare.models import PrepareResult
 from idc_mcp.tools.selection import Selection
 
@@ -19,7 +19,7 @@ def run_prepare(
     settings: Settings,
     selection: Selection,
     request: Request,
-    progress: Progress | None = None,
+    progress: PrepareCounter | None = None,
     cancel: threading.Event | None = None,
 ) -> PrepareResult:
     return prepare(
@@ -34,7 +34,7 @@ def run_prepare(
     )
 
 
-def progress_update(progress: Progress) -> tuple[int, int, str] | None:
+def progress_update(progress: PrepareCounter) -> tuple[int, int, str] | None:
     """The preparation's progress as an update for the call runner: (done, 1000, phase and counts)."""
     done, total, message = progress.snapshot()
     return (done, total, message) if progress.phase != "planning" else None
