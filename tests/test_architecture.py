@@ -22,7 +22,7 @@ LAYERS: list[set[str]] = [
     {"tools"},
     {"indices"},
     {"diagnostics"},
-    {"sql", "catalog", "files", "config", "object_store", "cancellation", "__init__"},
+    {"sql", "catalog", "files", "config", "object_store", "cancellation", "child_process", "__init__"},
 ]
 LAYER_OF = {name: depth for depth, names in enumerate(LAYERS) for name in names}
 
