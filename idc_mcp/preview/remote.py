@@ -19,6 +19,7 @@ from idc_mcp.preview.errors import PreviewError
 HEADER_BUFFER = 8 << 10  # one GET holds the header (groups 0002-0028) of a typical CT/MR instance
 WHOLE_OBJECT_LIMIT = 4 << 20  # smaller objects are fetched in one GET when they are read entirely
 PREFIX_LIMIT = 1 << 20  # the first bytes of each object read are kept (<= 1 MiB each) and never fetched twice
+READ_PIECE = 8 << 20  # the largest single ranged GET of a file read
 RETRY = object_store.RetryPolicy(attempts=4, base_delay_s=0.25, max_delay_s=2.0)
 
 
@@ -113,6 +114,18 @@ class Store:
             return io.BytesIO(self.get(obj))
         return self.open_object(obj, buffer=64 << 10)  # reads of a whole frame bypass the buffer
 
+    def open_dicom(self, obj: RemoteObject, buffer: int = HEADER_BUFFER) -> Any:
+        """`open_object`, inflating a deflated DICOM object as it is read and never past a cap."""
+        from idc_mcp.preview.inflate import open_dicom
+
+        return open_dicom(self.open_object(obj, buffer), f"s3://{obj.bucket}/{obj.key}")
+
+    def read_dicom(self, obj: RemoteObject) -> Any:
+        """`read_object`, inflating a deflated DICOM object as it is read and never past a cap."""
+        from idc_mcp.preview.inflate import open_dicom
+
+        return open_dicom(self.read_object(obj), f"s3://{obj.bucket}/{obj.key}")
+
 
 class RangedObject(io.RawIOBase):
     """A read-only, seekable raw file over one S3 object; every read is a ranged GET."""
@@ -141,7 +154,9 @@ class RangedObject(io.RawIOBase):
         return self.pos
 
     def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
+        # At most READ_PIECE per GET: a large value (a SEG's pixel data) is not held twice, as the
+        # bytes of one response and again in the caller's buffer.
+        view = memoryview(buffer).cast("B")[:READ_PIECE]
         data = self.store.get(self.obj, self.pos, self.pos + len(view))
         view[: len(data)] = data
         self.pos += len(data)
