@@ -14,6 +14,7 @@
 | IDC_MCP_MEMORY_LIMIT | DuckDB memory limit, shared by the queries running at once in the worker | 384MB |
 | IDC_MCP_THREADS | DuckDB threads | 2 |
 | IDC_MCP_WORKER_MEMORY | MiB of resident memory the query worker may hold before it is killed | 700 |
+| IDC_MCP_PREVIEW_TIMEOUT | seconds a preview may take before its worker is killed | 60 |
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class Settings:
     # ~100-150 MiB, the whole server stays under 1 GiB whatever a query does.
     worker_memory_bytes: int = 700 * 2**20
     fetch_deadline_s: float = 1800.0
+    preview_timeout_s: float = 60.0
 
     @property
     def data_version(self) -> str:
@@ -85,4 +87,5 @@ def load_settings() -> Settings:
         fetch_timeout_s=_env_float("IDC_MCP_FETCH_TIMEOUT", 30.0),
         worker_memory_bytes=int(_env_float("IDC_MCP_WORKER_MEMORY", 700) * 2**20),
         fetch_deadline_s=_env_float("IDC_MCP_FETCH_DEADLINE", 1800.0),
+        preview_timeout_s=_env_float("IDC_MCP_PREVIEW_TIMEOUT", 60.0),
     )

@@ -11,7 +11,7 @@ import inspect
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar, cast
 
 import anyio.from_thread
@@ -35,6 +35,7 @@ from idc_mcp.config import Settings, load_settings
 from idc_mcp.docs import prompts, resources
 from idc_mcp.files import PathRefused
 from idc_mcp.indices import common
+from idc_mcp.preview.runner import PreviewWorkers
 from idc_mcp.serve.read_only import SERVER_CACHE, WRITES
 from idc_mcp.tools import arguments as arguments_mod
 from idc_mcp.tools import citations, collections, licenses, manifest, sizes, tables, viewers
@@ -78,6 +79,10 @@ class AppState:
 
     settings: Settings
     catalog: Catalog
+    previews: PreviewWorkers = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "previews", PreviewWorkers(self.settings.preview_timeout_s))
 
     @classmethod
     def open(cls, settings: Settings) -> AppState:
@@ -551,15 +556,14 @@ async def preview_series(
     settings = state.settings
 
     def work() -> preview.Preview:
-        from idc_mcp.preview.service import make_preview
-
-        return make_preview(
+        # Drawn in a killable worker process, under the preview deadline and memory cap.
+        return state.previews.make(
             state.catalog, settings.s3_endpoint_url, settings.cache_dir / "previews",
             series_uid, kind, window, slices,
         )  # fmt: skip
 
     with _tool_errors():
-        made = await anyio.to_thread.run_sync(work)
+        made = await _cancellable(work)()
     image = Image(data=made.image, format=made.mime_type.split("/")[1]).to_image_content()
     return CallToolResult(
         content=[image, TextContent(type="text", text=made.summary())],
