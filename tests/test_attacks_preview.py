@@ -203,6 +203,18 @@ async def test_deflated_ct_whose_pixel_data_outgrows_its_header_reads_only_its_f
     assert sampler.preview_workers, "the preview ran outside a preview worker"
 
 
+@pytest.mark.anyio
+async def test_deflated_seg_whose_pixel_data_outgrows_its_header_is_stopped(attack_mirror, built_catalog):
+    # One 256 x 256 frame declared, 900 MiB of pixel data deflated: a SEG is read whole, so this one is
+    # refused at the inflate cap (or by the worker's memory cap), never inflated in full.
+    result, _ = await preview_on_a_server(
+        attack_mirror, {"series_uid": attack_mirror.cases["deflated_seg_lying"].uid}
+    )
+    assert result.is_error
+    text = result.content[0].text
+    assert "inflates to more than" in text or "of memory a preview may use" in text, text
+
+
 # -- the bounds themselves, in process ------------------------------------------------------------------
 def test_deflated_dataset_inflates_within_its_cap_and_keeps_only_a_window(attack_mirror):
     from tests.preview_attacks import deflated_ct_lying
