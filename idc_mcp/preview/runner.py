@@ -13,8 +13,10 @@ server keeps the bounds while it waits:
 - cancellation: a cancelled call (an MCP cancel, an HTTP client that went away) kills its worker at
   once: no work goes on for a caller who left.
 
-At most `max_workers` previews run at once; more wait here (cancellable, within their deadline). The
-server process never loads numpy, pydicom or Pillow for a preview.
+At most `max_workers` previews run at once; more wait here (cancellable, within their deadline). Once
+a preview has been asked for, one spare worker is kept started (its libraries loaded, ~100 MiB), so
+the next preview does not wait 1-3 s for a Python process to start. The server process never loads
+numpy, pydicom or Pillow for a preview.
 """
 
 from __future__ import annotations
@@ -53,12 +55,17 @@ class PreviewWorkers:
         deadline_s: float = bounds.DEADLINE_S,
         memory_bytes: int = bounds.WORKER_MEMORY_BYTES,
         max_workers: int = bounds.MAX_WORKERS,
+        spare: bool = True,
     ) -> None:
         self.deadline_s = deadline_s
         self.memory_bytes = memory_bytes
         self._slots = threading.BoundedSemaphore(max_workers)
         self._lock = threading.Lock()
         self._resident: dict[int, int] = {}  # pid -> bytes, of the workers running now
+        self._spare: tuple[Any, Any] | None = None  # a started worker waiting for its request
+        self._endpoint: str | None = None  # of the last preview: the spare's client is built for it
+        self.keep_spare = spare
+        self._closed = False  # False for one preview (the command line): no worker started ahead
         self.started = 0  # workers started (tests, benchmarks)
         self.last_pid: int | None = None
 
@@ -101,6 +108,53 @@ class PreviewWorkers:
                 "with other previews) and was given up. Retry in a moment."
             )
 
+    def _spawn(self) -> tuple[Any, Any]:
+        start = {
+            "endpoint": self._endpoint,  # its S3 client is built before a preview waits for it
+            "address_space_bytes": ADDRESS_SPACE_FACTOR * self.memory_bytes,
+            "log_level": logging.getLogger("idc_mcp").getEffectiveLevel(),
+        }
+        # One thread per library pool: threads would each reserve memory under the address-space cap.
+        env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        popen, conn = child_process.spawn("idc_mcp.preview.worker", start, env)
+        with self._lock:
+            self.started += 1
+        return popen, conn
+
+    def _take_worker(self) -> tuple[Any, Any]:
+        """The spare worker (its libraries already loaded) if there is one, else a new one; a new spare
+        is then started in the background, so the next preview does not wait for Python to start."""
+        with self._lock:
+            spare, self._spare = self._spare, None
+        if spare is None or spare[0].poll() is not None:
+            if spare is not None:
+                spare[1].close()
+            spare = self._spawn()
+        if self.keep_spare and not self._closed:
+            threading.Thread(target=self._start_spare, name="preview-spare", daemon=True).start()
+        return spare
+
+    def _start_spare(self) -> None:
+        try:
+            worker = self._spawn()
+        except child_process.SpawnFailed:
+            return
+        with self._lock:
+            if self._spare is None and not self._closed:
+                self._spare, worker = worker, None
+        if worker is not None:  # another thread started one first
+            child_process.kill(worker[0])
+            worker[1].close()
+
+    def close(self) -> None:
+        """Stop the spare worker and start no other (running previews end on their own)."""
+        with self._lock:
+            self._closed = True
+            spare, self._spare = self._spare, None
+        if spare is not None:
+            child_process.kill(spare[0])
+            spare[1].close()
+
     def _run(self, request: Request, lookup: Any, deadline: float, stop: threading.Event) -> tuple:  # type: ignore[type-arg]
         job = {
             "row": request.row,
@@ -109,22 +163,16 @@ class PreviewWorkers:
             "window": request.window,
             "slices": request.slices,
         }
-        start = {
-            "job": job,
-            "address_space_bytes": ADDRESS_SPACE_FACTOR * self.memory_bytes,
-            "log_level": logging.getLogger("idc_mcp").getEffectiveLevel(),
-        }
-        # One thread per library pool: threads would each reserve memory under the address-space cap.
-        env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        self._endpoint = request.endpoint
         try:
-            popen, conn = child_process.spawn("idc_mcp.preview.worker", start, env)
+            popen, conn = self._take_worker()
         except child_process.SpawnFailed as exc:
             raise PreviewError(f"The preview worker did not start ({exc}). Retry in a moment.") from exc
-        self.started += 1
         self.last_pid = popen.pid
         statm = Path(f"/proc/{popen.pid}/statm")
         page = child_process.page_size()
         reason = None
+        sent = False
         try:
             while True:
                 if stop.is_set() or cancelled():
@@ -148,7 +196,10 @@ class PreviewWorkers:
                         "damaged or need more memory than a preview may use. Look at it with "
                         "get_viewer_url() instead."
                     ) from None
-                if message[0] == "lookup":
+                if message[0] == "ready" and not sent:
+                    conn.send(job)
+                    sent = True
+                elif message[0] == "lookup":
                     conn.send(lookup(message[1]))
                 elif message[0] == "done":
                     return message[1], message[2], message[3]
@@ -157,7 +208,7 @@ class PreviewWorkers:
                 elif message[0] == "memory":
                     raise self._stopped("memory")
                 else:
-                    raise PreviewError(f"The preview failed in its worker ({message[1]}).")
+                    raise PreviewError(f"The preview failed in its worker ({message[1:]}).")
         finally:
             with self._lock:
                 self._resident.pop(popen.pid, None)
