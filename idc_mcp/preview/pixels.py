@@ -17,7 +17,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
 
 from idc_mcp.preview.errors import PreviewError
-from idc_mcp.preview.remote import RemoteObject, Store
+from idc_mcp.preview.remote import WHOLE_DATASET_LIMIT, RemoteObject, Store
 
 # Attributes the rendering reads besides the image pixel module (group 0028, always returned).
 _WANTED = [
@@ -74,7 +74,7 @@ def read_frame(store: Store, obj: RemoteObject, index: int | None) -> tuple[Data
 
 def read_dataset(store: Store, obj: RemoteObject) -> Dataset:
     """The whole instance, pixels not yet decoded (segmentations and slide levels decode frame by frame)."""
-    f = store.read_dicom(obj)
+    f = store.read_dicom(obj, WHOLE_DATASET_LIMIT)
     with f:
         try:
             ds = pydicom.dcmread(f)
