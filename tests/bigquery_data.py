@@ -77,31 +77,56 @@ DICOM_ALL_SCHEMA: list[tuple] = [
     ("aws_url", "STRING"),
 ]
 
+# The columns of IDC's `segmentations` and `quantitative_measurements` views, by the names and types of
+# IDC's published table definitions (bigquery-public-data.idc_current; neither view has `collection_id`:
+# a recipe takes it from `dicom_all`). Docs' BigQuery recipes run against these tables, so a recipe that
+# names a column IDC does not have fails here as it would on BigQuery.
 SEGMENTATIONS_SCHEMA: list[tuple] = [
-    ("collection_id", "STRING"),
     ("PatientID", "STRING"),
+    ("StudyInstanceUID", "STRING"),
     ("SeriesInstanceUID", "STRING"),
     ("SOPInstanceUID", "STRING"),
-    ("SegmentNumber", "INTEGER"),
-    ("SegmentedPropertyCategory", "RECORD", "NULLABLE", CODE),
-    ("SegmentedPropertyType", "RECORD", "NULLABLE", CODE),
+    ("FrameOfReferenceUID", "STRING"),
     ("AnatomicRegion", "RECORD", "NULLABLE", CODE),
+    ("AnatomicRegionModifier", "RECORD", "NULLABLE", CODE),
+    ("SegmentedPropertyCategory", "RECORD", "NULLABLE", CODE),
+    (
+        "SegmentedPropertyType",
+        "RECORD",
+        "NULLABLE",
+        [
+            *CODE,
+            ("AnatomicRegionModifierSequence", "RECORD", "NULLABLE", CODE),
+            ("SegmentedPropertyTypeModifierCodeSequence", "RECORD", "NULLABLE", CODE),
+        ],
+    ),
     ("SegmentAlgorithmType", "STRING"),
     ("SegmentAlgorithmName", "STRING"),
+    ("SegmentNumber", "INTEGER"),
+    ("TrackingUID", "STRING"),
+    ("TrackingID", "STRING"),
     ("segmented_SeriesInstanceUID", "STRING"),
+    ("viewer_url", "STRING"),
 ]
 
+CODE_WITH_VERSION = [*CODE[:2], ("CodingSchemeVersion", "STRING"), CODE[2]]
 QUANTITATIVE_SCHEMA: list[tuple] = [
-    ("collection_id", "STRING"),
     ("PatientID", "STRING"),
-    ("SeriesInstanceUID", "STRING"),
     ("SOPInstanceUID", "STRING"),
+    ("SeriesDescription", "STRING"),
+    ("measurementGroup_number", "INTEGER"),
     ("segmentationInstanceUID", "STRING"),
-    ("finding", "RECORD", "NULLABLE", CODE),
-    ("findingSite", "RECORD", "NULLABLE", CODE),
+    ("segmentationSegmentNumber", "INTEGER"),
+    ("sourceSegmentedSeriesUID", "STRING"),
+    ("trackingIdentifier", "STRING"),
+    ("trackingUniqueIdentifier", "STRING"),
     ("Quantity", "RECORD", "NULLABLE", CODE),
-    ("Value", "FLOAT"),
-    ("Units", "RECORD", "NULLABLE", CODE),
+    ("derivationModifier", "RECORD", "NULLABLE", CODE),
+    ("lateralityModifier", "RECORD", "NULLABLE", CODE),
+    ("Value", "NUMERIC"),
+    ("Units", "RECORD", "NULLABLE", CODE_WITH_VERSION),
+    ("finding", "RECORD", "NULLABLE", CODE_WITH_VERSION),
+    ("findingSite", "RECORD", "NULLABLE", CODE_WITH_VERSION),
 ]
 
 SEGMENTS = {
@@ -228,11 +253,12 @@ def _add_series(data: SyntheticIdc, s: dict) -> None:
         for number, code in enumerate(SEGMENTS[collection], start=1):
             data.segmentations.append(
                 {
-                    "collection_id": collection,
                     "PatientID": s["PatientID"],
+                    "StudyInstanceUID": s["StudyInstanceUID"],
                     "SeriesInstanceUID": uid,
                     "SOPInstanceUID": f"1.2.826.0.1.3680043.8.498.{_n(uid, 10**9)}.1",
                     "SegmentNumber": number,
+                    "TrackingID": f"segment {number}",
                     "SegmentedPropertyCategory": _code("Morphologically Altered Structure", "49755003"),
                     "SegmentedPropertyType": code,
                     "AnatomicRegion": _code("Thorax", "51185008")
@@ -255,11 +281,13 @@ def _add_series(data: SyntheticIdc, s: dict) -> None:
         ):
             data.quantitative.append(
                 {
-                    "collection_id": collection,
                     "PatientID": s["PatientID"],
-                    "SeriesInstanceUID": uid,
                     "SOPInstanceUID": f"1.2.826.0.1.3680043.8.498.{_n(uid, 10**9)}.1",
+                    "SeriesDescription": s.get("SeriesDescription"),
+                    "measurementGroup_number": 0,
                     "segmentationInstanceUID": None,
+                    "sourceSegmentedSeriesUID": images[_n(uid, len(images))] if images else None,
+                    "trackingIdentifier": "finding 1",
                     "finding": finding,
                     "findingSite": _code("Lung", "39607008")
                     if collection != "qin_prostate_repeatability"

@@ -101,25 +101,67 @@ def _facts(catalog: Catalog) -> list[str]:
         "count(*) FILTER (WHERE Modality = 'SM' AND BodyPartExamined IS NOT NULL) FROM index"
     ).rows[0]
     sm_note = "always for SM" if sm_set == 0 else "including most SM"
+    mixed = q(
+        "SELECT BodyPartExamined, count(*) FROM index WHERE BodyPartExamined <> upper(BodyPartExamined) "
+        "GROUP BY 1 ORDER BY 2 DESC, 1"
+    ).rows
+    mixed_note = (
+        f" except in {sum(n for _, n in mixed):,} series ("
+        + ", ".join(f"`'{_cell(v)}'`" for v, _ in mixed[:4])
+        + "): compare with `upper(BodyPartExamined)` to catch them"
+        if mixed
+        else ""
+    )
     out += [
         f"### Typical `BodyPartExamined` values (top {TOP_BODY_PARTS}, series per value)",
         "",
-        f"Uppercase DICOM terms (`CHEST`, `HEADNECK`). NULL for {null_share:.0%} of series ({sm_note}), "
-        "and `CHEST` vs `LUNG` depends on the scanner: for an organ, prefer "
+        f"Uppercase DICOM terms (`CHEST`, `HEADNECK`){mixed_note}. NULL for {null_share:.0%} of series "
+        f"({sm_note}), and `CHEST` vs `LUNG` depends on the scanner: for an organ, prefer "
         "`collections_index.tumor_locations` or try both.",
         "",
         *_values_table(("BodyPartExamined", "series"), body_parts),
         "",
     ]
     sexes = q("SELECT PatientSex, count(*) FROM index GROUP BY 1 ORDER BY 2 DESC, 1").rows
+    unset = sum(n for v, n in sexes if v is None) / max(1, sum(n for _, n in sexes))
+    sex_note = (
+        f"NULL for {unset:.0%} of series (the majority: count NULLs before reporting a split); where set, "
+        if unset > 0.5
+        else f"NULL for {unset:.0%} of series; where set, "
+    )
+    units = {
+        str(u): (n, example)
+        for u, n, example in q(
+            "SELECT upper(regexp_extract(PatientAge, '^\\d+([A-Za-z])$', 1)) AS u, count(*), "
+            "mode(PatientAge) FROM index WHERE regexp_full_match(PatientAge, '^\\d+[A-Za-z]$') GROUP BY 1"
+        ).rows
+    }
+    unit_names = {"M": "months", "W": "weeks", "D": "days"}
+    (phantoms, human_phantoms, oldest) = q(
+        "SELECT count(DISTINCT c.collection_id), count(DISTINCT c.collection_id) FILTER (WHERE c.species = "
+        "'Human'), max(TRY_CAST(regexp_extract(i.PatientAge, '^(\\d+)[Yy]$', 1) AS INTEGER)) "
+        "FROM collections_index AS c LEFT JOIN index AS i ON i.collection_id = c.collection_id "
+        "WHERE c.collection_id LIKE '%phantom%'"
+    ).rows[0]
+    phantom_note = (
+        f" The {phantoms} phantom collections (ids containing `phantom`) carry placeholder ages (up to "
+        f"`'{oldest:03d}Y'`) and {human_phantoms} of them are labelled species `'Human'`: leave them out of "
+        "age statistics."
+        if phantoms and oldest is not None
+        else ""
+    )
+    other_units = ", ".join(
+        f"`'{units[u][1]}'` {name} ({units[u][0]:,} series)" for u, name in unit_names.items() if u in units
+    )
     out += [
         "### `PatientSex` and `PatientAge`",
         "",
-        "`PatientSex` is a DICOM code, not `Male`/`Female`: mostly `F`, `M`, `O`, but NULL and other "
-        "values occur (the table below counts them all). `PatientAge` is DICOM age text such as `'065Y'` "
-        "(also `'018M'` months, `'003W'` weeks, bare numbers): years are "
+        f"`PatientSex` is a DICOM code, not `Male`/`Female`: {sex_note}`F`, `M`, `O` and rare others (the "
+        "table below counts them all). `PatientAge` is DICOM age text such as `'065Y'` "
+        f"(also {other_units}, bare numbers): years are "
         "`TRY_CAST(regexp_extract(PatientAge, '^(\\d+)[Yy]?$', 1) AS INTEGER)`, NULL for the rest. "
-        "`StudyDate` and `SeriesDate` are text `'YYYY-MM-DD'`: compare `TRY_CAST(StudyDate AS DATE)`.",
+        "`StudyDate` and `SeriesDate` are text `'YYYY-MM-DD'`: compare `TRY_CAST(StudyDate AS DATE)`."
+        + phantom_note,
         "",
         *_values_table(("PatientSex", "series"), sexes),
         "",

@@ -138,7 +138,7 @@ def _check_licenses(catalog: Catalog, selection: Selection) -> LicenseReport:
         overall = "check the terms"
     else:
         overall = "allowed"
-    verdict, next_step = _verdict(groups, nc, check, resolved.count)
+    verdict, next_step = _verdict(groups, nc, check, resolved.count, commercial_use_filter(catalog))
     return LicenseReport(
         verdict=verdict,
         commercial_use=overall,
@@ -151,12 +151,32 @@ def _check_licenses(catalog: Catalog, selection: Selection) -> LicenseReport:
     )
 
 
+def licenses_by_commercial_use(catalog: Catalog) -> dict[CommercialUse, list[str]]:
+    """The license values in the data grouped by what the one license policy says of commercial use."""
+    rows = catalog.execute(
+        "SELECT DISTINCT license_short_name FROM index WHERE license_short_name IS NOT NULL ORDER BY 1"
+    ).rows
+    grouped: dict[CommercialUse, list[str]] = {}
+    for (name,) in rows:
+        grouped.setdefault(license_terms(str(name)).commercial_use, []).append(str(name))
+    return grouped
+
+
+def commercial_use_filter(catalog: Catalog) -> str:
+    """The one recipe for a commercial-use selection, used by every reply and prompt: the licenses that
+    allow it, by name (`NOT LIKE '%NC%'` would keep terms that must be read first)."""
+    allowed = licenses_by_commercial_use(catalog).get("allowed", [])
+    return "license_short_name IN (" + ", ".join(f"'{v}'" for v in allowed) + ")"
+
+
 def _names(collections: list[str]) -> str:
     shown = ", ".join(collections[:10])
     return shown + (f" and {len(collections) - 10} more" if len(collections) > 10 else "")
 
 
-def _verdict(groups: list[LicenseGroup], nc: list[str], check: list[str], total: int) -> tuple[str, str]:
+def _verdict(
+    groups: list[LicenseGroup], nc: list[str], check: list[str], total: int, commercial: str
+) -> tuple[str, str]:
     parts: list[str] = []
     if nc:
         n = sum(g.series_count for g in groups if g.commercial_use == "not allowed")
@@ -179,15 +199,14 @@ def _verdict(groups: list[LicenseGroup], nc: list[str], check: list[str], total:
     if (nc or check) and not any(g.commercial_use == "allowed" for g in groups):
         next_step = (
             "No series here may be used commercially without reading the terms. For commercial use, choose "
-            'other data: query("SELECT DISTINCT collection_id FROM index WHERE license_short_name LIKE '
-            "'CC BY%' AND license_short_name NOT LIKE '%NC%'\"). For non-commercial research, cite with "
-            "get_citations."
+            f'other data: query("SELECT DISTINCT collection_id FROM index WHERE {commercial}"). For '
+            "non-commercial research, cite with get_citations."
         )
     elif nc or check:
         next_step = (
-            'For commercial use keep only CC BY series: pass sql="SELECT SeriesInstanceUID FROM index '
-            "WHERE license_short_name LIKE 'CC BY%' AND license_short_name NOT LIKE '%NC%'\" with the other "
-            "arguments (or add that condition to your own sql); cite every source with get_citations."
+            "For commercial use keep only the licenses that allow it: pass "
+            f'sql="SELECT SeriesInstanceUID FROM index WHERE {commercial}" with the other arguments (or add '
+            "that condition to your own sql); cite every source with get_citations."
         )
     else:
         next_step = "Attribution is required: call get_citations with the same selection, then estimate_size."
