@@ -9,7 +9,6 @@ lookup, cache) and `Request.finish`.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -68,14 +67,11 @@ def render_series(
     kind: Kind,
     window: str | None,
     slices: int,
-    cancel: threading.Event | None = None,
 ) -> tuple[bytes, str, dict[str, Any]]:
     """The picture of a checked request (`request.prepare`) as image bytes, MIME type and facts.
 
-    `lookup` finds the index row of a series a SEG refers to; `cancel`, once set, stops S3 reads."""
+    `lookup` finds the index row of a series a SEG refers to (the worker asks the server for it)."""
     store = Store.open(endpoint)
-    if cancel is not None:
-        store.cancel = cancel
     objects = sorted(store.list_series(row.bucket, row.prefix), key=lambda o: o.key)
     if not objects:
         raise PreviewError(
