@@ -14,7 +14,7 @@ server keeps the bounds while it waits:
   once: no work goes on for a caller who left.
 
 At most `max_workers` previews run at once; more wait here (cancellable, within their deadline). Once
-a preview has been asked for, one spare worker is kept started (its libraries loaded, ~100 MiB), so
+a preview has been asked for, one spare worker is kept started (its libraries loaded, 99 MiB), so
 the next preview does not wait 1-3 s for a Python process to start. The server process never loads
 numpy, pydicom or Pillow for a preview.
 """
