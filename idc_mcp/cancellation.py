@@ -9,16 +9,13 @@ which anyio copies into the worker thread that runs a synchronous tool. Outside 
 from __future__ import annotations
 
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import TypeVar
 
-import anyio
-import anyio.lowlevel
-import anyio.to_thread
-
-T = TypeVar("T")
+# How work below the MCP layer reports progress: report(done, total or None, message). Safe to call from
+# any thread; it never blocks on the client and never raises (see calls.Call.report).
+Report = Callable[[float, float | None, str | None], None]
 
 
 class CallCancellation:
@@ -65,44 +62,3 @@ def on_cancel(callback: Callable[[], object]) -> Iterator[None]:
 def cancelled() -> bool:
     call = current_call.get()
     return call is not None and call.cancelled
-
-
-async def run_in_thread(
-    work: Callable[[threading.Event], T], beside: Callable[[], Awaitable[None]] | None = None
-) -> T:
-    """Run blocking `work(cancel)` in a worker thread and return its result (or raise its error).
-
-    `cancel` is set when this call is cancelled (by the client, or by an HTTP client going away:
-    `on_cancel`); the thread is then awaited, so the work has stopped and cleaned up before the
-    cancellation goes on. `beside()` (e.g. a progress reporter) runs while the work runs and is
-    cancelled when it ends.
-    """
-    cancel = threading.Event()
-    result: list[T] = []
-    failure: list[BaseException] = []
-
-    async def watch() -> None:
-        try:
-            if beside is not None:
-                await beside()
-            await anyio.sleep_forever()
-        finally:
-            cancel.set()
-
-    def run() -> None:
-        try:
-            with on_cancel(cancel.set):
-                result.append(work(cancel))
-        except BaseException as exc:  # raised below, outside the task group (not as an ExceptionGroup)
-            failure.append(exc)
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(watch)
-        await anyio.to_thread.run_sync(run)
-        tg.cancel_scope.cancel()
-    # If our caller was cancelled, the work's own "cancelled" error is not the answer: let the
-    # cancellation itself propagate now that the work has cleaned up.
-    await anyio.lowlevel.checkpoint_if_cancelled()
-    if failure:
-        raise failure[0]
-    return result[0]

@@ -7,7 +7,6 @@ to the server's start-up state, or to the subcommand. Nothing is written back in
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import os
 import sys
@@ -15,6 +14,8 @@ import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from idc_mcp.cli_terms import argument_flags, in_cli_terms
 
 if TYPE_CHECKING:
     from idc_mcp.catalog.database import Catalog
@@ -39,7 +40,14 @@ def _open_catalog_in_background(catalog: Catalog) -> threading.Thread:
         except Exception:  # noqa: BLE001 - the first query retries and reports the error
             log.warning("opening the catalog in the background failed", exc_info=True)
             return
-        log.info("catalog ready in %.1f s: %d tables installed", time.monotonic() - started, len(tables))
+        if catalog.building:  # "ready" is said by the query worker once the build is done
+            log.info(
+                "catalog building (first start of this IDC data version, up to a minute); meanwhile "
+                "queries are answered from the bundled metadata (%d tables), 2-3x slower",
+                len(tables),
+            )
+        else:
+            log.info("catalog ready in %.1f s: %d tables installed", time.monotonic() - started, len(tables))
 
     thread = threading.Thread(target=open_catalog, name="catalog-open", daemon=True)
     thread.start()
@@ -79,13 +87,11 @@ def _serve(args: argparse.Namespace) -> int:
         if args.transport == "stdio":
             options = None
         else:
-            tokens_file = args.tokens_file or os.environ.get("IDC_MCP_TOKENS_FILE") or None
+            tokens = settings.tokens.get_secret_value() if settings.tokens is not None else None
             options = run.HttpOptions(
                 host=args.host,
                 port=args.port,
-                tokens=load_tokens(
-                    Path(tokens_file) if tokens_file else None, os.environ.get("IDC_MCP_TOKENS")
-                ),
+                tokens=load_tokens(settings.tokens_file, tokens),
                 allow_unauthenticated=args.allow_unauthenticated,
                 allowed_hosts=args.allowed_host or [],
                 limits=Limits(args.max_concurrent, args.calls_per_minute),
@@ -104,9 +110,9 @@ def _serve(args: argparse.Namespace) -> int:
     if audit_path:
         audit = AuditLog(Path(audit_path), args.audit_max_mb * 1024 * 1024, args.audit_backups)
 
-    from idc_mcp.server import mcp, start
+    from idc_mcp.app import create_server
 
-    start(settings, catalog)
+    server = create_server(settings, catalog)
 
     def on_exit() -> None:
         if opener is not None:
@@ -114,9 +120,9 @@ def _serve(args: argparse.Namespace) -> int:
 
     try:
         if options is None:
-            run.serve_stdio(mcp, settings, read_only=args.read_only, audit=audit, on_exit=on_exit)
+            run.serve_stdio(server, settings, read_only=args.read_only, audit=audit, on_exit=on_exit)
         else:
-            run.serve_http(mcp, settings, options, read_only=args.read_only, audit=audit, on_exit=on_exit)
+            run.serve_http(server, settings, options, read_only=args.read_only, audit=audit, on_exit=on_exit)
     except HostConfigError as exc:
         print(f"idc-mcp: error: {exc}", file=sys.stderr)
         on_exit()
@@ -157,12 +163,16 @@ def build_parser() -> argparse.ArgumentParser:
         "which is how Claude Desktop and Claude Code start it.",
     )
     parser.add_argument("--version", action="version", version=f"idc-mcp {__version__}")
-    parser.add_argument("--transport", choices=["stdio", "streamable-http"], default="stdio")
+    parser.add_argument(
+        "--transport",
+        choices=["stdio", "streamable-http"],
+        default="stdio",
+        help="stdio (default: a client starts the server) or streamable-http (a server for a team)",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="HTTP address to bind (streamable-http)")
     parser.add_argument("--port", type=_port, default=8000, help="HTTP port (streamable-http)")
-    parser.add_argument("--download-root", help="overrides IDC_MCP_DOWNLOAD_ROOT")
-    parser.add_argument("--s3-endpoint-url", help="overrides IDC_MCP_S3_ENDPOINT_URL")
-    parser.add_argument("--cache-dir", help="overrides IDC_MCP_CACHE_DIR")
+    team = parser.add_argument_group("team server (streamable-http; see docs/team-server.md)")
+    _add_setting_flags({"": parser, "team": team})
     parser.add_argument("--log-level", type=_log_level, default="WARNING", help=", ".join(LOG_LEVELS))
     parser.add_argument(
         "--lazy-catalog",
@@ -172,8 +182,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--read-only", action="store_true", help="do not offer the tools that write files (download, ...)"
     )
-    team = parser.add_argument_group("team server (streamable-http; see docs/team-server.md)")
-    team.add_argument("--tokens-file", help="bearer tokens, one '<id> <token> [expiry]' per line")
     team.add_argument(
         "--allow-unauthenticated",
         action="store_true",
@@ -199,7 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="install a specialized index (sm_index, seg_index, clinical_index, ...) into the cache",
         description="Download (or take from IDC_MCP_INDEX_DIR), verify and cache an IDC index.",
     )
-    fetch.add_argument("name", help="index name, e.g. sm_index (see list_tables)")
+    fetch.add_argument(
+        "name", help="index name: sm_index, seg_index, clinical_index, ... (an unknown name lists them all)"
+    )
     fetch.set_defaults(func=_fetch_index)
     token = commands.add_parser(
         "new-token",
@@ -215,6 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
     from idc_mcp.preview.cli import add_parser as add_preview_parser
 
     add_preview_parser(commands)
+    from idc_mcp.tools.query_cli import add_parser as add_query_parser
+
+    add_query_parser(commands)
     return parser
 
 
@@ -237,9 +250,16 @@ def _fetch_index(args: argparse.Namespace) -> int:
     from idc_mcp.catalog.database import Catalog
     from idc_mcp.indices import fetch
 
-    bar = tqdm(unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr, desc=args.name, leave=False)
+    bars: list[tqdm] = []  # made at the first progress report: a refused name shows no empty bar
 
     def progress(done: float, total: float | None, message: str) -> None:
+        if not bars:
+            bars.append(
+                tqdm(
+                    unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr, desc=args.name, leave=False
+                )
+            )
+        bar = bars[0]
         if total and total > 1 and bar.total != total:
             bar.reset(total=int(total))
         if total and total > 1:
@@ -250,10 +270,12 @@ def _fetch_index(args: argparse.Namespace) -> int:
     try:
         result = fetch.fetch_index(Catalog(args.settings), args.name, progress)
     except fetch.IndexFetchError as exc:
-        bar.close()
-        print(f"error: {exc}", file=sys.stderr)
+        for bar in bars:
+            bar.close()
+        print(f"error: {args.terms(str(exc))}", file=sys.stderr)
         return 1
-    bar.close()
+    for bar in bars:
+        bar.close()
     size = fetch.human_size(result.size_bytes)
     print(f"{result.name}: {result.status}, {result.row_count} rows" + (f", {size}" if size else ""))
     print(f"  source: {result.source}")
@@ -276,18 +298,33 @@ def main(argv: list[str] | None = None) -> int:
         # The SDK logs one line per registered resource/tool/prompt at start: noise, not news.
         for manager in ("resources", "tools", "prompts"):
             logging.getLogger(f"mcp.server.mcpserver.{manager}").setLevel(logging.INFO)
-    args.settings = settings_from(args)
+    from idc_mcp.config import SettingError
+
+    try:
+        args.settings = settings_from(args)
+    except SettingError as exc:
+        print(f"idc-mcp: error: {exc}", file=sys.stderr)
+        return 2
+    flags = argument_flags(parser)
+    args.terms = lambda message: in_cli_terms(message, flags)  # errors in flags and commands, not tools
     return int(args.func(args) or 0)
 
 
-def settings_from(args: argparse.Namespace) -> Settings:
-    """The settings of this run: the environment's, with the flags given on the command line instead."""
-    from idc_mcp.config import load_settings
+def _add_setting_flags(groups: dict[str, argparse._ActionsContainer]) -> None:
+    """One flag for each setting that declares one (config.Settings), with its description as help."""
+    from idc_mcp.config import declared, flag_of
 
-    flags: dict[str, object] = {}
-    for name in ("download_root", "cache_dir"):
-        if value := getattr(args, name, None):
-            flags[name] = Path(value).expanduser()
-    if value := getattr(args, "s3_endpoint_url", None):
-        flags["s3_endpoint_url"] = value
-    return dataclasses.replace(load_settings(), **flags)
+    for name, env, description, _default, group in declared():
+        if group is not None:
+            groups[group].add_argument(
+                flag_of(name), dest=name, metavar=name.upper(), help=f"{description} (overrides {env})"
+            )
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """The settings of this run: the environment's, with the flags given on the command line instead.
+    Raises SettingError naming each value that cannot be used."""
+    from idc_mcp.config import declared, load_settings
+
+    flags = {name: value for name, *_ in declared() if (value := getattr(args, name, None)) not in (None, "")}
+    return load_settings(**flags)

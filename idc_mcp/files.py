@@ -24,6 +24,8 @@ from typing import IO, Any
 
 from filelock import FileLock
 
+from idc_mcp.errors import AssistantError
+
 MAX_COMPONENT_CHARS = 120
 MAX_PATH_CHARS = 1024  # a caller's folder or file path; deeper trees are refused before any system call
 MAX_NAME_BYTES = 255  # one path component, as ext4, XFS, APFS and NTFS allow
@@ -42,7 +44,7 @@ def is_own_name(name: str) -> bool:
     return bool(_OWN_NAMES.match(name))
 
 
-class PathRefused(ValueError):
+class PathRefused(AssistantError, ValueError):
     """A path outside the download root or otherwise unsafe; the message says what is allowed."""
 
 

@@ -33,6 +33,26 @@ class StoreUnavailable(Exception):
     """The object store kept failing after every retry (connection errors, timeouts or 5xx)."""
 
 
+def unreachable(endpoint_url: str, failure: Exception) -> str:
+    """The first sentence about a store that did not answer: the network, unless the user chose the store.
+
+    The setting is named only when the user set it: a user who never touched IDC_MCP_S3_ENDPOINT_URL
+    has a network problem (offline, a proxy, a firewall), not a setting to check.
+    """
+    from idc_mcp.config import DEFAULT_S3_ENDPOINT  # its one definition
+
+    answered = "HTTP " in str(failure)  # it answered, with errors (5xx): not the network
+    if endpoint_url.rstrip("/") == DEFAULT_S3_ENDPOINT:
+        if answered:
+            return f"IDC's storage kept failing: {failure}. Try again later."
+        return f"Cannot reach IDC's storage (network): {failure}."
+    return (
+        f"The S3 endpoint {endpoint_url} (set by IDC_MCP_S3_ENDPOINT_URL or --s3-endpoint-url) "
+        f"{'kept failing' if answered else 'cannot be reached'}: {failure}. Check that server, or unset the "
+        "setting to use IDC's storage."
+    )
+
+
 class ObjectError(Exception):
     """A non-retryable reply for one object (missing, forbidden); the message names it."""
 

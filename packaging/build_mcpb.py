@@ -47,9 +47,10 @@ USER_CONFIG = {
 def tool_list() -> list[dict[str, str]]:
     """Name and first docstring line of every tool, from the server itself."""
     sys.path.insert(0, str(REPO))
-    from idc_mcp.server import mcp
+    from idc_mcp.app import create_server
+    from idc_mcp.config import load_settings
 
-    tools = asyncio.run(mcp.list_tools())
+    tools = asyncio.run(create_server(load_settings()).list_tools())  # lists only: the catalog is not opened
     return [{"name": t.name, "description": (t.description or "").strip().splitlines()[0]} for t in tools]
 
 

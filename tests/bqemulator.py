@@ -15,6 +15,9 @@ import platform
 import shutil
 import subprocess
 import threading
+import urllib.error
+import urllib.request
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,6 +85,22 @@ class Emulator:
                 and e.get("method") == method
                 and path_part in e.get("path", "")
             ]
+
+    def answered(self, method: str, path_part: str) -> list[dict]:
+        """Like `requests`, once every request answered so far has reached `self.log`.
+
+        The emulator logs a request before its response leaves, but this process reads the log through
+        a pipe in its own thread, which a loaded machine delays: a count taken right after a call may
+        miss its last requests. A marker request is answered and logged after them; once the reader has
+        seen the marker, it has seen them all (one pipe, read in order). Waits for that event, not a time.
+        """
+        marker = f"/log-barrier/{uuid.uuid4().hex}"
+        try:
+            urllib.request.urlopen(self.endpoint + marker, timeout=START_TIMEOUT_S).close()
+        except urllib.error.HTTPError:
+            pass  # 404: answered, and logged
+        self.wait_for_request("GET", marker)
+        return self.requests(method, path_part)
 
     def wait_for_request(self, method: str, path_part: str, timeout_s: float = 60.0) -> dict:
         with self.changed:

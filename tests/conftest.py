@@ -47,7 +47,10 @@ def catalog(built_catalog: Path) -> Catalog:
     from idc_mcp.catalog.database import get_catalog
 
     catalog = get_catalog()
-    catalog.conn  # noqa: B018 - open it now, so that tests see the files an open catalog has
+    catalog.executor  # noqa: B018 - open it now, so that tests see the files an open catalog has
+    # Opened by an earlier test while the run's first build was going on, it may still answer from the
+    # parquet without the build's facts: move it onto the built file (whatever the machine's load).
+    catalog.settle()
     return catalog
 
 

@@ -20,10 +20,10 @@ from mcp import Client
 from idc_mcp.download import bounds, s3, service
 from idc_mcp.download.engine import Options
 from idc_mcp.files import safe_component
-from idc_mcp.server import mcp
 from tests.huge_store import HugeStore, serve_huge_store
 from tests.index_server import IndexServer, serve_indices
 from tests.parquet import truth
+from tests.servers import server_from_environment
 
 pytestmark = pytest.mark.anyio
 
@@ -38,14 +38,14 @@ def root(tmp_path, monkeypatch) -> Path:
 
 async def call(tool: str, arguments: dict) -> tuple[bool, str]:
     """(is_error, text of the reply) of one tool call."""
-    async with Client(mcp) as client:
+    async with Client(server_from_environment()) as client:
         result = await client.call_tool(tool, arguments)
     return result.is_error, result.content[0].text if result.content else ""
 
 
 async def download(arguments: dict) -> dict:
     """The structured result of a download call that must succeed."""
-    async with Client(mcp) as client:
+    async with Client(server_from_environment()) as client:
         result = await client.call_tool("download", arguments)
     assert not result.is_error, result.content[0].text
     return result.structured_content
@@ -261,7 +261,7 @@ async def test_three_identical_downloads_at_once_all_succeed(s3_mirror, fault_pr
     async def one(client: Client) -> None:
         replies.append(await client.call_tool("download", {"series_uids": uids, "download_dir": "same"}))
 
-    async with Client(mcp) as client:
+    async with Client(server_from_environment()) as client:
         async with anyio.create_task_group() as tg:
             for _ in range(3):
                 tg.start_soon(one, client)

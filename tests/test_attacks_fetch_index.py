@@ -13,12 +13,11 @@ import anyio
 import pytest
 from mcp import Client
 
-from idc_mcp import server as server_mod
 from idc_mcp.catalog.database import Catalog
 from idc_mcp.config import load_settings
 from idc_mcp.indices import fetch
-from idc_mcp.server import mcp
 from tests.index_server import IndexServer, Route, SyntheticIndices, cache_with_catalog, serve_indices
+from tests.servers import server_with
 
 
 @pytest.fixture
@@ -104,8 +103,7 @@ async def test_cancelling_fetch_index_stops_its_transfer(server, synthetic_files
     requested = threading.Event()
     route = publish(server, synthetic_files, "sm_index", trickle_every_s=0.05, requested=requested)
     catalog = Catalog(load_settings())
-    monkeypatch.setattr(server_mod, "started", server_mod.AppState(catalog.settings, catalog))
-    async with Client(mcp) as client:
+    async with Client(server_with(catalog.settings, catalog)) as client:
         async with anyio.create_task_group() as tg:
             tg.start_soon(client.call_tool, "fetch_index", {"name": "sm_index"})
             await anyio.to_thread.run_sync(requested.wait, 10)

@@ -8,6 +8,7 @@ import pytest
 
 from idc_mcp.bigquery.service import run_bigquery_query
 from idc_mcp.catalog.database import get_catalog
+from idc_mcp.config import load_settings
 from tests.bigquery_emulator_session import bigquery_examples
 
 EXAMPLES = bigquery_examples()
@@ -23,5 +24,5 @@ def test_the_cookbook_has_a_bigquery_section_of_at_least_5_queries():
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=[e.label for e in EXAMPLES])
 def test_bigquery_example_runs_through_the_tool_and_returns_rows(example, bq_env):
-    result = run_bigquery_query(example.code, max_rows=5, catalog_getter=get_catalog)
+    result = run_bigquery_query(load_settings(), get_catalog(), example.code, max_rows=5)
     assert result.row_count >= 1, f"{example.label} returned no rows: {result.notes}"

@@ -18,7 +18,8 @@ from mcp import Client
 from idc_mcp.bigquery.guard import BigQueryRejected, validate
 from idc_mcp.bigquery.service import BigQueryError, run_bigquery_query
 from idc_mcp.catalog.database import get_catalog
-from idc_mcp.server import mcp
+from idc_mcp.config import load_settings
+from tests.servers import server_from_environment
 
 T = "`bigquery-public-data.idc_current.dicom_all`"
 
@@ -124,7 +125,7 @@ class _NoNetwork:
 def test_hostile_sql_never_reaches_bigquery(sql: str, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("IDC_MCP_BQ_API_ENDPOINT", "http://127.0.0.1:9")  # never contacted
     with pytest.raises(BigQueryError):
-        run_bigquery_query(sql, 10, catalog_getter=get_catalog, backend=_NoNetwork())  # type: ignore[arg-type]
+        run_bigquery_query(load_settings(), get_catalog(), sql, 10, backend=_NoNetwork())  # type: ignore[arg-type]
 
 
 MCP_SAMPLE = [
@@ -138,8 +139,8 @@ MCP_SAMPLE = [
 
 @pytest.mark.anyio
 async def test_through_the_tool_hostile_sql_is_a_tool_error_and_no_job_reaches_the_emulator(bq_env):
-    jobs_before = len(bq_env.emulator.requests("POST", "/jobs"))
-    async with Client(mcp) as client:
+    jobs_before = len(bq_env.emulator.answered("POST", "/jobs"))
+    async with Client(server_from_environment()) as client:
         for key in MCP_SAMPLE:
             result = await client.call_tool("bigquery_query", {"sql": CORPUS[key]})
             assert result.is_error, key
@@ -147,4 +148,4 @@ async def test_through_the_tool_hostile_sql_is_a_tool_error_and_no_job_reaches_t
         # The server still answers an ordinary query afterwards.
         ok = await client.call_tool("bigquery_query", {"sql": f"SELECT Modality FROM {T} LIMIT 1"})
         assert not ok.is_error, ok.content[0].text
-    assert len(bq_env.emulator.requests("POST", "/jobs")) == jobs_before + 2  # the dry run and the job
+    assert len(bq_env.emulator.answered("POST", "/jobs")) == jobs_before + 2  # the dry run and the job

@@ -18,9 +18,9 @@ import pytest
 from mcp import Client
 
 from idc_mcp.bigquery import client as bq_client
-from idc_mcp.bigquery.settings import GB
-from idc_mcp.server import mcp
+from idc_mcp.config import GB, SettingError, load_settings
 from tests.bigquery_data import NEW_SERIES_UID, RELEASE
+from tests.servers import server_from_environment
 
 pytestmark = pytest.mark.anyio
 
@@ -51,7 +51,7 @@ def ran(jobs: list[Any], job_id: str) -> Any:
 
 
 async def call(name: str, arguments: dict[str, Any], **kwargs: Any):
-    async with Client(mcp) as client:
+    async with Client(server_from_environment()) as client:
         return await client.call_tool(name, arguments, **kwargs)
 
 
@@ -71,7 +71,7 @@ async def refused(name: str, arguments: dict[str, Any]) -> str:
 
 # ------------------------------------------------------------------------ listed, and the setup steps
 async def test_both_tools_are_listed_as_read_only_open_world_tools():
-    async with Client(mcp) as client:
+    async with Client(server_from_environment()) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
     for name in ("bigquery_query", "describe_bigquery_table"):
         assert tools[name].annotations.read_only_hint and tools[name].annotations.open_world_hint
@@ -190,7 +190,7 @@ async def test_a_query_over_the_cap_is_refused_with_bytes_cost_and_the_columns_t
             "Modality": GB,
         },
     )
-    jobs_before = len(bq_env.emulator.requests("POST", "/jobs"))
+    jobs_before = len(bq_env.emulator.answered("POST", "/jobs"))
     text = await refused(
         "bigquery_query",
         {
@@ -207,7 +207,7 @@ async def test_a_query_over_the_cap_is_refused_with_bytes_cost_and_the_columns_t
     )
     # Only dry runs went to BigQuery (the query and one per column): no job ran.
     assert all(job.dry_run for job in seen) and len(seen) == 5
-    assert len(bq_env.emulator.requests("POST", "/jobs")) == jobs_before + len(seen)
+    assert len(bq_env.emulator.answered("POST", "/jobs")) == jobs_before + len(seen)
 
 
 async def test_select_star_over_the_cap_is_told_to_name_columns(bq_env, monkeypatch):
@@ -233,22 +233,22 @@ async def test_the_server_cap_comes_from_the_environment_and_the_job_carries_it(
     assert data["job"]["byte_cap"] == 100 * GB
     assert data["job"]["estimated_cost_usd"] == pytest.approx(60 * GB / 2**40 * 6.25, abs=1e-3)
     assert ran(inserted_jobs, data["job"]["job_id"]).maximum_bytes_billed == 100 * GB
+    # A value that is not a number stops the start, naming the variable (not a failure at every call).
     monkeypatch.setenv("IDC_MCP_BQ_MAX_GB", "lots")
-    assert "IDC_MCP_BQ_MAX_GB='lots' is not a number" in await refused(
-        "bigquery_query", {"sql": f"SELECT Modality FROM {T}"}
-    )
+    with pytest.raises(SettingError, match=r"IDC_MCP_BQ_MAX_GB='lots': input should be a valid number"):
+        load_settings()
 
 
 # ------------------------------------------------------------------------ names that do not exist
 async def test_an_unknown_column_gets_the_nearest_real_names_before_anything_runs(bq_env):
-    jobs_before = len(bq_env.emulator.requests("POST", "/jobs"))
+    jobs_before = len(bq_env.emulator.answered("POST", "/jobs"))
     text = await refused("bigquery_query", {"sql": f"SELECT SeriesInstanceUID, SliceThicknes FROM {T}"})
     assert (
         "'SliceThicknes'" in text and "SliceThickness (FLOAT)" in text and "describe_bigquery_table" in text
     )
     nested = await refused("bigquery_query", {"sql": f"SELECT SegmentedPropertyType.CodeMeanin FROM {SEG}"})
     assert "SegmentedPropertyType.CodeMeaning (STRING)" in nested
-    assert len(bq_env.emulator.requests("POST", "/jobs")) == jobs_before
+    assert len(bq_env.emulator.answered("POST", "/jobs")) == jobs_before
 
 
 async def test_a_name_bigquery_itself_refuses_also_gets_the_nearest_real_names(bq_env):
@@ -362,7 +362,7 @@ async def test_cancelling_the_call_returns_at_once_and_sends_jobs_cancel_for_its
         if message and message.startswith("job "):
             submitted.set()
 
-    async with Client(mcp) as client:
+    async with Client(server_from_environment()) as client:
 
         async def run() -> None:
             results.append(

@@ -15,8 +15,8 @@ from mcp import Client
 from idc_mcp.catalog.database import Catalog
 from idc_mcp.catalog.memo import Memo
 from idc_mcp.config import load_settings
-from idc_mcp.server import mcp
 from idc_mcp.tools.selection import Selection, resolve_selection
+from tests.servers import server_from_environment
 
 
 def test_a_selection_is_immutable_and_hashable_so_it_can_key_a_cache() -> None:
@@ -39,7 +39,7 @@ def test_a_selection_built_from_lists_resolves_like_before(catalog: Catalog) -> 
 
 @pytest.mark.anyio
 async def test_the_selection_arguments_are_still_lists_of_strings_for_callers() -> None:
-    async with Client(mcp) as client:
+    async with Client(server_from_environment()) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
     prop = tools["check_licenses"].input_schema["properties"]["collection_ids"]
     variants = prop.get("anyOf", [prop])
@@ -72,6 +72,6 @@ def test_catalogs_are_keyed_by_what_they_hold_not_by_identity(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first, second = Catalog(load_settings()), Catalog(load_settings())
-    assert first.key == second.key  # the same files: the same cached facts apply
+    assert first.cache_key == second.cache_key  # the same files: the same cached facts apply
     monkeypatch.setenv("IDC_MCP_CACHE_DIR", str(tmp_path / "elsewhere"))
-    assert Catalog(load_settings()).key != first.key  # other files: nothing shared
+    assert Catalog(load_settings()).cache_key != first.cache_key  # other files: nothing shared

@@ -153,7 +153,7 @@ def test_describe_table_from_built_facts_is_the_same_as_scanning(
     full = tables.describe_table(catalog, table, "Modality" if table == "index" else text[0])
     without_facts()
     assert tables.describe_table(catalog, table) == built
-    assert tables.describe_table(catalog, table, full.columns[0].name) == full
+    assert tables.describe_table(catalog, table, (full.columns or [])[0].name) == full
 
 
 def test_describe_table_scans_no_text_column_of_a_bundled_table(
@@ -229,9 +229,10 @@ def test_counts_the_catalog_build_holds_are_the_counts_a_query_gives(
     from tests.parquet import parquet_sql
 
     sql = "SELECT * FROM index AS i" + (f" WHERE {where}" if where else "")
-    tree = guard.validate(sql, catalog.installed_tables(), 10).tree
+    validated = guard.validate(sql, catalog.installed_tables(), 10)
+    tree = validated.tree
     conds = empty_result.conjuncts(tree.args.get("where"))
-    counted = empty_result._known_count(catalog, scope_of(tree, None), conds)
+    counted = empty_result._known_count(catalog, scope_of(tree, None, validated.scope), conds)
     if not known:
         assert counted is None
         return
@@ -245,6 +246,7 @@ def test_a_join_is_always_counted_by_a_query(catalog: Catalog) -> None:
     from idc_mcp.sql import guard
 
     sql = "SELECT * FROM index i JOIN collections_index c USING (collection_id) WHERE i.Modality = 'MR'"
-    tree = guard.validate(sql, catalog.installed_tables(), 10).tree
+    validated = guard.validate(sql, catalog.installed_tables(), 10)
+    tree = validated.tree
     conds = empty_result.conjuncts(tree.args.get("where"))
-    assert empty_result._known_count(catalog, scope_of(tree, None), conds) is None
+    assert empty_result._known_count(catalog, scope_of(tree, None, validated.scope), conds) is None

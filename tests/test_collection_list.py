@@ -1,5 +1,7 @@
 """list_collections: filters are case-insensitive substrings; figures come from the parquet."""
 
+import re
+
 import pytest
 
 from idc_mcp.catalog.database import get_catalog
@@ -102,6 +104,7 @@ def test_topic_search_finds_a_collection_by_its_tumor_location_and_says_which_fi
         "collection_name",
         "cancer_types",
         "tumor_locations",
+        "modalities",
         "description",
     ]
     assert all("CT" in c.modalities for c in result.collections)
@@ -127,9 +130,49 @@ def test_topic_matches_words_not_fragments_inside_words():
 async def test_topic_search_through_the_mcp_tool():
     from mcp import Client
 
-    from idc_mcp.server import mcp
+    from tests.servers import server_from_environment
 
-    async with Client(mcp) as client:
+    async with Client(server_from_environment()) as client:
         result = await client.call_tool("list_collections", {"topic": "kidney"})
     assert not result.is_error
     assert any(c["collection_id"] == "cptac_ccrcc" for c in result.structured_content["collections"])
+
+
+# -- short and symbolic terms (issue 22, item 5) ----------------------------------------------------------
+def test_a_symbolic_term_matches_as_a_whole_term_not_as_its_letters():
+    # topic="H&E" once returned 145 of 179 collections (its letters 'h' and 'e' start many words),
+    # the first a CT/MR/PT collection.
+    result = list_collections(get_catalog(), topic="H&E")
+    expected = truth(
+        "SELECT collection_id FROM {collections} "
+        "WHERE regexp_matches(description, '(^|[^A-Za-z0-9])H ?& ?E([^A-Za-z0-9]|$)', 'i')"
+    )
+    assert {c.collection_id for c in result.collections} == {r[0] for r in expected}
+    assert 0 < result.count < 30
+    assert all("SM" in c.modalities for c in result.collections)  # slides, stained
+    assert not [n for n in result.notes if "most of the catalog" in n]
+
+
+def test_a_short_term_is_not_matched_inside_longer_words():
+    # 'T2' must not find 'T2w...' nor words starting with 't2'; every collection found holds it whole.
+    ids = {c.collection_id for c in list_collections(get_catalog(), topic="T2").collections}
+    assert ids
+    for cid in ids:
+        (row,) = truth(
+            "SELECT concat_ws(' ', collection_id, collection_name, cancer_types, tumor_locations, "
+            "description) "
+            f"FROM {{collections}} WHERE collection_id = '{cid}'"
+        )
+        assert re.search(r"(?<![^\W_])t2(?![^\W_])", row[0].casefold()), cid
+
+
+def test_a_topic_matching_most_of_the_catalog_says_so_and_suggests_narrower_terms():
+    result = list_collections(get_catalog(), topic="cancer")
+    (total,) = truth("SELECT count(*) FROM {collections}")[0]
+    assert result.count > total / 2  # the premise
+    (note,) = [n for n in result.notes if "most of the catalog" in n]
+    assert f"matches {result.count} of {total} collections" in note
+    suggested = re.findall(r"'([^']+)'", note.split("e.g.", 1)[1])
+    for site in suggested:  # each suggestion narrows: fewer collections, and some
+        narrower = list_collections(get_catalog(), topic=f"cancer {site}")
+        assert 0 < narrower.count < result.count, site

@@ -33,9 +33,9 @@ from idc_mcp.diagnostics import (
     word_overlap,
 )
 from idc_mcp.diagnostics.budget import Budget
-from idc_mcp.server import mcp
 from idc_mcp.sql import guard
 from idc_mcp.tools.query import QueryError, QueryResult, run_query
+from tests.servers import server_from_environment
 
 
 # -- independent ground truth: plain DuckDB over the bundled parquet ---------------------------------
@@ -485,7 +485,7 @@ def test_known_but_not_installed_table_says_fetch_index(catalog: Catalog) -> Non
 # -- through the MCP client ------------------------------------------------------------------------------
 @pytest.mark.anyio
 async def test_mcp_query_empty_result_carries_the_fix() -> None:
-    async with Client(mcp) as client:
+    async with Client(server_from_environment()) as client:
         result = await client.call_tool("query", {"sql": "SELECT * FROM index WHERE Modality = 'CTs'"})
     assert not result.is_error
     data = result.structured_content
@@ -494,7 +494,7 @@ async def test_mcp_query_empty_result_carries_the_fix() -> None:
 
 @pytest.mark.anyio
 async def test_mcp_query_correct_query_has_empty_diagnostics() -> None:
-    async with Client(mcp) as client:
+    async with Client(server_from_environment()) as client:
         result = await client.call_tool(
             "query", {"sql": "SELECT collection_id FROM collections_index LIMIT 2"}
         )
@@ -503,7 +503,7 @@ async def test_mcp_query_correct_query_has_empty_diagnostics() -> None:
 
 @pytest.mark.anyio
 async def test_mcp_unknown_column_is_a_tool_error_with_the_join() -> None:
-    async with Client(mcp) as client:
+    async with Client(server_from_environment()) as client:
         result = await client.call_tool("query", {"sql": "SELECT cancer_types FROM index"})
     assert result.is_error
     assert "join collections_index on collection_id" in result.content[0].text
@@ -513,7 +513,7 @@ async def test_mcp_unknown_column_is_a_tool_error_with_the_join() -> None:
 async def test_mcp_zero_budget_skips_diagnostics_but_answers(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(budget_mod, "BUDGET_S", 0.0)
     get_catalog().results.clear()  # an earlier reply to the same SQL would be served from the cache
-    async with Client(mcp) as client:
+    async with Client(server_from_environment()) as client:
         result = await client.call_tool("query", {"sql": "SELECT * FROM index WHERE PatientSex = 'Male'"})
     assert not result.is_error
     data = result.structured_content
@@ -719,3 +719,57 @@ def test_internal_database_names_are_removed_from_messages() -> None:
         strip('x_clinical_index.main."clinical_index" and index.main_col')
         == "clinical_index and index.main_col"
     )
+
+
+# -- several mistakes in one query (issue 22, items 3 and 4) --------------------------------------------
+def test_every_unknown_column_is_named_in_one_reply(catalog: Catalog) -> None:
+    # DuckDB's binder stops at the first name: three misspellings took three round trips.
+    text = error_text(
+        catalog,
+        "SELECT Modalty, colection_id, count(*) AS n FROM index WHERE BodyPart = 'CHEST' GROUP BY ALL",
+    )
+    for wrong, right in (
+        ("Modalty", "Modality"),
+        ("colection_id", "collection_id"),
+        ("BodyPart", "BodyPartExamined"),
+    ):
+        assert f"Column '{wrong}' does not exist in index" in text and right in text, wrong
+    assert text.count("describe_table(") == 1  # the pointer once, at the end
+
+
+def test_names_the_query_defines_are_not_called_unknown(catalog: Catalog) -> None:
+    sql = (
+        "WITH t AS (SELECT Modality AS m, collection_id FROM index) "
+        "SELECT m, c.cancer_types, nope FROM t JOIN collections_index c USING (collection_id) "
+        "WHERE list_contains(list_transform(c.sources, x -> x.source_id), 'a')"
+    )
+    text = error_text(catalog, sql)
+    assert "'nope'" in text
+    assert not re.search(r"Column '(m|x|source_id|cancer_types|collection_id)'", text), text
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        (
+            "SELEC * FROM index",
+            "Statements start with SELECT or WITH; this one starts with 'SELEC'. Did you mean SELECT?",
+        ),
+        ("WTIH a AS (SELECT 1 AS x) SELECT x FROM a", "this one starts with 'WTIH'. Did you mean WITH?"),
+        ("SELECT * FORM index", "'FORM' (line 1) is not a SQL keyword: did you mean FROM?"),
+        ("SELECT Modality FROM index WHER Modality = 'CT'", "did you mean WHERE?"),
+    ],
+)
+def test_a_misspelled_keyword_is_named_not_the_parsers_internals(
+    catalog: Catalog, sql: str, expected: str
+) -> None:
+    with pytest.raises(QueryError) as caught:
+        run_query(catalog, sql)
+    assert expected in str(caught.value)
+    assert "<class" not in str(caught.value) and "sqlglot" not in str(caught.value)
+
+
+def test_a_parse_error_never_shows_sqlglot_class_names(catalog: Catalog) -> None:
+    with pytest.raises(QueryError) as caught:
+        run_query(catalog, "SELECT 2 * FROM index")
+    assert "sqlglot" not in str(caught.value) and "<class" not in str(caught.value), str(caught.value)

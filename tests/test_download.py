@@ -188,11 +188,18 @@ def test_unreachable_store_is_reported_with_what_to_do(s3_mirror, fault_proxy, t
     assert list(tmp_path.iterdir()) == []
 
 
-def test_offline_dry_run_names_the_tools_that_work_without_the_network(s3_mirror, fault_proxy, tmp_path):
-    # Found by a new-user trial: a dry run lists the bucket, so offline it fails; say what still answers.
+def test_offline_a_dry_run_answers_from_the_index_and_a_download_says_what_still_works(
+    s3_mirror, fault_proxy, tmp_path
+):
+    # Found by new-user trials: a dry run listed the bucket, so offline it failed (issue 22: it answers
+    # from the catalog now); a download says what still answers offline.
     fault_proxy.stop()
-    with pytest.raises(DownloadError, match="Offline, estimate_size .* and export_manifest"):
-        run(fault_proxy.endpoint, tmp_path, everything(s3_mirror), dry_run=True)
+    planned = run(fault_proxy.endpoint, tmp_path, everything(s3_mirror), dry_run=True)
+    assert planned.series_estimated == len(planned.series) == len(s3_mirror.series)
+    assert planned.files_total == s3_mirror.total_files  # the index's instance counts
+    assert planned.unreachable and f"The S3 endpoint {fault_proxy.endpoint}" in planned.unreachable
+    with pytest.raises(DownloadError, match=r"Offline, download\(dry_run=true\) still answers"):
+        run(fault_proxy.endpoint, tmp_path, everything(s3_mirror))
     assert list(tmp_path.iterdir()) == []
 
 

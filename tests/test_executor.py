@@ -28,7 +28,7 @@ DOUBLING_32 = (
 @pytest.fixture
 def catalog(built_catalog: Path) -> Iterator[Catalog]:
     catalog = Catalog(load_settings())
-    catalog.conn  # noqa: B018 - start the worker
+    catalog.executor  # noqa: B018 - start the worker
     yield catalog
     catalog.close()
 
@@ -64,7 +64,7 @@ class WorkerPeakRss:
 
 def test_string_growth_outside_duckdbs_limit_hits_the_worker_cap_not_the_server(catalog: Catalog) -> None:
     # Trusted path (no validator): only the worker's address-space cap stands between this and 6 GiB.
-    pid = catalog.conn.pid
+    pid = catalog.executor.pid
     assert pid is not None
     with WorkerPeakRss(pid) as sampler, pytest.raises(MemoryExceeded, match="memory"):
         catalog.execute(DOUBLING_32)
@@ -72,23 +72,23 @@ def test_string_growth_outside_duckdbs_limit_hits_the_worker_cap_not_the_server(
     assert 0 < sampler.peak < catalog.settings.worker_memory_bytes + 100 * 2**20
     assert catalog.execute("SELECT count(*) FROM collections_index").rows[0][0] > 0
     # The worker that ran out of room is replaced, so its memory goes back to the system.
-    assert catalog.conn.pid != pid
+    assert catalog.executor.pid != pid
 
 
 def test_a_query_that_ignores_its_interrupt_is_killed_with_its_worker_and_replaced(catalog: Catalog) -> None:
     # A stopped worker cannot honour the interrupt: the deadline (timeout + grace) kills it.
-    first = catalog.conn.pid
+    first = catalog.executor.pid
     assert first is not None
     os.kill(first, signal.SIGSTOP)
     with pytest.raises(QueryTimeout, match="longer than 0.5 s"):
         catalog.execute("SELECT 1", timeout_s=0.5)
     assert catalog.execute("SELECT 42").rows == [(42,)]
-    assert catalog.conn.pid not in (None, first)
+    assert catalog.executor.pid not in (None, first)
 
 
 def test_queries_in_flight_beside_a_killed_one_run_again_and_succeed(catalog: Catalog) -> None:
     # One hostile query must not fail the other clients' queries sharing its worker.
-    pid = catalog.conn.pid
+    pid = catalog.executor.pid
     assert pid is not None
     os.kill(pid, signal.SIGSTOP)
     results: list[object] = []
@@ -107,7 +107,7 @@ def test_queries_in_flight_beside_a_killed_one_run_again_and_succeed(catalog: Ca
 
 
 def test_a_worker_that_dies_under_a_query_is_replaced_and_the_query_runs_again(catalog: Catalog) -> None:
-    pid = catalog.conn.pid
+    pid = catalog.executor.pid
     assert pid is not None
     os.kill(pid, signal.SIGSTOP)
     answer: list[object] = []
@@ -157,7 +157,7 @@ def test_bound_parameters_do_not_load_pandas_into_the_worker(catalog: Catalog) -
     # check_licenses (IDs bound as a list) cost the whole tree its memory bound.
     out = catalog.execute("SELECT count(*) FROM index WHERE collection_id IN (SELECT unnest(?))", [["nlst"]])
     assert out.rows[0][0] > 0
-    pid = catalog.conn.pid
+    pid = catalog.executor.pid
     mapped = Path(f"/proc/{pid}/maps").read_text()
     assert "numpy" not in mapped and "pandas" not in mapped
 
@@ -179,29 +179,50 @@ def test_the_server_process_never_imports_duckdb() -> None:
 
 @pytest.mark.slow
 def test_first_ever_start_answers_from_the_parquet_then_moves_to_the_built_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     # An empty cache: the worker answers at once from locked-down views over private copies of the
     # bundled parquet while the catalog file is built, then is replaced by a worker on the file.
+    # The log tells the truth meanwhile (issue 22): "building", and "ready" only once the file exists.
+    import logging
     import time
 
     from idc_mcp.catalog.build import catalog_file
+    from idc_mcp.cli import _open_catalog_in_background
 
     monkeypatch.setenv("IDC_MCP_CACHE_DIR", str(tmp_path))
+    caplog.set_level(logging.INFO, logger="idc_mcp")
     catalog = Catalog(load_settings())
+    ready_said_with_file: list[bool] = []
+
+    class ReadyWatcher(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "catalog ready" in record.getMessage():
+                ready_said_with_file.append(catalog_file(catalog.settings).is_file())
+
+    watcher = ReadyWatcher()
+    logging.getLogger("idc_mcp").addHandler(watcher)
     try:
         assert not catalog_file(catalog.settings).is_file()
+        _open_catalog_in_background(catalog).join()
+        assert catalog.building or catalog_file(catalog.settings).is_file()
+        if catalog.building:
+            assert any("catalog building" in m for m in caplog.messages), caplog.messages
         assert catalog.execute("SELECT count(*) FROM index").rows[0][0] > 1_000_000
-        provisional = catalog.conn.pid
+        provisional = catalog.executor.pid
         # The lockdown holds on the provisional connection too: no other file is readable.
         with pytest.raises(QueryFailed):
             catalog.execute("SELECT * FROM read_csv('/etc/passwd')")
         deadline = time.monotonic() + 600
-        while catalog.conn.pid in (None, provisional) and time.monotonic() < deadline:
+        while catalog.executor.pid in (None, provisional) and time.monotonic() < deadline:
             time.sleep(0.5)
             catalog.execute("SELECT 1")
         assert catalog_file(catalog.settings).is_file()
-        assert catalog.conn.pid not in (None, provisional)
+        assert catalog.executor.pid not in (None, provisional)
         assert catalog.execute("SELECT count(*) FROM index").rows[0][0] > 1_000_000
+        assert not catalog.building
+        # "ready" was said, and only when the file was there.
+        assert ready_said_with_file and all(ready_said_with_file), caplog.messages
     finally:
+        logging.getLogger("idc_mcp").removeHandler(watcher)
         catalog.close()

@@ -22,7 +22,7 @@ from mcp import Client
 from idc_mcp import cli
 from idc_mcp.catalog.database import Catalog
 from idc_mcp.config import load_settings
-from idc_mcp.indices import common, fetch
+from idc_mcp.indices import fetch
 from idc_mcp.tools import query, tables
 from tests.index_server import (
     INDEX_PARQUET,
@@ -158,7 +158,7 @@ def test_describe_table_works_on_a_fetched_index(server, data, make_catalog):
     publish(server, data, "sm_index")
     catalog = make_catalog()
     fetch.fetch_index(catalog, "sm_index")
-    described = tables.describe_table(catalog, "sm_index")
+    described = tables.profile(catalog, "sm_index")
     power = next(c for c in described.columns if c.name == "ObjectiveLensPower")
     assert described.installed and power.values_complete
     assert sorted(v.value for v in power.values or []) == [20, 40]
@@ -202,7 +202,7 @@ def test_query_running_while_an_index_is_attached_is_not_disturbed(server, data,
     publish(server, data, "sm_index")
     catalog = make_catalog()
     done = threading.Event()
-    worker = catalog.conn
+    worker = catalog.executor
     with catalog._gate.query():  # a query in flight, as Catalog.execute holds it
         fetcher = threading.Thread(target=lambda: (fetch.fetch_index(catalog, "sm_index"), done.set()))
         fetcher.start()
@@ -464,7 +464,7 @@ def test_clinical_index_brings_the_clinical_tables(server, data, make_catalog):
     )
     assert got.rows[0]["n"] == expected[0] > 0
 
-    described = tables.describe_table(catalog, table)
+    described = tables.profile(catalog, table)
     labels = {c.name: c.description for c in described.columns}
     assert labels["age_at_diagnosis"] == "Age at diagnosis (years)"
     listed = {t.name: t for t in tables.list_tables(catalog)}
@@ -575,17 +575,16 @@ def test_failed_clinical_tables_leave_clinical_index_installed_with_a_retry_note
 # ---------------------------------------------------------------------------------------------- MCP and CLI
 @pytest.mark.anyio
 async def test_fetch_index_tool_reports_progress_and_registers(server, data, make_catalog, monkeypatch):
-    from idc_mcp import server as server_mod
+    from tests.servers import server_with
 
     publish(server, data, "sm_index")
     catalog = make_catalog()
-    monkeypatch.setattr(server_mod, "started", server_mod.AppState(catalog.settings, catalog))
     updates: list[tuple[float, float | None, str | None]] = []
 
     async def on_progress(progress: float, total: float | None, message: str | None) -> None:
         updates.append((progress, total, message))
 
-    async with Client(server_mod.mcp) as client:
+    async with Client(server_with(catalog.settings, catalog)) as client:
         result = await client.call_tool("fetch_index", {"name": "sm_index"}, progress_callback=on_progress)
         assert not result.is_error, result.content
         assert result.structured_content["status"] == "fetched"
@@ -630,14 +629,6 @@ def test_clinical_table_names_are_plain_identifiers_that_never_shadow_an_index()
     assert table_name("../../etc") == "clinical_etc"
     assert table_name("index") is None  # would be clinical_index
     assert table_name("---") is None
-
-
-def test_progress_is_throttled_to_whole_percent_steps():
-    seen: list[float] = []
-    report = common.throttled(lambda done, total, message: seen.append(done))
-    for done in range(0, 10_001):
-        report(done, 10_000, "downloading")
-    assert len(seen) == 101 and seen[0] == 0 and seen[-1] == 10_000
 
 
 def test_clinical_bucket_is_addressed_virtual_hosted_on_aws_and_path_style_on_mirrors(env, monkeypatch):

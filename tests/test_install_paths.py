@@ -29,12 +29,14 @@ import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
+from tests.git_http import serve_repository
 from tests.npm_tools import npm_tool
 from tests.test_readme_commands import README, shell_lines
 
 REPO = Path(__file__).resolve().parent.parent
 TIMEOUT_S = 600  # a first run downloads the dependencies
 COUNT_SQL = "SELECT count(*) AS n FROM index WHERE collection_id = 'rider_pilot'"
+PLUGIN = "plugin"  # the plugin's folder: its manifest, .mcp.json, hook, and links to what it ships
 
 
 def _module(path: Path) -> ModuleType:
@@ -70,10 +72,48 @@ def _repository_copy(target: Path) -> Path:
     ).stdout.decode()
     for name in filter(None, listed.split("\0")):
         source = REPO / name
-        if source.is_file():
+        if source.is_symlink() or source.is_file():  # the plugin folder's links stay links
             (target / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target / name)
+            shutil.copy2(source, target / name, follow_symlinks=False)
     return target
+
+
+def _repository_url(tmp_path: Path) -> Path:
+    """A bare repository holding the files a clone would have (with uncommitted edits): what REPO_URL
+    names, once served (tests/git_http.py)."""
+    work = _repository_copy(tmp_path / "work")
+    git = [
+        "git",
+        "-c",
+        "user.name=test",
+        "-c",
+        "user.email=test@example.org",
+        "-c",
+        "init.defaultBranch=main",
+    ]
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "snapshot"]):
+        subprocess.run([*git, *args], cwd=work, check=True, timeout=120)
+    bare = tmp_path / "idc-mcp.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(bare)], check=True, timeout=120)
+    return bare
+
+
+def _claude(claude: Path, home: Path, *args: str, path: str | None = None, cwd: Path | None = None) -> str:
+    """Run the real `claude` as a user with this home (not logged in, no telemetry)."""
+    env = dict(os.environ, HOME=str(home), CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1")
+    if path is not None:
+        env["PATH"] = path
+    done = subprocess.run(
+        [str(claude), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=cwd or home,
+        check=False,
+    )
+    assert done.returncode == 0, f"claude {' '.join(args)}:\n{done.stdout}{done.stderr}"
+    return done.stdout
 
 
 async def _answers_as_idc_mcp(command: str, args: list[str], env: dict[str, str]) -> list[str]:
@@ -116,11 +156,13 @@ def test_plugin_version_is_the_package_version() -> None:
     from idc_mcp import __version__
 
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    plugin = json.loads((REPO / ".claude-plugin" / "plugin.json").read_text())
+    plugin = json.loads((REPO / PLUGIN / ".claude-plugin" / "plugin.json").read_text())
     assert plugin["version"] == project["version"] == __version__
 
 
-@pytest.mark.parametrize("manifest", [".claude-plugin/plugin.json", ".claude-plugin/marketplace.json"])
+@pytest.mark.parametrize(
+    "manifest", [f"{PLUGIN}/.claude-plugin/plugin.json", ".claude-plugin/marketplace.json"]
+)
 def test_plugin_manifests_pass_claude_plugin_validate_strict(manifest: str) -> None:
     claude = npm_tool("claude")
     done = subprocess.run(
@@ -142,7 +184,13 @@ def test_claude_plugin_validate_does_check_our_skill(tmp_path: Path) -> None:
     skill = next((copy / "skills").glob("*/SKILL.md"))
     skill.write_text(skill.read_text().split("---", 2)[2])
     done = subprocess.run(
-        [str(claude), "plugin", "validate", "--strict", str(copy / ".claude-plugin" / "plugin.json")],
+        [
+            str(claude),
+            "plugin",
+            "validate",
+            "--strict",
+            str(copy / PLUGIN / ".claude-plugin" / "plugin.json"),
+        ],
         capture_output=True,
         text=True,
         timeout=120,
@@ -153,40 +201,94 @@ def test_claude_plugin_validate_does_check_our_skill(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.anyio
-async def test_plugin_installs_with_claude_code_and_starts_its_server(
+async def test_plugin_installed_from_the_repository_url_runs_from_its_own_copy(
     tmp_path: Path, built_catalog: Path
 ) -> None:
+    # The README's `claude plugin marketplace add REPO_URL`, with REPO_URL a git repository served on
+    # loopback: Claude Code clones it and copies the plugin into its cache; the server must start from
+    # that copy, so it keeps working once the repository has moved or gone.
     claude = npm_tool("claude")
-    source = _repository_copy(tmp_path / "repo")
+    bare = _repository_url(tmp_path)
     home = tmp_path / "home"
-    home.mkdir()
-    cli_env = dict(os.environ, HOME=str(home))  # a user with nothing installed yet
-
-    def run(*args: str) -> str:
-        done = subprocess.run(
-            [str(claude), "plugin", *args],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            env=cli_env,
-            check=False,
-        )
-        assert done.returncode == 0, f"claude plugin {' '.join(args)}:\n{done.stdout}{done.stderr}"
-        return done.stdout
-
-    run("marketplace", "add", str(source))
-    run("install", "idc-mcp@idc-mcp")
-    details = run("details", "idc-mcp")
+    home.mkdir()  # a user with nothing installed yet
+    with serve_repository(bare) as url:
+        for line in _plugin_commands("REPO_URL"):
+            _claude(claude, home, *[arg.replace("REPO_URL", url) for arg in line[1:]])
+    shutil.rmtree(bare)  # the repository moved away
+    details = _claude(claude, home, "plugin", "details", "idc-mcp")
     assert re.search(r"Skills \(1\)\s+idc-mcp-imaging", details), details
     assert re.search(r"MCP servers \(1\)\s+idc", details), details
 
     installed = json.loads((home / ".claude" / "plugins" / "installed_plugins.json").read_text())
     (entry,) = installed["plugins"]["idc-mcp@idc-mcp"]
     root = Path(entry["installPath"])
+    assert root.is_relative_to(home / ".claude" / "plugins" / "cache")
+    # What Claude Code will start (uvx is not on this PATH, so it cannot connect: only the command counts).
+    listed = _claude(claude, home, "mcp", "list", path="/usr/bin:/bin")
+    assert f"plugin:idc-mcp:idc: uvx --from {root} idc-mcp" in listed, listed
+    # Only the plugin's own files were copied: no tests, benchmarks or development files.
+    tracked = subprocess.run(
+        ["git", "ls-files", PLUGIN], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split()
+    shipped = {Path(name).relative_to(PLUGIN).parts[0] for name in tracked}
+    assert {p.name for p in root.iterdir()} - {".in_use"} == shipped  # .in_use: Claude Code's marker
     server = json.loads((root / ".mcp.json").read_text())["mcpServers"]["idc"]
     args = [arg.replace("${CLAUDE_PLUGIN_ROOT}", str(root)) for arg in server["args"]]
     tools = await _answers_as_idc_mcp(server["command"], args, _server_env())
     assert {"query", "download", "check_licenses"} <= set(tools)
+
+
+def test_plugin_from_a_local_clone_copies_no_virtual_environment_or_caches(tmp_path: Path) -> None:
+    # Issue 22: installing from a clone that had been used (.venv, caches) copied 1.1 GB into Claude Code's
+    # plugin cache. The plugin is its own folder now, linking only to what it ships.
+    claude = npm_tool("claude")
+    clone = _repository_copy(tmp_path / "idc-mcp")  # the README's ./idc-mcp, seen from tmp_path
+    for junk in (".venv/lib/python3.11/site-packages", "__pycache__", ".pytest_cache", "idc_mcp/__pycache__"):
+        (clone / junk).mkdir(parents=True, exist_ok=True)
+        (clone / junk / "big.bin").write_bytes(b"\0" * 4_000_000)
+    home = tmp_path / "home"
+    home.mkdir()
+    for line in _plugin_commands("./idc-mcp"):  # the README's commands for a local clone
+        _claude(claude, home, *line[1:], cwd=tmp_path)
+    installed = json.loads((home / ".claude" / "plugins" / "installed_plugins.json").read_text())
+    (entry,) = installed["plugins"]["idc-mcp@idc-mcp"]
+    copied = [p for p in Path(entry["installPath"]).rglob("*") if p.is_file()]
+    names = {p.name for p in copied}
+    assert {"pyproject.toml", "SKILL.md", "server.py", ".mcp.json", "hooks.json"} <= names
+    assert ".venv" not in {part for p in copied for part in p.parts} and not any(
+        (p.parent.name == "tests") for p in copied
+    )
+    assert sum(p.stat().st_size for p in copied if p.name != "big.bin") < 5_000_000
+    # A local folder is loaded in place by Claude Code (it says so in the README): the server runs from it.
+    listed = _claude(claude, home, "mcp", "list", path="/usr/bin:/bin")
+    assert f"uvx --from {clone / PLUGIN} idc-mcp" in listed, listed
+
+
+def test_without_uvx_a_claude_code_session_says_what_to_install(tmp_path: Path) -> None:
+    # Without uv, Claude Code's only word was "Failed to connect". The plugin's SessionStart hook names
+    # uvx and uv and says what to do; Claude Code shows it to the user and gives it to the model.
+    claude = npm_tool("claude")
+    home = tmp_path / "home"
+    home.mkdir()
+    args = ["--plugin-dir", str(REPO / PLUGIN), "-p", "hello", "--output-format", "stream-json", "--verbose"]
+
+    def hook_outputs(path: str) -> list[str]:
+        # Not logged in: the session stops before any request to Anthropic, after the SessionStart hooks.
+        env = dict(os.environ, HOME=str(home), PATH=path, CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1")
+        env.pop("ANTHROPIC_API_KEY", None)
+        done = subprocess.run(
+            [str(claude), *args], capture_output=True, text=True, timeout=300, env=env, cwd=home, check=False
+        )
+        events = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+        responses = [e for e in events if e.get("subtype") == "hook_response"]
+        assert responses, done.stdout[-2000:] + done.stderr[-2000:]
+        return [e.get("output", "") for e in responses]
+
+    node = str(Path(shutil.which("node") or "/usr/bin/node").parent)
+    (missing,) = hook_outputs(f"{node}{os.pathsep}/usr/bin{os.pathsep}/bin")
+    message = json.loads(missing)["systemMessage"]
+    assert "uvx" in message and "Install uv" in message and "restart Claude Code" in message
+    assert hook_outputs(f"{_uv().parent}{os.pathsep}{node}{os.pathsep}/usr/bin{os.pathsep}/bin") == [""]
 
 
 # ---------------------------------------------------------------- Claude Desktop bundle
@@ -247,6 +349,15 @@ async def test_mcpb_bundle_validates_packs_and_starts_as_its_manifest_says(
 
 
 # ---------------------------------------------------------------- uvx, no clone (the README's commands)
+def _plugin_commands(source: str) -> list[list[str]]:
+    """The README's plugin install for one source (REPO_URL or a local clone): add, then install."""
+    lines = _readme_commands("claude plugin")
+    adds = [line for line in lines if line[2:4] == ["marketplace", "add"] and line[4] == source]
+    installs = {tuple(line) for line in lines if line[2] == "install"}
+    assert len(adds) == 1 and len(installs) == 1, lines
+    return [adds[0], list(installs.pop())]
+
+
 def _readme_commands(start: str) -> list[list[str]]:
     """The README's shell commands that start with `start`, as argument lists."""
     lines = [line.strip() for line in shell_lines(README) if line.strip().startswith(start)]
@@ -262,7 +373,7 @@ def _desktop_config() -> dict[str, object]:
 
 @pytest.mark.slow
 @pytest.mark.anyio
-async def test_uvx_from_a_git_url_runs_the_server_as_the_readme_says(
+async def test_uvx_from_a_git_url_or_a_local_clone_runs_the_server_as_the_readme_says(
     tmp_path: Path, built_catalog: Path
 ) -> None:
     clone = tmp_path / "idc-mcp.git"
@@ -272,17 +383,21 @@ async def test_uvx_from_a_git_url_runs_the_server_as_the_readme_says(
         return [arg.replace("REPO_URL", clone.as_uri()) for arg in args]
 
     env = _server_env()
-    (command,) = [c for c in _readme_commands("uvx --from") if "--version" in c]  # the install check
-    version = subprocess.run(
-        [str(_uv().parent / "uvx"), *local(command[1:])],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-        env=env,
-        check=False,
-    )
-    assert version.returncode == 0, version.stderr[-2000:]
-    assert version.stdout.strip().startswith("idc-mcp ")
+    _repository_copy(tmp_path / "idc-mcp")  # the README's local clone, ./idc-mcp from tmp_path
+    checks = [c for c in _readme_commands("uvx --from") if "--version" in c]  # the install checks
+    assert sorted(c[2] for c in checks) == ["./idc-mcp", "git+REPO_URL"]
+    for command in checks:
+        version = subprocess.run(
+            [str(_uv().parent / "uvx"), *local(command[1:])],
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT_S,
+            env=env,
+            cwd=tmp_path,
+            check=False,
+        )
+        assert version.returncode == 0, version.stderr[-2000:]
+        assert version.stdout.strip().startswith("idc-mcp ")
     # The Claude Desktop configuration the README shows, as Claude Desktop would start it.
     desktop = _desktop_config()
     assert desktop["command"] == "uvx"

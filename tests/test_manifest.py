@@ -30,11 +30,51 @@ def test_s5cmd_manifest_lists_every_series_folder(catalog, patient, tmp_path):
     urls = truth("SELECT series_aws_url FROM {index} WHERE PatientID = ?", [patient])
     lines = result.content.splitlines()
     commands = [line for line in lines if not line.startswith("#")]
-    assert sorted(commands) == sorted(f"cp {u} ." for (u,) in urls)
-    assert all(c.startswith("cp s3://") and c.endswith("/* .") for c in commands)
+    assert sorted(c.split()[1] for c in commands) == sorted(u for (u,) in urls)
+    assert all(c.startswith("cp s3://") and "/* " in c for c in commands)
     assert any(ENDPOINT in line for line in lines if line.startswith("#"))
     assert result.endpoint_url == ENDPOINT and "--no-sign-request" in result.run_command
     assert result.series_count == len(urls)
+
+
+def test_s5cmd_lines_copy_each_series_into_the_folder_download_would_use(catalog, patient, tmp_path):
+    # Every `cp` line once copied into ".": the files of all series mixed in one folder.
+    from idc_mcp.download.plan import DEFAULT_TEMPLATE, plan_series
+    from idc_mcp.tools.selection import resolve_selection
+
+    selection = Selection(patient_ids=[patient])
+    result = _export(catalog, selection, root=tmp_path)
+    plans = plan_series(catalog, resolve_selection(catalog, selection), DEFAULT_TEMPLATE)
+    expected = {f"s3://{p.bucket}/{p.crdc_series_uuid}/*": f"{p.folder}/" for p in plans}
+    got = dict(line.split()[1:] for line in result.content.splitlines() if line.startswith("cp "))
+    assert got == expected and len(set(got.values())) == len(plans)  # one folder per series
+    assert "dir_template=''" in result.summary and DEFAULT_TEMPLATE in result.summary
+
+
+def test_dir_template_changes_the_layout_and_empty_means_one_folder(catalog, patient, tmp_path):
+    flat = _export_with(catalog, patient, tmp_path, "")
+    assert {line.split()[2] for line in flat.splitlines() if line.startswith("cp ")} == {"."}
+    by_modality = _export_with(catalog, patient, tmp_path, "%Modality/%SeriesInstanceUID")
+    folders = [line.split()[2] for line in by_modality.splitlines() if line.startswith("cp ")]
+    assert all(
+        f.count("/") == 2 and f.split("/")[0] in ("CT", "RTSTRUCT", "SEG", "SR", "PT") for f in folders
+    )
+    with pytest.raises(ManifestError, match="did you mean '%Modality'"):
+        _export_with(catalog, patient, tmp_path, "%Modalty")
+
+
+def test_a_destination_with_a_space_is_quoted_for_s5cmd():
+    from idc_mcp.tools.manifest import CSV_COLUMNS, _destination
+
+    row = tuple({"PatientID": "LUNG 1", "Modality": "CT"}.get(c, "x") for c in CSV_COLUMNS)
+    assert _destination("%PatientID/%Modality", row) == "'LUNG 1/CT/'"
+    assert _destination("%Modality", row) == "CT/"
+
+
+def _export_with(catalog, patient, root, template):
+    return export_manifest(
+        catalog, Selection(patient_ids=[patient]), "s5cmd", None, root, ENDPOINT, template
+    ).content
 
 
 def test_csv_manifest_has_the_issue_columns_and_parquet_values(catalog, patient, tmp_path):

@@ -273,7 +273,9 @@ def test_a_store_that_stays_down_is_a_clear_error_not_a_traceback(catalog, previ
     proxy = FaultProxy(preview_mirror.endpoint)
     try:
         proxy.fail_next(1000)
-        with pytest.raises(PreviewError, match=r"Listing the series failed: .*HTTP 500.*after 4 attempts"):
+        with pytest.raises(
+            PreviewError, match=r"The S3 endpoint .* kept failing: .*HTTP 500.*after 4 attempts"
+        ):
             make_preview(catalog, proxy.endpoint, None, preview_mirror.cases["pt"].uid)
     finally:
         proxy.stop()

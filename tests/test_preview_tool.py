@@ -10,7 +10,7 @@ from mcp import Client
 from PIL import Image
 
 from idc_mcp import cli
-from idc_mcp.server import mcp as server
+from tests.servers import server_from_environment
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def env(preview_mirror, catalog, tmp_path, monkeypatch):
 
 @pytest.mark.anyio
 async def test_reply_carries_image_content_the_client_decodes_and_the_facts(env):
-    async with Client(server) as client:
+    async with Client(server_from_environment()) as client:
         result = await client.call_tool(
             "preview_series", {"series_uid": env.cases["ct"].uid, "kind": "montage", "slices": 4}
         )
@@ -42,7 +42,7 @@ async def test_reply_carries_image_content_the_client_decodes_and_the_facts(env)
 
 @pytest.mark.anyio
 async def test_bad_input_is_a_tool_error_saying_what_to_do(env):
-    async with Client(server) as client:
+    async with Client(server_from_environment()) as client:
         unknown = await client.call_tool("preview_series", {"series_uid": "1.2.3.4.5.6.7.8.9.10"})
         no_pixels = await client.call_tool("preview_series", {"series_uid": env.cases["rtstruct"].uid})
         too_many = await client.call_tool("preview_series", {"series_uid": env.cases["ct"].uid, "slices": 99})
@@ -63,5 +63,14 @@ def test_cli_writes_the_image_and_prints_the_summary(env, tmp_path, capsys):
 
 def test_cli_reports_errors_without_a_traceback(env, tmp_path, capsys):
     assert cli.main(["preview", "not-a-uid", "-o", str(tmp_path / "x.png")]) == 1
-    assert "error: series_uid value 'not-a-uid' is not a DICOM UID" in capsys.readouterr().err
+    assert "error: SERIES_UID value 'not-a-uid' is not a DICOM UID" in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists()
+
+
+def test_cli_error_that_points_to_the_viewer_prints_the_viewer_link(env, tmp_path, capsys):
+    # The MCP reply says "open it with get_viewer_url()": a terminal has no such tool, so the link itself.
+    assert cli.main(["preview", env.cases["rtstruct"].uid, "-o", str(tmp_path / "x.png")]) == 1
+    err = capsys.readouterr().err
+    assert "holds no image pixels" in err and "get_viewer_url" not in err
+    link = next(line for line in err.splitlines() if line.startswith("view it in the browser: "))
+    assert link.split(": ", 1)[1].startswith("https://") and env.cases["rtstruct"].study_uid in link

@@ -143,10 +143,10 @@ def test_a_text_refused_by_validation_is_refused_again_without_parsing(
 
 def test_a_refused_text_is_kept_apart_from_the_reply_to_validated_sql_of_the_same_spelling() -> None:
     cache: ResultCache[str] = ResultCache()
-    text = TextKey("SELECT 1 AS one LIMIT 100", 100, "v", 0)
+    text = TextKey("SELECT 1 AS one LIMIT 100", 100, ("v", 0))
     cache.put_refusal(text, "refused", 7)
     assert cache.get_text(text) == "refused"
-    assert cache.get(ResultKey(text.text, 100, "v", 0)) is None  # validated SQL spelled the same
+    assert cache.get(ResultKey(text.text, 100, ("v", 0))) is None  # validated SQL spelled the same
 
 
 def test_the_texts_kept_for_repeats_are_bounded_in_characters_not_only_in_number() -> None:
@@ -157,8 +157,8 @@ def test_the_texts_kept_for_repeats_are_bounded_in_characters_not_only_in_number
     text = "SELECT 1 AS one -- " + "x" * 19_000
     kept = 0
     for i in range(2 * result_cache.MAX_TEXT_CHARS // len(text)):
-        key = ResultKey(f"SELECT {i}", 100, "v", 0)
-        cache.put(key, "reply", 10, TextKey(f"{text} {i}", 100, "v", 0))
+        key = ResultKey(f"SELECT {i}", 100, ("v", 0))
+        cache.put(key, "reply", 10, TextKey(f"{text} {i}", 100, ("v", 0)))
     for i in range(2 * result_cache.MAX_TEXT_CHARS // len(text)):
-        kept += cache.get_text(TextKey(f"{text} {i}", 100, "v", 0)) is not None
+        kept += cache.get_text(TextKey(f"{text} {i}", 100, ("v", 0))) is not None
     assert 0 < kept * len(text) <= result_cache.MAX_TEXT_CHARS

@@ -15,9 +15,6 @@ README = REPO / "README.md"
 DOCS = [README, *sorted((REPO / "docs").glob("*.md"))]
 SHELL_BLOCK = re.compile(r"```(?:bash|sh|shell|console)\n(.*?)```", re.S)
 INLINE_CODE = re.compile(r"(?<!`)`([^`\n]+)`(?!`)")
-# `idc-mcp` as a command word (not ~/.cache/idc-mcp/..., idc-mcp-downloads): what follows is its arguments.
-# Not `idc-mcp@idc-mcp` (a plugin name) or `idc-mcp: ...` (a message it prints).
-COMMAND = re.compile(r"(?:^|[\s/])idc-mcp(?![\w/@:-])(.*)$")
 SHELL_OPERATOR = re.compile(r"\s(?:&&|\|\||;|\|)\s")
 
 
@@ -29,12 +26,26 @@ def shell_lines(path: Path) -> list[str]:
     return [command for line in lines for command in SHELL_OPERATOR.split(line)]
 
 
+def command_arguments(line: str) -> list[str] | None:
+    """The arguments after `idc-mcp` run as a command in a shell line (a word of its own, or a path
+    ending in bin/idc-mcp), or None. Not a folder given to `--from` (`uvx --from ./idc-mcp idc-mcp`),
+    `~/.cache/idc-mcp`, `idc-mcp@idc-mcp` (a plugin name) or `idc-mcp: ...` (a message it prints)."""
+    try:
+        words = shlex.split(line, comments=True)
+    except ValueError:
+        return None
+    for i, word in enumerate(words):
+        if (word == "idc-mcp" or word.endswith("/bin/idc-mcp")) and (i == 0 or words[i - 1] != "--from"):
+            return words[i + 1 :]
+    return None
+
+
 def _documented_arguments(paths: list[Path] = DOCS) -> list[str]:
     found = set()
     for line in [line for path in paths for line in shell_lines(path)]:
-        match = COMMAND.search(line)
-        if match:
-            found.add(shlex.join(shlex.split(match.group(1), comments=True)))
+        arguments = command_arguments(line)
+        if arguments is not None:
+            found.add(shlex.join(arguments))
     return sorted(found)
 
 

@@ -3,8 +3,8 @@
 import pytest
 from mcp import Client
 
-from idc_mcp.server import mcp
 from tests.parquet import truth
+from tests.servers import server_from_environment
 
 pytestmark = pytest.mark.anyio
 
@@ -27,7 +27,7 @@ def download_root(tmp_path, monkeypatch):
 
 
 async def test_tools_have_the_contract_names_arguments_and_annotations():
-    async with Client(mcp) as client:
+    async with Client(server_from_environment()) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools if t.name in TOOLS}
     assert set(tools) == TOOLS
     for name in ("check_licenses", "estimate_size", "get_citations", "get_dicomweb_urls", "export_manifest"):
@@ -50,7 +50,7 @@ async def test_tools_have_the_contract_names_arguments_and_annotations():
 
 
 async def test_as_a_new_user_find_non_commercial_data_size_it_view_it_and_cite_it(download_root):
-    async with Client(mcp) as client:
+    async with Client(server_from_environment()) as client:
         # 1. Which breast collections exist, and which are non-commercial?
         found = await client.call_tool("list_collections", {"tumor_location": "breast", "license": "NC"})
         assert not found.is_error
@@ -106,7 +106,7 @@ async def test_as_a_new_user_find_non_commercial_data_size_it_view_it_and_cite_i
 
 
 async def test_manifest_tool_writes_inside_the_root_only(download_root):
-    async with Client(mcp) as client:
+    async with Client(server_from_environment()) as client:
         ok = await client.call_tool(
             "export_manifest", {"collection_ids": ["4d_lung"], "format": "csv", "path": "cohorts/lung.csv"}
         )
@@ -140,7 +140,7 @@ async def test_manifest_tool_writes_inside_the_root_only(download_root):
     ],
 )
 async def test_bad_input_reaches_the_assistant_as_an_actionable_error(tool, args, message):
-    async with Client(mcp) as client:
+    async with Client(server_from_environment()) as client:
         result = await client.call_tool(tool, args)
     assert result.is_error
     assert message in result.content[0].text
@@ -157,6 +157,6 @@ async def test_bad_input_reaches_the_assistant_as_an_actionable_error(tool, args
     ],
 )
 async def test_values_outside_the_allowed_choices_are_refused(tool, args):
-    async with Client(mcp) as client:
+    async with Client(server_from_environment()) as client:
         result = await client.call_tool(tool, args)
     assert result.is_error

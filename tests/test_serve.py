@@ -127,9 +127,10 @@ def test_rate_limit_says_when_to_call_again_and_the_window_slides() -> None:
 
 # ---------------------------------------------------------------- read-only
 async def test_read_only_classifies_the_real_tools_by_their_annotations() -> None:
-    from idc_mcp.server import mcp
+    from tests.servers import server_from_environment
 
-    writing = sorted(tool.name for tool in await mcp.list_tools() if writes_for_caller(tool))
+    server = server_from_environment()
+    writing = sorted(tool.name for tool in await server.list_tools() if writes_for_caller(tool))
     assert writing == ["download", "export_manifest"]
 
 

@@ -295,6 +295,6 @@ def test_brackets_inside_strings_do_not_count_as_nesting(catalog: Catalog) -> No
 def test_a_parse_error_message_ends_each_sentence_once() -> None:
     # Found by a new-user trial: "... Line 1, Col: 7.. Check the syntax" (sqlglot's message ends in '.').
     with pytest.raises(guard.SQLRejected) as caught:
-        guard.validate("SELEC 1", {"index"}, 10)
+        guard.validate("SELECT 1 +", {"index"}, 10)
     assert "could not be parsed" in str(caught.value)
     assert ".." not in str(caught.value)

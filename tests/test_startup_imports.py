@@ -50,7 +50,7 @@ def test_the_download_package_still_offers_its_names() -> None:
     from idc_mcp import download
 
     assert download.DownloadCancelled.__mro__[1] is download.DownloadError
-    assert callable(download.run_download) and callable(download.download_async)
+    assert callable(download.run_download)
     assert download.DownloadResult.model_fields["next_step"]
     try:
         download.not_a_name  # noqa: B018

@@ -4,8 +4,13 @@ import pytest
 
 from idc_mcp.catalog.database import get_catalog
 from idc_mcp.catalog.schemas import all_tables
-from idc_mcp.tools.tables import TableNotFound, describe_table, list_tables
+from idc_mcp.tools.tables import TableNotFound, describe_table, list_tables, profile
 from tests.parquet import parquet_sql
+
+
+@pytest.fixture(autouse=True)
+def _built(catalog):
+    """The catalog file, built: before it is, a first start answers from the parquet (no build facts)."""
 
 
 def test_list_tables_names_every_index_idc_index_data_knows():
@@ -39,7 +44,7 @@ def test_describe_table_shows_exact_license_strings():
 
 
 def test_describe_table_gives_examples_for_high_cardinality_columns():
-    table = describe_table(get_catalog(), "index")
+    table = profile(get_catalog(), "index")
     uid = next(c for c in table.columns if c.name == "SeriesInstanceUID")
     assert uid.examples and all(
         parquet_sql('SELECT count(*) FROM "index" WHERE SeriesInstanceUID = ?', [e])[0][0] == 1
@@ -50,7 +55,7 @@ def test_describe_table_gives_examples_for_high_cardinality_columns():
 def test_describe_table_of_an_index_that_is_not_installed_lists_its_schema_columns():
     table = describe_table(get_catalog(), "seg_index")
     assert table.installed is False
-    assert [c.name for c in table.columns] == all_tables()["seg_index"].column_names
+    assert list(table.summary or {}) == all_tables()["seg_index"].column_names
     assert "fetch_index" in table.notes[0]
 
 
@@ -61,7 +66,7 @@ def test_describe_table_unknown_name_suggests_the_closest_tables():
 
 def test_distinct_counts_are_exact_and_never_exceed_the_rows():
     # An unlabelled estimate once said 875,559 distinct SeriesInstanceUIDs of 1,044,191 rows (one each).
-    for col in describe_table(get_catalog(), "index").columns:
+    for col in profile(get_catalog(), "index").columns:
         if col.distinct_count is None:
             continue
         assert col.distinct_count_exact is True, col.name
@@ -71,23 +76,64 @@ def test_distinct_counts_are_exact_and_never_exceed_the_rows():
 
 def test_describe_table_is_compact_by_default_and_one_column_comes_in_full():
     compact = describe_table(get_catalog(), "index")
-    size = len(compact.model_dump_json())
-    print(f"describe_table('index') compact reply: {size:,} bytes")
-    assert compact.compact and size < 16_000
-    assert all(len(c.values or []) <= 5 for c in compact.columns)
-    note = next(n for n in compact.notes if "Compact view" in n)
+    assert compact.compact and compact.columns is None
+    lines = compact.summary or {}
+    assert list(lines) == [c for c, _ in get_catalog().columns("index")]  # every column, one line each
+    assert lines["Modality"].startswith("VARCHAR; acquisition modality; 25 values: 'CT' ")
+    note = next(n for n in compact.notes if "gives one column in full" in n)
     assert 'describe_table(table="index", column="' in note
-    (full,) = describe_table(get_catalog(), "index", column="Manufacturer").columns
+    (full,) = describe_table(get_catalog(), "index", column="Manufacturer").columns or []
     expected = parquet_sql('SELECT count(DISTINCT Manufacturer) FROM "index"')[0][0]
     assert full.values_complete and len(full.values or []) == expected
 
 
+@pytest.mark.anyio
+@pytest.mark.parametrize("table", ["index", "collections_index"])
+async def test_the_compact_view_is_at_most_6_kb_as_the_client_receives_it(table):
+    # An assistant reads describe_table in every conversation: it once cost 21 KB for `index`.
+    from mcp import Client
+
+    from tests.servers import server_from_environment
+
+    async with Client(server_from_environment()) as client:
+        result = await client.call_tool("describe_table", {"table": table})
+    text = "".join(getattr(block, "text", "") for block in result.content)
+    print(f"describe_table({table!r}): {len(text.encode()):,} bytes of text")
+    assert not result.is_error and len(text.encode()) <= 6_000
+
+
+def test_one_column_comes_with_its_values_whole():
+    # The compact view cuts a long value; asked for in full, a description is not cut at ~120 characters.
+    (col,) = describe_table(get_catalog(), "collections_index", column="description").columns or []
+    longest = parquet_sql('SELECT max(length(description)) FROM "collections_index"')[0][0]
+    assert longest > 500 and max(len(v.value) for v in col.values or []) == longest
+    assert col.values_complete
+
+
+def test_every_column_counts_its_nulls():
+    counts = {c.name: c.null_count for c in profile(get_catalog(), "index").columns}
+    for name, count in counts.items():
+        assert count == parquet_sql(f'SELECT count(*) - count("{name}") FROM "index"')[0][0], name
+
+
+def test_values_complete_does_not_hide_that_most_patient_sex_values_are_null():
+    # PatientSex listed 6 values with values_complete true and never said that 67 % of rows are NULL.
+    (sex,) = describe_table(get_catalog(), "index", column="PatientSex").columns or []
+    nulls, rows = parquet_sql('SELECT count(*) - count(PatientSex), count(*) FROM "index"')[0]
+    assert nulls > rows / 2  # the premise: NULL dominates
+    assert sex.null_count == nulls and sex.values_complete
+    assert any("NULL in most rows" in n and f"{nulls:,}" in n for n in sex.notes or [])
+    share = f"mostly NULL {nulls / rows:.0%}"
+    assert share in (describe_table(get_catalog(), "index").summary or {})["PatientSex"]
+
+
 def test_compact_descriptions_are_cut_at_a_word_boundary():
-    full = {c.name: c.description for c in describe_table(get_catalog(), "collections_index").columns}
-    for col in describe_table(get_catalog(), "collections_index").columns:
-        if col.description != full[col.name]:
-            kept = col.description.removesuffix(" …")
-            assert full[col.name].startswith(kept) and full[col.name][len(kept)] == " ", col.description
+    full = {c.name: c.description for c in profile(get_catalog(), "collections_index").columns}
+    for name, line in (describe_table(get_catalog(), "collections_index").summary or {}).items():
+        described = line.split("; ")[1]
+        if described.endswith(" …"):
+            kept = described.removesuffix(" …")
+            assert full[name].startswith(kept) and full[name][len(kept)] == " ", line
 
 
 def test_unknown_column_of_describe_table_gets_the_closest_names():

@@ -10,7 +10,7 @@ import pytest
 
 from idc_mcp.catalog.database import get_catalog
 from idc_mcp.tools.query import QueryError, run_query
-from idc_mcp.tools.tables import describe_table
+from idc_mcp.tools.tables import describe_table, profile
 from tests.parquet import parquet_sql
 
 
@@ -78,7 +78,7 @@ def test_study_date_compared_with_a_number_or_a_date_gets_the_text_date_format(c
 
 
 def test_describe_table_states_the_formats_in_the_column_entries():
-    columns = {c.name: c for c in describe_table(get_catalog(), "index").columns}
+    columns = {c.name: c for c in profile(get_catalog(), "index").columns}
     assert "DICOM age format" in (columns["PatientAge"].format or "")
     assert "'YYYY-MM-DD'" in (columns["StudyDate"].format or "")
     assert "'YYYY-MM-DD'" in (columns["SeriesDate"].format or "")
@@ -87,7 +87,82 @@ def test_describe_table_states_the_formats_in_the_column_entries():
     assert columns["Modality"].format is None  # a clean vocabulary gets no warning
 
 
+def test_the_compact_view_keeps_the_format_warnings_in_a_few_words():
+    # The warnings that made answers right: ages and dates written as text, one vendor spelled several ways.
+    lines = describe_table(get_catalog(), "index").summary or {}
+    assert (
+        "'066Y'" in lines["PatientAge"] and "years: TRY_CAST(REGEXP_EXTRACT(PatientAge" in lines["PatientAge"]
+    )
+    assert "TRY_CAST(StudyDate AS DATE)" in lines["StudyDate"]
+    assert "spelled several ways" in lines["Manufacturer"] and "'GE MEDICAL SYSTEMS'" in lines["Manufacturer"]
+    assert "spelled" not in lines["Modality"] and "text like" not in lines["Modality"]
+
+
 def test_format_notes_never_call_uid_columns_spellings_of_one_another():
     # '1.2.840.10008.5.1.4.1.1.12.1' and '...1.1.2.1' differ by a dot, not by case or punctuation.
-    columns = {c.name: c for c in describe_table(get_catalog(), "index").columns}
+    columns = {c.name: c for c in profile(get_catalog(), "index").columns}
     assert columns["SOPClassUID"].format is None
+
+
+# -- a function or arithmetic applied to a text-coded date or age (issue 22, item 2) ----------------------
+@pytest.mark.parametrize(
+    ("sql", "format_words", "conversion"),
+    [
+        (
+            "SELECT year(StudyDate) AS y, count(*) AS n FROM index GROUP BY 1",
+            "'YYYY-MM-DD'",
+            "TRY_CAST(StudyDate AS DATE)",
+        ),
+        (
+            "SELECT count(*) FROM index WHERE extract(year FROM StudyDate) = 2001",
+            "'YYYY-MM-DD'",
+            "TRY_CAST(StudyDate AS DATE)",
+        ),
+        (
+            "SELECT datediff('day', StudyDate, current_date) AS d FROM index",
+            "'YYYY-MM-DD'",
+            "TRY_CAST(StudyDate AS DATE)",
+        ),
+        (
+            "SELECT collection_id, avg(PatientAge) AS a FROM index GROUP BY 1",
+            "DICOM age format",
+            "REGEXP_EXTRACT(PatientAge",
+        ),
+        (
+            "SELECT count(*) FROM index WHERE PatientAge + 0 > 80",
+            "DICOM age format",
+            "REGEXP_EXTRACT(PatientAge",
+        ),
+    ],
+)
+def test_a_function_of_a_text_date_or_age_gets_the_format_and_a_checked_expression(
+    sql, format_words, conversion
+):
+    # year(StudyDate) once answered with DuckDB's binder error and a generic hint.
+    message = failure(sql)
+    assert format_words in message and "Candidate functions" not in message
+    fixed = suggested(message)
+    assert conversion in fixed
+    before = re.search(r"in place of (.+?) \(checked", message).group(1)  # type: ignore[union-attr]
+    repaired = sql.replace(before, fixed) if before in sql else None
+    if repaired is not None:  # the suggestion, put in place, runs
+        assert run_query(get_catalog(), repaired, max_rows=5).rows
+
+
+def test_a_comparison_deep_inside_an_expression_gets_the_same_repair():
+    # `PatientAge > 80` inside a CASE inside a SUM: found wherever it stands.
+    sql = "SELECT sum(CASE WHEN PatientAge > 80 THEN 1 ELSE 0 END) AS old FROM index"
+    message = failure(sql)
+    fixed = suggested(message)
+    assert "REGEXP_EXTRACT(PatientAge" in fixed
+    assert run_query(get_catalog(), sql.replace("PatientAge > 80", fixed)).rows[0]["old"] > 0
+
+
+def test_a_year_filter_on_a_text_date_also_gets_the_like_pattern_that_reads_the_text_as_stored():
+    message = failure("SELECT count(*) AS n FROM index WHERE year(StudyDate) = 2001")
+    assert "StudyDate LIKE '2001-%'" in message
+    by_like = run_query(get_catalog(), "SELECT count(*) AS n FROM index WHERE StudyDate LIKE '2001-%'").rows
+    by_year = run_query(
+        get_catalog(), "SELECT count(*) AS n FROM index WHERE year(TRY_CAST(StudyDate AS DATE)) = 2001"
+    ).rows
+    assert by_like == by_year and by_like[0]["n"] > 0

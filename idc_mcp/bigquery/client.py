@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from idc_mcp.bigquery.guard import PUBLIC_PROJECT
-from idc_mcp.bigquery.settings import BigQuerySettings
+from idc_mcp.cancellation import on_cancel
+from idc_mcp.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ class Backend:
     client: Any
     project: str
     endpoint: str | None
-    settings: BigQuerySettings
+    timeout_s: float  # IDC_MCP_BQ_TIMEOUT
     _submitted: dict[str, str | None] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ cost
@@ -128,6 +129,27 @@ class Backend:
             on_submit(job_id)
         if cancel.is_set():
             raise BigQueryCancelled(job_id)
+        asked = threading.Event()  # jobs.cancel was sent
+
+        def cancel_job(wait: bool) -> None:
+            if not asked.is_set():
+                asked.set()
+                self.cancel(job_id) if wait else self.cancel_soon(job_id)
+
+        # A cancelled call cancels the job at once, also while jobs.insert is still waiting for its answer.
+        with on_cancel(lambda: cancel_job(wait=False)):
+            return self._submit_and_wait(sql, job_id, config, started, cancel, cap_rows, cancel_job)
+
+    def _submit_and_wait(
+        self,
+        sql: str,
+        job_id: str,
+        config: Any,
+        started: float,
+        cancel: threading.Event,
+        cap_rows: int,
+        cancel_job: Callable[[bool], None],
+    ) -> JobOutcome:
         try:
             # BigQuery answers at once with a running job; an emulator may answer only when it is done.
             job = _api(
@@ -135,7 +157,7 @@ class Backend:
                     sql,
                     job_config=config,
                     job_id=job_id,
-                    timeout=self.settings.timeout_s,
+                    timeout=self.timeout_s,
                     retry=None,  # a job id can be submitted once
                     job_retry=None,
                 )
@@ -144,10 +166,10 @@ class Backend:
             self.cancel_soon(job_id)
             raise self._too_long() from exc
         self._submitted[job_id] = job.location
-        deadline = started + self.settings.timeout_s
+        deadline = started + self.timeout_s
         while not _api(lambda: job.done(retry=_retry(), timeout=REQUEST_TIMEOUT_S)):
             if cancel.wait(POLL_INTERVAL_S):
-                self.cancel(job_id)
+                cancel_job(True)
                 raise BigQueryCancelled(job_id)
             if time.monotonic() > deadline:
                 self.cancel(job_id)
@@ -172,7 +194,7 @@ class Backend:
 
     def _too_long(self) -> BigQueryJobError:
         return BigQueryJobError(
-            f"The job ran longer than {self.settings.timeout_s:g} s (IDC_MCP_BQ_TIMEOUT) and was cancelled. "
+            f"The job ran longer than {self.timeout_s:g} s (IDC_MCP_BQ_TIMEOUT) and was cancelled. "
             "Narrow it: filter on collection_id or Modality, read fewer columns, or aggregate."
         )
 
@@ -224,25 +246,25 @@ _BACKENDS: dict[tuple[str | None, str | None], Backend] = {}
 _BACKENDS_LOCK = threading.Lock()
 
 
-def connect(settings: BigQuerySettings) -> Backend:
+def connect(settings: Settings) -> Backend:
     """A client for the configured billing project: ADC credentials, or anonymous for an emulator."""
-    key = (settings.project, settings.api_endpoint)
+    key = (settings.bq_project, settings.bq_api_endpoint)
     with _BACKENDS_LOCK:
         cached = _BACKENDS.get(key)
-        if cached is not None and cached.settings == settings:
+        if cached is not None and cached.timeout_s == settings.bq_timeout_s:
             return cached
         bigquery = library()
         from google.api_core.client_options import ClientOptions
 
-        if settings.api_endpoint:
+        if settings.bq_api_endpoint:
             from google.auth.credentials import AnonymousCredentials
 
             credentials: Any = AnonymousCredentials()
-            project = settings.project or PUBLIC_PROJECT
-            options = ClientOptions(api_endpoint=settings.api_endpoint)
+            project = settings.bq_project or PUBLIC_PROJECT
+            options = ClientOptions(api_endpoint=settings.bq_api_endpoint)
         else:
             credentials, adc_project = _default_credentials()
-            project = settings.project or adc_project
+            project = settings.bq_project or adc_project
             options = None
             if not project:
                 raise BigQueryUnavailable(
@@ -251,7 +273,9 @@ def connect(settings: BigQuerySettings) -> Backend:
                     f"`gcloud auth application-default login`). {SETUP_STEPS}"
                 )
         client = bigquery.Client(project=project, credentials=credentials, client_options=options)
-        backend = Backend(client=client, project=project, endpoint=settings.api_endpoint, settings=settings)
+        backend = Backend(
+            client=client, project=project, endpoint=settings.bq_api_endpoint, timeout_s=settings.bq_timeout_s
+        )
         _BACKENDS[key] = backend
         return backend
 

@@ -3,14 +3,24 @@ the tools' schemas without importing the BigQuery client, guard and schemas (the
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
-MAX_ROWS_CAP = 1_000
+from idc_mcp.errors import AssistantError
+
+# The bigquery_query tool's arguments (their descriptions are what the assistant reads).
+BigQuerySql = Annotated[
+    str, Field(description="one SELECT in BigQuery SQL over `bigquery-public-data.idc_current.<table>`")
+]
+TableArg = Annotated[str, Field(description="e.g. 'dicom_all', 'idc_v22.segmentations'")]
+ColumnFilter = Annotated[
+    str | None, Field(description="substring of field names or descriptions, e.g. 'Slice'")
+]
+MaxGb = Annotated[float | None, Field(gt=0, description="GB scanned to refuse above (below the server cap)")]
 
 
-class BigQueryError(ValueError):
+class BigQueryError(AssistantError, ValueError):
     """A BigQuery call could not be made or was refused; the message says what to do next."""
 
 

@@ -3,16 +3,11 @@ series feed the selection tools, and live table descriptions."""
 
 from __future__ import annotations
 
-import logging
 import re
 import threading
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-import anyio
-import anyio.from_thread
-import anyio.to_thread
 from sqlglot import exp
 
 from idc_mcp.bigquery import client as bq
@@ -26,7 +21,6 @@ from idc_mcp.bigquery.guard import (
 )
 from idc_mcp.bigquery.local_first import LOCAL_EQUIVALENTS, local_note
 from idc_mcp.bigquery.models import (
-    MAX_ROWS_CAP,
     BigQueryError,
     BigQueryField,
     BigQueryResult,
@@ -35,51 +29,44 @@ from idc_mcp.bigquery.models import (
 )
 from idc_mcp.bigquery.names import name_in_error, unknown_column, unknown_column_message
 from idc_mcp.bigquery.schema import SCHEMAS, TableSchema, UnknownBigQueryName, nearest_fields
-from idc_mcp.bigquery.settings import (
-    GB,
-    MIN_CAP_GB,
-    TIB,
-    BigQuerySettings,
-    SettingError,
-    load_bigquery_settings,
-)
+from idc_mcp.cancellation import Report
 from idc_mcp.catalog.database import Catalog
 from idc_mcp.catalog.schemas import all_tables
-from idc_mcp.sql.json_values import bounded_records
-
-log = logging.getLogger(__name__)
+from idc_mcp.config import GB, MIN_BQ_CAP_GB, Settings
+from idc_mcp.sql.json_values import MAX_ROWS_CAP, bounded_records, max_rows_refused
+from idc_mcp.units import size_text
 
 MAX_DESCRIBED_FIELDS = 400
 COLUMN_PROBES = 8
 COLUMN_PROBE_BUDGET_S = 5.0
+TIB = 2**40
 SELECTION_TOOLS = "check_licenses, estimate_size, get_citations, get_dicomweb_urls, export_manifest, download"
-
-Progress = Callable[[str], None]
 
 
 # ---------------------------------------------------------------------------------------- helpers
-def byte_cap(settings: BigQuerySettings, max_gb: float | None) -> int:
+def byte_cap(settings: Settings, max_gb: float | None) -> int:
     """The cap for this call: the server's, or a lower one the caller asked for."""
     if max_gb is None:
-        return settings.max_bytes
-    if not isinstance(max_gb, int | float) or isinstance(max_gb, bool) or max_gb < MIN_CAP_GB:
+        return settings.bq_max_bytes
+    if not isinstance(max_gb, int | float) or isinstance(max_gb, bool) or max_gb < MIN_BQ_CAP_GB:
         raise BigQueryError(
-            f"max_gb must be a number of GB (10^9 bytes) of at least {MIN_CAP_GB}; got {max_gb!r}."
+            f"max_gb must be a number of GB (10^9 bytes) of at least {MIN_BQ_CAP_GB}; got {max_gb!r}."
         )
-    if max_gb > settings.max_gb:
+    if max_gb > settings.bq_max_gb:
         raise BigQueryError(
-            f"max_gb={max_gb:g} is above this server's cap of {settings.max_gb:g} GB; a call may only lower "
-            "it. Narrow the query, or ask the user to raise IDC_MCP_BQ_MAX_GB in the server's environment."
+            f"max_gb={max_gb:g} is above this server's cap of {settings.bq_max_gb:g} GB; a call may only "
+            "lower it. Narrow the query, or ask the user to raise IDC_MCP_BQ_MAX_GB in the server's "
+            "environment."
         )
     return int(max_gb * GB)
 
 
 def gb(n: int) -> str:
-    return f"{n / GB:,.2f} GB"
+    return size_text(n, "GB", 2)
 
 
-def cost_usd(n: int, settings: BigQuerySettings) -> float:
-    return round(n / TIB * settings.usd_per_tib, 4)
+def cost_usd(n: int, settings: Settings) -> float:
+    return round(n / TIB * settings.bq_usd_per_tib, 4)
 
 
 def _schemas(backend: bq.Backend, validated: ValidatedBigQuery) -> tuple[list[TableSchema], bool]:
@@ -130,12 +117,12 @@ def _cost_refusal(
     schemas: list[TableSchema],
     estimate: int,
     cap: int,
-    settings: BigQuerySettings,
+    settings: Settings,
 ) -> str:
     lines = [
         f"Refused before running: the dry run says this query would scan {gb(estimate)} "
         f"({estimate:,} bytes), above the cap of {gb(cap)} (IDC_MCP_BQ_MAX_GB, or max_gb). On demand it "
-        f"would cost about ${cost_usd(estimate, settings):,.2f} at ${settings.usd_per_tib:g} per TiB (the "
+        f"would cost about ${cost_usd(estimate, settings):,.2f} at ${settings.bq_usd_per_tib:g} per TiB (the "
         "first 1 TiB each month is free).",
         "BigQuery bills the columns a query reads, not the rows it returns: LIMIT and WHERE do not lower "
         "it, and IDC's tables are neither partitioned nor clustered, so the only lever is reading fewer "
@@ -185,7 +172,7 @@ def _shape_rows(
 
 
 def _hand_off(
-    columns: list[str], records: list[dict[str, Any]], truncated: bool, catalog_getter: Callable[[], Catalog]
+    columns: list[str], records: list[dict[str, Any]], truncated: bool, catalog: Catalog
 ) -> tuple[list[str], dict[str, list[str]] | None, list[str], list[str]]:
     """The series of the returned rows, split into those the local catalog has (a ready selection) and
     the others."""
@@ -195,7 +182,6 @@ def _hand_off(
     uids = list(dict.fromkeys(str(r[column]) for r in records if isinstance(r.get(column), str)))
     if not uids:
         return [], None, [], []
-    catalog = catalog_getter()
     present = {
         row[0]
         for row in catalog.execute(
@@ -222,30 +208,34 @@ def _hand_off(
 
 # ---------------------------------------------------------------------------------------- the tools
 def run_bigquery_query(
+    settings: Settings,
+    catalog: Catalog,
     sql: str,
     max_rows: int = 100,
     max_gb: float | None = None,
     *,
-    catalog_getter: Callable[[], Catalog],
-    settings: BigQuerySettings | None = None,
     backend: bq.Backend | None = None,
     cancel: threading.Event | None = None,
-    on_submit: Callable[[bq.Backend, str], None] | None = None,
-    progress: Progress | None = None,
+    progress: Report | None = None,
 ) -> BigQueryResult:
-    """Validate, resolve names, dry-run, refuse above the cap, run capped, shape the reply."""
-    try:
-        settings = settings or load_bigquery_settings()
-    except SettingError as exc:
-        raise BigQueryError(str(exc)) from exc
-    if not isinstance(max_rows, int) or isinstance(max_rows, bool) or not 1 <= max_rows <= MAX_ROWS_CAP:
-        raise BigQueryError(f"max_rows must be between 1 and {MAX_ROWS_CAP}; got {max_rows!r}.")
+    """Validate, resolve names, dry-run, refuse above the cap, run capped, shape the reply.
+
+    `cancel` (set from another thread) cancels the job; `progress` hears each step (dry run, submitted)."""
+    if refused := max_rows_refused(max_rows):
+        raise BigQueryError(refused)
     cap = byte_cap(settings, max_gb)
     try:
         validated = validate(sql, max_rows)
     except BigQueryRejected as exc:
         raise BigQueryError(str(exc)) from exc
-    say = progress or (lambda _message: None)
+    steps = 0
+
+    def say(message: str) -> None:
+        nonlocal steps
+        steps += 1
+        if progress is not None:
+            progress(steps, None, message)
+
     try:
         backend = backend or bq.connect(settings)
         schemas, complete = _schemas(backend, validated)
@@ -263,8 +253,6 @@ def run_bigquery_query(
         job_id = backend.new_job_id()
 
         def submitted(job: str) -> None:
-            if on_submit is not None:
-                on_submit(backend, job)
             say(f"job {job} submitted")
 
         try:
@@ -284,7 +272,7 @@ def run_bigquery_query(
     note = local_note(validated)
     if note:
         notes.insert(0, note)
-    uids, selection, unknown, hand_notes = _hand_off(outcome.columns, records, truncated, catalog_getter)
+    uids, selection, unknown, hand_notes = _hand_off(outcome.columns, records, truncated, catalog)
     notes.extend(hand_notes)
     return BigQueryResult(
         columns=outcome.columns,
@@ -311,58 +299,16 @@ def run_bigquery_query(
     )
 
 
-async def run_bigquery_query_async(
-    sql: str,
-    max_rows: int,
-    max_gb: float | None,
-    catalog_getter: Callable[[], Catalog],
-    report: Callable[[float, float | None, str | None], Awaitable[None]] | None = None,
-) -> BigQueryResult:
-    """run_bigquery_query in a worker thread. Cancelling the awaiting task asks BigQuery to cancel the job
-    and returns at once (a job that is still being submitted is cancelled as soon as it has an id)."""
-    cancel = threading.Event()
-    jobs: list[tuple[bq.Backend, str]] = []
-    steps = [0]
-
-    def progress(message: str) -> None:
-        steps[0] += 1
-        if report is None or cancel.is_set():
-            return
-        try:
-            anyio.from_thread.run(report, steps[0], None, message)
-        except Exception:  # a client that stops listening must not stop the query
-            log.debug("progress report failed", exc_info=True)
-
-    def work() -> BigQueryResult:
-        return run_bigquery_query(
-            sql,
-            max_rows,
-            max_gb,
-            catalog_getter=catalog_getter,
-            cancel=cancel,
-            on_submit=lambda backend, job_id: jobs.append((backend, job_id)),
-            progress=progress,
-        )
-
-    try:
-        return await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
-    except anyio.get_cancelled_exc_class():
-        cancel.set()
-        for backend, job_id in jobs:
-            backend.cancel_soon(job_id)  # not awaited: the call ends now
-        raise
-
-
 _TABLE_ARG = re.compile(
     r"`?(?:(?:bigquery-public-data)[.:])?(?:(?P<dataset>[A-Za-z0-9_]+)\.)?(?P<table>[A-Za-z0-9_]+)`?"
 )
 
 
 def describe_bigquery_table(
+    settings: Settings,
     table: str,
     column_filter: str | None = None,
     *,
-    settings: BigQuerySettings | None = None,
     backend: bq.Backend | None = None,
 ) -> BigQueryTableDescription:
     """A table's live schema: every column and nested field with type, mode and description."""
@@ -375,7 +321,6 @@ def describe_bigquery_table(
     dataset = match.group("dataset") or "idc_current"
     name = match.group("table")
     try:
-        settings = settings or load_bigquery_settings()
         backend = backend or bq.connect(settings)
         if match.group("dataset") is None and DATASET_PATTERN.fullmatch(name):
             tables = SCHEMAS.tables_of(backend, name)
@@ -388,7 +333,7 @@ def describe_bigquery_table(
                 f"Dataset {dataset!r} is not one of IDC's: use idc_current or idc_v<N> (e.g. idc_v22)."
             )
         schema = SCHEMAS.table(backend, TableRef(dataset, name))
-    except (UnknownBigQueryName, SettingError, bq.BigQueryUnavailable, bq.BigQueryJobError) as exc:
+    except (UnknownBigQueryName, bq.BigQueryUnavailable, bq.BigQueryJobError) as exc:
         raise BigQueryError(str(exc)) from exc
     fields = list(schema.fields)
     if column_filter:

@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 
 # Bumped when the layout of the catalog file changes, so an old cache is rebuilt. The file is written
 # atomically (temp file + rename), so its existence under this name means it is complete.
-CATALOG_LAYOUT = 3  # 2: exact distinct counts per column (catalog.facts); 3: text columns' values too
+CATALOG_LAYOUT = 4  # 2: exact distinct counts per column (catalog.facts); 3: text columns' values too;
+# 4: collections whose dates are placeholders
 CATALOG_FILE = f"catalog-v{CATALOG_LAYOUT}.duckdb"
 # The files of older layouts are removed once this one is built.
 _LAYOUT_FILE = re.compile(r"catalog-v(\d+)\.duckdb")

@@ -29,6 +29,7 @@ from idc_mcp.catalog.executor import (
     MemoryExceeded,
     QueryCancelled,
     QueryFailed,
+    QueryStopped,
     QueryTimeout,
     ResultTooLarge,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "QueryCancelled",
     "QueryFailed",
     "QueryOutput",
+    "QueryStopped",
     "QueryTimeout",
     "ResultTooLarge",
     "get_catalog",
@@ -51,6 +53,10 @@ log = logging.getLogger(__name__)
 
 # Fetched indices live in this folder of the version cache dir, one DuckDB file each (see indices/fetch.py).
 INDICES_DIR = "indices"
+
+
+# Catalog.cache_key: (version cache folder, generation, answering from the parquet during the first build)
+CacheKey = tuple[str, int, bool]
 
 
 @dataclass
@@ -117,10 +123,17 @@ class Catalog:
         self.results: ResultCache[Any] = ResultCache()
 
     @property
-    def key(self) -> str:
-        """The catalog's content as a value, to key caches with: its version's cache folder. The
-        catalog file and the indices fetched into that folder never change while they are open."""
-        return str(self.settings.version_cache_dir)
+    def cache_key(self) -> CacheKey:
+        """What the catalog holds now, as a value: the one key every cache of answers computed from it
+        starts with (query replies, table profiles, facts, license reports, download plans, value pools).
+
+        Its version's cache folder (the catalog file and the indices fetched into it never change while
+        open), the generation, bumped when a fetched index is attached (a name may then mean more), and
+        whether it still answers from the parquet during its first build (without the build's facts:
+        what was computed then is not what the built catalog answers)."""
+        executor = self._executor
+        provisional = executor is None or bool(executor.facts.get("provisional"))
+        return (str(self.settings.version_cache_dir), self.generation, provisional)
 
     # -- opening -----------------------------------------------------------------------------------
     def _discover_cached_indices(self) -> None:
@@ -135,7 +148,7 @@ class Catalog:
                     self._files.setdefault(file.stem, file)
 
     @property
-    def conn(self) -> Executor:
+    def executor(self) -> Executor:
         """The executor that runs this catalog's queries, started (and the catalog opened) on first use."""
         if self._executor is None:
             with self._lock:
@@ -159,7 +172,17 @@ class Catalog:
 
     @property
     def _facts(self) -> dict[str, Any]:
-        return self.conn.facts
+        return self.executor.facts
+
+    def settle(self) -> None:
+        """Once the first build of the catalog file has finished, move this catalog onto it now (with its
+        build-time facts) instead of when its worker is next idle. Nothing to do otherwise."""
+        if not self._facts.get("provisional"):
+            return
+        with self._gate.reopen(), self._lock:
+            if self._executor is not None and self._executor.facts.get("provisional"):
+                self._executor.restart(self._files)
+                self._keep_attached(self._executor)
 
     def register_index(self, name: str, db_file: Path) -> None:
         """Attach a fetched index (a DuckDB file holding its table(s)): the worker restarts with it.
@@ -185,12 +208,18 @@ class Catalog:
 
     def result_key(self, sql: str, max_rows: int) -> ResultKey:
         """The cache key of a reply to validated `sql` on this catalog as it is now."""
-        return ResultKey(sql, max_rows, self.settings.data_version, self.generation)
+        return ResultKey(sql, max_rows, self.cache_key)
 
     def text_key(self, text: str, max_rows: int) -> TextKey:
-        return TextKey(text, max_rows, self.settings.data_version, self.generation)
+        return TextKey(text, max_rows, self.cache_key)
 
     # -- facts -------------------------------------------------------------------------------------
+    @property
+    def building(self) -> bool:
+        """True while the catalog file is being built (a first start of this data version): queries are
+        answered from the bundled parquet meanwhile."""
+        return self.conn.building_since is not None
+
     def installed_tables(self) -> list[str]:
         return list(self._facts["columns"])
 
@@ -210,12 +239,12 @@ class Catalog:
     ) -> QueryOutput:
         """Run SQL that our own code wrote, or that `sqlguard` validated and regenerated.
 
-        Never pass SQL from a caller that did not go through `sql.guard.validate`. Raises QueryTimeout
-        (and its kinds ResultTooLarge, MemoryExceeded), QueryFailed (DuckDB's error) or QueryCancelled.
+        Never pass SQL from a caller that did not go through `sql.guard.validate`. Raises QueryStopped
+        (QueryTimeout, MemoryExceeded), ResultTooLarge, QueryFailed (DuckDB's error) or QueryCancelled.
         """
         timeout = self.settings.query_timeout_s if timeout_s is None else timeout_s
         with self._gate.query():
-            columns, types, rows, elapsed = self.conn.run(sql, list(params) if params else None, timeout)
+            columns, types, rows, elapsed = self.executor.run(sql, list(params) if params else None, timeout)
         return QueryOutput(columns=columns, types=types, rows=rows, elapsed_s=elapsed)
 
     def records(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:

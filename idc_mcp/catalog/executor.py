@@ -34,6 +34,7 @@ from typing import Any
 from idc_mcp import child_process
 from idc_mcp.cancellation import cancelled, on_cancel
 from idc_mcp.config import Settings
+from idc_mcp.errors import AssistantError
 
 log = logging.getLogger(__name__)
 
@@ -52,20 +53,26 @@ IDLE_WATCH_S = 0.5  # how often an idle worker is looked at (a query wakes the w
 ADDRESS_SPACE_FACTOR = 3  # the worker's RLIMIT_AS allowance, as a multiple of its resident-memory limit
 
 
-class ExecutorError(Exception):
+class ExecutorError(AssistantError):
     """Base of the errors a query can end with in the executor (each message is for the assistant)."""
 
 
-class QueryTimeout(ExecutorError):
-    """A query ran longer than the allowed time and was interrupted (or hit another run-time bound)."""
+class QueryStopped(ExecutorError):
+    """A run-time bound stopped the query (its time or the worker's memory): the same query may pass at
+    a quieter moment, so its answer is never kept; narrowing it is the lasting fix."""
+
+
+class QueryTimeout(QueryStopped):
+    """A query ran longer than the allowed time and was interrupted."""
+
+
+class MemoryExceeded(QueryStopped):
+    """A query needed more memory than the worker may use; it was stopped (the worker replaced if need be)."""
 
 
 class ResultTooLarge(ExecutorError):
-    """A result holds more nested data than the server converts (a size refusal, not a timeout)."""
-
-
-class MemoryExceeded(QueryTimeout):
-    """A query needed more memory than the worker may use; caught wherever QueryTimeout is."""
+    """A result holds more nested data than the server converts (a size refusal: the same query gets it
+    every time)."""
 
 
 class QueryCancelled(ExecutorError):
@@ -139,6 +146,9 @@ class Executor:
         # The worker's own address-space cap: a backstop for one allocation too big to be sampled.
         self.address_space_bytes = ADDRESS_SPACE_FACTOR * memory_limit_bytes
         self.facts: dict[str, Any] = {}
+        # Set while the first worker answers from the bundled parquet and builds the catalog file: the
+        # catalog is not ready until that worker says "built" (issue 22: the log said "ready" too early).
+        self.building_since: float | None = None
         self.restarts = 0
         self._ids = itertools.count(1)
         self._lock = threading.RLock()
@@ -159,6 +169,8 @@ class Executor:
             process.kill()
             raise WorkerUnavailable(f"opening the IDC catalog failed: {first[1]}")
         self.facts, process.rss = first[1], first[2]
+        if self.facts.get("provisional") and self.building_since is None:
+            self.building_since = time.monotonic()
         self._process = process
         threading.Thread(target=self._read, args=(process,), name="catalog-reader", daemon=True).start()
         threading.Thread(target=self._watch, args=(process,), name="catalog-watchdog", daemon=True).start()
@@ -270,8 +282,14 @@ class Executor:
             request_id, status, payload, rss = reply
             process.rss = rss
             if status == "built":  # it answered from the parquet while the catalog file was built
+                if self.building_since is not None:
+                    log.info(
+                        "catalog ready: built in %.1f s; the next queries run on it",
+                        time.monotonic() - self.building_since,
+                    )
+                    self.building_since = None
                 process.exhausted = True  # replaced (by a worker on the file) once no query runs
-                self._recycle_if_idle(process)
+                self._recycle_if_idle(process, "to move to the catalog just built")
                 continue
             with self._lock:
                 request = process.pending.pop(request_id, None)
@@ -288,11 +306,12 @@ class Executor:
                 self._recycle_if_idle(process)
         self._died(process)
 
-    def _recycle_if_idle(self, process: _Process) -> None:
+    def _recycle_if_idle(self, process: _Process, why: str | None = None) -> None:
         with self._lock:
             if process.pending or process is not self._process:
                 return
-            log.info("replacing the query worker: it holds %d MiB after its queries", process.rss >> 20)
+            why = why or f"it holds {process.rss >> 20} MiB after its queries"
+            log.info("replacing the query worker: %s", why)
             self._process = None
         self._retire(process)
 

@@ -1,6 +1,14 @@
 """Facts about the bundled tables, computed once when the catalog file is built and read back by the
 diagnostics and `describe_table`, so that a call does not scan a whole column to get them.
 
+A date column (text 'YYYY-MM-DD') of a table with collection_id and PatientID also gets, per collection
+whose values are placeholders, the day they fall on: when nearly all of a collection's dates share one
+day of the year across many patients (NLST: January 2 of 1999-2001, de-identified to the year; LIDC-IDRI:
+2000-01-01 for every patient), they are not real dates, and the assistant must be told before it filters
+or groups by them.
+
+Every column's NULL count is kept too.
+
 They live in their own schema of the catalog file (`idc_mcp_facts`: never listed, never a caller's
 table): the exact distinct count of every scalar column, and for every text column its values with
 their row counts. A text column keeps its TOP_VALUES most common values (all of them when it has no
@@ -31,8 +39,18 @@ DISTINCT_COUNTS = f"{FACTS_SCHEMA}.distinct_counts"
 # common first), so that reading a column's facts is one short row, not a scan of a long table.
 TEXT_COLUMNS = f"{FACTS_SCHEMA}.text_columns"
 
+# Rows where each column (nested ones too) is NULL.
+NULL_COUNTS = f"{FACTS_SCHEMA}.null_counts"
+# One row per (table, date column, collection) whose dates are placeholders (see the module's docstring).
+PLACEHOLDER_DATES = f"{FACTS_SCHEMA}.placeholder_dates"
+
 TOP_VALUES = 2_000  # most common values kept per text column (diagnostics: 2,000; describe_table: 500)
 SAMPLE_ROWS = 5_000  # rows sampled to tell identifier-like columns from categorical ones
+# A collection's dates are placeholders when this share of them falls on one day of the year (month and
+# day) and it has at least PLACEHOLDER_PATIENTS patients with a date (one phantom scanned on one day is not).
+PLACEHOLDER_SHARE = 0.9
+PLACEHOLDER_PATIENTS = 20
+DATE_TEXT = r"\d{4}-\d{2}-\d{2}"  # what a date written as text looks like (most values of the column)
 
 
 def identifier_like(distinct_in_sample: int, rows_in_sample: int) -> bool:
@@ -51,7 +69,14 @@ def write_facts(con: duckdb.DuckDBPyConnection, tables: list[str]) -> None:
         f"CREATE TABLE {TEXT_COLUMNS} (table_name VARCHAR, column_name VARCHAR, identifier_like BOOLEAN, "
         'distinct_count BIGINT, "values" VARCHAR[], counts BIGINT[])'
     )
+    con.execute(f"CREATE TABLE {NULL_COUNTS} (table_name VARCHAR, column_name VARCHAR, null_count BIGINT)")
+    con.execute(
+        f"CREATE TABLE {PLACEHOLDER_DATES} (table_name VARCHAR, column_name VARCHAR, collection_id VARCHAR, "
+        "dated_rows BIGINT, patients BIGINT, day VARCHAR, day_rows BIGINT, first_year INTEGER, "
+        "last_year INTEGER, dates BIGINT)"
+    )
     for table in tables:
+        _write_null_counts(con, table)
         columns = con.execute(
             "SELECT column_name, data_type FROM duckdb_columns() "
             "WHERE schema_name = 'main' AND table_name = ? "
@@ -60,6 +85,18 @@ def write_facts(con: duckdb.DuckDBPyConnection, tables: list[str]) -> None:
         ).fetchall()
         for column, dtype in columns:
             _write_column(con, table, column, dtype)
+        names = {c for c, _ in columns}
+        if {"collection_id", "PatientID"} <= names:
+            for column in (c for c, t in columns if t == "VARCHAR" and _is_date_text(con, table, c)):
+                _write_placeholder_dates(con, table, column)
+
+
+def _write_null_counts(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    names = [r[0] for r in con.execute(f"DESCRIBE {quote_identifier(table)}").fetchall()]
+    counts = ", ".join(f"count(*) - count({quote_identifier(c)})" for c in names)
+    (row,) = con.execute(f"SELECT {counts} FROM {quote_identifier(table)}").fetchall()
+    for column, n in zip(names, row, strict=True):
+        con.execute(f"INSERT INTO {NULL_COUNTS} VALUES (?, ?, ?)", [table, column, int(n)])
 
 
 def _write_column(con: duckdb.DuckDBPyConnection, table: str, column: str, dtype: str) -> None:
@@ -84,6 +121,35 @@ def _write_column(con: duckdb.DuckDBPyConnection, table: str, column: str, dtype
     )
 
 
+def _is_date_text(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
+    """Most rows of the column's most common values (kept above) are dates written as text."""
+    (dated, total) = con.execute(  # type: ignore[misc]
+        f"SELECT sum(n) FILTER (WHERE regexp_full_match(v, {sql_literal(DATE_TEXT)})), sum(n) FROM ("
+        f'SELECT unnest("values") AS v, unnest(counts) AS n FROM {TEXT_COLUMNS} '
+        "WHERE table_name = ? AND column_name = ?)",
+        [table, column],
+    ).fetchone()
+    return bool(total) and (dated or 0) >= 0.8 * total
+
+
+def _write_placeholder_dates(con: duckdb.DuckDBPyConnection, table: str, column: str) -> None:
+    q, ref = quote_identifier(column), quote_identifier(table)
+    con.execute(
+        f"INSERT INTO {PLACEHOLDER_DATES} "
+        f"WITH dated AS (SELECT collection_id, PatientID, {q} AS d FROM {ref} "
+        f"WHERE regexp_full_match({q}, {sql_literal(DATE_TEXT)})), "
+        "per_day AS (SELECT collection_id, substr(d, 6) AS day, count(*) AS n, "
+        "min(CAST(substr(d, 1, 4) AS INTEGER)) AS y0, max(CAST(substr(d, 1, 4) AS INTEGER)) AS y1, "
+        "count(DISTINCT d) AS dates FROM dated GROUP BY ALL), "
+        "per_collection AS (SELECT collection_id, count(*) AS n, count(DISTINCT PatientID) AS patients "
+        "FROM dated GROUP BY ALL) "
+        f"SELECT {sql_literal(table)}, {sql_literal(column)}, collection_id, c.n, c.patients, day, d.n, "
+        "y0, y1, dates FROM per_day d JOIN per_collection c USING (collection_id) "
+        f"WHERE d.n >= {PLACEHOLDER_SHARE} * c.n AND c.patients >= {PLACEHOLDER_PATIENTS} "
+        "ORDER BY c.n DESC, collection_id"
+    )
+
+
 # -- run time ----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class TextValues:
@@ -99,18 +165,69 @@ class TextValues:
         return not self.identifier_like and len(self.values) >= self.distinct_count
 
 
-# Keyed by the catalog's content (`Catalog.key`): the facts of one catalog file never change.
+# Keyed by what the catalog holds (`Catalog.cache_key`), like every cache of answers.
 _TEXT_VALUES: Memo[TextValues] = Memo(maxsize=512)
 
 
 def text_values(catalog: Catalog, table: str, column: str) -> TextValues | None:
     """The built facts of a text column of a bundled table; None when the catalog has none for it
     (not a bundled text column, or a catalog without facts). One query on first use, then kept."""
-    key = (catalog.key, table.lower(), column.lower())
+    key = (catalog.cache_key, table.lower(), column.lower())
     found = _TEXT_VALUES.get(key)
     if found is None:
         found = _read(catalog, table, column).get(column.lower())
     return found
+
+
+@dataclass(frozen=True)
+class PlaceholderDates:
+    """A collection whose dates in one column nearly all fall on one day of the year."""
+
+    collection_id: str
+    dated_rows: int  # rows of the collection with a date
+    patients: int
+    day: str  # 'MM-DD'
+    day_rows: int  # rows on that day
+    first_year: int
+    last_year: int
+    dates: int  # distinct dates on that day (one per year)
+
+
+_PLACEHOLDERS: Memo[tuple[PlaceholderDates, ...]] = Memo(maxsize=128)
+
+
+def placeholder_dates(catalog: Catalog, table: str, column: str) -> tuple[PlaceholderDates, ...]:
+    """The collections whose `column` of `table` holds placeholder dates, most rows first (none for a
+    catalog without these facts). One query on first use, then kept."""
+    from idc_mcp.catalog.executor import QueryFailed  # here: the query worker imports this module too
+
+    key = (catalog.cache_key, table.lower(), column.lower())
+    found = _PLACEHOLDERS.get(key)
+    if found is None:
+        try:
+            rows = catalog.execute(
+                "SELECT collection_id, dated_rows, patients, day, day_rows, first_year, last_year, dates "
+                f"FROM {PLACEHOLDER_DATES} WHERE lower(table_name) = {sql_literal(table.lower())} "
+                f"AND lower(column_name) = {sql_literal(column.lower())} ORDER BY dated_rows DESC, 1"
+            ).rows
+        except QueryFailed:  # a catalog without these facts
+            rows = []
+        found = tuple(PlaceholderDates(*row) for row in rows)
+        _PLACEHOLDERS.put(key, found)
+    return found
+
+
+def null_counts(catalog: Catalog, table: str) -> dict[str, int]:
+    """Rows where each column of a bundled table is NULL (empty for a catalog without these facts)."""
+    from idc_mcp.catalog.executor import QueryFailed
+
+    try:
+        rows = catalog.execute(
+            f"SELECT column_name, null_count FROM {NULL_COUNTS} WHERE table_name = {sql_literal(table)}"
+        ).rows
+    except QueryFailed:
+        return {}
+    return {c: int(n) for c, n in rows}
 
 
 def load_table(catalog: Catalog, table: str) -> None:
@@ -140,5 +257,5 @@ def _read(catalog: Catalog, table: str, column: str | None) -> dict[str, TextVal
             identifier_like=bool(is_identifier),
             distinct_count=int(distinct),
         )
-        _TEXT_VALUES.put((catalog.key, table.lower(), name.lower()), facts)
+        _TEXT_VALUES.put((catalog.cache_key, table.lower(), name.lower()), facts)
     return found

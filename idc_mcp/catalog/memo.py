@@ -1,7 +1,7 @@
 """Bounded in-process caches: one way for every cache of the server.
 
 Keys are values that cannot change: strings, numbers, and tuples or frozen dataclasses of them (a
-`Selection`, a catalog's `Catalog.key`). Never an object's `id()`, which Python gives to the next object
+`Selection`, a catalog's `Catalog.cache_key`). Never an object's `id()`, which Python gives to the next object
 once the first is freed, and never the object itself (a mutable key, or one that keeps it alive).
 Entries are dropped least recently used first, by count or by the size `getsizeof` gives them; a value
 larger than the whole bound is not kept.

@@ -1,9 +1,10 @@
 """A bounded cache of `query` replies: the catalog is immutable per idc-index-data version.
 
 Key: the SQL regenerated from the validated tree (what actually runs, so two spellings of one query
-share an entry), `max_rows`, the idc-index-data version, and the catalog's generation (bumped when a
-fetched index is attached, which changes what a name can refer to). A second map goes from the
-caller's exact text to that key, so a repeat skips parsing too; it is only a shortcut to the same key.
+share an entry), `max_rows`, and what the catalog holds (`Catalog.cache_key`: its data version's folder
+and its generation, bumped when a fetched index is attached, which changes what a name can refer to).
+A second map goes from the caller's exact text to that key, so a repeat skips parsing too; it is only a
+shortcut to the same key.
 A text refused by validation has no validated form: its refusal is kept under the text itself.
 
 Bounded in bytes (each entry counted by its JSON size), least recently used first out; a reply whose
@@ -37,8 +38,7 @@ class ResultKey:
 
     sql: str  # regenerated from the validated tree, with the enforced LIMIT (refused: the caller's text)
     max_rows: int
-    data_version: str
-    generation: int
+    catalog: tuple[str, int, bool]  # Catalog.cache_key
     refused: bool = False  # the caller's text was refused before it had a validated form
 
 
@@ -48,8 +48,7 @@ class TextKey:
 
     text: str
     max_rows: int
-    data_version: str
-    generation: int
+    catalog: tuple[str, int, bool]  # Catalog.cache_key
 
 
 class ResultCache(Generic[V]):
@@ -89,7 +88,7 @@ class ResultCache(Generic[V]):
 
     def put_refusal(self, text: TextKey, value: V, nbytes: int) -> bool:
         """Store the refusal of a text that never validated (validation is deterministic per catalog)."""
-        key = ResultKey(text.text, text.max_rows, text.data_version, text.generation, refused=True)
+        key = ResultKey(text.text, text.max_rows, text.catalog, refused=True)
         return self.put(key, value, nbytes, text)
 
     @contextmanager

@@ -14,7 +14,6 @@ starts in a fraction of a second and stays small.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import pickle
 import queue
@@ -326,6 +325,7 @@ def main() -> int:
     try:
         conn = open_locked(settings, files) if scratch is None else open_provisional(settings, files, scratch)
         facts = load_facts(conn)
+        facts["provisional"] = scratch is not None  # answering from the parquet while the file is built
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises it on the next query
         channel.send(("failed", f"{type(exc).__name__}: {exc}"))
         return 1
@@ -350,7 +350,7 @@ def _build_then_report(settings: Settings, worker: Worker) -> None:
     """Build the catalog file (one thread: the provisional worker answers meanwhile), then tell the
     server, which replaces this worker by one on the file once no query runs."""
     try:
-        ensure_catalog_file(dataclasses.replace(settings, threads=1))
+        ensure_catalog_file(settings.model_copy(update={"threads": 1}))
     except Exception:  # noqa: BLE001 - the next worker's open retries the build and reports it
         log.exception("building the catalog failed")
     worker.send((0, "built", None, current_rss()))

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from sqlglot import exp
 
-from idc_mcp.catalog.database import Catalog, QueryFailed, QueryOutput, QueryTimeout, ResultTooLarge
+from idc_mcp.catalog.database import Catalog, QueryFailed, QueryOutput, QueryStopped, ResultTooLarge
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ class Budget:
             return None
         try:
             out = catalog.execute(sql, timeout_s=slice_s)
-        except QueryTimeout:
+        except QueryStopped:
             self.skipped += 1
             return None
         except (QueryFailed, ResultTooLarge) as exc:

@@ -45,7 +45,7 @@ def explain_empty_result(catalog: Catalog, validated: guard.ValidatedQuery, budg
     root = validated.tree
     if not isinstance(root, exp.Select) or root.args.get("from_") is None:
         return [NO_ROWS + " (Only a single SELECT ... FROM ... WHERE is analysed for the cause.)"]
-    notes = _explain_scope(catalog, scope_of(root, root.args.get("with_")), budget, depth=0)
+    notes = _explain_scope(catalog, scope_of(root, root.args.get("with_"), validated.scope), budget, depth=0)
     if budget.skipped:
         notes.append(
             f"{budget.skipped} diagnostic check(s) were skipped to stay within {budget.total_s:g} s; "

@@ -27,11 +27,12 @@ from idc_mcp.diagnostics.column_paths import (
 )
 from idc_mcp.diagnostics.empty_result import explain_empty_result
 from idc_mcp.diagnostics.fuzzy import closest, fold, resembles
+from idc_mcp.diagnostics.placeholders import query_notes as placeholder_notes
 from idc_mcp.diagnostics.related_values import related_values_notes
-from idc_mcp.diagnostics.text_formats import explain_mismatch
+from idc_mcp.diagnostics.text_formats import explain_mismatch, explain_text_function
+from idc_mcp.diagnostics.unknown_columns import other_unknown_columns
 from idc_mcp.diagnostics.value_hints import not_null
 from idc_mcp.sql import guard
-from idc_mcp.sql.scopes import table_aliases
 
 log = logging.getLogger(__name__)
 
@@ -72,16 +73,13 @@ def _table_candidates(catalog: Catalog, table: str, tree: exp.Expression | None)
     return ranked[:3]
 
 
-def unknown_table_message(catalog: Catalog, table: str, sql: str) -> str:
+def unknown_table_message(catalog: Catalog, table: str, tree: exp.Expression | None) -> str:
+    """Why `table` is refused and what to use instead; `tree` is the caller's query as the guard parsed it."""
     if table.startswith("/") or "." in table or "://" in table:
         return (
             f"{table!r} is not a catalog table: files and URLs cannot be read. "
             f"Query the catalog tables by name ({', '.join(catalog.installed_tables())})."
         )
-    try:
-        tree: exp.Expression | None = guard.parse_one_statement(sql)
-    except guard.SQLRejected:
-        tree = None
     candidates = _table_candidates(catalog, table, tree)
     parts = [f"Table {table!r} does not exist."]
     for rank, (name, why) in enumerate(candidates):
@@ -97,7 +95,7 @@ def unknown_table_message(catalog: Catalog, table: str, sql: str) -> str:
             if node.name.lower() == table.lower():
                 node.set("this", exp.to_identifier(best))
         try:  # shown only when it passes the validator (another table may be wrong too)
-            guard.validate(fixed.sql(dialect="duckdb"), catalog.installed_tables(), 1)
+            guard.validate_tree(fixed.copy(), catalog.installed_tables(), 1)
             parts.append(f"Corrected query: `{fixed.sql(dialect='duckdb')}`.")
         except guard.SQLRejected:
             pass
@@ -116,6 +114,11 @@ _MISSING_COLUMN = [
     re.compile(r"Cannot extract field '([^']+)' from expression"),
     re.compile(r'Column "([^"]+)" .*not found', re.S),
 ]
+
+
+# DuckDB's generic advice after a function that met the wrong type, left out where ours replaces it.
+_NO_ADVICE = re.compile(r"\. (?:You might need|In order to)")
+_DESCRIBE_TAIL = re.compile(r'describe_table\(table="[^"]*"\) lists every column with its description\.$')
 
 
 def missing_column(error: str) -> tuple[str | None, str] | None:
@@ -166,15 +169,28 @@ def _explain_error(
     missing = missing_column(text)
     if missing:
         qualifier, column = missing
-        return unknown_column_message(catalog, column, validated, qualifier, budget)
+        first = unknown_column_message(catalog, column, validated, qualifier, budget)
+        others = other_unknown_columns(catalog, validated, column)
+        if not others:
+            return first
+        # One reply for every unknown name; the describe_table pointer once, at the end.
+        parts = [first, *(unknown_column_message(catalog, n, validated, q, budget) for q, n in others)]
+        tail = _DESCRIBE_TAIL.search(first)
+        if tail is None:
+            return " ".join(parts)
+        return " ".join([*(_DESCRIBE_TAIL.sub("", p).rstrip() for p in parts), tail.group(0)])
     wrong_alias = re.search(r'Referenced table "([^"]+)" not found', text)
     if wrong_alias:
-        known = ", ".join(f"{a} ({t})" for a, t in table_aliases(validated.tree).items() if a != t.lower())
-        tables = ", ".join(dict.fromkeys(t for t in table_aliases(validated.tree).values()))
+        known = ", ".join(f"{a} ({t})" for a, t in validated.aliases.items() if a != t.lower())
+        tables = ", ".join(dict.fromkeys(t for t in validated.aliases.values()))
         return (
             f"{wrong_alias.group(1)!r} is not a table or alias in this query. Qualify columns with "
             f"{'an alias defined in FROM/JOIN: ' + known if known else 'a table in FROM/JOIN: ' + tables}."
         )
+    if any(k in text for k in ("No function matches the given name", "Could not choose a best candidate")):
+        hint = explain_text_function(catalog, validated, budget)
+        if hint:
+            return f"The query failed: {_NO_ADVICE.split(first)[0]}. {hint}"
     if any(
         k in text for k in ("Cannot compare values of type", "Could not convert string", "Cannot mix values")
     ):
@@ -192,7 +208,7 @@ def _text_compared_to_number(catalog: Catalog, validated: guard.ValidatedQuery, 
     for table in validated.tables:
         for name, dtype in catalog.columns(table):
             types.setdefault(name.lower(), dtype)
-    aliases = table_aliases(validated.tree)
+    aliases = validated.aliases
     for node in validated.tree.find_all(exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Between):
         column = node.this
         others = [v for k, v in node.args.items() if k != "this" and isinstance(v, exp.Literal)]
@@ -228,7 +244,7 @@ def unknown_column_message(
     budget: Budget | None = None,
 ) -> str:
     budget = budget or Budget()
-    aliases = table_aliases(validated.tree)
+    aliases = validated.aliases
     used = [t for t in validated.tables if catalog.is_installed(t)]
     target = aliases.get(qualifier.lower()) if qualifier else None
     targets = [target] if target in used else used
@@ -362,7 +378,7 @@ def join_sketch(
         )
         select.join(table_ref, using=[key], copy=False)
         sketch = tree.sql(dialect="duckdb")
-        if not _binds(catalog, sketch, budget):
+        if not _binds(catalog, tree, budget):
             sketch = None
     if sketch is None:
         mine, other = _alias_for(base, set()), _alias_for(place.table, {_alias_for(base, set())})
@@ -385,13 +401,13 @@ def join_sketch(
     return sketch
 
 
-def _binds(catalog: Catalog, sql: str, budget: Budget) -> bool:
+def _binds(catalog: Catalog, suggested: exp.Expression, budget: Budget) -> bool:
     """Whether a suggested query passes our validator and DuckDB's binder (run with LIMIT 0)."""
     try:
-        checked = guard.validate(sql, catalog.installed_tables(), 1)
+        checked = guard.validate_tree(suggested.copy(), catalog.installed_tables(), 1)
     except guard.SQLRejected:
         return False
-    tree = checked.tree.copy()
+    tree = checked.tree
     tree.set("limit", exp.Limit(expression=exp.Literal.number(0)))
     return budget.run(catalog, tree) is not None
 
@@ -429,6 +445,14 @@ def explain_related(
 ) -> list[str]:
     """For a result with rows: an equality whose literal has related values with many more rows."""
     return _notes(related_values_notes, catalog, validated, budget, "looking for related values", [])
+
+
+def explain_placeholders(
+    catalog: Catalog, validated: guard.ValidatedQuery, budget: Budget | None = None
+) -> list[str]:
+    """For a query that filters, groups or computes on a date column: the collections whose dates
+    there are placeholders (one day of the year for every patient)."""
+    return _notes(placeholder_notes, catalog, validated, budget, "looking for placeholder dates", [])
 
 
 def counts_nothing(validated: guard.ValidatedQuery, records: list[dict[str, object]]) -> bool:

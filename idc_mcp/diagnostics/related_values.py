@@ -51,7 +51,7 @@ _POOLS: Memo[ValuePool] = Memo(maxsize=256)
 
 
 def _pool(catalog: Catalog, scope: Scope, table: exp.Table, column: str, budget: Budget) -> ValuePool | None:
-    key = (catalog.key, table.name.lower(), catalog.row_count(table.name), column.lower())
+    key = (catalog.cache_key, table.name.lower(), column.lower())
     cached = _POOLS.get(key)
     if cached is not None:
         return cached
@@ -72,7 +72,7 @@ def related_values_notes(catalog: Catalog, validated: guard.ValidatedQuery, budg
     tests = [(c, t) for c in conds if (t := value_test(c)) is not None and t.kind in ("eq", "in")]
     if not tests:
         return []
-    scope = scope_of(root, root.args.get("with_"))
+    scope = scope_of(root, root.args.get("with_"), validated.scope)
     notes: list[str] = []
     for cond, test in tests:
         if len(notes) >= MAX_NOTES or budget.remaining_s <= 0:

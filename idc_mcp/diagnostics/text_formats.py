@@ -41,12 +41,23 @@ class TextFormat:
     # The column converted to what the assistant meant to compare with (a number or a date).
     convert: Callable[[exp.Expression], exp.Expression]
     converted_type: str  # 'number' or 'date'
+    example: str  # how one value looks, for the one-line description
 
     def describe(self, column: str, examples: list[str], others: list[str]) -> str:
         shown = ", ".join(repr(v) for v in examples[:4])
         odd = f"; other values seen: {', '.join(repr(v) for v in others[:4])}" if others else ""
         use = self.convert(exp.column(column)).sql(dialect="duckdb")
         return f"{self.explanation} (e.g. {shown}{odd}). Compare as a {self.converted_type} with {use}."
+
+    def brief(self, column: str) -> str:
+        """One line: how a value looks and the expression that converts it."""
+        use = self.convert(exp.column(column)).sql(dialect="duckdb")
+        return f"text like {self.example}; as a {self.converted_type.split(' (')[0]}: {use}"
+
+    def brief_with_values(self, column: str) -> str:
+        """One line, beside values that show how they look: the expression that converts them."""
+        use = self.convert(exp.column(column)).sql(dialect="duckdb")
+        return f"as a {self.converted_type.split(' (')[0]}: {use}"
 
 
 FORMATS = (
@@ -56,6 +67,7 @@ FORMATS = (
         "text in DICOM age format (AS): three digits and a unit, Y years, M months, W weeks, D days",
         _age_years,
         "number of years (months, weeks and days give NULL)",
+        "'065Y'",
     ),
     TextFormat(
         "ISO date as text",
@@ -63,6 +75,7 @@ FORMATS = (
         "a date written as text 'YYYY-MM-DD'",
         lambda c: _try_cast(c, "DATE"),
         "date",
+        "'2001-01-02'",
     ),
     TextFormat(
         "DICOM date as text",
@@ -70,6 +83,7 @@ FORMATS = (
         "a date written as text 'YYYYMMDD'",
         lambda c: exp.Anonymous(this="try_strptime", expressions=[c, exp.Literal.string("%Y%m%d")]),
         "date",
+        "'20010102'",
     ),
     TextFormat(
         "number as text",
@@ -77,6 +91,7 @@ FORMATS = (
         "a number written as text",
         lambda c: _try_cast(c, "DOUBLE"),
         "number",
+        "'501'",
     ),
 )
 
@@ -112,6 +127,12 @@ def spellings(values: Iterable[object]) -> list[list[str]]:
             groups[key].append(v)
     found = [g for g in groups.values() if len(g) > 1]
     return sorted(found, key=len, reverse=True)
+
+
+def spelling_brief(groups: list[list[str]]) -> str:
+    """One line: how many values are spelled several ways, with the first group."""
+    shown = "/".join(repr(v if len(v) <= 24 else v[:24] + "…") for v in groups[0][:2])
+    return f"{len(groups)} spelled several ways, e.g. {shown}: match all spellings"
 
 
 def spelling_note(column: str, groups: list[list[str]]) -> str:
@@ -288,3 +309,74 @@ def _check(
     if out is None:
         return " (not checked: it did not run within the time allowed)"
     return f" (checked: the query runs with it and returns {len(out.rows):,} row(s))"
+
+
+# -- a function or arithmetic applied to a text column ----------------------------------------------------
+_COMPUTED = (exp.Func, exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Extract)
+_NOT_COMPUTED = (exp.Cast, exp.Alias, exp.Paren, *_COMPARISONS, exp.Between, exp.In, exp.Like, exp.ILike)
+
+
+def computed_columns(tree: exp.Expression) -> dict[str, list[exp.Column]]:
+    """Columns (by lower-case name) that a function or arithmetic takes as an argument: year(StudyDate),
+    avg(PatientAge), PatientAge + 1, extract(year FROM StudyDate), anywhere in the query."""
+    found: dict[str, list[exp.Column]] = {}
+    for column in tree.find_all(exp.Column):
+        parent = column.parent
+        if isinstance(parent, _COMPUTED) and not isinstance(parent, (*_NOT_COMPUTED, exp.AggFunc)):
+            found.setdefault(column.name.lower(), []).append(column)
+        elif isinstance(parent, exp.AggFunc) and not isinstance(parent, exp.Count | exp.AnyValue):
+            found.setdefault(column.name.lower(), []).append(column)  # avg(PatientAge), sum(...)
+    return found
+
+
+def _year_filter(column: exp.Column, found: Recognised) -> str:
+    """`StudyDate LIKE '2001-%'` for `year(StudyDate) = 2001`: the text as stored, by its year."""
+    year = column.parent
+    compared = year.parent if isinstance(year, exp.Year) else None
+    if not isinstance(compared, exp.EQ) or found.format.pattern.pattern != r"^\d{4}-\d{2}-\d{2}$":
+        return ""
+    other = compared.expression if compared.this is year else compared.this
+    if not (_number(other) and re.fullmatch(r"\d{4}", other.name)):
+        return ""
+    like = exp.Like(this=exp.column(column.name), expression=exp.Literal.string(f"{other.name}-%"))
+    return f" To filter by year, {like.sql(dialect='duckdb')} works on the text as stored."
+
+
+def explain_text_function(catalog: Catalog, validated: ValidatedQuery, budget: Budget) -> str | None:
+    """For a function or arithmetic that met a text column written as a date, an age or a number
+    (year(StudyDate), avg(PatientAge)): the column's format and the query with the column converted
+    wherever it is computed on, run once to check it works."""
+    tree = validated.tree
+    for name, columns in computed_columns(tree).items():
+        table = _owner(catalog, tree, validated.tables, columns[0])
+        if table is None:
+            continue
+        col = exp.column(columns[0].name, quoted=True)
+        not_null = exp.Not(this=exp.Is(this=col.copy(), expression=exp.Null()))
+        sample = exp.select(col).from_(exp.Table(this=exp.to_identifier(table))).where(not_null)
+        out = budget.run(catalog, sample.distinct().limit(SAMPLE_VALUES))
+        found = recognise([r[0] for r in out.rows] if out else [])
+        if found is None:
+            continue
+        fixed = tree.copy()
+        originals = {id(c) for c in columns}
+        first: tuple[str, str] | None = None
+        for old, new in zip(tree.walk(), fixed.walk(), strict=True):
+            if id(old) in originals and isinstance(new, exp.Column):
+                computed = new.parent
+                before = computed.sql(dialect="duckdb") if computed is not None else name
+                new.replace(found.format.convert(new.copy()))
+                if first is None and computed is not None:
+                    first = (before, computed.sql(dialect="duckdb"))
+        if first is None:
+            continue
+        ran = budget.run(catalog, fixed)
+        if ran is None:
+            continue
+        before, after = first
+        checked = f"(checked: the query runs with it and returns {len(ran.rows):,} row(s))."
+        return (
+            f"{columns[0].name} is {found.describe(columns[0].name)} Use {after} in place of {before} "
+            f"{checked}{_year_filter(columns[0], found)}"
+        )
+    return None

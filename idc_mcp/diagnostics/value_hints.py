@@ -45,10 +45,9 @@ class Scope:
         return isinstance(node, exp.Table) and node.alias_or_name.lower() not in self.inner
 
 
-def scope_of(select: exp.Select, with_: exp.With | None, resolved: scopes.Scope | None = None) -> Scope:
-    """The scope of `select` (the root query, or the query `resolved` by `sql.scopes`), whose
-    generated SQL carries `with_`."""
-    resolved = resolved if resolved is not None else scopes.root_scope(select)
+def scope_of(select: exp.Select, with_: exp.With | None, resolved: scopes.Scope | None) -> Scope:
+    """The scope of `select`, as `resolved` by `sql.scopes` (for the root query: the validated query's
+    `scope`; None: nothing resolved), whose generated SQL carries `with_`."""
     found = scopes.sources(resolved) if resolved is not None else {}
     sources = {alias: node for alias, (node, _) in found.items()}
     inner = {alias: body for alias, (_, body) in found.items() if body is not None}

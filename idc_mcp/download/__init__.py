@@ -14,7 +14,7 @@ from idc_mcp.download.models import DownloadResult
 if TYPE_CHECKING:
     from idc_mcp.download.engine import DownloadCancelled, DownloadError, Options, Progress
     from idc_mcp.download.plan import DEFAULT_TEMPLATE, TemplateError
-    from idc_mcp.download.service import download_async, run_download
+    from idc_mcp.download.service import run_download
 
 _LAZY = {
     "DownloadCancelled": "engine",
@@ -23,7 +23,6 @@ _LAZY = {
     "Progress": "engine",
     "DEFAULT_TEMPLATE": "plan",
     "TemplateError": "plan",
-    "download_async": "service",
     "run_download": "service",
 }
 
@@ -35,7 +34,6 @@ __all__ = [
     "Options",
     "Progress",
     "TemplateError",
-    "download_async",
     "run_download",
 ]
 

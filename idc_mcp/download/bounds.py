@@ -15,6 +15,7 @@ from pathlib import Path
 from idc_mcp.download import listing, s3, state
 from idc_mcp.download.listing import SeriesFiles
 from idc_mcp.download.plan import SeriesPlan
+from idc_mcp.units import size_text
 
 # Bounds of one call (see README, Security): what a listing may hold, and what a dry run lists before it
 # answers from the index's figures instead.
@@ -26,7 +27,7 @@ DRY_RUN_LIST_S = 20.0
 def too_many_message(plans: list[SeriesPlan]) -> str:
     """Why a selection is too large for one call, with its figures and a narrower selection to try."""
     files = sum(p.instance_count for p in plans)
-    size_gb = sum(p.index_size_bytes for p in plans) / 1e9
+    size = size_text(sum(p.index_size_bytes for p in plans), "GB")
     per_patient: dict[str, int] = {}
     for p in plans:  # plans are ordered by collection, patient, study, series
         per_patient[p.patient_id] = per_patient.get(p.patient_id, 0) + p.instance_count
@@ -44,7 +45,7 @@ def too_many_message(plans: list[SeriesPlan]) -> str:
         else " Even one patient holds more: pass series_uids in batches."
     )
     return (
-        f"The selection has {len(plans):,} series with {files:,} files ({size_gb:,.1f} GB) by the index; "
+        f"The selection has {len(plans):,} series with {files:,} files ({size}) by the index; "
         f"one download call fetches at most {MAX_OBJECTS_PER_CALL:,} files. Split it into about "
         f"{-(-files // MAX_OBJECTS_PER_CALL)} calls by patient_ids, study_uids or series_uids (each call "
         f"resumes and skips complete files).{first}"

@@ -25,7 +25,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     p.add_argument("--study-uids", nargs="+", metavar="UID", help="StudyInstanceUID values")
     p.add_argument("--series-uids", nargs="+", metavar="UID", help="SeriesInstanceUID values")
     p.add_argument("--sql", help="a read-only SELECT returning a SeriesInstanceUID column")
-    p.add_argument("--analysis-results", choices=["include", "exclude", "only"], default="include")
+    p.add_argument(
+        "--analysis-results",
+        choices=["include", "exclude", "only"],
+        default="include",
+        help="series derived by analyses (segmentations, annotations): include them (default), exclude "
+        "them or take only them",
+    )
     p.add_argument("--download-dir", help="folder inside the download root (default: the root)")
     p.add_argument(
         "--dir-template",
@@ -39,6 +45,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     p.set_defaults(func=run)
 
 
+def bar_note(message: str) -> str:
+    """The progress bar's note: the phase while there are no files counted yet, then the file counts."""
+    phase, _, files = message.partition(": ")
+    return files or phase
+
+
 def _show_progress(progress: Progress, finished: threading.Event) -> None:
     from tqdm import tqdm
 
@@ -48,8 +60,9 @@ def _show_progress(progress: Progress, finished: threading.Event) -> None:
             if total:
                 bar.total = total
                 bar.n = done
-                bar.set_postfix_str(message.split(": ", 1)[-1], refresh=False)
-                bar.refresh()
+            # Before the sizes are known, what it is doing (selecting, listing the files of N series).
+            bar.set_postfix_str(bar_note(message), refresh=False)
+            bar.refresh()
         done, total, _ = progress.snapshot()
         if total:
             bar.total, bar.n = total, done
@@ -110,8 +123,10 @@ def run(args: argparse.Namespace) -> int:
     if failure:
         exc = failure[0]
         if isinstance(exc, SelectionError | DownloadError | TemplateError | PathRefused):
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"error: {args.terms(str(exc))}", file=sys.stderr)
             return 130 if isinstance(exc, DownloadCancelled) else 1
         raise exc
-    print(outcome[0].model_dump_json(indent=2))
+    result = outcome[0]
+    result.next_step = args.terms(result.next_step)  # "run ... without --dry-run", not the tool's words
+    print(result.model_dump_json(indent=2))
     return 0

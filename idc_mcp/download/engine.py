@@ -24,11 +24,12 @@ from idc_mcp.download.plan import (
     plan_uids_with_hints,
     plan_with_hints,
 )
+from idc_mcp.errors import AssistantError
 from idc_mcp.files import PathRefused, ensure_inside, free_bytes, resolve_inside
 from idc_mcp.tools.selection import Selection, resolve_selection
 
 
-class DownloadError(Exception):
+class DownloadError(AssistantError):
     """The download cannot start or could not finish; the message says what to do."""
 
 
@@ -44,7 +45,7 @@ class Progress:
     done: int = 0
     files_total: int = 0
     files_done: int = 0
-    phase: str = "planning"
+    phase: str = "selecting the series"
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, n: int) -> None:
@@ -56,8 +57,18 @@ class Progress:
             self.files_done += 1
 
     def snapshot(self) -> tuple[int, int, str]:
+        """Bytes done, bytes in all (0 until the files are listed), and what is happening in words."""
         with self._lock:
+            if not self.files_total:  # selecting, listing: no file counts yet
+                return self.done, self.total, self.phase
             return self.done, self.total, f"{self.phase}: {self.files_done}/{self.files_total} files"
+
+
+# What still answers when the store does not: said wherever a download fails on the network.
+OFFLINE = (
+    "Offline, download(dry_run=true) still answers from the catalog (series, files, bytes, licenses), as do "
+    "the search, license, size and citation tools."
+)
 
 
 @dataclass(frozen=True)
@@ -86,6 +97,7 @@ class Outcome:
     series_estimated: int = 0  # dry run: series not listed, counted from the index
     too_many_for_one_call: bool = False
     renamed: list[s3.RemoteFile] = field(default_factory=list)
+    unreachable: str | None = None  # dry run: the store did not answer, so all of it is the index's figures
 
 
 def clear_caches() -> None:
@@ -105,7 +117,7 @@ def _plan(
     """Resolve and plan a selection, remembering recent plans: the catalog never changes while it is
     open, and a rerun (resume) should not pay for three scans of the million-row index again. From a
     new process, the collections recorded in the state file let one narrowed query plan the series."""
-    key = (catalog.key, selection, template)
+    key = (catalog.cache_key, selection, template)
     cached = _PLANS.get(key)
     if cached is not None:
         return cached
@@ -166,16 +178,22 @@ def download(
             opts.endpoint_url, 2 * opts.workers + 4, opts.connect_timeout_s, opts.read_timeout_s
         )
     )
-    progress.phase = "listing"
+    progress.phase = f"listing the files of {len(plans):,} series"
     # The licenses and citations (a catalog query) are looked up while the store lists the series.
     sources_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="idc-mcp-sources")
     sources = sources_pool.submit(provenance.lookup_sources, catalog, plans)
     sources_pool.shutdown(wait=False)
+    unreachable: str | None = None
     try:
         if dry_run:
-            listed = bounds.list_sample(
-                client, plans, destination, opts.endpoint_url, opts.workers, opts.retry, cancel, records
-            )
+            try:
+                listed = bounds.list_sample(
+                    client, plans, destination, opts.endpoint_url, opts.workers, opts.retry, cancel, records
+                )
+            except s3.StoreUnavailable as exc:
+                # A dry run answers offline from the catalog: every series by the index's figures.
+                unreachable = s3.unreachable(opts.endpoint_url, exc)
+                listed = [SeriesFiles(p, [], estimated=True) for p in plans]
         else:
             listed = listing.list_all(
                 client,
@@ -197,9 +215,8 @@ def download(
         raise DownloadCancelled("Download cancelled while listing; nothing was written.") from exc
     except s3.StoreUnavailable as exc:
         raise DownloadError(
-            f"The object store at {opts.endpoint_url} did not answer the listing ({exc}). Nothing was "
-            "written; check IDC_MCP_S3_ENDPOINT_URL and the network, then call download again. Offline, "
-            "estimate_size (series, files, size) and export_manifest (an s5cmd manifest) still answer."
+            f"{s3.unreachable(opts.endpoint_url, exc)} Nothing was written; call download again once the "
+            f"store answers. {OFFLINE}"
         ) from exc
     except s3.ObjectError as exc:
         raise DownloadError(f"The object store refused the listing: {exc}.") from exc
@@ -256,6 +273,7 @@ def download(
         renamed=[f for f in files if f.renamed_from],
         series_estimated=sum(1 for sf in listed if sf.estimated),
         too_many_for_one_call=expected > bounds.MAX_OBJECTS_PER_CALL,
+        unreachable=unreachable,
     )
     if outcome.bytes_needed > outcome.free_bytes and not dry_run:  # a dry run reports it (next_step)
         raise DownloadError(
@@ -314,7 +332,7 @@ def download(
                 "arguments to resume."
             ) from exc
         if isinstance(exc, s3.StoreUnavailable):
-            cause = f"The object store at {opts.endpoint_url} kept failing ({exc})."
+            cause = s3.unreachable(opts.endpoint_url, exc)
         elif isinstance(exc, s3.ObjectError):
             cause = f"The object store refused an object ({exc}); the mirror may be incomplete."
         else:

@@ -3,9 +3,22 @@ can publish the tool's schema without importing the engine, S3 client and planne
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import BaseModel, Field
 
 from idc_mcp.catalog.license_policy import CommercialUse
+
+# The download tool's own arguments (besides the selection); their descriptions are what the assistant reads.
+DownloadDir = Annotated[str | None, Field(description="folder in the download root")]
+DirTemplate = Annotated[
+    str | None,
+    Field(
+        description="%collection_id %PatientID %StudyInstanceUID %Modality %SeriesInstanceUID "
+        "joined by _ - /; '' = one folder"
+    ),
+]
+DryRun = Annotated[bool, Field(description="plan only")]
 
 PLAN_ROWS = 100
 MAX_RENAMED_SHOWN = 20

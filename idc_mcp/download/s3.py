@@ -33,6 +33,7 @@ from idc_mcp.object_store import (
     iter_pages,
     make_client,
     stream_object,
+    unreachable,
     with_retries,
 )
 
@@ -48,6 +49,7 @@ __all__ = [
     "is_complete",
     "is_temp",
     "list_objects",
+    "unreachable",
     "make_client",
     "with_retries",
 ]

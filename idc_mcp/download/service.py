@@ -1,21 +1,14 @@
 """The download as the tool and the CLI see it: settings in, a pydantic result out.
 
-`download_async` runs the blocking engine in a worker thread, reports progress about twice a second
-(monotonic), and turns cancellation of the calling task into the engine's cancel event, then waits
-for the engine to clean up before the cancellation propagates.
+The tool runs `run_download` through the call runner (`calls.run_call`, waiting for the engine to clean
+up when cancelled) and reads progress from the engine's shared counter (`progress_update`).
 """
 
 from __future__ import annotations
 
-import logging
 import threading
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import anyio
-import anyio.lowlevel
-
-from idc_mcp.cancellation import run_in_thread
 from idc_mcp.catalog.database import Catalog
 from idc_mcp.catalog.sources import series_license
 from idc_mcp.config import Settings
@@ -29,9 +22,6 @@ from idc_mcp.download.models import (
     PlannedSeries,
 )
 from idc_mcp.tools.selection import Selection
-
-log = logging.getLogger(__name__)
-PROGRESS_INTERVAL_S = 0.5
 
 
 def options_from(settings: Settings) -> Options:
@@ -77,7 +67,13 @@ def to_result(outcome: Outcome) -> DownloadResult:
             "Nothing was written. Check the licenses, then call download with the same arguments and "
             "dry_run=false."
         )
-        if outcome.series_estimated:
+        if outcome.unreachable:
+            step = (
+                f"{outcome.unreachable} Answered offline from the catalog: the series, files and bytes are "
+                "the index's figures; the exact file list needs the network (run the dry run again online). "
+                + step
+            )
+        elif outcome.series_estimated:
             step += (
                 f" {outcome.series_estimated:,} of {len(outcome.series):,} series were not listed (a dry run "
                 f"lists at most {bounds.DRY_RUN_MAX_LISTED:,} files or {bounds.DRY_RUN_LIST_S:g} s): their "
@@ -152,35 +148,8 @@ def run_download(
     return to_result(outcome)
 
 
-Report = Callable[[float, float | None, str | None], Awaitable[None]]
-
-
-async def download_async(
-    work: Callable[[Progress, threading.Event], DownloadResult],
-    report: Report | None,
-    interval_s: float = PROGRESS_INTERVAL_S,
-) -> DownloadResult:
-    """Run `work(progress, cancel)` in a thread; report progress; cancel it when this task is cancelled."""
-    progress = Progress()
-    last = -1
-
-    async def send() -> None:
-        nonlocal last
-        done, total, message = progress.snapshot()
-        if report is not None and total and done > last:
-            last = done
-            await report(done, total, message)
-
-    async def pump() -> None:
-        while True:
-            await anyio.sleep(interval_s)
-            try:
-                await send()
-            except Exception:  # a client that stops listening must not stop the download
-                log.debug("progress report failed", exc_info=True)
-
-    # The engine stops at once when `cancel` is set and is awaited, so cleanup is finished on return.
-    outcome = await run_in_thread(lambda cancel: work(progress, cancel), beside=pump)
-    with anyio.CancelScope(shield=True):
-        await send()
-    return outcome
+def progress_update(progress: Progress) -> tuple[int, int, str] | None:
+    """The engine's counter as a progress update: (bytes done, bytes in all, phase and files); nothing
+    before the total is known."""
+    done, total, message = progress.snapshot()
+    return (done, total, message) if total else None

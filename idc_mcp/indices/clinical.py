@@ -206,7 +206,12 @@ def _install(
                     tables, source = _download_all(settings, work, progress, stop)
         except object_store.Cancelled as exc:
             raise IndexFetchError(_stopped_message(settings, limits)) from exc
-        except (object_store.ObjectError, object_store.StoreUnavailable) as exc:
+        except object_store.StoreUnavailable as exc:
+            raise IndexFetchError(
+                f"{object_store.unreachable(settings.s3_endpoint_url, exc)} The clinical tables are fetched "
+                "once; offline, set IDC_MCP_INDEX_DIR to a folder holding them (docs/indices.md)."
+            ) from exc
+        except object_store.ObjectError as exc:
             raise IndexFetchError(str(exc)) from exc
         if progress:
             progress(1, 1, f"converting {len(tables)} clinical tables")

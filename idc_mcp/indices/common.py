@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -16,19 +16,6 @@ CLINICAL_PREFIX = "clinical_"
 
 # progress(done, total_or_None, message)
 Progress = Callable[[float, float | None, str], None]
-
-
-def throttled(report: Progress, steps: int = 100) -> Progress:
-    """Pass on progress only when it moved by 1/steps of the total (or 8 MB when the total is unknown)."""
-    last: dict[str, Any] = {"done": None, "message": None}
-
-    def update(done: float, total: float | None, message: str) -> None:
-        step = total / steps if total else 8 << 20
-        if message != last["message"] or last["done"] is None or done - last["done"] >= step or done == total:
-            last["done"], last["message"] = done, message
-            report(done, total, message)
-
-    return update
 
 
 class FetchResult(BaseModel):

@@ -22,14 +22,16 @@ from typing import TYPE_CHECKING, Any
 from idc_mcp.catalog.schemas import TableInfo
 from idc_mcp.catalog.sqltext import quote_identifier
 from idc_mcp.config import Settings
+from idc_mcp.errors import AssistantError
 from idc_mcp.files import file_lock, write_text
 from idc_mcp.indices import http_fetch
+from idc_mcp.units import size_text
 
 if TYPE_CHECKING:  # DuckDB loads only when an index is fetched: the server itself queries through a worker
     import duckdb
 
 
-class IndexFetchError(Exception):
+class IndexFetchError(AssistantError):
     """fetch_index failed; the message says what was tried and what to do next."""
 
 
@@ -89,14 +91,7 @@ def read_json(path: Path) -> dict[str, Any]:
 
 
 def human_size(size: int | None) -> str | None:
-    if size is None:
-        return None
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return None
+    return None if size is None else size_text(size)
 
 
 def sha256_file(path: Path) -> str:

@@ -12,6 +12,25 @@ pydicom, Pillow) load only in the preview worker (or with `service`, in process)
 from __future__ import annotations
 
 from idc_mcp.preview.errors import PreviewError
-from idc_mcp.preview.models import DEFAULT_SLICES, MAX_SLICES, Kind, Preview, PreviewInfo
+from idc_mcp.preview.models import (
+    DEFAULT_SLICES,
+    MAX_SLICES,
+    Kind,
+    KindArg,
+    Preview,
+    PreviewInfo,
+    SlicesArg,
+    WindowArg,
+)
 
-__all__ = ["DEFAULT_SLICES", "MAX_SLICES", "Kind", "Preview", "PreviewError", "PreviewInfo"]
+__all__ = [
+    "DEFAULT_SLICES",
+    "MAX_SLICES",
+    "Kind",
+    "KindArg",
+    "Preview",
+    "PreviewError",
+    "PreviewInfo",
+    "SlicesArg",
+    "WindowArg",
+]

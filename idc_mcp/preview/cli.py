@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from idc_mcp.files import atomic_write
+
+if TYPE_CHECKING:
+    from idc_mcp.catalog.database import Catalog
 from idc_mcp.preview.errors import PreviewError
 from idc_mcp.preview.models import DEFAULT_SLICES, MAX_SLICES
 
@@ -21,7 +25,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     )
     p.add_argument("series_uid", metavar="SERIES_UID", help="a SeriesInstanceUID")
     p.add_argument("-o", "--output", default="preview.png", help="image file to write (default preview.png)")
-    p.add_argument("--kind", choices=["auto", "slice", "montage"], default="auto")
+    p.add_argument(
+        "--kind",
+        choices=["auto", "slice", "montage"],
+        default="auto",
+        help="auto (default: what suits the series), slice (the middle one) or montage (--slices of them)",
+    )
     p.add_argument(
         "--window", help="CT window: lung, mediastinum, soft_tissue, bone, brain or 'center,width'"
     )
@@ -34,6 +43,18 @@ def _write(path: Path, data: bytes) -> None:
     """Atomically: a reader never sees half an image under the final name."""
     with atomic_write(path, binary=True) as out:
         out.write(data)
+
+
+def _print_viewer_link(catalog: Catalog, series_uid: str) -> None:
+    """The browser link the error points to (the MCP tool names get_viewer_url instead)."""
+    from idc_mcp.tools.viewers import get_viewer_url
+
+    try:
+        links = get_viewer_url(catalog, series_uid, None, "auto")
+    except ValueError:
+        return  # not a series of the index: the error said so
+    for link in links.links:
+        print(f"view it in the browser: {link.url}", file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,13 +70,16 @@ def run(args: argparse.Namespace) -> int:
         )
         return 1
     try:
+        catalog = Catalog(settings)
         # In a worker process, under the preview deadline and memory cap, as the server makes it.
         made = PreviewWorkers(settings.preview_timeout_s, spare=False).make(
-            Catalog(settings), settings.s3_endpoint_url, settings.cache_dir / "previews",
+            catalog, settings.s3_endpoint_url, settings.cache_dir / "previews",
             args.series_uid, args.kind, args.window, args.slices,
         )  # fmt: skip
     except PreviewError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {args.terms(str(exc))}", file=sys.stderr)
+        if "get_viewer_url" in str(exc):
+            _print_viewer_link(catalog, args.series_uid)
         return 1
     _write(output, made.image)
     suffix = {"image/png": ".png", "image/jpeg": ".jpg"}[made.mime_type]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from idc_mcp.errors import AssistantError
 
-class PreviewError(ValueError):
+
+class PreviewError(AssistantError, ValueError):
     """A preview cannot be made; the message says why and what to do instead."""

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
 Kind = Literal["auto", "slice", "montage"]
 DEFAULT_SLICES = 9
 MAX_SLICES = 25
+
+# The preview tool's arguments (their descriptions are what the assistant reads).
+KindArg = Annotated[
+    Kind,
+    Field(description="auto: middle slice, slide thumbnail or SEG overlay; montage: evenly spaced slices"),
+]
+WindowArg = Annotated[
+    str | None, Field(description="CT window: lung, mediastinum, soft_tissue, bone, brain or 'center,width'")
+]
+SlicesArg = Annotated[int, Field(ge=2, le=MAX_SLICES, description="number of slices in a montage")]
 
 
 class ShownImage(BaseModel):

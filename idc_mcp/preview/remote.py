@@ -48,8 +48,9 @@ class Store:
     _prefix: dict[tuple[str, str], bytes] = field(default_factory=dict)
 
     @classmethod
-    def open(cls, endpoint: str) -> Store:
-        return cls(endpoint, object_store.make_client(endpoint, 16, 10, 60))
+    def open(cls, endpoint: str, cancel: threading.Event | None = None) -> Store:
+        client = object_store.make_client(endpoint, 16, 10, 60)
+        return cls(endpoint, client, cancel=cancel or threading.Event())
 
     def _count(self, n: int) -> None:
         with self._lock:
@@ -64,8 +65,13 @@ class Store:
                 self.cancel,
                 f"s3://{bucket}/{prefix}",
             )
-        except (object_store.ObjectError, object_store.StoreUnavailable) as exc:
-            raise PreviewError(f"Listing the series failed: {exc}. Check IDC_MCP_S3_ENDPOINT_URL.") from exc
+        except object_store.StoreUnavailable as exc:
+            raise PreviewError(
+                f"{object_store.unreachable(self.endpoint, exc)} A preview needs the network; offline, the "
+                "catalog still answers (search, licenses, sizes, citations)."
+            ) from exc
+        except object_store.ObjectError as exc:
+            raise PreviewError(f"Listing the series failed: {exc}.") from exc
         return [RemoteObject(bucket, o["Key"], int(o["Size"])) for o in found if int(o["Size"]) > 0]
 
     def get(self, obj: RemoteObject, start: int = 0, end: int | None = None) -> bytes:
@@ -104,7 +110,11 @@ class Store:
 
         try:
             return object_store.with_retries(attempt, RETRY, self.cancel, f"s3://{obj.bucket}/{obj.key}")
-        except (object_store.ObjectError, object_store.StoreUnavailable) as exc:
+        except object_store.StoreUnavailable as exc:
+            raise PreviewError(
+                f"{object_store.unreachable(self.endpoint, exc)} Try the preview again later."
+            ) from exc
+        except object_store.ObjectError as exc:
             raise PreviewError(f"Reading an object of the series failed: {exc}.") from exc
 
     def open_object(self, obj: RemoteObject, buffer: int = HEADER_BUFFER) -> io.BufferedReader:

@@ -78,19 +78,27 @@ class PreviewWorkers:
         kind: Kind = "auto",
         window: str | None = None,
         slices: int = DEFAULT_SLICES,
+        cancel: threading.Event | None = None,
     ) -> Preview:
-        """The preview of a series: checked and looked up here, drawn in a worker, cached here."""
+        """The preview of a series: checked and looked up here, drawn in a worker, cached here. Setting
+        `cancel` (or cancelling the current call) kills the worker at once."""
         started = time.monotonic()
         request = prepare(catalog, endpoint, cache_dir, series_uid, kind, window, slices)
         if isinstance(request, Preview):
             return request
-        image, mime, info = self.run(request, lambda uid: find_series_quietly(catalog, uid), started)
+        image, mime, info = self.run(request, lambda uid: find_series_quietly(catalog, uid), started, cancel)
         return request.finish(image, mime, info)
 
-    def run(self, request: Request, lookup: Any, started: float | None = None) -> tuple[bytes, str, dict]:
+    def run(
+        self,
+        request: Request,
+        lookup: Any,
+        started: float | None = None,
+        cancel: threading.Event | None = None,
+    ) -> tuple[bytes, str, dict]:  # type: ignore[type-arg]
         """(image, MIME type, facts) of a checked request, drawn in a worker process."""
         deadline = (started if started is not None else time.monotonic()) + self.deadline_s
-        stop = threading.Event()
+        stop = cancel if cancel is not None else threading.Event()
         with on_cancel(stop.set):
             while not self._slots.acquire(timeout=0.1):
                 self._check_waiting(stop, deadline)
@@ -125,6 +133,7 @@ class PreviewWorkers:
         """The spare worker (its libraries already loaded) if there is one, else a new one; a new spare
         is then started in the background, so the next preview does not wait for Python to start."""
         with self._lock:
+            self._closed = False  # a preview is asked for: the server is serving
             spare, self._spare = self._spare, None
         if spare is None or spare[0].poll() is not None:
             if spare is not None:
@@ -147,7 +156,8 @@ class PreviewWorkers:
             worker[1].close()
 
     def close(self) -> None:
-        """Stop the spare worker and start no other (running previews end on their own)."""
+        """Stop the spare worker, and start none until the next preview (running previews end on their
+        own)."""
         with self._lock:
             self._closed = True
             spare, self._spare = self._spare, None

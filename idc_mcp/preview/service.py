@@ -9,6 +9,7 @@ lookup, cache) and `Request.finish`.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from idc_mcp.catalog.database import Catalog
+from idc_mcp.config import DEFAULT_S3_ENDPOINT
 from idc_mcp.preview import bounds, montage, pixels, render, seg, slide
 from idc_mcp.preview import headers as hdr
 from idc_mcp.preview.errors import PreviewError
@@ -45,14 +47,16 @@ def make_preview(
     kind: Kind = "auto",
     window: str | None = None,
     slices: int = DEFAULT_SLICES,
+    cancel: threading.Event | None = None,
 ) -> Preview:
     """A preview made in this process (tests, benchmarks); the server and the command line make it in
-    the preview worker instead (`preview.runner`), under a deadline and a memory cap."""
+    the preview worker instead (`preview.runner`), under a deadline and a memory cap. Setting `cancel`
+    (from another thread) stops it before its next request."""
     request = prepare(catalog, endpoint, cache_dir, series_uid, kind, window, slices)
     if isinstance(request, Preview):
         return request
     image, mime, info = render_series(
-        request.row, lambda uid: find_series_quietly(catalog, uid), endpoint, kind, window, slices
+        request.row, lambda uid: find_series_quietly(catalog, uid), endpoint, kind, window, slices, cancel
     )
     return request.finish(image, mime, info)
 
@@ -67,17 +71,20 @@ def render_series(
     kind: Kind,
     window: str | None,
     slices: int,
+    cancel: threading.Event | None = None,
 ) -> tuple[bytes, str, dict[str, Any]]:
     """The picture of a checked request (`request.prepare`) as image bytes, MIME type and facts.
 
     `lookup` finds the index row of a series a SEG refers to (the worker asks the server for it)."""
-    store = Store.open(endpoint)
+    store = Store.open(endpoint, cancel)
     objects = sorted(store.list_series(row.bucket, row.prefix), key=lambda o: o.key)
     if not objects:
-        raise PreviewError(
-            f"s3://{row.bucket}/{row.prefix} holds no objects at {endpoint}. If "
-            "IDC_MCP_S3_ENDPOINT_URL points to a mirror, it lacks this series; otherwise retry later."
+        mirror = (
+            "retry later"
+            if endpoint.rstrip("/") == DEFAULT_S3_ENDPOINT
+            else "the mirror set by IDC_MCP_S3_ENDPOINT_URL lacks this series"
         )
+        raise PreviewError(f"s3://{row.bucket}/{row.prefix} holds no objects at {endpoint}: {mirror}.")
     modality = row.modality.upper()
     if modality == "SM":
         image, info = _slide(row, store, objects)

@@ -9,12 +9,12 @@ row limit enforced by rewriting; the caller's text never reaches DuckDB.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlglot import exp
 
 from idc_mcp.sql.bounds import SQLRejected, bound_sizes, function_label, literal_int
-from idc_mcp.sql.scopes import cte_references
+from idc_mcp.sql.scopes import Scope, cte_references, scopes, table_aliases
 from idc_mcp.sql.statement import (
     Rules,
     forbidden_nodes,
@@ -29,6 +29,7 @@ __all__ = [
     "ValidatedQuery",
     "parse_one_statement",
     "validate",
+    "validate_tree",
 ]
 
 
@@ -118,12 +119,18 @@ _NODE_FRIENDLY = {
 
 @dataclass(frozen=True)
 class ValidatedQuery:
-    """A validated query: `sql` is regenerated from the tree and carries the enforced LIMIT."""
+    """A validated query: `sql` is regenerated from the tree and carries the enforced LIMIT.
+
+    It carries what the diagnostics need, made once while validating: the parse tree, the root query's
+    scope (sqlglot's name resolution; None when the LIMIT had to wrap the query or sqlglot cannot scope
+    it) and the aliases of its FROM/JOIN. Nothing downstream parses the caller's text again."""
 
     sql: str
     tree: exp.Expression
     tables: tuple[str, ...]
     limit: int
+    scope: Scope | None = None
+    aliases: dict[str, str] = field(default_factory=dict)
 
 
 def parse_one_statement(sql: str) -> exp.Expression:
@@ -140,26 +147,49 @@ def validate(
     """Validate caller SQL and return the SQL to run, with LIMIT max_rows + 1 enforced.
 
     `known_tables` are the installed catalog tables; `not_installed` are tables idc-index-data knows
-    but that are not available yet (a reference to one gets an error naming `fetch_index`).
+    but that are not available yet (a reference to one gets an error naming `fetch_index`). An unknown
+    table is refused with `UnknownTable`, which carries the parsed tree for the repair hints.
     """
-    root = read_only_root(parse_one_statement(sql), RULES)
+    return validate_tree(parse_one_statement(sql), known_tables, max_rows, not_installed)
+
+
+def validate_tree(
+    tree: exp.Expression,
+    known_tables: Iterable[str],
+    max_rows: int,
+    not_installed: Iterable[str] = (),
+) -> ValidatedQuery:
+    """`validate` for a parsed statement (ours, e.g. a suggested fix); rewrites `tree` in place."""
+    root = read_only_root(tree, RULES)
 
     known = {t.lower(): t for t in known_tables}
     missing = {t.lower(): t for t in not_installed}
     used: list[str] = []
     # A name vouched for by a CTE must be one visible where it stands: a CTE defined in a subquery
     # must not vouch for a table of the same name elsewhere (e.g. a system view or a file name).
-    ctes = cte_references(root)
-    for table in root.find_all(exp.Table):
-        _check_table(table, known, missing, id(table) in ctes)
-        name = table.name.lower()
-        if name in known and known[name] not in used:
-            used.append(known[name])
+    found = scopes(root)  # the one scope build of this query
+    ctes = cte_references(found)
+    try:
+        for table in root.find_all(exp.Table):
+            _check_table(table, known, missing, id(table) in ctes)
+            name = table.name.lower()
+            if name in known and known[name] not in used:
+                used.append(known[name])
+    except UnknownTable as exc:
+        exc.tree = root
+        raise
 
     limited = _enforce_limit(bound_sizes(root), max_rows)
     # Comments are dropped: only the validated tree, nothing the caller hid around it, is executed.
     sql_out = limited.sql(dialect="duckdb", comments=False)
-    return ValidatedQuery(sql=sql_out, tree=limited, tables=tuple(used), limit=max_rows)
+    return ValidatedQuery(
+        sql=sql_out,
+        tree=limited,
+        tables=tuple(used),
+        limit=max_rows,
+        scope=found[-1] if found and limited is root else None,
+        aliases=table_aliases(found, root),
+    )
 
 
 def _check_function(node: exp.Func) -> None:
@@ -218,6 +248,7 @@ class UnknownTable(SQLRejected):
     def __init__(self, name: str) -> None:
         super().__init__(f"Table {name!r} does not exist.")
         self.table = name
+        self.tree: exp.Expression | None = None  # the query as parsed, for the repair hints
 
 
 class TableNotInstalled(SQLRejected):

@@ -9,10 +9,23 @@ import math
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import Field
+
+MAX_ROWS_CAP = 1_000  # rows one reply may hold (query, bigquery_query): `max_rows` goes up to it
 MAX_CELL_CHARS = 2_000
 MAX_REPLY_BYTES = 256 * 1024  # the rows of one reply, as JSON
+
+# The `max_rows` argument of the tools that return rows.
+MaxRows = Annotated[int, Field(ge=1, le=MAX_ROWS_CAP, description="rows to return")]
+
+
+def max_rows_refused(max_rows: object) -> str | None:
+    """Why `max_rows` cannot be used (called without the tool's schema, e.g. from Python), or None."""
+    if isinstance(max_rows, int) and not isinstance(max_rows, bool) and 1 <= max_rows <= MAX_ROWS_CAP:
+        return None
+    return f"max_rows must be between 1 and {MAX_ROWS_CAP}; got {max_rows!r}."
 
 
 def json_safe(value: Any) -> Any:

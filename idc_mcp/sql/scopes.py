@@ -15,7 +15,7 @@ from sqlglot import exp
 from sqlglot.errors import OptimizeError
 from sqlglot.optimizer.scope import Scope, traverse_scope
 
-__all__ = ["Scope", "cte_references", "named_cte", "root_scope", "scopes", "sources", "table_aliases"]
+__all__ = ["Scope", "cte_references", "named_cte", "scopes", "sources", "table_aliases"]
 
 
 def scopes(root: exp.Expression) -> list[Scope]:
@@ -37,15 +37,9 @@ def named_cte(scope: Scope, table: exp.Table) -> Scope | None:
     return None
 
 
-def cte_references(root: exp.Expression) -> set[int]:
-    """ids of the Table nodes of `root` that name a CTE visible where they stand."""
-    return {id(table) for scope in scopes(root) for table in scope.tables if named_cte(scope, table)}
-
-
-def root_scope(root: exp.Expression) -> Scope | None:
-    """The outermost scope of the query (its inner scopes hang from it), or None."""
-    found = scopes(root)
-    return found[-1] if found else None
+def cte_references(found: list[Scope]) -> set[int]:
+    """ids of the Table nodes that name a CTE visible where they stand, over the query's scopes."""
+    return {id(table) for scope in found for table in scope.tables if named_cte(scope, table)}
 
 
 def sources(scope: Scope) -> dict[str, tuple[exp.Table | exp.Subquery, Scope | None]]:
@@ -67,10 +61,10 @@ def sources(scope: Scope) -> dict[str, tuple[exp.Table | exp.Subquery, Scope | N
     return out
 
 
-def table_aliases(root: exp.Expression) -> dict[str, str]:
-    """alias or name (lower case) -> the table or CTE it names, over every FROM/JOIN of the query."""
+def table_aliases(found: list[Scope], root: exp.Expression) -> dict[str, str]:
+    """alias or name (lower case) -> the table or CTE it names, over every FROM/JOIN of the query (its
+    scopes `found`, or every table of `root` when sqlglot could not scope it)."""
     out: dict[str, str] = {}
-    found = scopes(root)
     tables = [table for scope in found for table in scope.tables] if found else list(root.find_all(exp.Table))
     for table in tables:
         out[table.alias_or_name.lower()] = table.name

@@ -8,6 +8,8 @@ text is reduced to one bounded SELECT tree does not.
 
 from __future__ import annotations
 
+import difflib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -93,7 +95,9 @@ def parse_one(sql: str, rules: Rules) -> exp.Expression:
     try:
         statements = [s for s in rules._dialect.parser().parse(tokens, sql) if s is not None]
     except (ParseError, TokenError) as exc:
-        message = str(exc).splitlines()[0][:300]
+        if (misspelled := misspelled_keyword(tokens)) is not None:
+            raise fail(misspelled) from exc
+        message = _parser_message(str(exc).splitlines()[0][:300])
         raise fail(
             f"The SQL could not be parsed{rules.parse_label}: {message.rstrip('.')}. {rules.parse_hint}"
         ) from exc
@@ -104,6 +108,42 @@ def parse_one(sql: str, rules: Rules) -> exp.Expression:
             f"Send exactly one statement; this text has {len(statements)}. {rules.extra_statements_hint}"
         )
     return statements[0]
+
+
+# Words that start a read-only statement, and the clause keywords a query is written with.
+STARTS = ("SELECT", "WITH")
+_CLAUSES = ("FROM", "WHERE", "GROUP", "ORDER", "HAVING", "LIMIT", "JOIN", "UNION", "DISTINCT", "BETWEEN")
+
+
+def misspelled_keyword(tokens: list[Token]) -> str | None:
+    """The reply to a statement that does not start with SELECT or WITH (`SELEC * FROM index`), or
+    whose clause keyword is misspelled (`FORM`): what to write, not the parser's internals."""
+    if not tokens:
+        return None
+    first = tokens[0]
+    if first.token_type == TokenType.VAR:
+        near = difflib.get_close_matches(first.text.upper(), STARTS, n=1, cutoff=0.6)
+        meant = f" Did you mean {near[0]}?" if near else ""
+        return f"Statements start with SELECT or WITH; this one starts with {first.text!r}.{meant}"
+    for token in tokens[1:]:
+        if token.token_type != TokenType.VAR or len(token.text) < 4 or token.text.isdigit():
+            continue
+        near = difflib.get_close_matches(token.text.upper(), _CLAUSES, n=1, cutoff=0.75)
+        if near:
+            return (
+                f"{token.text!r} (line {token.line}) is not a SQL keyword: did you mean {near[0]}? "
+                "Fix it and run the query again."
+            )
+    return None
+
+
+def _parser_message(message: str) -> str:
+    """sqlglot's text without its internal class names: "Required keyword: 'expression' missing for
+    <class 'sqlglot.expressions.core.Mul'>" -> "an operand is missing after '*'"."""
+    missing = re.match(r"Required keyword: '\w+' missing for <class '[\w.]*\.(\w+)'>\.?(.*)", message)
+    if missing:
+        return f"an operand of {missing.group(1).upper()} is missing.{missing.group(2)}"
+    return re.sub(r"<class '[\w.]*\.(\w+)'>", r"\1", message)
 
 
 def read_only_root(tree: exp.Expression, rules: Rules) -> exp.Expression:

@@ -129,14 +129,26 @@ def inline_definitions(schema: Any) -> Any:
 
 def compact_schema(schema: Any) -> Any:
     """The same JSON schema, shorter: no generated titles, no `default: null` (an absent optional argument
-    is null anyway), no `additionalProperties: true` (the default), and an `anyOf` of plain types as one
+    is null anyway), no `additionalProperties: true` (the default), no `type: string` beside an `enum`
+    of strings (the enum admits nothing else), and an `anyOf` of plain types as one
     `type` list (`anyOf [string, array of string, null]` -> `type: [string, array, null], items: ...`;
     `items` applies to arrays only). It validates exactly the same."""
     if isinstance(schema, list):
         return [compact_schema(s) for s in schema]
     if not isinstance(schema, dict):
         return schema
-    out = {k: compact_schema(v) for k, v in schema.items() if not _adds_nothing(k, v)}
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if _adds_nothing(key, value):
+            continue
+        if key in _NAMED_SCHEMAS and isinstance(value, dict):  # keys are names (a property `title` stays)
+            out[key] = {name: compact_schema(sub) for name, sub in value.items()}
+        elif key in _DATA:
+            out[key] = value
+        else:
+            out[key] = compact_schema(value)
+    if out.get("type") == "string" and all(isinstance(v, str) for v in out.get("enum") or [None]):
+        del out["type"]  # an enum of strings admits strings only
     options = out.get("anyOf")
     if isinstance(options, list) and options and all(_plain(o) for o in options):
         merged: dict[str, Any] = {}
@@ -149,6 +161,11 @@ def compact_schema(schema: Any) -> Any:
             del out["anyOf"]
             out = {**merged, **out, "type": types}
     return out
+
+
+# Keywords whose value maps names to schemas, and keywords whose value is data, not a schema.
+_NAMED_SCHEMAS = frozenset({"properties", "patternProperties", "$defs", "definitions", "dependentSchemas"})
+_DATA = frozenset({"default", "const", "enum", "examples"})
 
 
 def _adds_nothing(keyword: str, value: Any) -> bool:

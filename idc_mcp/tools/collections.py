@@ -74,19 +74,43 @@ def _matches(value: str | list[str] | None, needle: str) -> bool:
 
 
 # The fields a topic is looked for in, strongest first (a match in the description alone is weakest).
-TOPIC_FIELDS = ("collection_id", "collection_name", "cancer_types", "tumor_locations", "description")
+TOPIC_FIELDS = (
+    "collection_id",
+    "collection_name",
+    "cancer_types",
+    "tumor_locations",
+    "modalities",
+    "description",
+)
+SHORT_TERM = 3  # a term this short ('CT', 'MR') must match a whole term, not the start of a word
+MOST_OF_THE_CATALOG = 0.5  # a topic matching more than this share of the collections says so
 
 
 def _topic_words(topic: str) -> list[str]:
-    return re.findall(r"[^\W_]+", topic.casefold())
+    """The topic's terms: words, and symbolic terms kept whole ('H&E', 'PET/CT' with its parts)."""
+    terms = []
+    for chunk in re.split(r"[\s,;]+", topic.casefold()):
+        words = re.findall(r"[^\W_]+", chunk)
+        if re.search(r"[^\W_][&+][^\W_]", chunk):  # 'h&e', 'r+d': the symbol is the meaning
+            terms.append(re.sub(r"^[\W_]+|[\W_]+$", "", chunk))
+        else:
+            terms.extend(words)
+    return terms
+
+
+def _term_pattern(term: str) -> re.Pattern[str]:
+    """A long word matches at the start of a word ('kidney' in 'Kidneys'); a short or symbolic term
+    matches only as a whole term ('H&E' not inside 'the', 'CT' not inside 'Colorectal')."""
+    whole = len(term) <= SHORT_TERM or not term.isalnum()
+    body = r"\s*".join(re.escape(part) for part in re.split(r"\s*(?=[&+])|(?<=[&+])\s*", term))
+    return re.compile(r"(?<![^\W_])" + body + (r"(?![^\W_])" if whole else ""))
 
 
 def _topic_fields(words: list[str], texts: dict[str, str | None]) -> list[str] | None:
-    """The fields where the topic's words occur (each word must occur in one of them), or None.
-    A word matches at the start of a word of the field ('kidney' in 'Kidneys'), in any case."""
+    """The fields where the topic's terms occur (each term must occur in one of them), or None."""
     found: list[str] = []
     for word in words:
-        pattern = re.compile(r"(?<![^\W_])" + re.escape(word))
+        pattern = _term_pattern(word)
         where = [f for f in TOPIC_FIELDS if texts.get(f) and pattern.search(str(texts[f]).casefold())]
         if not where:
             return None
@@ -139,7 +163,7 @@ def list_collections(
             raise SelectionError("topic has no words to search for; give one or more words, e.g. 'kidney'.")
         for info, r in zip(infos, rows, strict=True):
             texts = {"collection_id": r[0], "collection_name": r[1], "cancer_types": r[2]}
-            texts |= {"tumor_locations": r[3], "description": r[11]}
+            texts |= {"tumor_locations": r[3], "modalities": ", ".join(r[8]), "description": r[11]}
             info.matched_fields = _topic_fields(words, texts)
     fields: dict[str, Callable[[CollectionInfo], str | list[str] | None]] = {
         "topic": lambda c: ", ".join(c.matched_fields or []),
@@ -163,6 +187,8 @@ def list_collections(
             raise SelectionError(_no_match_message(catalog, infos, name, value, fields[name]))
     matched = [c for c in infos if all(keeps(c, n, v) for n, v in filters.items())]
     notes = _wider_topic(catalog, filters, matched)
+    if "topic" in filters and len(matched) > MOST_OF_THE_CATALOG * len(infos):
+        notes.append(_too_broad(filters["topic"], matched, len(infos)))
     if "topic" in filters:  # matches in the id, name, cancer types or sites before description-only ones
         matched.sort(key=lambda c: TOPIC_FIELDS.index((c.matched_fields or ["description"])[0]))
     if not matched:
@@ -178,6 +204,20 @@ def list_collections(
         notes=notes,
         next_step="Pass collection_ids to check_licenses, estimate_size or get_citations; the query tool "
         "narrows further (e.g. by Modality or BodyPartExamined).",
+    )
+
+
+def _too_broad(topic: str, matched: list[CollectionInfo], total: int) -> str:
+    """A topic that matches most of the catalog does not narrow it: say so, with narrower terms."""
+    sites: dict[str, int] = {}
+    for c in matched:
+        for site in (c.tumor_locations or "").split(","):
+            if site.strip() and site.strip().casefold() not in ("various", "n/a"):
+                sites[site.strip()] = sites.get(site.strip(), 0) + 1
+    common = sorted(sites, key=lambda s: (-sites[s], s))[:5]
+    return (
+        f"topic={topic!r} matches {len(matched)} of {total} collections: most of the catalog. Narrow it "
+        f"with a site or cancer type (e.g. {', '.join(repr(s) for s in common)}), modality= or another word."
     )
 
 

@@ -71,13 +71,13 @@ def _metadata_license(
     return chosen
 
 
-# Reports by (catalog content, its generation, selection): the catalog is read-only, so a selection by
+# Reports by (Catalog.cache_key, selection): the catalog is read-only, so a selection by
 # IDs has one report. One with caller `sql` is not kept (the SQL may sample: random(), LIMIT).
 _REPORTS: Memo[LicenseReport] = Memo(maxsize=256)
 
 
 def check_licenses(catalog: Catalog, selection: Selection) -> LicenseReport:
-    key = (catalog.key, catalog.generation, selection)
+    key = (catalog.cache_key, selection)
     keep = selection.sql is None and _hashable(key)  # not: arguments resolve_selection refuses
     if keep and (report := _REPORTS.get(key)) is not None:
         return report

@@ -1,7 +1,9 @@
 """export_manifest: an s5cmd manifest or a CSV of a selection, inline or written inside the download root.
 
-s5cmd lines are `cp s3://<bucket>/<crdc_series_uuid>/* .` (the series' `series_aws_url`), run with
-`s5cmd --no-sign-request --endpoint-url <endpoint> run <file>`. Files are written atomically (temp file
+s5cmd lines are `cp s3://<bucket>/<crdc_series_uuid>/* <folder>/` (the series' `series_aws_url`), each
+series into its own folder laid out as `download` lays it out (`tools.layout`; `dir_template=''` puts
+every file in one folder), run with `s5cmd --no-sign-request --endpoint-url <endpoint> run <file>` from
+the folder to download into. Files are written atomically (temp file
 + rename) and only inside the download root; a directory or a symlink is never replaced.
 """
 
@@ -11,15 +13,20 @@ import csv
 import io
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
 from idc_mcp import files
 from idc_mcp.catalog.database import Catalog
+from idc_mcp.errors import AssistantError
+from idc_mcp.tools.layout import DEFAULT_TEMPLATE, TemplateError, check_template, render_folder
 from idc_mcp.tools.selection import Selection, resolve_selection, selection_where
 
 ManifestFormat = Literal["s5cmd", "csv"]
+# The tool's own arguments (besides the selection); their descriptions are what the assistant reads.
+FormatArg = Annotated[ManifestFormat, Field(description="s5cmd: cp lines; csv: UIDs, license, size, URL")]
+PathArg = Annotated[str | None, Field(description="file in the download root; omit: inline")]
 MAX_INLINE_SERIES = 200
 MAX_INLINE_BYTES = 64 * 1024
 CSV_COLUMNS = (
@@ -34,7 +41,7 @@ CSV_COLUMNS = (
 )
 
 
-class ManifestError(ValueError):
+class ManifestError(AssistantError, ValueError):
     """The manifest cannot be produced as asked; the message says what to pass instead."""
 
 
@@ -50,12 +57,40 @@ class Manifest(BaseModel):
     summary: str
 
 
+def _destination(template: str, row: tuple[object, ...]) -> str:
+    """The folder one series is copied into (relative to where s5cmd runs), quoted when it must be."""
+    values = dict(zip(CSV_COLUMNS, row, strict=True))
+    folder = render_folder(template, values)
+    target = f"{folder}/" if folder else "."
+    if re.fullmatch(r"[\w./-]+", target):
+        return target
+    return "'" + target.replace("'", "'\\''") + "'"  # a space or another character s5cmd would split on
+
+
+def layout_note(template: str) -> str:
+    """Where the files land, and how to change it."""
+    if not template:
+        return "every file in the folder s5cmd runs in (dir_template='')"
+    return (
+        f"one folder per series, {template} (as download lays them out), below the folder s5cmd runs in; "
+        "dir_template='' puts every file in one folder"
+    )
+
+
 def render(
-    catalog: Catalog, selection: Selection, fmt: ManifestFormat, endpoint_url: str
+    catalog: Catalog,
+    selection: Selection,
+    fmt: ManifestFormat,
+    endpoint_url: str,
+    dir_template: str | None = None,
 ) -> tuple[str, int, float]:
     """(manifest text, series count, total MB) for a selection."""
     if fmt not in ("s5cmd", "csv"):
         raise ManifestError(f"format must be 's5cmd' or 'csv', not {fmt!r}.")
+    try:
+        template = check_template(DEFAULT_TEMPLATE if dir_template is None else dir_template)
+    except TemplateError as exc:
+        raise ManifestError(str(exc)) from exc
     resolved = resolve_selection(catalog, selection)
     where, params = selection_where(resolved)
     rows = catalog.execute(
@@ -69,8 +104,9 @@ def render(
             f"{S5CMD_HEADER}: {len(rows)} series, {total:,.1f} MB; anonymous access.",
             f"# Endpoint: {endpoint_url}",
             f"# Run: s5cmd --no-sign-request --endpoint-url {endpoint_url} run <this file>",
+            f"# Files land in {layout_note(template)}.",
         ]
-        text = "\n".join(header + [f"cp {r[7]} ." for r in rows]) + "\n"
+        text = "\n".join(header + [f"cp {r[7]} {_destination(template, r)}" for r in rows]) + "\n"
     else:
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
@@ -162,8 +198,11 @@ def export_manifest(
     path: str | None,
     download_root: Path,
     endpoint_url: str,
+    dir_template: str | None = None,
 ) -> Manifest:
-    text, count, total = render(catalog, selection, fmt, endpoint_url)
+    text, count, total = render(catalog, selection, fmt, endpoint_url, dir_template)
+    template = DEFAULT_TEMPLATE if dir_template is None else dir_template
+    lands = f" Files land in {layout_note(template)}." if fmt == "s5cmd" else ""
     size = len(text.encode())
     run = (
         f"s5cmd --no-sign-request --endpoint-url {endpoint_url} run <manifest file>"
@@ -186,7 +225,7 @@ def export_manifest(
             path=None,
             bytes=size,
             content=text,
-            summary=f"{fmt} manifest of {count:,} series ({total:,.1f} MB), inline.",
+            summary=f"{fmt} manifest of {count:,} series ({total:,.1f} MB), inline.{lands}",
         )
     written = write_atomically(download_root, path, text)
     return Manifest(
@@ -198,5 +237,5 @@ def export_manifest(
         path=str(written),
         bytes=size,
         content=None,
-        summary=f"Wrote the {fmt} manifest of {count:,} series ({total:,.1f} MB) to {written}.",
+        summary=f"Wrote the {fmt} manifest of {count:,} series ({total:,.1f} MB) to {written}.{lands}",
     )

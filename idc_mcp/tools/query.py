@@ -6,19 +6,18 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from idc_mcp.catalog.database import Catalog, QueryFailed, QueryTimeout, ResultTooLarge
+from idc_mcp.catalog.database import Catalog, QueryFailed, QueryStopped, ResultTooLarge
 from idc_mcp.catalog.schemas import all_tables
 from idc_mcp.diagnostics import explain
 from idc_mcp.diagnostics.budget import Budget
+from idc_mcp.errors import AssistantError
 from idc_mcp.sql import guard
 from idc_mcp.sql.json_values import MAX_REPLY_BYTES as MAX_REPLY_BYTES  # the bound tests check
-from idc_mcp.sql.json_values import bounded_records
+from idc_mcp.sql.json_values import MAX_ROWS_CAP, bounded_records, max_rows_refused
 from idc_mcp.sql.statement import MAX_SQL_CHARS
 
-MAX_ROWS_CAP = 1_000
 
-
-class QueryError(ValueError):
+class QueryError(AssistantError, ValueError):
     """A query failed; the message tells the assistant what to change."""
 
 
@@ -44,7 +43,7 @@ def validate_for(catalog: Catalog, sql: str, max_rows: int) -> guard.ValidatedQu
 
         if clinical := fetch.clinical_not_installed(exc.table, installed):
             raise QueryError(clinical) from exc
-        raise QueryError(explain.unknown_table_message(catalog, exc.table, sql)) from exc
+        raise QueryError(explain.unknown_table_message(catalog, exc.table, exc.tree)) from exc
     except guard.TableNotInstalled as exc:
         from idc_mcp.indices import fetch
 
@@ -54,8 +53,8 @@ def validate_for(catalog: Catalog, sql: str, max_rows: int) -> guard.ValidatedQu
 
 
 def run_query(catalog: Catalog, sql: str, max_rows: int = 100) -> QueryResult:
-    if not isinstance(max_rows, int) or max_rows < 1 or max_rows > MAX_ROWS_CAP:
-        raise QueryError(f"max_rows must be between 1 and {MAX_ROWS_CAP}; got {max_rows!r}.")
+    if refused := max_rows_refused(max_rows):
+        raise QueryError(refused)
     text_key = catalog.text_key(sql, max_rows) if isinstance(sql, str) else None
     # Cached replies are shared between calls: nothing downstream modifies a reply.
     if text_key is not None and (cached := catalog.results.get_text(text_key)) is not None:
@@ -101,7 +100,7 @@ def _run_validated(
     """The reply, its size in bytes, and whether it is complete enough to cache (no check was skipped)."""
     try:
         output = catalog.execute(validated.sql)
-    except QueryTimeout as exc:
+    except QueryStopped as exc:
         raise QueryError(
             f"{exc}. Narrow the query: filter on collection_id or Modality first, avoid cross joins, "
             "and aggregate instead of listing rows."
@@ -134,6 +133,7 @@ def _run_validated(
         notes.extend(explain.explain_empty(catalog, validated, budget))
     elif records:
         notes.extend(explain.explain_related(catalog, validated, budget))
+    notes.extend(explain.explain_placeholders(catalog, validated, budget))
     result = QueryResult(
         columns=columns,
         rows=records,

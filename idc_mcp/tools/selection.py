@@ -6,21 +6,26 @@ ones are reported by name with the closest known ones, never dropped silently.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import Field
 
-from idc_mcp.catalog.database import Catalog, QueryFailed, QueryOutput, QueryTimeout
+from idc_mcp.catalog.database import Catalog, QueryFailed, QueryOutput, QueryStopped
 from idc_mcp.catalog.sqltext import quote_identifier
 from idc_mcp.diagnostics import explain
 from idc_mcp.diagnostics.fuzzy import closest, resembles
+from idc_mcp.errors import AssistantError
+from idc_mcp.sql.guard import ValidatedQuery
 from idc_mcp.tools.query import QueryError, validate_for
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MAX_SELECTION_SERIES = 100_000
 MAX_IDS_PER_ARGUMENT = 10_000
@@ -30,17 +35,28 @@ _UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 
 AnalysisResults = Literal["include", "exclude", "only"]
 
-# Annotated argument types the selection tools share (their descriptions are what the assistant reads).
-# Kept short: seven tools repeat them, and every conversation pays for them (the names say the rest).
-CollectionIds = Annotated[list[str] | None, Field(description="e.g. ['tcga_luad']")]
+# Argument types the selection tools share. Seven tools take them, so they are described once, in the
+# server's instructions (SELECTION_ARGUMENTS), not in every tool's schema (the names say the rest).
+CollectionIds = list[str] | None
 PatientIds = list[str] | None
 StudyUids = list[str] | None
 SeriesUids = list[str] | None
-SelectionSql = Annotated[str | None, Field(description="SELECT returning SeriesInstanceUID")]
-AnalysisResultsArg = Annotated[AnalysisResults, Field(description="derived series: SEG, SR, ANN...")]
+SelectionSql = str | None
 
 
-class SelectionError(ValueError):
+def _default_said_once(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)  # 'include': SELECTION_ARGUMENTS says it
+
+
+AnalysisResultsArg = Annotated[AnalysisResults, Field(json_schema_extra=_default_said_once)]
+SELECTION_ARGUMENTS = (
+    "Selection tools take collection_ids, patient_ids, study_uids, series_uids, sql (a "
+    "SELECT returning SeriesInstanceUID) and analysis_results (derived series: SEG, SR, ANN...: "
+    "include (default), exclude or only), combined with AND."
+)
+
+
+class SelectionError(AssistantError, ValueError):
     """The selection is invalid; the message says what to change."""
 
 
@@ -190,7 +206,7 @@ def _run(catalog: Catalog, sql: str, params: list[object] | None = None, *, call
     """
     try:
         return catalog.execute(sql, params)
-    except QueryTimeout as exc:
+    except QueryStopped as exc:
         raise SelectionError(
             f"{exc}. Narrow the selection: filter on collection_id or Modality in `sql`, "
             "or pass collection_ids."
@@ -209,8 +225,9 @@ def _run(catalog: Catalog, sql: str, params: list[object] | None = None, *, call
         ) from exc
 
 
-def _sql_predicate(catalog: Catalog, sql: str) -> str:
-    """Validate the caller's `sql` exactly like `query` and return a predicate on index.SeriesInstanceUID."""
+def _sql_predicate(catalog: Catalog, sql: str) -> tuple[str, ValidatedQuery]:
+    """Validate the caller's `sql` exactly like `query`: a predicate on index.SeriesInstanceUID, and the
+    validated query (for `_explain_empty_sql`)."""
     try:
         # No row cap here: the rows only feed an IN (...) filter, and a cap would silently cut the selection.
         validated = validate_for(catalog, sql, SQL_ROW_CEILING)
@@ -220,7 +237,7 @@ def _sql_predicate(catalog: Catalog, sql: str) -> str:
         probe = catalog.execute(f"SELECT * FROM ({validated.sql}) AS _sel LIMIT 0")
     except QueryFailed as exc:
         raise SelectionError(f"sql: {explain.explain_error(catalog, validated, exc)}") from exc
-    except QueryTimeout as exc:
+    except QueryStopped as exc:
         raise SelectionError(f"sql: {exc}. Simplify it (filter on collection_id first).") from exc
     matches = [c for c in probe.columns if c.lower() == "seriesinstanceuid"]
     if not matches:
@@ -230,12 +247,11 @@ def _sql_predicate(catalog: Catalog, sql: str) -> str:
             f"{found}). Add SeriesInstanceUID to the SELECT list."
         )
     column = quote_identifier(matches[0])
-    return f"SeriesInstanceUID IN (SELECT {column} FROM ({validated.sql}) AS _sel)"
+    return f"SeriesInstanceUID IN (SELECT {column} FROM ({validated.sql}) AS _sel)", validated
 
 
-def _explain_empty_sql(catalog: Catalog, sql: str) -> None:
+def _explain_empty_sql(catalog: Catalog, validated: ValidatedQuery) -> None:
     """When the caller's `sql` returns nothing by itself, say why (a wrong value, like `query` does)."""
-    validated = validate_for(catalog, sql, SQL_ROW_CEILING)  # already passed in _sql_predicate
     if _run(catalog, f"SELECT 1 FROM ({validated.sql}) AS _sel LIMIT 1", caller_sql=True).rows:
         return  # it selects rows: the combination with the other arguments is what is empty
     notes = explain.explain_empty(catalog, validated)
@@ -278,8 +294,10 @@ def resolve_selection(catalog: Catalog, selection: Selection) -> ResolvedSelecti
         report_unknown(catalog, argument, column, values)
         where.append(f'"{column}" IN (SELECT unnest(?))')
         params.append(values)
+    validated = None
     if selection.sql:
-        where.append(_sql_predicate(catalog, selection.sql))
+        predicate, validated = _sql_predicate(catalog, selection.sql)
+        where.append(predicate)
     if selection.analysis_results == "exclude":
         where.append("analysis_result_id IS NULL")
     elif selection.analysis_results == "only":
@@ -292,8 +310,8 @@ def resolve_selection(catalog: Catalog, selection: Selection) -> ResolvedSelecti
     )
     uids = [r[0] for r in _run(catalog, sql, params, caller_sql=bool(selection.sql)).rows]
     if not uids:
-        if selection.sql:
-            _explain_empty_sql(catalog, selection.sql)
+        if validated is not None:
+            _explain_empty_sql(catalog, validated)
         raise SelectionError(
             f"The selection ({selection.describe()}) matches no series. Each value exists, but together they "
             "select nothing: drop one filter, or check analysis_results (derived series have "
@@ -322,3 +340,51 @@ def selection_where(resolved: ResolvedSelection) -> tuple[str, list[object]]:
     if resolved.predicate is not None:
         return f"({resolved.predicate})", list(resolved.params)
     return "SeriesInstanceUID IN (SELECT unnest(?))", [resolved.series_uids]
+
+
+# ---------------------------------------------------------------- publishing a selection as tool arguments
+# The six arguments every selection tool takes, in this order, in place of its `selection` parameter.
+_SELECTION_ARGUMENTS = [
+    inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=annotation, default=default)
+    for name, annotation, default in (
+        ("collection_ids", CollectionIds, None),
+        ("patient_ids", PatientIds, None),
+        ("study_uids", StudyUids, None),
+        ("series_uids", SeriesUids, None),
+        ("sql", SelectionSql, None),
+        ("analysis_results", AnalysisResultsArg, "include"),
+    )
+]
+
+
+def takes_selection(fn: Callable[..., T]) -> Callable[..., T]:
+    """Publish `fn(..., selection: Selection, ...)` as a tool taking the six selection arguments in place
+    of `selection`; the call bundles them into one Selection. Name, docstring and the other arguments stay
+    as `fn` declares them. (The SDK builds a tool's input schema from its signature: this is the signature
+    it sees.)"""
+    signature = inspect.signature(fn, eval_str=True)
+    if "selection" not in signature.parameters:
+        raise TypeError(f"{fn.__name__} has no `selection` parameter to publish as the selection arguments")
+    parameters: list[inspect.Parameter] = []
+    for parameter in signature.parameters.values():
+        parameters += _SELECTION_ARGUMENTS if parameter.name == "selection" else [parameter]
+
+    def bundle(kwargs: dict[str, Any]) -> dict[str, Any]:
+        values = {p.name: kwargs.pop(p.name, p.default) for p in _SELECTION_ARGUMENTS}
+        return {**kwargs, "selection": Selection(**values)}
+
+    if inspect.iscoroutinefunction(fn):
+
+        async def tool(**kwargs: Any) -> Any:
+            return await fn(**bundle(kwargs))
+    else:
+
+        def tool(**kwargs: Any) -> Any:
+            return fn(**bundle(kwargs))
+
+    functools.update_wrapper(tool, fn)
+    tool.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    # The SDK finds the Context argument through the annotations, the schema through the signature.
+    tool.__annotations__ = {p.name: p.annotation for p in parameters}
+    tool.__annotations__["return"] = signature.return_annotation
+    return tool  # type: ignore[return-value]

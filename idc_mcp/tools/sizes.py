@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 from idc_mcp import files
 from idc_mcp.catalog.database import Catalog
 from idc_mcp.tools.selection import Selection, resolve_selection, selection_where
+from idc_mcp.units import size_text
 
 MAX_COLLECTIONS_LISTED = 50
 BYTES_PER_MB = 1_000_000  # series_size_MB is in decimal megabytes
@@ -111,10 +112,10 @@ def estimate_size(
         summary += " analysis_results='exclude' sizes the original images alone."
     if disk is not None:
         summary += (
-            f" It fits in {disk.download_dir} ({disk.free_MB / 1000:,.1f} GB free)."
+            f" It fits in {disk.download_dir} ({size_text(disk.free_MB * 1e6, 'GB')} free)."
             if disk.fits
-            else f" It does NOT fit in {disk.download_dir}: {disk.free_MB / 1000:,.1f} GB free, "
-            f"{disk.shortfall_MB / 1000:,.1f} GB short."
+            else f" It does NOT fit in {disk.download_dir}: {size_text(disk.free_MB * 1e6, 'GB')} free, "
+            f"{size_text(disk.shortfall_MB * 1e6, 'GB')} short."
         )
     if disk is not None and not disk.fits:
         next_step = (

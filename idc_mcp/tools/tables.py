@@ -2,96 +2,46 @@
 
 from __future__ import annotations
 
-import textwrap
 import threading
 from typing import Any
 
-from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
-
 from idc_mcp.catalog import facts
-from idc_mcp.catalog.database import Catalog, QueryFailed, QueryTimeout, ResultTooLarge
+from idc_mcp.catalog.database import Catalog, QueryFailed, QueryStopped, ResultTooLarge
 from idc_mcp.catalog.memo import Memo
 from idc_mcp.catalog.schemas import TableInfo, all_tables, get_table
 from idc_mcp.catalog.sqltext import quote_identifier, sql_literal
+from idc_mcp.diagnostics import placeholders
 from idc_mcp.diagnostics.fuzzy import closest
 from idc_mcp.diagnostics.nested_values import is_nested, nested_paths
-from idc_mcp.diagnostics.text_formats import recognise, spelling_note, spellings
+from idc_mcp.diagnostics.text_formats import recognise, spelling_brief, spelling_note, spellings
+from idc_mcp.errors import AssistantError
 from idc_mcp.indices import clinical, common, fetch
-from idc_mcp.sql.json_values import json_safe
+from idc_mcp.sql.json_values import MAX_REPLY_BYTES, json_safe
+from idc_mcp.tools import table_summary as summary
+from idc_mcp.tools.table_models import (
+    ColumnDescription,
+    NestedValues,
+    TableDescription,
+    TableProfile,
+    TableSummary,
+    ValueCount,
+)
+
+__all__ = ["ColumnDescription", "TableDescription", "TableNotFound", "TableProfile", "TableSummary"]
 
 # A column with at most this many distinct values gets all of them, with counts.
 LOW_CARDINALITY = 50
 FULL_VALUES = 500  # values listed for one column asked for in full
+# ... whole, up to this much text in all (179 collection descriptions: 150 KB), within a query's bound
+FULL_VALUE_CHARS = MAX_REPLY_BYTES * 3 // 4
 TEXT_VALUES_UP_TO = 20_000  # text columns with more distinct values get examples instead
 EXAMPLES = 5
-# The compact view (one call for a whole table): short descriptions and a few values per column.
-COMPACT_VALUES = 5
-COMPACT_NESTED_VALUES = 3
-COMPACT_EXAMPLES = 2
-COMPACT_DESCRIPTION = 110
-MAX_VALUE_CHARS = 120  # a longer value (a citation, a title) is cut in the reply
+NULL_COUNT_TIMEOUT_S = 20.0  # every column's NULLs counted now (fetched tables): one scan
 FACT_TIMEOUT_S = 2.0  # an exact distinct count computed now (fetched tables), else approximate
 
 
-class TableNotFound(ValueError):
+class TableNotFound(AssistantError, ValueError):
     pass
-
-
-class TableSummary(BaseModel):
-    name: str
-    description: str
-    installed: bool
-    row_count: int | None = Field(None, description="rows, when installed")
-    how_to_install: str | None = Field(None, description="the call that installs it, when not installed")
-    size_bytes: int | None = Field(
-        None, description="download size of a fetched index (null: bundled, or not known until fetched)"
-    )
-    size: str | None = Field(None, description="size_bytes, human readable, or 'unknown until fetched'")
-
-
-class ValueCount(BaseModel):
-    value: Any
-    count: int
-
-
-class NestedValues(BaseModel):
-    path: str = Field(description="where the values sit: name[] = list elements, a.b = struct field")
-    type: str
-    distinct_count: int | None = None
-    values: list[ValueCount] = Field(description="element values with the rows holding each, most first")
-    values_complete: bool = Field(description="true when `values` lists every distinct value")
-    filter: str = Field(
-        description="a filter that works in the query tool, for the first value (or for <value> to replace "
-        "when the values could not be counted in time)"
-    )
-
-
-class ColumnDescription(BaseModel):
-    name: str
-    type: str = Field(description="type in the catalog (DuckDB), or the schema type when not installed")
-    description: str
-    format: str | None = Field(None, description="how the values are written, when not what the type says")
-    distinct_count: int | None = None
-    distinct_count_exact: bool | None = Field(None, description="false: distinct_count is an estimate")
-    values: list[ValueCount] | None = Field(None, description="values with row counts, most common first")
-    values_complete: bool = Field(False, description="true when `values` lists every distinct value")
-    examples: list[Any] | None = Field(None, description="a few example values (high-cardinality columns)")
-    nested: list[NestedValues] | None = Field(None, description="values inside a list or struct column")
-
-    @model_serializer(mode="wrap")
-    def _without_empty_fields(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        # Unset facts are left out: a 31-column table would repeat ~60 bytes of nulls per column.
-        return {k: v for k, v in handler(self).items() if v is not None}
-
-
-class TableDescription(BaseModel):
-    name: str
-    description: str
-    installed: bool
-    row_count: int | None
-    columns: list[ColumnDescription]
-    compact: bool = Field(False, description="true: descriptions shortened and value lists cut")
-    notes: list[str] = Field(default_factory=list)
 
 
 def list_tables(catalog: Catalog) -> list[TableSummary]:
@@ -152,7 +102,7 @@ def _clinical_labels(catalog: Catalog, table: str) -> dict[str, str]:
 
 
 # Installed tables are read-only: a table's value profile is computed once per catalog and table.
-_PROFILES: Memo[TableDescription] = Memo(maxsize=64)
+_PROFILES: Memo[TableProfile] = Memo(maxsize=64)
 _PROFILING = threading.Lock()
 # What a call returns (the compact view, or one column in full) is derived from the profile once:
 # replies are shared between calls, nothing downstream modifies them.
@@ -160,7 +110,29 @@ _VIEWS: Memo[TableDescription] = Memo(maxsize=256)
 
 
 def describe_table(catalog: Catalog, table: str, column: str | None = None) -> TableDescription:
-    """The table's columns. Compact (a few values each) unless `column` asks for one column in full."""
+    """The table's columns: one line each (the compact view), or `column` in full."""
+    name, info = _resolve(catalog, table)
+    if not catalog.is_installed(name):
+        described = _schema_profile(catalog, name, info)
+        return _one_column(described, column) if column is not None else summary.compact(described)
+    key = _profile_key(catalog, name)
+    view = _VIEWS.get((key, column))
+    if view is None:
+        described = _profile(catalog, name, info, key)
+        view = _one_column(described, column) if column is not None else summary.compact(described)
+        _VIEWS.put((key, column), view)
+    return view
+
+
+def profile(catalog: Catalog, table: str) -> TableProfile:
+    """Every column of `table` in full (the facts the compact view is cut from)."""
+    name, info = _resolve(catalog, table)
+    if not catalog.is_installed(name):
+        return _schema_profile(catalog, name, info)
+    return _profile(catalog, name, info, _profile_key(catalog, name))
+
+
+def _resolve(catalog: Catalog, table: str) -> tuple[str, TableInfo | None]:
     info = get_table(table)
     installed = catalog.installed_tables()
     if info is None and table not in installed:
@@ -169,36 +141,28 @@ def describe_table(catalog: Catalog, table: str, column: str | None = None) -> T
         near = closest(table, list(all_tables()) + installed, limit=3)
         hint = f" Did you mean {', '.join(repr(n) for n in near)}?" if near else ""
         raise TableNotFound(f"Unknown table {table!r}.{hint} list_tables() shows every table.")
-    name = info.name if info else table
-    if name not in installed:
-        columns = [
-            ColumnDescription(
-                name=c.name, type=c.type + ("[]" if c.mode == "REPEATED" else ""), description=c.description
-            )
-            for c in (info.columns if info else ())
-        ]
-        described = TableDescription(
-            name=name,
-            description=info.description if info else "",
-            installed=False,
-            row_count=None,
-            columns=columns,
-            notes=[fetch.not_installed_message(catalog.settings, name)],
+    return (info.name if info else table), info
+
+
+def _schema_profile(catalog: Catalog, name: str, info: TableInfo | None) -> TableProfile:
+    """A table that is not installed: its schema's columns, without values."""
+    columns = [
+        ColumnDescription(
+            name=c.name, type=c.type + ("[]" if c.mode == "REPEATED" else ""), description=c.description
         )
-    else:
-        key = _profile_key(catalog, name)
-        view = _VIEWS.get((key, column))
-        if view is None:
-            described = _profile(catalog, name, info, key)
-            view = _one_column(described, column) if column is not None else _compact(described)
-            _VIEWS.put((key, column), view)
-        return view
-    if column is not None:
-        return _one_column(described, column)
-    return _compact(described)
+        for c in (info.columns if info else ())
+    ]
+    return TableProfile(
+        name=name,
+        description=info.description if info else "",
+        installed=False,
+        row_count=None,
+        columns=columns,
+        notes=[fetch.not_installed_message(catalog.settings, name)],
+    )
 
 
-def _one_column(described: TableDescription, column: str) -> TableDescription:
+def _one_column(described: TableProfile, column: str) -> TableDescription:
     found = [c for c in described.columns if c.name == column] or [
         c for c in described.columns if c.name.lower() == column.lower()
     ]
@@ -209,51 +173,14 @@ def _one_column(described: TableDescription, column: str) -> TableDescription:
             f"{described.name} has no column {column!r}.{hint} "
             f'describe_table(table="{described.name}") lists its columns.'
         )
-    return described.model_copy(update={"columns": [c.model_copy() for c in found], "compact": False})
-
-
-def _short(text: str, width: int) -> str:
-    """Cut at a word boundary, marked with an ellipsis."""
-    return textwrap.shorten(text, width, placeholder=" …") if len(text) > width else text
-
-
-def _compact(described: TableDescription) -> TableDescription:
-    cut: list[str] = []
-    columns = []
-    for col in described.columns:
-        short = col.model_copy()  # shallow: what is cut gets new lists, nothing shared is changed
-        short.description = _short(col.description, COMPACT_DESCRIPTION)
-        if col.values is not None and len(col.values) > COMPACT_VALUES:
-            short.values = col.values[:COMPACT_VALUES]
-            short.values_complete = False
-        if col.examples is not None:
-            short.examples = col.examples[:COMPACT_EXAMPLES]
-        if col.nested:
-            short.nested = [
-                n.model_copy(
-                    update={
-                        "values": n.values[:COMPACT_NESTED_VALUES],
-                        "values_complete": n.values_complete and len(n.values) <= COMPACT_NESTED_VALUES,
-                    }
-                )
-                for n in col.nested
-            ]
-        if short != col:
-            cut.append(col.name)
-        columns.append(short)
-    notes = list(described.notes)
-    if cut:
-        example = next((c for c in cut if c in _VALUE_COLUMNS_FIRST), cut[0])
-        notes.append(
-            f"Compact view: descriptions shortened and at most {COMPACT_VALUES} values per column. For one "
-            f'column in full (description, every value up to {FULL_VALUES}) call describe_table(table="'
-            f'{described.name}", column="{example}").'
-        )
-    return described.model_copy(update={"columns": columns, "compact": True, "notes": notes})
-
-
-# Columns worth naming first in the compact view's note (when cut): people filter on them.
-_VALUE_COLUMNS_FIRST = ("Modality", "BodyPartExamined", "Manufacturer", "license_short_name")
+    return TableDescription(
+        name=described.name,
+        description=described.description,
+        installed=described.installed,
+        row_count=described.row_count,
+        columns=[c.model_copy() for c in found],
+        notes=list(described.notes),
+    )
 
 
 def _distinct_counts(catalog: Catalog, name: str) -> dict[str, int]:
@@ -274,29 +201,31 @@ def _distinct(catalog: Catalog, ref: str, q: str, known: dict[str, int], column:
     try:
         (n,) = catalog.execute(f"SELECT count(DISTINCT {q}) FROM {ref}", timeout_s=FACT_TIMEOUT_S).rows[0]
         return int(n or 0), True
-    except (QueryTimeout, QueryFailed, ResultTooLarge):
+    except (QueryStopped, QueryFailed, ResultTooLarge):
         (n,) = catalog.execute(f"SELECT approx_count_distinct({q}) FROM {ref}").rows[0]
         return int(n or 0), False
 
 
 def _value_counts(rows: list[tuple[Any, ...]]) -> list[ValueCount]:
+    """Values whole, with their counts, up to FULL_VALUE_CHARS of text in all (the rest is left out:
+    the caller sees fewer values than distinct_count, and values_complete false)."""
     out = []
+    chars = 0
     for value, count in rows:
         safe = json_safe(value)
-        if isinstance(safe, str) and len(safe) > MAX_VALUE_CHARS:
-            safe = safe[:MAX_VALUE_CHARS] + "…"
+        chars += len(safe) if isinstance(safe, str) else 8
+        if chars > FULL_VALUE_CHARS and out:
+            break
         out.append(ValueCount(value=safe, count=int(count)))
     return out
 
 
 def _profile_key(catalog: Catalog, name: str) -> tuple[object, ...]:
-    """What an installed table's profile depends on: the catalog's content and the table's shape."""
-    return (catalog.key, name, catalog.row_count(name), tuple(catalog.columns(name)))
+    """What an installed table's profile depends on: what the catalog holds (`Catalog.cache_key`)."""
+    return (catalog.cache_key, name)
 
 
-def _profile(
-    catalog: Catalog, name: str, info: TableInfo | None, key: tuple[object, ...]
-) -> TableDescription:
+def _profile(catalog: Catalog, name: str, info: TableInfo | None, key: tuple[object, ...]) -> TableProfile:
     """Every column of an installed table with its values, computed once per catalog and table."""
     with _PROFILING:  # one profile at a time: concurrent callers wait for it, then find it
         cached = _PROFILES.get(key)
@@ -307,27 +236,62 @@ def _profile(
         return described
 
 
-def _profile_now(catalog: Catalog, name: str, info: TableInfo | None) -> TableDescription:
+def _profile_now(catalog: Catalog, name: str, info: TableInfo | None) -> TableProfile:
     schema_cols = {c.name: c.description for c in info.columns} if info else _clinical_labels(catalog, name)
     known = _distinct_counts(catalog, name)
     facts.load_table(catalog, name)  # every text column's values in one query, not one per column
     ref = quote_identifier(name)
+    row_count = catalog.row_count(name)
+    nulls = _null_counts(catalog, name)
     columns = []
     for column, dtype in catalog.columns(name):
-        col = ColumnDescription(name=column, type=dtype, description=schema_cols.get(column, ""))
+        col = ColumnDescription(
+            name=column, type=dtype, description=schema_cols.get(column, ""), null_count=nulls.get(column)
+        )
         if is_nested(dtype):
             col.nested = _nested(catalog, ref, column, dtype)
         else:
             _scalar(catalog, name, col, known)
+        _column_notes(catalog, name, col, row_count)
         columns.append(col)
-    described = TableDescription(
+    return TableProfile(
         name=name,
         description=info.description if info else _extra_description(name),
         installed=True,
-        row_count=catalog.row_count(name),
+        row_count=row_count,
         columns=columns,
     )
-    return described
+
+
+def _null_counts(catalog: Catalog, name: str) -> dict[str, int]:
+    """Rows where each column is NULL: counted at catalog build, else in one scan now (empty when it
+    does not finish in time)."""
+    names = [c for c, _ in catalog.columns(name)]
+    built = facts.null_counts(catalog, name)
+    if built and set(names) <= set(built):
+        return built
+    counts = ", ".join(f"count(*) - count({quote_identifier(c)})" for c in names)
+    try:
+        (row,) = catalog.execute(
+            f"SELECT {counts} FROM {quote_identifier(name)}", timeout_s=NULL_COUNT_TIMEOUT_S
+        ).rows
+    except (QueryStopped, QueryFailed, ResultTooLarge):
+        return {}
+    return {c: int(n) for c, n in zip(names, row, strict=True)}
+
+
+def _column_notes(catalog: Catalog, table: str, col: ColumnDescription, rows: int) -> None:
+    """What an assistant must know before it counts, filters or groups by the column (in full, and in a
+    few words for the compact view; a mostly-NULL column says so there already)."""
+    notes = []
+    if col.null_count and rows and col.null_count > summary.MOSTLY_NULL * rows:
+        notes.append(
+            f"NULL in most rows ({col.null_count:,} of {rows:,}, {col.null_count / rows:.0%}): `values` "
+            f"describe the other rows only; count the unknown ones with {col.name} IS NULL."
+        )
+    dates, brief = placeholders.column_notes(catalog, table, col.name)
+    col.notes = (col.notes or []) + notes + dates or None
+    col._brief_notes = brief
 
 
 def _scalar(catalog: Catalog, table: str, col: ColumnDescription, known: dict[str, int]) -> None:
@@ -346,8 +310,13 @@ def _scalar(catalog: Catalog, table: str, col: ColumnDescription, known: dict[st
                 f"LIMIT {FULL_VALUES}"
             ).rows
         col.values = _value_counts(rows)
+        if len(col.values) < len(rows):
+            col.notes = [
+                f"Only the {len(col.values):,} most common values fit in a reply (long texts); query "
+                f"SELECT {q}, count(*) FROM {ref} GROUP BY 1 ORDER BY 2 DESC with OFFSET for the others."
+            ]
         non_null = col.distinct_count  # count(DISTINCT) leaves NULL out, as the listing does
-        col.values_complete = len(rows) >= non_null and col.distinct_count_exact is True
+        col.values_complete = len(col.values) >= non_null and col.distinct_count_exact is True
         sample = [v.value for v in col.values]
     else:
         rows = catalog.execute(f"SELECT {q} FROM {ref} WHERE {q} IS NOT NULL LIMIT 2000").rows
@@ -355,15 +324,19 @@ def _scalar(catalog: Catalog, table: str, col: ColumnDescription, known: dict[st
         sample = list(dict.fromkeys(r[0] for r in rows))[:200]
         col.examples = [json_safe(v) for v in sample[:EXAMPLES]]
     if text:
-        col.format = _format(col.name, sample)
+        _format(col, sample)
 
 
-def _format(column: str, values: list[Any]) -> str | None:
+def _format(col: ColumnDescription, values: list[Any]) -> None:
+    """How a text column's values are written, when not as its type suggests (in full, and brief)."""
     recognised = recognise(values)
     if recognised is not None:
-        return recognised.describe(column)
-    groups = spellings(values)
-    return spelling_note(column, groups) if groups else None
+        col.format = recognised.describe(col.name)
+        brief = recognised.format.brief_with_values if col.values else recognised.format.brief
+        col._brief_format = brief(col.name)
+    elif groups := spellings(values):
+        col.format = spelling_note(col.name, groups)
+        col._brief_format = spelling_brief(groups)
 
 
 def _nested(catalog: Catalog, ref: str, column: str, dtype: str) -> list[NestedValues]:
@@ -373,21 +346,22 @@ def _nested(catalog: Catalog, ref: str, column: str, dtype: str) -> list[NestedV
     for path in nested_paths(column, dtype):
         try:
             rows = catalog.execute(path.counts_sql(ref, FULL_VALUES), timeout_s=FACT_TIMEOUT_S).rows
-        except (QueryTimeout, QueryFailed, ResultTooLarge):
+        except (QueryStopped, QueryFailed, ResultTooLarge):
             rows = None
         distinct: int | None = len(rows) if rows is not None and len(rows) < FULL_VALUES else None
         if rows is not None and distinct is None:
             try:
                 distinct = int(catalog.execute(path.distinct_sql(ref), timeout_s=FACT_TIMEOUT_S).rows[0][0])
-            except (QueryTimeout, QueryFailed, ResultTooLarge):
+            except (QueryStopped, QueryFailed, ResultTooLarge):
                 distinct = None
+        values = _value_counts(rows or [])
         out.append(
             NestedValues(
                 path=path.path,
                 type=path.leaf_type,
                 distinct_count=distinct,
-                values=_value_counts(rows or []),
-                values_complete=rows is not None and distinct is not None and len(rows) >= distinct,
+                values=values,
+                values_complete=rows is not None and distinct is not None and len(values) >= distinct,
                 filter=path.filter_text(rows[0][0] if rows else "<value>"),
             )
         )

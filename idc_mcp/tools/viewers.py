@@ -6,7 +6,7 @@ URL formats are IDC's: OHIF and SLIM take DICOM UIDs; VolView takes the series' 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
@@ -24,6 +24,13 @@ Viewer = Literal["auto", "ohif_v3", "ohif_v2", "slim", "volview"]
 ResolvedViewer = Literal["ohif_v3", "ohif_v2", "slim", "volview"]
 
 MAX_VIEWER_SERIES = 50
+# The get_viewer_url tool's arguments (their descriptions are what the assistant reads).
+SeriesUidArg = Annotated[
+    str | list[str] | None,
+    Field(description=f"one SeriesInstanceUID, or a list of up to {MAX_VIEWER_SERIES}"),
+]
+StudyUidArg = Annotated[str | None, Field(description="StudyInstanceUID (the whole study)")]
+ViewerArg = Annotated[Viewer, Field(description="auto: SLIM for slide microscopy, else OHIF v3")]
 MAX_VOLVIEW_SERIES = 50
 MAX_DICOMWEB_URLS = 500
 
