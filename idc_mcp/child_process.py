@@ -28,11 +28,12 @@ class SpawnFailed(OSError):
 
 
 def spawn(
-    module: str, start: dict[str, Any], env: dict[str, str] | None = None
+    module: str, start: dict[str, Any], extra_env: dict[str, str] | None = None
 ) -> tuple[subprocess.Popen, Connection]:  # type: ignore[type-arg]
-    """Start `python -m module FD`, hand it `start` on stdin, and return it with our end of its socket."""
+    """Start `python -m module FD` with this process's environment (plus `extra_env`), hand it `start` on
+    stdin, and return it with our end of its socket."""
     ours, theirs = socket.socketpair()
-    child_env = dict(os.environ if env is None else env)
+    child_env = {**os.environ, **(extra_env or {})}
     # glibc gives each thread a 64 MiB malloc arena: under an address-space cap, keep them few.
     child_env.setdefault("MALLOC_ARENA_MAX", "2")
     # The child imports this very copy of idc_mcp, whatever the working folder.

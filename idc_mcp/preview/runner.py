@@ -22,7 +22,6 @@ numpy, pydicom or Pillow for a preview.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from pathlib import Path
@@ -123,7 +122,7 @@ class PreviewWorkers:
             "log_level": logging.getLogger("idc_mcp").getEffectiveLevel(),
         }
         # One thread per library pool: threads would each reserve memory under the address-space cap.
-        env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        env = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
         popen, conn = child_process.spawn("idc_mcp.preview.worker", start, env)
         with self._lock:
             self.started += 1
