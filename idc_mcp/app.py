@@ -30,6 +30,7 @@ from idc_mcp.calls import AppState
 from idc_mcp.catalog.database import Catalog
 from idc_mcp.config import Settings
 from idc_mcp.guides import prompts, surface
+from idc_mcp.preview.runner import PreviewWorkers
 from idc_mcp.tools import arguments
 
 log = logging.getLogger(__name__)
@@ -145,7 +146,11 @@ def create_server(
     """
     from idc_mcp import server as table  # the tool table: imported here, so this module stays light
 
-    state = AppState(settings, catalog if catalog is not None else Catalog(settings))
+    state = AppState(
+        settings,
+        catalog if catalog is not None else Catalog(settings),
+        PreviewWorkers(settings.preview_timeout_s),
+    )
     sessions = 0
 
     @asynccontextmanager
@@ -156,6 +161,8 @@ def create_server(
             yield state
         finally:
             sessions -= 1
+            if sessions == 0:
+                state.previews.close()  # the spare preview worker; a later preview starts another
             if sessions == 0 and close_catalog:
                 with anyio.move_on_after(CLOSE_WAIT_S, shield=True):
                     await anyio.to_thread.run_sync(state.catalog.close, abandon_on_cancel=True)

@@ -63,6 +63,9 @@ class AppState:
 
     settings: Settings
     catalog: Catalog
+    # The preview workers (`preview.runner.PreviewWorkers`), made by `app.create_server`: a preview is
+    # drawn in a killable child process under a deadline and a memory cap.
+    previews: Any = None
 
 
 def app_state(ctx: Context) -> AppState:

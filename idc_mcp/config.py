@@ -149,6 +149,14 @@ class Settings(BaseSettings):
         ge=1,
         le=256,
     )
+    # -- previews
+    preview_timeout_s: float = _setting(
+        60.0,
+        env="PREVIEW_TIMEOUT",
+        shown_default="60",
+        description="seconds a preview may take before its worker process is killed and the call refused",
+        gt=0,
+    )
     # -- the team server
     tokens_file: Path | None = _setting(
         env="TOKENS_FILE",

@@ -18,7 +18,7 @@ from pydantic import Field
 
 from idc_mcp import preview
 from idc_mcp.bigquery import models as bigquery
-from idc_mcp.calls import run_call
+from idc_mcp.calls import app_state, run_call
 from idc_mcp.download import models as dl
 from idc_mcp.indices import common
 from idc_mcp.prepare import models as prep
@@ -380,11 +380,10 @@ async def preview_series(
     Call this to check that a series is what the user means (anatomy, contrast, quality, the right
     segmentation) before download, or when asked what a series looks like.
     """
-    from idc_mcp.preview.service import make_preview
-
+    previews = app_state(ctx).previews  # drawn in a killable worker process: deadline, memory cap
     made = await run_call(
         ctx,
-        lambda call: make_preview(
+        lambda call: previews.make(
             call.catalog,
             call.settings.s3_endpoint_url,
             call.settings.cache_dir / "previews",
@@ -392,9 +391,9 @@ async def preview_series(
             kind,
             window,
             slices,
-            cohort,
-            call.settings.download_root,
             cancel=call.cancel,
+            cohort=cohort,
+            cohort_root=call.settings.download_root,
         ),  # fmt: skip
     )
     image = Image(data=made.image, format=made.mime_type.split("/")[1]).to_image_content()

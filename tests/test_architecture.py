@@ -24,7 +24,18 @@ LAYERS: list[set[str]] = [
     {"indices", "cohorts"},
     {"diagnostics"},
     {"calls"},
-    {"sql", "catalog", "files", "config", "object_store", "cancellation", "errors", "units", "__init__"},
+    {
+        "sql",
+        "catalog",
+        "files",
+        "config",
+        "object_store",
+        "cancellation",
+        "child_process",
+        "errors",
+        "units",
+        "__init__",
+    },  # fmt: skip
 ]
 LAYER_OF = {name: depth for depth, names in enumerate(LAYERS) for name in names}
 

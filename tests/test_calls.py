@@ -15,7 +15,7 @@ import pytest
 from mcp import Client
 from mcp.server.mcpserver import Context
 
-from idc_mcp import calls, object_store
+from idc_mcp import calls
 from idc_mcp.catalog.database import Catalog, QueryCancelled
 from idc_mcp.errors import AssistantError
 from tests.servers import server_from_environment
@@ -82,28 +82,29 @@ async def test_a_cancelled_preview_stops_before_its_next_request(
     preview_mirror, fault_proxy_for_previews, catalog: Catalog, tmp_path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Regression: the preview ran in a bare thread, so a cancelled call went on fetching every slice.
-    from idc_mcp.preview import service
+    # It now runs in a preview worker process, which the cancelled call kills.
+    from idc_mcp.preview.runner import PreviewCancelled, PreviewWorkers
 
     proxy = fault_proxy_for_previews
     proxy.rate_bytes_per_s = 50_000  # each slice takes a while: the call is cancelled mid-way
     monkeypatch.setenv("IDC_MCP_S3_ENDPOINT_URL", proxy.endpoint)
     monkeypatch.setenv("IDC_MCP_CACHE_DIR", str(tmp_path / "cache"))
     catalog.installed_tables()
-    made = Ended(service, "make_preview", monkeypatch)
+    made = Ended(PreviewWorkers, "make", monkeypatch)
     first_request = threading.Event()
-    listed = service.Store.list_series
 
-    def list_series(self, *args: Any) -> Any:
-        found = listed(self, *args)
-        first_request.set()
-        return found
+    def watch_the_store() -> None:  # the worker's first request (its listing) reached the store
+        while not first_request.is_set() and not made.ended.is_set():
+            if proxy.requests:
+                first_request.set()
+            made.ended.wait(0.01)
 
-    monkeypatch.setattr(service.Store, "list_series", list_series)
+    threading.Thread(target=watch_the_store, daemon=True).start()
     arguments = {"series_uid": preview_mirror.cases["ct"].uid, "kind": "montage", "slices": 8}
     async with Client(server_from_environment()) as client:
         assert await cancel_once(client, first_request, "preview_series", arguments) == []
     assert await anyio.to_thread.run_sync(made.ended.wait, 60), "the cancelled preview kept running"
-    assert made.errors and isinstance(made.errors[0], object_store.Cancelled), made.errors
+    assert made.errors and isinstance(made.errors[0], PreviewCancelled), made.errors
     assert proxy.requests < 1 + 8  # the listing, then not every slice
 
 

@@ -91,8 +91,8 @@ def _reads_the_environment(path: Path) -> bool:
 
 def test_no_module_reads_the_environment_but_through_the_settings():
     # Tools never read the environment, nor does the command line (the token variables included): they
-    # get the settings. (The executor copies the environment for the worker process it starts.)
+    # get the settings. (child_process copies the environment for the worker processes it starts.)
     readers = sorted(
         str(p.relative_to(ROOT)) for p in (ROOT / "idc_mcp").rglob("*.py") if _reads_the_environment(p)
     )
-    assert readers == ["idc_mcp/catalog/executor.py"]  # config.py reads it through pydantic-settings
+    assert readers == ["idc_mcp/child_process.py"]  # config.py reads it through pydantic-settings

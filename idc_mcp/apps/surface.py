@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from idc_mcp import preview
 from idc_mcp.apps import explorer
-from idc_mcp.calls import run_call
+from idc_mcp.calls import app_state, run_call
 from idc_mcp.tools.selection import (
     AnalysisResults,
     AnalysisResultsArg,
@@ -151,11 +151,10 @@ async def explorer_image(
     """Called by the explorer app only: one picture of a series (a slice by index or instance, a montage,
     a slide thumbnail or a SEG overlay) from the preview service, with its facts."""
     at: int | str | None = instance if instance is not None else slice_index
-    from idc_mcp.preview.service import make_preview
-
+    previews = app_state(ctx).previews  # drawn in a killable worker process: deadline, memory cap
     made = await run_call(
         ctx,
-        lambda call: make_preview(
+        lambda call: previews.make(
             call.catalog,
             call.settings.s3_endpoint_url,
             call.settings.cache_dir / "previews",

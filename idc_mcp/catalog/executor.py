@@ -22,26 +22,21 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 import pickle
-import socket
 import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from idc_mcp import child_process
 from idc_mcp.cancellation import cancelled, on_cancel
 from idc_mcp.config import Settings
 from idc_mcp.errors import AssistantError
 
 log = logging.getLogger(__name__)
-
-_PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent.parent)
 
 GRACE_S = 2.0  # after its timeout, how long a query may take to stop before its worker is killed
 START_TIMEOUT_S = 600.0  # a first-ever start builds the catalog before the worker reports ready
@@ -115,26 +110,6 @@ class _Process:
     """One worker process and its connection (a socket pair: the worker inherits one end)."""
 
     def __init__(self, settings: Settings, files: dict[str, Path], address_space_bytes: int) -> None:
-        ours, theirs = socket.socketpair()
-        env = dict(os.environ)
-        # glibc gives each thread a 64 MiB malloc arena: under an address-space cap, keep them few.
-        env.setdefault("MALLOC_ARENA_MAX", "2")
-        # The worker imports this very copy of idc_mcp, whatever the working folder.
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, (_PACKAGE_PARENT, env.get("PYTHONPATH"))))
-        try:
-            self.popen = subprocess.Popen(
-                [sys.executable, "-m", "idc_mcp.catalog.worker", str(theirs.fileno())],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.DEVNULL,  # stdout may be the MCP channel: the worker never writes to it
-                env=env,
-                pass_fds=(theirs.fileno(),),
-            )
-        except OSError as exc:
-            ours.close()
-            raise WorkerUnavailable(f"the query worker did not start: {exc}") from exc
-        finally:
-            theirs.close()  # the worker holds it now: its exit shows here as end of file
-        self.conn = Connection(ours.detach())
         start = {
             "settings": settings,
             "files": {name: str(p) for name, p in files.items()},
@@ -142,12 +117,9 @@ class _Process:
             "threads": MAX_CONCURRENT,
             "log_level": logging.getLogger("idc_mcp").getEffectiveLevel(),
         }
-        assert self.popen.stdin is not None
         try:
-            pickle.dump(start, self.popen.stdin)
-            self.popen.stdin.close()
-        except OSError as exc:
-            self.kill()
+            self.popen, self.conn = child_process.spawn("idc_mcp.catalog.worker", start)
+        except child_process.SpawnFailed as exc:
             raise WorkerUnavailable(f"the query worker did not start: {exc}") from exc
         self.send_lock = threading.Lock()
         self.pending: dict[int, _Request] = {}
@@ -161,12 +133,7 @@ class _Process:
             self.conn.send(message)
 
     def kill(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.kill()
-        try:
-            self.popen.wait(10)
-        except subprocess.TimeoutExpired:  # pragma: no cover - the OS did not reap a killed child
-            log.error("the query worker %s did not exit after SIGKILL", self.popen.pid)
+        child_process.kill(self.popen)
 
 
 class Executor:
@@ -356,7 +323,7 @@ class Executor:
         itself stops a single allocation too large to be sampled in time.
         """
         statm = Path(f"/proc/{process.popen.pid}/statm")
-        page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+        page = child_process.page_size()
         while not process.dead:
             if not process.pending:
                 # Idle: nothing to time or to stop. Sleep until a query is sent (cleared, then looked at
@@ -374,7 +341,7 @@ class Executor:
             with self._lock:
                 pending = list(process.pending.values())
             late = [r for r in pending if r.deadline < now]
-            rss = _resident_bytes(statm, page)
+            rss = child_process.resident_bytes(statm, page)
             if late:
                 for request in late:
                     request.killed_for = request.killed_for or "deadline"
@@ -484,11 +451,3 @@ def _resolve(request: _Request, status: str, payload: Any) -> None:
         request.future.set_exception(QueryFailed(kind, message))
     else:
         request.future.set_exception(QueryFailed("InternalError", str(payload)))
-
-
-def _resident_bytes(statm: Path, page: int) -> int:
-    """Resident memory of a process from /proc (0 where there is none: other systems)."""
-    try:
-        return int(statm.read_bytes().split()[1]) * page
-    except (OSError, ValueError, IndexError):
-        return 0

@@ -31,6 +31,7 @@ import duckdb
 
 from idc_mcp.catalog.build import catalog_file, ensure_catalog_file
 from idc_mcp.catalog.sqltext import quote_identifier, sql_literal
+from idc_mcp.child_process import current_rss, exit_with_parent, limit_address_space
 from idc_mcp.config import Settings
 
 log = logging.getLogger("idc_mcp.catalog.worker")
@@ -187,22 +188,6 @@ def _python_size(value: Any) -> int:
     return total
 
 
-def current_rss() -> int:
-    """This process's resident memory in bytes (Linux /proc; 0 where unknown)."""
-    try:
-        with open("/proc/self/statm", "rb") as statm:
-            pages = int(statm.read().split()[1])
-    except (OSError, ValueError, IndexError):
-        return 0
-    return pages * _page_size()
-
-
-def _page_size() -> int:
-    import os
-
-    return int(os.sysconf("SC_PAGE_SIZE"))
-
-
 class Worker:
     """Runs requests on a fixed pool of threads, each query on its own cursor with its own deadline.
 
@@ -321,47 +306,6 @@ class Worker:
             cur.close()
 
 
-def _limit_address_space(allowance_bytes: int) -> None:
-    """Cap this process's virtual memory at what it maps now plus `allowance_bytes`.
-
-    An allocation beyond it fails: DuckDB raises an out-of-memory error for that query, Python a
-    MemoryError; both are reported and the worker is replaced. Resident memory is at most the address
-    space, so the worker can never hold more than its size at start (libraries, thread stacks, the
-    open catalog) plus the allowance.
-    """
-    if allowance_bytes <= 0:
-        return
-    try:
-        import resource
-    except ImportError:  # not on this platform: the parent's deadline still bounds the query
-        return
-    try:
-        with open("/proc/self/statm", "rb") as statm:
-            mapped = int(statm.read().split()[0]) * _page_size()
-    except (OSError, ValueError, IndexError):
-        mapped = 256 * 2**20  # what a worker maps once open, measured on Linux
-    limit_bytes = mapped + allowance_bytes
-    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-    if hard != resource.RLIM_INFINITY:
-        limit_bytes = min(limit_bytes, hard)
-    resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, hard))
-
-
-def _exit_with_parent() -> None:
-    """Leave when the server is gone, even while waiting for the catalog (a build lock, a first build)."""
-    import os
-
-    parent = os.getppid()
-
-    def watch() -> None:
-        while True:
-            time.sleep(0.5)
-            if os.getppid() != parent:
-                os._exit(0)
-
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
-
-
 def _without_dataframe_libraries() -> None:
     """Make pandas, numpy and pyarrow unimportable here.
 
@@ -375,7 +319,7 @@ def _without_dataframe_libraries() -> None:
 
 def main() -> int:
     _without_dataframe_libraries()
-    _exit_with_parent()
+    exit_with_parent()
     start = pickle.load(sys.stdin.buffer)
     logging.basicConfig(level=start.get("log_level", "WARNING"), stream=sys.stderr)
     settings: Settings = start["settings"]
@@ -396,7 +340,7 @@ def main() -> int:
             # Capped once open, with its threads started: the open itself is ours; what queries
             # allocate is bounded. (A provisional worker is not capped: its build child would
             # inherit the cap. The server's watch on its resident memory still holds.)
-            _limit_address_space(start["address_space_bytes"])
+            limit_address_space(start["address_space_bytes"])
         channel.send(("ready", facts, current_rss()))
         if scratch is not None:
             threading.Thread(target=_build_then_report, args=(settings, worker), daemon=True).start()

@@ -59,7 +59,7 @@ def _print_viewer_link(catalog: Catalog, series_uid: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from idc_mcp.catalog.database import Catalog
-    from idc_mcp.preview.service import make_preview
+    from idc_mcp.preview.runner import PreviewWorkers
 
     settings = args.settings  # made once by the command line from the environment and its flags
     output = Path(args.output).expanduser()
@@ -71,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
         return 1
     try:
         catalog = Catalog(settings)
-        made = make_preview(
+        # In a worker process, under the preview deadline and memory cap, as the server makes it.
+        made = PreviewWorkers(settings.preview_timeout_s, spare=False).make(
             catalog, settings.s3_endpoint_url, settings.cache_dir / "previews",
             args.series_uid, args.kind, args.window, args.slices,
         )  # fmt: skip

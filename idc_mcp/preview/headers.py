@@ -18,7 +18,9 @@ from pydicom.errors import InvalidDicomError
 from pydicom.filereader import read_partial
 
 from idc_mcp.catalog.memo import Memo
+from idc_mcp.preview import bounds
 from idc_mcp.preview.errors import PreviewError
+from idc_mcp.preview.inflate import is_inflated
 from idc_mcp.preview.remote import RemoteObject, Store
 
 HEADER_WORKERS = 16  # like the download pool: header reads are latency-bound
@@ -39,6 +41,25 @@ class Header:
     image_type: tuple[str, ...]
     total_rows: int | None  # slide microscopy: size of the whole level
     total_columns: int | None
+    rows: int = 0
+    columns: int = 0
+    samples: int = 1
+    bits_allocated: int = 0
+    encapsulated: bool = False  # pixel data stored as compressed fragments (JPEG, RLE, ...)
+    deflated: bool = False  # the whole dataset is deflated: its object size says nothing of its frames
+
+    @property
+    def what(self) -> str:
+        return f"s3://{self.obj.bucket}/{self.obj.key}"
+
+    def frame_bytes(self) -> int:
+        """Decoded bytes of one frame, after refusing absurd dimensions or frame counts (bounds)."""
+        one = bounds.check_geometry(
+            self.what, self.rows, self.columns, self.samples, self.bits_allocated, self.frames
+        )
+        if not self.deflated:  # a deflated object's inflation is capped as it is read (preview.inflate)
+            bounds.check_frames_fit(self.what, self.frames, one, self.obj.size, self.encapsulated)
+        return one
 
     @property
     def normal(self) -> np.ndarray | None:
@@ -73,7 +94,8 @@ def _numbers(value: object, count: int) -> tuple[float, ...] | None:
 
 def read_header(store: Store, obj: RemoteObject, last_tag: int = IMAGE_TAGS) -> Header:
     """The sorting attributes of one instance, from the first bytes of its file."""
-    with store.open_object(obj) as f:
+    with store.open_dicom(obj) as f:
+        deflated = is_inflated(f)
         try:
             ds = read_partial(f, stop_when=_stop_after(last_tag), defer_size=4096)
         except PreviewError:  # the store failed: say so, not that the file is bad
@@ -87,6 +109,8 @@ def read_header(store: Store, obj: RemoteObject, last_tag: int = IMAGE_TAGS) -> 
         number = None
     total_rows = ds.get("TotalPixelMatrixRows")
     total_cols = ds.get("TotalPixelMatrixColumns")
+    meta = getattr(ds, "file_meta", None)
+    syntax = pydicom.uid.UID(str(meta.get("TransferSyntaxUID", "")) if meta is not None else "")
     return Header(
         obj=obj,
         sop_instance_uid=str(ds.get("SOPInstanceUID", "")),
@@ -94,11 +118,24 @@ def read_header(store: Store, obj: RemoteObject, last_tag: int = IMAGE_TAGS) -> 
         instance_number=number,
         position=position,  # type: ignore[arg-type]
         orientation=_numbers(ds.get("ImageOrientationPatient"), 6),
-        frames=int(ds.get("NumberOfFrames") or 1),
+        frames=_integer(ds.get("NumberOfFrames"), 1),
         image_type=tuple(str(v).upper() for v in (ds.get("ImageType") or ())),
         total_rows=int(total_rows) if total_rows else None,
         total_columns=int(total_cols) if total_cols else None,
+        rows=_integer(ds.get("Rows"), 0),
+        columns=_integer(ds.get("Columns"), 0),
+        samples=_integer(ds.get("SamplesPerPixel"), 1),
+        bits_allocated=_integer(ds.get("BitsAllocated"), 0),
+        encapsulated=bool(syntax) and syntax.is_encapsulated,
+        deflated=deflated,
     )
+
+
+def _integer(value: object, default: int) -> int:
+    try:
+        return int(value) if value not in (None, "") else default  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return default
 
 
 def read_headers(store: Store, objects: list[RemoteObject], last_tag: int = IMAGE_TAGS) -> list[Header]:
@@ -196,7 +233,7 @@ def read_stack(store: Store, objects: list[RemoteObject]) -> Stack:
 
 def read_full_header(store: Store, obj: RemoteObject) -> pydicom.Dataset:
     """Every attribute before the pixel data (per-frame functional groups included)."""
-    with store.open_object(obj, buffer=64 << 10) as f:
+    with store.open_dicom(obj, buffer=64 << 10) as f:
         try:
             return pydicom.dcmread(f, stop_before_pixels=True)
         except PreviewError:

@@ -1,8 +1,9 @@
 """Decoding the pixels of one instance (one frame, or all of them), with a clear error per codec.
 
 Codecs: uncompressed, RLE, JPEG baseline/extended/lossless, JPEG-LS and JPEG 2000, through pydicom
-with the pylibjpeg plugins (libjpeg, openjpeg, rle) and Pillow. Only the frame asked for is read:
-pydicom seeks to it through the (ranged) file.
+with the pylibjpeg plugins (libjpeg, openjpeg, rle) and Pillow; a deflated dataset is inflated as it is
+read, within a cap (`inflate`). Only the frame asked for is read: pydicom seeks to it through the
+(ranged) file. Callers check a frame's decoded size against `bounds` (from its header) first.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
 
 from idc_mcp.preview.errors import PreviewError
-from idc_mcp.preview.remote import RemoteObject, Store
+from idc_mcp.preview.remote import WHOLE_DATASET_LIMIT, RemoteObject, Store
 
 # Attributes the rendering reads besides the image pixel module (group 0028, always returned).
 _WANTED = [
@@ -57,7 +58,7 @@ def read_frame(store: Store, obj: RemoteObject, index: int | None) -> tuple[Data
     """The attributes rendering needs and the pixels of frame `index` (None: a single-frame image)."""
     from pydicom.pixels import pixel_array
 
-    f = store.read_object(obj)
+    f = store.read_dicom(obj)
     with f:
         ds = Dataset()
         try:
@@ -72,8 +73,8 @@ def read_frame(store: Store, obj: RemoteObject, index: int | None) -> tuple[Data
 
 
 def read_dataset(store: Store, obj: RemoteObject) -> Dataset:
-    """The whole instance, pixels not yet decoded (segmentations decode frame by frame)."""
-    f = store.read_object(obj)
+    """The whole instance, pixels not yet decoded (segmentations and slide levels decode frame by frame)."""
+    f = store.read_dicom(obj, WHOLE_DATASET_LIMIT)
     with f:
         try:
             ds = pydicom.dcmread(f)
@@ -93,25 +94,17 @@ def read_dataset(store: Store, obj: RemoteObject) -> Dataset:
     return ds
 
 
-def read_all(store: Store, obj: RemoteObject) -> tuple[Dataset, np.ndarray]:
-    """The whole instance and every frame (slide levels, segmentations: they need all frames)."""
-    f = store.read_object(obj)
-    with f:
-        try:
-            ds = pydicom.dcmread(f)
-        except PreviewError:
-            raise
-        except (InvalidDicomError, EOFError, OSError, ValueError) as exc:
-            raise PreviewError(f"s3://{obj.bucket}/{obj.key} is not a readable DICOM file ({exc}).") from exc
-        try:
-            arr = ds.pixel_array
-        except PreviewError:
-            raise
-        except (NotImplementedError, RuntimeError, ValueError) as exc:
-            raise _undecodable(ds.file_meta.get("TransferSyntaxUID"), exc) from exc
-        except AttributeError as exc:
-            raise PreviewError(f"s3://{obj.bucket}/{obj.key} has no pixel data to show ({exc}).") from exc
-    return ds, np.asarray(arr)
+def iter_frames(ds: Dataset, indices: list[int]):  # type: ignore[no-untyped-def]
+    """The decoded frames `indices` (ascending) of a dataset read by `read_dataset`, one at a time."""
+    from pydicom.pixels import iter_pixels
+
+    try:
+        for arr in iter_pixels(ds, indices=indices):
+            yield np.asarray(arr)
+    except PreviewError:
+        raise
+    except (NotImplementedError, RuntimeError, ValueError, AttributeError) as exc:
+        raise _undecodable(ds.file_meta.get("TransferSyntaxUID"), exc) from exc
 
 
 def pixel_spacing(ds: Dataset) -> tuple[float, float] | None:

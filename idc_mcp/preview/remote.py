@@ -19,7 +19,11 @@ from idc_mcp.preview.errors import PreviewError
 
 HEADER_BUFFER = 8 << 10  # one GET holds the header (groups 0002-0028) of a typical CT/MR instance
 WHOLE_OBJECT_LIMIT = 4 << 20  # smaller objects are fetched in one GET when they are read entirely
+# An instance read whole (a slide level, a SEG) up to this size is fetched in one GET: pydicom scans
+# encapsulated pixel data for its end, then reads it, so by ranges it would be fetched twice.
+WHOLE_DATASET_LIMIT = 32 << 20
 PREFIX_LIMIT = 1 << 20  # the first bytes of each object read are kept (<= 1 MiB each) and never fetched twice
+READ_PIECE = 8 << 20  # the largest single ranged GET of a file read
 RETRY = object_store.RetryPolicy(attempts=4, base_delay_s=0.25, max_delay_s=2.0)
 # Listings of the series previewed last (see `Store.list_series_once`): at most 100,000 objects.
 LISTINGS: Memo[tuple[RemoteObject, ...]] = Memo(maxsize=100_000, getsizeof=len)
@@ -129,11 +133,26 @@ class Store:
         """A seekable binary file over the object: each buffer refill is one ranged GET."""
         return io.BufferedReader(RangedObject(self, obj), buffer_size=buffer)
 
-    def read_object(self, obj: RemoteObject) -> io.BufferedReader | io.BytesIO:
-        """A file for reading pixels: small objects in one GET, larger ones by ranges as pydicom asks."""
-        if obj.size <= WHOLE_OBJECT_LIMIT:
+    def read_object(
+        self, obj: RemoteObject, whole_limit: int = WHOLE_OBJECT_LIMIT
+    ) -> io.BufferedReader | io.BytesIO:
+        """A file for reading pixels: objects up to `whole_limit` in one GET, larger ones by ranges as
+        pydicom asks (reads of a whole frame bypass the buffer)."""
+        if obj.size <= whole_limit:
             return io.BytesIO(self.get(obj))
-        return self.open_object(obj, buffer=64 << 10)  # reads of a whole frame bypass the buffer
+        return self.open_object(obj, buffer=64 << 10)
+
+    def open_dicom(self, obj: RemoteObject, buffer: int = HEADER_BUFFER) -> Any:
+        """`open_object`, inflating a deflated DICOM object as it is read and never past a cap."""
+        from idc_mcp.preview.inflate import open_dicom
+
+        return open_dicom(self.open_object(obj, buffer), f"s3://{obj.bucket}/{obj.key}")
+
+    def read_dicom(self, obj: RemoteObject, whole_limit: int = WHOLE_OBJECT_LIMIT) -> Any:
+        """`read_object`, inflating a deflated DICOM object as it is read and never past a cap."""
+        from idc_mcp.preview.inflate import open_dicom
+
+        return open_dicom(self.read_object(obj, whole_limit), f"s3://{obj.bucket}/{obj.key}")
 
 
 class RangedObject(io.RawIOBase):
@@ -163,7 +182,9 @@ class RangedObject(io.RawIOBase):
         return self.pos
 
     def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
+        # At most READ_PIECE per GET: a large value (a SEG's pixel data) is not held twice, as the
+        # bytes of one response and again in the caller's buffer.
+        view = memoryview(buffer).cast("B")[:READ_PIECE]
         data = self.store.get(self.obj, self.pos, self.pos + len(view))
         view[: len(data)] = data
         self.pos += len(data)

@@ -8,6 +8,7 @@ referenced series is then located through the index and only that one instance i
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -111,8 +112,15 @@ def frame_areas(ds: Dataset) -> np.ndarray:
     rows, columns = int(ds.Rows), int(ds.Columns)
     native = not ds.file_meta.TransferSyntaxUID.is_compressed
     if native and int(ds.BitsAllocated) == 1 and (rows * columns) % 8 == 0:
-        packed = np.frombuffer(ds.PixelData, np.uint8)[: frames * rows * columns // 8]
-        return np.bitwise_count(packed.reshape(frames, -1)).sum(axis=1, dtype=np.int64)
+        packed = np.frombuffer(ds.PixelData, np.uint8)[: frames * rows * columns // 8].reshape(frames, -1)
+        # A block of frames at a time: the per-byte counts never cost a second copy of the pixel data.
+        block = max(1, (16 << 20) // max(1, packed.shape[1]))
+        return np.concatenate(
+            [
+                np.bitwise_count(packed[i : i + block]).sum(axis=1, dtype=np.int64)
+                for i in range(0, frames, block)
+            ]
+        )
     from pydicom.pixels import iter_pixels
 
     threshold = threshold_of(ds)
@@ -154,40 +162,52 @@ def referenced_series_uids(ds: Dataset) -> list[str]:
     ]
 
 
+def drawn_frames(pick: SlicePick, areas: np.ndarray, limit: int) -> list[int]:
+    """The frames of the slice to draw: at most `limit`, those with the largest masks first."""
+    with_mask = [i for i in pick.frames if areas[i] > 0]
+    return sorted(sorted(with_mask, key=lambda i: -int(areas[i]))[:limit])
+
+
 def overlay(
     base: np.ndarray,
-    masks: dict[int, np.ndarray],
+    masks: Iterable[tuple[int, np.ndarray]],
     numbers: dict[int, int],
     segs: dict[int, Segment],
     threshold: float,
     labelmap: bool = False,
-) -> tuple[np.ndarray, list[Segment]]:
+    limit: int = 20,
+) -> tuple[np.ndarray, list[Segment], int]:
     """The base slice (grey or RGB uint8) with each segment's mask blended in its colour.
 
-    `masks` maps frame index to decoded frame; in a LABELMAP segmentation a frame's values are the
-    segment numbers, otherwise each frame is one segment (`numbers`)."""
+    `masks` yields (frame index, decoded frame), one at a time; in a LABELMAP segmentation a frame's
+    values are the segment numbers (its `limit` largest are drawn), otherwise each frame is one segment
+    (`numbers`). Returns the image, the segments drawn, and how many more the frames held."""
     rgb = (
-        np.repeat(base[..., np.newaxis], 3, axis=2).astype(np.float64)
+        np.repeat(base[..., np.newaxis], 3, axis=2).astype(np.float32)
         if base.ndim == 2
-        else base.astype(np.float64)
+        else base.astype(np.float32)
     )
     shown: list[Segment] = []
-    for i, values in masks.items():
-        layers = (
-            [(int(v), values == v) for v in np.unique(values) if v > 0]
-            if labelmap
-            else [(numbers[i], values > threshold)]
-        )
+    left_out = 0
+    for i, values in masks:
+        if labelmap:
+            counts = np.bincount(values.ravel().astype(np.int64)) if values.size else np.zeros(1, np.int64)
+            present = [int(v) for v in np.flatnonzero(counts) if v > 0]
+            present.sort(key=lambda v: -int(counts[v]))
+            left_out += max(0, len(present) - limit)
+            layers = [(v, values == v) for v in present[:limit]]
+        else:
+            layers = [(numbers[i], values > threshold)]
         for number, mask in layers:
             if not mask.any():
                 continue
             if mask.shape != rgb.shape[:2]:
                 mask = _resized(mask, rgb.shape[:2])
             seg = segs.get(number) or Segment(number, f"segment {number}", PALETTE[number % len(PALETTE)])
-            rgb[mask] = (1 - ALPHA) * rgb[mask] + ALPHA * np.array(seg.colour)
+            rgb[mask] = (1 - ALPHA) * rgb[mask] + ALPHA * np.array(seg.colour, np.float32)
             if seg not in shown:
                 shown.append(seg)
-    return np.rint(rgb).astype(np.uint8), sorted(shown, key=lambda s: s.number)
+    return np.rint(rgb).astype(np.uint8), sorted(shown, key=lambda s: s.number), left_out
 
 
 def _resized(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

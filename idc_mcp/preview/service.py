@@ -1,40 +1,34 @@
 """A preview of one series: which bytes to fetch, what to draw, and the facts that go with the picture.
 
-`make_preview` looks the series up in the index, lists its objects, reads only the headers sorting
-needs and only the instances (or frames) shown, and returns an image of at most 1024 px and 1 MB with
-a `PreviewInfo`. Finished previews are cached (bounded) under the cache folder.
+`render_series` lists the series' objects, reads only the headers sorting needs and only the instances
+(or frames) shown, and returns an image of at most 1024 px and 1 MB with its facts. Every frame's
+decoded size is checked against `bounds` from its header before it is decoded. The server runs it in
+the preview worker (`preview.runner`); `make_preview` runs it here, between `request.prepare` (checks,
+lookup, cache) and `Request.finish`.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from idc_mcp.catalog.database import Catalog
 from idc_mcp.config import DEFAULT_S3_ENDPOINT
+from idc_mcp.preview import bounds, montage, pixels, render, seg, slide
 from idc_mcp.preview import headers as hdr
-from idc_mcp.preview import montage, pixels, render, seg, slide
-from idc_mcp.preview.cache import PreviewCache
 from idc_mcp.preview.errors import PreviewError
-from idc_mcp.preview.models import (
-    DEFAULT_SLICES,
-    MAX_SLICES,
-    Kind,
-    Preview,
-    PreviewInfo,
-    SegmentShown,
-    ShownImage,
-)
+from idc_mcp.preview.models import DEFAULT_SLICES, Kind, Preview, SegmentShown, ShownImage
 from idc_mcp.preview.remote import RemoteObject, Store
-from idc_mcp.preview.series import SeriesRow, find_member, find_series, find_series_quietly
+from idc_mcp.preview.request import NO_PIXELS, prepare
+from idc_mcp.preview.series import SeriesRow, find_series_quietly
 
-MAX_SLICE_INDEX = 1 << 20  # more slices than any series has
-MAX_SEG_BYTES = 512 << 20  # a SEG is read whole to find its largest slice
-# Modalities whose objects hold no image pixels: a preview of them has nothing to draw.
-NO_PIXELS = {"SR", "RTSTRUCT", "RTPLAN", "RTRECORD", "KO", "PR", "ANN", "REG", "FID", "RWV", "DOC", "PLAN"}
+__all__ = ["NO_PIXELS", "make_preview", "render_series"]
+MAX_SEG_BYTES = bounds.MAX_SEG_BYTES  # a SEG is read whole to find its largest slice
 
 
 def clear_caches() -> None:
@@ -69,43 +63,45 @@ def make_preview(
     cancel: threading.Event | None = None,
     at: int | str | None = None,
 ) -> Preview:
-    """A preview of one series; setting `cancel` (from another thread) stops it before its next request.
+    """A preview made in this process (tests, benchmarks); the server and the command line make it in
+    the preview worker instead (`preview.runner`), under a deadline and a memory cap. Setting `cancel`
+    (from another thread) stops it before its next request.
 
     `at` picks the slice of a single-slice preview: its 0-based index in anatomical order, or the
     SOPInstanceUID of the instance to show (None: the middle slice). The info says which slice was shown
     and how many there are (`slice_index`, `slice_count`), so a viewer can step through them."""
-    if kind not in ("auto", "slice", "montage"):
-        raise PreviewError(f"kind {kind!r} is not one of 'auto', 'slice', 'montage'.")
-    if not 2 <= slices <= MAX_SLICES:
-        raise PreviewError(f"slices={slices} is out of range: give 2 to {MAX_SLICES} slices for a montage.")
-    if window:
-        render.parse_window(window)  # refuse a bad window before any byte moves
-    if at is not None and kind == "montage":
-        raise PreviewError("A montage shows evenly spaced slices: pick one slice with kind='slice' instead.")
-    if isinstance(at, int) and not 0 <= at < MAX_SLICE_INDEX:
-        raise PreviewError(f"Slice index {at} is out of range: give 0 (the first slice) or more.")
-    row = (
-        find_member(catalog, series_uid, cohort, cohort_root) if cohort else find_series(catalog, series_uid)
+    request = prepare(catalog, endpoint, cache_dir, series_uid, kind, window, slices, cohort, cohort_root, at)
+    if isinstance(request, Preview):
+        return request
+    image, mime, info = render_series(
+        request.row,
+        lambda uid: find_series_quietly(catalog, uid),
+        endpoint,
+        kind,
+        window,
+        slices,
+        cancel,
+        request.at,
     )
-    modality = row.modality.upper()
-    if modality in NO_PIXELS:
-        raise PreviewError(
-            f"Series {row.series_uid} is {modality}: it holds no image pixels to preview. Preview the image "
-            'series it refers to (same StudyInstanceUID, e.g. query("SELECT SeriesInstanceUID, Modality FROM '
-            f"index WHERE StudyInstanceUID = '{row.study_uid}'\")), or open it with get_viewer_url()."
-        )
-    cache = PreviewCache(cache_dir) if cache_dir else None
-    key = PreviewCache.key(
-        endpoint=endpoint, bucket=row.bucket, uuid=row.crdc_series_uuid, series=row.series_uid,
-        kind=kind, window=window, slices=slices if kind == "montage" else None,
-        **({"at": at} if at is not None else {}),
-    )  # fmt: skip
-    if cache and (hit := cache.get(key)):
-        data, stored = hit
-        info = PreviewInfo.model_validate(
-            {**stored["info"], "cached": True, "bytes_fetched": 0, "requests": 0}
-        )
-        return Preview(data, stored["mime_type"], info)
+    return request.finish(image, mime, info)
+
+
+Lookup = Callable[[str], SeriesRow | None]
+
+
+def render_series(
+    row: SeriesRow,
+    lookup: Lookup,
+    endpoint: str,
+    kind: Kind,
+    window: str | None,
+    slices: int,
+    cancel: threading.Event | None = None,
+    at: int | str | None = None,
+) -> tuple[bytes, str, dict[str, Any]]:
+    """The picture of a checked request (`request.prepare`) as image bytes, MIME type and facts.
+
+    `lookup` finds the index row of a series a SEG refers to (the worker asks the server for it)."""
     store = Store.open(endpoint, cancel)
     # Stepping through slices (a chosen `at`) lists a series once; a preview asked afresh lists it again.
     listed = store.list_series_once if at is not None else store.list_series
@@ -117,24 +113,11 @@ def make_preview(
             else "the mirror set by IDC_MCP_S3_ENDPOINT_URL lacks this series"
         )
         raise PreviewError(f"s3://{row.bucket}/{row.prefix} holds no objects at {endpoint}: {mirror}.")
-    if at is not None and modality in ("SM", "SEG"):
-        raise PreviewError(
-            f"A {modality} preview has one picture: pick slices of image series only (omit the slice)."
-        )
+    modality = row.modality.upper()
     if modality == "SM":
-        if kind == "montage":
-            raise PreviewError(
-                "kind='montage' is for cross-sectional series; a slide gives one thumbnail: use kind='auto'."
-            )
         image, info = _slide(row, store, objects)
     elif modality == "SEG":
-        if kind == "montage":
-            raise PreviewError(
-                "kind='montage' is for image series; a SEG preview shows its largest slice over the "
-                "referenced image: use kind='auto' (the reply names the referenced series, which can be "
-                "given a montage)."
-            )
-        image, info = _segmentation(catalog, row, store, objects, window)
+        image, info = _segmentation(lookup, row, store, objects, window)
     else:
         image, info = _images(row, store, objects, kind, window, slices, at)
     data, mime, (width, height) = render.encode(image)
@@ -142,10 +125,7 @@ def make_preview(
         image_format=mime, image_bytes=len(data), image_width=width, image_height=height,
         bytes_fetched=store.bytes_fetched, requests=store.requests,
     )  # fmt: skip
-    result = Preview(data, mime, PreviewInfo.model_validate(info))
-    if cache:
-        cache.put(key, data, {"mime_type": mime, "info": result.info.model_dump(mode="json")})
-    return result
+    return data, mime, info
 
 
 def _base_info(row: SeriesRow, objects: list[RemoteObject]) -> dict:
@@ -203,6 +183,7 @@ def _images(
             picks.append((h, h.frames // 2 if h.frames > 1 else None, stack.offsets[i]))
     else:
         h = stack.headers[0]
+        h.frame_bytes()  # an absurd frame count is refused before the frames are listed
         if h.frames > 1:
             frames, offsets, order = hdr.frame_order(hdr.read_full_header(store, h.obj))
             count = len(frames)
@@ -217,13 +198,29 @@ def _images(
             picks = [(h, None, stack.offsets[0])]
             order = None
 
+    sizes = [h.frame_bytes() for h, _, _ in picks]  # refused here, before any pixel is decoded
+    bounds.check_picture(
+        "This montage" if kind == "montage" else "This slice",
+        len(picks),
+        sum(sizes),
+        "Ask for fewer slices (slices=), or kind='auto' for one slice."
+        if kind == "montage"
+        else "Look at it with get_viewer_url() instead.",
+    )
+    # A montage cell is small: keep each decoded frame at no more than twice its side.
+    keep_side = 2 * render.MAX_SIDE // (max(1, int(np.ceil(np.sqrt(len(picks))))) if kind == "montage" else 1)
+
     def decode(pick: tuple[hdr.Header, int | None, float | None]):  # type: ignore[no-untyped-def]
         ds, arr = pixels.read_frame(store, pick[0].obj, pick[1])
         if arr.ndim == 3 and int(ds.get("SamplesPerPixel", 1)) == 1:  # a single-frame read of 1 frame
             arr = arr[0]
-        return ds, render.decimated(arr)
+        kept = np.array(render.decimated(arr, max(256, keep_side)))  # a copy: the full frame is freed
+        del arr
+        return ds, kept
 
-    with ThreadPoolExecutor(max_workers=min(8, len(picks))) as pool:
+    # Frames decoded at once: as many as fit in a quarter of the worker's memory (3x a frame each).
+    lanes = max(1, min(8, len(picks), bounds.WORKER_MEMORY_BYTES // 4 // max(1, 3 * max(sizes))))
+    with ThreadPoolExecutor(max_workers=lanes) as pool:
         decoded = list(pool.map(decode, picks))
     shared = None
     if len(decoded) > 1 and all(render.uses_percentiles(row.modality, window, a) for _, a in decoded):
@@ -271,8 +268,13 @@ def _slide(row: SeriesRow, store: Store, objects: list[RemoteObject]):  # type: 
     heads = hdr.read_headers(store, objects, hdr.SLIDE_TAGS)
     level = slide.smallest_level(heads)
     levels = slide.pyramid_levels(heads)
-    ds, tiles = pixels.read_all(store, level.obj)
-    matrix = slide.assemble(ds, tiles)
+    tile_bytes = level.frame_bytes()  # refused here, before any pixel is decoded
+    ds = pixels.read_dataset(store, level.obj)
+    tiles = slide.needed_tiles(ds)
+    bounds.check_picture(
+        "This slide level", len(tiles), len(tiles) * tile_bytes, "Open it with get_viewer_url(viewer='slim')."
+    )
+    matrix = slide.assemble(ds, tiles, pixels.iter_frames(ds, [t[0] for t in tiles]))
     shown, how = (
         (matrix, "colour as stored") if matrix.ndim == 3 else render.percentile_scale(matrix.astype(float))
     )
@@ -288,14 +290,15 @@ def _slide(row: SeriesRow, store: Store, objects: list[RemoteObject]):  # type: 
         notes=[
             f"Pyramid of {len(levels)} levels; full resolution {full.total_columns:,} x {full.total_rows:,} "
             f"pixels (not read); this level has {int(ds.get('NumberOfFrames') or 1)} tiles "
-            f"({str(ds.get('DimensionOrganizationType', 'TILED_FULL'))})."
+            f"({str(ds.get('DimensionOrganizationType', 'TILED_FULL'))}), of which the {len(tiles)} that "
+            "cover its matrix were decoded."
         ],
     )
     return render.to_image(shown), info
 
 
 def _segmentation(
-    catalog: Catalog, row: SeriesRow, store: Store, objects: list[RemoteObject], window: str | None
+    lookup: Lookup, row: SeriesRow, store: Store, objects: list[RemoteObject], window: str | None
 ):  # type: ignore[no-untyped-def]
     notes = []
     seg_obj = max(objects, key=lambda o: o.size)
@@ -303,8 +306,17 @@ def _segmentation(
         notes.append(f"The series has {len(objects)} SEG instances; the largest is shown.")
     if seg_obj.size > MAX_SEG_BYTES:
         raise PreviewError(
-            f"This segmentation object is {seg_obj.size / 1e6:,.0f} MB; previews read at most "
-            f"{MAX_SEG_BYTES / 1e6:,.0f} MB to find the slice to show. Open it with get_viewer_url() "
+            f"This segmentation object is {seg_obj.size / 2**20:,.0f} MiB; previews read at most "
+            f"{MAX_SEG_BYTES // 2**20} MiB to find the slice to show. Open it with get_viewer_url() "
+            "instead, or preview its referenced image series."
+        )
+    head = hdr.read_header(store, seg_obj)
+    decoded = head.frames * head.frame_bytes()  # absurd dimensions and frame counts refused here
+    if decoded > MAX_SEG_BYTES:
+        raise PreviewError(
+            f"This segmentation declares {head.frames:,} frames of {head.columns:,} x {head.rows:,} pixels: "
+            f"{decoded / 2**20:,.0f} MiB of pixel data once decoded; previews read at most "
+            f"{MAX_SEG_BYTES // 2**20} MiB to find the slice to show. Open it with get_viewer_url() "
             "instead, or preview its referenced image series."
         )
     ds = pixels.read_dataset(store, seg_obj)
@@ -312,7 +324,7 @@ def _segmentation(
     pick, numbers = seg.largest_slice(ds, areas)
     segments = seg.segments(ds)
     ref_uids = seg.referenced_series_uids(ds)
-    ref_row = next((r for uid in ref_uids if (r := find_series_quietly(catalog, uid))), None)
+    ref_row = next((r for uid in ref_uids if (r := lookup(uid))), None)
     if ref_row is None:
         raise PreviewError(
             "The segmentation's referenced series "
@@ -341,11 +353,22 @@ def _segmentation(
             "The referenced image is a multi-frame instance; drawing a SEG over one of its frames is not "
             "supported yet. Preview the referenced series itself, or use get_viewer_url()."
         )
+    target.frame_bytes()  # refused here, before any pixel is decoded
     img_ds, arr = pixels.read_frame(store, target.obj, None)
     base, how = render.to_display(img_ds, arr, ref_row.modality, ref_row.body_part, window)
-    masks = {i: seg.frame(ds, i) for i in pick.frames}
     labelmap = str(ds.get("SegmentationType", "")).upper() == "LABELMAP"
-    drawn, shown_segments = seg.overlay(base, masks, numbers, segments, seg.threshold_of(ds), labelmap)
+    limit = bounds.MAX_SEGMENTS_DRAWN
+    drawn_frames = seg.drawn_frames(pick, areas, limit)  # the largest masks, one frame decoded at a time
+    masks = zip(drawn_frames, pixels.iter_frames(ds, drawn_frames), strict=True)
+    drawn, shown_segments, left_out = seg.overlay(
+        base, masks, numbers, segments, seg.threshold_of(ds), labelmap, limit
+    )
+    left_out += sum(1 for i in pick.frames if areas[i] > 0) - len(drawn_frames)
+    if left_out:
+        notes.append(
+            f"{left_out:,} more segment mask(s) on this slice were not drawn: a preview draws the "
+            f"{limit} largest. Open the segmentation with get_viewer_url() to see every segment."
+        )
     image = montage.with_legend(
         render.to_image(drawn), [(f"{s.number}: {s.label}", s.colour) for s in shown_segments]
     )

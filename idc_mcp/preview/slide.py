@@ -3,13 +3,15 @@
 Each level of a DICOM whole-slide image is one instance whose frames are tiles of its total pixel
 matrix. The level with the smallest matrix is chosen from the headers (label and overview images are
 left out), fetched alone, and its tiles are assembled: in TILED_FULL order (row by row) or at the
-positions a TILED_SPARSE level gives per frame. The full-resolution level is never read past its
-header.
+positions a TILED_SPARSE level gives per frame. Only the tiles that cover the level's matrix are
+decoded, one at a time (never every frame a header declares). The full-resolution level is never read
+past its header.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import numpy as np
 from pydicom.dataset import Dataset
@@ -17,7 +19,7 @@ from pydicom.dataset import Dataset
 from idc_mcp.preview.errors import PreviewError
 from idc_mcp.preview.headers import Header
 
-MAX_LEVEL_PIXELS = 64_000_000  # ~8,000 x 8,000: the smallest level of a real pyramid is far below
+MAX_LEVEL_PIXELS = 16_000_000  # 4,000 x 4,000: the smallest level of a real pyramid is far below
 
 
 def pyramid_levels(headers: list[Header]) -> list[Header]:
@@ -51,41 +53,53 @@ def smallest_level(headers: list[Header]) -> Header:
     return level
 
 
-def _tile_positions(ds: Dataset, frames: int) -> list[tuple[int, int]]:
-    """(row, column) of each frame's top-left corner in the total pixel matrix, 0-based."""
+def needed_tiles(ds: Dataset) -> list[tuple[int, int, int]]:
+    """(frame, row, column) of the tiles that cover the level's matrix, ascending by frame, each
+    position once: frames past them (other focal planes or optical paths, or tiles a header declares
+    beyond its matrix) are never decoded. Row and column are 0-based, in the total pixel matrix."""
     rows, columns = int(ds.Rows), int(ds.Columns)
-    if str(ds.get("DimensionOrganizationType", "")).upper() == "TILED_FULL" or not ds.get(
-        "PerFrameFunctionalGroupsSequence"
-    ):
-        across = math.ceil(int(ds.TotalPixelMatrixColumns) / columns)
-        down = math.ceil(int(ds.TotalPixelMatrixRows) / rows)
-        return [((i // across % down) * rows, (i % across) * columns) for i in range(frames)]
-    positions = []
-    for item in ds.PerFrameFunctionalGroupsSequence:
-        plane = item.PlanePositionSlideSequence[0]
-        positions.append(
-            (
-                int(plane.RowPositionInTotalImagePixelMatrix) - 1,
-                int(plane.ColumnPositionInTotalImagePixelMatrix) - 1,
-            )
-        )
-    return positions
-
-
-def assemble(ds: Dataset, tiles: np.ndarray) -> np.ndarray:
-    """The level's total pixel matrix from its tiles (frames x rows x columns [x samples])."""
-    if tiles.ndim == (2 if int(ds.get("SamplesPerPixel", 1)) == 1 else 3):
-        tiles = tiles[np.newaxis]
     total_rows, total_cols = int(ds.TotalPixelMatrixRows), int(ds.TotalPixelMatrixColumns)
-    canvas = np.full(
-        (total_rows, total_cols, *tiles.shape[3:]), 255 if tiles.dtype == np.uint8 else 0, tiles.dtype
-    )
-    filled = set()
-    positions = _tile_positions(ds, len(tiles))
-    for tile, (r, c) in zip(tiles, positions, strict=False):
-        if (r, c) in filled or r >= total_rows or c >= total_cols:
-            continue  # another focal plane or optical path of a tile already placed
-        filled.add((r, c))
+    frames = int(ds.get("NumberOfFrames") or 1)
+    across, down = math.ceil(total_cols / columns), math.ceil(total_rows / rows)
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+    if str(ds.get("DimensionOrganizationType", "")).upper() == "TILED_FULL" or not per_frame:
+        # Row by row; the first across x down frames cover the matrix (then come further planes).
+        return [(i, (i // across) * rows, (i % across) * columns) for i in range(min(frames, across * down))]
+    picked: list[tuple[int, int, int]] = []
+    seen: set[tuple[int, int]] = set()
+    for i, item in enumerate(per_frame[:frames]):
+        try:
+            plane = item.PlanePositionSlideSequence[0]
+            r = int(plane.RowPositionInTotalImagePixelMatrix) - 1
+            c = int(plane.ColumnPositionInTotalImagePixelMatrix) - 1
+        except (AttributeError, IndexError, TypeError, ValueError):
+            continue
+        if (r, c) in seen or not (0 <= r < total_rows and 0 <= c < total_cols):
+            continue  # another focal plane or optical path of a tile already placed, or outside
+        seen.add((r, c))
+        picked.append((i, r, c))
+        if len(picked) == across * down:
+            break
+    return picked
+
+
+def assemble(ds: Dataset, tiles: list[tuple[int, int, int]], frames: Iterable[np.ndarray]) -> np.ndarray:
+    """The level's total pixel matrix from the decoded `frames` of `tiles` (as `needed_tiles` gives)."""
+    total_rows, total_cols = int(ds.TotalPixelMatrixRows), int(ds.TotalPixelMatrixColumns)
+    samples = int(ds.get("SamplesPerPixel", 1))
+    canvas: np.ndarray | None = None
+    for (_, r, c), tile in zip(tiles, frames, strict=False):
+        if tile.ndim == (3 if samples == 1 else 4):
+            tile = tile[0]
+        if canvas is None:
+            canvas = np.full(
+                (total_rows, total_cols, *tile.shape[2:]), 255 if tile.dtype == np.uint8 else 0, tile.dtype
+            )
         h, w = min(tile.shape[0], total_rows - r), min(tile.shape[1], total_cols - c)
         canvas[r : r + h, c : c + w] = tile[:h, :w]
+    if canvas is None:
+        raise PreviewError(
+            "This slide level has no tile inside its total pixel matrix. Open it with "
+            "get_viewer_url(viewer='slim') instead."
+        )
     return canvas
