@@ -10,7 +10,8 @@ from idc_mcp.download.engine import DownloadCancelled, DownloadCounter, Download
 from idc_mcp.download.plan import DEFAULT_TEMPLATE, TemplateError
 from idc_mcp.download.service import DownloadResult, run_download
 from idc_mcp.files import PathRefused
-from idc_mcp.tools.selection import Selection, SelectionError
+from idc_mcp.tools.selection import SelectionError
+from idc_mcp.tools.selection_cli import add_selection_flags, selection_from
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -20,21 +21,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
         description="Download the DICOM files of the selected series (arguments combine with AND). "
         "Files are verified and written atomically; rerunning resumes. Prints the result as JSON.",
     )
-    p.add_argument("--collection-ids", nargs="+", metavar="ID", help="collection_id values, e.g. nlst")
-    p.add_argument("--patient-ids", nargs="+", metavar="ID", help="PatientID values")
-    p.add_argument("--study-uids", nargs="+", metavar="UID", help="StudyInstanceUID values")
-    p.add_argument("--series-uids", nargs="+", metavar="UID", help="SeriesInstanceUID values")
-    p.add_argument("--sql", help="a read-only SELECT returning a SeriesInstanceUID column")
-    p.add_argument(
-        "--analysis-results",
-        choices=["include", "exclude", "only"],
-        default="include",
-        help="series derived by analyses (segmentations, annotations): include them (default), exclude "
-        "them or take only them",
-    )
-    p.add_argument(
-        "--cohort", metavar="NAME", help="a saved cohort (alone): each member at its saved version"
-    )
+    add_selection_flags(p)
     p.add_argument("--download-dir", help="folder inside the download root (default: the root)")
     p.add_argument(
         "--dir-template",
@@ -76,15 +63,7 @@ def run(args: argparse.Namespace) -> int:
     from idc_mcp.catalog.database import Catalog
 
     settings = args.settings  # made once by the command line from the environment and its flags
-    selection = Selection(
-        args.collection_ids,
-        args.patient_ids,
-        args.study_uids,
-        args.series_uids,
-        args.sql,
-        args.analysis_results,
-        args.cohort,
-    )
+    selection = selection_from(args)
     progress, cancel, finished = DownloadCounter(), threading.Event(), threading.Event()
     outcome: list[DownloadResult] = []
     failure: list[BaseException] = []

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from idc_mcp.errors import AssistantError
 from idc_mcp.prepare.errors import PrepareCancelled
 from idc_mcp.prepare.models import PrepareResult
-from idc_mcp.tools.selection import Selection
+from idc_mcp.tools.selection_cli import add_selection_flags, selection_from
 
 if TYPE_CHECKING:
     from idc_mcp.prepare.engine import PrepareCounter
@@ -23,17 +23,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
         description="Download what is missing, convert (dcm2niix, highdicom, scikit-image), lay out for "
         "training and write a dataset card. Rerunning skips converted series. Prints the result as JSON.",
     )
-    p.add_argument("--collection-ids", nargs="+", metavar="ID", help="collection_id values, e.g. nlst")
-    p.add_argument("--patient-ids", nargs="+", metavar="ID", help="PatientID values")
-    p.add_argument("--study-uids", nargs="+", metavar="UID", help="StudyInstanceUID values")
-    p.add_argument("--series-uids", nargs="+", metavar="UID", help="SeriesInstanceUID values")
-    p.add_argument("--sql", help="a read-only SELECT returning a SeriesInstanceUID column")
-    p.add_argument("--analysis-results", choices=["include", "exclude", "only"], default="include")
-    p.add_argument("--layout", choices=["plain", "nnunet", "monai"], default="plain")
+    add_selection_flags(p)
+    p.add_argument(
+        "--layout",
+        choices=["plain", "nnunet", "monai"],
+        default="plain",
+        help="plain: collection/patient/study folders (default); nnunet: nnU-Net v2 imagesTr/labelsTr; "
+        "monai: a datalist JSON",
+    )
     p.add_argument("--output-dir", help="folder inside the download root (default: prepared)")
     p.add_argument("--commercial", action="store_true", help="refuse series not licensed for commercial use")
     p.add_argument(
-        "--split", nargs=3, type=float, metavar=("TRAIN", "VAL", "TEST"), default=[0.7, 0.15, 0.15]
+        "--split",
+        nargs=3,
+        type=float,
+        metavar=("TRAIN", "VAL", "TEST"),
+        default=[0.7, 0.15, 0.15],
+        help="patient-level split ratios (default 0.7 0.15 0.15)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the patient-level split")
     p.add_argument("--dry-run", action="store_true", help="plan and check only; write nothing")
@@ -62,14 +68,7 @@ def run(args: argparse.Namespace) -> int:
     from idc_mcp.prepare.service import run_prepare
 
     settings = args.settings
-    selection = Selection(
-        args.collection_ids,
-        args.patient_ids,
-        args.study_uids,
-        args.series_uids,
-        args.sql,
-        args.analysis_results,
-    )
+    selection = selection_from(args)
     request = Request(
         args.layout, args.output_dir, args.commercial, tuple(args.split), args.seed, args.dry_run
     )

@@ -14,24 +14,8 @@ from pydantic import BaseModel
 
 from idc_mcp.cohorts.format import CohortError
 from idc_mcp.files import PathRefused
-from idc_mcp.tools.selection import Selection, SelectionError
-
-
-def _selection_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--collection-ids", nargs="+", metavar="ID", help="collection_id values, e.g. nlst")
-    p.add_argument("--patient-ids", nargs="+", metavar="ID", help="PatientID values")
-    p.add_argument("--study-uids", nargs="+", metavar="UID", help="StudyInstanceUID values")
-    p.add_argument("--series-uids", nargs="+", metavar="UID", help="SeriesInstanceUID values")
-    p.add_argument("--sql", help="a read-only SELECT returning a SeriesInstanceUID column")
-    p.add_argument("--analysis-results", choices=["include", "exclude", "only"], default="include")
-    p.add_argument("--cohort", metavar="NAME", help="a saved cohort (alone)")
-
-
-def _selection(args: argparse.Namespace) -> Selection:
-    return Selection(
-        args.collection_ids, args.patient_ids, args.study_uids, args.series_uids, args.sql,
-        args.analysis_results, args.cohort,
-    )  # fmt: skip
+from idc_mcp.tools.selection import SelectionError
+from idc_mcp.tools.selection_cli import add_selection_flags, selection_from
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -45,28 +29,28 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     actions = p.add_subparsers(dest="action", required=True)
     actions.add_parser("list", help="the saved cohorts").set_defaults(func=_list)
     show = actions.add_parser("show", help="print a cohort file (checked)")
-    show.add_argument("name")
+    show.add_argument("name", help="the cohort's name")
     show.set_defaults(func=_show)
     save = actions.add_parser("save", help="save a selection as a cohort")
-    save.add_argument("name")
+    save.add_argument("name", help="a name for the cohort (letters, digits, _ and -)")
     save.add_argument("--description", default="", help="what the cohort is")
     save.add_argument("--overwrite", action="store_true", help="replace a cohort of that name")
-    _selection_arguments(save)
+    add_selection_flags(save)
     save.set_defaults(func=_save)
     compare = actions.add_parser("compare", help="compare a cohort with the current IDC release")
-    compare.add_argument("name")
+    compare.add_argument("name", help="the cohort's name")
     compare.set_defaults(func=_compare)
     imported = actions.add_parser(
         "import", help="save an IDC portal export (s5cmd manifest, CSV or JSON) as a cohort"
     )
-    imported.add_argument("name")
+    imported.add_argument("name", help="a name for the cohort (letters, digits, _ and -)")
     imported.add_argument("file", help="the export file (any path: you are at your own terminal)")
-    imported.add_argument("--description", default="")
-    imported.add_argument("--overwrite", action="store_true")
+    imported.add_argument("--description", default="", help="what the cohort is")
+    imported.add_argument("--overwrite", action="store_true", help="replace a cohort of that name")
     imported.set_defaults(func=_import)
     new = actions.add_parser("whats-new", help="series of a selection added or revised after a release")
-    new.add_argument("since_release", type=int)
-    _selection_arguments(new)
+    new.add_argument("since_release", type=int, help="an IDC release number, e.g. 20")
+    add_selection_flags(new)
     new.set_defaults(func=_whats_new)
 
 
@@ -106,7 +90,7 @@ def _save(args: argparse.Namespace) -> int:
     return _run(
         args,
         lambda catalog, root: save_cohort(
-            catalog, root, args.name, args.description, _selection(args), args.overwrite
+            catalog, root, args.name, args.description, selection_from(args), args.overwrite
         ),
     )
 
@@ -133,4 +117,4 @@ def _import(args: argparse.Namespace) -> int:
 def _whats_new(args: argparse.Namespace) -> int:
     from idc_mcp.tools.cohorts import whats_new
 
-    return _run(args, lambda catalog, root: whats_new(catalog, _selection(args), args.since_release))
+    return _run(args, lambda catalog, root: whats_new(catalog, selection_from(args), args.since_release))
