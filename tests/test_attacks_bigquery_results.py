@@ -91,12 +91,16 @@ async def test_huge_bigquery_values_are_refused_and_the_server_stays_under_one_g
             # Still answering.
             ok = await client.call_tool("bigquery_query", {"sql": "SELECT 40 + 2 AS answer"})
             assert not ok.is_error and ok.structured_content["rows"] == [{"answer": 42}]  # type: ignore[index]
-            # 50 million elements: the emulator needs minutes to run it (its dry run too) and to build its
-            # answer; the call ends at a deadline instead (a request's 30 s, or the job's).
+            # 50 million elements: the call ends either at a deadline (a request's 30 s, or the job's: the
+            # emulator may need longer than that to run it and build its answer) or, when the emulator is
+            # quicker, at the first row's page cap. Which one depends on the machine; both are bounded,
+            # and the tree's peak below holds for either.
             with anyio.fail_after(DEADLINE_S + 60):
                 result = await client.call_tool("bigquery_query", {"sql": HUGE_ARRAY})
             assert result.is_error
-            assert re.search(r"longer than \d+ s|within \d+ s", _text(result)), _text(result)
+            assert re.search(r"longer than \d+ s|within \d+ s|larger than 8 MiB", _text(result)), _text(
+                result
+            )
     assert sampler.found.is_set(), "the server process was never seen"
     assert 0 < sampler.peak < ONE_GIB, f"server peak RSS under the attacks: {sampler.peak / 2**20:.0f} MiB"
 

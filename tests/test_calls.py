@@ -105,7 +105,9 @@ async def test_a_cancelled_preview_stops_before_its_next_request(
         assert await cancel_once(client, first_request, "preview_series", arguments) == []
     assert await anyio.to_thread.run_sync(made.ended.wait, 60), "the cancelled preview kept running"
     assert made.errors and isinstance(made.errors[0], PreviewCancelled), made.errors
-    assert proxy.requests < 1 + 8  # the listing, then not every slice
+    # Not every slice's pixels were fetched: the worker was killed mid-way (header reads are parallel
+    # and small, so counting requests says nothing; the bytes the store sent do).
+    assert proxy.body_bytes_sent < preview_mirror.cases["ct"].size / 2
 
 
 @pytest.fixture
