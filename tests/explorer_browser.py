@@ -109,7 +109,10 @@ def serve(folder: Path, built_catalog: Path, s3_endpoint: str) -> Iterator[Serve
         os.environ, IDC_MCP_CACHE_DIR=str(cache), IDC_MCP_S3_ENDPOINT_URL=s3_endpoint,
         IDC_MCP_DOWNLOAD_ROOT=str(served.download_root),
     )  # fmt: skip
-    command = [sys.executable, "-m", "idc_mcp", "--transport", "streamable-http", "--port", str(port)]
+    # One browser client makes all the module's calls: the per-client limits (tested elsewhere) are raised
+    # so that a later test is not turned away for the calls of the tests before it.
+    command = [sys.executable, "-m", "idc_mcp", "--transport", "streamable-http", "--port", str(port),
+               "--max-concurrent", "8", "--calls-per-minute", "6000"]  # fmt: skip
     proc = subprocess.Popen(command, stderr=served.stderr.open("w"), cwd=ROOT, env=env)
     try:
         with httpx2.Client(timeout=5) as http:

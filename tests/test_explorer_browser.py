@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import os
 from pathlib import Path
 
@@ -237,3 +238,44 @@ def test_export_manifest_and_a_planned_download_are_real_tool_calls(opened):
     assert _calls(page, "download")[-1]["arguments"]["dry_run"] is True
     assert "planned a download" in page.evaluate("window.host.context")[-1]["content"][0]["text"]
     _shot(page, "9-download-plan")
+
+
+def test_save_as_cohort_writes_the_shown_selection_and_shows_the_tools_refusal(setup, opened):
+    from playwright.sync_api import expect
+
+    served = setup[0]
+    page, frame, _, uids = opened
+    expect(frame.locator("#total-series b")).to_have_text(str(len(uids)))
+    frame.locator('button[data-action="cohort"]').click()  # no name: the app asks for one, no call is made
+    expect(frame.locator("#action-result")).to_have_attribute("data-state", "error")
+    expect(frame.locator("#action-result")).to_contain_text("name")
+    assert _calls(page, "save_cohort") == []
+
+    shown = int(frame.locator("#total-series b").inner_text().replace(",", ""))
+    frame.locator("#cohort-name").fill("explorer_six")
+    frame.locator('button[data-action="cohort"]').click()
+    expect(frame.locator("#action-result")).to_have_attribute("data-state", "done")
+    verdict = frame.locator("#action-result .verdict")
+    expect(verdict).to_contain_text(f"Saved cohort explorer_six: {shown} series")
+    expect(frame.locator("#action-result .cohort-file")).to_contain_text("explorer_six.cohort.json")
+    sent = _calls(page, "save_cohort")[-1]["arguments"]
+    assert sent["name"] == "explorer_six" and sent["description"].startswith("Saved from the IDC explorer")
+    narrowed = page.evaluate("window.host.context")[-1]["structuredContent"]["selection"]
+    assert {key: sent[key] for key in narrowed} == narrowed  # exactly the selection the other actions get
+    saved = served.download_root / "cohorts" / "explorer_six.cohort.json"
+    assert saved.is_file()
+    assert len(json.loads(saved.read_text())["members"]) == shown
+    told = page.evaluate("window.host.context")[-1]["content"][0]["text"]
+    assert "saved the selection as the cohort" in told and "explorer_six" in told
+    _shot(page, "10-cohort-saved")
+
+    # a bad name: the server refuses it and the app shows the tool's own words; nothing is written
+    frame.locator("#cohort-name").fill("../x")
+    frame.locator("#cohort-name").press("Enter")  # the keyboard saves too
+    expect(frame.locator("#action-result")).to_have_attribute("data-state", "error")
+    refusal = [c for c in _calls(page, "save_cohort") if c["arguments"]["name"] == "../x"]
+    assert refusal, "the bad name went to the server (it alone validates names)"
+    expect(frame.locator("#action-result .not-allowed")).to_contain_text("Cohort name '../x' is not allowed")
+    assert not (served.download_root / "x.cohort.json").exists()
+    assert [p.name for p in (served.download_root / "cohorts").glob("*.cohort.json")] == [saved.name]
+    _shot(page, "11-cohort-refused")

@@ -3,7 +3,8 @@ facet), a page of series cards, and the selection narrowed by the facet values t
 
 The app never sends SQL: it sends the selection it was opened with plus `filters` (facet -> exact
 values), and `narrowed` turns those into a selection every selection tool accepts, so the actions the
-app offers (check_licenses, estimate_size, export_manifest, download) run on exactly what is shown.
+app offers (check_licenses, estimate_size, export_manifest, download, save_cohort) run on exactly what
+is shown.
 """
 
 from __future__ import annotations

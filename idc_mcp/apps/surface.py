@@ -2,8 +2,9 @@
 self-contained HTML file, built from `src/` and committed), and the tools only the app calls
 (visibility `app`: hosts keep them out of the model's tool list and context).
 
-The app's actions (check_licenses, estimate_size, export_manifest, download, get_viewer_url) are the
-server's own tools called through the host, so they refuse exactly what they refuse for the model.
+The app's actions (check_licenses, estimate_size, export_manifest, download, save_cohort,
+get_viewer_url) are the server's own tools called through the host, so they refuse exactly what they
+refuse for the model.
 """
 
 from __future__ import annotations

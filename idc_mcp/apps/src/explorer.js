@@ -1,5 +1,5 @@
 // The IDC explorer, an MCP App: overview charts, a series grid with previews, a viewer and the
-// selection tools as actions, each a real tool call through the host (App.callServerTool).
+// selection tools as actions (and save_cohort), each a real tool call through the host (App.callServerTool).
 // Metadata text is data: it only ever goes into textContent, never into HTML.
 import {
   App,
@@ -422,7 +422,30 @@ const ACTIONS = {
         ? `The user planned a download of ${number(data.series_count)} series (dry run, nothing written yet).`
         : `The user downloaded ${number(data.series_count)} series to ${data.destination}.`,
   },
+  cohort: {
+    tool: "save_cohort",
+    // Only emptiness is checked here: the server says which names it accepts.
+    check: () => ($("cohort-name").value.trim() ? "" : "Type a name for the cohort first."),
+    args: () => ({ name: $("cohort-name").value, description: cohortDescription() }),
+    show(data) {
+      const file = data.path.split(/[\\/]/).pop();
+      return [
+        el("p", { className: "verdict", textContent: `Saved cohort ${data.name}: ${number(data.member_count)} series, ${size(data.total_size_MB)}, IDC release ${data.idc_release}.` }),
+        el("p", { className: "cohort-file", textContent: `File: ${file} (${data.path})` }),
+        ...(data.notes || []).map((note) => el("p", { textContent: note })),
+      ];
+    },
+    told: (data) =>
+      `The user saved the selection as the cohort ${JSON.stringify(data.name)}: ${number(data.member_count)} series, file ${data.path}. ` +
+      `compare_cohort(${JSON.stringify(data.name)}) checks it against a later IDC release.`,
+  },
 };
+
+function cohortDescription() {
+  const filters = Object.entries(state.filters).flatMap(([facet, values]) => values.map((v) => `${FACET_TITLES[facet]} = ${v}`));
+  const narrowed = filters.length ? `, narrowed to ${filters.join(", ")}` : "";
+  return `Saved from the IDC explorer: ${number(state.overview.series)} series${narrowed}.`.slice(0, 4000);
+}
 
 async function act(name, extra = {}) {
   const action = ACTIONS[name];
@@ -430,6 +453,12 @@ async function act(name, extra = {}) {
   out.hidden = false;
   out.dataset.action = name;
   out.dataset.state = "running";
+  const problem = action.check?.();
+  if (problem) {
+    out.replaceChildren(el("p", { className: "not-allowed", textContent: problem }));
+    out.dataset.state = "error";
+    return;
+  }
   out.replaceChildren(el("p", { textContent: `${action.tool}…` }));
   try {
     const result = await call(action.tool, { ...state.overview.selection, ...action.args(), ...extra });
@@ -446,6 +475,9 @@ async function act(name, extra = {}) {
 for (const button of document.querySelectorAll("#actions button")) {
   button.addEventListener("click", () => act(button.dataset.action));
 }
+$("cohort-name").addEventListener("keydown", (e) => {
+  if (e.key === "Enter") { e.preventDefault(); act("cohort"); }
+});
 
 // ---------------------------------------------------------------- start
 app.ontoolinput = ({ arguments: args }) => {
