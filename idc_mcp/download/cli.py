@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
+from functools import partial
 
 from idc_mcp.download.engine import DownloadCancelled, DownloadCounter, DownloadError
 from idc_mcp.download.plan import DEFAULT_TEMPLATE, TemplateError
-from idc_mcp.download.service import DownloadResult, run_download
+from idc_mcp.download.service import run_download
 from idc_mcp.files import PathRefused
 from idc_mcp.tools.selection import SelectionError
 from idc_mcp.tools.selection_cli import add_selection_flags, selection_from
+from idc_mcp.tools.terminal_job import run_job
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -64,52 +66,28 @@ def run(args: argparse.Namespace) -> int:
 
     settings = args.settings  # made once by the command line from the environment and its flags
     selection = selection_from(args)
-    progress, cancel, finished = DownloadCounter(), threading.Event(), threading.Event()
-    outcome: list[DownloadResult] = []
-    failure: list[BaseException] = []
-
-    def work() -> None:
-        try:
-            outcome.append(
-                run_download(
-                    Catalog(settings),
-                    settings,
-                    selection,
-                    args.download_dir,
-                    args.dir_template,
-                    args.dry_run,
-                    progress,
-                    cancel,
-                )
-            )
-        except BaseException as exc:  # reported by the main thread
-            failure.append(exc)
-        finally:
-            finished.set()
-
-    worker = threading.Thread(target=work, name="idc-download")
-    bar = None
-    if not args.dry_run and not args.no_progress:
-        bar = threading.Thread(target=_show_progress, args=(progress, finished), daemon=True)
-        bar.start()
-    worker.start()
+    progress, cancel = DownloadCounter(), threading.Event()
+    show = None if args.dry_run or args.no_progress else partial(_show_progress, progress)
     try:
-        while not finished.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        cancel.set()
-        print("\ncancelling: waiting for transfers to stop…", file=sys.stderr)
-        worker.join()
-    worker.join()
-    if bar is not None:
-        bar.join()
-    if failure:
-        exc = failure[0]
-        if isinstance(exc, SelectionError | DownloadError | TemplateError | PathRefused):
-            print(f"error: {args.terms(str(exc))}", file=sys.stderr)
-            return 130 if isinstance(exc, DownloadCancelled) else 1
-        raise exc
-    result = outcome[0]
+        result = run_job(
+            lambda: run_download(
+                Catalog(settings),
+                settings,
+                selection,
+                args.download_dir,
+                args.dir_template,
+                args.dry_run,
+                progress,
+                cancel,
+            ),
+            cancel,
+            show,
+            "idc-download",
+            "waiting for transfers to stop…",
+        )
+    except (SelectionError, DownloadError, TemplateError, PathRefused) as exc:
+        print(f"error: {args.terms(str(exc))}", file=sys.stderr)
+        return 130 if isinstance(exc, DownloadCancelled) else 1
     result.next_step = args.terms(result.next_step)  # "run ... without --dry-run", not the tool's words
     print(result.model_dump_json(indent=2))
     return 0

@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
+from functools import partial
 from typing import TYPE_CHECKING
 
 from idc_mcp.errors import AssistantError
 from idc_mcp.prepare.errors import PrepareCancelled
-from idc_mcp.prepare.models import PrepareResult
 from idc_mcp.tools.selection_cli import add_selection_flags, selection_from
+from idc_mcp.tools.terminal_job import run_job
 
 if TYPE_CHECKING:
     from idc_mcp.prepare.engine import PrepareCounter
@@ -72,40 +73,19 @@ def run(args: argparse.Namespace) -> int:
     request = Request(
         args.layout, args.output_dir, args.commercial, tuple(args.split), args.seed, args.dry_run
     )
-    progress, cancel, finished = PrepareCounter(), threading.Event(), threading.Event()
-    outcome: list[PrepareResult] = []
-    failure: list[BaseException] = []
-
-    def work() -> None:
-        try:
-            outcome.append(run_prepare(Catalog(settings), settings, selection, request, progress, cancel))
-        except BaseException as exc:  # reported by the main thread
-            failure.append(exc)
-        finally:
-            finished.set()
-
-    worker = threading.Thread(target=work, name="idc-prepare")
-    bar = None
-    if not args.dry_run and not args.no_progress:
-        bar = threading.Thread(target=_show_progress, args=(progress, finished), daemon=True)
-        bar.start()
-    worker.start()
+    progress, cancel = PrepareCounter(), threading.Event()
+    show = None if args.dry_run or args.no_progress else partial(_show_progress, progress)
     try:
-        while not finished.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        cancel.set()
-        print("\ncancelling: waiting for the converter to stop…", file=sys.stderr)
-    worker.join()
-    if bar is not None:
-        bar.join()
-    if failure:
-        exc = failure[0]
-        if isinstance(exc, AssistantError):
-            print(f"error: {args.terms(str(exc))}", file=sys.stderr)
-            return 130 if isinstance(exc, PrepareCancelled) else 1
-        raise exc
-    result = outcome[0]
+        result = run_job(
+            lambda: run_prepare(Catalog(settings), settings, selection, request, progress, cancel),
+            cancel,
+            show,
+            "idc-prepare",
+            "waiting for the converter to stop…",
+        )
+    except AssistantError as exc:
+        print(f"error: {args.terms(str(exc))}", file=sys.stderr)
+        return 130 if isinstance(exc, PrepareCancelled) else 1
     result.next_step = args.terms(result.next_step)  # the command line's words, not the tool's
     print(result.model_dump_json(indent=2))
     return 0
