@@ -44,12 +44,16 @@ sys.path.insert(0, str(HERE))
 from measure import MIB, TreeSampler  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
-from workload import WORKLOAD  # noqa: E402
+from workload import HELD_BACK, KIND_NAMES, KINDS, WORKLOAD  # noqa: E402
 
 from idc_mcp.catalog.build import ensure_catalog_file  # noqa: E402
 from idc_mcp.config import load_settings  # noqa: E402
 
 TYPICAL = WORKLOAD[:6]  # the six typical queries (docs/performance.md)
+# Issue 26: everyday queries by kind, the tuned set and the held-back one: (set, kind, sql).
+BY_KIND = [("tuned", kind, sql) for kind, queries in KINDS.items() for sql in queries] + [
+    ("held back", kind, sql) for kind, queries in HELD_BACK.items() for sql in queries
+]
 # Replies that repair mistakes, measured for memory (the peer has no such diagnostics).
 DIAGNOSED = [
     "SELECT SeriesInstanceUID FROM index WHERE Modality = 'MR' AND collection_id = 'TCGA-LUAD'",
@@ -104,6 +108,8 @@ async def stdio_session(params: StdioServerParameters, tool: str, diagnosed: boo
             first = [await _call(client, tool, sql) for _, sql in TYPICAL[1:]]
             # The first query's first pass is the cold-start answer itself: time it apart from that.
             again = [await _call(client, tool, sql) for _, sql in TYPICAL]
+            kinds_first = [await _call(client, tool, sql) for _, _, sql in BY_KIND]
+            kinds_again = [await _call(client, tool, sql) for _, _, sql in BY_KIND]
             peak_tools = 0.0
             if diagnosed:
                 for sql in DIAGNOSED:
@@ -117,6 +123,8 @@ async def stdio_session(params: StdioServerParameters, tool: str, diagnosed: boo
         "first_answer_s": first_answer,
         "first_pass": first,
         "again": again,
+        "kinds_first": kinds_first,
+        "kinds_again": kinds_again,
         "peak_tree_mib": peak_workload,
         "peak_with_describe_mib": peak_tools,
     }
@@ -289,6 +297,85 @@ def http_phase(clients: int, calls: int, timeout_s: float) -> dict[str, Any]:
     }
 
 
+# ---------------------------------------------------------------- queries by kind (issue 26)
+def plain_duckdb_s(sqls: list[str], repeats: int = 5) -> list[float]:
+    """Each query on a plain DuckDB connection in this process, on our catalog file with our thread
+    count (execute + fetch all rows): the floor under any server's answer. Median of `repeats`."""
+    import duckdb
+
+    settings = load_settings()
+    conn = duckdb.connect(
+        str(ensure_catalog_file(settings)), read_only=True, config={"threads": settings.threads}
+    )
+    out = []
+    try:
+        for sql in sqls:
+            conn.execute(sql).fetchall()
+            times = []
+            for _ in range(repeats):
+                started = time.perf_counter()
+                conn.execute(sql).fetchall()
+                times.append(time.perf_counter() - started)
+            out.append(statistics.median(times))
+    finally:
+        conn.close()
+    return out
+
+
+def kinds_report(ours_runs: list[dict[str, Any]], peer_runs: list[dict[str, Any]]) -> None:
+    """Per kind of query, tuned and held-back sets apart: first pass and repeat, ours vs the peer."""
+
+    def per_query(runs: list[dict[str, Any]], key: str) -> list[float]:
+        return [statistics.median(r[key][i] for r in runs) for i in range(len(BY_KIND))]
+
+    plain = plain_duckdb_s([sql for _, _, sql in BY_KIND])
+    ours_first, ours_again = per_query(ours_runs, "kinds_first"), per_query(ours_runs, "kinds_again")
+    peer_first = per_query(peer_runs, "kinds_first") if peer_runs else None
+    peer_again = per_query(peer_runs, "kinds_again") if peer_runs else None
+    for set_name in ("tuned", "held back"):
+        rows = [i for i, (s, _, _) in enumerate(BY_KIND) if s == set_name]
+        print(
+            f"\n== queries by kind, {set_name} set ({len(rows)} queries; medians over starts, then over the "
+            "kind's queries) =="
+        )
+        print(f"{'kind':24} {'plain DuckDB':>13} {'ours':>10} {'peer':>10} {'first':>7} {'again':>7}")
+        ratios_first, ratios_again = [], []
+        for kind in KINDS:
+            idx = [i for i in rows if BY_KIND[i][1] == kind]
+
+            def med(values: list[float], idx: list[int] = idx) -> float:
+                return statistics.median(values[i] for i in idx)
+
+            line = f"{kind:24} {_ms(med(plain)):>13} {_ms(med(ours_first)):>10}"
+            if peer_first and peer_again:
+                first = med(ours_first) / med(peer_first)
+                again = med(ours_again) / med(peer_again)
+                ratios_first.append(first)
+                ratios_again.append(again)
+                line += f" {_ms(med(peer_first)):>10} {first:>6.2f}x {again:>6.2f}x"
+            print(line)
+        above = statistics.median(ours_first[i] - plain[i] for i in rows)
+        print(
+            f"fixed cost per call, ours above plain DuckDB (median over queries): {_ms(above)} (<= 1 ms "
+            f"{_verdict(above <= 0.001)})"
+        )
+        if peer_first and ratios_first:
+            peer_above = statistics.median(peer_first[i] - plain[i] for i in rows)
+            print(
+                f"  the peer above plain DuckDB: {_ms(peer_above)}; ours above the peer's: "
+                f"{_ms(above - peer_above)}"
+            )
+            worst = max(ratios_first)
+            print(
+                f"first pass ours / peer, median over kinds {statistics.median(ratios_first):.2f}x "
+                f"(<= 0.9x {_verdict(statistics.median(ratios_first) <= 0.9)}), slowest kind {worst:.2f}x "
+                f"(<= 1.0x {_verdict(worst <= 1.0)}); repeats median {statistics.median(ratios_again):.2f}x "
+                f"(<= 0.3x {_verdict(statistics.median(ratios_again) <= 0.3)})"
+            )
+    for kind, label in KIND_NAMES.items():
+        print(f"  {kind}: {label}")
+
+
 # ---------------------------------------------------------------- report
 def _ms(seconds: float) -> str:
     return f"{seconds * 1000:,.1f} ms"
@@ -389,6 +476,8 @@ def main() -> int:
     )
     described = max(r["peak_with_describe_mib"] for r in ours_runs)
     print(f"{'  then check_licenses, describe_table':34} {described:>8.0f} MiB")
+
+    kinds_report(ours_runs, peer_runs)
 
     if not args.skip_first_ever:
         with tempfile.TemporaryDirectory(prefix="idc-mcp-first-ever-") as empty:

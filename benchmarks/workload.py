@@ -111,7 +111,8 @@ KINDS: dict[str, list[str]] = {
         "SELECT Modality, count(*) AS n FROM index WHERE collection_id = 'nlst' GROUP BY Modality",
         "SELECT BodyPartExamined, count(*) AS n FROM index WHERE Modality = 'CT' "
         "GROUP BY BodyPartExamined ORDER BY n DESC LIMIT 30",
-        "SELECT Manufacturer, count(*) AS n FROM index WHERE Modality = 'MR' GROUP BY Manufacturer ORDER BY n DESC",
+        "SELECT Manufacturer, count(*) AS n FROM index WHERE Modality = 'MR' GROUP BY Manufacturer "
+        "ORDER BY n DESC",
     ],
     "sum_by_license": [
         "SELECT license_short_name, round(sum(series_size_MB) / 1024, 1) AS gb FROM index "
@@ -125,8 +126,8 @@ KINDS: dict[str, list[str]] = {
 HELD_BACK: dict[str, list[str]] = {
     "filter20": [
         "SELECT collection_id, SeriesInstanceUID, instanceCount FROM index WHERE Modality = 'PT' LIMIT 20",
-        "SELECT PatientID, SeriesDescription FROM index WHERE collection_id = 'tcga_brca' AND Modality = 'MR' "
-        "LIMIT 20",
+        "SELECT PatientID, SeriesDescription FROM index WHERE collection_id = 'tcga_brca' "
+        "AND Modality = 'MR' LIMIT 20",
     ],
     "one_wide_row": [
         "SELECT * FROM index WHERE SeriesInstanceUID = "
