@@ -113,6 +113,9 @@ def test_a_catalog_without_facts_answers_none_so_the_caller_computes() -> None:
     class ParquetViews:  # what a first-ever start queries: no idc_mcp_facts schema
         cache_key = ("first-ever", 0, True)
 
+        def preloaded_facts(self) -> dict[str, Any]:
+            return {}
+
         def execute(self, sql: str, *_: Any, **__: Any) -> None:
             raise QueryFailed(
                 "CatalogException", "Catalog Error: Table with name text_columns does not exist!"

@@ -25,14 +25,18 @@ log = logging.getLogger(__name__)
 
 # Bumped when the layout of the catalog file changes, so an old cache is rebuilt. The file is written
 # atomically (temp file + rename), so its existence under this name means it is complete.
-CATALOG_LAYOUT = 4  # 2: exact distinct counts per column (catalog.facts); 3: text columns' values too;
-# 4: collections whose dates are placeholders
+CATALOG_LAYOUT = 5  # 2: exact distinct counts per column (catalog.facts); 3: text columns' values too;
+# 4: collections whose dates are placeholders; 5: rows kept in the parquet's order (no re-sort)
 CATALOG_FILE = f"catalog-v{CATALOG_LAYOUT}.duckdb"
 # The files of older layouts are removed once this one is built.
 _LAYOUT_FILE = re.compile(r"catalog-v(\d+)\.duckdb")
-# Sorting the main index clusters rows so that DuckDB's zone maps skip most row groups on the
-# columns people filter by.
-_SORT_KEYS = {"index": ("collection_id", "Modality", "PatientID", "StudyInstanceUID")}
+# Rows are kept in the order of the bundled parquet: idc-index-data writes `index` ordered by
+# collection_id and PatientID, so a study's series sit together. DuckDB's zone maps skip row groups on
+# those columns, and PatientID and StudyInstanceUID stay dictionary-compressed, which is what makes
+# COUNT(DISTINCT PatientID / StudyInstanceUID) fast. Layout 4 re-sorted by collection_id, Modality,
+# PatientID, StudyInstanceUID: splitting studies across modalities left those columns FSST-compressed,
+# and whole-table distinct counts ran up to twice as long (measured on the queries of
+# benchmarks/workload.py: the typical workload and the issue 26 kinds, cold and warm, 2 threads).
 
 
 def build_catalog_file(target: Path, threads: int = 2) -> None:
@@ -44,16 +48,12 @@ def build_catalog_file(target: Path, threads: int = 2) -> None:
         con = duckdb.connect(str(tmp), config={"threads": threads, "autoload_known_extensions": False})
         try:
             con.execute("SET enable_progress_bar = false")
-            con.execute("SET preserve_insertion_order = false")
+            con.execute("SET preserve_insertion_order = true")
             for name, info in bundled_tables().items():
                 path = sql_literal(str(info.parquet_path))
-                order = _SORT_KEYS.get(name)
-                order_sql = f" ORDER BY {', '.join(quote_identifier(c) for c in order)}" if order else ""
-                table = quote_identifier(name)
-                con.execute(f"CREATE TABLE {table} AS SELECT * FROM read_parquet({path}){order_sql}")
+                con.execute(f"CREATE TABLE {quote_identifier(name)} AS SELECT * FROM read_parquet({path})")
             # In storage order, as the queries that would otherwise compute them see the rows (a
             # sample of the first rows tells identifier-like columns).
-            con.execute("SET preserve_insertion_order = true")
             write_facts(con, list(bundled_tables()))
             con.execute("CHECKPOINT")
         finally:

@@ -230,6 +230,11 @@ class Catalog:
         """(column, DuckDB type) of an installed table; empty if not installed."""
         return [tuple(c) for c in self._facts["columns"].get(table, [])]  # type: ignore[misc]
 
+    def preloaded_facts(self) -> dict[str, Any]:
+        """The build-time facts the worker read when it opened the catalog (`catalog.facts.preload`):
+        empty while it answers from the parquet views of a first-ever start."""
+        return self._facts.get("preloaded") or {}
+
     def row_count(self, table: str) -> int | None:
         return self._facts["row_counts"].get(table)
 

@@ -23,7 +23,7 @@ the callers then compute the same thing with a query.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from idc_mcp.catalog.memo import Memo
 from idc_mcp.catalog.sqltext import quote_identifier, sql_literal
@@ -168,12 +168,54 @@ class TextValues:
 # Keyed by what the catalog holds (`Catalog.cache_key`), like every cache of answers.
 _TEXT_VALUES: Memo[TextValues] = Memo(maxsize=512)
 
+# What the query worker reads when it opens a built catalog and hands over with its table facts
+# (`preload`, `Catalog.preloaded_facts`), so that a call's diagnostics find them without a query of their
+# own (issue 26: a first query on a column paid 1-2 ms per fact fetched). The placeholder dates (a few
+# dozen rows) and the text columns whose values are complete (tens of KB); the long, cut lists of
+# identifier-like columns are read when a diagnostic needs them.
+_PRELOAD_TEXT = (
+    f'SELECT lower(table_name), lower(column_name), identifier_like, distinct_count, "values", counts '
+    f'FROM {TEXT_COLUMNS} WHERE NOT identifier_like AND len("values") >= distinct_count'
+)
+_PLACEHOLDER_COLUMNS = "collection_id, dated_rows, patients, day, day_rows, first_year, last_year, dates"
+_PRELOAD_PLACEHOLDERS = (
+    f"SELECT lower(table_name), lower(column_name), {_PLACEHOLDER_COLUMNS} FROM {PLACEHOLDER_DATES} "
+    "ORDER BY dated_rows DESC, collection_id"
+)
+
+
+def preload(conn: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[Any, ...]]]:
+    """The facts every call may need, read in the worker when it opens the catalog (empty without them)."""
+    import duckdb
+
+    try:
+        return {
+            "text_values": conn.execute(_PRELOAD_TEXT).fetchall(),
+            "placeholder_dates": conn.execute(_PRELOAD_PLACEHOLDERS).fetchall(),
+        }
+    except duckdb.Error:  # no facts schema: the parquet views of a first-ever start
+        return {}
+
+
+def _preloaded_text(catalog: Catalog, table: str, column: str) -> TextValues | None:
+    for row in catalog.preloaded_facts().get("text_values", ()):
+        name, col, is_identifier, distinct, values, counts = row
+        if name == table and col == column:
+            return TextValues(
+                values=tuple(zip(values, map(int, counts), strict=True)),
+                identifier_like=bool(is_identifier),
+                distinct_count=int(distinct),
+            )
+    return None
+
 
 def text_values(catalog: Catalog, table: str, column: str) -> TextValues | None:
     """The built facts of a text column of a bundled table; None when the catalog has none for it
-    (not a bundled text column, or a catalog without facts). One query on first use, then kept."""
+    (not a bundled text column, or a catalog without facts). Preloaded, or one query on first use; kept."""
     key = (catalog.cache_key, table.lower(), column.lower())
     found = _TEXT_VALUES.get(key)
+    if found is None and (found := _preloaded_text(catalog, table.lower(), column.lower())) is not None:
+        _TEXT_VALUES.put(key, found)
     if found is None:
         found = _read(catalog, table, column).get(column.lower())
     return found
@@ -204,14 +246,18 @@ def placeholder_dates(catalog: Catalog, table: str, column: str) -> tuple[Placeh
     key = (catalog.cache_key, table.lower(), column.lower())
     found = _PLACEHOLDERS.get(key)
     if found is None:
-        try:
-            rows = catalog.execute(
-                "SELECT collection_id, dated_rows, patients, day, day_rows, first_year, last_year, dates "
-                f"FROM {PLACEHOLDER_DATES} WHERE lower(table_name) = {sql_literal(table.lower())} "
-                f"AND lower(column_name) = {sql_literal(column.lower())} ORDER BY dated_rows DESC, 1"
-            ).rows
-        except QueryFailed:  # a catalog without these facts
-            rows = []
+        preloaded = catalog.preloaded_facts().get("placeholder_dates")
+        if preloaded is not None:
+            rows = [r[2:] for r in preloaded if r[0] == table.lower() and r[1] == column.lower()]
+        else:
+            try:
+                rows = catalog.execute(
+                    f"SELECT {_PLACEHOLDER_COLUMNS} FROM {PLACEHOLDER_DATES} "
+                    f"WHERE lower(table_name) = {sql_literal(table.lower())} "
+                    f"AND lower(column_name) = {sql_literal(column.lower())} ORDER BY dated_rows DESC, 1"
+                ).rows
+            except QueryFailed:  # a catalog without these facts
+                rows = []
         found = tuple(PlaceholderDates(*row) for row in rows)
         _PLACEHOLDERS.put(key, found)
     return found

@@ -30,6 +30,7 @@ from typing import Any
 import duckdb
 
 from idc_mcp.catalog.build import catalog_file, ensure_catalog_file
+from idc_mcp.catalog.facts import preload as preload_facts
 from idc_mcp.catalog.sqltext import quote_identifier, sql_literal
 from idc_mcp.child_process import current_rss, exit_with_parent, limit_address_space
 from idc_mcp.config import Settings
@@ -126,7 +127,13 @@ def load_facts(conn: duckdb.DuckDBPyConnection) -> dict[str, Any]:
         counts[table] = int(conn.execute(f"SELECT count(*) FROM {ref}").fetchone()[0])  # type: ignore[index]
     databases = conn.execute("SELECT database_name FROM duckdb_databases()").fetchall()
     attached = sorted(d[0][2:] for d in databases if d[0].startswith("x_"))
-    return {"columns": columns, "row_counts": counts, "extra": extra, "attached": attached}
+    return {
+        "columns": columns,
+        "row_counts": counts,
+        "extra": extra,
+        "attached": attached,
+        "preloaded": preload_facts(conn),
+    }
 
 
 def table_ref(table: str, extra: dict[str, str]) -> str:
