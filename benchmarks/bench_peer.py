@@ -21,6 +21,7 @@ throughput against the bare s5cmd binary on a local S3 mirror (the peer has no d
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import socket
@@ -298,28 +299,39 @@ def http_phase(clients: int, calls: int, timeout_s: float) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- queries by kind (issue 26)
-def plain_duckdb_s(sqls: list[str], repeats: int = 5) -> list[float]:
-    """Each query on a plain DuckDB connection in this process, on our catalog file with our thread
-    count (execute + fetch all rows): the floor under any server's answer. Median of `repeats`."""
-    import duckdb
+_PLAIN_FIRST_PASS = """
+import json, sys, time
+import duckdb
+catalog, threads, warm, sqls = json.loads(sys.stdin.read())
+conn = duckdb.connect(catalog, read_only=True, config={"threads": threads})
+for sql in warm:
+    conn.execute(sql).fetchall()
+out = []
+for sql in sqls:
+    started = time.perf_counter()
+    conn.execute(sql).fetchall()
+    out.append(time.perf_counter() - started)
+print(json.dumps(out))
+"""
 
+
+def plain_duckdb_s(sqls: list[str], starts: int) -> list[float]:
+    """Each query on a plain DuckDB connection to our catalog file with our thread count (execute + fetch
+    all rows), in a fresh process per start and in the order a server session sees them (the typical
+    queries first): the same first pass a server makes, with nothing around it. Median over `starts`."""
     settings = load_settings()
-    conn = duckdb.connect(
-        str(ensure_catalog_file(settings)), read_only=True, config={"threads": settings.threads}
-    )
-    out = []
-    try:
-        for sql in sqls:
-            conn.execute(sql).fetchall()
-            times = []
-            for _ in range(repeats):
-                started = time.perf_counter()
-                conn.execute(sql).fetchall()
-                times.append(time.perf_counter() - started)
-            out.append(statistics.median(times))
-    finally:
-        conn.close()
-    return out
+    payload = [str(ensure_catalog_file(settings)), settings.threads, [sql for _, sql in TYPICAL], sqls]
+    runs = []
+    for _ in range(starts):
+        done = subprocess.run(
+            [sys.executable, "-c", _PLAIN_FIRST_PASS],
+            input=json.dumps(payload),
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        runs.append(json.loads(done.stdout))
+    return [statistics.median(run[i] for run in runs) for i in range(len(sqls))]
 
 
 def kinds_report(ours_runs: list[dict[str, Any]], peer_runs: list[dict[str, Any]]) -> None:
@@ -328,7 +340,7 @@ def kinds_report(ours_runs: list[dict[str, Any]], peer_runs: list[dict[str, Any]
     def per_query(runs: list[dict[str, Any]], key: str) -> list[float]:
         return [statistics.median(r[key][i] for r in runs) for i in range(len(BY_KIND))]
 
-    plain = plain_duckdb_s([sql for _, _, sql in BY_KIND])
+    plain = plain_duckdb_s([sql for _, _, sql in BY_KIND], max(3, len(ours_runs)))
     ours_first, ours_again = per_query(ours_runs, "kinds_first"), per_query(ours_runs, "kinds_again")
     peer_first = per_query(peer_runs, "kinds_first") if peer_runs else None
     peer_again = per_query(peer_runs, "kinds_again") if peer_runs else None

@@ -14,12 +14,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from idc_mcp.catalog.facts import write_facts
-from idc_mcp.catalog.schemas import bundled_tables
 from idc_mcp.catalog.sqltext import quote_identifier, sql_literal
-from idc_mcp.config import Settings
 from idc_mcp.files import atomic_output, file_lock
+
+if TYPE_CHECKING:  # the query worker imports this module: it stays without pydantic (~20 MiB)
+    from idc_mcp.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,9 @@ _LAYOUT_FILE = re.compile(r"catalog-v(\d+)\.duckdb")
 def build_catalog_file(target: Path, threads: int = 2) -> None:
     """Materialize the bundled parquet files into a DuckDB file, atomically (temp file + rename)."""
     import duckdb
+
+    from idc_mcp.catalog.facts import write_facts
+    from idc_mcp.catalog.schemas import bundled_tables
 
     started = time.monotonic()
     with atomic_output(target) as tmp:
@@ -72,13 +76,17 @@ def catalog_file(settings: Settings) -> Path:
 
 def ensure_catalog_file(settings: Settings) -> Path:
     """Return the catalog file for this idc-index-data version, building it once (process-safe)."""
-    target = catalog_file(settings)
+    return ensure_catalog_at(catalog_file(settings), settings.threads)
+
+
+def ensure_catalog_at(target: Path, threads: int) -> Path:
+    """`ensure_catalog_file` for a target path (`catalog_file`) and a build thread count."""
     if _catalog_is_current(target):
         return target
     # A child process: the build peaks above 1 GB, the server must stay small. It takes the lock (see
     # `build_once`): this process may be killed while it waits, the build goes on and stays the only one.
     done = subprocess.run(
-        [sys.executable, "-m", "idc_mcp.catalog.build", str(target), str(settings.threads)],
+        [sys.executable, "-m", "idc_mcp.catalog.build", str(target), str(threads)],
         capture_output=True,
         text=True,
         check=False,

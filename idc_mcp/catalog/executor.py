@@ -110,8 +110,15 @@ class _Process:
     """One worker process and its connection (a socket pair: the worker inherits one end)."""
 
     def __init__(self, settings: Settings, files: dict[str, Path], address_space_bytes: int) -> None:
+        from idc_mcp.catalog.build import catalog_file
+
         start = {
-            "settings": settings,
+            # What the worker needs to open the catalog, as plain values (it does not import pydantic).
+            "opening": {
+                "catalog": str(catalog_file(settings)),
+                "threads": settings.threads,
+                "memory_limit": settings.memory_limit,
+            },
             "files": {name: str(p) for name, p in files.items()},
             "address_space_bytes": address_space_bytes,
             "threads": MAX_CONCURRENT,

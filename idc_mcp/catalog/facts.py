@@ -263,6 +263,13 @@ def placeholder_dates(catalog: Catalog, table: str, column: str) -> tuple[Placeh
     return found
 
 
+def placeholder_columns(catalog: Catalog) -> set[tuple[str, str]] | None:
+    """(table, column), lower case, of every column with placeholder dates in the preloaded facts; None
+    when the catalog has not preloaded them (every column then has to be looked up)."""
+    preloaded = catalog.preloaded_facts().get("placeholder_dates")
+    return None if preloaded is None else {(r[0], r[1]) for r in preloaded}
+
+
 def null_counts(catalog: Catalog, table: str) -> dict[str, int]:
     """Rows where each column of a bundled table is NULL (empty for a catalog without these facts)."""
     from idc_mcp.catalog.executor import QueryFailed

@@ -1,15 +1,15 @@
 """The query worker: a child process that holds the locked, read-only DuckDB connection and runs queries.
 
 Started by `catalog.executor` as `python -m idc_mcp.catalog.worker FD` (FD: its end of a socket pair).
-It reads its start-up message (the settings, the extra index files) from stdin, caps its own address space
-(`RLIMIT_AS`, so no DuckDB function can take more memory than that, whatever it allocates outside
-DuckDB's `memory_limit`), opens the catalog with the lockdown, reports the table facts, and then runs
-each request on its own thread and cursor. A query is interrupted by a timer after its timeout;
-one that cannot be interrupted is ended by the parent killing this process, which costs only this
-process: the server lives on and starts another worker.
+It reads its start-up message (where the catalog is, its DuckDB settings, the extra index files) from
+stdin, caps its own address space (`RLIMIT_AS`, so no DuckDB function can take more memory than that,
+whatever it allocates outside DuckDB's `memory_limit`), opens the catalog with the lockdown, reports
+the table facts, and then runs each request on its own thread and cursor. A query is interrupted by a
+timer after its timeout; one that cannot be interrupted is ended by the parent killing this process,
+which costs only this process: the server lives on and starts another worker.
 
-Only the standard library, duckdb and the catalog's own ground modules are imported here: the worker
-starts in a fraction of a second and stays small.
+Only the standard library, duckdb and the catalog's own ground modules are imported here (not pydantic:
+the start-up message holds plain values): the worker starts in a fraction of a second and stays small.
 """
 
 from __future__ import annotations
@@ -29,11 +29,10 @@ from typing import Any
 
 import duckdb
 
-from idc_mcp.catalog.build import catalog_file, ensure_catalog_file
+from idc_mcp.catalog.build import ensure_catalog_at
 from idc_mcp.catalog.facts import preload as preload_facts
 from idc_mcp.catalog.sqltext import quote_identifier, sql_literal
 from idc_mcp.child_process import current_rss, exit_with_parent, limit_address_space
-from idc_mcp.config import Settings
 
 log = logging.getLogger("idc_mcp.catalog.worker")
 
@@ -46,13 +45,13 @@ MAX_NESTED_PYTHON_BYTES = 160 * 1024 * 1024
 MAX_CONCURRENT = 8
 
 
-def _config(settings: Settings) -> dict[str, Any]:
+def _config(opening: dict[str, Any]) -> dict[str, Any]:
     """How every query connection starts: no extension loading, capped threads and memory, no spilling."""
     return {
         "autoload_known_extensions": False,
         "autoinstall_known_extensions": False,
-        "threads": settings.threads,
-        "memory_limit": settings.memory_limit,
+        "threads": opening["threads"],
+        "memory_limit": opening["memory_limit"],
         # Never spill: an empty temp_directory means no spill folder at all (DuckDB 1.5 creates
         # `<catalog>.tmp/` on a large query even when max_temp_directory_size is 0B); the size cap
         # stays as a second line for versions that treat '' differently.
@@ -61,10 +60,10 @@ def _config(settings: Settings) -> dict[str, Any]:
     }
 
 
-def open_locked(settings: Settings, files: dict[str, Path]) -> duckdb.DuckDBPyConnection:
+def open_locked(opening: dict[str, Any], files: dict[str, Path]) -> duckdb.DuckDBPyConnection:
     """Open the catalog read-only, attach the extra index files, then lock it down (see README: Security)."""
-    path = ensure_catalog_file(settings)
-    conn = duckdb.connect(str(path), read_only=True, config=_config(settings))
+    path = ensure_catalog_at(Path(opening["catalog"]), opening["threads"])
+    conn = duckdb.connect(str(path), read_only=True, config=_config(opening))
     for name, file in sorted(files.items()):
         try:
             alias = quote_identifier("x_" + name)
@@ -77,7 +76,9 @@ def open_locked(settings: Settings, files: dict[str, Path]) -> duckdb.DuckDBPyCo
     return conn
 
 
-def open_provisional(settings: Settings, files: dict[str, Path], scratch: Path) -> duckdb.DuckDBPyConnection:
+def open_provisional(
+    opening: dict[str, Any], files: dict[str, Path], scratch: Path
+) -> duckdb.DuckDBPyConnection:
     """Until the catalog file is built: views over private copies of the bundled parquet, locked down.
 
     A first-ever start would otherwise wait 7-15 s for the build. DuckDB reads these files itself, so
@@ -86,7 +87,7 @@ def open_provisional(settings: Settings, files: dict[str, Path], scratch: Path) 
     """
     from idc_mcp.catalog.schemas import bundled_tables
 
-    conn = duckdb.connect(":memory:", config=_config(settings))
+    conn = duckdb.connect(":memory:", config=_config(opening))
     allowed = []
     for name, info in bundled_tables().items():
         copy = scratch / f"{name}.parquet"
@@ -329,13 +330,14 @@ def main() -> int:
     exit_with_parent()
     start = pickle.load(sys.stdin.buffer)
     logging.basicConfig(level=start.get("log_level", "WARNING"), stream=sys.stderr)
-    settings: Settings = start["settings"]
+    # Plain values, not the server's Settings: this process never imports pydantic (~20 MiB resident).
+    opening: dict[str, Any] = start["opening"]
     files = {name: Path(p) for name, p in start["files"].items()}
     channel = Connection(int(sys.argv[1]))
-    built = catalog_file(settings).is_file()
+    built = Path(opening["catalog"]).is_file()
     scratch = None if built else Path(tempfile.mkdtemp(prefix="idc-mcp-provisional-"))
     try:
-        conn = open_locked(settings, files) if scratch is None else open_provisional(settings, files, scratch)
+        conn = open_locked(opening, files) if scratch is None else open_provisional(opening, files, scratch)
         facts = load_facts(conn)
         facts["provisional"] = scratch is not None  # answering from the parquet while the file is built
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises it on the next query
@@ -350,7 +352,7 @@ def main() -> int:
             limit_address_space(start["address_space_bytes"])
         channel.send(("ready", facts, current_rss()))
         if scratch is not None:
-            threading.Thread(target=_build_then_report, args=(settings, worker), daemon=True).start()
+            threading.Thread(target=_build_then_report, args=(opening, worker), daemon=True).start()
         worker.serve()
     finally:
         if scratch is not None:
@@ -358,11 +360,11 @@ def main() -> int:
     return 0
 
 
-def _build_then_report(settings: Settings, worker: Worker) -> None:
+def _build_then_report(opening: dict[str, Any], worker: Worker) -> None:
     """Build the catalog file (one thread: the provisional worker answers meanwhile), then tell the
     server, which replaces this worker by one on the file once no query runs."""
     try:
-        ensure_catalog_file(settings.model_copy(update={"threads": 1}))
+        ensure_catalog_at(Path(opening["catalog"]), 1)
     except Exception:  # noqa: BLE001 - the next worker's open retries the build and reports it
         log.exception("building the catalog failed")
     worker.send((0, "built", None, current_rss()))

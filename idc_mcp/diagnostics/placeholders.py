@@ -88,12 +88,20 @@ def query_notes(catalog: Catalog, validated: ValidatedQuery, budget: Budget) -> 
     del budget  # facts only: no query runs
     notes = []
     tree = validated.tree
+    # Only the few date columns with placeholder facts can get a note: look at those alone (most
+    # queries name none, and then nothing else is walked).
+    dated = facts.placeholder_columns(catalog)
+    named = {c.name.lower() for c in tree.find_all(exp.Column)} if dated is None or dated else set()
+    if dated is not None:
+        named = {c for c in named if any((t.lower(), c) in dated for t in validated.tables)}
+    if not named:
+        return notes
     restricted = _collections_named(tree)
     seen: set[str] = set()
     for table in validated.tables:
         for node in tree.find_all(exp.Column):
             column = node.name
-            if column.lower() in seen or not _used(tree, column):
+            if column.lower() not in named or column.lower() in seen or not _used(tree, column):
                 continue
             found = facts.placeholder_dates(catalog, table, column)
             if restricted is not None:
