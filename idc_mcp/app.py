@@ -108,6 +108,29 @@ class IdcServer(MCPServer[AppState]):
         ]
         return await super().list_resources() + cohorts
 
+    async def run_stdio_async(self) -> None:
+        """Serve stdio on the event loop's pipe transports (serve/stdio_pipes.py: no thread hop per line);
+        the SDK's own threads where stdin and stdout are not pipes or sockets."""
+        from mcp.server.stdio import stdio_server
+
+        from idc_mcp.serve import stdio_pipes
+
+        # The one private name used here: MCPServer has no public way to run its lowlevel server on
+        # streams of our own. Without it (a renamed attribute), the SDK's stdio path serves as before.
+        lowlevel = getattr(self, "_lowlevel_server", None)
+        wire = stdio_pipes.claim() if lowlevel is not None else None
+        if wire is None:
+            await super().run_stdio_async()
+            return
+        try:
+            async with (
+                stdio_pipes.streams(wire) as (stdin, stdout),
+                stdio_server(stdin, stdout) as (read_stream, write_stream),
+            ):
+                await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())
+        finally:
+            wire.release()
+
     async def get_prompt(
         self, name: str, arguments: dict[str, Any] | None = None, context: Any = None
     ) -> Any:

@@ -16,19 +16,17 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from idc_mcp.catalog.location import CATALOG_FILE, CATALOG_LAYOUT, catalog_file
 from idc_mcp.catalog.sqltext import quote_identifier, sql_literal
 from idc_mcp.files import atomic_output, file_lock
+
+__all__ = ["CATALOG_FILE", "CATALOG_LAYOUT", "build_catalog_file", "catalog_file", "ensure_catalog_file"]
 
 if TYPE_CHECKING:  # the query worker imports this module: it stays without pydantic (~20 MiB)
     from idc_mcp.config import Settings
 
 log = logging.getLogger(__name__)
 
-# Bumped when the layout of the catalog file changes, so an old cache is rebuilt. The file is written
-# atomically (temp file + rename), so its existence under this name means it is complete.
-CATALOG_LAYOUT = 5  # 2: exact distinct counts per column (catalog.facts); 3: text columns' values too;
-# 4: collections whose dates are placeholders; 5: rows kept in the parquet's order (no re-sort)
-CATALOG_FILE = f"catalog-v{CATALOG_LAYOUT}.duckdb"
 # The files of older layouts are removed once this one is built.
 _LAYOUT_FILE = re.compile(r"catalog-v(\d+)\.duckdb")
 # Rows are kept in the order of the bundled parquet: idc-index-data writes `index` ordered by
@@ -67,11 +65,6 @@ def build_catalog_file(target: Path, threads: int = 2) -> None:
 
 def _catalog_is_current(path: Path) -> bool:
     return path.is_file()
-
-
-def catalog_file(settings: Settings) -> Path:
-    """Where the catalog file of this idc-index-data version is (it exists once built)."""
-    return settings.version_cache_dir / CATALOG_FILE
 
 
 def ensure_catalog_file(settings: Settings) -> Path:

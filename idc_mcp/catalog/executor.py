@@ -33,6 +33,7 @@ from typing import Any
 
 from idc_mcp import child_process
 from idc_mcp.cancellation import cancelled, on_cancel
+from idc_mcp.catalog.location import catalog_file
 from idc_mcp.config import Settings
 from idc_mcp.errors import AssistantError
 
@@ -110,8 +111,6 @@ class _Process:
     """One worker process and its connection (a socket pair: the worker inherits one end)."""
 
     def __init__(self, settings: Settings, files: dict[str, Path], address_space_bytes: int) -> None:
-        from idc_mcp.catalog.build import catalog_file
-
         start = {
             # What the worker needs to open the catalog, as plain values (it does not import pydantic).
             "opening": {
