@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from mcp import Client
 
+from idc_mcp.prepare.plan import check_ratios
 from tests import prepare_fixture as f
 from tests.prepare_mirror import MEASUREMENTS, start_prepare_mirror
 from tests.servers import server_from_environment
@@ -227,6 +228,23 @@ async def test_commercial_true_refuses_non_commercial_series_before_any_download
     text = result.content[0].text
     assert "not licensed for commercial use" in text and "nsclc_radiomics (CC BY-NC 3.0)" in text
     assert not (root / "c").exists()
+
+
+@pytest.mark.parametrize("split", [[0.5, 0.6, 0.1], [70, 15, 10], [0.2, 0.2, 0.2]])
+async def test_split_ratios_that_do_not_sum_to_one_are_refused_not_rescaled(root, catalog, split):
+    # Found trying the tool as a new user: [0.5, 0.6, 0.1] was silently normalised to 42/50/8 %.
+    row = catalog.records("SELECT SeriesInstanceUID FROM index WHERE Modality = 'CT' LIMIT 1")[0]
+    result = await call({"series_uids": [row["SeriesInstanceUID"]], "output_dir": "s", "split": split})
+    assert result.is_error
+    text = result.content[0].text
+    assert f"sum to {sum(split):g}" in text and "must sum to 1 (or to 100 as percentages)" in text
+    assert not (root / "s").exists()
+
+
+def test_ratios_that_sum_to_one_or_to_a_hundred_are_the_same_shares():
+    assert check_ratios((0.7, 0.15, 0.15)) == pytest.approx((0.7, 0.15, 0.15))
+    assert check_ratios((70, 15, 15)) == pytest.approx((0.7, 0.15, 0.15))
+    assert check_ratios((0.333, 0.333, 0.333)) == pytest.approx((1 / 3, 1 / 3, 1 / 3))  # rounding
 
 
 async def test_nnunet_refuses_a_study_without_labels_before_any_work(root, mirror):

@@ -78,13 +78,25 @@ def make_cases(series: list[SeriesPlan]) -> list[Case]:
     return sorted(cases.values(), key=lambda c: (c.collection_id, c.patient_id, c.study_uid))
 
 
+# How far from 1 (or from 100, as percentages) the three ratios may sum: rounding, not a mistake.
+RATIO_SUM_TOLERANCE = 0.01
+
+
 def check_ratios(split: tuple[float, float, float]) -> tuple[float, float, float]:
+    """The (train, validation, test) shares, which must sum to 1, or to 100 as percentages: ratios that
+    sum to anything else are refused, not rescaled (0.5/0.6/0.1 would silently become 42/50/8 %)."""
     if len(split) != 3 or any(r < 0 for r in split) or sum(split) <= 0:
         raise PrepareError(
             f"split must be three non-negative ratios (train, validation, test), e.g. [0.7, 0.15, 0.15], "
             f"not {list(split)!r}."
         )
     total = float(sum(split))
+    if abs(total - 1) > RATIO_SUM_TOLERANCE and abs(total - 100) > 100 * RATIO_SUM_TOLERANCE:
+        scaled = [round(r / total, 3) for r in split]
+        raise PrepareError(
+            f"split ratios {list(split)!r} sum to {total:g}; they must sum to 1 (or to 100 as percentages). "
+            f"Give the shares you mean, e.g. {scaled!r} for these proportions."
+        )
     return (split[0] / total, split[1] / total, split[2] / total)
 
 
