@@ -1,23 +1,38 @@
 """Where one `query` call's time goes, stage by stage, for each kind of everyday query (issue 26).
 
-    .venv/bin/python benchmarks/bench_call_stages.py [--repeats 7] [--set kinds|held_back|both]
+    .venv/bin/python benchmarks/bench_call_stages.py --stdio [--repeats 3] [--set kinds|held_back|both]
+    .venv/bin/python benchmarks/bench_call_stages.py [--repeats 7]          # in memory, one process
 
-One server in this process (`app.create_server`), called through the SDK's in-memory client, so every
-stage a real call goes through runs: the SDK's argument handling, `calls.run_call`'s thread hop,
-validation, the hand-off to the query worker and back, DuckDB in the worker, the conversion of rows,
-the diagnostics done on success, the reply model, the SDK's serialisation and output-schema check, and
-the client's own check of the reply. Each stage is timed by wrapping the function that does it; the
-result cache is emptied before every call, so each call is a first pass.
+Each stage is timed by wrapping the function that does it:
 
-The baseline is a plain DuckDB connection in this process on the same catalog file with the same thread
-count, running the same SQL and fetching all rows: "fixed cost" is what a call costs above it.
+- validate: sqlglot parse, the checks, the regenerated SQL (`tools.query.validate_for`);
+- duckdb: DuckDB in the query worker, execute + fetch (the worker's own clock), for every catalog query
+  of the call (the diagnostics' too); handoff: the rest of `Catalog.execute`, i.e. pickling, the socket
+  pair and the threads on both sides;
+- convert, diagnose, model: rows made JSON-safe and bounded, the diagnostics run on success, the reply;
+- run_call: `calls.run_call` around the work (the thread hop, the progress pump);
+- sdk_out: the SDK's output check and serialisation of the reply (`FuncMetadata.convert_result`);
+- server: all of `IdcServer.call_tool`; with --stdio also transport (the line read to call_tool, and
+  call_tool's end to the reply written) and the client's whole call.
+
+--stdio (what the issue measures) runs the server as a real child over pipes, as an MCP client does; the
+in-memory mode puts client and server in one process (their CPU adds up: slower, but steadier). Every
+call is a first pass for the result cache: `max_rows` changes with each repeat. The first repeat is also
+the first time the server sees the query (cold DuckDB, diagnostics' first look at a column).
+
+The baseline: the same SQL on a plain DuckDB connection to the same catalog file, same thread count,
+first pass in a fresh process (as the server's worker sees it): "above" is what a call costs beyond it.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -32,23 +47,13 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
-from workload import HELD_BACK, KINDS  # noqa: E402
+from workload import HELD_BACK, KINDS, WORKLOAD  # noqa: E402
 
-STAGES = [
-    ("validate", "validation (sqlglot parse, checks, regenerated SQL)"),
-    ("handoff", "hand-off to the worker and back (pickling, socket, threads)"),
-    ("duckdb", "DuckDB in the worker (execute + fetch)"),
-    ("convert", "conversion of rows (JSON-safe, bounded)"),
-    ("diagnose", "diagnostics done on success"),
-    ("model", "the reply model (QueryResult)"),
-    ("run_call", "run_call (thread hop, progress pump)"),
-    ("sdk_out", "SDK: output check + structured and text serialisation"),
-    ("rest", "the rest: protocol, argument checks, client's schema check"),
-]
+STAGES = ["validate", "handoff", "duckdb", "convert", "diagnose", "model", "run_call", "sdk_out"]
 
 
 class Stages:
-    """Wraps the functions a call goes through and adds up their times, per call."""
+    """Wraps the functions a call goes through and adds up their times for the current call."""
 
     def __init__(self) -> None:
         self.times: dict[str, float] = defaultdict(float)
@@ -83,10 +88,11 @@ class Stages:
         setattr(owner, name, timed)
 
 
-def instrument(stages: Stages) -> None:
+def instrument(stages: Stages, records: list[dict[str, Any]]) -> None:
+    """Time every stage of a `query` call; each call's times are appended to `records`."""
     from mcp.server.mcpserver.utilities.func_metadata import FuncMetadata
 
-    from idc_mcp import calls, server
+    from idc_mcp import app, calls, server
     from idc_mcp.catalog.database import Catalog
     from idc_mcp.diagnostics import explain
     from idc_mcp.tools import query as query_mod
@@ -105,97 +111,216 @@ def instrument(stages: Stages) -> None:
     stages.wrap_async(calls, "run_call", "run_call_total")
     server.run_call = calls.run_call  # the tool table imported it by name
     stages.wrap(FuncMetadata, "convert_result", "sdk_out")
+    call_tool = app.IdcServer.call_tool
+
+    async def timed_call(self: Any, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        stages.times.clear()
+        started = time.perf_counter()
+        try:
+            return await call_tool(self, name, arguments, context)
+        finally:
+            record = dict(stages.times)
+            record.update(server=time.perf_counter() - started, entered=started, sql=arguments.get("sql"))
+            record["handoff"] = record.get("execute", 0.0) - record.get("duckdb", 0.0)
+            record["run_call"] = record.get("run_call_total", 0.0) - record.get("work", 0.0)
+            records.append(record)
+
+    app.IdcServer.call_tool = timed_call  # type: ignore[method-assign]
 
 
-def plain_duckdb(threads: int) -> Callable[[str], float]:
-    import duckdb
+def serve_instrumented(out: str) -> None:
+    """The server over stdio, instrumented; its records (and when each line came and each reply went)
+    are written to `out` when it stops."""
+    import atexit
 
+    from idc_mcp.serve import stdio_pipes
+
+    records: list[dict[str, Any]] = []
+    marks: dict[str, list[float]] = {"received": [], "sent": []}
+    instrument(Stages(), records)
+    next_line, flush = stdio_pipes._Lines.__anext__, stdio_pipes._Out.flush
+
+    async def received(self: Any) -> str:
+        line = await next_line(self)
+        marks["received"].append(time.perf_counter())
+        return line
+
+    async def sent(self: Any) -> None:
+        await flush(self)
+        marks["sent"].append(time.perf_counter())
+
+    stdio_pipes._Lines.__anext__ = received  # type: ignore[method-assign]
+    stdio_pipes._Out.flush = sent  # type: ignore[method-assign]
+
+    def dump() -> None:
+        Path(out).write_text(json.dumps({"records": records, "marks": marks}))
+
+    atexit.register(dump)
+    from idc_mcp.cli import main
+
+    main([])
+
+
+_PLAIN_FIRST_PASS = """
+import json, sys, time
+import duckdb
+catalog, threads, warm, sqls = json.loads(sys.stdin.read())
+conn = duckdb.connect(catalog, read_only=True, config={"threads": threads})
+for sql in warm:
+    conn.execute(sql).fetchall()
+out = []
+for sql in sqls:
+    started = time.perf_counter()
+    conn.execute(sql).fetchall()
+    out.append([time.perf_counter() - started])
+for i, sql in enumerate(sqls):
+    started = time.perf_counter()
+    conn.execute(sql).fetchall()
+    out[i].append(time.perf_counter() - started)
+print(json.dumps(out))
+"""
+
+
+def plain_runs(sqls: list[str]) -> list[tuple[float, float]]:
+    """Each query's (first, second) run on a plain DuckDB connection in a fresh process, in this order."""
     from idc_mcp.catalog.build import ensure_catalog_file
     from idc_mcp.config import load_settings
 
-    conn = duckdb.connect(
-        str(ensure_catalog_file(load_settings())), read_only=True, config={"threads": threads}
+    settings = load_settings()
+    payload = [str(ensure_catalog_file(settings)), settings.threads, ["SELECT 1"], sqls]
+    done = subprocess.run(
+        [sys.executable, "-c", _PLAIN_FIRST_PASS],
+        input=json.dumps(payload),
+        capture_output=True,
+        text=True,
+        check=True,
     )
-
-    def run(sql: str) -> float:
-        started = time.perf_counter()
-        conn.execute(sql).fetchall()
-        return time.perf_counter() - started
-
-    return run
+    return [(first, second) for first, second in json.loads(done.stdout)]
 
 
-async def measure(sets: dict[str, dict[str, list[str]]], repeats: int) -> dict[str, Any]:
+def _plan(sets: dict[str, dict[str, list[str]]]) -> list[tuple[str, str, str]]:
+    return [(s, kind, sql) for s, kinds in sets.items() for kind, sqls in kinds.items() for sql in sqls]
+
+
+async def _drive(client: Client, plan: list[tuple[str, str, str]], repeats: int) -> list[dict[str, Any]]:
+    calls = []
+    await client.call_tool("query", {"sql": "SELECT 1 AS warm"})
+    for _, sql in WORKLOAD[:6]:  # what a session usually asked first
+        await client.call_tool("query", {"sql": sql})
+    for repeat in range(repeats):
+        for set_name, kind, sql in plan:
+            started = time.perf_counter()
+            result = await client.call_tool("query", {"sql": sql, "max_rows": 100 - repeat})
+            elapsed = time.perf_counter() - started
+            if result.is_error:
+                raise SystemExit(f"{sql}: {result.content[0]}")
+            calls.append({"set": set_name, "kind": kind, "sql": sql, "repeat": repeat, "client": elapsed})
+    return calls
+
+
+def _join(calls: list[dict[str, Any]], records: list[dict[str, Any]], marks: dict[str, list[float]]) -> None:
+    """Attach each call's server-side record (in order: the plan's calls are the last ones made)."""
+    import bisect
+
+    mine = records[-len(calls) :]
+    received, sent = sorted(marks.get("received", [])), sorted(marks.get("sent", []))
+    for call, record in zip(calls, mine, strict=True):
+        call.update(record)
+        if received and sent:
+            entered, left = record["entered"], record["entered"] + record["server"]
+            call["transport"] = (entered - received[bisect.bisect_right(received, entered) - 1]) + (
+                sent[bisect.bisect_left(sent, left)] - left
+            )
+
+
+async def measure_stdio(plan: list[tuple[str, str, str]], repeats: int) -> list[dict[str, Any]]:
+    from mcp.client.stdio import StdioServerParameters
+
+    with tempfile.TemporaryDirectory(prefix="idc-mcp-stages-") as folder:
+        out = str(Path(folder) / "records.json")
+        params = StdioServerParameters(
+            command=sys.executable,
+            args=[str(Path(__file__).resolve()), "--serve-instrumented", out],
+            env=dict(os.environ),
+            cwd=str(ROOT),
+        )
+        async with Client(params, mode="legacy", read_timeout_seconds=900) as client:
+            calls = await _drive(client, plan, repeats)
+        for _ in range(100):  # the server writes its records as it exits
+            if Path(out).is_file():
+                break
+            await anyio.sleep(0.05)
+        found = json.loads(Path(out).read_text())
+    _join(calls, found["records"], found["marks"])
+    return calls
+
+
+async def measure_in_memory(plan: list[tuple[str, str, str]], repeats: int) -> list[dict[str, Any]]:
     from idc_mcp.app import create_server
     from idc_mcp.config import load_settings
 
-    settings = load_settings()
-    stages = Stages()
-    instrument(stages)
-    server = create_server(settings)
-    plain = plain_duckdb(settings.threads)
-    rows: dict[tuple[str, str], list[dict[str, float]]] = defaultdict(list)
-    async with Client(server) as client:
-        await client.call_tool("query", {"sql": "SELECT 1 AS warm"})
-        catalog = server.state.catalog
-        for _ in range(repeats):
-            for set_name, kinds in sets.items():
-                for kind, queries in kinds.items():
-                    for sql in queries:
-                        catalog.results.clear()
-                        stages.times.clear()
-                        started = time.perf_counter()
-                        result = await client.call_tool("query", {"sql": sql, "max_rows": 100})
-                        total = time.perf_counter() - started
-                        if result.is_error:
-                            raise SystemExit(f"{sql}: {result.content[0]}")
-                        executed = result.structured_content["executed_sql"]
-                        t = dict(stages.times)
-                        t["total"] = total
-                        t["plain"] = plain(executed)
-                        t["plain_caller_sql"] = plain(sql)
-                        t["handoff"] = t.get("execute", 0.0) - t.get("duckdb", 0.0)
-                        t["diagnose"] = t.get("diagnose", 0.0)
-                        t["run_call"] = t.get("run_call_total", 0.0) - t.get("work", 0.0)
-                        t["rest"] = total - t.get("run_call_total", 0.0) - t.get("sdk_out", 0.0)
-                        t["bytes"] = sum(len(c.text) for c in result.content if hasattr(c, "text"))
-                        rows[(set_name, kind)].append(t)
-    return rows
+    records: list[dict[str, Any]] = []
+    instrument(Stages(), records)
+    async with Client(create_server(load_settings())) as client:
+        calls = await _drive(client, plan, repeats)
+    _join(calls, records, {})
+    return calls
+
+
+def report(calls: list[dict[str, Any]], plain: dict[str, tuple[float, float]], stdio: bool) -> None:
+    columns = ["client", "plain", "above", "server"] + (["transport"] if stdio else []) + STAGES
+
+    def base(call: dict[str, Any]) -> float:
+        return plain[call["sql"]][0 if call["repeat"] == 0 else 1]  # first run, or DuckDB warm
+
+    def med(values: list[dict[str, Any]], key: str) -> float:
+        if key == "plain":
+            return statistics.median(base(v) for v in values) * 1000
+        if key == "above":
+            return statistics.median(v["client"] - base(v) for v in values) * 1000
+        return statistics.median(v.get(key, 0.0) for v in values) * 1000
+
+    for label, chosen in (("first time seen", [c for c in calls if c["repeat"] == 0]), ("again", calls)):
+        if label == "again":
+            chosen = [c for c in calls if c["repeat"] > 0]
+        if not chosen:
+            continue
+        print(f"\n== {label}: medians in ms ({'stdio' if stdio else 'in memory'}) ==")
+        print(f"{'set / kind':30}" + "".join(f"{c:>10}" for c in columns))
+        groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+        for call in chosen:
+            groups[(call["set"], call["kind"])].append(call)
+        for (set_name, kind), values in groups.items():
+            cells = "".join(f"{med(values, c):>10.2f}" for c in columns)
+            print(f"{set_name[:4] + ' ' + kind:30}{cells}")
+        print(f"{'all':30}" + "".join(f"{med(chosen, c):>10.2f}" for c in columns))
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument(
+        "--stdio", action="store_true", help="the server as a child over pipes (as a client runs it)"
+    )
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--set", choices=["kinds", "held_back", "both"], default="both")
+    parser.add_argument("--serve-instrumented", metavar="OUT", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve_instrumented:
+        serve_instrumented(args.serve_instrumented)
+        return 0
     sets = {"kinds": KINDS, "held_back": HELD_BACK}
     if args.set != "both":
         sets = {args.set: sets[args.set]}
-    rows = anyio.run(measure, sets, args.repeats)
-
-    def med(values: list[dict[str, float]], key: str) -> float:
-        return statistics.median(v.get(key, 0.0) for v in values) * 1000
-
+    plan = _plan(sets)
     print(
-        f"medians over {args.repeats} repeats x the queries of each kind, in ms (first pass: cache emptied)"
+        f"cpus {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}; {len(plan)} queries x {args.repeats}"
     )
-    header = ["total", "plain", "above"] + [s for s, _ in STAGES]
-    print(f"{'set / kind':32}" + "".join(f"{h:>9}" for h in header) + f"{'text B':>9}")
-    for (set_name, kind), values in rows.items():
-        cells = [med(values, "total"), med(values, "plain")]
-        cells.append(statistics.median((v["total"] - v["plain"]) * 1000 for v in values))
-        cells += [med(values, s) for s, _ in STAGES]
-        label = f"{set_name[:4]} {kind}"
-        print(f"{label:32}" + "".join(f"{c:>9.2f}" for c in cells) + f"{med(values, 'bytes') / 1000:>9.0f}")
-    every = [v for values in rows.values() for v in values]
-    print(
-        f"\nall calls: median total {med(every, 'total'):.2f} ms, plain DuckDB {med(every, 'plain'):.2f} ms, "
-        f"above it {statistics.median((v['total'] - v['plain']) * 1000 for v in every):.2f} ms"
-    )
-    for stage, label in STAGES:
-        print(f"  {stage:9} {med(every, stage):7.2f} ms  {label}")
+    calls = anyio.run(measure_stdio if args.stdio else measure_in_memory, plan, args.repeats)
+    runs = plain_runs([sql for _, _, sql in plan])
+    plain = {sql: t for (_, _, sql), t in zip(plan, runs, strict=True)}
+    report(calls, plain, args.stdio)
     return 0
 
 
