@@ -12,6 +12,7 @@ with a `SettingError` naming the variable and what to set instead.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,19 @@ def _setting(
         json_schema_extra=extra,
         **limits,
     )
+
+
+MAX_THREADS = 256
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the system has one): a query running
+    alone uses them all; queries running at once share DuckDB's one pool of that many threads."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # no affinity on this system (macOS, Windows)
+        cores = os.cpu_count() or 1
+    return min(max(1, cores), MAX_THREADS)
 
 
 class SettingError(ValueError):
@@ -142,12 +156,12 @@ class Settings(BaseSettings):
         description="DuckDB's memory limit in the worker, shared by the queries running at once (e.g. 1GB)",
     )
     threads: int = _setting(
-        2,
+        usable_cores,
         env="THREADS",
-        shown_default="2",
-        description="DuckDB threads in the query worker (a whole number)",
+        shown_default="the cores this process may use",
+        description="DuckDB threads in the query worker, shared by the queries running at once",
         ge=1,
-        le=256,
+        le=MAX_THREADS,
     )
     # -- previews
     preview_timeout_s: float = _setting(
