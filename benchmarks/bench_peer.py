@@ -266,6 +266,7 @@ def http_phase(clients: int, calls: int, timeout_s: float) -> dict[str, Any]:
     # All clients are one caller ('anonymous') to the team server's per-caller limits: lift them, the
     # load is the point here. The audit log goes to a temporary file, not the user's cache.
     limits = ["--max-concurrent", str(clients * 2), "--calls-per-minute", str(clients * calls * 10)]
+    limits += ["--max-sessions", str(clients * 2)]  # per token: one caller holds all the sessions here
     proc = subprocess.Popen(
         [sys.executable, "-m", "idc_mcp", "--transport", "streamable-http", "--port", str(port), *limits]
         + ["--audit-log", str(audit)],
@@ -405,32 +406,8 @@ def _verdict(ok: bool) -> str:
     return "met" if ok else "NOT met"
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--peer-command", help="the peer's idc-mcp command (skipped when absent)")
-    parser.add_argument("--starts", type=int, default=3, help="server starts per side, alternating")
-    parser.add_argument("--clients", type=int, default=50)
-    parser.add_argument("--calls", type=int, default=20)
-    parser.add_argument("--http-timeout", type=float, default=20.0, help="query timeout of the HTTP server")
-    parser.add_argument("--skip-first-ever", action="store_true")
-    parser.add_argument("--skip-http", action="store_true")
-    parser.add_argument(
-        "--downloads",
-        type=int,
-        default=0,
-        metavar="ROUNDS",
-        help="also run bench_download.py (ours vs the bare s5cmd binary) with this many rounds",
-    )
-    args = parser.parse_args()
-    peer = args.peer_command
-    if peer and not Path(peer.split()[0]).exists():
-        print(f"peer command not found ({peer}): peer skipped")
-        peer = None
-
-    print(f"cpus {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}; typical queries: {len(TYPICAL)}")
-    compile_ours()
+def stdio_report(args: argparse.Namespace, peer: str | None) -> None:
+    """Over MCP stdio, alternated starts: cold start, the typical queries, memory, the queries by kind."""
     ours_runs: list[dict[str, Any]] = []
     peer_runs: list[dict[str, Any]] = []
     sdk_ours: list[float] = []
@@ -496,6 +473,37 @@ def main() -> int:
     print(f"{'  then check_licenses, describe_table':34} {described:>8.0f} MiB")
 
     kinds_report(ours_runs, peer_runs)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--peer-command", help="the peer's idc-mcp command (skipped when absent)")
+    parser.add_argument("--starts", type=int, default=3, help="server starts per side, alternating")
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--calls", type=int, default=20)
+    parser.add_argument("--http-timeout", type=float, default=20.0, help="query timeout of the HTTP server")
+    parser.add_argument("--skip-first-ever", action="store_true")
+    parser.add_argument("--skip-http", action="store_true")
+    parser.add_argument("--skip-stdio", action="store_true", help="only the first-ever start and HTTP")
+    parser.add_argument(
+        "--downloads",
+        type=int,
+        default=0,
+        metavar="ROUNDS",
+        help="also run bench_download.py (ours vs the bare s5cmd binary) with this many rounds",
+    )
+    args = parser.parse_args()
+    peer = args.peer_command
+    if peer and not Path(peer.split()[0]).exists():
+        print(f"peer command not found ({peer}): peer skipped")
+        peer = None
+
+    print(f"cpus {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}; typical queries: {len(TYPICAL)}")
+    compile_ours()
+    if not args.skip_stdio:
+        stdio_report(args, peer)
 
     if not args.skip_first_ever:
         with tempfile.TemporaryDirectory(prefix="idc-mcp-first-ever-") as empty:
