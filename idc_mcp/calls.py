@@ -39,8 +39,11 @@ from typing import Any, TypeVar, cast
 import anyio
 import anyio.lowlevel
 import anyio.to_thread
+import pydantic_core
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import CallToolResult, TextContent
+from pydantic import BaseModel
 
 from idc_mcp.cancellation import CallCancellation, current_call
 from idc_mcp.catalog.database import Catalog
@@ -66,6 +69,21 @@ class AppState:
     # The preview workers (`preview.runner.PreviewWorkers`), made by `app.create_server`: a preview is
     # drawn in a killable child process under a deadline and a memory cap.
     previews: Any = None
+
+
+def json_reply(model: BaseModel) -> CallToolResult:
+    """A tool's reply from its result model, serialised once: the structured content, and the same
+    JSON, compact, as the text a client shows the model.
+
+    The SDK's own conversion dumps the model twice (indented text, then the structured content) and the
+    indentation is a third of the text: for 100 wide rows that was 0.4 ms and 275 KB on the wire, and
+    tokens the assistant reads (issue 26). A tool returning this declares
+    `-> Annotated[CallToolResult, Model]`, so its output schema stays the model's."""
+    data = model.model_dump(mode="json")
+    return CallToolResult(
+        content=[TextContent(type="text", text=pydantic_core.to_json(data).decode())],
+        structured_content=data,
+    )
 
 
 def app_state(ctx: Context) -> AppState:

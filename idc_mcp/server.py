@@ -18,7 +18,7 @@ from pydantic import Field
 
 from idc_mcp import preview
 from idc_mcp.bigquery import models as bigquery
-from idc_mcp.calls import app_state, run_call
+from idc_mcp.calls import app_state, json_reply, run_call
 from idc_mcp.download import models as dl
 from idc_mcp.indices import common
 from idc_mcp.prepare import models as prep
@@ -91,13 +91,13 @@ async def query(
     sql: Annotated[str, Field(description="one read-only SELECT, DuckDB SQL")],
     ctx: Context,
     max_rows: MaxRows = 100,
-) -> query_mod.QueryResult:
+) -> Annotated[CallToolResult, query_mod.QueryResult]:
     """Run one read-only SQL SELECT (DuckDB) over the IDC tables.
 
     Call it to count, filter or list series (`index`: one row per DICOM series). A wrong name or value,
     or no match, gets `diagnostics` saying what to change.
     """
-    return await run_call(ctx, lambda call: query_mod.run_query(call.catalog, sql, max_rows))
+    return json_reply(await run_call(ctx, lambda call: query_mod.run_query(call.catalog, sql, max_rows)))
 
 
 # ---------------------------------------------------------------- collections and selections

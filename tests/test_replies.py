@@ -363,3 +363,20 @@ def test_compacting_a_schema_drops_its_titles_but_keeps_a_property_named_title()
     assert set(item["properties"]) == {"title", "year"} and item["required"] == ["title"]
     assert item["properties"]["title"] == {"type": ["string", "null"]}
     assert "title" not in schema and "title" not in item and "title" not in item["properties"]["year"]
+
+
+@pytest.mark.anyio
+async def test_a_query_reply_is_serialised_once_and_its_text_has_no_indentation():
+    # Rows were dumped twice (indented text, then the structured content): a third of the text was
+    # indentation, which the assistant reads as tokens and the wire carries (issue 26).
+    sql = "SELECT collection_id, Modality, count(*) AS n FROM index GROUP BY ALL ORDER BY n DESC LIMIT 50"
+    async with Client(server_from_environment()) as client:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+        result = await client.call_tool("query", {"sql": sql})
+    assert not result.is_error and result.structured_content is not None
+    text = result.content[0].text  # type: ignore[union-attr]
+    assert json.loads(text) == result.structured_content  # the same reply, for clients that read text
+    assert "\n" not in text and '": ' not in text  # compact
+    assert len(result.structured_content["rows"]) == 50
+    schema = tools["query"].output_schema  # still declared: clients check the reply against it
+    assert schema is not None and {"columns", "rows", "diagnostics"} <= set(schema["properties"])
