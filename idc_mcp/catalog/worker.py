@@ -57,6 +57,10 @@ def _config(opening: dict[str, Any]) -> dict[str, Any]:
         # stays as a second line for versions that treat '' differently.
         "temp_directory": "",
         "max_temp_directory_size": "0B",
+        # Memory freed by a query goes back to the system while the worker is idle (seconds later),
+        # instead of staying resident at the high-water mark: the worker went from 183 to 134 MiB within
+        # 5 s of the issue 26 kinds (it stayed at 184 without). Queries run back to back keep their peak.
+        "allocator_background_threads": True,
     }
 
 
