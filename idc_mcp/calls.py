@@ -71,13 +71,13 @@ class AppState:
 
 
 def json_reply(model: BaseModel) -> CallToolResult:
-    """A tool's reply from its result model, serialised once: the structured content, and the same
-    JSON, compact, as the text a client shows the model.
+    """A tool's reply from its result model: the structured content, and the same JSON, compact, as the
+    text a client shows the model.
 
-    The SDK's own conversion dumps the model twice (indented text, then the structured content) and the
-    indentation is a third of the text: for 100 wide rows that was 0.4 ms and 275 KB on the wire, and
-    tokens the assistant reads (issue 26). A tool returning this declares
-    `-> Annotated[CallToolResult, Model]`, so its output schema stays the model's."""
+    The SDK's own conversion indents that text: 18-34% of a query reply's text was indentation (a
+    100-row count by collection: 7,881 -> 5,232 bytes), tokens the assistant reads and bytes on the wire
+    (issue 26). A tool returning this declares `-> Annotated[CallToolResult, Model]`, so its output
+    schema stays the model's (the SDK checks the structured content against it)."""
     return CallToolResult(
         content=[TextContent(type="text", text=model.model_dump_json())],
         structured_content=model.model_dump(mode="json"),
