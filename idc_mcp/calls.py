@@ -122,11 +122,14 @@ async def run_call(
     *,
     wait_for_stop: bool = False,
     progress: Callable[[], Update | None] | None = None,
+    reports_progress: bool = True,
 ) -> T:
     """Run `work(call)` in a worker thread and return its result (see the module's docstring).
 
     `progress`: where the runner reads progress instead of `call.report` (e.g. a counter the work's own
     threads update, as the download engine's); None from it means nothing to report yet.
+    `reports_progress=False`: the work never reports progress (a query): the call runs without the task
+    that would send it, 0.15 ms less per call (issue 26); a cancelled call still stops its work.
     """
     state = app_state(ctx)
     call = Call(state.settings, state.catalog)
@@ -177,15 +180,23 @@ async def run_call(
             if not finished:  # this call was cancelled: stop the work (and its catalog queries)
                 cancellation.cancel()
 
-    async with anyio.create_task_group() as group:
-        group.start_soon(pump)
-        await anyio.to_thread.run_sync(run, abandon_on_cancel=not wait_for_stop)
-        finished = True
-        group.cancel_scope.cancel()
-    # A call cancelled while its work wound down: the work's own "stopped" error is not the answer.
-    await anyio.lowlevel.checkpoint_if_cancelled()
-    with anyio.move_on_after(_LAST_REPORT_S, shield=True):
-        await send(read_progress())
+    if not reports_progress and not wait_for_stop:
+        try:
+            await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
+            finished = True
+        finally:
+            if not finished:  # this call was cancelled: stop the work (and its catalog queries)
+                cancellation.cancel()
+    else:
+        async with anyio.create_task_group() as group:
+            group.start_soon(pump)
+            await anyio.to_thread.run_sync(run, abandon_on_cancel=not wait_for_stop)
+            finished = True
+            group.cancel_scope.cancel()
+        # A call cancelled while its work wound down: the work's own "stopped" error is not the answer.
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        with anyio.move_on_after(_LAST_REPORT_S, shield=True):
+            await send(read_progress())
     if failure:
         if isinstance(failure[0], AssistantError):
             raise ToolError(str(failure[0])) from failure[0]

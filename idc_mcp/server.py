@@ -97,7 +97,10 @@ async def query(
     Call it to count, filter or list series (`index`: one row per DICOM series). A wrong name or value,
     or no match, gets `diagnostics` saying what to change.
     """
-    return json_reply(await run_call(ctx, lambda call: query_mod.run_query(call.catalog, sql, max_rows)))
+    result = await run_call(
+        ctx, lambda call: query_mod.run_query(call.catalog, sql, max_rows), reports_progress=False
+    )
+    return json_reply(result)
 
 
 # ---------------------------------------------------------------- collections and selections

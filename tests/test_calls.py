@@ -146,7 +146,10 @@ async def test_a_call_waiting_for_its_work_returns_only_once_the_work_cleaned_up
         assert cleaned_up.is_set() and replies == []
 
 
-async def test_a_call_that_does_not_wait_returns_at_once_and_tells_its_work_to_stop() -> None:
+@pytest.mark.parametrize("reports_progress", [True, False], ids=["with progress", "without (a query)"])
+async def test_a_call_that_does_not_wait_returns_at_once_and_tells_its_work_to_stop(
+    reports_progress: bool,
+) -> None:
     started, release, stopped = threading.Event(), threading.Event(), threading.Event()
 
     def work(call: calls.Call) -> str:
@@ -158,7 +161,7 @@ async def test_a_call_that_does_not_wait_returns_at_once_and_tells_its_work_to_s
 
     async def slow(ctx: Context) -> str:
         """A test tool."""
-        return await calls.run_call(ctx, work)
+        return await calls.run_call(ctx, work, reports_progress=reports_progress)
 
     async with Client(server_with_tool(slow)) as client:
         assert await cancel_once(client, started, "slow", {}) == []
