@@ -123,7 +123,7 @@ def _build_server(args: argparse.Namespace) -> tuple[Any, Any, Any, threading.Th
 def _starting_without_gc() -> Iterator[None]:
     """No garbage collection while the server is imported and built: the SDK, pydantic's models of every
     tool and sqlglot allocate hundreds of thousands of objects, and the collections they triggered were
-    15-20% of a cold start. What was built is then frozen (later collections never scan it again, only
+    15-25% of a cold start. What was built is then frozen (later collections never scan it again, only
     what calls allocate), and collection resumes before the first message is read."""
     gc.disable()
     try:
