@@ -48,43 +48,11 @@ def attack_mirror():
     mirror.server.stop()
 
 
-class TreePeak(ChildPeakRss):
-    """ChildPeakRss that also remembers the preview workers it saw."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.preview_workers: set[int] = set()
-
-    def _run(self) -> None:
-        me = psutil.Process()
-        while not self._stop.wait(0.01):
-            if self._process is None:
-                # The server this test started (not a preview worker an in-process test left running).
-                servers = [p for p in me.children() if p.cmdline()[1:3] == ["-m", "idc_mcp"]]
-                if not servers:
-                    continue
-                self._process = servers[0]
-                self.found.set()
-            try:
-                tree = [self._process, *self._process.children(recursive=True)]
-            except psutil.NoSuchProcess:
-                return
-            total = 0
-            for process in tree:
-                try:
-                    total += process.memory_info().rss
-                    if "preview.worker" in " ".join(process.cmdline()):
-                        self.preview_workers.add(process.pid)
-                except psutil.NoSuchProcess:
-                    continue
-            self.peak = max(self.peak, total)
-
-
 async def preview_on_a_server(mirror, arguments: dict):  # type: ignore[no-untyped-def]
     """The reply of preview_series on a real server process, and the peak memory of its process tree."""
     env = dict(os.environ, IDC_MCP_S3_ENDPOINT_URL=mirror.endpoint)
     server = StdioServerParameters(command=sys.executable, args=["-m", "idc_mcp"], env=env, cwd=str(ROOT))
-    with TreePeak() as sampler, anyio.fail_after(300):
+    with ChildPeakRss() as sampler, anyio.fail_after(300):
         async with Client(server, mode="legacy", read_timeout_seconds=120) as client:
             result = await client.call_tool("preview_series", arguments)
     assert sampler.found.is_set(), "the server process was never seen"
@@ -201,7 +169,7 @@ async def test_deflated_ct_whose_pixel_data_outgrows_its_header_reads_only_its_f
     )
     assert not result.is_error, result.content[0].text
     assert result.structured_content["source_size"] == "256 x 256"
-    assert sampler.preview_workers, "the preview ran outside a preview worker"
+    assert sampler.seen["preview.worker"], "the preview ran outside a preview worker"
 
 
 @pytest.mark.anyio

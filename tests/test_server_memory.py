@@ -26,19 +26,24 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 class ChildPeakRss(PeakRss):
-    """Samples the resident memory of the server this test started: its process and its query worker."""
+    """Samples the resident memory of the server process this test started (`python -m idc_mcp`) and of
+    all its children, and remembers which of its workers it saw (`seen["catalog.worker"]`,
+    `seen["preview.worker"]`: process ids)."""
+
+    ROLES = ("catalog.worker", "preview.worker")
 
     def __init__(self) -> None:
         super().__init__()
         self._process = None  # type: ignore[assignment]
         self.found = threading.Event()
-        self.workers_seen: set[int] = set()
+        self.seen: dict[str, set[int]] = {role: set() for role in self.ROLES}
 
     def _run(self) -> None:
         me = psutil.Process()
         while not self._stop.wait(0.01):
             if self._process is None:
-                servers = [p for p in me.children() if "idc_mcp" in " ".join(p.cmdline())]
+                # The server this test started (not a worker an in-process test left running).
+                servers = [p for p in me.children() if p.cmdline()[1:3] == ["-m", "idc_mcp"]]
                 if not servers:
                     continue
                 self._process = servers[0]
@@ -51,10 +56,12 @@ class ChildPeakRss(PeakRss):
             for process in tree:
                 try:
                     total += process.memory_info().rss
-                    if "catalog.worker" in " ".join(process.cmdline()):
-                        self.workers_seen.add(process.pid)
+                    command = " ".join(process.cmdline())
                 except psutil.NoSuchProcess:
                     continue
+                for role in self.ROLES:
+                    if role in command:
+                        self.seen[role].add(process.pid)
             self.peak = max(self.peak, total)
 
 
@@ -80,6 +87,6 @@ async def test_server_process_memory_stays_under_one_gib_under_the_exhaustion_co
             )
             assert not after.is_error
     assert sampler.found.is_set(), "the server process was never seen"
-    assert sampler.workers_seen, "the query worker was never seen"
+    assert sampler.seen["catalog.worker"], "the query worker was never seen"
     # The whole tree: the server process and its query worker(s), summed at each sample.
     assert 0 < sampler.peak < ONE_GIB, f"server peak RSS under the corpus: {sampler.peak / 2**20:.0f} MiB"
