@@ -12,16 +12,16 @@ from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 from mcp.server.mcpserver import Context
-from mcp.server.mcpserver.utilities.types import Image
-from mcp_types import CallToolResult, TextContent, ToolAnnotations
+from mcp_types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
 from idc_mcp import preview
 from idc_mcp.bigquery import models as bigquery
-from idc_mcp.calls import app_state, json_reply, run_call
+from idc_mcp.calls import json_reply, run_call
 from idc_mcp.download import models as dl
 from idc_mcp.indices import common
 from idc_mcp.prepare import models as prep
+from idc_mcp.preview.reply import preview_reply
 from idc_mcp.serve.read_only import SERVER_CACHE, WRITES
 from idc_mcp.sql.json_values import MaxRows
 from idc_mcp.tools import citations, collections, licenses, manifest, sizes, tables, viewers
@@ -383,27 +383,7 @@ async def preview_series(
     Call this to check that a series is what the user means (anatomy, contrast, quality, the right
     segmentation) before download, or when asked what a series looks like.
     """
-    previews = app_state(ctx).previews  # drawn in a killable worker process: deadline, memory cap
-    made = await run_call(
-        ctx,
-        lambda call: previews.make(
-            call.catalog,
-            call.settings.s3_endpoint_url,
-            call.settings.cache_dir / "previews",
-            series_uid,
-            kind,
-            window,
-            slices,
-            cancel=call.cancel,
-            cohort=cohort,
-            cohort_root=call.settings.download_root,
-        ),  # fmt: skip
-    )
-    image = Image(data=made.image, format=made.mime_type.split("/")[1]).to_image_content()
-    return CallToolResult(
-        content=[image, TextContent(type="text", text=made.summary())],
-        structured_content=made.info.model_dump(mode="json"),
-    )
+    return await preview_reply(ctx, series_uid, kind, window, slices, cohort=cohort)
 
 
 # ---------------------------------------------------------------- specialized indices

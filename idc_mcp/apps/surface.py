@@ -15,13 +15,13 @@ from typing import Annotated
 from mcp.server.apps import APP_MIME_TYPE, Apps, ResourceCsp
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.resources import FileResource
-from mcp.server.mcpserver.utilities.types import Image
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from idc_mcp import preview
 from idc_mcp.apps import explorer
-from idc_mcp.calls import app_state, run_call
+from idc_mcp.calls import run_call
+from idc_mcp.preview.reply import preview_reply
 from idc_mcp.tools.selection import (
     AnalysisResults,
     AnalysisResultsArg,
@@ -152,23 +152,4 @@ async def explorer_image(
     """Called by the explorer app only: one picture of a series (a slice by index or instance, a montage,
     a slide thumbnail or a SEG overlay) from the preview service, with its facts."""
     at: int | str | None = instance if instance is not None else slice_index
-    previews = app_state(ctx).previews  # drawn in a killable worker process: deadline, memory cap
-    made = await run_call(
-        ctx,
-        lambda call: previews.make(
-            call.catalog,
-            call.settings.s3_endpoint_url,
-            call.settings.cache_dir / "previews",
-            series_uid,
-            kind,
-            window,
-            slices,
-            cancel=call.cancel,
-            at=at,
-        ),  # fmt: skip
-    )
-    image = Image(data=made.image, format=made.mime_type.split("/")[1]).to_image_content()
-    return CallToolResult(
-        content=[image, TextContent(type="text", text=made.summary())],
-        structured_content=made.info.model_dump(mode="json"),
-    )
+    return await preview_reply(ctx, series_uid, kind, window, slices, at=at)
