@@ -229,9 +229,9 @@ class Run:
             write_on_grid(array, grid, staged, slope)
             del array
             staged_files.append((suffix, staged))
-        for suffix, staged in staged_files:  # all made: now into place
-            final = outputs.place(self.root, staged, folder / staged.name)
-            made.append(final)
+        finals = self._into_place([staged for _, staged in staged_files], folder)
+        made += finals
+        for (suffix, _), final in zip(staged_files, finals, strict=True):
             files[suffix] = str(final.relative_to(self.output))
         for entry in labels.labels:
             if "file_suffix" in entry:
@@ -284,9 +284,9 @@ class Run:
                     "contours_left_out": roi.skipped,
                 }
             )
-        for entry in rois:  # all made: now into place
-            final = outputs.place(self.root, work / entry["file"], folder / entry["file"])
-            made.append(final)
+        finals = self._into_place([work / entry["file"] for entry in rois], folder)
+        made += finals
+        for entry, final in zip(rois, finals, strict=True):
             entry["file"] = str(final.relative_to(self.output))
         self.notes += masks.notes
         info = {
@@ -298,6 +298,11 @@ class Run:
         }
         made.append(outputs.write_json(self.root, folder / f"{stem}.json", info))
         return made, info
+
+    def _into_place(self, staged: list[Path], folder: Path) -> list[Path]:
+        """The label files made in the work folder, moved into the case folder once every one of them was
+        made: a conversion that fails half-way leaves none of its files in place."""
+        return [outputs.place(self.root, file, folder / file.name) for file in staged]
 
     def _sr(self, s: SeriesPlan) -> dict[str, Any]:
         rows = []
