@@ -192,11 +192,11 @@ async def test_the_viewer_steps_through_slices_and_the_seg_overlay_is_drawn(
         < last.structured_content["shown"][0]["position_mm"]
     )
     assert _pixels(first) != _pixels(last)
-    # The next slice reads its one instance whole and only the headers of the others (each picture is
-    # drawn in a fresh preview worker, so the headers are read again: ranged reads, not whole files).
+    # The next slice reads its one instance and no header: each picture is drawn in a fresh preview
+    # worker, and the server hands it the slices an earlier worker sorted (before, every slider move
+    # read all the series' headers again: 2.2 MB from S3 per move of a 200-slice CT, 756 ms).
     shown_key = last.structured_content["shown"][0]["object_key"]
-    series_bytes = sum(len(ct.objects[k]) for k in ct.objects if k.startswith(shown_key.rsplit("/", 1)[0]))
-    assert len(ct.objects[shown_key]) <= last.structured_content["bytes_fetched"] < series_bytes / 3
+    assert last.structured_content["bytes_fetched"] == len(ct.objects[shown_key])  # that instance alone
     assert beyond.is_error and "has 9 slices" in beyond.content[0].text
     assert seg.structured_content["preview"] == "seg_overlay" and seg.structured_content["segments"]
     assert plain.structured_content["shown"][0]["sop_instance_uid"] == under

@@ -42,6 +42,11 @@ class Memo(Generic[V]):
         with self._lock:
             self._cache.pop(key, None)
 
+    def items(self) -> list[tuple[Hashable, V]]:
+        """A snapshot of the entries, least recently used first."""
+        with self._lock:
+            return list(self._cache.items())
+
     def clear(self) -> None:
         with self._lock:
             self._cache.clear()

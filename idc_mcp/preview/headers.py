@@ -8,7 +8,7 @@ seeking, and the pixel data is never touched.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -219,6 +219,20 @@ def anatomical_order(headers: list[Header]) -> Stack:
 
 # The sorted stacks of the series looked at last (sorting 200 slices takes ~80 ms: once per series).
 SERIES_STACKS: Memo[Stack] = Memo(maxsize=64)
+
+
+def known_stacks() -> list[tuple[Hashable, Stack]]:
+    """The stacks this process sorted, keyed as `read_stack` keys them: a preview worker hands them back
+    with its picture, and the server gives them to the next worker that shows the same series (a worker
+    makes one preview and exits: without them every slider move read all the series' headers again)."""
+    return SERIES_STACKS.items()
+
+
+def remember_stacks(stacks: list[tuple[Hashable, Stack]]) -> None:
+    """Stacks another worker sorted. A key names the endpoint and every object with its size: a series
+    changed in the store since then has other keys and is read again."""
+    for key, stack in stacks:
+        SERIES_STACKS.put(key, stack)
 
 
 def read_stack(store: Store, objects: list[RemoteObject]) -> Stack:

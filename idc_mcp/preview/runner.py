@@ -30,6 +30,7 @@ from typing import Any
 from idc_mcp import child_process
 from idc_mcp.cancellation import cancelled, on_cancel
 from idc_mcp.catalog.database import Catalog
+from idc_mcp.catalog.memo import Memo
 from idc_mcp.preview import bounds
 from idc_mcp.preview.errors import PreviewError
 from idc_mcp.preview.models import DEFAULT_SLICES, Kind, Preview
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 
 WATCH_S = 0.01  # how often a running preview's deadline, memory and cancellation are checked
 ADDRESS_SPACE_FACTOR = 2  # a worker's RLIMIT_AS allowance, as a multiple of the memory cap
+STACKS_BYTES = 16 * 2**20  # sorted slices kept for the next worker, pickled (~100 KB a 200-slice series)
 
 
 class PreviewCancelled(PreviewError):
@@ -67,6 +69,9 @@ class PreviewWorkers:
         self._closed = False  # False for one preview (the command line): no worker started ahead
         self.started = 0  # workers started (tests, benchmarks)
         self.last_pid: int | None = None
+        # Each series' slices as a worker sorted them (pickled by the worker, opaque here), for the next
+        # worker showing it: a slider step then reads one frame, not every header of the series again.
+        self._stacks: Memo[bytes] = Memo(STACKS_BYTES, getsizeof=len)
 
     def make(
         self,
@@ -171,6 +176,7 @@ class PreviewWorkers:
             spare[1].close()
 
     def _run(self, request: Request, lookup: Any, deadline: float, stop: threading.Event) -> tuple:  # type: ignore[type-arg]
+        series = (request.endpoint, request.row.bucket, request.row.crdc_series_uuid)
         job = {
             "row": request.row,
             "endpoint": request.endpoint,
@@ -178,6 +184,7 @@ class PreviewWorkers:
             "window": request.window,
             "slices": request.slices,
             "at": request.at,
+            "stacks": self._stacks.get(series),
         }
         self._endpoint = request.endpoint
         try:
@@ -218,6 +225,8 @@ class PreviewWorkers:
                 elif message[0] == "lookup":
                     conn.send(lookup(message[1]))
                 elif message[0] == "done":
+                    if message[4]:
+                        self._stacks.put(series, message[4])
                     return message[1], message[2], message[3]
                 elif message[0] == "refused":
                     raise PreviewError(message[1])

@@ -41,11 +41,18 @@ def main() -> int:
         channel.send(("lookup", uid))
         return channel.recv()
 
+    from idc_mcp.preview import headers
+
     try:
+        if job.get("stacks"):  # the series' slices as an earlier worker sorted them (`headers.known_stacks`)
+            headers.remember_stacks(pickle.loads(job["stacks"]))
         data, mime, info = render_series(
             job["row"], lookup, job["endpoint"], job["kind"], job["window"], job["slices"], at=job.get("at")
         )
-        reply: tuple[Any, ...] = ("done", data, mime, info)
+        # Handed back as bytes: the server keeps them for the next worker and never unpickles them itself
+        # (it does not load numpy or pydicom).
+        stacks = headers.known_stacks()
+        reply: tuple[Any, ...] = ("done", data, mime, info, pickle.dumps(stacks) if stacks else None)
     except PreviewError as exc:
         reply = ("refused", str(exc))
     except MemoryError:
