@@ -29,9 +29,8 @@ from idc_mcp.diagnostics.empty_result import explain_empty_result
 from idc_mcp.diagnostics.fuzzy import closest, fold, resembles
 from idc_mcp.diagnostics.placeholders import query_notes as placeholder_notes
 from idc_mcp.diagnostics.related_values import related_values_notes
-from idc_mcp.diagnostics.text_formats import explain_mismatch, explain_text_function
+from idc_mcp.diagnostics.text_formats import explain_mismatch, explain_text_function, sample_values
 from idc_mcp.diagnostics.unknown_columns import other_unknown_columns
-from idc_mcp.diagnostics.value_hints import not_null
 from idc_mcp.sql import guard
 
 log = logging.getLogger(__name__)
@@ -223,11 +222,8 @@ def _text_compared_to_number(catalog: Catalog, validated: guard.ValidatedQuery, 
         table = table or (owners[0] if owners else None)
         if table is None:
             continue
-        source = exp.Table(this=exp.to_identifier(table))
-        col = exp.column(column.name, table=table, quoted=True)
-        sample = exp.select(col).from_(source).where(not_null(col))
-        out = budget.run(catalog, sample.distinct().limit(3))
-        examples = ", ".join(exp.Literal.string(str(r[0])).sql() for r in out.rows) if out else ""
+        values = sample_values(catalog, table, column.name, budget)[:3]  # the most common: the same each time
+        examples = ", ".join(exp.Literal.string(str(v)).sql() for v in values)
         like = f"; values look like {examples}" if examples else ""
         return (
             f"{column.name} is text (VARCHAR{like}): compare it with a string, or convert it first, e.g. "

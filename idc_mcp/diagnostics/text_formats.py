@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from sqlglot import exp
 
+from idc_mcp.catalog import facts
 from idc_mcp.catalog.database import Catalog
 from idc_mcp.diagnostics.budget import Budget
 from idc_mcp.sql.guard import ValidatedQuery
@@ -266,6 +267,27 @@ def _owner(catalog: Catalog, tree: exp.Expression, tables: tuple[str, ...], colu
     return None
 
 
+def sample_values(catalog: Catalog, table: str, column: str, budget: Budget) -> list[object]:
+    """Up to SAMPLE_VALUES of a column's values, the most common first (ties by value): the same every
+    time, so a reply shows the same examples. From the catalog's facts when it has them; else one query.
+    (`SELECT DISTINCT ... LIMIT` without an order gave other values at each run: DuckDB's threads.)"""
+    built = facts.text_values(catalog, table, column)
+    if built is not None and built.values:
+        return [value for value, _ in built.values[:SAMPLE_VALUES]]
+    col = exp.column(column, quoted=True)
+    not_null = exp.Not(this=exp.Is(this=col.copy(), expression=exp.Null()))
+    query = (
+        exp.select(col)
+        .from_(exp.Table(this=exp.to_identifier(table)))
+        .where(not_null)
+        .group_by(col.copy())
+        .order_by(exp.Ordered(this=exp.Count(this=exp.Star()), desc=True), col.copy())
+        .limit(SAMPLE_VALUES)
+    )
+    out = budget.run(catalog, query)
+    return [r[0] for r in out.rows] if out else []
+
+
 def explain_mismatch(catalog: Catalog, validated: ValidatedQuery, budget: Budget) -> str | None:
     """For a text column compared with a number or a date (or cast to one) that failed: the column's
     real format with example values, and a corrected expression, run once to check it works."""
@@ -274,11 +296,7 @@ def explain_mismatch(catalog: Catalog, validated: ValidatedQuery, budget: Budget
         table = _owner(catalog, tree, validated.tables, column)
         if table is None:
             continue
-        col = exp.column(column.name, quoted=True)
-        not_null = exp.Not(this=exp.Is(this=col.copy(), expression=exp.Null()))
-        sample = exp.select(col).from_(exp.Table(this=exp.to_identifier(table))).where(not_null)
-        out = budget.run(catalog, sample.distinct().limit(SAMPLE_VALUES))
-        values = [r[0] for r in out.rows] if out else []
+        values = sample_values(catalog, table, column.name, budget)
         found = recognise(values)
         mismatch = repair(node, column, table, found)
         if mismatch is None:
@@ -351,11 +369,7 @@ def explain_text_function(catalog: Catalog, validated: ValidatedQuery, budget: B
         table = _owner(catalog, tree, validated.tables, columns[0])
         if table is None:
             continue
-        col = exp.column(columns[0].name, quoted=True)
-        not_null = exp.Not(this=exp.Is(this=col.copy(), expression=exp.Null()))
-        sample = exp.select(col).from_(exp.Table(this=exp.to_identifier(table))).where(not_null)
-        out = budget.run(catalog, sample.distinct().limit(SAMPLE_VALUES))
-        found = recognise([r[0] for r in out.rows] if out else [])
+        found = recognise(sample_values(catalog, table, columns[0].name, budget))
         if found is None:
             continue
         fixed = tree.copy()
