@@ -30,7 +30,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -47,8 +46,10 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
+from measure import plain_duckdb_runs  # noqa: E402
 from workload import HELD_BACK, KINDS, WORKLOAD  # noqa: E402
 
+WARM = [sql for _, sql in WORKLOAD[:6]]  # the typical queries, asked before the plan
 STAGES = ["validate", "handoff", "duckdb", "convert", "diagnose", "model", "run_call", "sdk_out"]
 
 
@@ -161,43 +162,6 @@ def serve_instrumented(out: str) -> None:
     main([])
 
 
-_PLAIN_FIRST_PASS = """
-import json, sys, time
-import duckdb
-catalog, threads, warm, sqls = json.loads(sys.stdin.read())
-conn = duckdb.connect(catalog, read_only=True, config={"threads": threads})
-for sql in warm:
-    conn.execute(sql).fetchall()
-out = []
-for sql in sqls:
-    started = time.perf_counter()
-    conn.execute(sql).fetchall()
-    out.append([time.perf_counter() - started])
-for i, sql in enumerate(sqls):
-    started = time.perf_counter()
-    conn.execute(sql).fetchall()
-    out[i].append(time.perf_counter() - started)
-print(json.dumps(out))
-"""
-
-
-def plain_runs(sqls: list[str]) -> list[tuple[float, float]]:
-    """Each query's (first, second) run on a plain DuckDB connection in a fresh process, in this order."""
-    from idc_mcp.catalog.build import ensure_catalog_file
-    from idc_mcp.config import load_settings
-
-    settings = load_settings()
-    payload = [str(ensure_catalog_file(settings)), settings.threads, ["SELECT 1"], sqls]
-    done = subprocess.run(
-        [sys.executable, "-c", _PLAIN_FIRST_PASS],
-        input=json.dumps(payload),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return [(first, second) for first, second in json.loads(done.stdout)]
-
-
 def _plan(sets: dict[str, dict[str, list[str]]]) -> list[tuple[str, str, str]]:
     return [(s, kind, sql) for s, kinds in sets.items() for kind, sqls in kinds.items() for sql in sqls]
 
@@ -205,7 +169,7 @@ def _plan(sets: dict[str, dict[str, list[str]]]) -> list[tuple[str, str, str]]:
 async def _drive(client: Client, plan: list[tuple[str, str, str]], repeats: int) -> list[dict[str, Any]]:
     calls = []
     await client.call_tool("query", {"sql": "SELECT 1 AS warm"})
-    for _, sql in WORKLOAD[:6]:  # what a session usually asked first
+    for sql in WARM:  # what a session usually asked first
         await client.call_tool("query", {"sql": sql})
     for repeat in range(repeats):
         for set_name, kind, sql in plan:
@@ -318,7 +282,7 @@ def main() -> int:
         f"cpus {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}; {len(plan)} queries x {args.repeats}"
     )
     calls = anyio.run(measure_stdio if args.stdio else measure_in_memory, plan, args.repeats)
-    runs = plain_runs([sql for _, _, sql in plan])
+    runs = plain_duckdb_runs(WARM, [sql for _, _, sql in plan])  # after what the session ran first
     plain = {sql: t for (_, _, sql), t in zip(plan, runs, strict=True)}
     report(calls, plain, args.stdio)
     return 0

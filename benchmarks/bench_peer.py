@@ -21,7 +21,6 @@ throughput against the bare s5cmd binary on a local S3 mirror (the peer has no d
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import socket
@@ -42,7 +41,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from measure import MIB, OutOfProcessSampler, TreeSampler  # noqa: E402
+from measure import MIB, OutOfProcessSampler, TreeSampler, plain_duckdb_runs  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
 from workload import HELD_BACK, KIND_NAMES, KINDS, WORKLOAD  # noqa: E402
@@ -303,39 +302,11 @@ def http_phase(clients: int, calls: int, timeout_s: float) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- queries by kind (issue 26)
-_PLAIN_FIRST_PASS = """
-import json, sys, time
-import duckdb
-catalog, threads, warm, sqls = json.loads(sys.stdin.read())
-conn = duckdb.connect(catalog, read_only=True, config={"threads": threads})
-for sql in warm:
-    conn.execute(sql).fetchall()
-out = []
-for sql in sqls:
-    started = time.perf_counter()
-    conn.execute(sql).fetchall()
-    out.append(time.perf_counter() - started)
-print(json.dumps(out))
-"""
-
-
 def plain_duckdb_s(sqls: list[str], starts: int) -> list[float]:
-    """Each query on a plain DuckDB connection to our catalog file with our thread count (execute + fetch
-    all rows), in a fresh process per start and in the order a server session sees them (the typical
-    queries first): the same first pass a server makes, with nothing around it. Median over `starts`."""
-    settings = load_settings()
-    payload = [str(ensure_catalog_file(settings)), settings.threads, [sql for _, sql in TYPICAL], sqls]
-    runs = []
-    for _ in range(starts):
-        done = subprocess.run(
-            [sys.executable, "-c", _PLAIN_FIRST_PASS],
-            input=json.dumps(payload),
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        runs.append(json.loads(done.stdout))
-    return [statistics.median(run[i] for run in runs) for i in range(len(sqls))]
+    """Each query's first run on a plain DuckDB connection (`measure.plain_duckdb_runs`), in a fresh
+    process per start and after the typical queries, as a server session meets it. Median over `starts`."""
+    runs = [plain_duckdb_runs([sql for _, sql in TYPICAL], sqls) for _ in range(starts)]
+    return [statistics.median(run[i][0] for run in runs) for i in range(len(sqls))]
 
 
 def kinds_report(ours_runs: list[dict[str, Any]], peer_runs: list[dict[str, Any]]) -> None:

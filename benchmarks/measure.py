@@ -131,6 +131,45 @@ class OutOfProcessSampler:
         self._proc.wait(30)
 
 
+_PLAIN_RUNS = """
+import json, sys, time
+import duckdb
+catalog, threads, warm, sqls = json.loads(sys.stdin.read())
+conn = duckdb.connect(catalog, read_only=True, config={"threads": threads})
+for sql in warm:
+    conn.execute(sql).fetchall()
+out = [[], []]
+for runs in out:
+    for sql in sqls:
+        started = time.perf_counter()
+        conn.execute(sql).fetchall()
+        runs.append(time.perf_counter() - started)
+print(json.dumps(out))
+"""
+
+
+def plain_duckdb_runs(warm: list[str], sqls: list[str]) -> list[tuple[float, float]]:
+    """Each of `sqls` on a plain DuckDB connection to our catalog file with our thread count (execute +
+    fetch all rows), in a fresh process, after `warm` (what a server session ran before them): its first
+    run, as a server's first pass meets it, and its second, DuckDB warm. The floor under any answer."""
+    import json
+
+    from idc_mcp.catalog.build import ensure_catalog_file
+    from idc_mcp.config import load_settings
+
+    settings = load_settings()
+    payload = [str(ensure_catalog_file(settings)), settings.threads, warm, sqls]
+    done = subprocess.run(
+        [sys.executable, "-c", _PLAIN_RUNS],
+        input=json.dumps(payload),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    first, second = json.loads(done.stdout)
+    return list(zip(first, second, strict=True))
+
+
 class InProcess:
     """run_query in this process, timing guard.validate and each catalog.execute inside it."""
 
