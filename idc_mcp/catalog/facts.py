@@ -177,10 +177,9 @@ _PRELOAD_TEXT = (
     f'SELECT lower(table_name), lower(column_name), identifier_like, distinct_count, "values", counts '
     f'FROM {TEXT_COLUMNS} WHERE NOT identifier_like AND len("values") >= distinct_count'
 )
-_PLACEHOLDER_COLUMNS = "collection_id, dated_rows, patients, day, day_rows, first_year, last_year, dates"
 _PRELOAD_PLACEHOLDERS = (
-    f"SELECT lower(table_name), lower(column_name), {_PLACEHOLDER_COLUMNS} FROM {PLACEHOLDER_DATES} "
-    "ORDER BY dated_rows DESC, collection_id"
+    "SELECT lower(table_name), lower(column_name), collection_id, dated_rows, patients, day, day_rows, "
+    f"first_year, last_year, dates FROM {PLACEHOLDER_DATES} ORDER BY dated_rows DESC, collection_id"
 )
 
 
@@ -239,35 +238,22 @@ _PLACEHOLDERS: Memo[tuple[PlaceholderDates, ...]] = Memo(maxsize=128)
 
 
 def placeholder_dates(catalog: Catalog, table: str, column: str) -> tuple[PlaceholderDates, ...]:
-    """The collections whose `column` of `table` holds placeholder dates, most rows first (none for a
-    catalog without these facts). One query on first use, then kept."""
-    from idc_mcp.catalog.executor import QueryFailed  # here: the query worker imports this module too
-
+    """The collections whose `column` of `table` holds placeholder dates, most rows first: from the facts
+    the worker preloaded (none for a catalog without these facts, e.g. the parquet views of a first-ever
+    start, which have no facts schema to read them from)."""
     key = (catalog.cache_key, table.lower(), column.lower())
     found = _PLACEHOLDERS.get(key)
     if found is None:
-        preloaded = catalog.preloaded_facts().get("placeholder_dates")
-        if preloaded is not None:
-            rows = [r[2:] for r in preloaded if r[0] == table.lower() and r[1] == column.lower()]
-        else:
-            try:
-                rows = catalog.execute(
-                    f"SELECT {_PLACEHOLDER_COLUMNS} FROM {PLACEHOLDER_DATES} "
-                    f"WHERE lower(table_name) = {sql_literal(table.lower())} "
-                    f"AND lower(column_name) = {sql_literal(column.lower())} ORDER BY dated_rows DESC, 1"
-                ).rows
-            except QueryFailed:  # a catalog without these facts
-                rows = []
+        preloaded = catalog.preloaded_facts().get("placeholder_dates", ())
+        rows = [r[2:] for r in preloaded if r[0] == table.lower() and r[1] == column.lower()]
         found = tuple(PlaceholderDates(*row) for row in rows)
         _PLACEHOLDERS.put(key, found)
     return found
 
 
-def placeholder_columns(catalog: Catalog) -> set[tuple[str, str]] | None:
-    """(table, column), lower case, of every column with placeholder dates in the preloaded facts; None
-    when the catalog has not preloaded them (every column then has to be looked up)."""
-    preloaded = catalog.preloaded_facts().get("placeholder_dates")
-    return None if preloaded is None else {(r[0], r[1]) for r in preloaded}
+def placeholder_columns(catalog: Catalog) -> set[tuple[str, str]]:
+    """(table, column), lower case, of every column with placeholder dates."""
+    return {(r[0], r[1]) for r in catalog.preloaded_facts().get("placeholder_dates", ())}
 
 
 def null_counts(catalog: Catalog, table: str) -> dict[str, int]:

@@ -91,9 +91,10 @@ def query_notes(catalog: Catalog, validated: ValidatedQuery, budget: Budget) -> 
     # Only the few date columns with placeholder facts can get a note: look at those alone (most
     # queries name none, and then nothing else is walked).
     dated = facts.placeholder_columns(catalog)
-    named = {c.name.lower() for c in tree.find_all(exp.Column)} if dated is None or dated else set()
-    if dated is not None:
-        named = {c for c in named if any((t.lower(), c) in dated for t in validated.tables)}
+    if not dated:
+        return notes
+    named = {c.name.lower() for c in tree.find_all(exp.Column)}
+    named = {c for c in named if any((t.lower(), c) in dated for t in validated.tables)}
     if not named:
         return notes
     restricted = _collections_named(tree)
